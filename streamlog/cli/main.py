@@ -1,0 +1,24 @@
+"""The ``streamlog`` command. Subcommands import what they need when they run, so that
+``streamlog --help`` stays fast."""
+
+from __future__ import annotations
+
+import click
+
+from streamlog import __version__
+from streamlog.cli.dump_log import dump_log
+
+__all__ = ["main", "cli"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamlog")
+def cli() -> None:
+    """streamlog: stream processing on a bundled, Kafka-compatible log."""
+
+
+cli.add_command(dump_log)
+
+
+def main() -> None:
+    cli(prog_name="streamlog")

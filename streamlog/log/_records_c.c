@@ -1,0 +1,948 @@
+/*
+ * The per-record loops of the RecordBatch v2 codec, in C.
+ *
+ * A drop-in for streamlog/log/_records_py.py: the same three functions, arguments,
+ * results and exceptions (the tests compare the two on fuzzed input). Batch framing
+ * (header, CRC, compression) stays in records.py; this file only turns a records
+ * section into Record objects and back, which is where the time goes.
+ *
+ * Safety rules this file keeps:
+ *   - every read of input is bounded by the end of the current record (or, for the
+ *     record length, of the section) before it happens;
+ *   - input buffers are held through the buffer protocol for the whole call, so a
+ *     bytearray cannot be resized and a memoryview cannot be released under us;
+ *   - sequences given to the encoders are turned into tuples first (a no-op for
+ *     tuples), so Python code that runs during the call (a __buffer__ method, a
+ *     finaliser run by the GC) cannot change the length of what we iterate;
+ *   - every reference taken is released on every path; nothing borrowed is released.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#define MIN_RECORD_SIZE 7 /* length, attributes, ts delta, offset delta, key, value, header count */
+
+typedef struct {
+    PyObject *corrupt_error;  /* streamlog.log.errors.CorruptRecordError */
+    PyObject *invalid_error;  /* streamlog.log.errors.InvalidRecordError */
+    PyObject *record_type;    /* streamlog.log._records_py.Record, a tuple subclass */
+} module_state;
+
+static inline module_state *
+get_state(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------ varint reading */
+
+/* Return 0 and advance *pp on success, -1 if the input ends first, -2 if the varint is
+ * longer than 5 bytes or wider than 32 bits. */
+static inline int
+read_varint(const uint8_t **pp, const uint8_t *end, int32_t *out)
+{
+    const uint8_t *p = *pp;
+    uint32_t u = 0;
+    int shift;
+    for (shift = 0; shift <= 28; shift += 7) {
+        uint8_t b;
+        if (p >= end) {
+            return -1;
+        }
+        b = *p++;
+        if (shift == 28 && b > 0x0F) {
+            return -2;
+        }
+        u |= (uint32_t)(b & 0x7F) << shift;
+        if (b < 0x80) {
+            *pp = p;
+            *out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
+            return 0;
+        }
+    }
+    return -2; /* not reached: the 5th byte either ends the varint or fails above */
+}
+
+/* As read_varint, for varlongs: at most 10 bytes, 64 bits. */
+static inline int
+read_varlong(const uint8_t **pp, const uint8_t *end, int64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t u = 0;
+    int shift;
+    for (shift = 0; shift <= 63; shift += 7) {
+        uint8_t b;
+        if (p >= end) {
+            return -1;
+        }
+        b = *p++;
+        if (shift == 63 && b > 0x01) {
+            return -2;
+        }
+        u |= (uint64_t)(b & 0x7F) << shift;
+        if (b < 0x80) {
+            *pp = p;
+            *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+            return 0;
+        }
+    }
+    return -2;
+}
+
+/* ------------------------------------------------------------------------- decoding */
+
+/* Raise CorruptRecordError for record `index`; always returns NULL. */
+static PyObject *
+corrupt(module_state *st, Py_ssize_t index, const char *what)
+{
+    PyErr_Format(st->corrupt_error, "record %zd: %s", index, what);
+    return NULL;
+}
+
+static const char *
+varint_problem(int rc)
+{
+    return rc == -1 ? "truncated varint" : "varint too long or too wide";
+}
+
+/* A nullable byte string: length -1 is None; anything else negative, or past `end`, is
+ * corrupt. Returns a new reference, or NULL with `*problem` set (or an exception set if
+ * allocation failed and *problem is NULL). */
+static PyObject *
+read_nullable_bytes(const uint8_t **pp, const uint8_t *end, const char **problem)
+{
+    int32_t n;
+    int rc = read_varint(pp, end, &n);
+    PyObject *result;
+    if (rc != 0) {
+        *problem = varint_problem(rc);
+        return NULL;
+    }
+    if (n == -1) {
+        Py_RETURN_NONE;
+    }
+    if (n < 0) {
+        *problem = "negative length";
+        return NULL;
+    }
+    if (n > end - *pp) {
+        *problem = "key, value or header overruns its record";
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize((const char *)*pp, n);
+    if (result != NULL) {
+        *pp += n;
+    }
+    return result;
+}
+
+static PyObject *
+read_headers(module_state *st, Py_ssize_t index, const uint8_t **pp, const uint8_t *end)
+{
+    int32_t count, i;
+    const char *problem = NULL;
+    PyObject *headers;
+    int rc = read_varint(pp, end, &count);
+    if (rc != 0) {
+        return corrupt(st, index, varint_problem(rc));
+    }
+    if (count == 0) {
+        return PyTuple_New(0);
+    }
+    /* Each header takes at least two bytes (key length and value length). */
+    if (count < 0 || count > (end - *pp) / 2) {
+        return corrupt(st, index, "header count is negative or larger than the record");
+    }
+    headers = PyTuple_New(count);
+    if (headers == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < count; i++) {
+        int32_t n;
+        PyObject *name, *value, *pair;
+        rc = read_varint(pp, end, &n);
+        if (rc != 0) {
+            Py_DECREF(headers);
+            return corrupt(st, index, varint_problem(rc));
+        }
+        if (n < 0 || n > end - *pp) {
+            Py_DECREF(headers);
+            return corrupt(st, index, "header key length is negative or overruns its record");
+        }
+        name = PyUnicode_DecodeUTF8((const char *)*pp, n, "strict");
+        if (name == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                Py_DECREF(headers);
+                return corrupt(st, index, "header key is not UTF-8");
+            }
+            Py_DECREF(headers);
+            return NULL;
+        }
+        *pp += n;
+        value = read_nullable_bytes(pp, end, &problem);
+        if (value == NULL) {
+            Py_DECREF(name);
+            Py_DECREF(headers);
+            return problem ? corrupt(st, index, problem) : NULL;
+        }
+        pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(name);
+            Py_DECREF(value);
+            Py_DECREF(headers);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pair, 0, name);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyTuple_SET_ITEM(headers, i, pair);
+    }
+    return headers;
+}
+
+/* A Record (a tuple subclass) holding the five given references, which it steals, even
+ * on failure. Built the way tuple.__new__(Record, items) builds it, minus the call. */
+static PyObject *
+make_record(module_state *st, PyObject *offset, PyObject *timestamp, PyObject *key,
+            PyObject *value, PyObject *headers)
+{
+    PyObject *items, *args, *record;
+    items = PyTuple_New(5);
+    if (items == NULL) {
+        Py_DECREF(offset);
+        Py_DECREF(timestamp);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        Py_DECREF(headers);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(items, 0, offset);
+    PyTuple_SET_ITEM(items, 1, timestamp);
+    PyTuple_SET_ITEM(items, 2, key);
+    PyTuple_SET_ITEM(items, 3, value);
+    PyTuple_SET_ITEM(items, 4, headers);
+    args = PyTuple_New(1);
+    if (args == NULL) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(args, 0, items);
+    record = PyTuple_Type.tp_new((PyTypeObject *)st->record_type, args, NULL);
+    Py_DECREF(args);
+    return record;
+}
+
+PyDoc_STRVAR(decode_records_doc,
+"decode_records(buf, start, end, count, base_offset, base_timestamp, append_time)\n"
+"--\n\n"
+"Decode `count` records from buf[start:end], which they must fill exactly.");
+
+static PyObject *
+decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = get_state(module);
+    Py_buffer view;
+    Py_ssize_t start, end, count, i;
+    long long base_offset, base_timestamp, append_time = 0;
+    int has_append_time;
+    const uint8_t *p, *limit;
+    PyObject *records = NULL;
+
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "decode_records() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    end = PyLong_AsSsize_t(args[2]);
+    count = PyLong_AsSsize_t(args[3]);
+    base_offset = PyLong_AsLongLong(args[4]);
+    base_timestamp = PyLong_AsLongLong(args[5]);
+    has_append_time = args[6] != Py_None;
+    if (has_append_time) {
+        append_time = PyLong_AsLongLong(args[6]);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || end < start || end > view.len || count < 0) {
+        PyErr_Format(PyExc_ValueError, "bad records span [%zd, %zd) or count %zd",
+                     start, end, count);
+        goto error;
+    }
+    p = (const uint8_t *)view.buf + start;
+    limit = (const uint8_t *)view.buf + end;
+    if (count > (end - start) / MIN_RECORD_SIZE) {
+        PyErr_Format(st->corrupt_error, "%zd records cannot fit in %zd bytes",
+                     count, end - start);
+        goto error;
+    }
+    records = PyList_New(count);
+    if (records == NULL) {
+        goto error;
+    }
+    for (i = 0; i < count; i++) {
+        int32_t length, offset_delta;
+        int64_t ts_delta, offset, timestamp;
+        const uint8_t *record_end;
+        const char *problem = NULL;
+        PyObject *key, *value, *headers, *py_offset, *py_timestamp, *record;
+        int rc = read_varint(&p, limit, &length);
+        if (rc != 0) {
+            corrupt(st, i, varint_problem(rc));
+            goto error;
+        }
+        if (length < 0 || length > limit - p) {
+            corrupt(st, i, "record length is negative or overruns the batch");
+            goto error;
+        }
+        record_end = p + length;
+        if (p >= record_end) {
+            corrupt(st, i, "record is truncated");
+            goto error;
+        }
+        p++; /* attributes: unused */
+        if ((rc = read_varlong(&p, record_end, &ts_delta)) != 0
+            || (rc = read_varint(&p, record_end, &offset_delta)) != 0) {
+            corrupt(st, i, varint_problem(rc));
+            goto error;
+        }
+        key = read_nullable_bytes(&p, record_end, &problem);
+        if (key == NULL) {
+            if (problem) {
+                corrupt(st, i, problem);
+            }
+            goto error;
+        }
+        value = read_nullable_bytes(&p, record_end, &problem);
+        if (value == NULL) {
+            Py_DECREF(key);
+            if (problem) {
+                corrupt(st, i, problem);
+            }
+            goto error;
+        }
+        headers = read_headers(st, i, &p, record_end);
+        if (headers == NULL) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            goto error;
+        }
+        if (p != record_end) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            Py_DECREF(headers);
+            corrupt(st, i, "record fields do not fill its declared length");
+            goto error;
+        }
+        if (has_append_time) {
+            timestamp = append_time;
+        }
+        else if (__builtin_add_overflow(base_timestamp, ts_delta, &timestamp)) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            Py_DECREF(headers);
+            corrupt(st, i, "record offset or timestamp overflows int64");
+            goto error;
+        }
+        if (__builtin_add_overflow(base_offset, (int64_t)offset_delta, &offset)) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            Py_DECREF(headers);
+            corrupt(st, i, "record offset or timestamp overflows int64");
+            goto error;
+        }
+        py_offset = PyLong_FromLongLong(offset);
+        py_timestamp = PyLong_FromLongLong(timestamp);
+        if (py_offset == NULL || py_timestamp == NULL) {
+            Py_XDECREF(py_offset);
+            Py_XDECREF(py_timestamp);
+            Py_DECREF(key);
+            Py_DECREF(value);
+            Py_DECREF(headers);
+            goto error;
+        }
+        record = make_record(st, py_offset, py_timestamp, key, value, headers);
+        if (record == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(records, i, record);
+    }
+    if (p != limit) {
+        PyErr_Format(st->corrupt_error, "%zd bytes follow the last of %zd records",
+                     (Py_ssize_t)(limit - p), count);
+        goto error;
+    }
+    PyBuffer_Release(&view);
+    return records;
+
+error:
+    /* A list with unset (NULL) slots is safe to release. */
+    Py_XDECREF(records);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- encoding */
+
+typedef struct {
+    uint8_t *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} wbuf;
+
+static int
+wb_reserve(wbuf *b, Py_ssize_t extra)
+{
+    Py_ssize_t need, cap;
+    uint8_t *data;
+    if (extra <= b->cap - b->len) {
+        return 0;
+    }
+    if (extra > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    need = b->len + extra;
+    cap = b->cap < 4096 ? 4096 : b->cap;
+    while (cap < need) {
+        cap *= 2;
+    }
+    data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+/* Write zigzag(v) as a varint at p (room for 10 bytes needed); return bytes written. */
+static inline int
+put_varlong(uint8_t *p, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    int n = 0;
+    while (z >= 0x80) {
+        p[n++] = (uint8_t)(z | 0x80);
+        z >>= 7;
+    }
+    p[n++] = (uint8_t)z;
+    return n;
+}
+
+/* A key, value or header value: None, or any C-contiguous buffer. */
+typedef struct {
+    const char *ptr;
+    Py_ssize_t len; /* -1 for None */
+    Py_buffer view;
+    int has_view;
+} bytes_arg;
+
+static int
+get_bytes_arg(PyObject *obj, bytes_arg *a, const char *what)
+{
+    a->has_view = 0;
+    if (obj == Py_None) {
+        a->ptr = NULL;
+        a->len = -1;
+        return 0;
+    }
+    if (PyBytes_Check(obj)) {
+        a->ptr = PyBytes_AS_STRING(obj);
+        a->len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, &a->view, PyBUF_SIMPLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s must be bytes-like or None, not %.100s",
+                         what, Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    a->has_view = 1;
+    a->ptr = a->view.buf;
+    a->len = a->view.len;
+    return 0;
+}
+
+static void
+release_bytes_arg(bytes_arg *a)
+{
+    if (a->has_view) {
+        PyBuffer_Release(&a->view);
+        a->has_view = 0;
+    }
+}
+
+/* Append a nullable byte string (length varint, bytes). */
+static int
+put_bytes_arg(module_state *st, wbuf *b, const bytes_arg *a)
+{
+    if (a->len > INT32_MAX) {
+        PyErr_SetString(st->invalid_error, "a key, value or header is larger than 2 GiB");
+        return -1;
+    }
+    if (wb_reserve(b, 5 + (a->len > 0 ? a->len : 0)) < 0) {
+        return -1;
+    }
+    b->len += put_varlong(b->data + b->len, a->len);
+    if (a->len > 0) {
+        memcpy(b->data + b->len, a->ptr, (size_t)a->len);
+        b->len += a->len;
+    }
+    return 0;
+}
+
+/* `obj` as a tuple of exactly `size` items (new reference): tuples (and subclasses such
+ * as Record) are used as they are, lists copied; anything else is a TypeError. */
+static PyObject *
+as_fields(PyObject *obj, Py_ssize_t size, const char *what)
+{
+    PyObject *t;
+    if (PyTuple_Check(obj)) {
+        Py_INCREF(obj);
+        t = obj;
+    }
+    else if (PyList_Check(obj)) {
+        t = PyList_AsTuple(obj);
+        if (t == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple, not %.100s", what,
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    if (size >= 0 && PyTuple_GET_SIZE(t) != size) {
+        PyErr_Format(PyExc_TypeError, "%s must have %zd fields, not %zd", what, size,
+                     PyTuple_GET_SIZE(t));
+        Py_DECREF(t);
+        return NULL;
+    }
+    return t;
+}
+
+static int
+get_int64(module_state *st, PyObject *obj, const char *what, int64_t *out)
+{
+    int overflow;
+    long long v;
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow) {
+        PyErr_Format(st->invalid_error, "%s does not fit in int64", what);
+        return -1;
+    }
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+put_headers(module_state *st, wbuf *b, PyObject *headers_obj)
+{
+    PyObject *headers;
+    Py_ssize_t i, n;
+    if (headers_obj == Py_None) {
+        if (wb_reserve(b, 1) < 0) {
+            return -1;
+        }
+        b->data[b->len++] = 0;
+        return 0;
+    }
+    if (!PyTuple_Check(headers_obj) && !PyList_Check(headers_obj)) {
+        PyErr_Format(PyExc_TypeError, "headers must be a tuple or list, not %.100s",
+                     Py_TYPE(headers_obj)->tp_name);
+        return -1;
+    }
+    headers = as_fields(headers_obj, -1, "headers");
+    if (headers == NULL) {
+        return -1;
+    }
+    n = PyTuple_GET_SIZE(headers);
+    if (wb_reserve(b, 5) < 0) {
+        goto error;
+    }
+    b->len += put_varlong(b->data + b->len, n);
+    for (i = 0; i < n; i++) {
+        PyObject *pair, *name;
+        const char *utf8;
+        Py_ssize_t utf8_len;
+        bytes_arg value;
+        pair = as_fields(PyTuple_GET_ITEM(headers, i), 2, "a header");
+        if (pair == NULL) {
+            goto error;
+        }
+        name = PyTuple_GET_ITEM(pair, 0);
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "header key must be a str, not %.100s",
+                         Py_TYPE(name)->tp_name);
+            Py_DECREF(pair);
+            goto error;
+        }
+        utf8 = PyUnicode_AsUTF8AndSize(name, &utf8_len);
+        if (utf8 == NULL) {
+            Py_DECREF(pair);
+            goto error;
+        }
+        if (utf8_len > INT32_MAX) {
+            PyErr_SetString(st->invalid_error, "a header key is larger than 2 GiB");
+            Py_DECREF(pair);
+            goto error;
+        }
+        if (wb_reserve(b, 5 + utf8_len) < 0) {
+            Py_DECREF(pair);
+            goto error;
+        }
+        b->len += put_varlong(b->data + b->len, utf8_len);
+        memcpy(b->data + b->len, utf8, (size_t)utf8_len);
+        b->len += utf8_len;
+        if (get_bytes_arg(PyTuple_GET_ITEM(pair, 1), &value, "header value") < 0) {
+            Py_DECREF(pair);
+            goto error;
+        }
+        if (put_bytes_arg(st, b, &value) < 0) {
+            release_bytes_arg(&value);
+            Py_DECREF(pair);
+            goto error;
+        }
+        release_bytes_arg(&value);
+        Py_DECREF(pair);
+    }
+    Py_DECREF(headers);
+    return 0;
+
+error:
+    Py_DECREF(headers);
+    return -1;
+}
+
+/* Append one record: length varint, then its body. The body is written 5 bytes after
+ * the start (room for the largest length varint) and moved back once its size is known,
+ * so each record is walked once. */
+static int
+put_record(module_state *st, wbuf *b, int64_t ts_delta, int32_t offset_delta,
+           PyObject *key_obj, PyObject *value_obj, PyObject *headers_obj)
+{
+    Py_ssize_t record_start = b->len, body_start, body_len;
+    uint8_t prefix[5];
+    int prefix_len;
+    bytes_arg key, value;
+
+    if (get_bytes_arg(key_obj, &key, "key") < 0) {
+        return -1;
+    }
+    if (get_bytes_arg(value_obj, &value, "value") < 0) {
+        release_bytes_arg(&key);
+        return -1;
+    }
+    if (wb_reserve(b, 5 + 1 + 10 + 5) < 0) {
+        goto error;
+    }
+    b->len += 5;
+    body_start = b->len;
+    b->data[b->len++] = 0; /* attributes */
+    b->len += put_varlong(b->data + b->len, ts_delta);
+    b->len += put_varlong(b->data + b->len, offset_delta);
+    if (put_bytes_arg(st, b, &key) < 0 || put_bytes_arg(st, b, &value) < 0) {
+        goto error;
+    }
+    release_bytes_arg(&key);
+    release_bytes_arg(&value);
+    if (put_headers(st, b, headers_obj) < 0) {
+        b->len = record_start;
+        return -1;
+    }
+    body_len = b->len - body_start;
+    if (body_len > INT32_MAX) {
+        PyErr_SetString(st->invalid_error, "a record is larger than 2 GiB");
+        b->len = record_start;
+        return -1;
+    }
+    prefix_len = put_varlong(prefix, body_len);
+    memcpy(b->data + record_start, prefix, (size_t)prefix_len);
+    if (prefix_len < 5) {
+        memmove(b->data + record_start + prefix_len, b->data + body_start, (size_t)body_len);
+        b->len -= 5 - prefix_len;
+    }
+    return 0;
+
+error:
+    release_bytes_arg(&key);
+    release_bytes_arg(&value);
+    b->len = record_start;
+    return -1;
+}
+
+/* Shared body of encode_entries and encode_records. */
+static PyObject *
+encode_common(PyObject *module, PyObject *const *args, Py_ssize_t nargs, int with_offsets)
+{
+    module_state *st = get_state(module);
+    const char *name = with_offsets ? "encode_records" : "encode_entries";
+    const char *item_name = with_offsets ? "a record" : "an entry";
+    Py_ssize_t fields = with_offsets ? 5 : 4, nfixed = with_offsets ? 4 : 3;
+    PyObject *items = NULL, *base_ts_obj, *result = NULL, *py_buf;
+    int64_t base_offset = 0, base_ts = 0, max_ts = 0;
+    int have_base_ts, last_delta = -1;
+    Py_ssize_t header_room, i, n;
+    wbuf b = {NULL, 0, 0};
+
+    if (nargs != nfixed) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, nfixed,
+                     nargs);
+        return NULL;
+    }
+    if (with_offsets && get_int64(st, args[1], "base_offset", &base_offset) < 0) {
+        return NULL;
+    }
+    base_ts_obj = args[nfixed - 2];
+    have_base_ts = base_ts_obj != Py_None;
+    if (have_base_ts && get_int64(st, base_ts_obj, "timestamp", &base_ts) < 0) {
+        return NULL;
+    }
+    header_room = PyLong_AsSsize_t(args[nfixed - 1]);
+    if (header_room == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (header_room < 0 || header_room > 4096) {
+        PyErr_SetString(PyExc_ValueError, "header_room must be in [0, 4096]");
+        return NULL;
+    }
+    if (PyTuple_Check(args[0])) {
+        Py_INCREF(args[0]);
+        items = args[0];
+    }
+    else {
+        items = PySequence_Tuple(args[0]);
+        if (items == NULL) {
+            return NULL;
+        }
+    }
+    /* Reserve beyond the header too, so that b.data is never NULL below. */
+    if (wb_reserve(&b, header_room + 256) < 0) {
+        goto done;
+    }
+    memset(b.data, 0, (size_t)header_room);
+    b.len = header_room;
+    n = PyTuple_GET_SIZE(items);
+    for (i = 0; i < n; i++) {
+        PyObject *item = as_fields(PyTuple_GET_ITEM(items, i), fields, item_name);
+        PyObject *ts_obj, *key, *value, *headers;
+        int64_t ts, ts_delta, offset_delta;
+        int rc;
+        if (item == NULL) {
+            goto done;
+        }
+        if (with_offsets) {
+            /* Record fields: offset, timestamp, key, value, headers. */
+            int64_t offset;
+            ts_obj = PyTuple_GET_ITEM(item, 1);
+            key = PyTuple_GET_ITEM(item, 2);
+            value = PyTuple_GET_ITEM(item, 3);
+            headers = PyTuple_GET_ITEM(item, 4);
+            if (get_int64(st, PyTuple_GET_ITEM(item, 0), "offset", &offset) < 0) {
+                Py_DECREF(item);
+                goto done;
+            }
+            if (__builtin_sub_overflow(offset, base_offset, &offset_delta)
+                || offset_delta <= last_delta || offset_delta > INT32_MAX) {
+                PyErr_Format(st->invalid_error,
+                             "record offset %lld is out of order or out of range for base "
+                             "offset %lld", (long long)offset, (long long)base_offset);
+                Py_DECREF(item);
+                goto done;
+            }
+        }
+        else {
+            /* Entry fields: key, value, timestamp, headers. */
+            key = PyTuple_GET_ITEM(item, 0);
+            value = PyTuple_GET_ITEM(item, 1);
+            ts_obj = PyTuple_GET_ITEM(item, 2);
+            headers = PyTuple_GET_ITEM(item, 3);
+            if (i > INT32_MAX) {
+                PyErr_SetString(st->invalid_error, "a batch holds at most 2**31 records");
+                Py_DECREF(item);
+                goto done;
+            }
+            offset_delta = i;
+        }
+        if (get_int64(st, ts_obj, "timestamp", &ts) < 0) {
+            Py_DECREF(item);
+            goto done;
+        }
+        if (!have_base_ts) {
+            base_ts = ts;
+            have_base_ts = 1;
+        }
+        if (i == 0 || ts > max_ts) {
+            max_ts = ts;
+        }
+        if (__builtin_sub_overflow(ts, base_ts, &ts_delta)) {
+            PyErr_Format(st->invalid_error, "timestamp delta %lld - %lld does not fit in int64",
+                         (long long)ts, (long long)base_ts);
+            Py_DECREF(item);
+            goto done;
+        }
+        rc = put_record(st, &b, ts_delta, (int32_t)offset_delta, key, value, headers);
+        Py_DECREF(item);
+        if (rc < 0) {
+            goto done;
+        }
+        last_delta = (int)offset_delta;
+    }
+    py_buf = PyByteArray_FromStringAndSize((const char *)b.data, b.len);
+    if (py_buf == NULL) {
+        goto done;
+    }
+    if (have_base_ts && n > 0) {
+        result = Py_BuildValue("(NnLLi)", py_buf, n, (long long)base_ts, (long long)max_ts,
+                               last_delta);
+    }
+    else if (have_base_ts) {
+        result = Py_BuildValue("(NnLOi)", py_buf, n, (long long)base_ts, Py_None, last_delta);
+    }
+    else {
+        result = Py_BuildValue("(NnOOi)", py_buf, n, Py_None, Py_None, last_delta);
+    }
+
+done:
+    PyMem_Free(b.data);
+    Py_XDECREF(items);
+    return result;
+}
+
+PyDoc_STRVAR(encode_entries_doc,
+"encode_entries(entries, base_timestamp, header_room)\n"
+"--\n\n"
+"Encode (key, value, timestamp_ms, headers) entries with offset deltas 0, 1, ...\n"
+"Returns (buffer, count, base_timestamp, max_timestamp, last_offset_delta).");
+
+static PyObject *
+encode_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return encode_common(module, args, nargs, 0);
+}
+
+PyDoc_STRVAR(encode_records_doc,
+"encode_records(records, base_offset, base_timestamp, header_room)\n"
+"--\n\n"
+"Encode Records keeping their offsets (delta = offset - base_offset).");
+
+static PyObject *
+encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return encode_common(module, args, nargs, 1);
+}
+
+/* --------------------------------------------------------------------------- module */
+
+static PyMethodDef methods[] = {
+    {"decode_records", (PyCFunction)(void (*)(void))decode_records, METH_FASTCALL,
+     decode_records_doc},
+    {"encode_entries", (PyCFunction)(void (*)(void))encode_entries, METH_FASTCALL,
+     encode_entries_doc},
+    {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,
+     encode_records_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+import_attr(const char *module_name, const char *attr)
+{
+    PyObject *mod = PyImport_ImportModule(module_name), *obj;
+    if (mod == NULL) {
+        return NULL;
+    }
+    obj = PyObject_GetAttrString(mod, attr);
+    Py_DECREF(mod);
+    return obj;
+}
+
+static int
+exec_module(PyObject *module)
+{
+    module_state *st = get_state(module);
+    PyTypeObject *record_type;
+    st->corrupt_error = import_attr("streamlog.log.errors", "CorruptRecordError");
+    if (st->corrupt_error == NULL) {
+        return -1;
+    }
+    st->invalid_error = import_attr("streamlog.log.errors", "InvalidRecordError");
+    if (st->invalid_error == NULL) {
+        return -1;
+    }
+    st->record_type = import_attr("streamlog.log._records_py", "Record");
+    if (st->record_type == NULL) {
+        return -1;
+    }
+    record_type = (PyTypeObject *)st->record_type;
+    if (!PyType_Check(st->record_type) || !PyType_IsSubtype(record_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_ImportError, "streamlog.log._records_py.Record must subclass tuple");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+traverse_module(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = get_state(module);
+    Py_VISIT(st->corrupt_error);
+    Py_VISIT(st->invalid_error);
+    Py_VISIT(st->record_type);
+    return 0;
+}
+
+static int
+clear_module(PyObject *module)
+{
+    module_state *st = get_state(module);
+    Py_CLEAR(st->corrupt_error);
+    Py_CLEAR(st->invalid_error);
+    Py_CLEAR(st->record_type);
+    return 0;
+}
+
+static void
+free_module(void *module)
+{
+    clear_module((PyObject *)module);
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "streamlog.log._records_c",
+    .m_doc = "RecordBatch v2 record loops in C; see streamlog/log/_records_py.py.",
+    .m_size = sizeof(module_state),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = traverse_module,
+    .m_clear = clear_module,
+    .m_free = free_module,
+};
+
+PyMODINIT_FUNC
+PyInit__records_c(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}

@@ -1,0 +1,253 @@
+"""Log compaction for ``cleanup.policy=compact``: keep the latest record per key.
+
+One pass over a partition (Kafka's algorithm, simplified where noted):
+
+1. The cleanable range is every inactive segment, up to the first one younger than
+   ``min.compaction.lag.ms``. The active segment is never cleaned.
+2. The dirty section is the cleanable range past the cleaner checkpoint (where the last
+   pass stopped). Build a map key -> latest offset over the dirty section only: the clean
+   section already holds at most one record per key.
+3. Rewrite the cleanable segments, in groups that fit ``segment.bytes``, into ``.cleaned``
+   files: a record survives if no later record has its key. Offsets never change: a
+   rewritten batch keeps its base offset and last offset delta.
+4. Tombstones (null values) survive the pass that first sees them, with the batch's delete
+   horizon set to now + ``delete.retention.ms`` (Kafka's ``hasDeleteHorizonMs``); a later
+   pass after the horizon drops them, so consumers that read within the horizon see them.
+5. Swap each group in through ``PartitionLog.replace_segments`` (crash-safe renames) and
+   advance the checkpoint to the first uncleanable offset.
+
+Simplifications: the offset map is a dict, not a bounded hash buffer (memory grows with
+the number of distinct keys in the dirty section); control batches and keyless records
+are kept; aborted transactional records are not removed.
+
+Appends are never blocked by a pass: the log's lock is taken only for the swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streamlog.log.batch_header import parse_header
+from streamlog.log.checkpoint import OffsetCheckpoint
+from streamlog.log.clock import Clock
+from streamlog.log.partition_log import CLEANED_SUFFIX, PartitionLog
+from streamlog.log.records import decode_batch, encode_records
+from streamlog.log.segment import LogSegment, SegmentFiles
+
+__all__ = ["LogCleaner", "CleanResult", "CLEANER_CHECKPOINT_FILE"]
+
+log = logging.getLogger(__name__)
+
+CLEANER_CHECKPOINT_FILE = "cleaner-checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class CleanResult:
+    segments_before: int
+    segments_after: int
+    bytes_before: int
+    bytes_after: int
+    records_removed: int
+    tombstones_removed: int
+    first_uncleanable_offset: int
+
+
+class LogCleaner:
+    """Compacts partition logs; holds no per-log state but the pending tombstone horizons."""
+
+    def __init__(self, clock: Clock, on_step: Callable[[str], None] | None = None) -> None:
+        self.clock = clock
+        self._on_step = on_step
+        self._next_horizon: dict[str, int] = {}
+
+    # -- when ----------------------------------------------------------------------------
+
+    def _cleanable(self, plog: PartitionLog) -> list[LogSegment]:
+        segments = list(plog.segments)[:-1]
+        lag = plog.config.min_compaction_lag_ms
+        if lag > 0:
+            limit = self.clock.time_ms() - lag
+            for i, segment in enumerate(segments):
+                if segment.max_timestamp > limit:
+                    return segments[:i]
+        return segments
+
+    def dirty_ratio(self, plog: PartitionLog) -> float:
+        checkpoint = _checkpoint(plog).read() or 0
+        clean = dirty = 0
+        for segment in self._cleanable(plog):
+            if segment.next_offset <= checkpoint:
+                clean += segment.size
+            else:
+                dirty += segment.size
+        total = clean + dirty
+        return dirty / total if total else 0.0
+
+    def needs_cleaning(self, plog: PartitionLog) -> bool:
+        horizon = self._next_horizon.get(plog.directory)
+        if horizon is not None and self.clock.time_ms() >= horizon:
+            return True
+        return self.dirty_ratio(plog) >= plog.config.min_cleanable_dirty_ratio
+
+    # -- how -----------------------------------------------------------------------------
+
+    def clean(self, plog: PartitionLog) -> CleanResult | None:
+        """Run one compaction pass; None if there was nothing cleanable."""
+        cleanable = self._cleanable(plog)
+        if not cleanable or all(s.size == 0 for s in cleanable):
+            return None
+        checkpoint = _checkpoint(plog)
+        dirty_from = checkpoint.read() or 0
+        first_uncleanable = plog.segments[len(cleanable)].base_offset
+        latest = self._offset_map(cleanable, dirty_from)
+        now = self.clock.time_ms()
+        horizon_for_new = now + plog.config.delete_retention_ms
+        removed = tombstones_removed = 0
+        bytes_before = sum(s.size for s in cleanable)
+        next_horizon: int | None = None
+        new_segments = 0
+        for group in _groups(cleanable, plog.config.segment_bytes):
+            cleaned = _fresh_cleaned_segment(plog, group[0].base_offset)
+            try:
+                for segment in group:
+                    for _, raw in segment.read_batches():
+                        out, dropped, dropped_tombstones, horizon = _clean_batch(
+                            raw, latest, now, horizon_for_new
+                        )
+                        removed += dropped
+                        tombstones_removed += dropped_tombstones
+                        if horizon is not None:
+                            next_horizon = (
+                                horizon if next_horizon is None else min(next_horizon, horizon)
+                            )
+                        if out is not None:
+                            header = parse_header(out)
+                            cleaned.append([(header.base_offset, memoryview(out)[8:])], [header])
+                cleaned.seal()
+                self._step("cleaned")
+                plog.replace_segments(group, cleaned, on_step=self._on_step)
+                new_segments += 1
+            except BaseException:
+                cleaned.delete_files()
+                raise
+        checkpoint.write(first_uncleanable, durable=True)
+        if next_horizon is None:
+            self._next_horizon.pop(plog.directory, None)
+        else:
+            self._next_horizon[plog.directory] = next_horizon
+        result = CleanResult(
+            len(cleanable),
+            new_segments,
+            bytes_before,
+            sum(s.size for s in plog.segments[:new_segments]),
+            removed,
+            tombstones_removed,
+            first_uncleanable,
+        )
+        log.info("cleaned %s: %s", plog.directory, result)
+        return result
+
+    def _offset_map(self, segments: list[LogSegment], dirty_from: int) -> dict[bytes, int]:
+        latest: dict[bytes, int] = {}
+        for segment in segments:
+            if segment.next_offset <= dirty_from:
+                continue
+            for _, raw in segment.read_batches():
+                batch = decode_batch(raw)
+                if batch.header.is_control:
+                    continue
+                for record in batch.records:
+                    if record.key is not None and record.offset >= dirty_from:
+                        latest[record.key] = record.offset
+        return latest
+
+    def _step(self, name: str) -> None:
+        if self._on_step is not None:
+            self._on_step(name)
+
+
+def _checkpoint(plog: PartitionLog) -> OffsetCheckpoint:
+    return OffsetCheckpoint(os.path.join(plog.directory, CLEANER_CHECKPOINT_FILE))
+
+
+def _groups(segments: list[LogSegment], max_bytes: int) -> list[list[LogSegment]]:
+    """Consecutive runs of segments small enough to be merged into one."""
+    groups: list[list[LogSegment]] = []
+    current: list[LogSegment] = []
+    size = 0
+    for segment in segments:
+        span = segment.next_offset - (current[0].base_offset if current else segment.base_offset)
+        if current and (size + segment.size > max_bytes or span > (1 << 31) - 1):
+            groups.append(current)
+            current, size = [], 0
+        current.append(segment)
+        size += segment.size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _fresh_cleaned_segment(plog: PartitionLog, base_offset: int) -> LogSegment:
+    stale = SegmentFiles.at(plog.directory, base_offset, CLEANED_SUFFIX)
+    for path in (stale.log, stale.index, stale.time_index):
+        if os.path.exists(path):
+            os.unlink(path)
+    return LogSegment(
+        plog.directory,
+        base_offset,
+        index_interval_bytes=plog.config.index_interval_bytes,
+        created_ms=plog.clock.time_ms(),
+        suffix=CLEANED_SUFFIX,
+    )
+
+
+def _clean_batch(
+    raw: bytes, latest: dict[bytes, int], now: int, horizon_for_new: int
+) -> tuple[bytes | None, int, int, int | None]:
+    """(batch to keep or None, records dropped, tombstones dropped, pending horizon)."""
+    batch = decode_batch(raw)
+    header = batch.header
+    if header.is_control:
+        return raw, 0, 0, None
+    horizon = header.base_timestamp if header.has_delete_horizon else None
+    kept = []
+    dropped = dropped_tombstones = 0
+    has_tombstone = False
+    for record in batch.records:
+        key = record.key
+        if key is not None and latest.get(key, record.offset) > record.offset:
+            dropped += 1
+            continue
+        if record.value is None and key is not None:
+            if horizon is not None and now >= horizon:
+                dropped += 1
+                dropped_tombstones += 1
+                continue
+            has_tombstone = True
+        kept.append(record)
+    if not kept:
+        return None, dropped, dropped_tombstones, None
+    new_horizon = horizon
+    if has_tombstone and horizon is None:
+        new_horizon = horizon_for_new
+    if not has_tombstone:
+        new_horizon = None
+    if dropped == 0 and new_horizon == horizon:
+        return raw, 0, 0, new_horizon
+    out = encode_records(
+        kept,
+        base_offset=header.base_offset,
+        last_offset_delta=header.last_offset_delta,
+        compression=header.compression,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=header.is_transactional,
+        log_append_time=header.is_log_append_time,
+        partition_leader_epoch=header.partition_leader_epoch,
+        delete_horizon_ms=new_horizon,
+    )
+    return out, dropped, dropped_tombstones, new_horizon

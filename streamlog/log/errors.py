@@ -1,0 +1,76 @@
+"""Exceptions raised by the log engine.
+
+Each failure a caller may want to handle differently has its own class; all derive from
+``LogError`` so that a server can catch the engine's errors without catching bugs.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LogError",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "OffsetOutOfRangeError",
+    "UnknownTopicError",
+    "TopicExistsError",
+    "InvalidTopicNameError",
+    "InvalidPartitionsError",
+    "InvalidConfigError",
+    "DataDirectoryLockedError",
+    "LogClosedError",
+    "RecordTooLargeError",
+]
+
+
+class LogError(Exception):
+    """Base class of every error the log engine raises on purpose."""
+
+
+class CorruptRecordError(LogError):
+    """Bytes that claim to be a record batch fail a structural or CRC check."""
+
+
+class InvalidRecordError(LogError):
+    """A well-formed batch that the log refuses (wrong magic, bad offsets, bad sizes)."""
+
+
+class RecordTooLargeError(InvalidRecordError):
+    """A batch larger than the topic's ``max.message.bytes``."""
+
+
+class OffsetOutOfRangeError(LogError):
+    """A read asked for an offset below the log start offset or past the log end offset."""
+
+    def __init__(self, offset: int, log_start_offset: int, log_end_offset: int) -> None:
+        super().__init__(f"offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = log_end_offset
+
+
+class UnknownTopicError(LogError):
+    """The topic (or the partition of a topic) does not exist."""
+
+
+class TopicExistsError(LogError):
+    """``create_topic`` was asked for a name that is already taken."""
+
+
+class InvalidTopicNameError(LogError):
+    """A topic name Kafka would refuse: empty, too long, '.'/'..', or illegal characters."""
+
+
+class InvalidPartitionsError(LogError):
+    """A partition count that is not positive, or that would shrink a topic."""
+
+
+class InvalidConfigError(LogError):
+    """An unknown topic config key, or a value of the wrong type or range."""
+
+
+class DataDirectoryLockedError(LogError):
+    """Another process owns the data directory."""
+
+
+class LogClosedError(LogError):
+    """An operation on a log (or log manager) that has been closed."""

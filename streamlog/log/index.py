@@ -1,0 +1,234 @@
+"""Sparse offset and time indexes of one segment.
+
+On disk (big-endian, as Kafka lays them out):
+
+* ``.index``: 8-byte entries ``(relative offset: uint32, position: uint32)``; the
+  relative offset is the *last* offset of an indexed batch minus the segment's base offset.
+* ``.timeindex``: 12-byte entries ``(timestamp: int64, relative offset: uint32)``; the
+  largest timestamp seen so far and the last offset of the batch that carried it.
+
+Both are sparse (an entry every ``index.interval.bytes`` of log) and derived: if a file is
+missing, short or inconsistent the segment rebuilds it from the log. They are held in memory
+as two parallel ``array`` columns so lookups are a ``bisect`` and appends are cheap; the
+file is appended to as entries are added and made durable when the segment is flushed.
+Not thread-safe: the owning segment serialises access.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from bisect import bisect_right
+
+__all__ = ["OffsetIndex", "TimeIndex", "IndexCorruptError"]
+
+_OFFSET_ENTRY = struct.Struct(">II")
+_TIME_ENTRY = struct.Struct(">qI")
+
+
+class IndexCorruptError(Exception):
+    """An index file that does not match its log; the caller rebuilds it."""
+
+
+class _IndexFile:
+    """Append-only file of fixed-size entries with buffered writes and explicit flush."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pending = bytearray()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def read_all(self) -> bytes:
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def append(self, entry: bytes) -> None:
+        self._pending += entry
+
+    def flush(self, fsync: bool) -> None:
+        if self._pending:
+            os.write(self._fd, self._pending)
+            self._pending.clear()
+        if fsync:
+            os.fsync(self._fd)
+
+    def reset(self, content: bytes = b"") -> None:
+        self._pending.clear()
+        os.ftruncate(self._fd, 0)
+        if content:
+            os.write(self._fd, content)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush(fsync=False)
+            os.close(self._fd)
+            self._fd = -1
+
+    def rename(self, path: str) -> None:
+        os.rename(self.path, path)
+        self.path = path
+
+
+class OffsetIndex:
+    """Maps an offset to the file position of the batch that may contain it."""
+
+    ENTRY_SIZE = _OFFSET_ENTRY.size
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.base_offset = base_offset
+        self._file = _IndexFile(path)
+        self._offsets = array("q")
+        self._positions = array("q")
+
+    @property
+    def path(self) -> str:
+        return self._file.path
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def load(self, log_size: int) -> None:
+        """Read entries from disk; raise ``IndexCorruptError`` if they cannot be right."""
+        data = self._file.read_all()
+        if len(data) % self.ENTRY_SIZE:
+            raise IndexCorruptError(f"{self.path}: size {len(data)} is not a multiple of 8")
+        offsets, positions = array("q"), array("q")
+        last_offset, last_pos = -1, -1
+        for rel, pos in _OFFSET_ENTRY.iter_unpack(data):
+            offset = self.base_offset + rel
+            if offset <= last_offset or pos <= last_pos or pos >= log_size:
+                raise IndexCorruptError(f"{self.path}: entries out of order or past the log")
+            offsets.append(offset)
+            positions.append(pos)
+            last_offset, last_pos = offset, pos
+        self._offsets, self._positions = offsets, positions
+
+    def append(self, last_offset: int, position: int) -> None:
+        """Index a batch whose last offset is ``last_offset`` starting at ``position``."""
+        if self._offsets and last_offset <= self._offsets[-1]:
+            return
+        self._offsets.append(last_offset)
+        self._positions.append(position)
+        self._file.append(_OFFSET_ENTRY.pack(last_offset - self.base_offset, position))
+
+    def lookup(self, offset: int) -> int:
+        """A file position at or before the start of the batch containing ``offset``.
+
+        Entries record batches' last offsets: the greatest entry whose last offset is
+        <= ``offset`` is either that batch or one before it, so a scan from there finds it.
+        """
+        i = bisect_right(self._offsets, offset)
+        return self._positions[i - 1] if i else 0
+
+    def truncate_to_position(self, position: int) -> None:
+        """Drop entries for batches at or past ``position`` (log truncation)."""
+        i = bisect_right(self._positions, position - 1)
+        if i == len(self._positions):
+            return
+        del self._offsets[i:]
+        del self._positions[i:]
+        self._file.reset(
+            b"".join(
+                _OFFSET_ENTRY.pack(o - self.base_offset, p)
+                for o, p in zip(self._offsets, self._positions, strict=True)
+            )
+        )
+
+    def reset(self) -> None:
+        self._offsets = array("q")
+        self._positions = array("q")
+        self._file.reset()
+
+    def flush(self, fsync: bool) -> None:
+        self._file.flush(fsync)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def rename(self, path: str) -> None:
+        self._file.rename(path)
+
+
+class TimeIndex:
+    """Maps a timestamp to an offset from which to scan for the first record at or after it."""
+
+    ENTRY_SIZE = _TIME_ENTRY.size
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.base_offset = base_offset
+        self._file = _IndexFile(path)
+        self._timestamps = array("q")
+        self._offsets = array("q")
+
+    @property
+    def path(self) -> str:
+        return self._file.path
+
+    def __len__(self) -> int:
+        return len(self._timestamps)
+
+    @property
+    def max_timestamp(self) -> int:
+        """The largest timestamp indexed, or -1."""
+        return self._timestamps[-1] if self._timestamps else -1
+
+    def load(self, next_offset: int) -> None:
+        data = self._file.read_all()
+        if len(data) % self.ENTRY_SIZE:
+            raise IndexCorruptError(f"{self.path}: size {len(data)} is not a multiple of 12")
+        timestamps, offsets = array("q"), array("q")
+        for ts, rel in _TIME_ENTRY.iter_unpack(data):
+            offset = self.base_offset + rel
+            if (timestamps and (ts <= timestamps[-1] or offset < offsets[-1])) or (
+                offset >= next_offset
+            ):
+                raise IndexCorruptError(f"{self.path}: entries out of order or past the log")
+            timestamps.append(ts)
+            offsets.append(offset)
+        self._timestamps, self._offsets = timestamps, offsets
+
+    def append(self, max_timestamp: int, last_offset: int) -> None:
+        """Record that ``max_timestamp`` was reached by the batch ending at ``last_offset``."""
+        if self._timestamps and max_timestamp <= self._timestamps[-1]:
+            return
+        self._timestamps.append(max_timestamp)
+        self._offsets.append(last_offset)
+        self._file.append(_TIME_ENTRY.pack(max_timestamp, last_offset - self.base_offset))
+
+    def lookup(self, timestamp: int) -> int:
+        """An offset at or before the first record with a timestamp >= ``timestamp``.
+
+        Every record before an entry's offset (inclusive) has a timestamp <= the entry's;
+        so scanning may start just after the last entry whose timestamp is < ``timestamp``.
+        """
+        i = bisect_right(self._timestamps, timestamp - 1)
+        return self._offsets[i - 1] + 1 if i else self.base_offset
+
+    def truncate_to_offset(self, offset: int) -> None:
+        """Drop entries for offsets >= ``offset``."""
+        i = bisect_right(self._offsets, offset - 1)
+        if i == len(self._offsets):
+            return
+        del self._timestamps[i:]
+        del self._offsets[i:]
+        self._file.reset(
+            b"".join(
+                _TIME_ENTRY.pack(t, o - self.base_offset)
+                for t, o in zip(self._timestamps, self._offsets, strict=True)
+            )
+        )
+
+    def reset(self) -> None:
+        self._timestamps = array("q")
+        self._offsets = array("q")
+        self._file.reset()
+
+    def flush(self, fsync: bool) -> None:
+        self._file.flush(fsync)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def rename(self, path: str) -> None:
+        self._file.rename(path)

@@ -1,0 +1,739 @@
+"""The log of one topic partition: an ordered run of segments behind one façade.
+
+What a caller sees (Kafka's meanings):
+
+* ``log_start_offset``: the first offset that may be read; below it is gone (retention,
+  ``delete_records_before``).
+* ``log_end_offset``: one past the last appended offset; the next append starts here.
+* ``high_watermark``: what consumers may read. There is one replica, so every appended
+  batch is committed at once and the high watermark equals the log end offset.
+* ``recovery_point``: everything below it has been fsynced; after an unclean shutdown
+  only segments from the one holding the recovery point onward are scanned.
+
+Files in the partition directory: the segments (``<20-digit base>.log``, ``.index``,
+``.timeindex``), ``recovery-point`` and ``log-start-offset`` checkpoints, and
+``clean-shutdown`` while the log is closed cleanly. Compaction replaces segments through
+``.cleaned`` -> ``.swap`` -> live renames; opening finishes or discards a swap that a crash
+interrupted (see ``_complete_interrupted_swaps``).
+
+Thread-safety: every public method takes the log's lock, so the background cleaner and
+flusher can share a log with the thread that appends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from crc32c import crc32c
+
+from streamlog.log.batch_header import (
+    MAGIC,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    iter_batch_spans,
+)
+from streamlog.log.checkpoint import OffsetCheckpoint, fsync_directory
+from streamlog.log.clock import Clock
+from streamlog.log.config import TopicConfig
+from streamlog.log.errors import (
+    InvalidRecordError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from streamlog.log.segment import (
+    LOG_SUFFIX,
+    LogSegment,
+    SegmentFiles,
+    parse_segment_file_name,
+)
+
+__all__ = ["PartitionLog", "AppendResult", "ReadResult", "RecoveryReport"]
+
+log = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_FILE = "clean-shutdown"
+RECOVERY_POINT_FILE = "recovery-point"
+LOG_START_FILE = "log-start-offset"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+DELETED_SUFFIX = ".deleted"
+
+_MAX_RELATIVE_OFFSET = (1 << 31) - 1
+_TS_AND_ATTR = struct.Struct(">h")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an append landed. ``log_append_time`` is -1 unless the topic stamps time."""
+
+    base_offset: int
+    last_offset: int
+    record_count: int
+    log_append_time: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """Stored batch bytes from the requested offset, with the offsets a fetch reports."""
+
+    records: bytes
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What opening the log found: whether it scanned, and what it cut."""
+
+    clean: bool
+    segments_scanned: int
+    bytes_truncated: int
+    segments_deleted: int
+
+
+class PartitionLog:
+    """See the module docstring. Create with ``PartitionLog.open``."""
+
+    def __init__(
+        self,
+        directory: str,
+        config: TopicConfig,
+        clock: Clock,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        recovery_point: int,
+        report: RecoveryReport,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self._segments = segments
+        self._log_start_offset = log_start_offset
+        self._recovery_point = recovery_point
+        self.recovery_report = report
+        self._lock = threading.RLock()
+        self._unflushed_messages = 0
+        self._last_flush_ms = clock.monotonic_ms()
+        self._recovery_checkpoint = OffsetCheckpoint(os.path.join(directory, RECOVERY_POINT_FILE))
+        self._start_checkpoint = OffsetCheckpoint(os.path.join(directory, LOG_START_FILE))
+        self._closed = False
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: str, config: TopicConfig, clock: Clock) -> PartitionLog:
+        """Open (or create) the log in ``directory``, recovering it if it was not closed."""
+        os.makedirs(directory, exist_ok=True)
+        _complete_interrupted_swaps(directory)
+        marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE)
+        clean = os.path.exists(marker)
+        if clean:
+            os.unlink(marker)
+            fsync_directory(directory)
+        stored_start = OffsetCheckpoint(os.path.join(directory, LOG_START_FILE)).read()
+        recovery_point = OffsetCheckpoint(os.path.join(directory, RECOVERY_POINT_FILE)).read()
+        now = clock.time_ms()
+
+        bases = sorted(
+            parsed[0]
+            for name in os.listdir(directory)
+            if (parsed := parse_segment_file_name(name)) and parsed[1] == LOG_SUFFIX
+        )
+        interval = config.index_interval_bytes
+        segments = [
+            LogSegment(directory, b, index_interval_bytes=interval, created_ms=now) for b in bases
+        ]
+        scanned = truncated = deleted = 0
+        if not clean and recovery_point is None:
+            recovery_point = 0
+        for i, segment in enumerate(segments):
+            following = segments[i + 1].base_offset if i + 1 < len(segments) else None
+            needs_scan = not clean and (
+                following is None or (recovery_point is not None and following > recovery_point)
+            )
+            if needs_scan:
+                cut = segment.recover()
+                scanned += 1
+                if cut:
+                    log.warning(
+                        "%s: truncated %d bytes of invalid data from %s",
+                        directory,
+                        cut,
+                        segment.files.log,
+                    )
+                    truncated += cut
+                    # Anything after a corrupt point was written after it: drop it too.
+                    for later in segments[i + 1 :]:
+                        later.delete_files()
+                        deleted += 1
+                    del segments[i + 1 :]
+                    break
+            else:
+                segment.load_clean(following)
+        # A segment emptied by recovery is kept only if it is the last one.
+        while len(segments) > 1 and segments[-1].size == 0 and segments[-2].size > 0:
+            if segments[-1].base_offset != segments[-2].next_offset:
+                break
+            segments.pop().delete_files()
+        start = stored_start if stored_start is not None else 0
+        if not segments:
+            segments.append(
+                LogSegment(directory, start, index_interval_bytes=interval, created_ms=now)
+            )
+        first = segments[0].base_offset
+        log_start = max(start, first)
+        log_end = segments[-1].next_offset
+        if log_start > log_end:
+            log_start = log_end
+        active = segments[-1]
+        active.created_ms = _rolling_time(active, now)
+        rp = min(recovery_point if recovery_point is not None else log_end, log_end)
+        if not clean:
+            rp = log_end  # everything now on disk was validated or trusted; flush below
+        report = RecoveryReport(clean, scanned, truncated, deleted)
+        plog = cls(directory, config, clock, segments, log_start, rp, report)
+        if not clean:
+            plog.flush()
+        return plog
+
+    # -- offsets -------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> tuple[LogSegment, ...]:
+        with self._lock:
+            return tuple(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    # -- appending -----------------------------------------------------------------------
+
+    def append(self, records: bytes | bytearray | memoryview) -> AppendResult:
+        """Validate one produce request's batches and append them with new offsets.
+
+        Every batch must be whole, magic 2, CRC-valid, with consecutive offset deltas and
+        within ``max.message.bytes``; if any is not, nothing is appended. The broker stores
+        the bytes as sent: only the 8-byte base offset is rewritten (it is outside the CRC),
+        except for ``LogAppendTime`` topics, whose timestamp is stamped and CRC recomputed.
+        """
+        view = memoryview(records).cast("B") if not isinstance(records, bytes) else records
+        spans = iter_batch_spans(view)
+        if not spans:
+            raise InvalidRecordError("a produce request must carry at least one record batch")
+        max_bytes = self.config.max_message_bytes
+        for _, header in spans:
+            if header.size > max_bytes:
+                raise RecordTooLargeError(
+                    f"record batch of {header.size} bytes exceeds max.message.bytes={max_bytes}"
+                )
+            if header.record_count <= 0 or header.last_offset_delta != header.record_count - 1:
+                raise InvalidRecordError(
+                    f"record batch declares {header.record_count} records but last offset "
+                    f"delta {header.last_offset_delta}"
+                )
+        append_time = -1
+        if self.config.message_timestamp_type == "LogAppendTime":
+            append_time = self.clock.time_ms()
+            view, spans = _stamp_log_append_time(view, spans, append_time)
+        with self._lock:
+            self._check_open()
+            total = sum(h.size for _, h in spans)
+            max_ts = max(h.max_timestamp for _, h in spans)
+            self._maybe_roll(total, max_ts)
+            base = self.log_end_offset
+            pieces: list[tuple[int, memoryview]] = []
+            headers: list[BatchHeader] = []
+            next_offset = base
+            mv = memoryview(view)
+            count = 0
+            for pos, header in spans:
+                pieces.append((next_offset, mv[pos + 8 : pos + header.size]))
+                headers.append(header)
+                next_offset += header.last_offset_delta + 1
+                count += header.record_count
+            self.active_segment.append(pieces, headers)
+            self._unflushed_messages += count
+            self._maybe_flush()
+            return AppendResult(base, next_offset - 1, count, append_time, self._log_start_offset)
+
+    def append_as_is(self, batch: bytes) -> None:
+        """Append one batch keeping its own base offset (compaction rewrites, replication).
+
+        The batch's offsets must not go below the log end offset.
+        """
+        spans = iter_batch_spans(batch)
+        with self._lock:
+            self._check_open()
+            for pos, header in spans:
+                if header.base_offset < self.log_end_offset:
+                    raise InvalidRecordError(
+                        f"batch at offset {header.base_offset} is below the log end offset "
+                        f"{self.log_end_offset}"
+                    )
+                self._maybe_roll(header.size, header.max_timestamp)
+                mv = memoryview(batch)
+                self.active_segment.append(
+                    [(header.base_offset, mv[pos + 8 : pos + header.size])], [header]
+                )
+                self._unflushed_messages += header.record_count
+            self._maybe_flush()
+
+    def _maybe_roll(self, incoming_bytes: int, incoming_max_ts: int) -> None:
+        active = self.active_segment
+        if active.size == 0:
+            return
+        cfg = self.config
+        max_index_entries = max(1, cfg.segment_index_bytes // 8)
+        if (
+            active.size + incoming_bytes > cfg.segment_bytes
+            or self.clock.time_ms() - active.created_ms > cfg.segment_ms
+            or len(active.offset_index) >= max_index_entries
+            or self.log_end_offset - active.base_offset > _MAX_RELATIVE_OFFSET - 1_000_000
+        ):
+            self.roll()
+
+    def roll(self) -> LogSegment:
+        """Start a new active segment at the log end offset (no-op if the active is empty)."""
+        with self._lock:
+            self._check_open()
+            active = self.active_segment
+            if active.size == 0:
+                return active
+            active.seal()
+            active.flush(fsync=False)
+            segment = LogSegment(
+                self.directory,
+                self.log_end_offset,
+                index_interval_bytes=self.config.index_interval_bytes,
+                created_ms=self.clock.time_ms(),
+            )
+            self._segments.append(segment)
+            return segment
+
+    # -- flushing ------------------------------------------------------------------------
+
+    def _maybe_flush(self) -> None:
+        cfg = self.config
+        if self._unflushed_messages >= cfg.flush_messages or (
+            self._unflushed_messages
+            and self.clock.monotonic_ms() - self._last_flush_ms >= cfg.flush_ms
+        ):
+            self.flush()
+
+    def flush_if_due(self) -> bool:
+        """Apply ``flush.ms`` from a timer, for logs that stopped receiving appends."""
+        with self._lock:
+            if self._closed or not self._unflushed_messages:
+                return False
+            if self.clock.monotonic_ms() - self._last_flush_ms >= self.config.flush_ms:
+                self.flush()
+                return True
+            return False
+
+    def flush(self) -> None:
+        """fsync every segment holding data past the recovery point, then advance it."""
+        with self._lock:
+            self._check_open()
+            end = self.log_end_offset
+            for segment in self._segments:
+                if segment.next_offset > self._recovery_point or segment is self.active_segment:
+                    segment.flush(fsync=True)
+            self._recovery_point = end
+            self._recovery_checkpoint.write(end)
+            self._unflushed_messages = 0
+            self._last_flush_ms = self.clock.monotonic_ms()
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self._unflushed_messages
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int = 1 << 20, min_one: bool = True) -> ReadResult:
+        """Stored batches from the one containing ``offset``, up to ``max_bytes``.
+
+        Reading at the log end offset returns no bytes; outside [log start, log end] is
+        ``OffsetOutOfRangeError``. The first batch may begin before ``offset`` (a batch is
+        never split); clients skip the records below what they asked for, as with Kafka.
+        """
+        with self._lock:
+            self._check_open()
+            start, end = self._log_start_offset, self.log_end_offset
+            if offset < start or offset > end:
+                raise OffsetOutOfRangeError(offset, start, end)
+            data = b""
+            if offset < end:
+                index = self._segment_index_for(offset)
+                while index < len(self._segments):
+                    chunk = self._segments[index].read(offset, max_bytes, min_one)
+                    if chunk:
+                        data = chunk
+                        break
+                    index += 1
+            return ReadResult(data, end, start, end)
+
+    def _segment_index_for(self, offset: int) -> int:
+        segments = self._segments
+        lo, hi = 0, len(segments) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if segments[mid].base_offset <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record whose timestamp >= ``timestamp``.
+
+        None when every record is older, as Kafka's ListOffsets answers with -1.
+        """
+        from streamlog.log.records import decode_batch
+
+        with self._lock:
+            self._check_open()
+            for segment in self._segments:
+                if segment.max_timestamp < timestamp:
+                    continue
+                for pos, header in segment.headers_from(segment.timestamp_scan_start(timestamp)):
+                    if (
+                        header.max_timestamp < timestamp
+                        or header.next_offset <= self._log_start_offset
+                    ):
+                        continue
+                    batch = decode_batch(os.pread(segment._fd, header.size, pos))
+                    for record in batch.records:
+                        if (
+                            record.timestamp >= timestamp
+                            and record.offset >= self._log_start_offset
+                        ):
+                            return record.offset, record.timestamp
+            return None
+
+    def iter_batches(self, start_offset: int = 0) -> Iterator[bytes]:
+        """Every stored batch from ``start_offset``, one at a time (loading, tools, tests)."""
+        offset = max(start_offset, self._log_start_offset)
+        while True:
+            result = self.read(offset, 1 << 20)
+            if not result.records:
+                return
+            pos = 0
+            data = result.records
+            while pos < len(data):
+                size = int.from_bytes(data[pos + 8 : pos + 12], "big") + 12
+                last = int.from_bytes(data[pos : pos + 8], "big") + int.from_bytes(
+                    data[pos + 23 : pos + 27], "big", signed=True
+                )
+                yield data[pos : pos + size]
+                pos += size
+                offset = last + 1
+            if offset >= result.log_end_offset:
+                return
+
+    # -- truncation and retention --------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch at or after ``offset`` (whole batches; see LogSegment)."""
+        with self._lock:
+            self._check_open()
+            if offset >= self.log_end_offset:
+                return
+            if offset < 0:
+                raise ValueError("cannot truncate to a negative offset")
+            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+                self._segments.pop().delete_files()
+            active = self.active_segment
+            if active.base_offset >= offset:
+                # Only one segment left and all of it goes: restart the log at ``offset``.
+                active.delete_files()
+                self._segments[-1] = LogSegment(
+                    self.directory,
+                    offset,
+                    index_interval_bytes=self.config.index_interval_bytes,
+                    created_ms=self.clock.time_ms(),
+                )
+                self._set_log_start(min(self._log_start_offset, offset))
+            else:
+                active.truncate_to(offset)
+            self._recovery_point = min(self._recovery_point, self.log_end_offset)
+            self._recovery_checkpoint.write(self._recovery_point)
+            self.flush()
+
+    def delete_records_before(self, offset: int) -> int:
+        """Advance the log start offset to ``offset`` and drop segments wholly below it."""
+        with self._lock:
+            self._check_open()
+            if offset > self.high_watermark:
+                raise OffsetOutOfRangeError(offset, self._log_start_offset, self.high_watermark)
+            if offset > self._log_start_offset:
+                self._set_log_start(offset)
+            return self._delete_segments_below_start()
+
+    def enforce_retention(self) -> int:
+        """Delete whole segments past ``retention.ms`` or beyond ``retention.bytes``.
+
+        Only for ``cleanup.policy`` including ``delete``. Oldest first, stopping at the
+        first segment that may stay. An expired active segment is rolled, then deleted, so
+        an idle topic does empty out (as in Kafka). Returns the number of segments deleted.
+        """
+        with self._lock:
+            self._check_open()
+            deleted = self._delete_segments_below_start()
+            cfg = self.config
+            if not cfg.delete:
+                return deleted
+            now = self.clock.time_ms()
+            if cfg.retention_ms >= 0:
+                cutoff = now - cfg.retention_ms
+                active = self.active_segment
+                if active.size and 0 <= active.max_timestamp < cutoff:
+                    self.roll()
+                deleted += self._delete_oldest_while(
+                    lambda s: s.size > 0 and 0 <= s.max_timestamp < cutoff
+                )
+            if cfg.retention_bytes >= 0:
+                total = self.size_bytes
+
+                def over(segment: LogSegment) -> bool:
+                    nonlocal total
+                    if total - segment.size >= cfg.retention_bytes:
+                        total -= segment.size
+                        return True
+                    return False
+
+                deleted += self._delete_oldest_while(over)
+            return deleted
+
+    def _delete_oldest_while(self, predicate) -> int:  # type: ignore[no-untyped-def]
+        deleted = 0
+        while len(self._segments) > 1 and predicate(self._segments[0]):
+            self._delete_segment(self._segments.pop(0))
+            deleted += 1
+        if deleted:
+            self._set_log_start(max(self._log_start_offset, self._segments[0].base_offset))
+        return deleted
+
+    def _delete_segments_below_start(self) -> int:
+        deleted = 0
+        while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start_offset:
+            self._delete_segment(self._segments.pop(0))
+            deleted += 1
+        return deleted
+
+    def _delete_segment(self, segment: LogSegment) -> None:
+        segment.change_suffix(DELETED_SUFFIX)
+        segment.delete_files()
+
+    def _set_log_start(self, offset: int) -> None:
+        self._log_start_offset = offset
+        self._start_checkpoint.write(offset, durable=True)
+
+    # -- compaction support --------------------------------------------------------------
+
+    def replace_segments(
+        self,
+        old: list[LogSegment],
+        cleaned: LogSegment,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
+        """Swap ``cleaned`` (files with the ``.cleaned`` suffix) in for ``old``.
+
+        Crash-safe sequence: the cleaned files are fsynced and renamed to ``.swap`` (from
+        now on recovery completes the swap), the old segments are renamed ``.deleted`` and
+        removed, and the swap files take the live names. ``old`` must be consecutive,
+        inactive, and start at ``cleaned.base_offset``.
+        """
+        with self._lock:
+            self._check_open()
+            first = self._segments.index(old[0])
+            if self._segments[first : first + len(old)] != old or old[-1] is self.active_segment:
+                raise ValueError("segments to replace must be consecutive and inactive")
+            if cleaned.base_offset != old[0].base_offset:
+                raise ValueError("a cleaned segment must keep the first segment's base offset")
+            cleaned.flush(fsync=True)
+            cleaned.change_suffix(SWAP_SUFFIX)
+            fsync_directory(self.directory)
+            if on_step:
+                on_step("swap")
+            for segment in old:
+                segment.change_suffix(DELETED_SUFFIX)
+            if on_step:
+                on_step("deleted")
+            cleaned.change_suffix("")
+            fsync_directory(self.directory)
+            for segment in old:
+                segment.delete_files()
+            self._segments[first : first + len(old)] = [cleaned]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def update_config(self, config: TopicConfig) -> None:
+        with self._lock:
+            self.config = config
+
+    def close(self) -> None:
+        """Flush, seal the active segment's indexes and leave the clean-shutdown marker."""
+        with self._lock:
+            if self._closed:
+                return
+            self.active_segment.seal()
+            self.flush()
+            for segment in self._segments:
+                segment.close()
+            marker = os.path.join(self.directory, CLEAN_SHUTDOWN_FILE)
+            with open(marker, "wb") as f:
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_directory(self.directory)
+            self._closed = True
+
+    def close_unclean(self) -> None:
+        """Close file handles without flushing or marking clean (tests of crash recovery)."""
+        with self._lock:
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
+
+    def delete(self) -> None:
+        """Close and remove the whole partition directory."""
+        with self._lock:
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.directory} is closed")
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self.directory!r}, start={self._log_start_offset}, "
+            f"end={self.log_end_offset}, segments={len(self._segments)})"
+        )
+
+
+def _rolling_time(segment: LogSegment, now: int) -> int:
+    """When a reopened active segment started, for ``segment.ms``; never in the future."""
+    if segment.size == 0:
+        return now
+    for _, header in segment.headers_from(0):
+        if 0 <= header.max_timestamp <= now:
+            return header.max_timestamp
+        break
+    return now
+
+
+def _stamp_log_append_time(
+    view: bytes | memoryview, spans: list[tuple[int, BatchHeader]], now: int
+) -> tuple[bytearray, list[tuple[int, BatchHeader]]]:
+    """Copy the batches with the timestamp type bit set and maxTimestamp = ``now``."""
+    buf = bytearray(view)
+    out: list[tuple[int, BatchHeader]] = []
+    for pos, header in spans:
+        attributes = header.attributes | TIMESTAMP_TYPE_MASK
+        struct.pack_into(">h", buf, pos + 21, attributes)
+        struct.pack_into(">q", buf, pos + 35, now)
+        crc = crc32c(memoryview(buf)[pos + 21 : pos + header.size])
+        struct.pack_into(">I", buf, pos + 17, crc)
+        out.append(
+            (
+                pos,
+                BatchHeader(
+                    header.base_offset,
+                    header.batch_length,
+                    header.partition_leader_epoch,
+                    MAGIC,
+                    crc,
+                    attributes,
+                    header.last_offset_delta,
+                    header.base_timestamp,
+                    now,
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.record_count,
+                ),
+            )
+        )
+    return buf, out
+
+
+def _complete_interrupted_swaps(directory: str) -> None:
+    """Finish what a crash interrupted, by file suffix, before segments are opened.
+
+    ``.cleaned``: the cleaner had not committed; discard. ``.swap``: the cleaner had
+    committed (files were fsynced before the rename); promote it to live and remove the
+    live segments it covers. ``.deleted``: already replaced or expired; remove.
+    """
+    names = os.listdir(directory)
+    for name in names:
+        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX):
+            os.unlink(os.path.join(directory, name))
+    swaps = sorted(
+        parsed[0]
+        for name in names
+        if name.endswith(SWAP_SUFFIX)
+        and (parsed := parse_segment_file_name(name))
+        and parsed[1] == LOG_SUFFIX + SWAP_SUFFIX
+    )
+    for base in swaps:
+        swap = SegmentFiles.at(directory, base, SWAP_SUFFIX)
+        live = SegmentFiles.at(directory, base)
+        # The swap covers offsets up to its last batch; drop live segments inside that range.
+        probe = LogSegment(
+            directory, base, index_interval_bytes=4096, created_ms=0, suffix=SWAP_SUFFIX
+        )
+        probe.recover()
+        end = probe.next_offset
+        probe.close()
+        for name in os.listdir(directory):
+            parsed = parse_segment_file_name(name)
+            if parsed and parsed[1] == LOG_SUFFIX and base < parsed[0] < end:
+                covered = SegmentFiles.at(directory, parsed[0])
+                for path in (covered.log, covered.index, covered.time_index):
+                    if os.path.exists(path):
+                        os.unlink(path)
+        for src, dst in (
+            (swap.log, live.log),
+            (swap.index, live.index),
+            (swap.time_index, live.time_index),
+        ):
+            if os.path.exists(src):
+                os.replace(src, dst)
+    if swaps:
+        fsync_directory(directory)

@@ -1,0 +1,367 @@
+"""One segment of a partition: a ``.log`` file of record batches and its two indexes.
+
+A segment covers offsets from ``base_offset`` (its file name, 20 digits) up to the next
+segment's base offset. Batches are stored exactly as they were appended, one after the
+other; the log never rewrites a segment in place (compaction writes a replacement file and
+swaps it in by rename). Positions in the file are byte offsets; the indexes map offsets and
+timestamps to positions sparsely, one entry every ``index_interval_bytes``.
+
+Invariants: batches are whole and their base offsets increase; ``size`` is the length of
+the valid prefix of the file; ``next_offset`` is one past the last offset stored here.
+Not thread-safe: ``PartitionLog`` serialises access to the segments it owns.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from streamlog.log.batch_header import (
+    HEADER_SIZE,
+    BatchHeader,
+    parse_header,
+    peek_offsets,
+    validate_batch,
+)
+from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.index import IndexCorruptError, OffsetIndex, TimeIndex
+
+__all__ = [
+    "LogSegment",
+    "SegmentFiles",
+    "segment_file_name",
+    "parse_segment_file_name",
+    "LOG_SUFFIX",
+    "INDEX_SUFFIX",
+    "TIME_INDEX_SUFFIX",
+]
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+
+_SCAN_CHUNK = 64 * 1024
+_RECOVERY_CHUNK = 8 * 1024 * 1024
+_IOV_MAX = 1000
+_OFFSET = struct.Struct(">q")
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+def parse_segment_file_name(name: str) -> tuple[int, str] | None:
+    """(base offset, suffix) of a segment file name, or None for any other file."""
+    stem, dot, rest = name.partition(".")
+    if not dot or len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem), "." + rest
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFiles:
+    """The three paths of a segment, given a directory, base offset and an extra suffix."""
+
+    log: str
+    index: str
+    time_index: str
+
+    @classmethod
+    def at(cls, directory: str, base_offset: int, extra: str = "") -> SegmentFiles:
+        return cls(
+            os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX + extra)),
+            os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX + extra)),
+            os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX + extra)),
+        )
+
+
+class LogSegment:
+    """A ``.log`` file with its offset and time index; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        created_ms: int,
+        suffix: str = "",
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.created_ms = created_ms
+        self.files = SegmentFiles.at(directory, base_offset, suffix)
+        self._fd = os.open(self.files.log, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        self.offset_index = OffsetIndex(self.files.index, base_offset)
+        self.time_index = TimeIndex(self.files.time_index, base_offset)
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self._bytes_since_index = 0
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------
+
+    def load_clean(self, next_offset: int | None) -> None:
+        """Trust the files after a clean shutdown; rebuild indexes that do not fit the log.
+
+        ``next_offset`` is the following segment's base offset, or None for the last
+        segment, whose end is found from its last indexed batch.
+        """
+        try:
+            self.offset_index.load(self.size)
+            if self.size and not len(self.offset_index):
+                raise IndexCorruptError(f"{self.files.index} is missing or empty")
+            if next_offset is None:
+                next_offset = self._find_next_offset(self.offset_index.lookup(1 << 62))
+            self.next_offset = max(next_offset, self.base_offset)
+            self.time_index.load(self.next_offset)
+            self.max_timestamp = self.time_index.max_timestamp
+        except (IndexCorruptError, CorruptRecordError, InvalidRecordError):
+            self.recover()
+
+    def recover(self) -> int:
+        """Validate every batch, rebuild both indexes, cut the file at the first bad byte.
+
+        Returns the number of bytes truncated. A batch is kept only if it is whole, its CRC
+        matches and its base offset does not go back.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self._bytes_since_index = 0
+        valid = 0
+        for position, header in self._validated_batches():
+            self._track(header.last_offset, header.max_timestamp, position, header.size)
+            valid = position + header.size
+        truncated = self.size - valid
+        if truncated:
+            os.ftruncate(self._fd, valid)
+            self.size = valid
+        return truncated
+
+    def _validated_batches(self) -> Iterator[tuple[int, BatchHeader]]:
+        position = 0
+        expected = self.base_offset
+        while position < self.size:
+            chunk = os.pread(self._fd, min(_RECOVERY_CHUNK, self.size - position), position)
+            pos = 0
+            while True:
+                if len(chunk) - pos < HEADER_SIZE:
+                    break
+                try:
+                    header = parse_header(chunk, pos)
+                except (CorruptRecordError, InvalidRecordError):
+                    return
+                if len(chunk) - pos < header.size:
+                    if pos == 0:  # one batch larger than the chunk: read it whole
+                        chunk = os.pread(self._fd, header.size, position)
+                        if len(chunk) < header.size:
+                            return
+                    else:
+                        break
+                try:
+                    header = validate_batch(chunk, pos)
+                except (CorruptRecordError, InvalidRecordError):
+                    return
+                if header.base_offset < expected:
+                    return
+                expected = header.next_offset
+                yield position + pos, header
+                pos += header.size
+            if pos == 0:
+                return
+            position += pos
+
+    def _find_next_offset(self, start_position: int) -> int:
+        last = self.base_offset - 1
+        for _, _, last_offset in self._walk(start_position):
+            last = last_offset
+        return last + 1
+
+    def _walk(self, position: int) -> Iterator[tuple[int, int, int]]:
+        """(position, size, last offset) of each batch from ``position`` to the end.
+
+        Trusts the bytes (they were validated when appended or recovered).
+        """
+        while position < self.size:
+            chunk = os.pread(self._fd, min(_SCAN_CHUNK, self.size - position), position)
+            pos = 0
+            while len(chunk) - pos >= HEADER_SIZE:
+                _, size, last_offset = peek_offsets(chunk, pos)
+                yield position + pos, size, last_offset
+                pos += size
+                if pos > len(chunk):
+                    break
+            if pos == 0:
+                raise CorruptRecordError(f"{self.files.log}: short batch at {position}")
+            position += pos
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _track(self, last_offset: int, max_timestamp: int, position: int, size: int) -> None:
+        if self._bytes_since_index >= self.index_interval_bytes or position == 0:
+            self.offset_index.append(last_offset, position)
+            self._bytes_since_index = 0
+            if max_timestamp > self.max_timestamp:
+                self.time_index.append(max_timestamp, last_offset)
+        self._bytes_since_index += size
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+        self.next_offset = last_offset + 1
+
+    def append(self, pieces: list[tuple[int, memoryview]], headers: list[BatchHeader]) -> int:
+        """Append batches, each given as (new base offset, bytes after the offset field).
+
+        Writes with ``writev`` so the caller's buffer is never copied to patch offsets. On a
+        short write (a full disk) the file is cut back and ``OSError`` raised: a failed
+        append leaves the segment exactly as it was.
+        """
+        start = self.size
+        buffers: list[bytes | memoryview] = []
+        total = 0
+        for base_offset, rest in pieces:
+            buffers.append(_OFFSET.pack(base_offset))
+            buffers.append(rest)
+            total += 8 + len(rest)
+        written = 0
+        try:
+            for i in range(0, len(buffers), _IOV_MAX):
+                group = buffers[i : i + _IOV_MAX]
+                want = sum(len(b) for b in group)
+                n = os.pwritev(self._fd, group, start + written)
+                written += n
+                if n != want:
+                    raise OSError(errno.ENOSPC, f"short write to {self.files.log}")
+        except OSError:
+            os.ftruncate(self._fd, start)
+            raise
+        position = start
+        for (base_offset, _), header in zip(pieces, headers, strict=True):
+            size = header.size
+            self._track(
+                base_offset + header.last_offset_delta, header.max_timestamp, position, size
+            )
+            position += size
+        self.size = start + total
+        return start
+
+    # -- reading -------------------------------------------------------------------------
+
+    def find_position(self, offset: int) -> int | None:
+        """Position of the first batch whose last offset >= ``offset``, or None."""
+        for position, _, last_offset in self._walk(self.offset_index.lookup(offset)):
+            if last_offset >= offset:
+                return position
+        return None
+
+    def read(self, offset: int, max_bytes: int, min_one: bool = True) -> bytes | None:
+        """Whole batches from the one containing ``offset``, at most ``max_bytes`` of them.
+
+        If the first batch alone exceeds ``max_bytes`` it is returned anyway when
+        ``min_one`` is set, so a consumer always makes progress (as Kafka does).
+        """
+        position = self.find_position(offset)
+        if position is None:
+            return None
+        data = os.pread(self._fd, min(max(max_bytes, HEADER_SIZE), self.size - position), position)
+        end = 0
+        while len(data) - end >= HEADER_SIZE:
+            _, size, _ = peek_offsets(data, end)
+            if end + size > len(data):
+                break
+            end += size
+        if end == 0:
+            if not min_one or len(data) < 12:
+                return b""
+            _, size, _ = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)
+            return os.pread(self._fd, size, position)
+        if end < len(data):
+            data = data[:end]
+        return data
+
+    def read_batches(self, start_position: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(position, batch bytes) for each batch from ``start_position``; for the cleaner."""
+        for position, size, _ in self._walk(start_position):
+            yield position, os.pread(self._fd, size, position)
+
+    def read_all(self) -> bytes:
+        return os.pread(self._fd, self.size, 0) if self.size else b""
+
+    def timestamp_scan_start(self, timestamp: int) -> int:
+        """Position from which to scan for the first record with timestamp >= ``timestamp``."""
+        return self.offset_index.lookup(self.time_index.lookup(timestamp))
+
+    def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
+        for pos, _, _ in self._walk(position):
+            yield pos, parse_header(os.pread(self._fd, HEADER_SIZE, pos))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose base offset >= ``offset``; return bytes removed.
+
+        A batch that straddles ``offset`` is kept whole (as Kafka does): offsets are never
+        split inside a batch.
+        """
+        cut = None
+        last_kept = self.base_offset - 1
+        for position, _, last_offset in self._walk(0):
+            base = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)[0]
+            if base >= offset:
+                cut = position
+                break
+            last_kept = last_offset
+        if cut is None:
+            return 0
+        removed = self.size - cut
+        os.ftruncate(self._fd, cut)
+        self.size = cut
+        self.offset_index.truncate_to_position(cut)
+        self.time_index.truncate_to_offset(last_kept + 1)
+        self.next_offset = max(last_kept + 1, self.base_offset)
+        self.max_timestamp = self.time_index.max_timestamp
+        return removed
+
+    def seal(self) -> None:
+        """Mark the segment inactive: index its final max timestamp, as Kafka does on roll."""
+        if self.max_timestamp >= 0 and self.next_offset > self.base_offset:
+            self.time_index.append(self.max_timestamp, self.next_offset - 1)
+
+    def flush(self, fsync: bool = True) -> None:
+        self.offset_index.flush(fsync)
+        self.time_index.flush(fsync)
+        if fsync:
+            os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.offset_index.close()
+        self.time_index.close()
+        os.close(self._fd)
+
+    def change_suffix(self, suffix: str) -> None:
+        """Rename the three files to carry ``suffix`` ('' for live, '.deleted', ...)."""
+        target = SegmentFiles.at(self.directory, self.base_offset, suffix)
+        os.rename(self.files.log, target.log)
+        self.offset_index.rename(target.index)
+        self.time_index.rename(target.time_index)
+        self.files = target
+
+    def delete_files(self) -> None:
+        self.close()
+        for path in (self.files.log, self.files.index, self.files.time_index):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"LogSegment(base={self.base_offset}, next={self.next_offset}, size={self.size})"
