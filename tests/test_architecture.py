@@ -1,0 +1,34 @@
+"""The layering in ARCHITECTURE.md, checked mechanically with import-linter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_import_contracts_hold() -> None:
+    lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    out = subprocess.run(
+        [lint, os.path.join(REPO, "pyproject.toml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+def test_importing_streamlog_has_no_side_effects() -> None:
+    code = (
+        "import sys, threading; before = set(sys.modules); import streamlog; "
+        "print(threading.active_count())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
