@@ -574,6 +574,10 @@ put_headers(module_state *st, wbuf *b, PyObject *headers_obj)
         return -1;
     }
     n = PyTuple_GET_SIZE(headers);
+    if (n > INT32_MAX) {
+        PyErr_SetString(st->invalid_error, "a record has more than 2**31 headers");
+        goto error;
+    }
     if (wb_reserve(b, 5) < 0) {
         goto error;
     }

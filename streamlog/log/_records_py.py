@@ -104,9 +104,8 @@ def decode_records(
     append = records.append
     read = _read_varint
     pos = 0
-    index = 0
     try:
-        for index in range(count):
+        for _ in range(count):
             b = data[pos]
             if b < 0x80:
                 length = (b >> 1) ^ -(b & 1)
@@ -174,18 +173,17 @@ def decode_records(
                 headers, pos = _decode_headers(data, pos, record_end, n)
 
             if pos != record_end:
-                raise CorruptRecordError(
-                    f"record declares {length} bytes but its fields take {length + pos - record_end}"
-                )
+                used = length + pos - record_end
+                raise CorruptRecordError(f"record declares {length} bytes, its fields take {used}")
             offset = base_offset + offset_delta
             timestamp = base_timestamp + ts_delta if append_time is None else append_time
             if not (_INT64_MIN <= offset <= _INT64_MAX and _INT64_MIN <= timestamp <= _INT64_MAX):
                 raise CorruptRecordError("record offset or timestamp overflows int64")
             append(_new_record(Record, (offset, timestamp, key, value, headers)))
     except IndexError:
-        raise CorruptRecordError(f"record {index} is truncated") from None
+        raise CorruptRecordError(f"record {len(records)} is truncated") from None
     except CorruptRecordError as exc:
-        raise CorruptRecordError(f"record {index}: {exc}") from None
+        raise CorruptRecordError(f"record {len(records)}: {exc}") from None
     if pos != size:
         raise CorruptRecordError(f"{size - pos} bytes follow the last of {count} records")
     return records
@@ -196,7 +194,7 @@ def _decode_headers(
 ) -> tuple[tuple[Header, ...], int]:
     if count < 0:
         raise CorruptRecordError(f"negative header count {count}")
-    headers = []
+    headers: list[Header] = []
     for _ in range(count):
         n, pos = _read_varint(data, pos, 5, 32)
         if n < 0 or pos + n > record_end:
@@ -298,6 +296,8 @@ def _append_record(
 def _append_headers(body: bytearray, headers: Any) -> None:
     if not isinstance(headers, tuple | list):
         raise TypeError(f"headers must be a tuple or list, not {type(headers).__name__}")
+    if len(headers) > _INT32_MAX:
+        raise InvalidRecordError("a record has more than 2**31 headers")
     body += _varint(len(headers))
     for pair in headers:
         name, value = _fields(pair, 2, "a header")

@@ -92,7 +92,9 @@ def decompress(codec: Compression | int, data: Buffer) -> bytes:
             return bytes(cramjam.lz4.decompress(data))
         return bytes(cramjam.zstd.decompress(data))
     except cramjam.DecompressionError as exc:
-        raise CorruptRecordError(f"{codec.name.lower()} payload does not decompress: {exc}") from exc
+        raise CorruptRecordError(
+            f"{codec.name.lower()} payload does not decompress: {exc}"
+        ) from exc
 
 
 def _codec(codec: Compression | int) -> Compression:

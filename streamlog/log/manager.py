@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from streamlog.log.checkpoint import OffsetCheckpoint
 from streamlog.log.cleaner import LogCleaner
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.config import TopicConfig
@@ -43,6 +44,8 @@ __all__ = ["LogManager", "TopicDescription", "PartitionDescription"]
 log = logging.getLogger(__name__)
 
 MAX_PARTITIONS = 10_000
+PRODUCER_ID_BLOCK = 1000
+_PRODUCER_IDS_FILE = ".producer-ids"
 _DELETE_SUFFIX = "-delete"
 
 
@@ -91,6 +94,7 @@ class LogManager:
         self._offsets_topic_partitions = offsets_topic_partitions
         self._durable_offset_commits = durable_offset_commits
         self.group_offsets: GroupOffsetStore | None = None
+        self._producer_ids: tuple[int, int] = (0, 0)  # next id, end of reserved block
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
         self._open = False
@@ -363,6 +367,25 @@ class LogManager:
         for topic, logs in items:
             for p, plog in enumerate(logs):
                 yield topic, p, plog
+
+    # -- producer ids --------------------------------------------------------------------
+
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before by this data directory.
+
+        Ids are reserved durably in blocks, so a restart skips the rest of a block instead
+        of reusing an id that a live producer may still hold.
+        """
+        with self._lock:
+            self._check_open()
+            next_id, end = self._producer_ids
+            if next_id >= end:
+                checkpoint = OffsetCheckpoint(os.path.join(self.data_dir, _PRODUCER_IDS_FILE))
+                next_id = checkpoint.read() or 0
+                end = next_id + PRODUCER_ID_BLOCK
+                checkpoint.write(end, durable=True)
+            self._producer_ids = (next_id + 1, end)
+            return next_id
 
     # -- maintenance ---------------------------------------------------------------------
 

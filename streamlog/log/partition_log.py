@@ -47,6 +47,7 @@ from streamlog.log.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
+from streamlog.log.producer_state import ProducerStateManager
 from streamlog.log.segment import (
     LOG_SUFFIX,
     LogSegment,
@@ -78,6 +79,7 @@ class AppendResult:
     record_count: int
     log_append_time: int
     log_start_offset: int
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class PartitionLog:
         log_start_offset: int,
         recovery_point: int,
         report: RecoveryReport,
+        producers: ProducerStateManager,
     ) -> None:
         self.directory = directory
         self.config = config
@@ -120,6 +123,7 @@ class PartitionLog:
         self._log_start_offset = log_start_offset
         self._recovery_point = recovery_point
         self.recovery_report = report
+        self.producers = producers
         self._lock = threading.RLock()
         self._unflushed_messages = 0
         self._last_flush_ms = clock.monotonic_ms()
@@ -200,7 +204,8 @@ class PartitionLog:
         if not clean:
             rp = log_end  # everything now on disk was validated or trusted; flush below
         report = RecoveryReport(clean, scanned, truncated, deleted)
-        plog = cls(directory, config, clock, segments, log_start, rp, report)
+        producers = _load_producer_state(directory, segments, clean, log_end)
+        plog = cls(directory, config, clock, segments, log_start, rp, report, producers)
         if not clean:
             plog.flush()
         return plog
@@ -261,12 +266,29 @@ class PartitionLog:
                     f"record batch declares {header.record_count} records but last offset "
                     f"delta {header.last_offset_delta}"
                 )
+        idempotent = any(h.producer_id >= 0 and h.base_sequence >= 0 for _, h in spans)
+        if idempotent and len(spans) > 1:
+            raise InvalidRecordError(
+                "an idempotent producer must send one batch per partition per request"
+            )
         append_time = -1
         if self.config.message_timestamp_type == "LogAppendTime":
             append_time = self.clock.time_ms()
             view, spans = _stamp_log_append_time(view, spans, append_time)
         with self._lock:
             self._check_open()
+            if idempotent:
+                duplicate = self.producers.check(spans[0][1])
+                if duplicate is not None:
+                    first = duplicate.original
+                    return AppendResult(
+                        first.first_offset,
+                        first.last_offset,
+                        spans[0][1].record_count,
+                        append_time,
+                        self._log_start_offset,
+                        duplicate=True,
+                    )
             total = sum(h.size for _, h in spans)
             max_ts = max(h.max_timestamp for _, h in spans)
             self._maybe_roll(total, max_ts)
@@ -282,6 +304,8 @@ class PartitionLog:
                 next_offset += header.last_offset_delta + 1
                 count += header.record_count
             self.active_segment.append(pieces, headers)
+            if idempotent:
+                self.producers.record(headers[0], base)
             self._unflushed_messages += count
             self._maybe_flush()
             return AppendResult(base, next_offset - 1, count, append_time, self._log_start_offset)
@@ -485,6 +509,7 @@ class PartitionLog:
                 self._set_log_start(min(self._log_start_offset, offset))
             else:
                 active.truncate_to(offset)
+            self.producers.truncate(self.log_end_offset)
             self._recovery_point = min(self._recovery_point, self.log_end_offset)
             self._recovery_checkpoint.write(self._recovery_point)
             self.flush()
@@ -608,6 +633,7 @@ class PartitionLog:
                 return
             self.active_segment.seal()
             self.flush()
+            self.producers.write_snapshot(self.log_end_offset)
             for segment in self._segments:
                 segment.close()
             marker = os.path.join(self.directory, CLEAN_SHUTDOWN_FILE)
@@ -645,6 +671,21 @@ class PartitionLog:
             f"PartitionLog({self.directory!r}, start={self._log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
+
+
+def _load_producer_state(
+    directory: str, segments: list[LogSegment], clean: bool, log_end: int
+) -> ProducerStateManager:
+    """The snapshot from a clean shutdown, else a scan of every batch header."""
+    state = ProducerStateManager(directory)
+    if clean and state.load_snapshot() == log_end:
+        return state
+    state = ProducerStateManager(directory)
+    for segment in segments:
+        for _, header in segment.headers_from(0):
+            if header.producer_id >= 0 and header.base_sequence >= 0 and not header.is_control:
+                state.record(header, header.base_offset)
+    return state
 
 
 def _rolling_time(segment: LogSegment, now: int) -> int:

@@ -298,8 +298,17 @@ class LogSegment:
         return self.offset_index.lookup(self.time_index.lookup(timestamp))
 
     def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
-        for pos, _, _ in self._walk(position):
-            yield pos, parse_header(os.pread(self._fd, HEADER_SIZE, pos))
+        """(position, header) of each batch from ``position``, reading in large chunks."""
+        while position < self.size:
+            chunk = os.pread(self._fd, min(_SCAN_CHUNK, self.size - position), position)
+            pos = 0
+            while len(chunk) - pos >= HEADER_SIZE:
+                header = parse_header(chunk, pos)
+                yield position + pos, header
+                pos += header.size
+            if pos == 0:
+                raise CorruptRecordError(f"{self.files.log}: short batch at {position}")
+            position += pos
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -213,3 +213,12 @@ def test_interrupted_create_and_delete_leave_no_orphans(tmp_path) -> None:
         assert m.list_topics() == ["kept"]
     assert not (data / "half-made-0").exists()
     assert not (data / "old-0.abc123-delete").exists()
+
+
+def test_producer_ids_are_never_reused_across_restarts(tmp_path) -> None:
+    with LogManager.open(str(tmp_path)) as m:
+        first = [m.allocate_producer_id() for _ in range(5)]
+    with LogManager.open(str(tmp_path)) as m:
+        second = [m.allocate_producer_id() for _ in range(5)]
+    assert first == [0, 1, 2, 3, 4]
+    assert min(second) >= 1000 and len(set(second)) == 5

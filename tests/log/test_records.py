@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -63,7 +64,9 @@ COMPRESSIONS = [
 T0 = 1_700_000_000_000
 
 
-def sample_entries() -> list[tuple[bytes | None, bytes | None, int, list[tuple[str, bytes | None]]]]:
+def sample_entries() -> list[
+    tuple[bytes | None, bytes | None, int, list[tuple[str, bytes | None]]]
+]:
     """Null and empty keys and values, headers (null values, non-ASCII keys), timestamps
     out of order, a value over 64 KiB (several lz4 and snappy blocks), all compressible."""
     return [
@@ -250,9 +253,7 @@ def test_module_functions_use_the_selected_kernel() -> None:
         assert records.IMPLEMENTATION == "c"
 
 
-def test_pure_python_env_var_selects_python(tmp_path: object) -> None:
-    import subprocess
-
+def test_pure_python_env_var_selects_python() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "from streamlog.log import records; print(records.IMPLEMENTATION)"],
         env={**os.environ, "STREAMLOG_PURE_PYTHON": "1"},
@@ -364,7 +365,10 @@ def test_encode_records_with_delete_horizon(codec: RecordCodec) -> None:
     ]
     horizon = T0 + 86_400_000  # later than every record: deltas are negative
     buf = codec.encode_records(
-        kept, base_offset=10, last_offset_delta=5, delete_horizon_ms=horizon,
+        kept,
+        base_offset=10,
+        last_offset_delta=5,
+        delete_horizon_ms=horizon,
         compression=Compression.ZSTD,
     )
     decoded = codec.decode_batch(buf)
@@ -383,8 +387,13 @@ def test_encode_records_with_delete_horizon(codec: RecordCodec) -> None:
 @pytest.mark.parametrize("codec", CODECS)
 def test_encode_records_empty_batch_preserves_producer_state(codec: RecordCodec) -> None:
     buf = codec.encode_records(
-        [], base_offset=500, last_offset_delta=9, producer_id=8, producer_epoch=2,
-        base_sequence=70, max_timestamp=T0,
+        [],
+        base_offset=500,
+        last_offset_delta=9,
+        producer_id=8,
+        producer_epoch=2,
+        base_sequence=70,
+        max_timestamp=T0,
     )
     decoded = codec.decode_batch(buf)
     assert decoded.records == []

@@ -8,10 +8,10 @@ hostile producer rather than a torn write, which the CRC already catches.
 from __future__ import annotations
 
 import gc
+import importlib
 import random
 import struct
 import tracemalloc
-from collections.abc import Callable
 
 import pytest
 from crc32c import crc32c
@@ -53,8 +53,19 @@ def seal(
     """A batch around ``section`` with a correct length and CRC, whatever it contains."""
     buf = bytearray(
         HEADER.pack(
-            base_offset, HEADER.size - 12 + len(section), -1, 2, 0, attributes,
-            max(count - 1, 0), base_timestamp, max_timestamp, -1, -1, -1, count,
+            base_offset,
+            HEADER.size - 12 + len(section),
+            -1,
+            2,
+            0,
+            attributes,
+            max(count - 1, 0),
+            base_timestamp,
+            max_timestamp,
+            -1,
+            -1,
+            -1,
+            count,
         )
         + section
     )
@@ -78,7 +89,9 @@ def outcome(codec: RecordCodec, buf: bytes) -> DecodedBatch | type[Exception]:
 
 
 @pytest.mark.parametrize(
-    "compression", [Compression.NONE, Compression.SNAPPY, Compression.ZSTD], ids=lambda c: c.name.lower()
+    "compression",
+    [Compression.NONE, Compression.SNAPPY, Compression.ZSTD],
+    ids=lambda c: c.name.lower(),
 )
 @pytest.mark.parametrize("codec", CODECS)
 def test_every_truncation_raises_corrupt(codec: RecordCodec, compression: Compression) -> None:
@@ -88,7 +101,9 @@ def test_every_truncation_raises_corrupt(codec: RecordCodec, compression: Compre
             codec.decode_batch(batch[:cut])
 
 
-@pytest.mark.parametrize("compression", [Compression.NONE, Compression.LZ4], ids=lambda c: c.name.lower())
+@pytest.mark.parametrize(
+    "compression", [Compression.NONE, Compression.LZ4], ids=lambda c: c.name.lower()
+)
 @pytest.mark.parametrize("codec", CODECS)
 def test_every_bit_flip_is_caught_or_outside_the_crc(
     codec: RecordCodec, compression: Compression
@@ -181,7 +196,13 @@ def test_well_formed_handmade_record_decodes(codec: RecordCodec) -> None:
     # reason in their name and not because the template itself is wrong.
     body = b"\x00\x04\x02\x02k\x01\x02\x02h\x00"
     (r,) = codec.decode_batch(seal(record(body), 1, base_offset=10)).records
-    assert (r.offset, r.timestamp, r.key, r.value, r.headers) == (11, T0 + 2, b"k", None, (("h", b""),))
+    assert (r.offset, r.timestamp, r.key, r.value, r.headers) == (
+        11,
+        T0 + 2,
+        b"k",
+        None,
+        (("h", b""),),
+    )
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -197,7 +218,9 @@ def test_offsets_and_timestamps_overflowing_int64_are_corrupt(codec: RecordCodec
     "compression", [c for c in Compression if c != Compression.NONE], ids=lambda c: c.name.lower()
 )
 @pytest.mark.parametrize("codec", CODECS)
-def test_bad_compressed_payload_raises_corrupt(codec: RecordCodec, compression: Compression) -> None:
+def test_bad_compressed_payload_raises_corrupt(
+    codec: RecordCodec, compression: Compression
+) -> None:
     good = compress(compression, section_of(codec, ENTRIES))
     for payload in (b"", b"\x00" * 20, b"garbage" * 5, good[: len(good) // 2], good[:-1]):
         with pytest.raises(CorruptRecordError):
@@ -221,7 +244,9 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
         op = rng.randrange(5)
         i = rng.randrange(len(buf) + 1)
         if op == 0 and buf:
-            buf[min(i, len(buf) - 1)] = rng.choice([0x00, 0x01, 0x02, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+            buf[min(i, len(buf) - 1)] = rng.choice(
+                [0x00, 0x01, 0x02, 0x7F, 0x80, 0xFF, rng.randrange(256)]
+            )
         elif op == 1:
             buf.insert(i, rng.randrange(256))
         elif op == 2 and buf:
@@ -239,7 +264,10 @@ def fuzz_sections(rng: random.Random) -> list[tuple[bytes, int]]:
     shapes = [
         ENTRIES,
         [(None, None, T0, [])],
-        [(b"k" * i, b"v" * (i * 7), T0 + i * 1_000_000, [("h" * i, b"x")] * (i % 3)) for i in range(8)],
+        [
+            (b"k" * i, b"v" * (i * 7), T0 + i * 1_000_000, [("h" * i, b"x")] * (i % 3))
+            for i in range(8)
+        ],
         [(b"", b"", -1, []), (b"\x00", None, 2**40, [("é", None)])],
     ]
     return [(section_of(records.PYTHON_CODEC, s), len(s)) for s in shapes]
@@ -280,21 +308,24 @@ def test_fuzz_random_bytes_with_valid_crc_only_raise_corrupt() -> None:
         assert py == c, buf.hex()
 
 
-KernelFn = Callable[..., list]
-
-
 @needs_c
 def test_fuzz_c_kernel_directly() -> None:
-    from streamlog.log import _records_c  # type: ignore[attr-defined]
+    _records_c = importlib.import_module("streamlog.log._records_c")
 
     rng = random.Random(99)
     for _ in range(50000):
         data = rng.randbytes(rng.randrange(0, 40))
         count = rng.randrange(0, 6)
         # Surround the span with plausible record bytes: nothing outside it may be read.
-        before, after = b"\x0c\x00" * rng.randrange(3), b"\x0c\x00\x00\x00\x01\x01\x00" * rng.randrange(3)
+        before, after = (
+            b"\x0c\x00" * rng.randrange(3),
+            b"\x0c\x00\x00\x00\x01\x01\x00" * rng.randrange(3),
+        )
         args = (
-            before + data + after, len(before), len(before) + len(data), count,
+            before + data + after,
+            len(before),
+            len(before) + len(data),
+            count,
             rng.choice([0, -1, 2**63 - 1, -(2**63)]),
             rng.choice([0, 2**63 - 1, -(2**63)]),
             rng.choice([None, 5]),
@@ -310,7 +341,7 @@ def test_fuzz_c_kernel_directly() -> None:
 
 @needs_c
 def test_kernel_rejects_bad_spans_as_caller_errors() -> None:
-    from streamlog.log import _records_c  # type: ignore[attr-defined]
+    _records_c = importlib.import_module("streamlog.log._records_c")
 
     for kernel in (_records_c, _records_py):
         with pytest.raises(ValueError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,15 +17,15 @@ from streamlog.log.records import Record, RecordCodec
 IMPLEMENTATIONS = [records.PYTHON_CODEC] + ([records.C_CODEC] if records.C_CODEC else [])
 needs_c = pytest.mark.skipif(records.C_CODEC is None, reason="C extension not built")
 
-SETTINGS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 nullable_bytes = st.none() | st.binary(max_size=300)
 headers = st.lists(st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=30)), max_size=4)
 # Timestamps within +-2**62 keep every delta inside a varlong; see test_records for the edges.
 timestamps = st.integers(min_value=-(2**62) + 1, max_value=2**62 - 1)
-entries = st.lists(st.tuples(nullable_bytes, nullable_bytes, timestamps, headers), min_size=1, max_size=25)
+entries = st.lists(
+    st.tuples(nullable_bytes, nullable_bytes, timestamps, headers), min_size=1, max_size=25
+)
 codecs = st.sampled_from(IMPLEMENTATIONS)
 
 
@@ -104,11 +106,16 @@ def test_kafka_python_reads_what_we_write(batch_entries: list, encoder: RecordCo
     decoder=codecs,
 )
 def test_encode_records_round_trip_of_any_subset(
-    batch_entries: list, data: st.DataObject, compression: Compression,
-    encoder: RecordCodec, decoder: RecordCodec,
+    batch_entries: list,
+    data: st.DataObject,
+    compression: Compression,
+    encoder: RecordCodec,
+    decoder: RecordCodec,
 ) -> None:
     original = decoder.decode_batch(encoder.encode_batch(batch_entries, base_offset=1000))
-    keep = data.draw(st.lists(st.booleans(), min_size=len(batch_entries), max_size=len(batch_entries)))
+    keep = data.draw(
+        st.lists(st.booleans(), min_size=len(batch_entries), max_size=len(batch_entries))
+    )
     kept = [r for r, k in zip(original.records, keep, strict=True) if k]
     horizon = data.draw(st.none() | timestamps)
     buf = encoder.encode_records(
@@ -138,12 +145,14 @@ def test_encode_records_round_trip_of_any_subset(
 def test_kernels_agree_on_arbitrary_bytes(
     data: bytes, count: int, base_offset: int, append_time: int | None
 ) -> None:
-    from streamlog.log import _records_c  # type: ignore[attr-defined]
+    _records_c = importlib.import_module("streamlog.log._records_c")
 
     results = []
     for kernel in (_records_py, _records_c):
         try:
-            results.append(kernel.decode_records(data, 0, len(data), count, base_offset, 0, append_time))
+            results.append(
+                kernel.decode_records(data, 0, len(data), count, base_offset, 0, append_time)
+            )
         except CorruptRecordError:
             results.append(CorruptRecordError)
     assert results[0] == results[1]
