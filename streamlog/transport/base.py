@@ -1,0 +1,202 @@
+"""The transport interface: one async API over the bundled log and over Kafka's protocol.
+
+Everything above the transport (tables, streams, agents, the CLI tools) talks to these
+Protocols only. Two implementations satisfy them: ``embedded`` (``memory://`` and
+``file://PATH``: calls the log engine in-process) and ``kafka`` (``kafka://host:port``:
+the Kafka wire protocol over asyncio TCP, to ``streamlog broker`` or any Kafka-protocol
+cluster). A contract test suite runs the same checks against both.
+
+Conventions:
+* offsets are Kafka's: the next record to read; ``committed`` offsets likewise;
+* timestamps are epoch milliseconds;
+* keys and values are bytes (serialisation belongs above the transport);
+* every call may raise a ``TransportError`` subclass; nothing else leaks from a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Protocol
+
+from streamlog.transport.types import (
+    ConsumerRecord,
+    GroupInfo,
+    Header,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicInfo,
+    TopicPartition,
+)
+
+__all__ = [
+    "Producer",
+    "Consumer",
+    "Admin",
+    "Transport",
+    "RebalanceListener",
+    "Compression",
+]
+
+# "none", "gzip", "snappy", "lz4", "zstd"
+Compression = str
+
+
+class RebalanceListener(Protocol):
+    """Told when a group rebalance takes partitions away or hands them over."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+
+class Producer(Protocol):
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[Header] = (),
+        timestamp_ms: int | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        """Queue a record; the awaitable resolves when it is acknowledged.
+
+        Returns once the record is accepted into a batch (may wait if buffers are full);
+        awaiting the result waits for the broker's acknowledgement.
+        """
+        ...
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[Header] = (),
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata: ...
+
+    async def flush(self) -> None:
+        """Send everything queued and wait for every acknowledgement."""
+        ...
+
+    async def partitions_for(self, topic: str) -> int:
+        """The partition count of ``topic`` (creating it if the cluster auto-creates)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions (no group rebalancing)."""
+        ...
+
+    async def subscribe(
+        self, topics: Iterable[str], listener: RebalanceListener | None = None
+    ) -> None:
+        """Join the consumer group (``group_id`` given at creation) for ``topics``."""
+        ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> None: ...
+
+    async def seek_to_timestamp(self, timestamp_ms: int, *partitions: TopicPartition) -> None:
+        """Position at the first record at or after ``timestamp_ms`` (end if none)."""
+        ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Records fetched since the last call, waiting up to ``timeout_ms`` for some."""
+        ...
+
+    async def commit(
+        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None
+    ) -> None:
+        """Commit ``offsets`` (default: the current positions) for the group."""
+        ...
+
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+
+    async def end_offsets(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    async def beginning_offsets(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    async def close(self) -> None:
+        """Leave the group (if any) and release resources."""
+        ...
+
+
+class Admin(Protocol):
+    async def create_topic(
+        self, name: str, partitions: int = 1, configs: Mapping[str, str] | None = None
+    ) -> None: ...
+
+    async def delete_topic(self, name: str) -> None: ...
+
+    async def add_partitions(self, name: str, total: int) -> None: ...
+
+    async def list_topics(self, include_internal: bool = False) -> list[str]: ...
+
+    async def describe_topic(self, name: str) -> TopicInfo: ...
+
+    async def list_groups(self) -> list[str]: ...
+
+    async def describe_group(self, group_id: str) -> GroupInfo:
+        """Members and, per committed or assigned partition, end offset, commit and lag."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """A connection to one log: hands out producers, consumers and an admin client."""
+
+    url: str
+
+    async def start(self) -> None: ...
+
+    def producer(
+        self,
+        *,
+        acks: int = -1,
+        linger_ms: int = 5,
+        batch_size: int = 1 << 20,
+        compression: Compression = "none",
+        idempotent: bool = True,
+        client_id: str = "streamlog",
+    ) -> Producer: ...
+
+    def consumer(
+        self,
+        *,
+        group_id: str | None = None,
+        client_id: str = "streamlog",
+        auto_offset_reset: str = "earliest",
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 1_000,
+        max_poll_records: int = 10_000,
+        fetch_max_bytes: int = 50 * 1024 * 1024,
+        isolation_level: str = "read_uncommitted",
+    ) -> Consumer: ...
+
+    def admin(self) -> Admin: ...
+
+    async def close(self) -> None: ...
+
+
+ErrorCallback = Callable[[BaseException], None]

@@ -1,0 +1,71 @@
+"""Errors raised through the transport interface, whichever implementation is used."""
+
+from __future__ import annotations
+
+__all__ = [
+    "TransportError",
+    "BrokerUnavailableError",
+    "UnknownTopicError",
+    "TopicExistsError",
+    "InvalidPartitionsError",
+    "InvalidConfigError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
+    "GroupError",
+    "RebalanceInProgressError",
+    "ProduceError",
+    "UnsupportedBrokerURLError",
+    "TransportClosedError",
+]
+
+
+class TransportError(Exception):
+    """Base of every error a transport raises on purpose."""
+
+
+class UnsupportedBrokerURLError(TransportError, ValueError):
+    """A broker URL that is not memory://, file://PATH or kafka://HOST:PORT[,...]."""
+
+
+class BrokerUnavailableError(TransportError):
+    """No broker of the URL answered (connection refused, timed out, closed)."""
+
+
+class TransportClosedError(TransportError):
+    """The producer, consumer or transport was closed."""
+
+
+class UnknownTopicError(TransportError):
+    pass
+
+
+class TopicExistsError(TransportError):
+    pass
+
+
+class InvalidPartitionsError(TransportError):
+    pass
+
+
+class InvalidConfigError(TransportError):
+    pass
+
+
+class OffsetOutOfRangeError(TransportError):
+    pass
+
+
+class RecordTooLargeError(TransportError):
+    pass
+
+
+class ProduceError(TransportError):
+    """A record could not be written (the message carries the broker's error)."""
+
+
+class GroupError(TransportError):
+    """Consumer-group membership or offset commit failed."""
+
+
+class RebalanceInProgressError(GroupError):
+    """A commit was refused because the group is rebalancing; rejoin and retry."""

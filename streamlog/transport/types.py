@@ -1,0 +1,101 @@
+"""Plain data passed across the transport interface: partitions, records, metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+__all__ = [
+    "TopicPartition",
+    "RecordMetadata",
+    "ConsumerRecord",
+    "OffsetAndMetadata",
+    "PartitionInfo",
+    "TopicInfo",
+    "GroupMemberInfo",
+    "GroupPartitionLag",
+    "GroupInfo",
+    "Header",
+]
+
+Header = tuple[str, bytes | None]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where a produced record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class ConsumerRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[Header] = ()
+
+
+class OffsetAndMetadata(NamedTuple):
+    offset: int
+    metadata: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: tuple[PartitionInfo, ...]
+    configs: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberInfo:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPartitionLag:
+    topic: str
+    partition: int
+    log_end_offset: int
+    committed_offset: int  # -1 when nothing is committed
+    member_id: str | None
+
+    @property
+    def lag(self) -> int:
+        if self.committed_offset < 0:
+            return self.log_end_offset
+        return max(0, self.log_end_offset - self.committed_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    group_id: str
+    state: str
+    protocol: str
+    members: tuple[GroupMemberInfo, ...]
+    partitions: tuple[GroupPartitionLag, ...] = ()
