@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from streamlog.log.batch_header import parse_header
 from streamlog.log.checkpoint import OffsetCheckpoint
 from streamlog.log.clock import Clock
-from streamlog.log.partition_log import CLEANED_SUFFIX, PartitionLog
+from streamlog.log.loader import CLEANED_SUFFIX
+from streamlog.log.partition_log import PartitionLog
 from streamlog.log.records import decode_batch, encode_records
 from streamlog.log.segment import LogSegment, SegmentFiles
 

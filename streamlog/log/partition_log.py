@@ -47,27 +47,23 @@ from streamlog.log.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
-from streamlog.log.producer_state import ProducerStateManager
-from streamlog.log.segment import (
-    LOG_SUFFIX,
-    LogSegment,
-    SegmentFiles,
-    parse_segment_file_name,
+from streamlog.log.loader import (
+    CLEAN_SHUTDOWN_FILE,
+    DELETED_SUFFIX,
+    LOG_START_FILE,
+    RECOVERY_POINT_FILE,
+    SWAP_SUFFIX,
+    RecoveryReport,
+    load_partition,
 )
+from streamlog.log.producer_state import ProducerStateManager
+from streamlog.log.segment import LogSegment
 
 __all__ = ["PartitionLog", "AppendResult", "ReadResult", "RecoveryReport"]
 
 log = logging.getLogger(__name__)
 
-CLEAN_SHUTDOWN_FILE = "clean-shutdown"
-RECOVERY_POINT_FILE = "recovery-point"
-LOG_START_FILE = "log-start-offset"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-DELETED_SUFFIX = ".deleted"
-
 _MAX_RELATIVE_OFFSET = (1 << 31) - 1
-_TS_AND_ATTR = struct.Struct(">h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +86,6 @@ class ReadResult:
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryReport:
-    """What opening the log found: whether it scanned, and what it cut."""
-
-    clean: bool
-    segments_scanned: int
-    bytes_truncated: int
-    segments_deleted: int
 
 
 class PartitionLog:
@@ -136,78 +122,19 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: str, config: TopicConfig, clock: Clock) -> PartitionLog:
         """Open (or create) the log in ``directory``, recovering it if it was not closed."""
-        os.makedirs(directory, exist_ok=True)
-        _complete_interrupted_swaps(directory)
-        marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE)
-        clean = os.path.exists(marker)
-        if clean:
-            os.unlink(marker)
-            fsync_directory(directory)
-        stored_start = OffsetCheckpoint(os.path.join(directory, LOG_START_FILE)).read()
-        recovery_point = OffsetCheckpoint(os.path.join(directory, RECOVERY_POINT_FILE)).read()
-        now = clock.time_ms()
-
-        bases = sorted(
-            parsed[0]
-            for name in os.listdir(directory)
-            if (parsed := parse_segment_file_name(name)) and parsed[1] == LOG_SUFFIX
+        loaded = load_partition(directory, config, clock)
+        plog = cls(
+            directory,
+            config,
+            clock,
+            loaded.segments,
+            loaded.log_start_offset,
+            loaded.recovery_point,
+            loaded.report,
+            loaded.producers,
         )
-        interval = config.index_interval_bytes
-        segments = [
-            LogSegment(directory, b, index_interval_bytes=interval, created_ms=now) for b in bases
-        ]
-        scanned = truncated = deleted = 0
-        if not clean and recovery_point is None:
-            recovery_point = 0
-        for i, segment in enumerate(segments):
-            following = segments[i + 1].base_offset if i + 1 < len(segments) else None
-            needs_scan = not clean and (
-                following is None or (recovery_point is not None and following > recovery_point)
-            )
-            if needs_scan:
-                cut = segment.recover()
-                scanned += 1
-                if cut:
-                    log.warning(
-                        "%s: truncated %d bytes of invalid data from %s",
-                        directory,
-                        cut,
-                        segment.files.log,
-                    )
-                    truncated += cut
-                    # Anything after a corrupt point was written after it: drop it too.
-                    for later in segments[i + 1 :]:
-                        later.delete_files()
-                        deleted += 1
-                    del segments[i + 1 :]
-                    break
-            else:
-                segment.load_clean(following)
-        # A segment emptied by recovery is kept only if it is the last one.
-        while len(segments) > 1 and segments[-1].size == 0 and segments[-2].size > 0:
-            if segments[-1].base_offset != segments[-2].next_offset:
-                break
-            segments.pop().delete_files()
-        start = stored_start if stored_start is not None else 0
-        if not segments:
-            segments.append(
-                LogSegment(directory, start, index_interval_bytes=interval, created_ms=now)
-            )
-        first = segments[0].base_offset
-        log_start = max(start, first)
-        log_end = segments[-1].next_offset
-        if log_start > log_end:
-            log_start = log_end
-        active = segments[-1]
-        active.created_ms = _rolling_time(active, now)
-        rp = min(recovery_point if recovery_point is not None else log_end, log_end)
-        if not clean:
-            rp = log_end  # everything now on disk was validated or trusted; flush below
-        report = RecoveryReport(clean, scanned, truncated, deleted)
-        producers = _load_producer_state(directory, segments, clean, log_end)
-        plog = cls(directory, config, clock, segments, log_start, rp, report, producers)
-        if not clean:
-            plog.flush()
+        if not loaded.report.clean:
+            plog.flush()  # what recovery kept is now the durable baseline
         return plog
 
     # -- offsets -------------------------------------------------------------------------
@@ -251,7 +178,9 @@ class PartitionLog:
         the bytes as sent: only the 8-byte base offset is rewritten (it is outside the CRC),
         except for ``LogAppendTime`` topics, whose timestamp is stamped and CRC recomputed.
         """
-        view = memoryview(records).cast("B") if not isinstance(records, bytes) else records
+        view: bytes | bytearray | memoryview = (
+            records if isinstance(records, bytes) else memoryview(records).cast("B")
+        )
         spans = iter_batch_spans(view)
         if not spans:
             raise InvalidRecordError("a produce request must carry at least one record batch")
@@ -673,34 +602,8 @@ class PartitionLog:
         )
 
 
-def _load_producer_state(
-    directory: str, segments: list[LogSegment], clean: bool, log_end: int
-) -> ProducerStateManager:
-    """The snapshot from a clean shutdown, else a scan of every batch header."""
-    state = ProducerStateManager(directory)
-    if clean and state.load_snapshot() == log_end:
-        return state
-    state = ProducerStateManager(directory)
-    for segment in segments:
-        for _, header in segment.headers_from(0):
-            if header.producer_id >= 0 and header.base_sequence >= 0 and not header.is_control:
-                state.record(header, header.base_offset)
-    return state
-
-
-def _rolling_time(segment: LogSegment, now: int) -> int:
-    """When a reopened active segment started, for ``segment.ms``; never in the future."""
-    if segment.size == 0:
-        return now
-    for _, header in segment.headers_from(0):
-        if 0 <= header.max_timestamp <= now:
-            return header.max_timestamp
-        break
-    return now
-
-
 def _stamp_log_append_time(
-    view: bytes | memoryview, spans: list[tuple[int, BatchHeader]], now: int
+    view: bytes | bytearray | memoryview, spans: list[tuple[int, BatchHeader]], now: int
 ) -> tuple[bytearray, list[tuple[int, BatchHeader]]]:
     """Copy the batches with the timestamp type bit set and maxTimestamp = ``now``."""
     buf = bytearray(view)
@@ -732,49 +635,3 @@ def _stamp_log_append_time(
             )
         )
     return buf, out
-
-
-def _complete_interrupted_swaps(directory: str) -> None:
-    """Finish what a crash interrupted, by file suffix, before segments are opened.
-
-    ``.cleaned``: the cleaner had not committed; discard. ``.swap``: the cleaner had
-    committed (files were fsynced before the rename); promote it to live and remove the
-    live segments it covers. ``.deleted``: already replaced or expired; remove.
-    """
-    names = os.listdir(directory)
-    for name in names:
-        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX):
-            os.unlink(os.path.join(directory, name))
-    swaps = sorted(
-        parsed[0]
-        for name in names
-        if name.endswith(SWAP_SUFFIX)
-        and (parsed := parse_segment_file_name(name))
-        and parsed[1] == LOG_SUFFIX + SWAP_SUFFIX
-    )
-    for base in swaps:
-        swap = SegmentFiles.at(directory, base, SWAP_SUFFIX)
-        live = SegmentFiles.at(directory, base)
-        # The swap covers offsets up to its last batch; drop live segments inside that range.
-        probe = LogSegment(
-            directory, base, index_interval_bytes=4096, created_ms=0, suffix=SWAP_SUFFIX
-        )
-        probe.recover()
-        end = probe.next_offset
-        probe.close()
-        for name in os.listdir(directory):
-            parsed = parse_segment_file_name(name)
-            if parsed and parsed[1] == LOG_SUFFIX and base < parsed[0] < end:
-                covered = SegmentFiles.at(directory, parsed[0])
-                for path in (covered.log, covered.index, covered.time_index):
-                    if os.path.exists(path):
-                        os.unlink(path)
-        for src, dst in (
-            (swap.log, live.log),
-            (swap.index, live.index),
-            (swap.time_index, live.time_index),
-        ):
-            if os.path.exists(src):
-                os.replace(src, dst)
-    if swaps:
-        fsync_directory(directory)
