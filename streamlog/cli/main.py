@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from streamlog import __version__
+from streamlog.cli.broker import broker
 from streamlog.cli.dump_log import dump_log
 
 __all__ = ["main", "cli"]
@@ -17,6 +18,7 @@ def cli() -> None:
     """streamlog: stream processing on a bundled, Kafka-compatible log."""
 
 
+cli.add_command(broker)
 cli.add_command(dump_log)
 
 

@@ -1,0 +1,59 @@
+"""Settings of ``streamlog broker``, with Kafka's defaults where Kafka has one."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+__all__ = ["BrokerConfig", "is_loopback"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Everything the broker needs to know at start; see ``streamlog broker --help``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    data_dir: str = ".streamlog"
+    advertised_host: str | None = None
+    node_id: int = 0
+    # Topics
+    auto_create_topics: bool = True
+    default_partitions: int = 1
+    default_topic_configs: dict[str, str] = field(default_factory=dict)
+    # Connections and frames (Kafka: socket.request.max.bytes, sasl.server.max.receive.size,
+    # max.connections, connections.max.idle.ms)
+    max_frame_bytes: int = 100 * 1024 * 1024
+    max_preauth_frame_bytes: int = 512 * 1024
+    max_connections: int = 1000
+    idle_timeout_ms: int = 600_000
+    max_fetch_wait_ms: int = 30_000
+    # Authentication
+    users_file: str | None = None
+    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
+    allow_remote: bool = False
+    # Group coordinator (Kafka: group.min/max.session.timeout.ms,
+    # group.initial.rebalance.delay.ms — 3000 in Kafka; 0 here, as development setups set)
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    group_initial_rebalance_delay_ms: int = 0
+    offsets_topic_partitions: int = 10
+    # Background maintenance (flush.ms, retention, compaction)
+    maintenance_interval_ms: int = 1_000
+
+    @property
+    def advertised(self) -> str:
+        return self.advertised_host or self.host
+
+    @property
+    def authentication_required(self) -> bool:
+        return self.users_file is not None
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

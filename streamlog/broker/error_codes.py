@@ -1,0 +1,47 @@
+"""From the log engine's exceptions to Kafka error codes, in one place."""
+
+from __future__ import annotations
+
+from streamlog.log.compression import UnsupportedCompressionError
+from streamlog.log.errors import (
+    CorruptRecordError,
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidRecordError,
+    InvalidTopicNameError,
+    LogClosedError,
+    LogError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from streamlog.log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
+from streamlog.protocol import ErrorCode
+
+__all__ = ["error_code_for"]
+
+_CODES: tuple[tuple[type[BaseException], ErrorCode], ...] = (
+    (UnknownTopicError, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    (CorruptRecordError, ErrorCode.CORRUPT_MESSAGE),
+    (RecordTooLargeError, ErrorCode.MESSAGE_TOO_LARGE),
+    (UnsupportedCompressionError, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE),
+    (InvalidRecordError, ErrorCode.INVALID_RECORD),
+    (OffsetOutOfRangeError, ErrorCode.OFFSET_OUT_OF_RANGE),
+    (InvalidTopicNameError, ErrorCode.INVALID_TOPIC_EXCEPTION),
+    (TopicExistsError, ErrorCode.TOPIC_ALREADY_EXISTS),
+    (InvalidPartitionsError, ErrorCode.INVALID_PARTITIONS),
+    (InvalidConfigError, ErrorCode.INVALID_CONFIG),
+    (OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
+    (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+    (LogClosedError, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    (LogError, ErrorCode.UNKNOWN_SERVER_ERROR),
+    (OSError, ErrorCode.KAFKA_STORAGE_ERROR),
+)
+
+
+def error_code_for(exc: BaseException) -> ErrorCode:
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return ErrorCode.UNKNOWN_SERVER_ERROR

@@ -1,0 +1,173 @@
+"""``Broker``: the log engine served over the Kafka protocol on one asyncio event loop.
+
+Start-up order: open the log manager (locks and recovers the data directory), read or
+create the cluster id, start the group coordinator, load the users file if any, start
+background log maintenance, then listen. Stop reverses it: stop listening, close every
+connection, stop the coordinator and the maintenance thread, close the logs cleanly
+(flush, clean-shutdown markers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+from streamlog.broker.config import BrokerConfig, is_loopback
+from streamlog.broker.connection import Connection
+from streamlog.broker.context import BrokerContext
+from streamlog.broker.coordinator import GroupCoordinator
+from streamlog.broker.handlers import handler_table
+from streamlog.broker.sasl import SUPPORTED_MECHANISMS
+from streamlog.broker.users import UsersFileError, load_users
+from streamlog.log.clock import Clock, SystemClock
+from streamlog.log.manager import LogManager
+
+__all__ = ["Broker", "BrokerStartError"]
+
+log = logging.getLogger("streamlog.broker")
+
+_META_FILE = "meta.properties"
+
+
+class BrokerStartError(Exception):
+    """The broker cannot start with this configuration (the message says why)."""
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.ctx: BrokerContext | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._handlers = handler_table()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the broker is not listening")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.config.advertised}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        if not is_loopback(cfg.host) and cfg.users_file is None and not cfg.allow_remote:
+            raise BrokerStartError(
+                f"refusing to listen on {cfg.host}, which is not a loopback address, without "
+                "authentication: give --users-file, or --allow-remote to accept anyone"
+            )
+        manager = LogManager(
+            cfg.data_dir,
+            clock=self.clock,
+            offsets_topic_partitions=cfg.offsets_topic_partitions,
+        )
+        manager.start()
+        try:
+            users = None
+            if cfg.users_file is not None:
+                unknown = set(cfg.sasl_mechanisms) - set(SUPPORTED_MECHANISMS)
+                if unknown:
+                    raise BrokerStartError(
+                        f"unsupported SASL mechanisms {sorted(unknown)}; "
+                        f"supported: {', '.join(SUPPORTED_MECHANISMS)}"
+                    )
+                try:
+                    users = load_users(cfg.users_file)
+                except UsersFileError as exc:
+                    raise BrokerStartError(str(exc)) from None
+            ctx = BrokerContext(
+                config=cfg,
+                log=manager,
+                clock=self.clock,
+                cluster_id=_cluster_id(manager.data_dir),
+                port=cfg.port,
+                users=users,
+            )
+            ctx.coordinator = GroupCoordinator(ctx)
+            self._server = await asyncio.start_server(
+                self._accept, cfg.host, cfg.port, limit=1 << 20, reuse_address=True
+            )
+            ctx.port = self.port
+            self.ctx = ctx
+            await ctx.coordinator.start()
+            manager.start_background(cfg.maintenance_interval_ms)
+        except BaseException:
+            if self._server is not None:
+                self._server.close()
+            manager.close()
+            raise
+        log.info(
+            "streamlog broker listening on %s:%d (advertised %s), data directory %s",
+            cfg.host,
+            self.port,
+            self.bootstrap,
+            manager.data_dir,
+        )
+        if users is not None:
+            log.info("SASL authentication required (%s)", ", ".join(cfg.sasl_mechanisms))
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.ctx is not None
+        if len(self._connections) >= self.config.max_connections:
+            log.warning(
+                "refusing connection from %s: %d connections open (max.connections)",
+                writer.get_extra_info("peername"),
+                len(self._connections),
+            )
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await Connection(self.ctx, self._handlers, reader, writer).run()
+        finally:
+            self._connections.discard(task)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        ctx = self.ctx
+        if ctx is not None:
+            if ctx.coordinator is not None:
+                await ctx.coordinator.stop()
+            ctx.waiters.notify_all()
+            ctx.log.close()
+            self.ctx = None
+            log.info("streamlog broker stopped; logs flushed and closed cleanly")
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _cluster_id(data_dir: str) -> str:
+    """The cluster id kept in ``meta.properties``, created on first start."""
+    path = os.path.join(data_dir, _META_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "cluster.id" and value:
+                    return value
+    except FileNotFoundError:
+        pass
+    cluster_id = uuid.uuid4().hex[:22]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"version=1\ncluster.id={cluster_id}\nnode.id=0\n")
+    return cluster_id

@@ -1,0 +1,136 @@
+"""``streamlog broker``: serve the bundled log over the Kafka protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+__all__ = ["broker"]
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@click.command("broker")
+@click.option(
+    "--data-dir",
+    default=".streamlog",
+    show_default=True,
+    help="Directory holding the topics' logs (locked while the broker runs).",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9092",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on; port 0 picks a free port.",
+)
+@click.option(
+    "--advertised-host",
+    default=None,
+    help="Host name clients should connect to (default: the listen host).",
+)
+@click.option(
+    "--partitions",
+    "default_partitions",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Partitions of auto-created topics.",
+)
+@click.option("--no-auto-create", is_flag=True, help="Do not create topics on first use.")
+@click.option(
+    "--users-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Require SASL (PLAIN, SCRAM-SHA-256) with the users in this file.",
+)
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow a non-loopback listener without authentication."
+)
+@click.option("--max-connections", default=1000, show_default=True, type=int)
+@click.option("--max-frame-bytes", default=100 * 1024 * 1024, show_default=True, type=int)
+@click.option("--idle-timeout-ms", default=600_000, show_default=True, type=int)
+@click.option("--group-initial-rebalance-delay-ms", default=0, show_default=True, type=int)
+@click.option(
+    "--port-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the bound port here once listening (for scripts using port 0).",
+)
+@click.option(
+    "-l",
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+def broker(
+    data_dir: str,
+    listen: str,
+    advertised_host: str | None,
+    default_partitions: int,
+    no_auto_create: bool,
+    users_file: str | None,
+    allow_remote: bool,
+    max_connections: int,
+    max_frame_bytes: int,
+    idle_timeout_ms: int,
+    group_initial_rebalance_delay_ms: int,
+    port_file: str | None,
+    log_level: str,
+) -> None:
+    """Run a Kafka-protocol broker over the bundled log (kcat, kafka-python, librdkafka...)."""
+    from streamlog.broker.config import BrokerConfig
+    from streamlog.broker.server import Broker, BrokerStartError
+    from streamlog.log.errors import LogError
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    host, port = _host_port(listen)
+    config = BrokerConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        advertised_host=advertised_host,
+        default_partitions=default_partitions,
+        auto_create_topics=not no_auto_create,
+        users_file=users_file,
+        allow_remote=allow_remote,
+        max_connections=max_connections,
+        max_frame_bytes=max_frame_bytes,
+        idle_timeout_ms=idle_timeout_ms,
+        group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+    )
+
+    async def run() -> None:
+        server = Broker(config)
+        await server.start()
+        if port_file:
+            with open(port_file, "w", encoding="utf-8") as f:
+                f.write(f"{server.port}\n")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            logging.getLogger("streamlog.broker").info("shutting down")
+            await server.stop()
+
+    try:
+        asyncio.run(run())
+    except (BrokerStartError, LogError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
