@@ -33,10 +33,11 @@ class BrokerConfig:
     sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
     allow_remote: bool = False
     # Group coordinator (Kafka: group.min/max.session.timeout.ms,
-    # group.initial.rebalance.delay.ms — 3000 in Kafka; 0 here, as development setups set)
+    # group.initial.rebalance.delay.ms: a new group waits for more members before its first
+    # generation, as in Kafka, so members starting together get one rebalance, not several)
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
-    group_initial_rebalance_delay_ms: int = 0
+    group_initial_rebalance_delay_ms: int = 3_000
     offsets_topic_partitions: int = 10
     # Background maintenance (flush.ms, retention, compaction)
     maintenance_interval_ms: int = 1_000

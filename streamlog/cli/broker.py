@@ -59,7 +59,13 @@ def _host_port(value: str) -> tuple[str, int]:
 @click.option("--max-connections", default=1000, show_default=True, type=int)
 @click.option("--max-frame-bytes", default=100 * 1024 * 1024, show_default=True, type=int)
 @click.option("--idle-timeout-ms", default=600_000, show_default=True, type=int)
-@click.option("--group-initial-rebalance-delay-ms", default=0, show_default=True, type=int)
+@click.option(
+    "--group-initial-rebalance-delay-ms",
+    default=3000,
+    show_default=True,
+    type=int,
+    help="How long a new group waits for more members before its first generation.",
+)
 @click.option(
     "--port-file",
     type=click.Path(dir_okay=False),

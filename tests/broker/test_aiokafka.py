@@ -9,8 +9,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 def test_aiokafka_producer_group_consumer_and_commits(shared_broker) -> None:
     async def scenario() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=shared_broker.bootstrap, acks="all",
-                                    enable_idempotence=True)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=shared_broker.bootstrap, acks="all", enable_idempotence=True
+        )
         await producer.start()
         try:
             for i in range(200):
@@ -21,9 +22,13 @@ def test_aiokafka_producer_group_consumer_and_commits(shared_broker) -> None:
 
         async def read(count: int) -> list[int]:
             consumer = AIOKafkaConsumer(
-                "aio-t", bootstrap_servers=shared_broker.bootstrap, group_id="aio-g",
-                auto_offset_reset="earliest", enable_auto_commit=False,
-                session_timeout_ms=6000, heartbeat_interval_ms=500,
+                "aio-t",
+                bootstrap_servers=shared_broker.bootstrap,
+                group_id="aio-g",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=500,
             )
             await consumer.start()
             values: list[int] = []

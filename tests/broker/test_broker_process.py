@@ -41,7 +41,8 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 def api_versions(sock: socket.socket, version: int = 3, correlation_id: int = 1):
     body = build_message(
         request_class(ApiKey.API_VERSIONS, version),
-        client_software_name="streamlog-test", client_software_version="1",
+        client_software_name="streamlog-test",
+        client_software_version="1",
     )
     sock.sendall(encode_request(body, correlation_id=correlation_id, client_id="t"))
     return decode_response(recv_frame(sock), ApiKey.API_VERSIONS, version)
@@ -92,9 +93,13 @@ def test_bad_input_closes_only_that_connection(broker) -> None:
 
     truncated = connect(broker)
     frame = encode_request(
-        build_message(request_class(ApiKey.METADATA, 9), topics=[{"name": "abc"}],
-                      allow_auto_topic_creation=False),
-        correlation_id=5, client_id="t",
+        build_message(
+            request_class(ApiKey.METADATA, 9),
+            topics=[{"name": "abc"}],
+            allow_auto_topic_creation=False,
+        ),
+        correlation_id=5,
+        client_id="t",
     )
     cut = frame[4:-3]
     truncated.sendall(struct.pack(">i", len(cut)) + cut)
@@ -146,7 +151,9 @@ def test_connection_limit_refuses_extra_clients(tmp_path) -> None:
 def test_refuses_remote_listener_without_auth(tmp_path) -> None:
     out = subprocess.run(
         [STREAMLOG, "broker", "--data-dir", str(tmp_path / "d"), "--listen", "0.0.0.0:0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode != 0
     assert "not a loopback address" in out.stderr and "--allow-remote" in out.stderr
@@ -155,7 +162,9 @@ def test_refuses_remote_listener_without_auth(tmp_path) -> None:
 def test_second_broker_on_the_same_data_dir_gets_a_clear_error(broker) -> None:
     out = subprocess.run(
         [STREAMLOG, "broker", "--data-dir", broker.data_dir, "--listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode != 0
     assert "in use by another process" in out.stderr

@@ -28,25 +28,38 @@ def sasl_broker(tmp_path_factory):
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
 def test_kafka_python_authenticates_and_round_trips(sasl_broker, mechanism) -> None:
-    auth = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism,
-            "sasl_plain_username": "alice", "sasl_plain_password": "wonderland"}
+    auth = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": "wonderland",
+    }
     topic = f"sasl-kp-{mechanism.lower()}"
     producer = KafkaProducer(bootstrap_servers=sasl_broker.bootstrap, **auth)
     for i in range(20):
         producer.send(topic, value=b"%d" % i)
     producer.flush(30)
     producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=sasl_broker.bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10_000, **auth)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=sasl_broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+        **auth,
+    )
     values = [int(m.value) for m in consumer]
     consumer.close()
     assert values == list(range(20))
 
 
 def test_confluent_kafka_scram_round_trip(sasl_broker) -> None:
-    auth = {"bootstrap.servers": sasl_broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "bob",
-            "sasl.password": "builder"}
+    auth = {
+        "bootstrap.servers": sasl_broker.bootstrap,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "bob",
+        "sasl.password": "builder",
+    }
     producer = Producer(auth)
     for i in range(50):
         producer.produce("sasl-ck", value=b"%d" % i)
@@ -66,9 +79,13 @@ def test_confluent_kafka_scram_round_trip(sasl_broker) -> None:
 def test_wrong_password_is_refused(sasl_broker) -> None:
     with pytest.raises(KafkaError):
         KafkaProducer(
-            bootstrap_servers=sasl_broker.bootstrap, security_protocol="SASL_PLAINTEXT",
-            sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
-            sasl_plain_password="wrong", max_block_ms=5000, request_timeout_ms=5000,
+            bootstrap_servers=sasl_broker.bootstrap,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_plain_username="alice",
+            sasl_plain_password="wrong",
+            max_block_ms=5000,
+            request_timeout_ms=5000,
         )
     assert "authentication" in sasl_broker.logs().lower()
 

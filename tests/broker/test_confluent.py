@@ -22,10 +22,14 @@ def test_idempotent_producer_100k_acks_all_read_back_exactly_once_in_order(
 ) -> None:
     topic = "ck-idem"
     create(shared_broker.bootstrap, topic, 4)
-    producer = Producer({
-        "bootstrap.servers": shared_broker.bootstrap, "enable.idempotence": True,
-        "acks": "all", "linger.ms": 5,
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": shared_broker.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
     delivered: list[tuple[int, int]] = []
     errors: list[str] = []
 
@@ -39,8 +43,9 @@ def test_idempotent_producer_100k_acks_all_read_back_exactly_once_in_order(
     for i in range(n):
         while True:
             try:
-                producer.produce(topic, key=b"k%d" % (i % 1000), value=b"%d" % i,
-                                 on_delivery=on_delivery)
+                producer.produce(
+                    topic, key=b"k%d" % (i % 1000), value=b"%d" % i, on_delivery=on_delivery
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -48,10 +53,15 @@ def test_idempotent_producer_100k_acks_all_read_back_exactly_once_in_order(
     assert errors == []
     assert len(delivered) == n
 
-    consumer = Consumer({
-        "bootstrap.servers": shared_broker.bootstrap, "group.id": "ck-idem-reader",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False, **FAST,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": shared_broker.bootstrap,
+            "group.id": "ck-idem-reader",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **FAST,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
     per_partition: dict[int, list[int]] = defaultdict(list)
     seen = 0
@@ -82,11 +92,16 @@ def test_consumer_group_subscribe_commit_and_resume(shared_broker) -> None:
     producer.flush(30)
 
     def read(count: int) -> list[int]:
-        consumer = Consumer({
-            "bootstrap.servers": shared_broker.bootstrap, "group.id": "ck-g",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "session.timeout.ms": 6000, **FAST,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": shared_broker.bootstrap,
+                "group.id": "ck-g",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                **FAST,
+            }
+        )
         consumer.subscribe([topic])
         values: list[int] = []
         deadline = time.monotonic() + 60

@@ -16,8 +16,11 @@ GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, **kw):
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        consumer_timeout_ms=int(timeout * 1000), **kw,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=int(timeout * 1000),
+        **kw,
     )
     got = []
     deadline = time.monotonic() + timeout
@@ -35,7 +38,9 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, 
 def test_producer_acks_all_with_each_compression_codec(shared_broker, codec) -> None:
     topic = f"kp-codec-{codec}"
     producer = KafkaProducer(
-        bootstrap_servers=shared_broker.bootstrap, acks="all", compression_type=codec,
+        bootstrap_servers=shared_broker.bootstrap,
+        acks="all",
+        compression_type=codec,
         linger_ms=5,
     )
     futures = [
@@ -59,11 +64,21 @@ def test_consumer_group_reads_everything_and_commits(shared_broker) -> None:
         producer.send(topic, value=b"%d" % i)
     producer.flush(30)
     producer.close()
-    got = consume_all(shared_broker.bootstrap, topic, 300, group_id="kp-g1",
-                      enable_auto_commit=False, **GROUP_TIMEOUTS)
+    got = consume_all(
+        shared_broker.bootstrap,
+        topic,
+        300,
+        group_id="kp-g1",
+        enable_auto_commit=False,
+        **GROUP_TIMEOUTS,
+    )
     assert sorted(int(m.value) for m in got) == list(range(300))
-    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="kp-g1",
-                             enable_auto_commit=False, **GROUP_TIMEOUTS)
+    consumer = KafkaConsumer(
+        bootstrap_servers=shared_broker.bootstrap,
+        group_id="kp-g1",
+        enable_auto_commit=False,
+        **GROUP_TIMEOUTS,
+    )
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
     consumer.commit({tp: __import__("kafka").OffsetAndMetadata(300, "done", -1)})
@@ -74,40 +89,75 @@ def test_consumer_group_reads_everything_and_commits(shared_broker) -> None:
 def test_two_consumers_split_four_partitions_and_rebalance_when_one_leaves(
     shared_broker,
 ) -> None:
+    """Each consumer polls in its own thread, as applications do (kafka-python 3.0 loses
+    a rejoin when two consumers are polled alternately from one thread)."""
+    import threading
+
     topic = "kp-split"
     admin = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
     admin.close()
 
-    def member() -> KafkaConsumer:
-        c = KafkaConsumer(topic, bootstrap_servers=shared_broker.bootstrap,
-                          group_id="kp-split-g", auto_offset_reset="earliest",
-                          **GROUP_TIMEOUTS)
-        return c
+    class Member(threading.Thread):
+        def __init__(self, name: str) -> None:
+            super().__init__(name=name, daemon=True)
+            self.stop = threading.Event()
+            self.assigned: set[int] = set()
+            self.consumer = KafkaConsumer(
+                topic,
+                bootstrap_servers=shared_broker.bootstrap,
+                group_id="kp-split-g",
+                auto_offset_reset="earliest",
+                client_id=name,
+                **GROUP_TIMEOUTS,
+            )
 
-    a, b = member(), member()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        a.poll(100)
-        b.poll(100)
-        pa, pb = a.assignment(), b.assignment()
-        if len(pa) + len(pb) == 4 and pa and pb and not (pa & pb):
-            break
-    assert {tp.partition for tp in a.assignment() | b.assignment()} == {0, 1, 2, 3}
-    assert len(a.assignment()) == 2 and len(b.assignment()) == 2
-    b.close()  # LeaveGroup: a takes everything over
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(a.assignment()) != 4:
-        a.poll(100)
-    assert {tp.partition for tp in a.assignment()} == {0, 1, 2, 3}
-    a.close()
+        def run(self) -> None:
+            while not self.stop.is_set():
+                self.consumer.poll(100)
+                self.assigned = {tp.partition for tp in self.consumer.assignment()}
+            self.consumer.close()  # LeaveGroup
+
+    a, b = Member("a"), Member("b")
+    a.start()
+    b.start()
+
+    def wait_for(condition) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.1)
+        return False
+
+    try:
+        split = wait_for(
+            lambda: (
+                len(a.assigned) == 2
+                and len(b.assigned) == 2
+                and a.assigned | b.assigned == {0, 1, 2, 3}
+            )
+        )
+        assert split, (a.assigned, b.assigned)
+        b.stop.set()
+        b.join(30)
+        assert wait_for(lambda: a.assigned == {0, 1, 2, 3}), a.assigned
+    finally:
+        a.stop.set()
+        b.stop.set()
+        a.join(30)
+        b.join(30)
 
 
 def test_committed_offsets_survive_a_broker_restart(tmp_path) -> None:
     proc = BrokerProcess(str(tmp_path / "d")).start()
     try:
-        consumer = KafkaConsumer(bootstrap_servers=proc.bootstrap, group_id="kp-durable",
-                                 enable_auto_commit=False, **GROUP_TIMEOUTS)
+        consumer = KafkaConsumer(
+            bootstrap_servers=proc.bootstrap,
+            group_id="kp-durable",
+            enable_auto_commit=False,
+            **GROUP_TIMEOUTS,
+        )
         producer = KafkaProducer(bootstrap_servers=proc.bootstrap)
         producer.send("kp-durable-t", b"x").get(10)
         producer.close()
@@ -119,8 +169,12 @@ def test_committed_offsets_survive_a_broker_restart(tmp_path) -> None:
         consumer.close()
         assert proc.stop() == 0
         proc.start()
-        consumer = KafkaConsumer(bootstrap_servers=proc.bootstrap, group_id="kp-durable",
-                                 enable_auto_commit=False, **GROUP_TIMEOUTS)
+        consumer = KafkaConsumer(
+            bootstrap_servers=proc.bootstrap,
+            group_id="kp-durable",
+            enable_auto_commit=False,
+            **GROUP_TIMEOUTS,
+        )
         assert consumer.committed(tp) == 42
         consumer.close()
     finally:
@@ -130,11 +184,17 @@ def test_committed_offsets_survive_a_broker_restart(tmp_path) -> None:
 def test_admin_create_list_delete_topics_and_add_partitions(shared_broker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap)
     try:
-        admin.create_topics([
-            NewTopic("kp-admin-a", num_partitions=3, replication_factor=1,
-                     topic_configs={"retention.ms": "60000"}),
-            NewTopic("kp-admin-b", num_partitions=1, replication_factor=1),
-        ])
+        admin.create_topics(
+            [
+                NewTopic(
+                    "kp-admin-a",
+                    num_partitions=3,
+                    replication_factor=1,
+                    topic_configs={"retention.ms": "60000"},
+                ),
+                NewTopic("kp-admin-b", num_partitions=1, replication_factor=1),
+            ]
+        )
         assert {"kp-admin-a", "kp-admin-b"} <= set(admin.list_topics())
         with pytest.raises(TopicAlreadyExistsError):
             admin.create_topics([NewTopic("kp-admin-a", num_partitions=1, replication_factor=1)])

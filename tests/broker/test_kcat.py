@@ -19,7 +19,10 @@ COMMON = ["-X", "socket.timeout.ms=20000", "-X", "metadata.request.timeout.ms=20
 def kcat(broker, *args: str, input: str | None = None, timeout: float = 120) -> str:
     out = subprocess.run(
         ["kcat", "-b", broker.bootstrap, *COMMON, *args],
-        input=input, capture_output=True, text=True, timeout=timeout,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -29,8 +32,17 @@ def test_kcat_produces_and_consumes_10000_keyed_messages(shared_broker) -> None:
     lines = [f"key-{i % 97}:value-{i}" for i in range(10_000)]
     kcat(shared_broker, "-P", "-t", "kcat-keyed", "-K", ":", input="\n".join(lines) + "\n")
     out = kcat(
-        shared_broker, "-C", "-t", "kcat-keyed", "-o", "beginning", "-e", "-c", "10000",
-        "-f", "%p|%o|%k|%s\n",
+        shared_broker,
+        "-C",
+        "-t",
+        "kcat-keyed",
+        "-o",
+        "beginning",
+        "-e",
+        "-c",
+        "10000",
+        "-f",
+        "%p|%o|%k|%s\n",
     )
     rows = [line.split("|") for line in out.splitlines()]
     assert len(rows) == 10_000
@@ -49,10 +61,18 @@ def test_kcat_keys_are_partitioned_like_kafka_and_listed(shared_broker) -> None:
         admin.close()
     lines = [f"user-{i}:v{i}" for i in range(200)]
     # -z none keeps it simple; murmur2 is librdkafka's Kafka-compatible partitioner
-    kcat(shared_broker, "-P", "-t", "kcat-parts", "-K", ":", "-X", "partitioner=murmur2_random",
-         input="\n".join(lines) + "\n")
-    out = kcat(shared_broker, "-C", "-t", "kcat-parts", "-o", "beginning", "-e",
-               "-f", "%p %k\n")
+    kcat(
+        shared_broker,
+        "-P",
+        "-t",
+        "kcat-parts",
+        "-K",
+        ":",
+        "-X",
+        "partitioner=murmur2_random",
+        input="\n".join(lines) + "\n",
+    )
+    out = kcat(shared_broker, "-C", "-t", "kcat-parts", "-o", "beginning", "-e", "-f", "%p %k\n")
     from streamlog.log.partitioner import partition_for_key
 
     seen = [line.split() for line in out.splitlines()]

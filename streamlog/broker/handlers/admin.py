@@ -153,9 +153,14 @@ async def handle_delete_topics(
                 )
                 continue
         if name is None:
-            results.append({"name": None, "topic_id": topic_id,
-                            "error_code": ErrorCode.INVALID_REQUEST,
-                            "error_message": "a topic needs a name or an id"})
+            results.append(
+                {
+                    "name": None,
+                    "topic_id": topic_id,
+                    "error_code": ErrorCode.INVALID_REQUEST,
+                    "error_message": "a topic needs a name or an id",
+                }
+            )
             continue
         try:
             tid = uuid.UUID(ctx.log.topic_id(name)) if ctx.log.topic_exists(name) else None
