@@ -37,6 +37,7 @@ from streamlog.log.batch_header import (
     TIMESTAMP_TYPE_MASK,
     BatchHeader,
     iter_batch_spans,
+    peek_offsets,
 )
 from streamlog.log.checkpoint import OffsetCheckpoint, fsync_directory
 from streamlog.log.clock import Clock
@@ -82,7 +83,7 @@ class AppendResult:
 class ReadResult:
     """Stored batch bytes from the requested offset, with the offsets a fetch reports."""
 
-    records: bytes
+    records: bytes | memoryview
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
@@ -344,7 +345,7 @@ class PartitionLog:
             start, end = self._log_start_offset, self.log_end_offset
             if offset < start or offset > end:
                 raise OffsetOutOfRangeError(offset, start, end)
-            data = b""
+            data: bytes | memoryview = b""
             if offset < end:
                 index = self._segment_index_for(offset)
                 while index < len(self._segments):
@@ -403,11 +404,8 @@ class PartitionLog:
             pos = 0
             data = result.records
             while pos < len(data):
-                size = int.from_bytes(data[pos + 8 : pos + 12], "big") + 12
-                last = int.from_bytes(data[pos : pos + 8], "big") + int.from_bytes(
-                    data[pos + 23 : pos + 27], "big", signed=True
-                )
-                yield data[pos : pos + size]
+                _, size, last = peek_offsets(data, pos)
+                yield bytes(data[pos : pos + size])
                 pos += size
                 offset = last + 1
             if offset >= result.log_end_offset:

@@ -260,7 +260,7 @@ class LogSegment:
                 return position
         return None
 
-    def read(self, offset: int, max_bytes: int, min_one: bool = True) -> bytes | None:
+    def read(self, offset: int, max_bytes: int, min_one: bool = True) -> bytes | memoryview | None:
         """Whole batches from the one containing ``offset``, at most ``max_bytes`` of them.
 
         If the first batch alone exceeds ``max_bytes`` it is returned anyway when
@@ -282,7 +282,7 @@ class LogSegment:
             _, size, _ = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)
             return os.pread(self._fd, size, position)
         if end < len(data):
-            data = data[:end]
+            return memoryview(data)[:end]  # no copy: the fetch path joins it into a response
         return data
 
     def read_batches(self, start_position: int = 0) -> Iterator[tuple[int, bytes]]:
