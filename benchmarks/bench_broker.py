@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -53,6 +52,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from machine import machine  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
@@ -97,22 +97,6 @@ class PhaseError(Exception):
 
 # ---------------------------------------------------------------------------------------
 # Machine and processes
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-        f"({platform.python_implementation()}); {platform.system()} {platform.release()}"
-    )
 
 
 def free_port() -> int:

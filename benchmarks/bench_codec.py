@@ -11,12 +11,11 @@ Decoding includes CRC validation and building every record object, as a consumer
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
 
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from machine import machine  # benchmarks/ is on sys.path when a script runs
 
 from streamlog.log import records
 from streamlog.log.compression import Compression
@@ -28,22 +27,6 @@ KEY_SIZE = 10
 VALUE_SIZE = 100
 ROUNDS = 5
 ROUND_SECONDS = 1.0
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-        f"({platform.python_implementation()})"
-    )
 
 
 def make_entries() -> list[tuple[bytes, bytes, int, tuple[()]]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from machine import machine  # benchmarks/ is on sys.path when a script runs
+
 from streamlog.log.clock import SystemClock  # noqa: E402
 from streamlog.log.config import TopicConfig  # noqa: E402
 from streamlog.log.partition_log import PartitionLog  # noqa: E402
@@ -30,19 +31,6 @@ from streamlog.log.records import IMPLEMENTATION, encode_batch  # noqa: E402
 
 RECORD_VALUE = 100
 BATCH_RECORDS = 1000
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def settle() -> None:
