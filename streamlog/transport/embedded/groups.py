@@ -1,0 +1,261 @@
+"""Consumer groups inside one process: membership, range assignment, the rebalance barrier.
+
+The embedded transport has no group coordinator on the other side of a socket, so this
+module plays its part for the consumers of one transport. It follows Kafka's classic
+(eager) protocol, as a Java or aiokafka consumer sees it:
+
+1. A member joins (``subscribe``), leaves (``close``), changes its subscription, or a
+   subscribed topic changes its partition count: the group starts a new *generation*
+   and computes every member's *target* with Kafka's ``RangeAssignor``.
+2. Each member notices the new generation on its next ``getmany`` (waiting members are
+   woken through the notifier key ``group.key``). It revokes everything it *owns*
+   (``on_partitions_revoked``; commits of those partitions still succeed inside the
+   callback) and releases it.
+3. The member then waits until none of its target partitions is owned by another member:
+   the join barrier, so that two members never read the same partition. When its target
+   is free it takes it (``on_partitions_assigned``) and has completed the generation.
+
+A member that blocks the barrier and has not polled within its ``session_timeout_ms`` of
+the rebalance starting is evicted (Kafka's rebalance timeout), so one idle consumer cannot
+stall the group forever.
+A consumer that is garbage collected without ``close`` is removed on the next access.
+
+Invariant: a partition is owned by at most one member; ``owned`` only grows through
+``complete``, which requires every target partition to be free.
+
+Not thread-safe: one event loop drives every member of every group.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from streamlog.transport.types import TopicPartition
+
+__all__ = ["Member", "ConsumerGroup", "GroupRegistry", "range_assign"]
+
+ASSIGNOR = "range"
+
+
+@dataclass(eq=False)
+class Member:
+    """One consumer's place in a group; the consumer keeps it while it is a member."""
+
+    member_id: str
+    client_id: str
+    topics: frozenset[str]
+    session_timeout_s: float
+    owned: frozenset[TopicPartition] = frozenset()
+    target: frozenset[TopicPartition] = frozenset()
+    generation: int = 0  # the last generation this member completed (0: none yet)
+    last_seen: float = field(default_factory=time.monotonic)
+    evicted: bool = False
+
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+
+def range_assign(
+    subscriptions: Mapping[str, Iterable[str]], counts: Mapping[str, int]
+) -> dict[str, set[TopicPartition]]:
+    """Kafka's ``RangeAssignor``: per topic, members in member-id order take contiguous
+    ranges, the first ``partitions % members`` of them one partition more."""
+    result: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
+    by_topic: dict[str, list[str]] = {}
+    for member_id, topics in subscriptions.items():
+        for topic in topics:
+            by_topic.setdefault(topic, []).append(member_id)
+    for topic, members in by_topic.items():
+        partitions = counts.get(topic, 0)
+        if not partitions:
+            continue
+        members.sort()
+        share, extra = divmod(partitions, len(members))
+        start = 0
+        for i, member_id in enumerate(members):
+            n = share + (1 if i < extra else 0)
+            result[member_id].update(TopicPartition(topic, p) for p in range(start, start + n))
+            start += n
+    return result
+
+
+class ConsumerGroup:
+    """The members, generation and assignment of one group; see the module docstring."""
+
+    def __init__(
+        self,
+        group_id: str,
+        partition_count: Callable[[str], int],
+        notify: Callable[[object], None],
+        metadata_version: Callable[[], int],
+    ) -> None:
+        self.group_id = group_id
+        self.key = ("group", group_id)
+        self.members: dict[str, Member] = {}
+        self.generation = 0
+        self.rebalance_started = time.monotonic()
+        self._partition_count = partition_count
+        self._notify = notify
+        self._metadata_version = metadata_version
+        self._seen_version = -1
+        self._counts: dict[str, int] = {}
+        self._dead: list[str] = []
+
+    # -- membership ----------------------------------------------------------------------
+
+    def join(self, client_id: str, topics: Iterable[str], session_timeout_s: float) -> Member:
+        member = Member(
+            f"{client_id}-{uuid.uuid4()}", client_id, frozenset(topics), session_timeout_s
+        )
+        self.members[member.member_id] = member
+        self.rebalance()
+        return member
+
+    def resubscribe(self, member: Member, topics: Iterable[str]) -> None:
+        topics = frozenset(topics)
+        if topics != member.topics:
+            member.topics = topics
+            self.rebalance()
+
+    def leave(self, member: Member) -> None:
+        if self.members.pop(member.member_id, None) is not None:
+            member.owned = frozenset()
+            self.rebalance()
+
+    def mark_dead(self, member_id: str) -> None:
+        """Called by a finalizer when a member's consumer is garbage collected.
+
+        Only records the id: finalizers may run anywhere, the group changes on the next
+        access (``reap``).
+        """
+        self._dead.append(member_id)
+
+    def reap(self) -> None:
+        """Drop garbage-collected members; rebalance if they or the topics changed.
+
+        Topics change through the transport (create, delete, add partitions); a
+        subscribed topic whose partition count moved starts a new generation, as a
+        Kafka group leader does when its metadata changes.
+        """
+        changed = False
+        while self._dead:
+            member = self.members.pop(self._dead.pop(), None)
+            if member is not None:
+                member.owned = frozenset()
+                changed = True
+        version = self._metadata_version()
+        if version != self._seen_version:
+            self._seen_version = version
+            if self.members and self._counts != self._current_counts():
+                changed = True
+        if changed:
+            self.rebalance()
+
+    def evict(self, member: Member) -> None:
+        """Remove a member that blocked a rebalance for longer than its session timeout."""
+        member.evicted = True
+        self.leave(member)
+
+    # -- the rebalance -------------------------------------------------------------------
+
+    def _current_counts(self) -> dict[str, int]:
+        topics = set().union(*(m.topics for m in self.members.values()))
+        counts = {}
+        for topic in topics:
+            n = self._partition_count(topic)
+            if n:
+                counts[topic] = n
+        return counts
+
+    def rebalance(self) -> None:
+        """Start a new generation: new targets for every member, everyone woken."""
+        self.generation += 1
+        self.rebalance_started = time.monotonic()
+        self._seen_version = self._metadata_version()
+        self._counts = self._current_counts()
+        targets = range_assign({m: s.topics for m, s in self.members.items()}, self._counts)
+        for member_id, target in targets.items():
+            self.members[member_id].target = frozenset(target)
+        self._notify(self.key)
+
+    def release(self, member: Member, partitions: Iterable[TopicPartition]) -> None:
+        """The member gave these partitions back (after its revoke callback)."""
+        member.owned = member.owned.difference(partitions)
+        self._notify(self.key)
+
+    def blockers(self, member: Member) -> list[Member]:
+        """Other members still owning a partition of ``member``'s target."""
+        return [
+            other
+            for other in self.members.values()
+            if other is not member and not other.owned.isdisjoint(member.target)
+        ]
+
+    def complete(self, member: Member) -> None:
+        """The member takes its target for the current generation (its target is free)."""
+        member.owned = member.target
+        member.generation = self.generation
+
+    # -- views ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """Kafka's group state names, as DescribeGroups reports them."""
+        if not self.members:
+            return "Empty"
+        if any(m.generation != self.generation for m in self.members.values()):
+            return "PreparingRebalance"
+        return "Stable"
+
+    def owner(self, partition: TopicPartition) -> str | None:
+        """The member the current generation assigns ``partition`` to."""
+        for member in self.members.values():
+            if partition in member.target:
+                return member.member_id
+        return None
+
+
+class GroupRegistry:
+    """Every group of one embedded transport, created on first use."""
+
+    def __init__(
+        self,
+        partition_count: Callable[[str], int],
+        notify: Callable[[object], None],
+        metadata_version: Callable[[], int],
+    ) -> None:
+        self._groups: dict[str, ConsumerGroup] = {}
+        self._partition_count = partition_count
+        self._notify = notify
+        self._metadata_version = metadata_version
+
+    def group(self, group_id: str) -> ConsumerGroup:
+        group = self._groups.get(group_id)
+        if group is None:
+            group = ConsumerGroup(
+                group_id, self._partition_count, self._notify, self._metadata_version
+            )
+            self._groups[group_id] = group
+        return group
+
+    def get(self, group_id: str) -> ConsumerGroup | None:
+        group = self._groups.get(group_id)
+        if group is not None:
+            group.reap()
+        return group
+
+    def notify_all(self) -> None:
+        """Wake every waiting member of every group (topics changed)."""
+        for group in self._groups.values():
+            self._notify(group.key)
+
+    def with_members(self) -> list[str]:
+        active = []
+        for group_id, group in self._groups.items():
+            group.reap()
+            if group.members:
+                active.append(group_id)
+        return active

@@ -1,0 +1,362 @@
+"""The consumer: positions, fetching (``fetcher.py``), group membership (``group.py``) and
+offset commits, behind the transport's ``Consumer`` protocol.
+
+Positions start unknown. Before handing out records, ``getmany`` gives every assigned
+partition without a position its committed offset (OffsetFetch, when there is a group) or
+else applies ``auto_offset_reset`` (ListOffsets: "earliest" or "latest"; "none" raises
+``OffsetOutOfRangeError``). The same policy answers OFFSET_OUT_OF_RANGE from a fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+
+from streamlog.transport.base import RebalanceListener
+from streamlog.transport.errors import (
+    GroupError,
+    OffsetOutOfRangeError,
+    RebalanceInProgressError,
+    TransportClosedError,
+    TransportError,
+)
+from streamlog.transport.kafka.cluster import Cluster
+from streamlog.transport.kafka.fetcher import Fetcher, PartitionState
+from streamlog.transport.kafka.group import GroupMember
+from streamlog.transport.kafka.offsets import EARLIEST, LATEST, GroupCoordinator, list_offsets
+from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+__all__ = ["KafkaConsumer"]
+
+_RESETS = {"earliest": EARLIEST, "smallest": EARLIEST, "latest": LATEST, "largest": LATEST}
+_ISOLATION = {"read_uncommitted": 0, "read_committed": 1}
+
+
+class KafkaConsumer:
+    """See the module docstring. Create through ``KafkaTransport.consumer``."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        group_id: str | None = None,
+        auto_offset_reset: str = "earliest",
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 1_000,
+        rebalance_timeout_ms: int = 30_000,
+        max_poll_records: int = 10_000,
+        fetch_max_bytes: int = 50 * 1024 * 1024,
+        max_partition_fetch_bytes: int = 1024 * 1024,
+        fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
+        isolation_level: str = "read_uncommitted",
+    ) -> None:
+        if auto_offset_reset not in (*_RESETS, "none"):
+            raise ValueError(
+                f"auto_offset_reset must be 'earliest', 'latest' or 'none', not "
+                f"{auto_offset_reset!r}"
+            )
+        if isolation_level not in _ISOLATION:
+            raise ValueError(
+                f"isolation_level must be 'read_uncommitted' or 'read_committed', not "
+                f"{isolation_level!r}"
+            )
+        self._cluster = cluster
+        self._group_id = group_id
+        self._reset = auto_offset_reset
+        self._session_timeout_ms = session_timeout_ms
+        self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._rebalance_timeout_ms = max(rebalance_timeout_ms, session_timeout_ms)
+        self._max_poll_records = max_poll_records
+        self._isolation = _ISOLATION[isolation_level]
+        self._data = asyncio.Event()
+        self._fetcher = Fetcher(
+            cluster,
+            max_wait_ms=fetch_max_wait_ms,
+            min_bytes=fetch_min_bytes,
+            max_bytes=fetch_max_bytes,
+            partition_max_bytes=min(max_partition_fetch_bytes, fetch_max_bytes),
+            isolation_level=self._isolation,
+            on_data=self._data.set,
+        )
+        self._coordinator = GroupCoordinator(cluster, group_id) if group_id else None
+        self._member: GroupMember | None = None
+        self._listener: RebalanceListener | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ---------------------------------------------------------------- assignment
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        self._check_open()
+        if self._member is not None:
+            raise GroupError("this consumer is subscribed: assign() is for group-less reading")
+        self._fetcher.set_assignment(TopicPartition(*tp) for tp in partitions)
+        self._data.set()
+
+    async def subscribe(
+        self, topics: Iterable[str], listener: RebalanceListener | None = None
+    ) -> None:
+        self._check_open()
+        if self._coordinator is None:
+            raise GroupError("subscribe() needs a consumer created with a group_id")
+        topics = sorted(set(topics))
+        self._listener = listener
+        if self._member is not None:
+            self._member.topics = topics
+            self._member.request_rejoin()
+            return
+        self._fetcher.set_assignment(())
+        member = GroupMember(
+            self._cluster,
+            self._coordinator,
+            topics,
+            on_revoked=self._on_revoked,
+            on_assigned=self._on_assigned,
+            session_timeout_ms=self._session_timeout_ms,
+            rebalance_timeout_ms=self._rebalance_timeout_ms,
+            heartbeat_interval_ms=self._heartbeat_interval_ms,
+        )
+        self._member = member
+        try:
+            await member.start()
+        except BaseException:
+            self._member = None
+            raise
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # The listener goes first: it may commit the positions it is about to lose.
+        if self._listener is not None:
+            await self._listener.on_partitions_revoked(set(revoked))
+        self._fetcher.set_assignment(tp for tp in self._fetcher.states if tp not in revoked)
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._fetcher.set_assignment(assigned)
+        self._data.set()
+        if self._listener is not None:
+            await self._listener.on_partitions_assigned(set(assigned))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._fetcher.states)
+
+    # ---------------------------------------------------------------- positions
+
+    def _state(self, partition: TopicPartition) -> PartitionState:
+        state = self._fetcher.states.get(partition)
+        if state is None:
+            raise TransportError(f"{partition.topic}[{partition.partition}] is not assigned")
+        return state
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._check_open()
+        if offset < 0:
+            raise ValueError(f"cannot seek to negative offset {offset}")
+        self._state(partition).seek(offset)
+        self._fetcher.wake()
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        await self._seek_to(EARLIEST, partitions)
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> None:
+        await self._seek_to(LATEST, partitions)
+
+    async def seek_to_timestamp(self, timestamp_ms: int, *partitions: TopicPartition) -> None:
+        if timestamp_ms < 0:
+            raise ValueError(f"timestamp must be >= 0, got {timestamp_ms}")
+        await self._seek_to(timestamp_ms, partitions)
+
+    async def _seek_to(self, timestamp: int, partitions: tuple[TopicPartition, ...]) -> None:
+        self._check_open()
+        targets = list(partitions) or list(self._fetcher.states)
+        states = {tp: (self._state(tp), self._state(tp).epoch) for tp in targets}
+        found = await list_offsets(
+            self._cluster, {tp: timestamp for tp in targets}, isolation_level=self._isolation
+        )
+        missing = [tp for tp, (offset, _) in found.items() if offset < 0]
+        if missing:  # no record at or after the timestamp: the end
+            ends = await list_offsets(
+                self._cluster, {tp: LATEST for tp in missing}, isolation_level=self._isolation
+            )
+            found.update(ends)
+        for tp, (offset, _) in found.items():
+            state, epoch = states[tp]
+            if state.epoch == epoch and self._fetcher.states.get(tp) is state:
+                state.seek(offset)
+        self._fetcher.wake()
+
+    async def position(self, partition: TopicPartition) -> int:
+        self._check_open()
+        state = self._state(partition)
+        if state.position is None or state.reset is not None:
+            await self._update_positions()
+        if state.error is not None:
+            raise state.error
+        assert state.position is not None
+        return state.position
+
+    async def _update_positions(self) -> None:
+        """Give every assigned partition a position (committed offset or the reset policy)."""
+        need = [
+            (s, s.epoch)
+            for s in self._fetcher.states.values()
+            if (s.position is None or s.reset is not None) and s.error is None
+        ]
+        if not need:
+            return
+        committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        unpositioned = [s.tp for s, _ in need if s.position is None]
+        if self._coordinator is not None and unpositioned:
+            committed = await self._coordinator.fetch(unpositioned)
+        resets: dict[TopicPartition, int] = {}
+        for state, epoch in need:
+            if state.epoch != epoch:
+                continue
+            if state.reset is None and state.tp in committed:
+                state.seek(committed[state.tp].offset)
+            elif self._reset == "none":
+                if state.reset is not None:
+                    where = f"offset {state.position} is out of range"
+                else:
+                    where = "no committed offset and auto_offset_reset='none'"
+                state.error = OffsetOutOfRangeError(
+                    f"{state.tp.topic}[{state.tp.partition}]: {where}"
+                )
+            else:
+                resets[state.tp] = _RESETS[self._reset]
+        if resets:
+            found = await list_offsets(self._cluster, resets, isolation_level=self._isolation)
+            for state, epoch in need:
+                if state.epoch == epoch and state.tp in found:
+                    state.seek(found[state.tp][0])
+        self._fetcher.wake()
+
+    # ---------------------------------------------------------------- records
+
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        self._check_open()
+        limit = (
+            max_records if max_records is not None and max_records > 0 else self._max_poll_records
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0, timeout_ms) / 1000
+        fetcher = self._fetcher
+        while True:
+            self._data.clear()
+            await self._update_positions()
+            self._raise_partition_errors()
+            try:
+                records = fetcher.drain(limit)
+            except Exception as e:  # a corrupt batch: the codec's errors are not ours
+                if isinstance(e, TransportError):
+                    raise
+                raise TransportError(f"undecodable records: {e}") from e
+            if records:
+                return records
+            fetcher.wake()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self._raise_outage()
+                return {}
+            try:
+                await asyncio.wait_for(self._data.wait(), remaining)
+            except TimeoutError:
+                pass
+            if self._closed:
+                raise TransportClosedError("the consumer was closed")
+
+    def _raise_partition_errors(self) -> None:
+        if self._fetcher.failure is not None:
+            raise self._fetcher.failure
+        for state in self._fetcher.states.values():
+            if state.error is not None and not state.buffered:
+                raise state.error
+
+    def _raise_outage(self) -> None:
+        since = self._fetcher.unavailable_since
+        if since is None or self._fetcher.last_error is None:
+            return
+        if asyncio.get_running_loop().time() - since > self._cluster.request_timeout:
+            raise self._fetcher.last_error
+
+    # ---------------------------------------------------------------- offsets
+
+    async def commit(
+        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None
+    ) -> None:
+        self._check_open()
+        if self._coordinator is None:
+            raise GroupError("commit() needs a consumer created with a group_id")
+        if offsets is None:
+            wanted = {
+                tp: OffsetAndMetadata(s.position)
+                for tp, s in self._fetcher.states.items()
+                if s.position is not None
+            }
+        else:
+            wanted = {
+                TopicPartition(*tp): o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(o)
+                for tp, o in offsets.items()
+            }
+        if not wanted:
+            return
+        member = self._member
+        try:
+            if member is not None:
+                await self._coordinator.commit(
+                    wanted, generation=member.generation, member_id=member.member_id
+                )
+            else:
+                await self._coordinator.commit(wanted)
+        except RebalanceInProgressError:
+            if member is not None:
+                member.request_rejoin()
+            raise
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        self._check_open()
+        if self._coordinator is None:
+            raise GroupError("committed() needs a consumer created with a group_id")
+        found = await self._coordinator.fetch([partition])
+        entry = found.get(partition)
+        return None if entry is None else entry.offset
+
+    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return await self._offsets(partitions, LATEST)
+
+    async def beginning_offsets(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return await self._offsets(partitions, EARLIEST)
+
+    async def _offsets(
+        self, partitions: Iterable[TopicPartition], timestamp: int
+    ) -> dict[TopicPartition, int]:
+        self._check_open()
+        wanted = {TopicPartition(*tp): timestamp for tp in partitions}
+        if not wanted:
+            return {}
+        found = await list_offsets(self._cluster, wanted, isolation_level=self._isolation)
+        return {tp: offset for tp, (offset, _) in found.items()}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosedError("the consumer is closed")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self._member is not None:
+                await self._member.close()
+        finally:
+            self._closed = True
+            self._data.set()
+            await self._fetcher.close()
+            await self._cluster.close()
