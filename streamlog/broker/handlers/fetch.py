@@ -70,10 +70,10 @@ def _read(ctx: BrokerContext, body: Any) -> tuple[list[dict[str, Any]], int, boo
         partitions = []
         for part in topic.partitions:
             index = part.partition
+            records: bytes | memoryview = b""
             try:
                 plog = manager.partition(name, index)
                 if budget <= 0:
-                    records = b""
                     hw, start = plog.high_watermark, plog.log_start_offset
                 else:
                     limit = min(part.partition_max_bytes, budget)
