@@ -32,3 +32,26 @@ def test_importing_streamlog_has_no_side_effects() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+def _tool(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def test_mypy_passes_on_the_package() -> None:
+    out = subprocess.run(
+        [_tool("mypy"), "streamlog"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Success: no issues found" in out.stdout
+
+
+def test_ruff_finds_nothing() -> None:
+    out = subprocess.run(
+        [_tool("ruff"), "check", "streamlog", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
