@@ -203,14 +203,15 @@ read_headers(module_state *st, Py_ssize_t index, const uint8_t **pp, const uint8
 }
 
 /* A Record (a tuple subclass) holding the five given references, which it steals, even
- * on failure. Built the way tuple.__new__(Record, items) builds it, minus the call. */
+ * on failure. Allocated directly with the type's tp_alloc and filled in place: what
+ * tuple.__new__(Record, items) produces, without the two temporary tuples and the copy. */
 static PyObject *
 make_record(module_state *st, PyObject *offset, PyObject *timestamp, PyObject *key,
             PyObject *value, PyObject *headers)
 {
-    PyObject *items, *args, *record;
-    items = PyTuple_New(5);
-    if (items == NULL) {
+    PyTypeObject *type = (PyTypeObject *)st->record_type;
+    PyObject *record = type->tp_alloc(type, 5);
+    if (record == NULL) {
         Py_DECREF(offset);
         Py_DECREF(timestamp);
         Py_DECREF(key);
@@ -218,19 +219,11 @@ make_record(module_state *st, PyObject *offset, PyObject *timestamp, PyObject *k
         Py_DECREF(headers);
         return NULL;
     }
-    PyTuple_SET_ITEM(items, 0, offset);
-    PyTuple_SET_ITEM(items, 1, timestamp);
-    PyTuple_SET_ITEM(items, 2, key);
-    PyTuple_SET_ITEM(items, 3, value);
-    PyTuple_SET_ITEM(items, 4, headers);
-    args = PyTuple_New(1);
-    if (args == NULL) {
-        Py_DECREF(items);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(args, 0, items);
-    record = PyTuple_Type.tp_new((PyTypeObject *)st->record_type, args, NULL);
-    Py_DECREF(args);
+    PyTuple_SET_ITEM(record, 0, offset);
+    PyTuple_SET_ITEM(record, 1, timestamp);
+    PyTuple_SET_ITEM(record, 2, key);
+    PyTuple_SET_ITEM(record, 3, value);
+    PyTuple_SET_ITEM(record, 4, headers);
     return record;
 }
 
