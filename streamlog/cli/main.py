@@ -7,7 +7,10 @@ import click
 
 from streamlog import __version__
 from streamlog.cli.broker import broker
+from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
+from streamlog.cli.groups import groups
+from streamlog.cli.topics import topics
 
 __all__ = ["main", "cli"]
 
@@ -20,6 +23,10 @@ def cli() -> None:
 
 cli.add_command(broker)
 cli.add_command(dump_log)
+cli.add_command(topics)
+cli.add_command(groups)
+cli.add_command(produce)
+cli.add_command(consume)
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""What the client tools (``topics``, ``groups``, ``produce``, ``consume``) share.
+
+* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER`` or
+  ``kafka://127.0.0.1:9092``.
+* ``run_with_transport``: run one coroutine with a started transport, close it whatever
+  happens, and turn a ``TransportError`` (an unreachable broker, an unknown topic...)
+  into a one-line ``click.ClickException``: exit code 1, never a traceback.
+  Ctrl-C (SIGINT) or SIGTERM cancels the coroutine once; the tools stop cleanly then.
+* ``format_table``: the aligned, space-separated tables the tools print.
+
+Only ``click`` and the lightweight ``streamlog.transport.url`` are imported at module
+level, so that ``streamlog --help`` stays fast; the transports load when a tool runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from streamlog.transport.url import BROKER_ENV, DEFAULT_BROKER_URL
+
+if TYPE_CHECKING:
+    from streamlog.transport.base import Transport
+
+__all__ = [
+    "broker_option",
+    "run_with_transport",
+    "format_table",
+    "one_line",
+    "Interrupted",
+]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def broker_option(f: F) -> F:
+    """The ``--broker URL`` option every client tool takes."""
+    return click.option(
+        "-b",
+        "--broker",
+        "broker_url",
+        envvar=BROKER_ENV,
+        default=DEFAULT_BROKER_URL,
+        show_default=True,
+        show_envvar=True,
+        metavar="URL",
+        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.",
+    )(f)
+
+
+class Interrupted(Exception):
+    """The coroutine was cancelled by Ctrl-C or SIGTERM (and did not handle it)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's message on one line (a transport error may span several)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+def run_with_transport(
+    url: str, main: Callable[[Transport], Awaitable[T]], *, interruptible: bool = False
+) -> T | None:
+    """Run ``main(transport)`` with the transport of ``url`` started, then close it.
+
+    Returns what ``main`` returns. Ctrl-C or SIGTERM cancels ``main``; it may catch the
+    ``asyncio.CancelledError`` to finish its work (a last commit) and return normally.
+    If it does not, the command exits with code 130, or returns None when
+    ``interruptible`` (a consumer or producer stopped by the user has done its job).
+    Transport errors become a one-line ``click.ClickException`` (exit code 1).
+    """
+    from streamlog.transport import TransportError, open_transport
+
+    async def with_transport() -> T:
+        transport = open_transport(url)
+        try:
+            await transport.start()
+            return await main(transport)
+        finally:
+            await transport.close()
+
+    async def run() -> T | None:
+        task = asyncio.ensure_future(with_transport())
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        interrupted = False
+
+        def interrupt() -> None:
+            # Once: a second Ctrl-C falls back to Python's KeyboardInterrupt, for when
+            # the clean stop itself hangs.
+            nonlocal interrupted
+            interrupted = True
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            task.cancel()
+
+        for sig in signals:
+            loop.add_signal_handler(sig, interrupt)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            raise Interrupted() from None
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(run())
+    except Interrupted:
+        if interruptible:
+            return None
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except TransportError as exc:
+        raise click.ClickException(one_line(exc)) from None
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Left-aligned columns two spaces apart, without trailing blanks."""
+    cells = [list(headers)] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
