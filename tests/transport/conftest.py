@@ -100,10 +100,8 @@ class TransportCase:
 
 
 def _kafka_transport_class() -> Any:
-    try:
-        from streamlog.transport.kafka import KafkaTransport
-    except ImportError:
-        pytest.skip("kafka transport not available yet")
+    from streamlog.transport.kafka import KafkaTransport
+
     return KafkaTransport
 
 
