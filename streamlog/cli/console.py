@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["produce", "consume", "Progress", "format_record", "split_line"]
 
+STDIN_FD = 0
 CHUNK_SIZE = 1 << 16
 ACK_WINDOW = 10_000
 PROGRESS_INTERVAL = 0.5  # seconds
@@ -92,8 +93,10 @@ def split_line(line: bytes, separator: bytes | None, number: int) -> tuple[bytes
     return key, value
 
 
-async def _stdin_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
-    """Chunks of ``stream``, read on a daemon thread so that Ctrl-C never waits for it."""
+async def _chunks(fd: int) -> AsyncIterator[bytes]:
+    """Chunks read from file descriptor ``fd`` on a daemon thread, so that Ctrl-C never
+    waits for input. ``os.read``, not ``sys.stdin.buffer``: a thread blocked inside a
+    buffered reader holds its lock, which interpreter shutdown then cannot take."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | OSError | None] = asyncio.Queue(maxsize=16)
 
@@ -101,11 +104,10 @@ async def _stdin_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     def read() -> None:
-        read1 = getattr(stream, "read1", stream.read)
         try:
             while True:
                 try:
-                    chunk = read1(CHUNK_SIZE)
+                    chunk = os.read(fd, CHUNK_SIZE)
                 except OSError as exc:
                     put(exc)
                     return
@@ -125,10 +127,10 @@ async def _stdin_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
         yield item
 
 
-async def _lines(stream: BinaryIO) -> AsyncIterator[bytes]:
-    """Lines of ``stream`` without their ``\\n`` or ``\\r\\n``; a last unended line too."""
+async def _lines(fd: int) -> AsyncIterator[bytes]:
+    """Lines read from ``fd`` without their ``\\n`` or ``\\r\\n``; a last unended one too."""
     parts: list[bytes] = []
-    async for chunk in _stdin_chunks(stream):
+    async for chunk in _chunks(fd):
         parts.append(chunk)
         if b"\n" not in chunk:
             continue
@@ -172,7 +174,7 @@ def produce(topic: str, key_separator: str | None, broker_url: str) -> None:
         try:
             try:
                 number = 0
-                async for line in _lines(sys.stdin.buffer):
+                async for line in _lines(STDIN_FD):
                     number += 1
                     key, value = split_line(line, separator, number)
                     acks.append(await producer.send(topic, value, key=key))

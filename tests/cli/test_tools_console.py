@@ -156,6 +156,34 @@ def test_ctrl_c_stops_a_group_consumer_cleanly_and_commits(broker_url: str, topi
     assert described[-1].split()[:5] == [topic, "0", "4", "4", "0"]
 
 
+def test_ctrl_c_ends_produce_cleanly_with_stdin_still_open(kafka_broker, topic: str) -> None:
+    url = f"kafka://{kafka_broker.bootstrap}"
+    ok("topics", "create", topic, broker=url)
+    proc = subprocess.Popen(
+        [STREAMLOG, "produce", topic, "--broker", url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"typed\nat a terminal\n")
+        proc.stdin.flush()
+        # Both lines arrive while the producer waits for a third one...
+        assert ok(
+            "consume", topic, "--from-beginning", "--max", "2", "--timeout-ms", "20000",
+            broker=url,
+        ) == ["typed", "at a terminal"]  # fmt: skip
+        # ...and Ctrl-C ends it, though its input is not closed.
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert (proc.returncode, err) == (0, b"")
+
+
 def test_progress_on_a_terminal_only(broker_url: str, topic: str) -> None:
     # stderr a pipe (the other tests): nothing. stderr a terminal: a line rewritten
     # every 0.5 s with the count and rate, then the total.
