@@ -143,9 +143,13 @@ class SaslBroker:
         else:
             self.refused.append(request.api_key.name)
             return False
-        writer.write(encode_response(request, response))
-        if session.sasl is not None and session.sasl.failed:
+        failed = session.sasl is not None and session.sasl.failed
+        if failed:
+            # Count before answering: the client (another thread) checks this as soon as
+            # it has the answer.
             self.failures += 1
+        writer.write(encode_response(request, response))
+        if failed:
             await writer.drain()
             return False
         self._note(session)
