@@ -113,8 +113,8 @@ class SaslBroker:
             if token is None:
                 self.failures += 1
                 return False
+            self._note(session)  # before answering, for the same reason as below
             writer.write(encode_frame(token))
-            self._note(session)
             return True
         try:
             request = decode_request(frame)
@@ -148,11 +148,12 @@ class SaslBroker:
             # Count before answering: the client (another thread) checks this as soon as
             # it has the answer.
             self.failures += 1
+        else:
+            self._note(session)
         writer.write(encode_response(request, response))
         if failed:
             await writer.drain()
             return False
-        self._note(session)
         return True
 
     def _note(self, session: Session) -> None:
