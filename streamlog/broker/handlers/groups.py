@@ -11,7 +11,8 @@ COORDINATOR_NOT_AVAILABLE, which clients retry.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from streamlog.broker.context import BrokerContext, Session
@@ -57,8 +58,22 @@ def _ms(value: datetime.timedelta) -> int:
     return value // datetime.timedelta(milliseconds=1)
 
 
-def _unavailable(request: DecodedRequest) -> ResponsePayload:
-    return error_response_for(request, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+def _needs_coordinator(
+    handler: Callable[
+        [GroupCoordinator, BrokerContext, Session, DecodedRequest], Awaitable[ResponsePayload]
+    ],
+) -> Callable[[BrokerContext, Session, DecodedRequest], Awaitable[ResponsePayload]]:
+    """Hand ``ctx.coordinator`` to ``handler``, or answer COORDINATOR_NOT_AVAILABLE."""
+
+    @functools.wraps(handler)
+    async def with_coordinator(
+        ctx: BrokerContext, session: Session, request: DecodedRequest
+    ) -> ResponsePayload:
+        if ctx.coordinator is None:
+            return error_response_for(request, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        return await handler(ctx.coordinator, ctx, session, request)
+
+    return with_coordinator
 
 
 # -- FindCoordinator ---------------------------------------------------------------------
@@ -103,12 +118,13 @@ def _coordinator_for(ctx: BrokerContext, key: str, key_type: int) -> dict[str, A
 # -- JoinGroup, SyncGroup, Heartbeat, LeaveGroup -----------------------------------------
 
 
+@_needs_coordinator
 async def handle_join_group(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     version = request.api_version
     session_ms = _ms(body.session_timeout)
@@ -152,12 +168,13 @@ def _join_response(request: DecodedRequest, result: JoinResult) -> ResponsePaylo
     )
 
 
+@_needs_coordinator
 async def handle_sync_group(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     result = await coordinator.sync_group(
         body.group_id,
@@ -177,12 +194,13 @@ async def handle_sync_group(
     )
 
 
+@_needs_coordinator
 async def handle_heartbeat(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     code = coordinator.heartbeat(
         body.group_id,
@@ -193,12 +211,13 @@ async def handle_heartbeat(
     return _respond(request, error_code=code)
 
 
+@_needs_coordinator
 async def handle_leave_group(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     if request.api_version < 3:
         leaving: list[tuple[str, str | None]] = [(body.member_id, None)]
@@ -225,12 +244,13 @@ async def handle_leave_group(
 # -- OffsetCommit and OffsetFetch --------------------------------------------------------
 
 
+@_needs_coordinator
 async def handle_offset_commit(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     # (topic, [(partition, error or None while pending)]) in request order
     answers: list[tuple[str, list[tuple[int, ErrorCode | None]]]] = []
@@ -289,12 +309,13 @@ def _partition_count(ctx: BrokerContext, topic: str) -> int:
         return 0
 
 
+@_needs_coordinator
 async def handle_offset_fetch(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     if request.api_version >= 8:
         groups = [
@@ -345,12 +366,13 @@ def _fetch_group(
 # -- ListGroups and DescribeGroups -------------------------------------------------------
 
 
+@_needs_coordinator
 async def handle_list_groups(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     states = getattr(request.body, "states_filter", None) or None
     return _respond(
         request,
@@ -366,12 +388,13 @@ async def handle_list_groups(
     )
 
 
+@_needs_coordinator
 async def handle_describe_groups(
-    ctx: BrokerContext, session: Session, request: DecodedRequest
+    coordinator: GroupCoordinator,
+    ctx: BrokerContext,
+    session: Session,
+    request: DecodedRequest,
 ) -> ResponsePayload:
-    coordinator = ctx.coordinator
-    if coordinator is None:
-        return _unavailable(request)
     body: Any = request.body
     operations = (
         _GROUP_OPERATIONS
