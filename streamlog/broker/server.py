@@ -36,9 +36,18 @@ class BrokerStartError(Exception):
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        clock: Clock | None = None,
+        manager: LogManager | None = None,
+    ) -> None:
+        """``manager``: serve a log another component owns (a ``streamlog worker`` on
+        ``file://`` shares its log this way); the broker then neither opens nor closes it
+        and runs no maintenance of its own."""
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or (manager.clock if manager is not None else SystemClock())
+        self._shared_manager = manager
         self.ctx: BrokerContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -61,12 +70,16 @@ class Broker:
                 f"refusing to listen on {cfg.host}, which is not a loopback address, without "
                 "authentication: give --users-file, or --allow-remote to accept anyone"
             )
-        manager = LogManager(
-            cfg.data_dir,
-            clock=self.clock,
-            offsets_topic_partitions=cfg.offsets_topic_partitions,
-        )
-        manager.start()
+        shared = self._shared_manager is not None
+        if self._shared_manager is not None:
+            manager = self._shared_manager
+        else:
+            manager = LogManager(
+                cfg.data_dir,
+                clock=self.clock,
+                offsets_topic_partitions=cfg.offsets_topic_partitions,
+            )
+            manager.start()
         try:
             users = None
             if cfg.users_file is not None:
@@ -95,11 +108,13 @@ class Broker:
             ctx.port = self.port
             self.ctx = ctx
             await ctx.coordinator.start()
-            manager.start_background(cfg.maintenance_interval_ms)
+            if not shared:
+                manager.start_background(cfg.maintenance_interval_ms)
         except BaseException:
             if self._server is not None:
                 self._server.close()
-            manager.close()
+            if not shared:
+                manager.close()
             raise
         log.info(
             "streamlog broker listening on %s:%d (advertised %s), data directory %s",
@@ -144,7 +159,8 @@ class Broker:
             if ctx.coordinator is not None:
                 await ctx.coordinator.stop()
             ctx.waiters.notify_all()
-            ctx.log.close()
+            if self._shared_manager is None:
+                ctx.log.close()
             self.ctx = None
             log.info("streamlog broker stopped; logs flushed and closed cleanly")
 
