@@ -1,0 +1,466 @@
+"""``App``: where a streamlog application declares its topics, agents, timers and tables.
+
+Declaring does nothing but record: importing ``app.py`` opens no connection and starts no
+task. ``await app.start()`` (or ``streamlog worker app.py``) opens the transport named by
+``broker``, creates missing topics, starts the agents, joins the consumer group and starts
+timers; ``await app.stop()`` undoes it in the order that loses nothing:
+
+1. stop timers and stop fetching (no new events reach agents);
+2. close the agents' inboxes and wait (``shutdown_timeout``) for the events in hand;
+3. commit what was processed (the commit sequence: flush and acknowledge every output,
+   then commit the source offsets);
+4. leave the group, flush and close the producer, close the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamlog.dsl.agent import Agent, AgentFun
+from streamlog.dsl.clock import AsyncClock, SystemAsyncClock
+from streamlog.dsl.conductor import Conductor
+from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
+from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
+from streamlog.dsl.settings import Settings
+from streamlog.dsl.timers import AppTask, CronJob, Timer
+from streamlog.dsl.topics import Channel, HeadersArg, Topic
+from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
+from streamlog.transport import open_transport
+from streamlog.transport.base import Admin, Producer, Transport
+from streamlog.transport.errors import TopicExistsError
+from streamlog.transport.types import TopicPartition
+
+__all__ = ["App", "topic_name_for"]
+
+log = logging.getLogger(__name__)
+
+
+def topic_name_for(text: str) -> str:
+    """``text`` as a legal topic name: Kafka allows ASCII letters, digits, '.', '_', '-'.
+
+    Agent names are ``module.qualname`` and may hold ``<locals>``: those become ``_``.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    return name if len(name) <= 249 else name[:200] + "-" + _digest(name)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class App:
+    """A stream-processing application (Faust's ``faust.App``). See the module docstring."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        clock: AsyncClock | None = None,
+        codecs: CodecRegistry | None = None,
+        **settings: Any,
+    ) -> None:
+        self.conf = Settings.from_kwargs(id, settings)
+        self.codecs = codecs if codecs is not None else default_codecs()
+        self._clock_given = clock
+        self.clock: AsyncClock | None = None
+        self.conductor = Conductor(self)
+        self.agents: dict[str, Agent] = {}
+        self.topics: dict[str, Topic] = {}
+        self.timers: list[Timer | CronJob | AppTask] = []
+        self._transport: Transport | None = None
+        self._producer: Producer | None = None
+        self._admin: Admin | None = None
+        self._known_topics: set[str] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replies: ReplyReader | None = None
+        self._replies_lock: asyncio.Lock | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._leadership: asyncio.Event | None = None
+        self.started = False
+        self.stopping = False
+        self.crash_reason: BaseException | None = None
+        self.partitions_assigned_hooks: list[Callable[[set[TopicPartition]], Any]] = []
+        self.partitions_revoked_hooks: list[Callable[[set[TopicPartition]], Any]] = []
+
+    def __repr__(self) -> str:
+        return f"<App {self.conf.id} broker={self.conf.broker}>"
+
+    # ------------------------------------------------------------------ declarations
+
+    def topic(
+        self,
+        name: str,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: str | Codec | None = None,
+        value_serializer: str | Codec | None = None,
+        partitions: int | None = None,
+        retention: Any = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        config: Mapping[str, Any] | None = None,
+        internal: bool = False,
+    ) -> Topic:
+        """Declare a topic (created at start if missing). Faust's ``app.topic``."""
+        topic = Topic(
+            self,
+            name,
+            key_type=key_type,
+            value_type=value_type,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            partitions=partitions,
+            retention=retention,
+            compacting=compacting,
+            deleting=deleting,
+            config=config,
+            internal=internal,
+        )
+        existing = self.topics.get(name)
+        if existing is None or (topic.partitions or 0) > (existing.partitions or 0):
+            self.topics[name] = topic
+        return topic
+
+    def channel(
+        self,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        maxsize: int | None = None,
+        name: str | None = None,
+    ) -> Channel:
+        """An in-memory channel (no log, no commits). Faust's ``app.channel``."""
+        return Channel(self, name=name, key_type=key_type, value_type=value_type, maxsize=maxsize)
+
+    def agent(
+        self,
+        channel: Topic | Channel | str | None = None,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Any = None,
+        on_error: str | None = None,
+    ) -> Callable[[AgentFun], Agent]:
+        """Decorate ``async def f(stream)`` to run it over ``channel``.
+
+        With no channel the agent gets its own topic, ``<app-id>-<module>.<function>``
+        (Faust's naming), so ``agent.send(key=...)`` partitions by key across workers.
+        """
+
+        def decorate(fun: AgentFun) -> Agent:
+            full_name = name or f"{fun.__module__}.{fun.__qualname__}"
+            if full_name in self.agents:
+                raise ImproperlyConfigured(f"two agents named {full_name!r}")
+            source: Topic | Channel
+            if channel is None:
+                source = self.topic(topic_name_for(f"{self.conf.id}-{full_name}"))
+            elif isinstance(channel, str):
+                source = self.topic(channel)
+            else:
+                source = channel
+            sinks = tuple(sink) if isinstance(sink, list | tuple) else (sink,) if sink else ()
+            agent = Agent(
+                fun,
+                app=self,
+                channel=source,
+                name=full_name,
+                concurrency=concurrency,
+                sink=sinks,
+                on_error=on_error,
+            )
+            self.agents[full_name] = agent
+            return agent
+
+        return decorate
+
+    def timer(
+        self, interval: float, *, on_leader: bool = False, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the function every ``interval`` seconds (Faust's ``@app.timer``)."""
+        if interval <= 0:
+            raise ImproperlyConfigured(f"timer interval must be > 0 seconds, not {interval!r}")
+
+        def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
+            label = name or f"timer {fun.__module__}.{fun.__qualname__}"
+            self.timers.append(Timer(fun, float(interval), on_leader, label))
+            return fun
+
+        return decorate
+
+    def crontab(
+        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the function at the times a cron expression names (Faust's ``@app.crontab``)."""
+        from streamlog.dsl.crontab import Crontab  # parsed only by apps that use crontabs
+
+        crontab = Crontab(cron_format, tz=timezone)
+
+        def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
+            label = f"crontab {cron_format!r} {fun.__module__}.{fun.__qualname__}"
+            self.timers.append(CronJob(fun, crontab, on_leader, label))
+            return fun
+
+        return decorate
+
+    def task(self, fun: Callable[..., Any] | None = None, *, on_leader: bool = False) -> Any:
+        """Run the function once the app has started (``@app.task`` or ``@app.task(...)``)."""
+
+        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+            self.timers.append(AppTask(f, on_leader, f"task {f.__module__}.{f.__qualname__}"))
+            return f
+
+        return decorate(fun) if fun is not None else decorate
+
+    # ------------------------------------------------------------------ running parts
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            raise AppNotRunningError(f"app {self.conf.id!r} is not started")
+        return self._transport
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            raise AppNotRunningError(
+                f"app {self.conf.id!r} is not started: sending needs a running app "
+                "(streamlog worker, or await app.start())"
+            )
+        return self._producer
+
+    @property
+    def leader_topic_name(self) -> str:
+        return f"{self.conf.id}-__assignor-__leader"
+
+    def is_leader(self) -> bool:
+        """True on the one worker that holds the leader topic's only partition."""
+        return TopicPartition(self.leader_topic_name, 0) in self.conductor.assignment()
+
+    async def wait_for_leadership(self) -> None:
+        while not self.is_leader():
+            if self._leadership is None:
+                self._leadership = asyncio.Event()
+            self._leadership.clear()
+            await self._leadership.wait()
+
+    async def send(
+        self,
+        channel: Topic | Channel | str,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: HeadersArg = None,
+        timestamp: float | None = None,
+    ) -> Any:
+        """Faust's ``app.send``: send to a topic (object or name) or channel."""
+        target = self.topic(channel) if isinstance(channel, str) else channel
+        return await target.send(
+            key=key, value=value, partition=partition, headers=headers, timestamp=timestamp
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.clock = self._clock_given or SystemAsyncClock()
+        self._stop_requested = asyncio.Event()
+        self._replies_lock = asyncio.Lock()
+        conf = self.conf
+        log.info("app %s starting on %s", conf.id, conf.broker)
+        transport = open_transport(conf.broker)
+        await transport.start()
+        self._transport = transport
+        try:
+            self._producer = transport.producer(
+                acks=conf.producer_acks,
+                linger_ms=conf.producer_linger_ms,
+                compression=conf.producer_compression,
+                batch_size=conf.producer_max_batch_size,
+                client_id=conf.id,
+            )
+            for agent in self.agents.values():
+                agent.declare()
+            self.topic(self.leader_topic_name, partitions=1, internal=True)
+            self.conductor.watch(self.leader_topic_name)
+            await self._create_topics()
+            for agent in self.agents.values():
+                await agent.start()
+                log.info(
+                    "agent %s started (x%d) on %r", agent.name, agent.concurrency, agent.channel
+                )
+            await self._create_topics()  # repartition/through topics agents declared
+            await self.conductor.start()
+            for job in self.timers:
+                self._tasks.append(asyncio.create_task(job.run(self), name=job.name))
+            self.started = True
+            log.info(
+                "app %s started: %d agent(s), %d timer(s)/task(s)",
+                conf.id,
+                len(self.agents),
+                len(self.timers),
+            )
+        except BaseException:
+            await self._close_transport()
+            raise
+
+    async def _create_topics(self) -> None:
+        for topic in list(self.topics.values()):
+            await self.ensure_topic(
+                topic.name, topic.partitions or self.conf.topic_partitions, topic.topic_configs()
+            )
+
+    async def ensure_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> bool:
+        """Create ``name`` unless it exists; True if this call created it."""
+        if self._admin is None:
+            self._admin = self.transport.admin()
+        if self._known_topics is None:
+            self._known_topics = set(await self._admin.list_topics(include_internal=True))
+        if name in self._known_topics:
+            return False
+        try:
+            await self._admin.create_topic(name, partitions, dict(configs))
+            log.info("created topic %s (%d partitions)", name, partitions)
+            created = True
+        except TopicExistsError:
+            created = False
+        self._known_topics.add(name)
+        return created
+
+    async def stop(self) -> None:
+        """Stop in the order that loses nothing (see the module docstring)."""
+        if not self.started or self.stopping:
+            return
+        self.stopping = True
+        conf = self.conf
+        log.info("app %s stopping", conf.id)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.conductor.stop_fetching()
+        for agent in self.agents.values():
+            finished = await agent.stop(conf.shutdown_timeout)
+            log.info("agent %s stopped%s", agent.name, "" if finished else " (cancelled)")
+        try:
+            offsets = await self.conductor.commit()
+            log.info("final commit: %d partition(s)", len(offsets))
+        except Exception as exc:  # noqa: BLE001 - uncommitted events are re-read, not lost
+            log.error("final commit failed: %r (events after the last commit will be re-read)", exc)
+        if self._replies is not None:
+            await self._replies.stop()
+        await self.conductor.close()
+        await self._close_transport()
+        self.started = False
+        log.info("app %s stopped", conf.id)
+
+    async def _close_transport(self) -> None:
+        producer, self._producer = self._producer, None
+        admin, self._admin = self._admin, None
+        transport, self._transport = self._transport, None
+        for closable in (producer, admin):
+            if closable is not None:
+                try:
+                    await closable.close()
+                except Exception as exc:  # noqa: BLE001 - closing: log and go on
+                    log.warning("closing %r: %r", closable, exc)
+        if transport is not None:
+            await transport.close()
+
+    def crash(self, reason: BaseException) -> None:
+        """Stop the worker because of ``reason`` (it exits non-zero and says why)."""
+        if self.crash_reason is None:
+            self.crash_reason = reason
+            log.critical("app %s crashed: %s", self.conf.id, reason)
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    def request_stop(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def wait_until_stop_requested(self) -> None:
+        assert self._stop_requested is not None
+        await self._stop_requested.wait()
+
+    # ------------------------------------------------------------------ commits and rebalances
+
+    async def checkpoint(self, offsets: dict[TopicPartition, int]) -> None:
+        """The commit sequence for ``offsets``, whose events are all processed.
+
+        1. flush the producer: every record produced while processing those events (sinks,
+           forwards, changelogs) is acknowledged by the log, or this raises;
+        2. commit the source offsets to the group.
+        A failure in 1 commits nothing, so the events are re-read after a crash.
+        """
+        if self._producer is not None:
+            await self._producer.flush()
+        await self.conductor.commit_offsets(offsets)
+
+    def drop_revoked(self) -> int:
+        return sum(agent.drop_revoked() for agent in self.agents.values())
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for hook in self.partitions_assigned_hooks:
+            result = hook(assigned)
+            if asyncio.iscoroutine(result):
+                await result
+        if self._leadership is not None and self.is_leader():
+            self._leadership.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for hook in self.partitions_revoked_hooks:
+            result = hook(revoked)
+            if asyncio.iscoroutine(result):
+                await result
+
+    # ------------------------------------------------------------------ request/reply
+
+    async def replies(self) -> ReplyReader:
+        """The reply reader, started on the first ``ask``."""
+        if self._replies is None:
+            assert self._replies_lock is not None, "the app is not started"
+            async with self._replies_lock:
+                if self._replies is None:
+                    reader = ReplyReader(self)
+                    await reader.start()
+                    self._replies = reader
+        return self._replies
+
+    async def send_reply(self, reply_to: str, correlation_id: bytes, value: Any) -> None:
+        schema = Schema(value_serializer="json", codecs=self.codecs)
+        pending = await self.producer.send(
+            reply_to, schema.dumps_value(value), headers=[(CORRELATION_HEADER, correlation_id)]
+        )
+        await pending
+
+    # ------------------------------------------------------------------ convenience
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for logs and the web endpoint."""
+        return {
+            "app": self.conf.id,
+            "records_fetched": self.conductor.records_fetched,
+            "commits": self.conductor.commits,
+            "assignment": sorted(
+                f"{tp.topic}[{tp.partition}]" for tp in self.conductor.assignment()
+            ),
+            "agents": {
+                name: {"errors": a.processed_errors, "dead_lettered": a.dead_lettered}
+                for name, a in self.agents.items()
+            },
+            "timers": {job.name: {"runs": job.runs, "errors": job.errors} for job in self.timers},
+        }
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,238 @@
+"""The conductor: one group consumer for the whole app, feeding every agent's inbox.
+
+All agents of an app share one consumer in the group named by the app id (as in Faust), so
+partitions are split between worker processes once, and a topic read by two agents is
+fetched once. Fetched records go to each subscribed inbox as a ``Batch`` (back-pressure:
+a full inbox stops the fetch loop) and are tracked per partition for commits.
+
+Commits follow the app's commit sequence (``App.checkpoint``): the committable offsets are
+read first, then everything produced so far is flushed and acknowledged, then the offsets
+are committed. So an offset is committed only after its event and all it produced are
+acknowledged by the log (at-least-once: a crash re-delivers, never skips).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from streamlog.dsl.acks import Batch, PartitionTracker
+from streamlog.dsl.inbox import Inbox
+from streamlog.transport.base import Consumer
+from streamlog.transport.errors import TransportError
+from streamlog.transport.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamlog.dsl.app import App
+    from streamlog.dsl.topics import Topic
+
+__all__ = ["Conductor"]
+
+log = logging.getLogger(__name__)
+
+
+class Conductor:
+    """Subscriptions, the fetch loop, partition trackers and commits (see module docstring)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._subscribers: dict[str, list[tuple[Inbox, Topic]]] = {}
+        self._extra_topics: set[str] = set()
+        self.trackers: dict[TopicPartition, PartitionTracker] = {}
+        self.consumer: Consumer | None = None
+        self._subscribed: frozenset[str] = frozenset()
+        self._fetcher: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._commit_lock = asyncio.Lock()
+        self._since_commit = 0
+        self._running = False
+        self._resubscribe = asyncio.Event()
+        self.records_fetched = 0
+        self.commits = 0
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def attach(self, topic: Topic, inbox: Inbox) -> None:
+        """Deliver ``topic``'s records to ``inbox`` from now on."""
+        subscribers = self._subscribers.setdefault(topic.name, [])
+        if all(existing is not inbox for existing, _ in subscribers):
+            subscribers.append((inbox, topic))
+        if self._running and topic.name not in self._subscribed:
+            self._resubscribe.set()
+
+    def watch(self, topic_name: str) -> None:
+        """Join the group for a topic no agent reads (the leader-election topic)."""
+        self._extra_topics.add(topic_name)
+        if self._running and topic_name not in self._subscribed:
+            self._resubscribe.set()
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._subscribers) | frozenset(self._extra_topics)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set() if self.consumer is None else self.consumer.assignment()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if not self.topics:
+            log.info("no topics to consume")
+            return
+        conf = self.app.conf
+        self.consumer = self.app.transport.consumer(
+            group_id=conf.id,
+            client_id=conf.id,
+            auto_offset_reset=conf.consumer_auto_offset_reset,
+            session_timeout_ms=int(conf.broker_session_timeout * 1000),
+            heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
+            max_poll_records=conf.broker_max_poll_records,
+        )
+        await self._subscribe()
+        self._running = True
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name="conductor:fetch")
+        self._committer = asyncio.create_task(self._commit_loop(), name="conductor:commit")
+
+    async def _subscribe(self) -> None:
+        assert self.consumer is not None
+        topics = self.topics
+        self._subscribed = topics
+        self._resubscribe.clear()
+        log.info("subscribing to %s", ", ".join(sorted(topics)))
+        await self.consumer.subscribe(sorted(topics), listener=self)
+
+    async def stop_fetching(self) -> None:
+        """No more records are handed out (the first step of stopping)."""
+        self._running = False
+        for task in (self._fetcher, self._committer):
+            if task is not None:
+                task.cancel()
+        for task in (self._fetcher, self._committer):
+            if task is not None:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # noqa: BLE001 - logged, the worker is stopping anyway
+                    log.error("conductor task ended with %r", exc)
+        self._fetcher = self._committer = None
+
+    async def close(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            await consumer.close()
+
+    # ------------------------------------------------------------------ fetching
+
+    async def _fetch_loop(self) -> None:
+        conf = self.app.conf
+        consumer = self.consumer
+        assert consumer is not None
+        backoff = 0.1
+        while self._running:
+            if self._resubscribe.is_set():
+                await self._subscribe()
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=200, max_records=conf.broker_max_poll_records
+                )
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except TransportError as exc:
+                log.warning("fetch failed: %s (retrying in %.1f s)", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for tp, records in fetched.items():
+                if records:
+                    await self._dispatch(tp, records)
+            if self._since_commit >= conf.broker_commit_every:
+                await self.commit()
+
+    async def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
+        tracker = self.trackers.get(tp)
+        if tracker is None or tracker.revoked:
+            tracker = self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
+        for inbox, topic in self._subscribers.get(tp.topic, ()):
+            schema = topic.schema
+            batch = Batch(records, tracker, schema.loads_key, schema.loads_value, topic)
+            tracker.pending.append(batch)
+            await inbox.put(batch)
+        tracker.next_offset = records[-1].offset + 1
+        self._since_commit += len(records)
+        self.records_fetched += len(records)
+
+    # ------------------------------------------------------------------ commits
+
+    async def _commit_loop(self) -> None:
+        interval = self.app.conf.broker_commit_interval
+        clock = self.app.clock
+        assert clock is not None
+        while self._running:
+            await clock.sleep(interval)
+            try:
+                await self.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried at the next interval
+                log.warning("commit failed: %r (retrying at the next interval)", exc)
+
+    def committable(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Offsets that moved since the last commit: every event before them is processed."""
+        offsets = {}
+        for tp, tracker in self.trackers.items():
+            if tracker.revoked or tracker.next_offset < 0 or (only is not None and tp not in only):
+                continue
+            offset = tracker.committable()
+            if offset > tracker.committed:
+                offsets[tp] = offset
+        return offsets
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Run the app's commit sequence for the offsets acknowledged so far."""
+        async with self._commit_lock:
+            offsets = self.committable(only)
+            self._since_commit = 0
+            await self.app.checkpoint(offsets)
+            for tp, offset in offsets.items():
+                self.trackers[tp].committed = offset
+            if offsets:
+                self.commits += 1
+            return offsets
+
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Step 4 of the commit sequence: the group's offsets (called by the checkpoint)."""
+        if offsets and self.consumer is not None:
+            await self.consumer.commit(offsets)
+
+    # ------------------------------------------------------------------ rebalances
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return
+        log.info("partitions revoked: %s", _format(revoked))
+        try:
+            await self.commit(only=set(revoked))
+        except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
+            log.warning("commit on revoke failed: %r", exc)
+        for tp in revoked:
+            tracker = self.trackers.pop(tp, None)
+            if tracker is not None:
+                tracker.revoked = True
+        dropped = self.app.drop_revoked()
+        if dropped:
+            log.info("dropped %d queued batch(es) of revoked partitions", dropped)
+        await self.app.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", _format(assigned) if assigned else "(none)")
+        await self.app.on_partitions_assigned(assigned)
+
+
+def _format(partitions: set[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{t} {sorted(p)}" for t, p in sorted(by_topic.items()))

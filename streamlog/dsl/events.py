@@ -1,0 +1,89 @@
+"""What an agent sees of one record: the decoded key and value plus where it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from streamlog.transport.types import ConsumerRecord, Header
+
+__all__ = ["Message", "Event", "normalize_headers", "header_value"]
+
+
+class Message(NamedTuple):
+    """The record as stored in the log (Faust's ``event.message``).
+
+    ``timestamp`` is in seconds (a float, as Faust has it); ``timestamp_ms`` is the log's
+    exact integer milliseconds. ``key`` and ``value`` are the undecoded bytes. Channel
+    messages have partition and offset -1.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[Header]
+
+    @classmethod
+    def from_record(cls, record: ConsumerRecord) -> Message:
+        return cls(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp / 1000.0,
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers,
+        )
+
+
+class Event:
+    """A decoded record and its message: what ``stream.events()`` yields.
+
+    Made only when someone asks for it (``events()``, ``current_event``): the plain
+    ``async for value in stream`` path never builds one.
+    """
+
+    __slots__ = ("key", "value", "headers", "message")
+
+    def __init__(self, key: Any, value: Any, headers: Mapping[str, bytes | None], message: Message):
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.message = message
+
+    def __repr__(self) -> str:
+        m = self.message
+        return f"<Event {m.topic}[{m.partition}]@{m.offset} key={self.key!r} value={self.value!r}>"
+
+
+def normalize_headers(
+    headers: Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None,
+) -> list[Header]:
+    """Faust accepts headers as a dict or as pairs, values as str or bytes: Kafka wants bytes."""
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[Header] = []
+    for name, value in pairs:
+        if not isinstance(name, str):
+            raise TypeError(f"header names are str, got {type(name).__name__} {name!r}")
+        if isinstance(value, str):
+            value = value.encode()
+        elif value is not None and not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"header {name!r}: values are str or bytes, got {type(value).__name__}")
+        out.append((name, bytes(value) if value is not None else None))
+    return out
+
+
+def header_value(headers: Sequence[Header], name: str) -> bytes | None:
+    """The last value of header ``name`` (Kafka allows repeats; the last one wins)."""
+    found = None
+    for key, value in headers:
+        if key == name:
+            found = value
+    return found

@@ -1,0 +1,387 @@
+"""``Stream``: what an agent iterates, with Faust's operators.
+
+A stream reads decoded values from a ``Cursor`` over an ``Inbox`` of batches. The common
+path, ``async for value in stream``, decodes one value per step and builds nothing else:
+no ``Event`` object, no per-record task or queue hand-off (``Event``s are made only when
+``events()`` or ``current_event`` asks). Asking for the next value acknowledges the previous
+one (Faust's rule), unless ``noack()`` was used.
+
+Operators that only transform values (``filter``, ``echo``) run inline as processors on the
+same cursor. Operators that move records to another topic (``group_by``, ``through``) hand
+the work to the owning actor context, which forwards this stream's records to the topic
+and returns a stream reading from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from streamlog.dsl.acks import Batch
+from streamlog.dsl.events import Event, Message
+from streamlog.dsl.inbox import Cursor
+from streamlog.serde import SerdeError, field_getter, field_name
+
+if TYPE_CHECKING:
+    from streamlog.dsl.clock import AsyncClock
+
+__all__ = ["Stream", "StreamOwner"]
+
+_SKIP = object()
+
+
+class StreamOwner(Protocol):
+    """What a stream needs from the actor that owns it (see ``agent.ActorContext``)."""
+
+    clock: AsyncClock
+
+    async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None: ...
+
+    def forward(
+        self,
+        source: Stream,
+        target: Any,
+        *,
+        label: str,
+        key: Callable[[Any], Any] | None,
+    ) -> Stream: ...
+
+    def repartition_target(self, source: Stream, name: str, partitions: int | None) -> Any: ...
+
+    async def send_to(self, channel: Any, key: Any, value: Any) -> None: ...
+
+
+class _Processor:
+    __slots__ = ("fun", "is_async", "kind", "targets")
+
+    def __init__(self, kind: str, fun: Callable[..., Any], targets: tuple[Any, ...] = ()) -> None:
+        self.kind = kind
+        self.fun = fun
+        self.is_async = inspect.iscoroutinefunction(fun)
+        self.targets = targets
+
+
+class Stream:
+    """An async iterator of decoded values from one reader's cursor."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        owner: StreamOwner,
+        *,
+        source: Any = None,
+        processors: tuple[_Processor, ...] = (),
+        autoack: bool = True,
+    ) -> None:
+        self._cursor = cursor
+        self._owner = owner
+        self.source = source  # the Topic or Channel read (for names, partitions, schema)
+        self._processors = processors
+        self._autoack = autoack
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        name = getattr(self.source, "name", None) or self._cursor.inbox.name
+        return f"<Stream {name}>"
+
+    def _derive(self, processor: _Processor | None = None, autoack: bool | None = None) -> Stream:
+        processors = self._processors + ((processor,) if processor is not None else ())
+        return Stream(
+            self._cursor,
+            self._owner,
+            source=self.source,
+            processors=processors,
+            autoack=self._autoack if autoack is None else autoack,
+        )
+
+    # ------------------------------------------------------------------ iteration
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        cursor = self._cursor
+        autoack = self._autoack
+        while True:
+            batch = cursor.batch
+            index = cursor.index
+            if batch is not None:
+                if autoack:
+                    batch.ack_upto(index)
+                records = batch.records
+                if index < len(records):
+                    cursor.index = index + 1
+                    try:
+                        value = batch.loads_value(records[index].value)
+                    except SerdeError as exc:
+                        await self._owner.on_decode_error(batch, index, exc)
+                        continue
+                    if self._processors:
+                        value = await self._process(records[index], batch, value)
+                        if value is _SKIP:
+                            continue
+                    return value
+            if not await self._next_batch():
+                raise StopAsyncIteration
+
+    async def _next_batch(self, timeout: float | None = None) -> bool:
+        """Move the cursor to the next live batch; False when the stream ends (or times out)."""
+        cursor = self._cursor
+        while True:
+            if self._stopped:
+                return False
+            got: Batch | None | object
+            if timeout is None:
+                got = await cursor.inbox.get()
+            else:
+                got = await self._get_within(timeout)
+                if got is _TIMEOUT:
+                    return False
+            if got is None:
+                self._stopped = True
+                return False
+            assert isinstance(got, Batch)
+            batch = got
+            if batch.revoked:
+                continue
+            cursor.batch = batch
+            cursor.index = 0
+            return True
+
+    async def _get_within(self, timeout: float) -> Batch | None | object:
+        getter = asyncio.ensure_future(self._cursor.inbox.get())
+        sleeper = asyncio.ensure_future(self._owner.clock.sleep(timeout))
+        try:
+            done, _ = await asyncio.wait({getter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        try:
+            await getter
+        except asyncio.CancelledError:
+            return _TIMEOUT
+        return getter.result()  # the batch arrived while cancelling: keep it
+
+    async def _process(self, record: Any, batch: Batch, value: Any) -> Any:
+        for processor in self._processors:
+            if processor.kind == "filter":
+                keep = processor.fun(value)
+                if processor.is_async:
+                    keep = await keep
+                if not keep:
+                    return _SKIP
+            elif processor.kind == "echo":
+                key = batch.loads_key(record.key)
+                for target in processor.targets:
+                    await self._owner.send_to(target, key, value)
+        return value
+
+    async def _next_position(self) -> tuple[Batch, int, Any] | None:
+        """The next (batch, index, value) without acknowledging anything (take, events)."""
+        cursor = self._cursor
+        while True:
+            batch = cursor.batch
+            if batch is not None and cursor.index < len(batch.records):
+                index = cursor.index
+                cursor.index = index + 1
+                record = batch.records[index]
+                try:
+                    value = batch.loads_value(record.value)
+                except SerdeError as exc:
+                    await self._owner.on_decode_error(batch, index, exc)
+                    continue
+                if self._processors:
+                    value = await self._process(record, batch, value)
+                    if value is _SKIP:
+                        batch.ack_one(index)
+                        continue
+                return batch, index, value
+            if batch is not None and self._autoack:
+                batch.ack_upto(len(batch.records))
+            if not await self._next_batch():
+                return None
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def current_event(self) -> Event | None:
+        """The event last returned by this stream (Faust's ``stream.current_event``)."""
+        cursor = self._cursor
+        batch = cursor.batch
+        if batch is None or cursor.index == 0:
+            return None
+        return _event(batch, cursor.index - 1)
+
+    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        """(key, value) pairs."""
+        while True:
+            position = await self._step()
+            if position is None:
+                return
+            batch, index, value = position
+            yield batch.loads_key(batch.records[index].key), value
+
+    async def events(self) -> AsyncIterator[Event]:
+        """``Event``s: key, value, headers and the message's topic/partition/offset/time."""
+        while True:
+            position = await self._step()
+            if position is None:
+                return
+            batch, index, value = position
+            event = _event(batch, index, value)
+            yield event
+
+    async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
+        n = start
+        async for value in self:
+            yield n, value
+            n += 1
+
+    async def _step(self) -> tuple[Batch, int, Any] | None:
+        """Like ``__anext__`` but returning the position too (and acking the previous one)."""
+        cursor = self._cursor
+        if self._autoack and cursor.batch is not None:
+            cursor.batch.ack_upto(cursor.index)
+        return await self._next_position()
+
+    async def take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
+        """Lists of up to ``max_`` values; with ``within`` (seconds), whatever arrived by then.
+
+        Events in a list are acknowledged when the next list is asked for, i.e. after the
+        agent has processed the whole list.
+        """
+        if max_ < 1:
+            raise ValueError(f"take needs max_ >= 1, got {max_}")
+        clock = self._owner.clock
+        while True:
+            values: list[Any] = []
+            positions: list[tuple[Batch, int]] = []
+            deadline = None if within is None else clock.monotonic() + within
+            ended = False
+            while len(values) < max_:
+                cursor = self._cursor
+                batch = cursor.batch
+                if batch is None or cursor.index >= len(batch.records):
+                    remaining = None
+                    if deadline is not None:
+                        if not values:
+                            deadline = None  # the window starts with the first value
+                        else:
+                            remaining = deadline - clock.monotonic()
+                            if remaining <= 0:
+                                break
+                    if not await self._next_batch(remaining):
+                        if self._stopped:
+                            ended = True
+                        break
+                    continue
+                index = cursor.index
+                cursor.index = index + 1
+                record = batch.records[index]
+                try:
+                    value = batch.loads_value(record.value)
+                except SerdeError as exc:
+                    await self._owner.on_decode_error(batch, index, exc)
+                    continue
+                if self._processors:
+                    value = await self._process(record, batch, value)
+                    if value is _SKIP:
+                        positions.append((batch, index))
+                        continue
+                values.append(value)
+                positions.append((batch, index))
+                if deadline is None and within is not None:
+                    deadline = clock.monotonic() + within
+            if values:
+                yield values
+            if self._autoack:
+                for batch, index in positions:
+                    batch.ack_one(index)
+            if ended:
+                return
+
+    # ------------------------------------------------------------------ operators
+
+    def filter(self, fun: Callable[[Any], bool | Awaitable[bool]]) -> Stream:
+        """Values for which ``fun`` (sync or async) is true; the others are acknowledged."""
+        return self._derive(_Processor("filter", fun))
+
+    def echo(self, *channels: Any) -> Stream:
+        """Also send every value to ``channels`` (topics, channels, agents)."""
+        return self._derive(_Processor("echo", _identity, tuple(channels)))
+
+    def noack(self) -> Stream:
+        """Stop acknowledging automatically: call ``stream.ack(event)`` when done."""
+        return self._derive(autoack=False)
+
+    def ack(self, event: Event) -> bool:
+        """Acknowledge ``event`` (read from this stream's cursor); True if it was pending."""
+        batch = self._cursor.batch
+        message = event.message
+        if batch is None:
+            return False
+        for i, record in enumerate(batch.records):
+            if record.offset == message.offset and record.partition == message.partition:
+                pending = i >= batch.acked and i not in (batch.out_of_order or ())
+                batch.ack_one(i)
+                return pending
+        return False
+
+    def group_by(
+        self,
+        key: Any,
+        *,
+        name: str | None = None,
+        partitions: int | None = None,
+    ) -> Stream:
+        """Re-key through a repartition topic, so equal keys meet on one partition.
+
+        ``key`` is a model field (``Ride.rider``) or a function of the value. The topic is
+        ``<app-id>-<agent>-<name>-repartition``; ``name`` defaults to the field's name and
+        is required for a function without a useful ``__name__`` (a lambda).
+        """
+        if callable(key) and not _is_field(key):
+            getter = key
+            label = name or getattr(key, "__name__", "")
+            if not label or label == "<lambda>":
+                raise ValueError("group_by(function) needs name= for the repartition topic")
+        else:
+            getter = field_getter(key)
+            label = name or field_name(key)
+        target = self._owner.repartition_target(self, label, partitions)
+        return self._owner.forward(self, target, label=f"group_by({label})", key=getter)
+
+    def through(self, channel: Any) -> Stream:
+        """Forward every record to ``channel`` (a topic or its name) and read it back from there."""
+        return self._owner.forward(self, channel, label=f"through({channel})", key=None)
+
+    def stop(self) -> None:
+        """End this stream after the current value (used when the worker stops)."""
+        self._stopped = True
+
+
+_TIMEOUT = object()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _is_field(obj: Any) -> bool:
+    try:
+        field_name(obj)
+    except (TypeError, ValueError):
+        return False
+    return not inspect.isfunction(obj) and not inspect.ismethod(obj)
+
+
+def _event(batch: Batch, index: int, value: Any = _SKIP) -> Event:
+    record = batch.records[index]
+    if value is _SKIP:
+        value = batch.loads_value(record.value)
+    headers = dict(record.headers) if record.headers else {}
+    return Event(batch.loads_key(record.key), value, headers, Message.from_record(record))

@@ -1,0 +1,244 @@
+"""Topics and channels: where agents read from and what they send to.
+
+A ``Topic`` is a named log topic plus how its keys and values are (de)serialised and how
+it is created (partitions, retention, compaction, configs). A ``Channel`` is the in-memory
+counterpart: values pass between agents of one process without encoding, and nothing is
+committed (Faust's ``app.channel()``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from streamlog.dsl.acks import Batch
+from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
+from streamlog.dsl.events import normalize_headers
+from streamlog.dsl.inbox import Inbox
+from streamlog.serde import Codec, Schema
+from streamlog.transport.types import ConsumerRecord, RecordMetadata
+
+if TYPE_CHECKING:
+    from streamlog.dsl.app import App
+
+__all__ = ["Topic", "Channel", "HeadersArg", "seconds_to_ms"]
+
+HeadersArg = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None
+
+
+def seconds_to_ms(value: float | _dt.timedelta) -> int:
+    """Faust gives durations in seconds (or as timedeltas); Kafka configs want milliseconds."""
+    if isinstance(value, _dt.timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value * 1000)
+
+
+class Topic:
+    """A log topic as the app sees it (Faust's ``app.topic``).
+
+    ``partitions`` defaults to the app's ``topic_partitions`` when the topic is created;
+    an existing topic keeps its count. ``retention`` (seconds or timedelta), ``compacting``
+    and ``deleting`` map to ``retention.ms`` and ``cleanup.policy``; ``config`` adds any
+    other topic config verbatim.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        name: str,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: str | Codec | None = None,
+        value_serializer: str | Codec | None = None,
+        partitions: int | None = None,
+        retention: float | _dt.timedelta | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        config: Mapping[str, Any] | None = None,
+        internal: bool = False,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ImproperlyConfigured(f"a topic needs a name, got {name!r}")
+        if partitions is not None and partitions < 1:
+            raise ImproperlyConfigured(f"topic {name!r}: partitions must be >= 1, not {partitions}")
+        self.app = app
+        self.name = name
+        self.key_type = key_type
+        self.value_type = value_type
+        self.schema = Schema(
+            key_type=key_type,
+            value_type=value_type,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            codecs=app.codecs,
+            default_key_serializer=app.conf.key_serializer,
+            default_value_serializer=app.conf.value_serializer,
+        )
+        self.key_serializer = self.schema.key_serializer
+        self.value_serializer = self.schema.value_serializer
+        self.partitions = partitions
+        self.retention = retention
+        self.compacting = compacting
+        self.deleting = deleting
+        self.config = {str(k): str(v) for k, v in (config or {}).items()}
+        self.internal = internal
+
+    def __repr__(self) -> str:
+        return f"<Topic {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Faust's spelling: the names this channel reads."""
+        return (self.name,)
+
+    def topic_configs(self) -> dict[str, str]:
+        """The configs to create the topic with."""
+        configs = dict(self.config)
+        if self.retention is not None:
+            configs.setdefault("retention.ms", str(seconds_to_ms(self.retention)))
+        if self.compacting and self.deleting:
+            configs.setdefault("cleanup.policy", "compact,delete")
+        elif self.compacting:
+            configs.setdefault("cleanup.policy", "compact")
+        elif self.deleting:
+            configs.setdefault("cleanup.policy", "delete")
+        return configs
+
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: HeadersArg = None,
+        timestamp: float | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        """Queue a record; await the result for its ``RecordMetadata`` (Faust's ``send``).
+
+        ``timestamp`` is in seconds since the epoch (Faust's unit); the default is now.
+        """
+        producer = self.app.producer
+        schema = self.schema
+        return await producer.send(
+            self.name,
+            schema.dumps_value(value),
+            key=schema.dumps_key(key),
+            partition=partition,
+            headers=normalize_headers(headers) if headers else (),
+            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
+        )
+
+    async def send_and_wait(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: HeadersArg = None,
+        timestamp: float | None = None,
+    ) -> RecordMetadata:
+        """``send`` and wait for the log's acknowledgement."""
+        pending = await self.send(
+            key=key, value=value, partition=partition, headers=headers, timestamp=timestamp
+        )
+        return await pending
+
+    def derive(self, name: str, **overrides: Any) -> Topic:
+        """A topic declared like this one under another name (repartition and sink topics)."""
+        options: dict[str, Any] = {
+            "key_type": self.key_type,
+            "value_type": self.value_type,
+            "key_serializer": self.key_serializer,
+            "value_serializer": self.value_serializer,
+            "partitions": self.partitions,
+        }
+        options.update(overrides)
+        return self.app.topic(name, **options)
+
+
+class _Done:
+    """The already-resolved acknowledgement a channel send returns."""
+
+    def __init__(self, metadata: RecordMetadata) -> None:
+        self._metadata = metadata
+
+    def __await__(self) -> Any:
+        return self._metadata
+        yield  # pragma: no cover - makes this a generator
+
+
+class Channel:
+    """An in-memory channel: values go straight to the agents reading it, in order.
+
+    Nothing is encoded and nothing is committed; each reader gets every value. ``maxsize``
+    bounds how many sends may wait unread per reader before ``send`` waits.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        name: str | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        maxsize: int | None = None,
+    ) -> None:
+        self.app = app
+        self.name = name or f"channel-{id(self):x}"
+        self.key_type = key_type
+        self.value_type = value_type
+        self.maxsize = maxsize or app.conf.stream_buffer_maxsize
+        self._readers: list[Inbox] = []
+        self._offsets = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name}>"
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return ()
+
+    def attach(self, inbox: Inbox) -> None:
+        """Deliver every later send to ``inbox`` too."""
+        inbox.maxsize = self.maxsize
+        self._readers.append(inbox)
+
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: HeadersArg = None,
+        timestamp: float | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        if self.app.clock is None:
+            raise AppNotRunningError("channels carry values only while the app runs")
+        offset = next(self._offsets)
+        timestamp_ms = int(timestamp * 1000) if timestamp is not None else self.app.clock.time_ms()
+        record = ConsumerRecord(
+            self.name,
+            -1,
+            offset,
+            timestamp_ms,
+            key,
+            value,
+            normalize_headers(headers) if headers else (),
+        )
+        for inbox in self._readers:
+            await inbox.put(Batch((record,), None, _identity, _identity, self))
+        return _Done(RecordMetadata(self.name, -1, offset, timestamp_ms))
+
+    async def send_and_wait(self, **kwargs: Any) -> RecordMetadata:
+        pending = await self.send(**kwargs)
+        return await pending
+
+
+def _identity(value: Any) -> Any:
+    return value
