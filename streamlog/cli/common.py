@@ -75,12 +75,11 @@ def run_with_transport(
     ``interruptible`` (a consumer or producer stopped by the user has done its job).
     Transport errors become a one-line ``click.ClickException`` (exit code 1).
     """
-    from streamlog.transport import TransportError, open_transport
+    from streamlog.transport import TransportError
 
     async def with_transport() -> T:
-        transport = open_transport(url)
+        transport = await start_transport(url)
         try:
-            await transport.start()
             return await main(transport)
         finally:
             await transport.close()
@@ -122,6 +121,49 @@ def run_with_transport(
         sys.exit(130)
     except TransportError as exc:
         raise click.ClickException(one_line(exc)) from None
+
+
+LISTENER_FILE = ".listener"
+
+
+def listener_path(data_dir: str) -> str:
+    """Where a ``streamlog worker`` on ``file://DATA_DIR`` writes its Kafka listener address."""
+    import os
+
+    return os.path.join(data_dir, LISTENER_FILE)
+
+
+async def start_transport(url: str) -> Transport:
+    """Open and start the transport of ``url``.
+
+    A ``file://`` directory is owned by one process at a time. When a ``streamlog worker``
+    owns it, the worker also serves the Kafka protocol on loopback and writes the address
+    to ``DATA_DIR/.listener``: the tools then talk to the worker through that listener, so
+    ``streamlog produce``/``consume``/``topics`` keep working next to a running app.
+    """
+    from streamlog.transport import BrokerUnavailableError, open_transport
+    from streamlog.transport.url import parse_broker_url
+
+    transport = open_transport(url)
+    try:
+        await transport.start()
+        return transport
+    except BrokerUnavailableError:
+        await transport.close()
+        parsed = parse_broker_url(url)
+        address = None
+        if parsed.scheme == "file" and parsed.path is not None:
+            try:
+                with open(listener_path(parsed.path)) as f:
+                    address = f.read().strip() or None
+            except OSError:
+                pass
+        if address is None:
+            raise
+        shared = open_transport(f"kafka://{address}")
+        click.echo(f"{url} is in use by a worker; using its listener kafka://{address}", err=True)
+        await shared.start()
+        return shared
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -11,6 +11,7 @@ from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
 from streamlog.cli.topics import topics
+from streamlog.cli.worker import agents, send, worker
 
 __all__ = ["main", "cli"]
 
@@ -27,6 +28,9 @@ cli.add_command(topics)
 cli.add_command(groups)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(worker)
+cli.add_command(send)
+cli.add_command(agents)
 
 
 def main() -> None:

@@ -1,0 +1,329 @@
+"""``streamlog worker``, ``streamlog send`` and ``streamlog agents``: commands over an app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from streamlog.cli.common import listener_path, one_line, start_transport
+
+__all__ = ["worker", "send", "agents"]
+
+log = logging.getLogger("streamlog.worker")
+
+
+def _load(spec: str) -> Any:
+    from streamlog.cli.app_loader import load_app
+    from streamlog.dsl import AppNotFoundError
+
+    try:
+        return load_app(spec)
+    except AppNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _parse_listen(value: str) -> tuple[str, int] | None:
+    if value.lower() in ("", "none", "off", "no"):
+        return None
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT or 'none', got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+@click.command()
+@click.argument("app_spec", metavar="APP")
+@click.option(
+    "-b",
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    default=None,
+    help="Override the app's broker: file://PATH, memory:// or kafka://HOST:PORT.",
+)
+@click.option(
+    "--data-dir",
+    metavar="DIR",
+    default=None,
+    help="Where table stores live (the app's datadir setting).",
+)
+@click.option(
+    "-l",
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per log line (structured logs).",
+)
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Serve /health, /stats and /metrics on 127.0.0.1:N.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9092",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="On file://, also serve the app's log over the Kafka protocol here so other "
+    "processes (streamlog produce/consume, kcat, Kafka clients) can use it; 'none' to "
+    "turn off. A busy port falls back to a free one (logged, and written to "
+    "DATA_DIR/.listener).",
+)
+@click.option(
+    "--lag-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="S",
+    help="Log consumer lag every S seconds (0: never).",
+)
+def worker(
+    app_spec: str,
+    broker_url: str | None,
+    data_dir: str | None,
+    loglevel: str,
+    log_format: str,
+    web_port: int | None,
+    listen: str,
+    lag_interval: float,
+) -> None:
+    """Run APP (app.py, app.py:attr or module:attr) until Ctrl-C or SIGTERM.
+
+    Creates missing topics, runs agents, timers and tasks; on a signal it stops consuming,
+    finishes the events in hand, commits and exits 0.
+    """
+    from streamlog.dsl.logs import configure_logging
+    from streamlog.dsl.worker import run_worker
+
+    configure_logging(loglevel, log_format)
+    app = _load(app_spec)
+    if broker_url:
+        app.conf.broker = broker_url
+    if data_dir:
+        app.conf.datadir = data_dir
+    address = _parse_listen(listen)
+    server: dict[str, Any] = {}
+
+    async def on_started(app: Any) -> None:
+        if address is not None and app.conf.broker.startswith("file://"):
+            await _start_listener(app, address, server)
+
+    async def on_stopping(app: Any) -> None:
+        broker = server.pop("broker", None)
+        if broker is not None:
+            try:
+                os.unlink(server.pop("file"))
+            except OSError:
+                pass
+            await broker.stop()
+
+    code = asyncio.run(
+        run_worker(
+            app,
+            web_port=web_port,
+            lag_interval=lag_interval,
+            on_started=on_started,
+            on_stopping=on_stopping,
+        )
+    )
+    sys.exit(code)
+
+
+async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, Any]) -> None:
+    """Serve the worker's own log over the Kafka protocol (the broker shares its LogManager)."""
+    from streamlog.broker.config import BrokerConfig
+    from streamlog.broker.server import Broker
+
+    manager = app.transport.manager
+    host, port = address
+    for attempt_port in (port, 0) if port else (0,):
+        config = BrokerConfig(host=host, port=attempt_port, data_dir=str(manager.data_dir))
+        broker = Broker(config, manager=manager)
+        try:
+            await broker.start()
+        except OSError as exc:
+            log.warning("Kafka listener: %s:%d unavailable (%s)", host, attempt_port, exc.strerror)
+            continue
+        path = listener_path(str(manager.data_dir))
+        with open(path, "w") as f:
+            f.write(f"{host}:{broker.port}\n")
+        server["broker"], server["file"] = broker, path
+        log.info("serving %s over the Kafka protocol on %s:%d", app.conf.broker, host, broker.port)
+        return
+    log.warning("Kafka listener not started: other processes cannot reach this app's log")
+
+
+@click.command()
+@click.argument("app_spec", metavar="APP")
+@click.argument("topic")
+@click.argument("value", required=False)
+@click.option("-k", "--key", default=None, help="The record key.")
+@click.option("-p", "--partition", type=int, default=None)
+@click.option("-r", "--repeat", type=int, default=1, show_default=True, help="Send it N times.")
+@click.option(
+    "-b", "--broker", "broker_url", metavar="URL", default=None, help="Override the app's broker."
+)
+def send(
+    app_spec: str,
+    topic: str,
+    value: str | None,
+    key: str | None,
+    partition: int | None,
+    repeat: int,
+    broker_url: str | None,
+) -> None:
+    """Send VALUE to TOPIC (a topic name or an agent's name) with the app's serializers.
+
+    For a JSON topic VALUE is parsed as JSON (a model's fields for a Record topic); text
+    that is not JSON is sent as a string. Prints where each record landed.
+    """
+    app = _load(app_spec)
+    url = broker_url or app.conf.broker
+    channel = _find_channel(app, topic)
+    payload = _parse_value(channel, value)
+
+    async def run() -> list[Any]:
+        from streamlog.serde import SerdeError
+
+        transport = await start_transport(url)
+        producer = transport.producer(client_id=app.conf.id)
+        try:
+            admin = transport.admin()
+            try:
+                if channel.name not in await admin.list_topics(include_internal=True):
+                    await admin.create_topic(
+                        channel.name,
+                        channel.partitions or app.conf.topic_partitions,
+                        channel.topic_configs(),
+                    )
+            finally:
+                await admin.close()
+            schema = channel.schema
+            try:
+                raw_key, raw_value = (
+                    schema.dumps_key(key),
+                    schema.dumps_value(_coerce(channel, payload)),
+                )
+            except SerdeError as exc:
+                raise click.ClickException(str(exc)) from None
+            results = []
+            for _ in range(repeat):
+                pending = await producer.send(
+                    channel.name, raw_value, key=raw_key, partition=partition
+                )
+                results.append(pending)
+            await producer.flush()
+            return [await r for r in results]
+        finally:
+            await producer.close()
+            await transport.close()
+
+    from streamlog.transport import TransportError
+
+    try:
+        for md in asyncio.run(run()):
+            click.echo(f"{md.topic}[{md.partition}]@{md.offset}")
+    except TransportError as exc:
+        raise click.ClickException(one_line(exc)) from None
+
+
+def _find_channel(app: Any, name: str) -> Any:
+    from streamlog.dsl import Topic
+
+    if name in app.topics:
+        return app.topics[name]
+    for agent_name, agent in app.agents.items():
+        if name in (agent_name, agent.short_name, f"@{agent.short_name}"):
+            if isinstance(agent.channel, Topic):
+                return agent.channel
+            raise click.ClickException(
+                f"agent {agent_name} reads an in-memory channel: nothing to send to"
+            )
+    return app.topic(name)
+
+
+def _parse_value(channel: Any, value: str | None) -> Any:
+    if value is None:
+        return None
+    serializer = channel.value_serializer
+    if isinstance(serializer, str) and serializer.split("|")[0] in ("json", "msgpack", "pickle"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _coerce(channel: Any, payload: Any) -> Any:
+    """A dict for a Record topic becomes the Record (so field types are checked here)."""
+    value_type = channel.value_type
+    from_data = getattr(value_type, "from_data", None)
+    if isinstance(payload, dict) and from_data is not None:
+        from streamlog.serde import SerdeError
+
+        try:
+            return from_data(payload)
+        except (SerdeError, TypeError, ValueError) as exc:
+            raise click.ClickException(f"{value_type.__name__}: {exc}") from None
+    return payload
+
+
+@click.command()
+@click.argument("app_spec", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
+def agents(app_spec: str, as_json: bool) -> None:
+    """List APP's agents: name, topic, concurrency, sinks and what each is for."""
+    from streamlog.cli.common import format_table
+
+    app = _load(app_spec)
+    rows = []
+    for name, agent in sorted(app.agents.items()):
+        doc = (agent.fun.__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "topic": getattr(agent.channel, "name", repr(agent.channel)),
+                "concurrency": agent.concurrency,
+                "sinks": [getattr(s, "name", getattr(s, "__name__", repr(s))) for s in agent.sinks],
+                "on_error": agent.on_error,
+                "help": doc[0] if doc else "",
+            }
+        )
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if not rows:
+        click.echo("(no agents)")
+        return
+    table = format_table(
+        ("AGENT", "TOPIC", "CONCURRENCY", "SINKS", "ON ERROR", "HELP"),
+        [
+            (
+                r["name"],
+                r["topic"],
+                r["concurrency"],
+                ",".join(r["sinks"]) or "-",
+                r["on_error"],
+                r["help"],
+            )
+            for r in rows
+        ],
+    )
+    for line in table:
+        click.echo(line)
