@@ -271,6 +271,7 @@ class ActorContext:
         self.agent = agent
         self.index = index
         self.clock: AsyncClock = agent.app.clock  # type: ignore[assignment]
+        self.barrier = agent.app.barrier
         self.cursor = Cursor(agent.inbox)
         self.task: asyncio.Task[None] | None = None
         self._cursors: dict[str, Cursor] = {}
@@ -300,6 +301,7 @@ class ActorContext:
                         f"agent {agent.name} must be an async function or async generator"
                     )
                 log.info("agent %s#%d: function returned", agent.name, self.index)
+                stream.release()
                 return
             except asyncio.CancelledError:
                 raise
@@ -308,6 +310,9 @@ class ActorContext:
                 return
             except Exception as exc:
                 agent.processed_errors += 1
+                stream.release()
+                if self.stream is not None:
+                    self.stream.release()
                 if not await self._handle_error(exc):
                     return
 

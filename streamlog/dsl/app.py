@@ -22,14 +22,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamlog.dsl.agent import Agent, AgentFun
+from streamlog.dsl.barrier import ProcessingBarrier
 from streamlog.dsl.clock import AsyncClock, SystemAsyncClock
 from streamlog.dsl.conductor import Conductor
-from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
+from streamlog.dsl.errors import AppNotRunningError, CommitPostponed, ImproperlyConfigured
 from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.settings import Settings
+from streamlog.dsl.tables import Table
 from streamlog.dsl.timers import AppTask, CronJob, Timer
 from streamlog.dsl.topics import Channel, HeadersArg, Topic
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
+from streamlog.state.checkpoint import Checkpoint
+from streamlog.state.errors import CheckpointError
+from streamlog.state.stores import StorePartition
+from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport import open_transport
 from streamlog.transport.base import Admin, Producer, Transport
 from streamlog.transport.errors import TopicExistsError
@@ -72,6 +78,9 @@ class App:
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic] = {}
         self.timers: list[Timer | CronJob | AppTask] = []
+        self.tables: dict[str, Table] = {}
+        self.barrier: ProcessingBarrier | None = None
+        self._checkpoint: Checkpoint | None = None
         self._transport: Transport | None = None
         self._producer: Producer | None = None
         self._admin: Admin | None = None
@@ -178,6 +187,35 @@ class App:
             return agent
 
         return decorate
+
+    def Table(  # noqa: N802 - Faust's spelling
+        self,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        partitions: int | None = None,
+        store: str | None = None,
+        help: str | None = None,
+        **options: Any,
+    ) -> Table:
+        """A dict-like table with a changelog (see ``streamlog.dsl.tables``)."""
+        if name in self.tables:
+            raise ImproperlyConfigured(f"two tables named {name!r}")
+        table = Table(
+            self,
+            name,
+            default=default,
+            key_type=key_type,
+            value_type=value_type,
+            partitions=partitions,
+            store=store,
+            help=help,
+            **options,
+        )
+        self.tables[name] = table
+        return table
 
     def timer(
         self, interval: float, *, on_leader: bool = False, name: str | None = None
@@ -286,6 +324,8 @@ class App:
                 batch_size=conf.producer_max_batch_size,
                 client_id=conf.id,
             )
+            self.barrier = ProcessingBarrier() if self.tables else None
+            self._checkpoint = self._new_checkpoint()
             for agent in self.agents.values():
                 agent.declare()
             self.topic(self.leader_topic_name, partitions=1, internal=True)
@@ -356,6 +396,8 @@ class App:
         if self._replies is not None:
             await self._replies.stop()
         await self.conductor.close()
+        for table in self.tables.values():
+            table.close()
         await self._close_transport()
         self.started = False
         log.info("app %s stopped", conf.id)
@@ -391,22 +433,49 @@ class App:
 
     # ------------------------------------------------------------------ commits and rebalances
 
+    def _new_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.producer, self.conductor.commit_offsets)
+
+    def state_transaction(
+        self, store: StorePartition, changelog: TopicPartition
+    ) -> PartitionTransaction:
+        """The open transaction of a table partition (tables call this on every access)."""
+        if self._checkpoint is None:
+            raise AppNotRunningError("tables are readable and writable only while the app runs")
+        return self._checkpoint.transaction(store, changelog)
+
     async def checkpoint(self, offsets: dict[TopicPartition, int]) -> None:
         """The commit sequence for ``offsets``, whose events are all processed.
 
-        1. flush the producer: every record produced while processing those events (sinks,
-           forwards, changelogs) is acknowledged by the log, or this raises;
-        2. commit the source offsets to the group.
-        A failure in 1 commits nothing, so the events are re-read after a crash.
+        ``streamlog.state.checkpoint.Checkpoint.commit`` runs it: table changes to their
+        changelogs, the producer flushed and every output acknowledged, stores written with
+        their changelog offsets, then the source offsets committed. With tables, new events
+        wait (``ProcessingBarrier``) while it runs, so no table write lands mid-commit. A
+        failed commit stops the app: the next start recovers tables from their changelogs
+        and re-reads events from the last committed offsets.
         """
-        if self._producer is not None:
-            await self._producer.flush()
-        await self.conductor.commit_offsets(offsets)
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            return
+        barrier = self.barrier
+        if barrier is not None and not await barrier.hold(self.conf.shutdown_timeout):
+            raise CommitPostponed("events still in processing; the commit waits for the next turn")
+        try:
+            await checkpoint.commit(offsets)
+        except CheckpointError as exc:
+            self.crash(exc)
+            raise
+        finally:
+            if barrier is not None:
+                barrier.release()
 
     def drop_revoked(self) -> int:
         return sum(agent.drop_revoked() for agent in self.agents.values())
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in assigned if tp.topic != self.leader_topic_name}
+        for table in self.tables.values():
+            await table.assign(numbers)
         for hook in self.partitions_assigned_hooks:
             result = hook(assigned)
             if asyncio.iscoroutine(result):
@@ -415,6 +484,9 @@ class App:
             self._leadership.set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in revoked if tp.topic != self.leader_topic_name}
+        for table in self.tables.values():
+            table.revoke(numbers)
         for hook in self.partitions_revoked_hooks:
             result = hook(revoked)
             if asyncio.iscoroutine(result):

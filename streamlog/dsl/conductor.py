@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.acks import Batch, PartitionTracker
+from streamlog.dsl.errors import CommitPostponed
 from streamlog.dsl.inbox import Inbox
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
@@ -176,6 +178,8 @@ class Conductor:
                 await self.commit()
             except asyncio.CancelledError:
                 raise
+            except CommitPostponed as exc:
+                log.debug("commit postponed: %s", exc)
             except Exception as exc:  # noqa: BLE001 - retried at the next interval
                 log.warning("commit failed: %r (retrying at the next interval)", exc)
 
@@ -202,10 +206,10 @@ class Conductor:
                 self.commits += 1
             return offsets
 
-    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+    async def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Step 4 of the commit sequence: the group's offsets (called by the checkpoint)."""
         if offsets and self.consumer is not None:
-            await self.consumer.commit(offsets)
+            await self.consumer.commit(dict(offsets))
 
     # ------------------------------------------------------------------ rebalances
 

@@ -10,6 +10,7 @@ __all__ = [
     "AskTimeoutError",
     "TopicNotDeclaredError",
     "AppNotRunningError",
+    "CommitPostponed",
 ]
 
 
@@ -39,3 +40,7 @@ class TopicNotDeclaredError(StreamlogError):
 
 class AppNotRunningError(StreamlogError):
     """An operation that needs a started app (sending, asking) before ``app.start()``."""
+
+
+class CommitPostponed(StreamlogError):
+    """A commit found events still in processing past its wait; the next one retries."""

@@ -25,6 +25,7 @@ from streamlog.dsl.inbox import Cursor
 from streamlog.serde import SerdeError, field_getter, field_name
 
 if TYPE_CHECKING:
+    from streamlog.dsl.barrier import ProcessingBarrier
     from streamlog.dsl.clock import AsyncClock
 
 __all__ = ["Stream", "StreamOwner"]
@@ -36,6 +37,7 @@ class StreamOwner(Protocol):
     """What a stream needs from the actor that owns it (see ``agent.ActorContext``)."""
 
     clock: AsyncClock
+    barrier: ProcessingBarrier | None
 
     async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None: ...
 
@@ -81,6 +83,8 @@ class Stream:
         self._processors = processors
         self._autoack = autoack
         self._stopped = False
+        self._barrier = owner.barrier
+        self._busy = False  # an event handed out and not finished (commit barrier)
 
     def __repr__(self) -> str:
         name = getattr(self.source, "name", None) or self._cursor.inbox.name
@@ -102,6 +106,8 @@ class Stream:
         return self
 
     async def __anext__(self) -> Any:
+        if self._busy:
+            self.release()
         cursor = self._cursor
         autoack = self._autoack
         while True:
@@ -122,9 +128,27 @@ class Stream:
                         value = await self._process(records[index], batch, value)
                         if value is _SKIP:
                             continue
+                    if self._barrier is not None:
+                        await self._admit()
                     return value
             if not await self._next_batch():
                 raise StopAsyncIteration
+
+    async def _admit(self) -> None:
+        """Wait while a commit holds the barrier, then count this event as in processing."""
+        barrier = self._barrier
+        assert barrier is not None
+        if not barrier.gate.is_set():
+            await barrier.gate.wait()
+        barrier.enter()
+        self._busy = True
+
+    def release(self) -> None:
+        """The event handed out last is finished (or abandoned after an error)."""
+        if self._busy:
+            self._busy = False
+            assert self._barrier is not None
+            self._barrier.leave()
 
     async def _next_batch(self, timeout: float | None = None) -> bool:
         """Move the cursor to the next live batch; False when the stream ends (or times out)."""
@@ -243,10 +267,15 @@ class Stream:
 
     async def _step(self) -> tuple[Batch, int, Any] | None:
         """Like ``__anext__`` but returning the position too (and acking the previous one)."""
+        if self._busy:
+            self.release()
         cursor = self._cursor
         if self._autoack and cursor.batch is not None:
             cursor.batch.ack_upto(cursor.index)
-        return await self._next_position()
+        position = await self._next_position()
+        if position is not None and self._barrier is not None:
+            await self._admit()
+        return position
 
     async def take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
         """Lists of up to ``max_`` values; with ``within`` (seconds), whatever arrived by then.
@@ -297,7 +326,10 @@ class Stream:
                 if deadline is None and within is not None:
                     deadline = clock.monotonic() + within
             if values:
+                if self._barrier is not None:
+                    await self._admit()
                 yield values
+                self.release()
             if self._autoack:
                 for batch, index in positions:
                     batch.ack_one(index)

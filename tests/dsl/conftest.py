@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ def broker_url(request, tmp_path) -> str:
 @pytest.fixture
 def app_id(request) -> str:
     """A fresh app id per test (topics and groups never collide on the shared broker)."""
-    name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")
+    name = re.sub(r"[^A-Za-z0-9.-]+", "-", request.node.name.replace("_", "-")).strip("-")
     return f"t{next(_ids)}-{name}"[:60]
 
 
