@@ -257,3 +257,23 @@ def test_undecodable_values_are_dead_lettered_not_fatal(app_id):
     assert got == [(1, 2), (3, 4)]
     assert [r.value for r in dead] == [b'{"x": "one", "y": 2}', b"\xff not json"]
     assert all(dict(r.headers)["streamlog-error-type"] == b"ValueDecodeError" for r in dead)
+
+
+def test_crontab_fires_at_the_matching_minutes_on_a_fake_clock(app_id):
+    # 2023-11-14 22:13:20 UTC: the next */5 minutes are :15, :20, :25
+    clock = ManualAsyncClock(start=1_700_000_000.0)
+    app = streamlog.App(app_id, broker="memory://", clock=clock)
+    fired: list[float] = []
+
+    @app.crontab("*/5 * * * *")
+    async def every_five_minutes():
+        fired.append(clock.time())
+
+    async def main():
+        async with app:
+            await wait_for(lambda: clock.sleepers >= 1)
+            for _ in range(12 * 60):  # 12 minutes, a second at a time
+                await clock.advance(1, settle_turns=1)
+
+    run(main())
+    assert fired == [1_700_000_100.0, 1_700_000_400.0, 1_700_000_700.0]
