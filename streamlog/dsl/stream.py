@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlog.dsl.acks import Batch
+from streamlog.dsl.context import set_current
 from streamlog.dsl.events import Event, Message
 from streamlog.dsl.inbox import Cursor
 from streamlog.serde import SerdeError, field_getter, field_name
@@ -135,13 +136,20 @@ class Stream:
                 raise StopAsyncIteration
 
     async def _admit(self) -> None:
-        """Wait while a commit holds the barrier, then count this event as in processing."""
+        """Wait while a commit holds the barrier, then count this event as in processing.
+
+        Apps with tables also record the event in the actor's context here (windowed tables
+        resolve windows from its timestamp: ``streamlog.dsl.context``).
+        """
         barrier = self._barrier
         assert barrier is not None
         if not barrier.gate.is_set():
             await barrier.gate.wait()
         barrier.enter()
         self._busy = True
+        cursor = self._cursor
+        if cursor.batch is not None and cursor.index:
+            set_current(cursor.batch, cursor.index - 1)
 
     def release(self) -> None:
         """The event handed out last is finished (or abandoned after an error)."""
