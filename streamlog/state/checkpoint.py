@@ -1,0 +1,207 @@
+"""The commit sequence, written once: tables, outputs and source offsets, in this order.
+
+A ``Checkpoint`` collects what processing did since the last commit: one
+``PartitionTransaction`` per store partition written, and the acknowledgements of the
+records produced to output topics. ``commit(source_offsets)`` then runs:
+
+1. **prepare** every open transaction: each sends its changed keys to its changelog
+   partition (deletes as tombstones), queued in one go;
+2. **flush the producer and await every acknowledgement**: the changelog records of
+   step 1 and every output record produced while processing (``send``/``track``);
+3. **flush each store partition** with the highest changelog offset acknowledged for it,
+   changes and offset in one atomic write;
+4. **commit the source offsets** to the consumer group (the ``commit`` callable);
+5. **start fresh transactions**: the committed ones are dropped, and the next
+   ``transaction()`` call for a partition opens a new one.
+
+Why this order: a source offset is committed only once everything its records caused is
+durable (outputs and changelogs acknowledged, stores written), so a crash at any point
+re-delivers records and never skips one (at-least-once). A store is written only after
+its changelog is acknowledged, so it never records a change its changelog lacks.
+
+A failure before step 4 commits no source offset: ``commit`` raises ``CheckpointError``
+(with the step and the cause) and the checkpoint is closed. What was sent or written
+before the failure stays: changelog records already acknowledged are replayed into the
+store by the next recovery, and the re-delivered source records are processed again on
+top of them. That is at-least-once for table updates too; the worker's way out of a
+failed commit is the crash path: close the stores, recover them from their changelogs,
+seek the sources to their committed offsets, and make a new ``Checkpoint``.
+
+Transport-agnostic: the producer is any ``streamlog.transport.Producer``, and the offset
+commit is a callable (``consumer.commit`` usually), so the streams core decides how
+offsets are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from streamlog.state.errors import CheckpointClosedError, CheckpointError
+from streamlog.state.stores import StorePartition
+from streamlog.state.transaction import PartitionTransaction
+from streamlog.transport.base import Producer
+from streamlog.transport.types import Header, RecordMetadata, TopicPartition
+
+__all__ = ["Checkpoint", "CommitOffsets"]
+
+log = logging.getLogger(__name__)
+
+CommitOffsets = Callable[[Mapping[TopicPartition, int]], Awaitable[None]]
+"""Commits source offsets (next offset to read, per partition) for the consumer group."""
+
+
+class Checkpoint:
+    """The work between two commits, and the commit sequence (module docstring).
+
+    Reusable after a successful ``commit``; closed for good after a failed one or
+    ``discard``. One event loop uses it; calls must not overlap a running ``commit``.
+
+    ``ack_timeout_ms`` bounds step 2 (None: as long as the transport's own delivery
+    timeout lets the acknowledgements take).
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        commit: CommitOffsets,
+        *,
+        ack_timeout_ms: int | None = None,
+    ) -> None:
+        self._producer = producer
+        self._commit = commit
+        self._ack_timeout = None if ack_timeout_ms is None else ack_timeout_ms / 1000
+        self._transactions: dict[StorePartition, PartitionTransaction] = {}
+        self._outputs: list[Awaitable[RecordMetadata]] = []
+        self._closed: str | None = None  # why, once closed
+        self._committing = False
+
+    def __repr__(self) -> str:
+        state = f"closed: {self._closed}" if self._closed else "open"
+        return (
+            f"Checkpoint({len(self._transactions)} transactions, "
+            f"{len(self._outputs)} outputs, {state})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    @property
+    def empty(self) -> bool:
+        """True when a commit would send, write and wait for nothing but the offsets."""
+        return not self._outputs and not any(t.changes for t in self._transactions.values())
+
+    def _check_usable(self) -> None:
+        if self._closed is not None:
+            raise CheckpointClosedError(f"this checkpoint is closed ({self._closed})")
+        if self._committing:
+            raise CheckpointClosedError("a commit of this checkpoint is running")
+
+    # -- what processing does ------------------------------------------------------------
+
+    def transaction(
+        self, store: StorePartition, changelog: TopicPartition | None
+    ) -> PartitionTransaction:
+        """The open transaction of ``store`` (made on first use after each commit)."""
+        found = self._transactions.get(store)
+        if found is None:
+            self._check_usable()
+            found = self._transactions[store] = PartitionTransaction(store, changelog)
+        elif found.changelog != changelog:
+            raise ValueError(
+                f"{store!r} is changelogged to {found.changelog}, not {changelog}, "
+                "in this checkpoint"
+            )
+        return found
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[Header] = (),
+        timestamp_ms: int | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        """Produce an output record whose acknowledgement the next commit waits for."""
+        self._check_usable()
+        ack = await self._producer.send(
+            topic, value, key=key, partition=partition, headers=headers, timestamp_ms=timestamp_ms
+        )
+        self._outputs.append(ack)
+        return ack
+
+    def track(self, ack: Awaitable[RecordMetadata]) -> None:
+        """Make the next commit wait for a record produced elsewhere with this producer."""
+        self._check_usable()
+        self._outputs.append(ack)
+
+    # -- the commit ----------------------------------------------------------------------
+
+    async def commit(self, source_offsets: Mapping[TopicPartition, int]) -> None:
+        """Run the commit sequence of the module docstring; ``CheckpointError`` on failure.
+
+        ``source_offsets`` are the next offsets to read, per source partition (may be
+        empty: tables and outputs are still made durable).
+        """
+        self._check_usable()
+        self._committing = True
+        transactions = list(self._transactions.values())
+        step = 1
+        try:
+            # (1) prepare: changelog records produced
+            for transaction in transactions:
+                await transaction.prepare(self._producer)
+            # (2) flush the producer, await every acknowledgement
+            step = 2
+            async with asyncio.timeout(self._ack_timeout):
+                await self._producer.flush()
+                for ack in self._outputs:
+                    await ack
+                for transaction in transactions:
+                    await transaction.acknowledged()
+            # (3) flush each store partition with its changelog offset
+            step = 3
+            for transaction in transactions:
+                transaction.flush()
+            # (4) commit the source offsets
+            step = 4
+            if source_offsets:
+                await self._commit(dict(source_offsets))
+        except BaseException as exc:
+            self._fail(step, exc)
+            if not isinstance(exc, Exception):
+                raise  # cancellation and exits pass through as they are
+            if isinstance(exc, TimeoutError) and step == 2:
+                raise CheckpointError(
+                    step, f"acknowledgements not received within {self._ack_timeout} s"
+                ) from exc
+            raise CheckpointError(step, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._committing = False
+        # (5) fresh transactions: made on demand by transaction()
+        self._transactions = {}
+        self._outputs = []
+
+    def _fail(self, step: int, exc: BaseException) -> None:
+        self._closed = f"commit failed at step {step}: {type(exc).__name__}: {exc}"
+        log.error("%s; source offsets not committed", self._closed)
+        self._drop()
+
+    def _drop(self) -> None:
+        for transaction in self._transactions.values():
+            transaction.fail()
+        self._transactions = {}
+        self._outputs = []
+
+    def discard(self) -> None:
+        """Drop every transaction and output without committing; closes the checkpoint
+        (a shutdown or a revocation that will not commit)."""
+        if self._committing:
+            raise CheckpointClosedError("a commit of this checkpoint is running")
+        self._drop()
+        if self._closed is None:
+            self._closed = "discarded"

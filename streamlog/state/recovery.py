@@ -1,0 +1,234 @@
+"""Recovery: rebuild a store partition by replaying its changelog partition.
+
+``recover_partition`` decides where to start from what the store records, then reads:
+
+* the store's changelog offset is the last record it reflects: replay from it + 1;
+* no offset (a new partition, a memory store, a directory wiped as corrupt): replay the
+  whole changelog, first wiping the store if it holds keys anyway;
+* an offset at or beyond the changelog's end (the topic was deleted, or deleted and
+  recreated shorter): the store describes another log, so it is wiped and the whole
+  changelog replayed; a missing changelog topic counts as empty;
+* an offset below the changelog's start (records deleted by retention or
+  DeleteRecords): replay from the start, with a warning, as nothing older exists;
+* the target is the changelog's end offset taken when recovery begins; records past it
+  that arrive in the same fetch are applied too (harmless: the store's offset says what
+  it reflects), and recovery stops once the consumer's position reaches the target.
+
+Records are applied in batches, one atomic store write per batch with the offset of its
+last record, so an interrupted recovery resumes where it stopped. A tombstone (value
+None) deletes its key. Waits are bounded: each fetch waits at most ``fetch_timeout_ms``,
+and ``idle_timeout_ms`` without progress raises ``RecoveryStalledError``.
+
+Progress is logged about every ``progress_interval_ms`` (percentage of the offsets to
+replay, records/s), then one final line with the count and the rate; times come from the
+``Clock`` passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+from streamlog.log.clock import Clock, SystemClock
+from streamlog.state.errors import RecoveryError, RecoveryStalledError
+from streamlog.state.stores import StorePartition
+from streamlog.transport.base import Consumer
+from streamlog.transport.errors import TransportError, UnknownTopicError
+from streamlog.transport.types import TopicPartition
+
+__all__ = ["recover_partition", "RecoveryResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryResult:
+    """What one recovery did."""
+
+    changelog: TopicPartition
+    start_offset: int  # the first offset asked for
+    end_offset: int  # the changelog's end when recovery began: the target
+    records: int  # changelog records applied (tombstones included)
+    skipped: int  # records without a key (not a changelog record: ignored)
+    batches: int  # atomic store writes
+    full: bool  # replayed from the changelog's start into an empty store
+    wiped: str | None  # why the store was emptied first, if it was
+    elapsed_ms: int
+
+    @property
+    def rate(self) -> float:
+        """Records per second (0 when nothing was replayed)."""
+        return self.records * 1000 / self.elapsed_ms if self.elapsed_ms > 0 else 0.0
+
+
+async def recover_partition(
+    consumer: Consumer,
+    store: StorePartition,
+    changelog: TopicPartition,
+    *,
+    clock: Clock | None = None,
+    batch_records: int = 10_000,
+    fetch_timeout_ms: int = 500,
+    idle_timeout_ms: int = 30_000,
+    progress_interval_ms: int = 1_000,
+) -> RecoveryResult:
+    """Bring ``store`` up to the end of its ``changelog`` partition (module docstring).
+
+    ``consumer`` must be group-less: it is assigned ``changelog`` alone, and left with no
+    assignment afterwards. Transport failures raise ``RecoveryError`` (cause chained);
+    what was applied before them stays applied, with its offset.
+    """
+    clock = clock or SystemClock()
+    tp = TopicPartition(*changelog)
+    started = clock.monotonic_ms()
+    try:
+        begin, end = await _bounds(consumer, tp)
+    except TransportError as exc:
+        raise RecoveryError(f"cannot read the offsets of changelog {_name(tp)}: {exc}") from exc
+
+    stored = store.changelog_offset()
+    reason = None
+    if stored is None and not store.is_empty():
+        reason = "it holds keys but no changelog offset"
+    elif stored is not None and stored >= end:
+        reason = (
+            f"it reflects changelog offset {stored} but {_name(tp)} ends at {end} "
+            "(deleted or recreated)"
+        )
+        stored = None
+    if reason is not None:
+        log.warning("table store for %s is wiped: %s", _name(tp), reason)
+        store.wipe()
+    full = stored is None
+    # Wiped now, or found unusable and wiped when the store was opened.
+    wiped = reason if reason is not None else store.wipe_reason if full else None
+    start = begin if stored is None else stored + 1
+    if start < begin:
+        log.warning(
+            "changelog %s starts at %d, after the store's offset %d: records in between "
+            "were deleted; replaying from %d",
+            _name(tp),
+            begin,
+            stored,
+            begin,
+        )
+        start = begin
+
+    if start >= end:
+        elapsed = clock.monotonic_ms() - started
+        log.info("table store for %s is up to date at offset %d", _name(tp), end)
+        return RecoveryResult(tp, start, end, 0, 0, 0, full, wiped, elapsed)
+
+    log.info(
+        "recovering %s: offsets %d to %d (%d) into %s",
+        _name(tp),
+        start,
+        end,
+        end - start,
+        "an empty store" if full else f"a store at offset {stored}",
+    )
+    try:
+        counts = await _replay(
+            consumer,
+            store,
+            tp,
+            start,
+            end,
+            clock,
+            batch_records,
+            fetch_timeout_ms,
+            idle_timeout_ms,
+            progress_interval_ms,
+            started,
+        )
+    except TransportError as exc:
+        raise RecoveryError(f"recovering {_name(tp)} failed: {exc}") from exc
+    finally:
+        try:
+            consumer.assign(())
+        except TransportError:
+            pass  # a closed consumer: nothing left to release
+    records, skipped, batches = counts
+    elapsed = clock.monotonic_ms() - started
+    result = RecoveryResult(tp, start, end, records, skipped, batches, full, wiped, elapsed)
+    log.info(
+        "recovered %s: %d records in %.2f s (%.0f records/s)%s",
+        _name(tp),
+        records,
+        elapsed / 1000,
+        result.rate,
+        f", {skipped} without a key ignored" if skipped else "",
+    )
+    return result
+
+
+async def _bounds(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """The changelog's start and end offsets; (0, 0) for a topic that does not exist."""
+    try:
+        end = (await consumer.end_offsets([tp]))[tp]
+        begin = (await consumer.beginning_offsets([tp]))[tp]
+    except UnknownTopicError:
+        return 0, 0
+    return begin, end
+
+
+async def _replay(
+    consumer: Consumer,
+    store: StorePartition,
+    tp: TopicPartition,
+    start: int,
+    end: int,
+    clock: Clock,
+    batch_records: int,
+    fetch_timeout_ms: int,
+    idle_timeout_ms: int,
+    progress_interval_ms: int,
+    started: int,
+) -> tuple[int, int, int]:
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    records = skipped = batches = 0
+    position = start
+    last_progress = clock.monotonic_ms()
+    next_report = started + progress_interval_ms
+    while position < end:
+        fetched = await consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=batch_records)
+        batch = fetched.get(tp)
+        if batch:
+            updates: dict[bytes | None, bytes | None] = {r.key: r.value for r in batch}
+            if None in updates:
+                skipped += sum(1 for r in batch if r.key is None)
+                del updates[None]
+            records += len(batch)
+            store.write(cast("dict[bytes, bytes | None]", updates), batch[-1].offset)
+            batches += 1
+        now = clock.monotonic_ms()
+        moved = await consumer.position(tp)
+        if moved > position:
+            position = moved
+            last_progress = now
+        elif now - last_progress >= idle_timeout_ms:
+            raise RecoveryStalledError(
+                f"recovering {_name(tp)}: no progress for {now - last_progress} ms at offset "
+                f"{position} of {end} (is the broker reachable, the topic still there?)"
+            )
+        if now >= next_report:
+            next_report = now + progress_interval_ms
+            seconds = max(now - started, 1) / 1000
+            log.info(
+                "recovering %s: %d%% (offset %d of %d, %d records, %.0f records/s)",
+                _name(tp),
+                min(100, (position - start) * 100 // (end - start)),
+                position,
+                end,
+                records - skipped,
+                (records - skipped) / seconds,
+            )
+        await asyncio.sleep(0)  # a long replay must not starve the rest of the loop
+    return records - skipped, skipped, batches
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}-{tp.partition}"

@@ -1,0 +1,256 @@
+"""``PartitionTransaction``: the writes to one store partition between two commits.
+
+Writes go to an in-memory cache (``set``, ``delete``) that reads see first (``get``,
+``items``): processing reads its own writes, and the store is untouched until the
+commit. The commit (``checkpoint.py`` owns its order) then drives the transaction
+through three calls:
+
+1. ``prepare(producer)``: every changed key is sent to the changelog partition, once,
+   with its last value (a delete as a tombstone, value None); the sends are queued in one
+   go and their acknowledgements kept;
+2. ``acknowledged()``: waits for those acknowledgements and returns the highest
+   changelog offset among them;
+3. ``flush()``: writes the changes and that offset to the store partition in one atomic
+   write.
+
+So a store never records a change its changelog may not have: recovery, which trusts
+the store's offset and replays what follows it, neither misses nor repeats a change.
+A transaction without a changelog (``changelog=None``) skips the first two.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Iterator, Mapping
+from typing import Final
+
+from streamlog.state.errors import TransactionStateError
+from streamlog.state.stores import StorePartition, key_bounds
+from streamlog.transport.base import Producer
+from streamlog.transport.types import RecordMetadata, TopicPartition
+
+__all__ = ["PartitionTransaction", "TransactionState"]
+
+
+class TransactionState(enum.Enum):
+    OPEN = "open"  # reads and writes
+    PREPARED = "prepared"  # changelog records sent, not yet acknowledged
+    ACKNOWLEDGED = "acknowledged"  # changelog acknowledged, store not written
+    FLUSHED = "flushed"  # store written: done
+    FAILED = "failed"  # a step raised: only reads of the store are meaningful now
+
+
+_OPEN: Final = TransactionState.OPEN
+
+
+class PartitionTransaction:
+    """Read-your-writes changes to one store partition, committed as a unit.
+
+    Invariants: ``_updates`` maps each key changed since the transaction began to its
+    latest value (None: deleted); writes are accepted only while OPEN; the store is
+    written only by ``flush``, only after the changelog acknowledged every change (or
+    when there is no changelog), and at most once.
+    """
+
+    __slots__ = ("_store", "_changelog", "_updates", "_acks", "_offset", "_state")
+
+    def __init__(self, store: StorePartition, changelog: TopicPartition | None = None) -> None:
+        self._store = store
+        self._changelog = None if changelog is None else TopicPartition(*changelog)
+        self._updates: dict[bytes, bytes | None] = {}
+        self._acks: list[Awaitable[RecordMetadata]] = []
+        self._offset: int | None = None
+        self._state = _OPEN
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionTransaction({self._store!r}, changelog={self._changelog}, "
+            f"{len(self._updates)} changes, {self._state.value})"
+        )
+
+    @property
+    def store(self) -> StorePartition:
+        return self._store
+
+    @property
+    def changelog(self) -> TopicPartition | None:
+        return self._changelog
+
+    @property
+    def state(self) -> TransactionState:
+        return self._state
+
+    @property
+    def changes(self) -> int:
+        """How many keys this transaction changed (each counted once)."""
+        return len(self._updates)
+
+    @property
+    def changelog_offset(self) -> int | None:
+        """The highest acknowledged changelog offset, once ``acknowledged`` returned."""
+        return self._offset
+
+    # -- reads and writes ----------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` as this transaction sees it (its own writes first)."""
+        updates = self._updates
+        if key in updates:
+            return updates[key]
+        return self._store.get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        if self._state is not _OPEN:
+            self._refuse("set")
+        if value is None:
+            raise TypeError("set() takes a bytes value; use delete() to remove a key")
+        self._updates[key] = value
+
+    def delete(self, key: bytes) -> None:
+        if self._state is not _OPEN:
+            self._refuse("delete")
+        self._updates[key] = None
+
+    def items(
+        self,
+        start: bytes | None = None,
+        end: bytes | None = None,
+        prefix: bytes | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` in key order, the store's merged with this transaction's
+        changes: new keys appear in place, deleted keys do not, changed keys carry their
+        new value. Bounds as ``StorePartition.items``."""
+        low, high = key_bounds(start, end, prefix)
+        stored = self._store.items(low, high)
+        updates = self._updates
+        if not updates:
+            return stored
+        pending = sorted(
+            k for k in updates if (low is None or k >= low) and (high is None or k < high)
+        )
+        if not pending:
+            return _without_deleted_since(stored, updates)
+        return _merge(stored, pending, updates)
+
+    def _refuse(self, action: str) -> None:
+        raise TransactionStateError(
+            f"cannot {action} in a transaction that is {self._state.value}: changes are "
+            "accepted only until the commit begins"
+        )
+
+    # -- the commit ----------------------------------------------------------------------
+
+    async def prepare(self, producer: Producer) -> int:
+        """Send every change to the changelog (step 1 of the commit); returns how many.
+
+        The sends are queued without waiting; ``acknowledged`` awaits them.
+        """
+        if self._state is not _OPEN:
+            self._refuse("prepare")
+        self._state = TransactionState.PREPARED
+        changelog = self._changelog
+        if changelog is None:
+            return 0
+        topic, partition = changelog
+        acks = self._acks
+        send = producer.send
+        try:
+            for key, value in self._updates.items():
+                acks.append(await send(topic, value, key=key, partition=partition))
+        except BaseException:
+            self._state = TransactionState.FAILED
+            raise
+        return len(acks)
+
+    async def acknowledged(self) -> int | None:
+        """Wait for every changelog acknowledgement (step 2); the highest offset, or None
+        when nothing was sent. Raises what a failed send raised."""
+        if self._state is TransactionState.ACKNOWLEDGED:
+            return self._offset
+        if self._state is not TransactionState.PREPARED:
+            raise TransactionStateError(
+                f"acknowledged() needs a prepared transaction, this one is {self._state.value}"
+            )
+        highest = -1
+        try:
+            for ack in self._acks:
+                offset = (await ack).offset
+                if offset > highest:
+                    highest = offset
+        except BaseException:
+            self._state = TransactionState.FAILED
+            raise
+        self._acks = []
+        self._offset = highest if highest >= 0 else None
+        self._state = TransactionState.ACKNOWLEDGED
+        return self._offset
+
+    def flush(self) -> None:
+        """Write the changes and the changelog offset to the store in one atomic write
+        (step 3). Only after ``acknowledged``: the store must not get ahead of its
+        changelog."""
+        if self._state is not TransactionState.ACKNOWLEDGED:
+            raise TransactionStateError(
+                f"flush() needs an acknowledged transaction, this one is {self._state.value}"
+            )
+        if self._updates or self._offset is not None:
+            try:
+                self._store.write(self._updates, self._offset)
+            except BaseException:
+                self._state = TransactionState.FAILED
+                raise
+        self._updates = {}
+        self._state = TransactionState.FLUSHED
+
+    def fail(self) -> None:
+        """Abandon the transaction: its changes are dropped, the store is not written."""
+        self._updates = {}
+        self._acks = []
+        self._state = TransactionState.FAILED
+
+
+def _without_deleted_since(
+    stored: Iterator[tuple[bytes, bytes]], updates: Mapping[bytes, bytes | None]
+) -> Iterator[tuple[bytes, bytes]]:
+    """The store's pairs, with keys changed during the scan shown as they are now."""
+    for key, value in stored:
+        if key in updates:
+            current = updates[key]
+            if current is not None:
+                yield key, current
+        else:
+            yield key, value
+
+
+def _merge(
+    stored: Iterator[tuple[bytes, bytes]],
+    pending: list[bytes],
+    updates: Mapping[bytes, bytes | None],
+) -> Iterator[tuple[bytes, bytes]]:
+    """Merge the store's pairs with the sorted changed keys ``pending``; a change wins.
+
+    Values are read from ``updates`` as they are yielded, so a change made while the
+    caller iterates shows for keys not yet reached.
+    """
+    i, count = 0, len(pending)
+    for key, value in stored:
+        while i < count and pending[i] < key:
+            changed = pending[i]
+            i += 1
+            current = updates.get(changed)
+            if current is not None:
+                yield changed, current
+        if i < count and pending[i] == key:
+            i += 1
+        if key in updates:
+            current = updates[key]
+            if current is not None:
+                yield key, current
+        else:
+            yield key, value
+    while i < count:
+        changed = pending[i]
+        i += 1
+        current = updates.get(changed)
+        if current is not None:
+            yield changed, current
