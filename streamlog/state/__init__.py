@@ -48,6 +48,7 @@ __all__ = [
     "StoreLockedError",
     "StorePartition",
     "TransactionState",
+    "TransactionStateError",
     "changelog_configs",
     "changelog_topic_name",
     "ensure_changelog_topic",
