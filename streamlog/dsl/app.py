@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from streamlog.dsl.agent import Agent, AgentFun
 from streamlog.dsl.barrier import ProcessingBarrier
@@ -28,6 +28,7 @@ from streamlog.dsl.conductor import Conductor
 from streamlog.dsl.errors import AppNotRunningError, CommitPostponed, ImproperlyConfigured
 from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.settings import Settings
+from streamlog.dsl.table_kinds import GlobalTable, SetTable
 from streamlog.dsl.tables import Table
 from streamlog.dsl.timers import AppTask, CronJob, Timer
 from streamlog.dsl.topics import Channel, HeadersArg, Topic
@@ -44,6 +45,8 @@ from streamlog.transport.types import TopicPartition
 __all__ = ["App", "topic_name_for"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=Table)
 
 
 def topic_name_for(text: str) -> str:
@@ -201,10 +204,8 @@ class App:
         **options: Any,
     ) -> Table:
         """A dict-like table with a changelog (see ``streamlog.dsl.tables``)."""
-        if name in self.tables:
-            raise ImproperlyConfigured(f"two tables named {name!r}")
-        table = Table(
-            self,
+        return self._add_table(
+            Table,
             name,
             default=default,
             key_type=key_type,
@@ -214,6 +215,19 @@ class App:
             help=help,
             **options,
         )
+
+    def GlobalTable(self, name: str, **options: Any) -> GlobalTable:  # noqa: N802 - Faust's
+        """A table every worker holds whole (see ``streamlog.dsl.table_kinds``)."""
+        return self._add_table(GlobalTable, name, **options)
+
+    def SetTable(self, name: str, **options: Any) -> SetTable:  # noqa: N802 - Faust's
+        """A table whose values are sets (``table[k].add(x)``)."""
+        return self._add_table(SetTable, name, **options)
+
+    def _add_table(self, kind: type[T], name: str, **options: Any) -> T:
+        if name in self.tables:
+            raise ImproperlyConfigured(f"two tables named {name!r}")
+        table = kind(self, name, **options)
         self.tables[name] = table
         return table
 

@@ -1,0 +1,81 @@
+"""GlobalTable (every worker holds every partition) and SetTable (set values)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import streamlog
+from tests.dsl.conftest import run, wait_for
+
+
+def test_global_table_is_whole_on_every_worker(dsl_broker, app_id):
+    url = f"kafka://{dsl_broker.bootstrap}"
+    processed: list[str] = []
+
+    def worker():
+        app = streamlog.App(
+            app_id, broker=url, topic_partitions=4, store="memory://",
+            broker_commit_interval=0.2, broker_session_timeout=6.0,
+        )
+        src = app.topic(f"{app_id}-prices", key_type=str, value_type=int)
+        prices = app.GlobalTable("prices", key_type=str, value_type=int)
+        prices.follow_interval = 0.1
+
+        @app.agent(src)
+        async def record(stream):
+            async for key, price in stream.items():
+                prices[key] = price
+                processed.append(key)
+
+        return app, src, prices
+
+    async def main():
+        a, src, prices_a = worker()
+        b, _, prices_b = worker()
+        async with a, b:
+            await wait_for(lambda: len(a.conductor.assignment()) + len(b.conductor.assignment()) == 5)
+            expected = {f"item-{i}": i * 10 for i in range(40)}
+            for key, value in expected.items():
+                await src.send(key=key, value=value)
+            await wait_for(lambda: len(processed) == 40)
+            # both workers converge on the whole table, whichever processed a key
+            await wait_for(lambda: dict(prices_a.items()) == expected, timeout=30)
+            await wait_for(lambda: dict(prices_b.items()) == expected, timeout=30)
+            owned = {len(a.conductor.assignment()), len(b.conductor.assignment())}
+            return owned, prices_a.active_partitions, prices_b.active_partitions
+
+    owned, parts_a, parts_b = run(main(), timeout=90)
+    assert owned != {5}  # the input was split between the two workers...
+    assert parts_a == parts_b == [0, 1, 2, 3]  # ...but each holds every table partition
+
+
+def test_set_table_adds_and_discards_members(app_id):
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=2, store="memory://")
+    events = app.topic(f"{app_id}-events", key_type=str, value_type=list)
+    followers = app.SetTable("followers", key_type=str, value_type=list)
+    done = []
+
+    @app.agent(events)
+    async def follow(stream):
+        async for user, (op, who) in stream.items():
+            if op == "add":
+                followers[user].add(who)
+            else:
+                followers[user].discard(who)
+            done.append(op)
+
+    ops = [("ann", "add", "bob"), ("ann", "add", "cy"), ("ann", "add", "bob"),
+           ("dee", "add", "ann"), ("ann", "del", "cy"), ("dee", "del", "ann")]
+
+    async def main():
+        async with app:
+            for user, op, who in ops:
+                await events.send(key=user, value=[op, who])
+            await wait_for(lambda: len(done) == len(ops))
+            await asyncio.sleep(0)
+            return (dict(followers.items()), "bob" in followers["ann"], len(followers["dee"]),
+                    list(followers["ann"]))
+
+    contents, has_bob, dee_size, ann = run(main())
+    assert contents == {"ann": {"bob"}}  # dee's set became empty: the key is gone
+    assert (has_bob, dee_size, ann) == (True, 0, ["bob"])
