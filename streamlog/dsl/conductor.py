@@ -50,6 +50,7 @@ class Conductor:
         self._since_commit = 0
         self._running = False
         self._resubscribe = asyncio.Event()
+        self._commit_due = asyncio.Event()
         self.records_fetched = 0
         self.commits = 0
 
@@ -151,7 +152,7 @@ class Conductor:
                 if records:
                     await self._dispatch(tp, records)
             if self._since_commit >= conf.broker_commit_every:
-                await self.commit()
+                self._commit_due.set()  # the commit task runs it: fetching goes on meanwhile
 
     async def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
         tracker = self.trackers.get(tp)
@@ -173,7 +174,14 @@ class Conductor:
         clock = self.app.clock
         assert clock is not None
         while self._running:
-            await clock.sleep(interval)
+            sleeper = asyncio.ensure_future(clock.sleep(interval))
+            due = asyncio.ensure_future(self._commit_due.wait())
+            try:
+                await asyncio.wait({sleeper, due}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                due.cancel()
+            self._commit_due.clear()
             try:
                 await self.commit()
             except asyncio.CancelledError:
