@@ -106,11 +106,21 @@ class Conductor:
         await self.consumer.subscribe(sorted(topics), listener=self)
 
     async def stop_fetching(self) -> None:
-        """No more records are handed out (the first step of stopping)."""
+        """No more records are handed out (the first step of stopping).
+
+        The fetch task is cancelled; the commit task is told to stop and awaited, never
+        cancelled inside a commit (that would leave the checkpoint half done: the app's
+        final commit comes next and must find it usable).
+        """
         self._running = False
-        for task in (self._fetcher, self._committer):
-            if task is not None:
-                task.cancel()
+        self._commit_due.set()
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+        if self._committer is not None:
+            done, _ = await asyncio.wait({self._committer}, timeout=self.app.conf.shutdown_timeout)
+            if not done:
+                log.warning("the running commit did not finish in time; cancelling it")
+                self._committer.cancel()
         for task in (self._fetcher, self._committer):
             if task is not None:
                 try:
@@ -182,6 +192,8 @@ class Conductor:
                 sleeper.cancel()
                 due.cancel()
             self._commit_due.clear()
+            if not self._running:
+                return
             try:
                 await self.commit()
             except asyncio.CancelledError:
