@@ -141,6 +141,8 @@ class Broker:
         self._connections.add(task)
         try:
             await Connection(self.ctx, self._handlers, reader, writer).run()
+        except asyncio.CancelledError:
+            pass  # the broker is stopping; asyncio would log a cancelled callback otherwise
         finally:
             self._connections.discard(task)
 
@@ -159,10 +161,12 @@ class Broker:
             if ctx.coordinator is not None:
                 await ctx.coordinator.stop()
             ctx.waiters.notify_all()
+            self.ctx = None
             if self._shared_manager is None:
                 ctx.log.close()
-            self.ctx = None
-            log.info("streamlog broker stopped; logs flushed and closed cleanly")
+                log.info("streamlog broker stopped; logs flushed and closed cleanly")
+            else:
+                log.info("Kafka listener stopped (the log stays open for its owner)")
 
     async def __aenter__(self) -> Broker:
         await self.start()

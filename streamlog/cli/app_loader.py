@@ -4,6 +4,10 @@
 A file is imported under its own module name (``app.py`` -> ``app``) with its directory on
 ``sys.path``, so models defined next to it import the same way in every process (pickled
 values and agent names stay stable). Without ``:attr`` the module must hold exactly one App.
+
+Every failure is an ``AppNotFoundError`` whose message fits on one line, including an
+exception raised by the app's own code while it is imported: the message then names the
+exception and the innermost line of user code it came from (``... (at app.py:12)``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from types import ModuleType
 
 from streamlog.dsl import App, AppNotFoundError
@@ -65,6 +70,9 @@ def _import(target: str) -> ModuleType:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise _import_failed(target, exc) from exc
         except BaseException:
             sys.modules.pop(name, None)
             raise
@@ -78,4 +86,26 @@ def _import(target: str) -> ModuleType:
             raise AppNotFoundError(
                 f"no module named {target!r} (give app.py or module:attr)"
             ) from None
-        raise
+        raise _import_failed(target, exc) from exc
+    except Exception as exc:
+        raise _import_failed(target, exc) from exc
+
+
+_STREAMLOG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _import_failed(target: str, exc: Exception) -> AppNotFoundError:
+    """One line for an exception raised by the app's code: what, and the user's line."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    if isinstance(exc, SyntaxError):
+        message = exc.msg
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else None
+    else:
+        where = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            filename = frame.filename
+            if filename.startswith("<") or filename.startswith(_STREAMLOG_DIR + os.sep):
+                continue  # importlib's machinery and streamlog's own code
+            where = f"{filename}:{frame.lineno}"
+    suffix = f" (at {where})" if where else ""
+    return AppNotFoundError(f"cannot import {target}: {type(exc).__name__}: {message}{suffix}")

@@ -72,7 +72,8 @@ def _parse_listen(value: str) -> tuple[str, int] | None:
     type=int,
     default=None,
     metavar="N",
-    help="Serve /health, /stats and /metrics on 127.0.0.1:N.",
+    help="Serve /health, /stats and /metrics on port N of the app's web_host "
+    "(127.0.0.1 by default); 0 picks a free port (logged).",
 )
 @click.option(
     "--listen",
@@ -105,7 +106,8 @@ def worker(
     """Run APP (app.py, app.py:attr or module:attr) until Ctrl-C or SIGTERM.
 
     Creates missing topics, runs agents, timers and tasks; on a signal it stops consuming,
-    finishes the events in hand, commits and exits 0.
+    finishes the events in hand, commits and exits 0. Exit code 1: the app crashed or
+    could not start; 2: stopping overran its bound; 130: a second signal cut the stop short.
     """
     from streamlog.dsl.logs import configure_logging
     from streamlog.dsl.worker import run_worker
@@ -145,7 +147,11 @@ def worker(
 
 
 async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, Any]) -> None:
-    """Serve the worker's own log over the Kafka protocol (the broker shares its LogManager)."""
+    """Serve the worker's own log over the Kafka protocol (the broker shares its LogManager).
+
+    A busy port falls back to a free one. The address goes to ``DATA_DIR/.listener``,
+    written whole (renamed into place) so that a tool never reads half of it.
+    """
     from streamlog.broker.config import BrokerConfig
     from streamlog.broker.server import Broker
 
@@ -157,11 +163,14 @@ async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, 
         try:
             await broker.start()
         except OSError as exc:
-            log.warning("Kafka listener: %s:%d unavailable (%s)", host, attempt_port, exc.strerror)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            log.warning("Kafka listener: %s:%d unavailable (%s)", host, attempt_port, reason)
             continue
         path = listener_path(str(manager.data_dir))
-        with open(path, "w") as f:
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w") as f:
             f.write(f"{host}:{broker.port}\n")
+        os.replace(partial, path)
         server["broker"], server["file"] = broker, path
         log.info("serving %s over the Kafka protocol on %s:%d", app.conf.broker, host, broker.port)
         return
@@ -173,8 +182,23 @@ async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, 
 @click.argument("topic")
 @click.argument("value", required=False)
 @click.option("-k", "--key", default=None, help="The record key.")
-@click.option("-p", "--partition", type=int, default=None)
-@click.option("-r", "--repeat", type=int, default=1, show_default=True, help="Send it N times.")
+@click.option(
+    "-p",
+    "--partition",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="P",
+    help="Send to partition P (default: by key).",
+)
+@click.option(
+    "-r",
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Send it N times.",
+)
 @click.option(
     "-b", "--broker", "broker_url", metavar="URL", default=None, help="Override the app's broker."
 )
@@ -195,11 +219,9 @@ def send(
     app = _load(app_spec)
     url = broker_url or app.conf.broker
     channel = _find_channel(app, topic)
-    payload = _parse_value(channel, value)
+    raw_key, raw_value = _encode(channel, key, _coerce(channel, _parse_value(channel, value)))
 
     async def run() -> list[Any]:
-        from streamlog.serde import SerdeError
-
         transport = await start_transport(url)
         producer = transport.producer(client_id=app.conf.id)
         try:
@@ -213,14 +235,6 @@ def send(
                     )
             finally:
                 await admin.close()
-            schema = channel.schema
-            try:
-                raw_key, raw_value = (
-                    schema.dumps_key(key),
-                    schema.dumps_value(_coerce(channel, payload)),
-                )
-            except SerdeError as exc:
-                raise click.ClickException(str(exc)) from None
             results = []
             for _ in range(repeat):
                 pending = await producer.send(
@@ -279,8 +293,28 @@ def _coerce(channel: Any, payload: Any) -> Any:
         try:
             return from_data(payload)
         except (SerdeError, TypeError, ValueError) as exc:
-            raise click.ClickException(f"{value_type.__name__}: {exc}") from None
+            # a SerdeError names the model already; the others do not
+            what = str(exc) if isinstance(exc, SerdeError) else f"{value_type.__name__}: {exc}"
+            raise click.ClickException(f"cannot send to {channel.name}: {what}") from None
     return payload
+
+
+def _encode(channel: Any, key: str | None, value: Any) -> tuple[bytes | None, bytes | None]:
+    """The record's bytes, checked before anything is opened or created."""
+    from streamlog.serde import SerdeError
+
+    schema = channel.schema
+    try:
+        raw_key = schema.dumps_key(key)
+    except SerdeError as exc:
+        raise click.ClickException(f"cannot send to {channel.name}: key {key!r}: {exc}") from None
+    try:
+        raw_value = schema.dumps_value(value)
+    except SerdeError as exc:
+        raise click.ClickException(
+            f"cannot send to {channel.name}: value {value!r}: {exc}"
+        ) from None
+    return raw_key, raw_value
 
 
 @click.command()

@@ -73,7 +73,7 @@ class Agent:
         self.concurrency = concurrency
         self.on_error = policy
         self._sinks: list[Any] = list(sink)
-        self.inbox = Inbox(name, app.conf.stream_buffer_maxsize)
+        self.inbox = Inbox(name, app.conf.stream_inbox_batches)
         self._actors: list[ActorContext] = []
         self._derived: dict[str, tuple[Topic | Channel, Inbox]] = {}
         self.processed_errors = 0
@@ -210,7 +210,7 @@ class Agent:
         """The inbox this agent reads ``target`` through (shared by its actors)."""
         key = target.name
         if key not in self._derived:
-            inbox = Inbox(f"{self.name}<-{key}", self.app.conf.stream_buffer_maxsize)
+            inbox = Inbox(f"{self.name}<-{key}", self.app.conf.stream_inbox_batches)
             if isinstance(target, Channel):
                 target.attach(inbox)
             else:

@@ -3,7 +3,8 @@
 No web framework: three read-only GET routes over ``asyncio.start_server``, bound to
 loopback by default. ``/health`` answers 200 while the app runs (503 while starting or
 stopping), ``/stats`` the app's counters as JSON, ``/metrics`` the same counters in the
-Prometheus text format.
+Prometheus text format. Port 0 picks a free port; ``port`` holds the bound one after
+``start`` (and the log line says it).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streamlog.dsl.app import App
 
-__all__ = ["WebServer"]
+__all__ = ["WebServer", "WebServerError"]
 
 log = logging.getLogger(__name__)
+
+
+class WebServerError(Exception):
+    """The endpoint could not listen (a busy port, an unknown host)."""
 
 
 class WebServer:
@@ -29,7 +35,13 @@ class WebServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise WebServerError(
+                f"web endpoint cannot listen on {self.host}:{self.port}: {reason}"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("web endpoint on http://%s:%d (/health, /stats, /metrics)", self.host, self.port)
 

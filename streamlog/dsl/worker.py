@@ -1,9 +1,17 @@
 """Run an app until SIGINT/SIGTERM: what ``streamlog worker`` does once it has the App.
 
-Signals ask the app to stop; stopping is bounded (``shutdown_timeout`` for agents plus a
-margin for the final commit and closing), and the exit status says how it went: 0 after a
-clean stop, 1 when the app crashed (an agent with ``on_error="crash"`` failed, or start
-failed), 2 when stopping itself overran its bound.
+A first signal asks the app to stop; stopping is bounded (``shutdown_timeout`` for agents
+plus a margin for the final commit and closing). A second signal while stopping gives up
+on the clean stop (no final commit: events since the last commit are read again by the
+next worker). The exit status says how it went:
+
+=== ========================================================================
+0   clean stop: agents finished (or were cancelled after ``shutdown_timeout``), then
+    the final commit
+1   the app crashed (an agent with ``on_error="crash"`` failed) or could not start
+2   stopping overran its bound
+130 a second signal interrupted the stop
+=== ========================================================================
 """
 
 from __future__ import annotations
@@ -11,20 +19,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streamlog.dsl.app import App
-from streamlog.dsl.web import WebServer
+from streamlog.dsl.errors import StreamlogError
+from streamlog.dsl.web import WebServer, WebServerError
+from streamlog.transport.errors import TransportError
 
-__all__ = ["run_worker", "EXIT_OK", "EXIT_CRASHED", "EXIT_STOP_TIMEOUT"]
+__all__ = [
+    "run_worker",
+    "EXIT_OK",
+    "EXIT_CRASHED",
+    "EXIT_STOP_TIMEOUT",
+    "EXIT_INTERRUPTED",
+]
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_STOP_TIMEOUT = 2
+EXIT_INTERRUPTED = 130
 STOP_MARGIN = 15.0
+
+# Errors whose message says all there is to say (an unreachable broker, a bad setting, a
+# busy port): logged on one line, where anything else gets its traceback.
+_EXPECTED = (TransportError, StreamlogError, WebServerError)
 
 
 async def run_worker(
@@ -34,6 +55,37 @@ async def run_worker(
     lag_interval: float = 30.0,
     on_started: Callable[[App], Awaitable[Any]] | None = None,
     on_stopping: Callable[[App], Awaitable[Any]] | None = None,
+) -> int:
+    """Start ``app``, run it until a signal or a crash, stop it; returns the exit status.
+
+    ``on_started`` runs once the app has started, ``on_stopping`` first thing when it
+    stops (also after a failed start). ``web_port`` 0 picks a free port (logged).
+    """
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(_on_loop_error)
+    try:
+        return await _run(app, web_port, lag_interval, on_started, on_stopping)
+    finally:
+        loop.set_exception_handler(previous_handler)
+
+
+def _on_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11 reports a server connection task cancelled on close (the Kafka
+    listener's, when the worker stops with clients connected) as an "Exception in
+    callback" with a traceback; a cancellation is not an error."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("ignored a cancellation reported by the event loop: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
+
+
+async def _run(
+    app: App,
+    web_port: int | None,
+    lag_interval: float,
+    on_started: Callable[[App], Awaitable[Any]] | None,
+    on_stopping: Callable[[App], Awaitable[Any]] | None,
 ) -> int:
     loop = asyncio.get_running_loop()
     installed = []
@@ -50,15 +102,19 @@ async def run_worker(
             await app.start()
             if on_started is not None:
                 await on_started(app)
+            if web_port is not None or app.conf.web_enabled:
+                port = web_port if web_port is not None else app.conf.web_port
+                web = WebServer(app, app.conf.web_host, port)
+                await web.start()
         except Exception as exc:
-            log.critical("worker could not start: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            log.critical(
+                "worker could not start: %s: %s",
+                type(exc).__name__,
+                exc,
+                exc_info=None if isinstance(exc, _EXPECTED) else exc,
+            )
             await _stop(app, on_stopping)
             return EXIT_CRASHED
-        if web_port is not None or app.conf.web_enabled:
-            web = WebServer(
-                app, app.conf.web_host, web_port if web_port is not None else app.conf.web_port
-            )
-            await web.start()
         if lag_interval > 0:
             lag_task = asyncio.create_task(_report_lag(app, lag_interval), name="lag-report")
         log.info("worker ready (Ctrl-C or SIGTERM to stop)")
@@ -71,15 +127,47 @@ async def run_worker(
             await web.stop()
         for signum in installed:
             loop.remove_signal_handler(signum)
+    code = await _bounded_stop(app, on_stopping, installed)
+    if code == EXIT_OK and app.crash_reason is not None:
+        log.critical("worker exits because: %s", app.crash_reason)
+        return EXIT_CRASHED
+    return code
+
+
+async def _bounded_stop(
+    app: App,
+    on_stopping: Callable[[App], Awaitable[Any]] | None,
+    signals: Sequence[int],
+) -> int:
+    """Stop within ``shutdown_timeout + STOP_MARGIN``; a second signal cuts it short."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.create_task(_stop(app, on_stopping), name="worker:stop")
+    interrupted = False
+
+    def again(signum: int) -> None:
+        nonlocal interrupted
+        interrupted = True
+        log.warning(
+            "received %s while stopping: exiting without the final commit",
+            signal.Signals(signum).name,
+        )
+        stopping.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, again, signum)
     bound = app.conf.shutdown_timeout + STOP_MARGIN
     try:
-        await asyncio.wait_for(_stop(app, on_stopping), bound)
+        await asyncio.wait_for(stopping, bound)
     except TimeoutError:
         log.critical("stopping took longer than %.0f s; exiting anyway", bound)
         return EXIT_STOP_TIMEOUT
-    if app.crash_reason is not None:
-        log.critical("worker exits because: %s", app.crash_reason)
-        return EXIT_CRASHED
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        return EXIT_INTERRUPTED
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
     return EXIT_OK
 
 
@@ -98,19 +186,30 @@ def _on_signal(app: App, signum: int) -> None:
 
 
 async def _report_lag(app: App, interval: float) -> None:
-    """One line per interval: records behind the log end, per topic, for this worker."""
+    """One line per interval: records not processed yet, per topic, for this worker.
+
+    Counted from the first unacknowledged offset of each assigned partition (what the next
+    commit would store), not from the fetch position: fetched records waiting in an
+    agent's inbox are not done. A partition nothing was fetched from yet counts from its
+    position.
+    """
+    clock = app.clock
+    assert clock is not None, "the app is started"
     while True:
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
         consumer = app.conductor.consumer
         if consumer is None:
             continue
         try:
-            assignment = consumer.assignment()
-            ends = await consumer.end_offsets(assignment)
+            ends = await consumer.end_offsets(consumer.assignment())
             by_topic: dict[str, int] = {}
             for tp, end in ends.items():
-                position = await consumer.position(tp)
-                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + max(0, end - position)
+                tracker = app.conductor.trackers.get(tp)
+                if tracker is not None and not tracker.revoked and tracker.next_offset >= 0:
+                    done = tracker.committable()
+                else:
+                    done = await consumer.position(tp)
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + max(0, end - done)
             total = sum(by_topic.values())
             detail = ", ".join(f"{t}={n}" for t, n in sorted(by_topic.items()) if n)
             log.info("lag: %d record(s) behind%s", total, f" ({detail})" if detail else "")

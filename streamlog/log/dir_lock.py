@@ -30,7 +30,7 @@ class DirectoryLock:
             os.close(fd)
             raise DataDirectoryLockedError(
                 f"data directory {os.path.dirname(self.path)!r} is in use by another "
-                f"process (pid {owner}); stop it or choose another --data-dir"
+                f"process (pid {owner}); stop it or use another data directory"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -1,0 +1,3 @@
+"""A module without an App (the loader must say so in one line)."""
+
+VALUE = 1
