@@ -59,6 +59,7 @@ FORMAT_VERSION = b"1"
 # while a caller holds an unfinished scan). Chunks start small (a window lookup reads a
 # few keys) and grow for long scans; each costs one seek, ~2.5 us.
 _FIRST_CHUNK = 64
+_FIRST_BOUNDED_CHUNK = 4
 _MAX_CHUNK = 4096
 
 
@@ -246,7 +247,9 @@ class RocksDBStorePartition:
 
     def _iterate(self, low: bytes | None, high: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         position = low
-        size = _FIRST_CHUNK
+        # A bounded range (one key's windows, a join buffer) usually holds a few pairs:
+        # reading 64 costs ~10 us against ~3 us for 4, and most lookups stop early.
+        size = _FIRST_BOUNDED_CHUNK if high is not None else _FIRST_CHUNK
         while True:
             chunk = _read_chunk(self._live(), position, size)
             for pair in chunk:

@@ -21,6 +21,7 @@ A transaction without a changelog (``changelog=None``) skips the first two.
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left, insort
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import Final
 
@@ -52,12 +53,15 @@ class PartitionTransaction:
     when there is no changelog), and at most once.
     """
 
-    __slots__ = ("_store", "_changelog", "_updates", "_acks", "_offset", "_state")
+    __slots__ = ("_store", "_changelog", "_updates", "_sorted", "_acks", "_offset", "_state")
 
     def __init__(self, store: StorePartition, changelog: TopicPartition | None = None) -> None:
         self._store = store
         self._changelog = None if changelog is None else TopicPartition(*changelog)
         self._updates: dict[bytes, bytes | None] = {}
+        # The changed keys in order, built on the first ranged read and kept sorted by
+        # insertion after it: a range read must not sort every change each time.
+        self._sorted: list[bytes] | None = None
         self._acks: list[Awaitable[RecordMetadata]] = []
         self._offset: int | None = None
         self._state = _OPEN
@@ -104,12 +108,18 @@ class PartitionTransaction:
             self._refuse("set")
         if value is None:
             raise TypeError("set() takes a bytes value; use delete() to remove a key")
-        self._updates[key] = value
+        updates = self._updates
+        if self._sorted is not None and key not in updates:
+            insort(self._sorted, key)
+        updates[key] = value
 
     def delete(self, key: bytes) -> None:
         if self._state is not _OPEN:
             self._refuse("delete")
-        self._updates[key] = None
+        updates = self._updates
+        if self._sorted is not None and key not in updates:
+            insort(self._sorted, key)
+        updates[key] = None
 
     def items(
         self,
@@ -125,9 +135,12 @@ class PartitionTransaction:
         updates = self._updates
         if not updates:
             return stored
-        pending = sorted(
-            k for k in updates if (low is None or k >= low) and (high is None or k < high)
-        )
+        ordered = self._sorted
+        if ordered is None:
+            ordered = self._sorted = sorted(updates)
+        first = 0 if low is None else bisect_left(ordered, low)
+        last = len(ordered) if high is None else bisect_left(ordered, high)
+        pending = ordered[first:last]
         if not pending:
             return _without_deleted_since(stored, updates)
         return _merge(stored, pending, updates)
@@ -200,11 +213,13 @@ class PartitionTransaction:
                 self._state = TransactionState.FAILED
                 raise
         self._updates = {}
+        self._sorted = None
         self._state = TransactionState.FLUSHED
 
     def fail(self) -> None:
         """Abandon the transaction: its changes are dropped, the store is not written."""
         self._updates = {}
+        self._sorted = None
         self._acks = []
         self._state = TransactionState.FAILED
 
