@@ -14,8 +14,12 @@ def test_global_table_is_whole_on_every_worker(dsl_broker, app_id):
 
     def worker():
         app = streamlog.App(
-            app_id, broker=url, topic_partitions=4, store="memory://",
-            broker_commit_interval=0.2, broker_session_timeout=6.0,
+            app_id,
+            broker=url,
+            topic_partitions=4,
+            store="memory://",
+            broker_commit_interval=0.2,
+            broker_session_timeout=6.0,
         )
         src = app.topic(f"{app_id}-prices", key_type=str, value_type=int)
         prices = app.GlobalTable("prices", key_type=str, value_type=int)
@@ -33,7 +37,9 @@ def test_global_table_is_whole_on_every_worker(dsl_broker, app_id):
         a, src, prices_a = worker()
         b, _, prices_b = worker()
         async with a, b:
-            await wait_for(lambda: len(a.conductor.assignment()) + len(b.conductor.assignment()) == 5)
+            await wait_for(
+                lambda: len(a.conductor.assignment()) + len(b.conductor.assignment()) == 5
+            )
             expected = {f"item-{i}": i * 10 for i in range(40)}
             for key, value in expected.items():
                 await src.send(key=key, value=value)
@@ -64,8 +70,14 @@ def test_set_table_adds_and_discards_members(app_id):
                 followers[user].discard(who)
             done.append(op)
 
-    ops = [("ann", "add", "bob"), ("ann", "add", "cy"), ("ann", "add", "bob"),
-           ("dee", "add", "ann"), ("ann", "del", "cy"), ("dee", "del", "ann")]
+    ops = [
+        ("ann", "add", "bob"),
+        ("ann", "add", "cy"),
+        ("ann", "add", "bob"),
+        ("dee", "add", "ann"),
+        ("ann", "del", "cy"),
+        ("dee", "del", "ann"),
+    ]
 
     async def main():
         async with app:
@@ -73,8 +85,12 @@ def test_set_table_adds_and_discards_members(app_id):
                 await events.send(key=user, value=[op, who])
             await wait_for(lambda: len(done) == len(ops))
             await asyncio.sleep(0)
-            return (dict(followers.items()), "bob" in followers["ann"], len(followers["dee"]),
-                    list(followers["ann"]))
+            return (
+                dict(followers.items()),
+                "bob" in followers["ann"],
+                len(followers["dee"]),
+                list(followers["ann"]),
+            )
 
     contents, has_bob, dee_size, ann = run(main())
     assert contents == {"ann": {"bob"}}  # dee's set became empty: the key is gone
