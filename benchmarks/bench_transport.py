@@ -22,6 +22,13 @@ warm-up in a topic of its own. Figures: records/s and MB/s (values only, N x 100
 1 MB = 10^6 bytes), the median over ``--repeat`` runs; ``vs kafka://`` is the row's rate
 over the streamlog kafka transport's (the issue's goal: embedded >= 3x).
 
+Batch rows (``... send_many``; produce only, their consumers are the rows above): the
+same N records queued 10,000 per call with the producer's batch API, then one ``flush``:
+``Producer.send_many`` for streamlog's transports, ``create_batch``/``send_batch`` for
+aiokafka (one ``append`` per record into its batch builder, each batch sent when full);
+kafka-python has no batch API. Their ``vs kafka://`` is over the kafka transport's
+``send_many`` row. The end offset is checked after each run.
+
 kafka-python is slow (tens of thousands of records/s): ``--peer-messages`` gives the
 peers a smaller N (rates stay comparable; the default is N). Rows whose client cannot be
 imported print "n/a (not available)"; a phase that fails or passes ``--timeout`` prints
@@ -55,14 +62,31 @@ BATCH_BYTES = 1 << 20
 LINGER_MS = 5
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_BIN = os.path.join(os.path.dirname(HERE), ".venv", "bin")
-ROWS = ("memory", "file", "kafka", "kafka-python", "aiokafka")
+BATCH_CALL = 10_000  # records per send_many call in the batch rows
+ROWS = (
+    "memory",
+    "file",
+    "kafka",
+    "kafka-python",
+    "aiokafka",
+    "memory-batch",
+    "file-batch",
+    "kafka-batch",
+    "aiokafka-batch",
+)
 LABELS = {
     "memory": "embedded memory://",
     "file": "embedded file://",
     "kafka": "kafka:// (streamlog)",
     "kafka-python": "kafka-python",
     "aiokafka": "aiokafka",
+    "memory-batch": "memory:// send_many",
+    "file-batch": "file:// send_many",
+    "kafka-batch": "kafka:// send_many",
+    "aiokafka-batch": "aiokafka send_batch",
 }
+# The row each row's "vs kafka://" is taken over.
+BASELINE = {name: "kafka-batch" if name.endswith("-batch") else "kafka" for name in ROWS}
 
 
 class Unavailable(Exception):
@@ -88,6 +112,14 @@ def filesystem(path: str) -> str:
     except OSError:
         pass
     return f"{best[1]} ({best[2]}) mounted on {best[0] or '?'}"
+
+
+def load_average() -> str:
+    """1, 5 and 15-minute load averages: other processes take cores the kafka rows need."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 class Broker:
@@ -154,7 +186,7 @@ class Broker:
 @dataclass
 class Sample:
     produce_s: float
-    consume_s: float
+    consume_s: float | None  # None: not measured (batch rows)
     records: int
 
 
@@ -165,8 +197,9 @@ def new_topic(name: str) -> str:
     return f"bench-{name}-{uuid.uuid4().hex[:8]}"
 
 
-async def streamlog_round(url: str, topic: str, n: int) -> Sample:
-    """Produce then consume ``n`` records with a streamlog transport at ``url``."""
+async def streamlog_round(url: str, topic: str, n: int, batch: bool = False) -> Sample:
+    """Produce then consume ``n`` records with a streamlog transport at ``url``; with
+    ``batch``, produce with ``send_many`` and check the end offset instead of consuming."""
     from streamlog.transport import TopicPartition, open_transport
 
     try:
@@ -180,16 +213,30 @@ async def streamlog_round(url: str, topic: str, n: int) -> Sample:
             linger_ms=LINGER_MS, batch_size=BATCH_BYTES, acks=-1, idempotent=False
         )
         value = bytes(VALUE_SIZE)
-        send = producer.send
-        started = time.perf_counter()
-        for _ in range(n):
-            await send(topic, value, partition=0)
+        if batch:
+            chunk = [value] * BATCH_CALL
+            send_many = producer.send_many
+            started = time.perf_counter()
+            for start in range(0, n, BATCH_CALL):
+                await send_many(topic, chunk[: n - start], partition=0)
+        else:
+            send = producer.send
+            started = time.perf_counter()
+            for _ in range(n):
+                await send(topic, value, partition=0)
         await producer.flush()
         produce_s = time.perf_counter() - started
         await producer.close()
 
         consumer = transport.consumer(max_poll_records=POLL_RECORDS)
         tp = TopicPartition(topic, 0)
+        if batch:
+            end = (await consumer.end_offsets([tp]))[tp]
+            await consumer.close()
+            if end != n:
+                raise RuntimeError(f"send_many wrote {end} records, not {n}")
+            return Sample(produce_s, None, n)
+
         started = time.perf_counter()
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
@@ -204,7 +251,7 @@ async def streamlog_round(url: str, topic: str, n: int) -> Sample:
         await transport.close()
 
 
-async def aiokafka_round(bootstrap: str, topic: str, n: int) -> Sample:
+async def aiokafka_round(bootstrap: str, topic: str, n: int, batch: bool = False) -> Sample:
     try:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -227,13 +274,25 @@ async def aiokafka_round(bootstrap: str, topic: str, n: int) -> Sample:
     await producer.start()
     value = bytes(VALUE_SIZE)
     try:
-        started = time.perf_counter()
-        for _ in range(n):
-            await producer.send(topic, value, partition=0)
+        if batch:
+            started = time.perf_counter()
+            builder = producer.create_batch()
+            for _ in range(n):
+                if builder.append(key=None, value=value, timestamp=None) is None:
+                    await producer.send_batch(builder, topic, partition=0)
+                    builder = producer.create_batch()
+                    builder.append(key=None, value=value, timestamp=None)
+            await producer.send_batch(builder, topic, partition=0)
+        else:
+            started = time.perf_counter()
+            for _ in range(n):
+                await producer.send(topic, value, partition=0)
         await producer.flush()
         produce_s = time.perf_counter() - started
     finally:
         await producer.stop()
+    if batch:
+        return await aiokafka_check_end(bootstrap, topic, n, produce_s)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -256,6 +315,21 @@ async def aiokafka_round(bootstrap: str, topic: str, n: int) -> Sample:
     finally:
         await consumer.stop()
     return Sample(produce_s, consume_s, n)
+
+
+async def aiokafka_check_end(bootstrap: str, topic: str, n: int, produce_s: float) -> Sample:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        end = (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+    if end != n:
+        raise RuntimeError(f"aiokafka send_batch wrote {end} records, not {n}")
+    return Sample(produce_s, None, n)
 
 
 def kafka_python_round(bootstrap: str, topic: str, n: int) -> Sample:
@@ -321,32 +395,38 @@ class Row:
     def produce_rate(self) -> float:
         return statistics.median(s.records / s.produce_s for s in self.samples)
 
-    def consume_rate(self) -> float:
-        return statistics.median(s.records / s.consume_s for s in self.samples)
+    def consume_rate(self) -> float | None:
+        if any(s.consume_s is None for s in self.samples):
+            return None
+        return statistics.median(s.records / s.consume_s for s in self.samples if s.consume_s)
 
 
 def run_row(name: str, args: argparse.Namespace, workdir: str, broker: Broker | None) -> Row:
     row = Row(name)
-    n = args.messages if name in ("memory", "file", "kafka") else args.peer_messages
+    batch = name.endswith("-batch")
+    client = name.removesuffix("-batch")
+    n = args.messages if client in ("memory", "file", "kafka") else args.peer_messages
 
     def once(count: int) -> Sample:
         topic = new_topic(name.replace("-", ""))
-        if name == "memory":
-            coro = streamlog_round("memory://", topic, count)
-        elif name == "file":
+        if client == "memory":
+            coro = streamlog_round("memory://", topic, count, batch)
+        elif client == "file":
             path = os.path.join(workdir, f"file-{uuid.uuid4().hex[:8]}")
             try:
                 return asyncio.run(
-                    asyncio.wait_for(streamlog_round(f"file://{path}", topic, count), args.timeout)
+                    asyncio.wait_for(
+                        streamlog_round(f"file://{path}", topic, count, batch), args.timeout
+                    )
                 )
             finally:
                 shutil.rmtree(path, ignore_errors=True)
         elif broker is None:
             raise Unavailable("no broker")
-        elif name == "kafka":
-            coro = streamlog_round(f"kafka://{broker.bootstrap}", topic, count)
-        elif name == "aiokafka":
-            coro = aiokafka_round(broker.bootstrap, topic, count)
+        elif client == "kafka":
+            coro = streamlog_round(f"kafka://{broker.bootstrap}", topic, count, batch)
+        elif client == "aiokafka":
+            coro = aiokafka_round(broker.bootstrap, topic, count, batch)
         else:
             return kafka_python_round(broker.bootstrap, topic, count)
         return asyncio.run(asyncio.wait_for(coro, args.timeout))
@@ -362,16 +442,17 @@ def run_row(name: str, args: argparse.Namespace, workdir: str, broker: Broker | 
         row.status = f"failed: {type(exc).__name__}: {exc}"
         print(f"  {LABELS[name]}: {row.status}", flush=True)
     else:
+        consume = row.consume_rate()
         print(
-            f"  {LABELS[name]}: produce {row.produce_rate():,.0f}/s, "
-            f"consume {row.consume_rate():,.0f}/s",
+            f"  {LABELS[name]}: produce {row.produce_rate():,.0f}/s"
+            + ("" if consume is None else f", consume {consume:,.0f}/s"),
             flush=True,
         )
     return row
 
 
 def report(rows: list[Row]) -> None:
-    base = next((r for r in rows if r.name == "kafka" and r.samples), None)
+    measured = {r.name: r for r in rows if r.samples}
     header = (
         f"{'transport':<22} {'produce rec/s':>14} {'MB/s':>7} {'vs kafka://':>11}   "
         f"{'consume rec/s':>14} {'MB/s':>7} {'vs kafka://':>11}"
@@ -383,11 +464,15 @@ def report(rows: list[Row]) -> None:
         if not row.samples:
             print(f"{LABELS[row.name]:<22} {row.status}")
             continue
+        base = measured.get(BASELINE[row.name])
         cells = []
         for rate, base_rate in (
             (row.produce_rate(), base.produce_rate() if base else None),
             (row.consume_rate(), base.consume_rate() if base else None),
         ):
+            if rate is None:
+                cells.append(f"{'-':>14} {'-':>7} {'-':>11}")
+                continue
             ratio = f"{rate / base_rate:.2f}x" if base_rate else "-"
             cells.append(f"{rate:>14,.0f} {rate * VALUE_SIZE / 1e6:>7.1f} {ratio:>11}")
         print(f"{LABELS[row.name]:<22} {cells[0]}   {cells[1]}")
@@ -412,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamlog.transport.embedded.transport import memory_base_dir
 
     print(f"machine: {machine()}")
+    print(f"load average at start: {load_average()}")
     print(f"memory:// lives in {memory_base_dir() or tempfile.gettempdir()}")
     print(f"file:// and the broker's data in {args.dir}: {filesystem(args.dir)}")
     print(
@@ -423,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     broker: Broker | None = None
     rows: list[Row] = []
     try:
-        if any(name in only for name in ("kafka", "kafka-python", "aiokafka")):
+        if any(name.startswith(("kafka", "aiokafka")) for name in only):
             broker = Broker(workdir)
             broker.start()
             print(f"streamlog broker on {broker.bootstrap}")
@@ -435,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     report(rows)
+    print(f"load average at end: {load_average()} (the kafka rows need both cores)")
     return 1 if any(r.status.startswith("failed") for r in rows) else 0
 
 

@@ -1,10 +1,10 @@
 /*
  * The per-record loops of the RecordBatch v2 codec, in C.
  *
- * A drop-in for streamlog/log/_records_py.py: the same three functions, arguments,
- * results and exceptions (the tests compare the two on fuzzed input). Batch framing
- * (header, CRC, compression) stays in records.py; this file only turns a records
- * section into Record objects and back, which is where the time goes.
+ * A drop-in for streamlog/log/_records_py.py: the same three functions and BatchBuilder
+ * type, arguments, results and exceptions (the tests compare the two on fuzzed input).
+ * Batch framing (header, CRC, compression) stays in records.py; this file only turns a
+ * records section into record objects and back, which is where the time goes.
  *
  * Safety rules this file keeps:
  *   - every read of input is bounded by the end of the current record (or, for the
@@ -13,14 +13,26 @@
  *     bytearray cannot be resized and a memoryview cannot be released under us;
  *   - sequences given to the encoders are turned into tuples first (a no-op for
  *     tuples), so Python code that runs during the call (a __buffer__ method, a
- *     finaliser run by the GC) cannot change the length of what we iterate;
+ *     finaliser run by the GC) cannot change the length of what we iterate; the one
+ *     exception, BatchBuilder.add_many, re-reads lengths and holds items instead;
  *   - every reference taken is released on every path; nothing borrowed is released.
+ *
+ * Decoded records are untracked by the cycle collector when nothing in them can be part
+ * of a cycle (see record_untrackable): what CPython's own collector does to such tuples
+ * on its first pass over them, done at birth. A fetch decodes thousands of records at a
+ * time; left tracked, every one of them is traversed by the young-generation passes
+ * their own allocation triggers, which took half of the decode time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 #define MIN_RECORD_SIZE 7 /* length, attributes, ts delta, offset delta, key, value, header count */
 
@@ -138,6 +150,32 @@ read_nullable_bytes(const uint8_t **pp, const uint8_t *end, const char **problem
     return result;
 }
 
+/* The checks of read_nullable_bytes without making the object: for records that are
+ * validated but not returned. 0 on success, -1 with `*problem` set. */
+static int
+skip_nullable_bytes(const uint8_t **pp, const uint8_t *end, const char **problem)
+{
+    int32_t n;
+    int rc = read_varint(pp, end, &n);
+    if (rc != 0) {
+        *problem = varint_problem(rc);
+        return -1;
+    }
+    if (n == -1) {
+        return 0;
+    }
+    if (n < 0) {
+        *problem = "negative length";
+        return -1;
+    }
+    if (n > end - *pp) {
+        *problem = "key, value or header overruns its record";
+        return -1;
+    }
+    *pp += n;
+    return 0;
+}
+
 static PyObject *
 read_headers(module_state *st, Py_ssize_t index, const uint8_t **pp, const uint8_t *end)
 {
@@ -197,20 +235,58 @@ read_headers(module_state *st, Py_ssize_t index, const uint8_t **pp, const uint8
         }
         PyTuple_SET_ITEM(pair, 0, name);
         PyTuple_SET_ITEM(pair, 1, value);
+        PyObject_GC_UnTrack(pair); /* a str and bytes or None: cannot be in a cycle */
         PyTuple_SET_ITEM(headers, i, pair);
     }
+    PyObject_GC_UnTrack(headers); /* only untracked pairs: cannot be in a cycle */
     return headers;
 }
 
-/* A Record (a tuple subclass) holding the five given references, which it steals, even
- * on failure. Allocated directly with the type's tp_alloc and filled in place: what
- * tuple.__new__(Record, items) produces, without the two temporary tuples and the copy. */
+/* How decode_records builds each record: an instance of `type` (a tuple subclass, or
+ * tuple) holding the `prefix` items then offset, timestamp, key, value, headers. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *prefix;     /* a tuple, borrowed; NULL for none */
+    Py_ssize_t prefix_len;
+    int untrack;          /* see record_untrackable */
+} record_maker;
+
+/* Whether records made this way can never be part of a reference cycle, so that the
+ * cycle collector need not track them: instances carry no __dict__, no weakref list and
+ * no slots beyond the tuple's items, they run no finaliser, and every item is either
+ * untracked by the collector (str, int, bytes, None, the header tuples read_headers
+ * untracks) or, for the prefix, checked to be so here. */
+static int
+record_untrackable(PyTypeObject *type, PyObject *prefix)
+{
+    Py_ssize_t i;
+    if (type != &PyTuple_Type
+        && (type->tp_dictoffset != 0 || type->tp_weaklistoffset != 0
+            || type->tp_basicsize != PyTuple_Type.tp_basicsize
+            || type->tp_itemsize != PyTuple_Type.tp_itemsize || type->tp_del != NULL
+            || (type->tp_finalize != NULL && type->tp_finalize != PyTuple_Type.tp_finalize))) {
+        return 0;
+    }
+    for (i = 0; prefix != NULL && i < PyTuple_GET_SIZE(prefix); i++) {
+        PyObject *item = PyTuple_GET_ITEM(prefix, i);
+        if (PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A record holding the prefix items (new references) and the five given references,
+ * which it steals, even on failure. Allocated with the type's tp_alloc and filled in
+ * place: what tuple.__new__(type, prefix + items) produces, without the temporary
+ * tuples and the copies. */
 static PyObject *
-make_record(module_state *st, PyObject *offset, PyObject *timestamp, PyObject *key,
+make_record(const record_maker *mk, PyObject *offset, PyObject *timestamp, PyObject *key,
             PyObject *value, PyObject *headers)
 {
-    PyTypeObject *type = (PyTypeObject *)st->record_type;
-    PyObject *record = type->tp_alloc(type, 5);
+    PyTypeObject *type = mk->type;
+    Py_ssize_t n = mk->prefix_len, i;
+    PyObject *record = type == &PyTuple_Type ? PyTuple_New(n + 5) : type->tp_alloc(type, n + 5);
     if (record == NULL) {
         Py_DECREF(offset);
         Py_DECREF(timestamp);
@@ -219,32 +295,86 @@ make_record(module_state *st, PyObject *offset, PyObject *timestamp, PyObject *k
         Py_DECREF(headers);
         return NULL;
     }
-    PyTuple_SET_ITEM(record, 0, offset);
-    PyTuple_SET_ITEM(record, 1, timestamp);
-    PyTuple_SET_ITEM(record, 2, key);
-    PyTuple_SET_ITEM(record, 3, value);
-    PyTuple_SET_ITEM(record, 4, headers);
+    for (i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(mk->prefix, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(record, i, item);
+    }
+    PyTuple_SET_ITEM(record, n, offset);
+    PyTuple_SET_ITEM(record, n + 1, timestamp);
+    PyTuple_SET_ITEM(record, n + 2, key);
+    PyTuple_SET_ITEM(record, n + 3, value);
+    PyTuple_SET_ITEM(record, n + 4, headers);
+    if (mk->untrack) {
+        PyObject_GC_UnTrack(record);
+    }
     return record;
 }
 
 PyDoc_STRVAR(decode_records_doc,
-"decode_records(buf, start, end, count, base_offset, base_timestamp, append_time)\n"
+"decode_records(buf, start, end, count, base_offset, base_timestamp, append_time,\n"
+"               prefix=(), record_type=Record, min_offset=-2**63)\n"
 "--\n\n"
-"Decode `count` records from buf[start:end], which they must fill exactly.");
+"Decode `count` records from buf[start:end], which they must fill exactly; return\n"
+"those at or after `min_offset` as record_type(*prefix, offset, timestamp, key, value,\n"
+"headers).");
+
+/* Check the optional arguments of decode_records and fill `mk`; -1 with an exception. */
+static int
+get_record_maker(module_state *st, PyObject *const *args, Py_ssize_t nargs, record_maker *mk,
+                 long long *min_offset)
+{
+    PyObject *prefix = nargs > 7 ? args[7] : NULL; /* NULL: no prefix */
+    PyObject *type = nargs > 8 ? args[8] : st->record_type;
+    if (prefix != NULL && !PyTuple_Check(prefix)) {
+        PyErr_Format(PyExc_TypeError, "prefix must be a tuple, not %.100s",
+                     Py_TYPE(prefix)->tp_name);
+        return -1;
+    }
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "record_type must be tuple or a subclass of it");
+        return -1;
+    }
+    *min_offset = LLONG_MIN;
+    if (nargs > 9) {
+        if (!PyLong_Check(args[9])) {
+            PyErr_Format(PyExc_TypeError, "min_offset must be an int, not %.100s",
+                         Py_TYPE(args[9])->tp_name);
+            return -1;
+        }
+        int overflow;
+        *min_offset = PyLong_AsLongLongAndOverflow(args[9], &overflow);
+        if (overflow) {
+            PyErr_SetString(PyExc_ValueError, "min_offset does not fit in int64");
+            return -1;
+        }
+        if (*min_offset == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    mk->type = (PyTypeObject *)type;
+    mk->prefix = prefix;
+    mk->prefix_len = prefix == NULL ? 0 : PyTuple_GET_SIZE(prefix);
+    mk->untrack = record_untrackable(mk->type, prefix);
+    return 0;
+}
 
 static PyObject *
 decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     module_state *st = get_state(module);
     Py_buffer view;
-    Py_ssize_t start, end, count, i;
-    long long base_offset, base_timestamp, append_time = 0;
+    Py_ssize_t start, end, count, i, kept = 0;
+    long long base_offset, base_timestamp, append_time = 0, min_offset;
     int has_append_time;
     const uint8_t *p, *limit;
-    PyObject *records = NULL;
+    PyObject *records = NULL, *last_timestamp = NULL;
+    int64_t last_ts = 0;
+    record_maker mk;
 
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "decode_records() takes 7 arguments (%zd given)", nargs);
+    if (nargs < 7 || nargs > 10) {
+        PyErr_Format(PyExc_TypeError, "decode_records() takes 7 to 10 arguments (%zd given)",
+                     nargs);
         return NULL;
     }
     start = PyLong_AsSsize_t(args[1]);
@@ -257,6 +387,9 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         append_time = PyLong_AsLongLong(args[6]);
     }
     if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (get_record_maker(st, args, nargs, &mk, &min_offset) < 0) {
         return NULL;
     }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
@@ -278,13 +411,15 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (records == NULL) {
         goto error;
     }
+    /* Records below min_offset are validated like the others but not made; `kept`
+     * counts those made, and the list is cut to it at the end. */
     for (i = 0; i < count; i++) {
         int32_t length, offset_delta;
         int64_t ts_delta, offset, timestamp;
         const uint8_t *record_end;
         const char *problem = NULL;
         PyObject *key, *value, *headers, *py_offset, *py_timestamp, *record;
-        int rc = read_varint(&p, limit, &length);
+        int rc = read_varint(&p, limit, &length), skip;
         if (rc != 0) {
             corrupt(st, i, varint_problem(rc));
             goto error;
@@ -303,6 +438,37 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             || (rc = read_varint(&p, record_end, &offset_delta)) != 0) {
             corrupt(st, i, varint_problem(rc));
             goto error;
+        }
+        if (has_append_time) {
+            timestamp = append_time;
+        }
+        else if (__builtin_add_overflow(base_timestamp, ts_delta, &timestamp)) {
+            corrupt(st, i, "record offset or timestamp overflows int64");
+            goto error;
+        }
+        if (__builtin_add_overflow(base_offset, (int64_t)offset_delta, &offset)) {
+            corrupt(st, i, "record offset or timestamp overflows int64");
+            goto error;
+        }
+        skip = offset < min_offset;
+        if (skip) {
+            if (skip_nullable_bytes(&p, record_end, &problem) < 0
+                || skip_nullable_bytes(&p, record_end, &problem) < 0) {
+                corrupt(st, i, problem);
+                goto error;
+            }
+            /* Rare (the first batch of a read that starts inside it), and header keys
+             * must still be checked for UTF-8: read them and drop them. */
+            headers = read_headers(st, i, &p, record_end);
+            if (headers == NULL) {
+                goto error;
+            }
+            Py_DECREF(headers);
+            if (p != record_end) {
+                corrupt(st, i, "record fields do not fill its declared length");
+                goto error;
+            }
+            continue;
         }
         key = read_nullable_bytes(&p, record_end, &problem);
         if (key == NULL) {
@@ -332,25 +498,22 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             corrupt(st, i, "record fields do not fill its declared length");
             goto error;
         }
-        if (has_append_time) {
-            timestamp = append_time;
-        }
-        else if (__builtin_add_overflow(base_timestamp, ts_delta, &timestamp)) {
-            Py_DECREF(key);
-            Py_DECREF(value);
-            Py_DECREF(headers);
-            corrupt(st, i, "record offset or timestamp overflows int64");
-            goto error;
-        }
-        if (__builtin_add_overflow(base_offset, (int64_t)offset_delta, &offset)) {
-            Py_DECREF(key);
-            Py_DECREF(value);
-            Py_DECREF(headers);
-            corrupt(st, i, "record offset or timestamp overflows int64");
-            goto error;
-        }
         py_offset = PyLong_FromLongLong(offset);
-        py_timestamp = PyLong_FromLongLong(timestamp);
+        /* Records of a batch often share a timestamp (a producer stamps many per
+         * millisecond): they share its int too. */
+        if (last_timestamp != NULL && timestamp == last_ts) {
+            Py_INCREF(last_timestamp);
+            py_timestamp = last_timestamp;
+        }
+        else {
+            py_timestamp = PyLong_FromLongLong(timestamp);
+            if (py_timestamp != NULL) {
+                Py_XDECREF(last_timestamp);
+                Py_INCREF(py_timestamp);
+                last_timestamp = py_timestamp;
+                last_ts = timestamp;
+            }
+        }
         if (py_offset == NULL || py_timestamp == NULL) {
             Py_XDECREF(py_offset);
             Py_XDECREF(py_timestamp);
@@ -359,23 +522,28 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(headers);
             goto error;
         }
-        record = make_record(st, py_offset, py_timestamp, key, value, headers);
+        record = make_record(&mk, py_offset, py_timestamp, key, value, headers);
         if (record == NULL) {
             goto error;
         }
-        PyList_SET_ITEM(records, i, record);
+        PyList_SET_ITEM(records, kept, record);
+        kept++;
     }
     if (p != limit) {
         PyErr_Format(st->corrupt_error, "%zd bytes follow the last of %zd records",
                      (Py_ssize_t)(limit - p), count);
         goto error;
     }
+    /* The slots past `kept` are NULL: a shorter size is a valid list. */
+    Py_SET_SIZE(records, kept);
+    Py_XDECREF(last_timestamp);
     PyBuffer_Release(&view);
     return records;
 
 error:
     /* A list with unset (NULL) slots is safe to release. */
     Py_XDECREF(records);
+    Py_XDECREF(last_timestamp);
     PyBuffer_Release(&view);
     return NULL;
 }
@@ -628,9 +796,30 @@ error:
     return -1;
 }
 
-/* Append one record: length varint, then its body. The body is written 5 bytes after
- * the start (room for the largest length varint) and moved back once its size is known,
- * so each record is walked once. */
+/* Bytes put_varlong writes for v. */
+static inline int
+varlong_size(int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    int n = 1;
+    while (z >= 0x80) {
+        z >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Bytes of a nullable byte string's length varint and contents. */
+static inline Py_ssize_t
+bytes_arg_size(const bytes_arg *a)
+{
+    return varlong_size(a->len) + (a->len > 0 ? a->len : 0);
+}
+
+/* Append one record: length varint, then its body. Without headers (the usual case)
+ * the body's size is known up front and everything is written in place; with headers
+ * the body is written 5 bytes after the start (room for the largest length varint) and
+ * moved back once its size is known, so each record is walked once either way. */
 static int
 put_record(module_state *st, wbuf *b, int64_t ts_delta, int32_t offset_delta,
            PyObject *key_obj, PyObject *value_obj, PyObject *headers_obj)
@@ -646,6 +835,44 @@ put_record(module_state *st, wbuf *b, int64_t ts_delta, int32_t offset_delta,
     if (get_bytes_arg(value_obj, &value, "value") < 0) {
         release_bytes_arg(&key);
         return -1;
+    }
+    if (headers_obj == Py_None
+        || ((PyTuple_Check(headers_obj) || PyList_Check(headers_obj))
+            && Py_SIZE(headers_obj) == 0)) {
+        uint8_t *p;
+        if (key.len > INT32_MAX || value.len > INT32_MAX) {
+            PyErr_SetString(st->invalid_error, "a key, value or header is larger than 2 GiB");
+            goto error;
+        }
+        body_len = 1 + varlong_size(ts_delta) + varlong_size(offset_delta)
+                   + bytes_arg_size(&key) + bytes_arg_size(&value) + 1;
+        if (body_len > INT32_MAX) {
+            PyErr_SetString(st->invalid_error, "a record is larger than 2 GiB");
+            goto error;
+        }
+        if (wb_reserve(b, 5 + body_len) < 0) {
+            goto error;
+        }
+        p = b->data + b->len;
+        p += put_varlong(p, body_len);
+        *p++ = 0; /* attributes */
+        p += put_varlong(p, ts_delta);
+        p += put_varlong(p, offset_delta);
+        p += put_varlong(p, key.len);
+        if (key.len > 0) {
+            memcpy(p, key.ptr, (size_t)key.len);
+            p += key.len;
+        }
+        p += put_varlong(p, value.len);
+        if (value.len > 0) {
+            memcpy(p, value.ptr, (size_t)value.len);
+            p += value.len;
+        }
+        *p++ = 0; /* header count */
+        b->len = p - b->data;
+        release_bytes_arg(&key);
+        release_bytes_arg(&value);
+        return 0;
     }
     if (wb_reserve(b, 5 + 1 + 10 + 5) < 0) {
         goto error;
@@ -846,6 +1073,463 @@ encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return encode_common(module, args, nargs, 1);
 }
 
+/* -------------------------------------------------------------------- batch builder */
+
+/* A batch encoded as its records arrive, for producers: `add` writes the record into
+ * the buffer at once (no entry tuple kept per record, no second pass at send time) and
+ * returns the record's handle, made here too. `take` hands the buffer over in
+ * encode_entries' result format; records.py frames it. The bytes are those
+ * encode_entries writes for the same entries (the tests check it). */
+typedef struct {
+    PyObject_HEAD
+    wbuf b;
+    Py_ssize_t limit;
+    Py_ssize_t count;
+    int64_t base_ts;
+    int64_t max_ts;
+    PyObject *owner;           /* first item of each handle; None if not given */
+    PyTypeObject *handle_type; /* NULL: `add` returns the record's index */
+    PyObject *clock;           /* NULL: the wall clock; else called for milliseconds */
+    int taken;
+} builder_object;
+
+/* Wall-clock milliseconds since the epoch: what time.time_ns() // 1_000_000 gives. */
+static int64_t
+now_ms(void)
+{
+#ifdef _WIN32
+    FILETIME ft;
+    ULARGE_INTEGER t;
+    GetSystemTimePreciseAsFileTime(&ft);
+    t.LowPart = ft.dwLowDateTime;
+    t.HighPart = ft.dwHighDateTime;
+    return (int64_t)((t.QuadPart - 116444736000000000ULL) / 10000);
+#else
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+#endif
+}
+
+static PyObject *
+builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"limit", "header_room", "owner", "handle_type", "clock", NULL};
+    Py_ssize_t limit, header_room;
+    PyObject *owner = Py_None, *handle_type = Py_None, *clock = Py_None;
+    builder_object *self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nn|OOO:BatchBuilder", keywords, &limit,
+                                     &header_room, &owner, &handle_type, &clock)) {
+        return NULL;
+    }
+    if (clock != Py_None && !PyCallable_Check(clock)) {
+        PyErr_SetString(PyExc_TypeError, "clock must be None or callable");
+        return NULL;
+    }
+    if (header_room < 0 || header_room > 4096) {
+        PyErr_SetString(PyExc_ValueError, "header_room must be in [0, 4096]");
+        return NULL;
+    }
+    if (handle_type != Py_None
+        && (!PyType_Check(handle_type)
+            || !PyType_IsSubtype((PyTypeObject *)handle_type, &PyTuple_Type))) {
+        PyErr_SetString(PyExc_TypeError, "handle_type must be None or a subclass of tuple");
+        return NULL;
+    }
+    self = (builder_object *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    if (wb_reserve(&self->b, header_room + 256) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    memset(self->b.data, 0, (size_t)header_room);
+    self->b.len = header_room;
+    self->limit = limit;
+    Py_INCREF(owner);
+    self->owner = owner;
+    if (handle_type != Py_None) {
+        Py_INCREF(handle_type);
+        self->handle_type = (PyTypeObject *)handle_type;
+    }
+    if (clock != Py_None) {
+        Py_INCREF(clock);
+        self->clock = clock;
+    }
+    return (PyObject *)self;
+}
+
+static int
+builder_traverse(builder_object *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->owner);
+    Py_VISIT(self->handle_type);
+    Py_VISIT(self->clock);
+    return 0;
+}
+
+static int
+builder_clear(builder_object *self)
+{
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->handle_type);
+    Py_CLEAR(self->clock);
+    return 0;
+}
+
+static void
+builder_dealloc(builder_object *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    builder_clear(self);
+    PyMem_Free(self->b.data);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+/* A handle: handle_type(owner, index, timestamp), made in place (see make_record). */
+static PyObject *
+make_handle(builder_object *self, Py_ssize_t index, int64_t timestamp)
+{
+    PyTypeObject *type = self->handle_type;
+    PyObject *py_index, *py_ts, *handle;
+    if (type == NULL) {
+        return PyLong_FromSsize_t(index);
+    }
+    py_index = PyLong_FromSsize_t(index);
+    py_ts = PyLong_FromLongLong(timestamp);
+    handle = (py_index && py_ts) ? type->tp_alloc(type, 3) : NULL;
+    if (handle == NULL) {
+        Py_XDECREF(py_index);
+        Py_XDECREF(py_ts);
+        return NULL;
+    }
+    Py_INCREF(self->owner);
+    PyTuple_SET_ITEM(handle, 0, self->owner);
+    PyTuple_SET_ITEM(handle, 1, py_index);
+    PyTuple_SET_ITEM(handle, 2, py_ts);
+    return handle;
+}
+
+PyDoc_STRVAR(builder_add_doc,
+"add(key, value, timestamp_ms, headers)\n"
+"--\n\n"
+"Encode one record into the batch and return its handle (or index); None, adding\n"
+"nothing, if the batch holds records and this one would take it past its limit.\n"
+"A timestamp of None is the clock's now (the wall clock's without a clock).");
+
+static PyObject *
+builder_add(builder_object *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = PyType_GetModuleState(Py_TYPE(self));
+    int64_t ts, ts_delta;
+    Py_ssize_t start;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "add() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "the batch was already taken");
+        return NULL;
+    }
+    if (args[2] != Py_None) {
+        if (get_int64(st, args[2], "timestamp", &ts) < 0) {
+            return NULL;
+        }
+    }
+    else if (self->clock == NULL) {
+        ts = now_ms();
+    }
+    else {
+        PyObject *now = PyObject_CallNoArgs(self->clock);
+        int rc;
+        if (now == NULL) {
+            return NULL;
+        }
+        rc = get_int64(st, now, "timestamp", &ts);
+        Py_DECREF(now);
+        if (rc < 0) {
+            return NULL;
+        }
+    }
+    if (self->count > INT32_MAX) {
+        PyErr_SetString(st->invalid_error, "a batch holds at most 2**31 records");
+        return NULL;
+    }
+    if (__builtin_sub_overflow(ts, self->count ? self->base_ts : ts, &ts_delta)) {
+        PyErr_Format(st->invalid_error, "timestamp delta %lld - %lld does not fit in int64",
+                     (long long)ts, (long long)self->base_ts);
+        return NULL;
+    }
+    start = self->b.len;
+    if (put_record(st, &self->b, ts_delta, (int32_t)self->count, args[0], args[1], args[3])
+        < 0) {
+        return NULL;
+    }
+    if (self->count > 0 && self->b.len > self->limit) {
+        self->b.len = start;
+        Py_RETURN_NONE;
+    }
+    if (self->count == 0) {
+        self->base_ts = self->max_ts = ts;
+    }
+    else if (ts > self->max_ts) {
+        self->max_ts = ts;
+    }
+    return make_handle(self, self->count++, ts);
+}
+
+PyDoc_STRVAR(builder_add_many_doc,
+"add_many(keys, values, start, timestamp_ms, headers, check)\n"
+"--\n\n"
+"Encode values[start:] (keys[start:] their keys, or None for null keys), all with\n"
+"this timestamp and these headers, until one would take the batch past its limit;\n"
+"return how many were added. With `check`, every key and value from `start` on is\n"
+"type-checked first, so that a bad one raises before any record is added.");
+
+/* The sequence `obj` as a list or tuple (new reference) for add_many. */
+static PyObject *
+as_sequence(PyObject *obj, const char *what)
+{
+    if (PyList_Check(obj) || PyTuple_Check(obj)) {
+        Py_INCREF(obj);
+        return obj;
+    }
+    PyErr_Format(PyExc_TypeError, "%s must be a list or tuple, not %.100s", what,
+                 Py_TYPE(obj)->tp_name);
+    return NULL;
+}
+
+/* How many records add_many may read now: the shorter list's length (see there). */
+static inline Py_ssize_t
+item_count(PyObject *keys, PyObject *values)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(values);
+    if (keys != NULL && PySequence_Fast_GET_SIZE(keys) < n) {
+        n = PySequence_Fast_GET_SIZE(keys);
+    }
+    return n;
+}
+
+/* Raise what put_record would for a key or value that is not None or bytes-like. */
+static int
+check_bytes_item(PyObject *obj, const char *what)
+{
+    bytes_arg a;
+    if (obj == Py_None || PyBytes_Check(obj)) {
+        return 0;
+    }
+    if (get_bytes_arg(obj, &a, what) < 0) {
+        return -1;
+    }
+    release_bytes_arg(&a);
+    return 0;
+}
+
+static PyObject *
+builder_add_many(builder_object *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *keys = NULL, *values = NULL, *result = NULL;
+    Py_ssize_t start, n, i, added = 0;
+    int64_t ts, ts_delta;
+    int check;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "add_many() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "the batch was already taken");
+        return NULL;
+    }
+    if ((values = as_sequence(args[1], "values")) == NULL) {
+        return NULL;
+    }
+    n = PySequence_Fast_GET_SIZE(values);
+    if (args[0] != Py_None) {
+        if ((keys = as_sequence(args[0], "keys")) == NULL) {
+            goto done;
+        }
+        if (PySequence_Fast_GET_SIZE(keys) != n) {
+            PyErr_Format(PyExc_ValueError, "%zd keys for %zd values",
+                         PySequence_Fast_GET_SIZE(keys), n);
+            goto done;
+        }
+    }
+    start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (start < 0 || start > n) {
+        PyErr_Format(PyExc_ValueError, "start %zd is outside [0, %zd]", start, n);
+        goto done;
+    }
+    if (get_int64(st, args[3], "timestamp", &ts) < 0) {
+        goto done;
+    }
+    check = PyObject_IsTrue(args[5]);
+    if (check < 0) {
+        goto done;
+    }
+    /* The lists are read in place (a copy per call would cost O(len) for every batch a
+     * long run fills): each item is held while in use and the lengths are read again
+     * at every step, so a list changed under us (by code a buffer export runs) is read
+     * safely, if not meaningfully. */
+    for (i = start; check && i < item_count(keys, values); i++) {
+        int rc = 0;
+        PyObject *key = keys == NULL ? NULL : PySequence_Fast_GET_ITEM(keys, i);
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        Py_XINCREF(key);
+        Py_INCREF(value);
+        if (key != NULL) {
+            rc = check_bytes_item(key, "key");
+        }
+        if (rc == 0) {
+            rc = check_bytes_item(value, "value");
+        }
+        Py_XDECREF(key);
+        Py_DECREF(value);
+        if (rc < 0) {
+            goto done;
+        }
+    }
+    for (i = start; i < item_count(keys, values); i++) {
+        Py_ssize_t mark = self->b.len;
+        PyObject *key, *value;
+        int rc;
+        if (self->count > INT32_MAX) {
+            PyErr_SetString(st->invalid_error, "a batch holds at most 2**31 records");
+            goto done;
+        }
+        if (__builtin_sub_overflow(ts, self->count ? self->base_ts : ts, &ts_delta)) {
+            PyErr_Format(st->invalid_error, "timestamp delta %lld - %lld does not fit in int64",
+                         (long long)ts, (long long)self->base_ts);
+            goto done;
+        }
+        key = keys == NULL ? Py_None : PySequence_Fast_GET_ITEM(keys, i);
+        value = PySequence_Fast_GET_ITEM(values, i);
+        Py_INCREF(key);
+        Py_INCREF(value);
+        rc = put_record(st, &self->b, ts_delta, (int32_t)self->count, key, value, args[4]);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc < 0) {
+            goto done;
+        }
+        if (self->count > 0 && self->b.len > self->limit) {
+            self->b.len = mark;
+            break;
+        }
+        if (self->count == 0) {
+            self->base_ts = self->max_ts = ts;
+        }
+        else if (ts > self->max_ts) {
+            self->max_ts = ts;
+        }
+        self->count++;
+        added++;
+    }
+    result = PyLong_FromSsize_t(added);
+
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    return result;
+}
+
+PyDoc_STRVAR(builder_take_doc,
+"take()\n"
+"--\n\n"
+"End the batch: (buffer, count, base_timestamp, max_timestamp, last_offset_delta), as\n"
+"encode_entries returns them.");
+
+static PyObject *
+builder_take(builder_object *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *buf;
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "the batch was already taken");
+        return NULL;
+    }
+    buf = PyByteArray_FromStringAndSize((const char *)self->b.data, self->b.len);
+    if (buf == NULL) {
+        return NULL;
+    }
+    self->taken = 1;
+    PyMem_Free(self->b.data);
+    self->b.data = NULL;
+    self->b.cap = 0;
+    if (self->count == 0) {
+        return Py_BuildValue("(NnOOi)", buf, self->count, Py_None, Py_None, -1);
+    }
+    return Py_BuildValue("(NnLLi)", buf, self->count, (long long)self->base_ts,
+                         (long long)self->max_ts, (int)(self->count - 1));
+}
+
+static PyObject *
+builder_get_count(builder_object *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->count);
+}
+
+static PyObject *
+builder_get_size(builder_object *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->b.len);
+}
+
+static PyObject *
+builder_get_full(builder_object *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->b.len >= self->limit);
+}
+
+static PyObject *
+builder_get_owner(builder_object *self, void *Py_UNUSED(closure))
+{
+    Py_INCREF(self->owner);
+    return self->owner;
+}
+
+static PyMethodDef builder_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))builder_add, METH_FASTCALL, builder_add_doc},
+    {"add_many", (PyCFunction)(void (*)(void))builder_add_many, METH_FASTCALL,
+     builder_add_many_doc},
+    {"take", (PyCFunction)builder_take, METH_NOARGS, builder_take_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef builder_getset[] = {
+    {"count", (getter)builder_get_count, NULL, "records added", NULL},
+    {"size", (getter)builder_get_size, NULL, "bytes so far, header room included", NULL},
+    {"full", (getter)builder_get_full, NULL, "whether size has reached the limit", NULL},
+    {"owner", (getter)builder_get_owner, NULL, "first item of each handle", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot builder_slots[] = {
+    {Py_tp_doc, "BatchBuilder(limit, header_room, owner=None, handle_type=None, clock=None)\n"
+                "--\n\n"
+                "A record batch encoded as records are added; see _records_py.BatchBuilder."},
+    {Py_tp_new, builder_new},
+    {Py_tp_dealloc, builder_dealloc},
+    {Py_tp_traverse, builder_traverse},
+    {Py_tp_clear, builder_clear},
+    {Py_tp_methods, builder_methods},
+    {Py_tp_getset, builder_getset},
+    {0, NULL},
+};
+
+static PyType_Spec builder_spec = {
+    .name = "streamlog.log._records_c.BatchBuilder",
+    .basicsize = sizeof(builder_object),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = builder_slots,
+};
+
 /* --------------------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -875,6 +1559,7 @@ exec_module(PyObject *module)
 {
     module_state *st = get_state(module);
     PyTypeObject *record_type;
+    PyObject *builder_type;
     st->corrupt_error = import_attr("streamlog.log.errors", "CorruptRecordError");
     if (st->corrupt_error == NULL) {
         return -1;
@@ -892,6 +1577,15 @@ exec_module(PyObject *module)
         PyErr_SetString(PyExc_ImportError, "streamlog.log._records_py.Record must subclass tuple");
         return -1;
     }
+    builder_type = PyType_FromModuleAndSpec(module, &builder_spec, NULL);
+    if (builder_type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "BatchBuilder", builder_type) < 0) {
+        Py_DECREF(builder_type);
+        return -1;
+    }
+    Py_DECREF(builder_type);
     return 0;
 }
 

@@ -2,9 +2,10 @@
 
 ``records.py`` does the batch framing (header, CRC, compression) once per batch and calls
 one of two interchangeable *kernels* for the records section: this module, or the C
-extension ``_records_c`` that implements the same three functions with the same
-arguments, results and exceptions. The tests run every case against both and compare
-them on fuzzed input, so a difference between the two is a bug in one of them.
+extension ``_records_c`` that implements the same three functions and ``BatchBuilder``
+type with the same arguments, results and exceptions. The tests run every case against
+both and compare them on fuzzed input, so a difference between the two is a bug in one
+of them.
 
 This module also defines ``Record``, the type both kernels return (the C kernel imports
 it from here), so that records compare equal whichever kernel decoded them.
@@ -26,7 +27,8 @@ longer or wider is corrupt (Kafka refuses the longer ones too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
@@ -34,6 +36,7 @@ from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 __all__ = [
     "Record",
     "Header",
+    "BatchBuilder",
     "decode_records",
     "encode_entries",
     "encode_records",
@@ -89,23 +92,40 @@ def decode_records(
     base_offset: int,
     base_timestamp: int,
     append_time: int | None,
-) -> list[Record]:
+    prefix: tuple[Any, ...] = (),
+    record_type: type[tuple[Any, ...]] = Record,
+    min_offset: int = _INT64_MIN,
+) -> list[Any]:
     """Decode ``count`` records from ``buf[start:end]``, which they must fill exactly.
 
     ``append_time``, when not None, is every record's timestamp (LogAppendTime batches).
+    Each record is returned as ``record_type(*prefix, offset, timestamp, key, value,
+    headers)`` (made with ``tuple.__new__``, so ``record_type`` is any tuple type whose
+    fields end with Record's): a consumer gets its own record type, topic and partition
+    first, in one object. Records before ``min_offset`` are checked like the others and
+    left out (a read that starts inside a batch).
     """
+    if not isinstance(prefix, tuple):
+        raise TypeError(f"prefix must be a tuple, not {type(prefix).__name__}")
+    if not (isinstance(record_type, type) and issubclass(record_type, tuple)):
+        raise TypeError("record_type must be tuple or a subclass of it")
+    if not isinstance(min_offset, int):
+        raise TypeError(f"min_offset must be an int, not {type(min_offset).__name__}")
+    if not _INT64_MIN <= min_offset <= _INT64_MAX:
+        raise ValueError(f"min_offset {min_offset} does not fit in int64")
     if not 0 <= start <= end <= len(buf) or count < 0:
         raise ValueError(f"bad records span [{start}, {end}) or count {count}")
     data = bytes(buf[start:end])
     size = len(data)
     if count > size // MIN_RECORD_SIZE:
         raise CorruptRecordError(f"{count} records cannot fit in {size} bytes")
-    records: list[Record] = []
+    records: list[Any] = []
     append = records.append
     read = _read_varint
     pos = 0
+    index = 0  # of the record being decoded, for error messages
     try:
-        for _ in range(count):
+        for index in range(count):  # noqa: B007 (read by the handlers below)
             b = data[pos]
             if b < 0x80:
                 length = (b >> 1) ^ -(b & 1)
@@ -179,11 +199,12 @@ def decode_records(
             timestamp = base_timestamp + ts_delta if append_time is None else append_time
             if not (_INT64_MIN <= offset <= _INT64_MAX and _INT64_MIN <= timestamp <= _INT64_MAX):
                 raise CorruptRecordError("record offset or timestamp overflows int64")
-            append(_new_record(Record, (offset, timestamp, key, value, headers)))
+            if offset >= min_offset:
+                append(_new_record(record_type, (*prefix, offset, timestamp, key, value, headers)))
     except IndexError:
-        raise CorruptRecordError(f"record {len(records)} is truncated") from None
+        raise CorruptRecordError(f"record {index} is truncated") from None
     except CorruptRecordError as exc:
-        raise CorruptRecordError(f"record {len(records)}: {exc}") from None
+        raise CorruptRecordError(f"record {index}: {exc}") from None
     if pos != size:
         raise CorruptRecordError(f"{size - pos} bytes follow the last of {count} records")
     return records
@@ -384,3 +405,182 @@ def encode_records(
         last_delta = delta
         count += 1
     return out, count, base_timestamp, max_ts, last_delta
+
+
+# ---------------------------------------------------------------------- batch builder
+
+
+class BatchBuilder:
+    """A record batch encoded as its records arrive, for producers.
+
+    ``add`` encodes the record into the buffer at once (no entry kept per record, no
+    second pass when the batch is sent) and returns its handle:
+    ``handle_type(owner, index, timestamp)`` made with ``tuple.__new__``, or the index
+    when ``handle_type`` is None. It returns None, adding nothing, when the batch holds
+    records and this one would take ``size`` past ``limit`` (so a record larger than the
+    limit still gets a batch of its own). A ``timestamp_ms`` of None is ``clock()``, or
+    the wall clock's now without a ``clock``. ``add_many`` adds a run of records that
+    share a timestamp and headers. ``take`` ends the batch and returns what
+    ``encode_entries`` returns for the same entries (``records.py`` frames it): the same
+    bytes.
+    """
+
+    __slots__ = (
+        "_out",
+        "_limit",
+        "_count",
+        "_base_ts",
+        "_max_ts",
+        "_owner",
+        "_handle",
+        "_clock",
+        "_taken",
+    )
+
+    def __init__(
+        self,
+        limit: int,
+        header_room: int,
+        owner: Any = None,
+        handle_type: type[tuple[Any, ...]] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        if not isinstance(limit, int) or not isinstance(header_room, int):
+            raise TypeError("limit and header_room must be ints")
+        if not 0 <= header_room <= 4096:
+            raise ValueError("header_room must be in [0, 4096]")
+        if handle_type is not None and not (
+            isinstance(handle_type, type) and issubclass(handle_type, tuple)
+        ):
+            raise TypeError("handle_type must be None or a subclass of tuple")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be None or callable")
+        self._out = bytearray(header_room)
+        self._limit = limit
+        self._count = 0
+        self._base_ts = 0
+        self._max_ts = 0
+        self._owner = owner
+        self._handle = handle_type
+        self._clock = clock
+        self._taken = False
+
+    @property
+    def count(self) -> int:
+        """Records added."""
+        return self._count
+
+    @property
+    def size(self) -> int:
+        """Bytes so far, header room included."""
+        return len(self._out)
+
+    @property
+    def full(self) -> bool:
+        """Whether ``size`` has reached the limit."""
+        return len(self._out) >= self._limit
+
+    @property
+    def owner(self) -> Any:
+        """The first item of each handle."""
+        return self._owner
+
+    def add(self, key: Any, value: Any, timestamp_ms: int | None, headers: Any) -> Any:
+        """Encode one record; its handle, or None if it does not fit (see the class)."""
+        if self._taken:
+            raise ValueError("the batch was already taken")
+        if timestamp_ms is not None:
+            ts = _timestamp(timestamp_ms)
+        elif self._clock is None:
+            ts = time.time_ns() // 1_000_000
+        else:
+            ts = _timestamp(self._clock())
+        count = self._count
+        if count > _INT32_MAX:
+            raise InvalidRecordError("a batch holds at most 2**31 records")
+        out = self._out
+        mark = len(out)
+        # Appends the whole record or, on an error, nothing.
+        _append_record(out, ts - (self._base_ts if count else ts), count, key, value, headers)
+        if count and len(out) > self._limit:
+            del out[mark:]
+            return None
+        if not count:
+            self._base_ts = self._max_ts = ts
+        elif ts > self._max_ts:
+            self._max_ts = ts
+        self._count = count + 1
+        if self._handle is None:
+            return count
+        return _new_record(self._handle, (self._owner, count, ts))
+
+    def add_many(
+        self,
+        keys: Sequence[Any] | None,
+        values: Sequence[Any],
+        start: int,
+        timestamp_ms: int,
+        headers: Any,
+        check: bool,
+    ) -> int:
+        """Encode ``values[start:]`` (``keys[start:]`` their keys, or None for null keys),
+        all with this timestamp and these headers, until one would take the batch past
+        its limit; return how many were added.
+
+        With ``check``, every key and value from ``start`` on is type-checked first, so
+        that a bad one raises before any record is added. Errors found while encoding
+        (a header, the timestamp) leave the records added before it in the batch.
+        """
+        if self._taken:
+            raise ValueError("the batch was already taken")
+        if not isinstance(values, list | tuple):
+            raise TypeError(f"values must be a list or tuple, not {type(values).__name__}")
+        n = len(values)
+        if keys is not None:
+            if not isinstance(keys, list | tuple):
+                raise TypeError(f"keys must be a list or tuple, not {type(keys).__name__}")
+            if len(keys) != n:
+                raise ValueError(f"{len(keys)} keys for {n} values")
+        if not isinstance(start, int):
+            raise TypeError(f"start must be an int, not {type(start).__name__}")
+        if not 0 <= start <= n:
+            raise ValueError(f"start {start} is outside [0, {n}]")
+        ts = _timestamp(timestamp_ms)
+        if check:
+            for i in range(start, n):
+                if keys is not None and keys[i] is not None and type(keys[i]) is not bytes:
+                    _as_bytes(keys[i], "key")
+                if values[i] is not None and type(values[i]) is not bytes:
+                    _as_bytes(values[i], "value")
+        out = self._out
+        limit = self._limit
+        added = 0
+        for i in range(start, n):
+            count = self._count
+            if count > _INT32_MAX:
+                raise InvalidRecordError("a batch holds at most 2**31 records")
+            mark = len(out)
+            key = None if keys is None else keys[i]
+            delta = ts - (self._base_ts if count else ts)
+            _append_record(out, delta, count, key, values[i], headers)
+            if count and len(out) > limit:
+                del out[mark:]
+                break
+            if not count:
+                self._base_ts = self._max_ts = ts
+            elif ts > self._max_ts:
+                self._max_ts = ts
+            self._count = count + 1
+            added += 1
+        return added
+
+    def take(self) -> tuple[bytearray, int, int | None, int | None, int]:
+        """End the batch: ``(buffer, count, base_timestamp, max_timestamp,
+        last_offset_delta)`` as ``encode_entries`` returns them."""
+        if self._taken:
+            raise ValueError("the batch was already taken")
+        self._taken = True
+        out, self._out = self._out, bytearray()
+        if not self._count:
+            return out, 0, None, None, -1
+        return out, self._count, self._base_ts, self._max_ts, self._count - 1

@@ -9,13 +9,18 @@ which one the module-level functions use. Setting ``STREAMLOG_PURE_PYTHON`` (to 
 but "" or "0") forces the pure-Python kernel. ``PYTHON_CODEC`` and ``C_CODEC`` (None when
 the extension is not built) give direct access to each, for tests and benchmarks.
 
+For clients: a producer fills a ``BatchBuilder`` (``batch_builder``), which encodes each
+record as it is added, and frames it with ``encode_built``; a consumer decodes with
+``decode_batch_as``, straight into its own record type.
+
 Errors: bytes that fail a structural check or the CRC raise ``CorruptRecordError``;
 a well-formed batch we cannot use (magic other than 2, unknown compression) raises an
 ``InvalidRecordError``; bad arguments to the encoders raise ``TypeError``/``ValueError``,
 and values Kafka cannot represent (a timestamp outside int64, offsets out of order)
 raise ``InvalidRecordError``.
 
-Everything here is a pure function of its arguments: safe to call from any thread.
+Everything here but a ``BatchBuilder`` (one owner at a time) is a pure function of its
+arguments: safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from __future__ import annotations
 import importlib
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from crc32c import crc32c
 
@@ -57,6 +62,7 @@ from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 __all__ = [
     "IMPLEMENTATION",
     "NO_TIMESTAMP",
+    "BatchBuilder",
     "Compression",
     "ControlRecord",
     "ControlType",
@@ -69,13 +75,18 @@ __all__ = [
     "C_CODEC",
     "encode_batch",
     "encode_records",
+    "batch_builder",
+    "encode_built",
     "decode_batch",
+    "decode_batch_as",
     "iter_batches",
     "encode_control_batch",
     "decode_control_record",
 ]
 
 NO_TIMESTAMP = -1
+_INT64_MIN = -(2**63)
+_T = TypeVar("_T", bound=tuple[Any, ...])
 
 Buffer = bytes | bytearray | memoryview
 # (key, value, timestamp_ms, headers) as given to encode_batch.
@@ -87,6 +98,42 @@ _BATCH_LENGTH = struct.Struct(">i")
 _CRC_OFFSET = 17
 _CRC_START = 21
 _INT32_MAX = 2**31 - 1
+
+
+class BatchBuilder(Protocol):
+    """What ``RecordCodec.batch_builder`` returns (either kernel's ``BatchBuilder``)."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def full(self) -> bool: ...
+
+    @property
+    def owner(self) -> Any: ...
+
+    def add(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header],
+    ) -> Any: ...
+
+    def add_many(
+        self,
+        keys: Sequence[bytes | None] | None,
+        values: Sequence[bytes | None],
+        start: int,
+        timestamp_ms: int,
+        headers: Sequence[Header],
+        check: bool,
+    ) -> int: ...
+
+    def take(self) -> tuple[bytearray, int, int | None, int | None, int]: ...
 
 
 class DecodedBatch(NamedTuple):
@@ -292,6 +339,107 @@ class RecordCodec:
             )
         return DecodedBatch(header, records)
 
+    def decode_batch_as(
+        self,
+        buf: Buffer,
+        pos: int,
+        record_type: type[_T],
+        prefix: tuple[Any, ...] = (),
+        min_offset: int = _INT64_MIN,
+    ) -> tuple[BatchHeader, list[_T]]:
+        """``decode_batch`` for a consumer: records as ``record_type(*prefix, offset,
+        timestamp, key, value, headers)``, those before ``min_offset`` left out.
+
+        A consumer hands out its own record type with the topic and partition first;
+        made here, each record is one object instead of a ``Record`` plus a copy.
+        ``record_type`` is a tuple subclass (a NamedTuple) whose fields are the prefix's
+        then Record's five, or ``tuple``.
+        """
+        fields = getattr(record_type, "_fields", None)
+        if fields is not None and len(fields) != len(prefix) + 5:
+            raise TypeError(
+                f"{record_type.__name__} has {len(fields)} fields; a prefix of "
+                f"{len(prefix)} and a record's 5 make {len(prefix) + 5}"
+            )
+        buf = _as_byte_buffer(buf)
+        header = validate_batch(buf, pos)
+        codec = header.attributes & COMPRESSION_MASK
+        append_time = header.max_timestamp if header.attributes & TIMESTAMP_TYPE_MASK else None
+        start = pos + HEADER_SIZE
+        end = pos + header.size
+        if codec != Compression.NONE:
+            buf = decompress(codec, memoryview(buf)[start:end])
+            start, end = 0, len(buf)
+        records = self._kernel.decode_records(
+            buf,
+            start,
+            end,
+            header.record_count,
+            header.base_offset,
+            header.base_timestamp,
+            append_time,
+            prefix,
+            record_type,
+            min_offset,
+        )
+        return header, records
+
+    def batch_builder(
+        self,
+        limit: int,
+        owner: Any = None,
+        handle_type: type[tuple[Any, ...]] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> BatchBuilder:
+        """A batch encoded as records are added (``_records_py.BatchBuilder``), to be
+        framed by ``encode_built``: what a producer fills between sends.
+
+        ``add`` stops taking records (returns None) when the next would take the
+        encoded batch past ``limit`` bytes; ``handle_type(owner, index, timestamp)`` is
+        what each ``add`` returns (the index alone without a ``handle_type``). A record
+        added without a timestamp gets ``clock()`` (epoch milliseconds), or the wall
+        clock's when ``clock`` is None (read in C by the C kernel: the cheap case).
+        """
+        builder: BatchBuilder = self._kernel.BatchBuilder(
+            limit, HEADER_SIZE, owner, handle_type, clock
+        )
+        return builder
+
+    def encode_built(
+        self,
+        builder: BatchBuilder,
+        *,
+        base_offset: int = 0,
+        compression: Compression | int = Compression.NONE,
+        producer_id: int = NO_PRODUCER_ID,
+        producer_epoch: int = -1,
+        base_sequence: int = NO_SEQUENCE,
+        transactional: bool = False,
+        partition_leader_epoch: int = -1,
+    ) -> bytes:
+        """The batch ``builder`` holds, framed as ``encode_batch`` frames entries (the same
+        bytes for the same records). Ends the builder."""
+        buf, count, base_ts, max_ts, last_delta = builder.take()
+        if count == 0 or base_ts is None or max_ts is None:
+            raise ValueError("a batch needs at least one record")
+        return _finish(
+            buf,
+            count=count,
+            base_offset=base_offset,
+            last_offset_delta=last_delta,
+            base_timestamp=base_ts,
+            max_timestamp=max_ts,
+            compression=compression,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            base_sequence=base_sequence,
+            transactional=transactional,
+            control=False,
+            log_append_time=False,
+            partition_leader_epoch=partition_leader_epoch,
+            delete_horizon=False,
+        )
+
     def iter_batches(self, buf: Buffer) -> Iterator[DecodedBatch]:
         """Decode each batch of a buffer of concatenated batches, in order.
 
@@ -468,5 +616,8 @@ IMPLEMENTATION: str = _CODEC.name
 
 encode_batch = _CODEC.encode_batch
 encode_records = _CODEC.encode_records
+batch_builder = _CODEC.batch_builder
+encode_built = _CODEC.encode_built
 decode_batch = _CODEC.decode_batch
+decode_batch_as = _CODEC.decode_batch_as
 iter_batches = _CODEC.iter_batches

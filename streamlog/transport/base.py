@@ -78,6 +78,28 @@ class Producer(Protocol):
         timestamp_ms: int | None = None,
     ) -> RecordMetadata: ...
 
+    async def send_many(
+        self,
+        topic: str,
+        values: Iterable[bytes | None],
+        *,
+        keys: Iterable[bytes | None] | None = None,
+        partition: int | None = None,
+        headers: Sequence[Header] = (),
+        timestamp_ms: int | None = None,
+    ) -> Awaitable[list[RecordMetadata]]:
+        """Queue many records in one call; the awaitable resolves to their metadata, in
+        the order given, once all are acknowledged (or raises the first failure).
+
+        Records go where ``send`` one by one would put them (``keys[i]`` is the key of
+        ``values[i]``; null keys and no ``partition``: the sticky partition, the one of
+        the moment for all of them when some records have keys), in the order given
+        within a partition; all share ``headers`` and ``timestamp_ms`` (default: now,
+        read once). A key or value that is not bytes or None raises ``TypeError`` before
+        any record is queued; ``keys`` of another length than ``values``, ``ValueError``.
+        """
+        ...
+
     async def flush(self) -> None:
         """Send everything queued and wait for every acknowledgement."""
         ...

@@ -253,6 +253,111 @@ def test_order_is_kept_per_partition(transport: TransportCase) -> None:
     case.run(body())
 
 
+def test_send_many_to_one_partition_keeps_order_across_batches(transport: TransportCase) -> None:
+    case = transport
+    topic = case.topic("many")
+    values = [b"value-%04d" % i + b"." * (i % 50) for i in range(600)]
+    headers = [("h", b"x"), ("null", None)]
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 2)
+        producer = case.transport.producer(linger_ms=1, batch_size=4096)
+        before = await producer.send(topic, b"first", partition=1)
+        sent = await producer.send_many(
+            topic, iter(values), partition=1, headers=headers, timestamp_ms=BASE_TS
+        )
+        after = await producer.send(topic, b"last", partition=1)
+        empty = await producer.send_many(topic, [], partition=0)
+        await producer.flush()
+        metas = await sent
+        assert await empty == []
+        assert (await before).offset == 0 and (await after).offset == 601
+        assert [(m.topic, m.partition) for m in metas] == [(topic, 1)] * 600
+        assert [m.offset for m in metas] == list(range(1, 601))
+        assert {m.timestamp for m in metas} == {BASE_TS}
+        await producer.close()
+
+        consumer = case.consumer()
+        consumer.assign([TopicPartition(topic, 1)])
+        records = await collect(consumer, 602)
+        await expect_nothing(consumer)
+        await consumer.close()
+        assert [r.offset for r in records] == list(range(602))
+        assert [r.value for r in records] == [b"first", *values, b"last"]
+        assert all(headers_of(r) == headers for r in records[1:601])
+        assert {r.timestamp for r in records[1:601]} == {BASE_TS}
+        assert {r.key for r in records} == {None}
+
+    case.run(body())
+
+
+def test_send_many_keyed_records_land_where_murmur2_says(transport: TransportCase) -> None:
+    case = transport
+    topic = case.topic("manykeyed")
+    partitions = 4
+    keys: list[bytes | None] = [b"key-%d" % (i % 37) if i % 5 else None for i in range(300)]
+    values = [b"v%d" % i for i in range(300)]
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, partitions)
+        producer = case.transport.producer(linger_ms=1)
+        started = int(time.time() * 1000)
+        sent = await producer.send_many(topic, values, keys=keys)
+        await producer.flush()
+        metas = await sent
+        await producer.close()
+        assert started <= metas[0].timestamp <= int(time.time() * 1000) + 1
+        assert {m.timestamp for m in metas} == {metas[0].timestamp}
+        for key, meta in zip(keys, metas, strict=True):
+            if key is not None:
+                assert meta.partition == partition_for_key(key, partitions)
+        # Null keys share the sticky partition (one batch here); in input order.
+        assert len({m.partition for k, m in zip(keys, metas, strict=True) if k is None}) == 1
+        for p in range(partitions):
+            mine = [m.offset for m in metas if m.partition == p]
+            assert mine == list(range(len(mine)))
+
+        consumer = case.consumer()
+        consumer.assign(TopicPartition(topic, p) for p in range(partitions))
+        records = await collect(consumer, 300)
+        await consumer.close()
+        got = {(r.partition, r.offset): (r.key, r.value) for r in records}
+        assert got == {
+            (m.partition, m.offset): (k, v) for k, v, m in zip(keys, values, metas, strict=True)
+        }
+
+    case.run(body())
+
+
+def test_send_many_refuses_bad_input_before_queueing_anything(transport: TransportCase) -> None:
+    case = transport
+    topic = case.topic("manybad")
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 2)
+        producer = case.transport.producer(linger_ms=1)
+        good = [b"ok"] * 50
+        with pytest.raises(TypeError):
+            await producer.send_many(topic, [*good, "text"], partition=0)  # type: ignore[list-item]
+        with pytest.raises(TypeError):
+            await producer.send_many(topic, [*good, 7])  # type: ignore[list-item]
+        with pytest.raises(TypeError):
+            await producer.send_many(topic, good, keys=[*([b"k"] * 49), 5])  # type: ignore[list-item]
+        with pytest.raises(ValueError):
+            await producer.send_many(topic, good, keys=[b"k"])
+        with pytest.raises(UnknownTopicError):
+            await producer.send_many(topic, good, partition=2)
+        await producer.flush()
+        await producer.close()
+        consumer = case.consumer()
+        tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        consumer.assign(tps)
+        assert await consumer.end_offsets(tps) == {tps[0]: 0, tps[1]: 0}
+        await consumer.close()
+
+    case.run(body())
+
+
 # ---------------------------------------------------------------------------------------
 # positions
 

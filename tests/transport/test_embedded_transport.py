@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from streamlog.log import encode_control_batch, iter_batches
-from streamlog.log.batch_header import COMPRESSION_MASK, parse_header
-from streamlog.log.records import ControlType
+from streamlog.log.batch_header import COMPRESSION_MASK, HEADER_SIZE, parse_header
+from streamlog.log.clock import ManualClock
+from streamlog.log.records import ControlType, encode_batch
 from streamlog.transport import open_transport
 from streamlog.transport.embedded import EmbeddedTransport
 from streamlog.transport.embedded.transport import memory_base_dir
@@ -228,6 +229,95 @@ def test_batch_size_splits_batches() -> None:
             assert sum(b.record_count for b in batches) == 100
             assert len(batches) > 5
             assert all(b.size <= 2000 for b in batches)
+
+    run(body)
+
+
+def test_batches_fill_to_batch_size_exactly_and_a_full_one_goes_out_at_once() -> None:
+    async def body() -> None:
+        async with EmbeddedTransport("memory://") as transport:
+            await transport.admin().create_topic("t", 1)
+            one = len(encode_batch([(None, bytes(100), 0, ())]))
+            per_record = one - HEADER_SIZE  # 100 B values, deltas of one byte
+            producer = transport.producer(linger_ms=60_000, batch_size=one + 2 * per_record)
+            futures = [await producer.send("t", bytes(100), partition=0) for _ in range(3)]
+            # Three records fill the batch to the byte: it is appended without a flush.
+            assert all(f.done() for f in futures)
+            assert [b.size for b in stored_batches(transport, "t")] == [one + 2 * per_record]
+            lone = await producer.send("t", bytes(5000), partition=0)  # over the limit alone
+            assert lone.done() and (await lone).offset == 3
+            await producer.close()
+
+    run(body)
+
+
+def test_a_refused_record_leaves_nothing_behind() -> None:
+    async def body() -> None:
+        async with EmbeddedTransport("memory://") as transport:
+            await transport.admin().create_topic("t", 1)
+            producer = transport.producer(linger_ms=60_000)
+            with pytest.raises(TypeError):
+                await producer.send("t", 5, partition=0)  # type: ignore[arg-type]
+            await producer.flush()  # the batch opened for it is empty: nothing appended
+            assert stored_batches(transport, "t") == []
+            future = await producer.send("t", b"fine", partition=0)
+            await producer.close()
+            assert (await future).offset == 0
+            with pytest.raises(TransportClosedError):
+                await producer.send("t", b"x")
+            with pytest.raises(TransportClosedError):
+                await producer.send_many("t", [b"x"])
+
+    run(body)
+
+
+def test_records_without_a_timestamp_take_the_transport_clock() -> None:
+    async def body() -> None:
+        clock = ManualClock(1_800_000_000_000)
+        async with EmbeddedTransport("memory://", clock=clock) as transport:
+            producer = transport.producer(linger_ms=60_000)
+            first = await producer.send("t", b"a")
+            clock.advance(250)
+            many = await producer.send_many("t", [b"b", b"c"])
+            given = await producer.send("t", b"d", timestamp_ms=5)
+            await producer.flush()
+            assert (await first).timestamp == 1_800_000_000_000
+            assert [m.timestamp for m in await many] == [1_800_000_000_250] * 2
+            assert (await given).timestamp == 5
+            consumer = transport.consumer()
+            consumer.assign([TopicPartition("t", 0)])
+            records = await read_all(consumer, 4)
+            assert [r.timestamp for r in records] == [
+                1_800_000_000_000,
+                1_800_000_000_250,
+                1_800_000_000_250,
+                5,
+            ]
+
+    run(body)
+
+
+def test_send_many_fills_batches_and_null_keys_move_on_when_one_is_full() -> None:
+    async def body() -> None:
+        async with EmbeddedTransport("memory://") as transport:
+            await transport.admin().create_topic("t", 3)
+            producer = transport.producer(linger_ms=60_000, batch_size=2000)
+            values = [b"%03d" % i + bytes(97) for i in range(100)]
+            sent = await producer.send_many("t", values)
+            await producer.flush()
+            metas = await sent
+            batches = [b for p in range(3) for b in stored_batches(transport, "t", p)]
+            assert sum(b.record_count for b in batches) == 100
+            assert len(batches) >= 100 * 100 // 2000
+            assert all(b.size <= 2000 for b in batches)
+            consumer = transport.consumer()
+            consumer.assign(TopicPartition("t", p) for p in range(3))
+            records = await read_all(consumer, 100)
+            where = {(r.partition, r.offset): r.value for r in records}
+            assert [where[(m.partition, m.offset)] for m in metas] == values
+            for p in range(3):  # in order within each partition
+                mine = [m.offset for m in metas if m.partition == p]
+                assert mine == list(range(len(mine)))
 
     run(body)
 

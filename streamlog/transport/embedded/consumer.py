@@ -1,7 +1,7 @@
 """The embedded consumer: reads stored batches straight from the partition logs.
 
 ``getmany`` reads each assigned partition from its position (``PartitionLog.read``, up to
-1 MiB of whole batches per partition per read), decodes them with ``decode_batch``
+1 MiB of whole batches per partition per read), decodes them with ``decode_batch_as``
 (CRC-checked, C kernel when built), drops records below the position (a read starts at
 the batch holding it), skips control batches (transaction markers), and keeps what it
 decoded but did not return in a per-partition buffer for the next call. With nothing to
@@ -36,7 +36,7 @@ from streamlog.log import GroupOffsetStore, LogManager, PartitionLog
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
 from streamlog.log import errors as log_errors
 from streamlog.log.batch_header import HEADER_SIZE
-from streamlog.log.records import decode_batch
+from streamlog.log.records import decode_batch_as
 from streamlog.transport.base import RebalanceListener
 from streamlog.transport.embedded.errors import translate, translated
 from streamlog.transport.embedded.groups import ConsumerGroup, Member
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 PARTITION_FETCH_BYTES = 1 << 20  # Kafka's max.partition.fetch.bytes default
 OFFSET_RESETS = ("earliest", "latest", "none")
-_new_tuple = tuple.__new__
 
 
 class _Buffer:
@@ -520,24 +519,21 @@ def _decode(
     data: bytes | memoryview, tp: TopicPartition, position: int
 ) -> tuple[list[ConsumerRecord], int]:
     """Records at or after ``position`` in ``data`` (whole stored batches), and the offset
-    after the last batch. The per-record work is one tuple concatenation: ``Record`` is
-    ``ConsumerRecord`` without its first two fields."""
+    after the last batch. The codec makes each ``ConsumerRecord`` itself, topic and
+    partition first: no per-record Python work here."""
     out: list[ConsumerRecord] = []
     prefix = (tp.topic, tp.partition)
-    new = _new_tuple
-    cls = ConsumerRecord
     pos = 0
     size = len(data)
     end = position
     while size - pos >= HEADER_SIZE:
-        batch = decode_batch(data, pos)
-        header = batch.header
+        header, records = decode_batch_as(data, pos, ConsumerRecord, prefix, position)
         pos += header.size
         end = header.next_offset
         if header.is_control:
             continue
-        records = batch.records
-        if header.base_offset < position:
-            records = [r for r in records if r.offset >= position]
-        out += [new(cls, prefix + r) for r in records]
+        if out:
+            out += records
+        else:
+            out = records
     return out, end

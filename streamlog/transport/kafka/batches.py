@@ -22,7 +22,7 @@ from typing import Any
 from streamlog.log.records import Entry, encode_batch
 from streamlog.transport.types import RecordMetadata, TopicPartition
 
-__all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "RECORD_OVERHEAD"]
+__all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "RECORD_OVERHEAD"]
 
 # A record's framing inside a batch is at most ~25 bytes for small records (length,
 # attributes, timestamp and offset deltas, key/value lengths, header count): counting 24
@@ -116,6 +116,60 @@ class RecordFuture:
             # cancel the others' records.
             yield from asyncio.shield(future).__await__()
         return self.result()
+
+
+class SentMany:
+    """What ``send_many`` returns: await it for every record's metadata, in order.
+
+    It holds runs ``(batch, first index in the batch, count, where in the result)`` --
+    ``where`` the position of the run's first record, or each one's -- rather than a
+    handle per record; the metadata is made when it is asked for.
+    """
+
+    __slots__ = ("_count", "_timestamp", "_runs")
+
+    def __init__(self, count: int, timestamp: int) -> None:
+        self._count = count
+        self._timestamp = timestamp
+        self._runs: list[tuple[ProducerBatch, int, int, int | list[int]]] = []
+
+    def add_run(self, batch: ProducerBatch, first: int, count: int, where: int | list[int]) -> None:
+        self._runs.append((batch, first, count, where))
+
+    def done(self) -> bool:
+        return all(batch.future.done() for batch, _, _, _ in self._runs)
+
+    def result(self) -> list[RecordMetadata]:
+        """The metadata of every record, or the first failed batch's error."""
+        out: list[Any] = [None] * self._count
+        for batch, first, count, where in self._runs:
+            base_offset, append_time = batch.future.result()
+            topic, partition = batch.tp
+            ts = append_time if append_time >= 0 else self._timestamp
+            offsets = (
+                range(base_offset + first, base_offset + first + count)
+                if base_offset >= 0
+                else [-1] * count
+            )
+            if isinstance(where, int):
+                out[where : where + count] = [
+                    RecordMetadata(topic, partition, offset, ts) for offset in offsets
+                ]
+            else:
+                for position, offset in zip(where, offsets, strict=True):
+                    out[position] = RecordMetadata(topic, partition, offset, ts)
+        return out
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
+        for batch, _, _, _ in self._runs:
+            if not batch.future.done():
+                # Shielded, as RecordFuture: the batch future is shared.
+                yield from asyncio.shield(batch.future).__await__()
+        return self.result()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<SentMany {self._count} records {state}>"
 
 
 class PartitionQueue:

@@ -28,7 +28,12 @@ from typing import Any
 
 from streamlog.log.batch_header import CONTROL_MASK, HEADER_SIZE, LOG_OVERHEAD, TRANSACTIONAL_MASK
 from streamlog.log.errors import LogError
-from streamlog.log.records import ControlType, decode_batch, decode_control_record
+from streamlog.log.records import (
+    ControlType,
+    decode_batch,
+    decode_batch_as,
+    decode_control_record,
+)
 from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import BrokerUnavailableError, TransportError
 from streamlog.transport.kafka.cluster import Cluster
@@ -42,7 +47,6 @@ _NEXT = struct.Struct(">qi")  # baseOffset, batchLength
 _DELTA = struct.Struct(">i")  # lastOffsetDelta (at byte 23)
 _ATTRIBUTES = struct.Struct(">h")  # at byte 21
 _PRODUCER_ID = struct.Struct(">q")  # at byte 43
-_new = tuple.__new__
 
 # Partition errors after which the leader is looked up again.
 _RETRY_ERRORS = frozenset(
@@ -92,7 +96,7 @@ class FetchedData:
 
         Returns the new position and whether this data is used up.
         """
-        topic, partition = self.tp
+        prefix = tuple(self.tp)
         data = self.data
         end = len(data)
         while limit > 0:
@@ -134,15 +138,7 @@ class FetchedData:
                 if producer_id in aborting:
                     position = max(position, next_offset)
                     continue
-            _, records = decode_batch(data, batch_pos)
-            if base_offset >= position:
-                converted = [_new(ConsumerRecord, (topic, partition) + r) for r in records]
-            else:
-                converted = [
-                    _new(ConsumerRecord, (topic, partition) + r)
-                    for r in records
-                    if r[0] >= position
-                ]
+            _, converted = decode_batch_as(data, batch_pos, ConsumerRecord, prefix, position)
             if not converted:  # compacted away, or all before the position
                 position = max(position, next_offset)
                 continue

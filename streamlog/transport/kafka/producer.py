@@ -11,9 +11,11 @@ lingered ``linger_ms``; the sender sends it, retries it in order and resolves it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, repeat
 
-from streamlog.log.partitioner import DefaultPartitioner
+from streamlog.log.partitioner import DefaultPartitioner, partition_for_key
 from streamlog.log.records import Compression
 from streamlog.protocol import ErrorCode
 from streamlog.transport.errors import (
@@ -26,6 +28,7 @@ from streamlog.transport.kafka.batches import (
     PartitionQueue,
     ProducerBatch,
     RecordFuture,
+    SentMany,
 )
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.errors import error_for, is_retriable
@@ -116,12 +119,14 @@ class KafkaProducer:
         self,
         topic: str,
         value: bytes | None,
-        *,
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[Header] = (),
         timestamp_ms: int | None = None,
     ) -> RecordFuture:
+        # ``key`` and the rest are keyword-only in the ``Producer`` protocol, not here:
+        # CPython (3.11) looks up the default of each keyword-only argument a call
+        # leaves out in a dict (see EmbeddedProducer.send).
         if self._closed:
             raise TransportClosedError("the producer is closed")
         if self._sender.failure is not None:
@@ -182,6 +187,143 @@ class KafkaProducer:
         if batch.size >= self._batch_size:
             self._close_batch(queue)
         return RecordFuture(batch, index)
+
+    async def send_many(
+        self,
+        topic: str,
+        values: Iterable[bytes | None],
+        *,
+        keys: Iterable[bytes | None] | None = None,
+        partition: int | None = None,
+        headers: Sequence[Header] = (),
+        timestamp_ms: int | None = None,
+    ) -> SentMany:
+        """Queue many records (see ``Producer.send_many``).
+
+        Runs of records for one partition are added to its batches in bulk (sizes summed
+        and entries made by builtins, no handle per record); keyed records with no
+        ``partition`` are first grouped by partition, a key at a time.
+        """
+        if self._closed:
+            raise TransportClosedError("the producer is closed")
+        if self._sender.failure is not None:
+            raise self._sender.failure
+        values = values if isinstance(values, list | tuple) else list(values)
+        if keys is not None:
+            keys = keys if isinstance(keys, list | tuple) else list(keys)
+            if len(keys) != len(values):
+                raise ValueError(f"{len(keys)} keys for {len(values)} values")
+            _check_bytes_items(keys, "key")
+        _check_bytes_items(values, "value")
+        count = self._counts.get(topic)
+        if count is None:
+            count = await self._partition_count(topic)
+        if partition is not None and not 0 <= partition < count:
+            count = await self._partition_count(topic, refresh=True)
+            if not 0 <= partition < count:
+                raise UnknownTopicError(
+                    f"{topic}: partition {partition} does not exist ({count} partitions)"
+                )
+        if timestamp_ms is None:
+            timestamp_ms = now_ms()
+        headers = tuple(headers)
+        fixed = RECORD_OVERHEAD + sum(
+            len(name) + (len(v) if v is not None else 0) + 10 for name, v in headers
+        )
+        sent = SentMany(len(values), timestamp_ms)
+        if partition is not None or keys is None:
+            await self._add_run(
+                topic, count, partition, keys, values, timestamp_ms, headers, fixed, sent, 0
+            )
+            return sent
+        # Grouped by partition (in order), each group one run; null keys go to the
+        # sticky partition of the moment, in order with the keyed records there.
+        groups: dict[int, list[int]] = {}
+        sticky = -1
+        for i, key in enumerate(keys):
+            if key is not None:
+                target = partition_for_key(key, count)
+            else:
+                if sticky < 0:
+                    sticky = self._partitioner.partition(topic, None, count)
+                target = sticky
+            group = groups.get(target)
+            if group is None:
+                group = groups[target] = []
+            group.append(i)
+        for target, where in groups.items():
+            await self._add_run(
+                topic,
+                count,
+                target,
+                [keys[i] for i in where],
+                [values[i] for i in where],
+                timestamp_ms,
+                headers,
+                fixed,
+                sent,
+                where,
+            )
+        return sent
+
+    async def _add_run(
+        self,
+        topic: str,
+        count: int,
+        partition: int | None,
+        keys: Sequence[bytes | None] | None,
+        values: Sequence[bytes | None],
+        timestamp_ms: int,
+        headers: tuple[Header, ...],
+        fixed: int,
+        sent: SentMany,
+        where: int | list[int],
+    ) -> None:
+        """Add ``values`` (and ``keys``) to ``partition``'s batches (the sticky
+        partition's if None), closing each batch they fill; record the runs in ``sent``."""
+        total = len(values)
+        # ends[j]: the estimated bytes of records [0, j), as send counts them.
+        ends = [0, *accumulate(_sizes(values, keys, fixed))]
+        done = 0
+        while done < total:
+            target = partition
+            if target is None:
+                target = self._partitioner.partition(topic, None, count)
+            if self._buffered >= self._buffer_memory:
+                await self._wait_for_space()
+            queue = self._queues.get((topic, target))
+            if queue is None:
+                tp = TopicPartition(topic, target)
+                queue = self._queues[tp] = PartitionQueue(tp, self._max_in_flight)
+            batch = queue.open or self._new_batch(queue)
+            room = self._batch_size - batch.size
+            upto = bisect_right(ends, ends[done] + room, done, total + 1) - 1
+            if upto == done:
+                if batch.entries:  # full: send it (a null-key run moves on, KIP-480)
+                    self._close_batch(queue)
+                    continue
+                upto = done + 1  # an empty batch takes a record whatever its size
+            first = len(batch.entries)
+            batch.entries.extend(
+                zip(
+                    repeat(None, upto - done) if keys is None else keys[done:upto],
+                    values[done:upto],
+                    repeat(timestamp_ms),
+                    repeat(headers),
+                )
+            )
+            size = ends[upto] - ends[done]
+            batch.size += size
+            self._buffered += size
+            sent.add_run(
+                batch,
+                first,
+                upto - done,
+                where + done if isinstance(where, int) else where[done:upto],
+            )
+            done = upto
+            if done < total or batch.size >= self._batch_size:
+                self._close_batch(queue)
 
     async def send_and_wait(
         self,
@@ -313,3 +455,34 @@ class KafkaProducer:
             if topic in self._counts and meta.partitions:
                 self._counts[topic] = len(meta.partitions)
         self._sender.wake()
+
+
+def _check_bytes_items(items: Sequence[object], what: str) -> None:
+    """Raise ``TypeError`` unless every item is bytes-like or None (builtins do the
+    common case, all bytes and None, at C speed)."""
+    kinds = set(map(type, items))
+    kinds.discard(bytes)
+    kinds.discard(type(None))
+    if not kinds:
+        return
+    for item in items:
+        if item is not None and type(item) in kinds:
+            try:
+                memoryview(item)  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(
+                    f"{what} must be bytes-like or None, not {type(item).__name__}"
+                ) from None
+
+
+def _sizes(
+    values: Sequence[bytes | None], keys: Sequence[bytes | None] | None, fixed: int
+) -> list[int]:
+    """Each record's size as ``send`` estimates it: ``fixed`` plus key and value."""
+    try:
+        sizes = [len(v) + fixed for v in values]  # type: ignore[arg-type]
+    except TypeError:  # None values
+        sizes = [(len(v) if v is not None else 0) + fixed for v in values]
+    if keys is not None:
+        sizes = [s + (len(k) if k is not None else 0) for s, k in zip(sizes, keys, strict=True)]
+    return sizes
