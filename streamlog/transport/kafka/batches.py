@@ -1,11 +1,14 @@
-"""The producer's batches: records gathered per partition, encoded once, acknowledged once.
+"""The producer's batches: records encoded as they are sent, framed once, acknowledged once.
 
-A ``ProducerBatch`` collects ``(key, value, timestamp, headers)`` entries while it is
-open, is encoded into one RecordBatch v2 when first sent (that is when an idempotent
-producer gives it its sequence numbers), and keeps those bytes for retries so that a
-broker can recognise a retry as a duplicate. One future per batch; each record's handle
-(``RecordFuture``) reads its offset from the batch result, so a record costs no future of
-its own.
+A ``ProducerBatch`` holds the codec's ``BatchBuilder`` while it is open: each ``send``
+encodes its record into it at once (no per-record entry kept, no second pass) and gets
+back its handle, made by the builder. The batch is framed into one RecordBatch v2
+(compression applied) when it is first sent: that is when an idempotent producer gives
+it its producer id, epoch and base sequence. The framed bytes are kept for retries, so a
+broker recognises a retry as a duplicate; if the producer had to take a new producer id
+in between, the kept bytes are re-stamped (the three header fields and the CRC), not
+re-encoded. One future per batch; each record's handle (``RecordFuture``) reads its offset
+from the batch result, so a record costs no future of its own.
 
 ``PartitionQueue`` is the per-partition state of the sender: the open batch, closed
 batches waiting to be sent (oldest first), batches in flight (in send order) and failed
@@ -15,36 +18,58 @@ ones waiting to be sent again.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import deque
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from streamlog.log.records import Entry, encode_batch
+from streamlog.log.batch_header import HEADER_SIZE, batch_crc
+from streamlog.log.records import BatchBuilder, batch_builder, encode_built
 from streamlog.transport.types import RecordMetadata, TopicPartition
 
-__all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "RECORD_OVERHEAD"]
+__all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "restamp"]
 
-# A record's framing inside a batch is at most ~25 bytes for small records (length,
-# attributes, timestamp and offset deltas, key/value lengths, header count): counting 24
-# keeps the estimate at or above the encoded size, so a batch never outgrows batch_size.
-RECORD_OVERHEAD = 24
+# producerId (int64), producerEpoch (int16), baseSequence (int32) sit together at byte
+# 43 of a RecordBatch v2 header, inside the CRC-32C that starts at byte 21 and is stored
+# at byte 17 (see streamlog/log/batch_header.py).
+_PRODUCER_FIELDS = struct.Struct(">qhi")
+_PRODUCER_OFFSET = 43
+_CRC = struct.Struct(">I")
+_CRC_OFFSET = 17
+
+
+def restamp(data: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
+    """The framed batch ``data`` under another producer id, epoch and base sequence.
+
+    The records section (compressed or not) is untouched; only the three header fields
+    and the CRC over them change: the same bytes ``encode_built`` would give with these
+    arguments.
+    """
+    if len(data) < HEADER_SIZE:
+        raise ValueError(f"a record batch is at least {HEADER_SIZE} bytes, not {len(data)}")
+    buf = bytearray(data)
+    _PRODUCER_FIELDS.pack_into(buf, _PRODUCER_OFFSET, producer_id, producer_epoch, base_sequence)
+    _CRC.pack_into(buf, _CRC_OFFSET, batch_crc(buf, 0, len(buf)))
+    return bytes(buf)
 
 
 class ProducerBatch:
     """Records for one partition, sent and acknowledged together.
 
-    Invariant: ``entries`` only grows while ``closed`` is false; ``data`` is the encoding
-    of ``entries`` under producer id ``pid`` from ``base_sequence`` once it was sent.
+    Invariant: ``builder`` takes records while the batch is open and until it is first
+    sent (then None); ``count`` and ``size`` are fixed when it closes; ``data`` is the
+    framing of its records under producer id ``pid`` from ``base_sequence`` once it was
+    sent.
     """
 
     __slots__ = (
         "tp",
         "serial",
-        "entries",
+        "builder",
+        "count",
         "size",
         "created",
         "deadline",
-        "closed",
         "data",
         "pid",
         "base_sequence",
@@ -52,14 +77,17 @@ class ProducerBatch:
         "future",
     )
 
-    def __init__(self, tp: TopicPartition, serial: int, created: float, deadline: float) -> None:
+    def __init__(
+        self, tp: TopicPartition, serial: int, created: float, deadline: float, limit: int
+    ) -> None:
         self.tp = tp
         self.serial = serial  # creation order within the producer
-        self.entries: list[Entry] = []
+        # Records without a timestamp get the wall clock's now, read by the builder.
+        self.builder: BatchBuilder | None = batch_builder(limit, self, RecordFuture)
+        self.count = 0
         self.size = 0
         self.created = created
         self.deadline = deadline
-        self.closed = False
         self.data: bytes | None = None
         self.pid = -1
         self.base_sequence = -1
@@ -67,14 +95,31 @@ class ProducerBatch:
         # (base offset, log append time or -1) once acknowledged.
         self.future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
 
+    def close(self) -> int:
+        """Stop taking records; the number it holds (``count``, ``size`` now fixed)."""
+        builder = self.builder
+        if builder is not None:
+            self.count = builder.count
+            self.size = builder.size
+        return self.count
+
     def encode(self, compression: int, pid: int, epoch: int, base_sequence: int) -> bytes:
-        self.data = encode_batch(
-            self.entries,
-            compression=compression,
-            producer_id=pid,
-            producer_epoch=epoch,
-            base_sequence=base_sequence,
-        )
+        """Frame the records (the first time) or re-stamp the framed bytes (after a new
+        producer id) under ``pid``/``epoch`` from ``base_sequence``."""
+        builder = self.builder
+        if builder is not None:
+            self.data = encode_built(
+                builder,
+                compression=compression,
+                producer_id=pid,
+                producer_epoch=epoch,
+                base_sequence=base_sequence,
+            )
+            self.builder = None
+        elif self.data is not None:
+            self.data = restamp(self.data, pid, epoch, base_sequence)
+        else:
+            raise ValueError(f"batch {self.serial} for {self.tp} has no records to send")
         self.pid = pid
         self.base_sequence = base_sequence
         return self.data
@@ -89,33 +134,39 @@ class ProducerBatch:
             self.future.exception()  # mark retrieved: nobody may await these records
 
 
-class RecordFuture:
-    """The acknowledgement of one record: ``await`` it for its ``RecordMetadata``."""
+class RecordFuture(tuple[ProducerBatch, int, int]):
+    """The acknowledgement of one record: ``await`` it for its ``RecordMetadata``.
 
-    __slots__ = ("_batch", "_index")
+    A 3-tuple (batch, index in the batch, timestamp) made by the batch's builder as it
+    encodes the record: the cheapest object there is, and one is made per record.
+    """
 
-    def __init__(self, batch: ProducerBatch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+    __slots__ = ()
 
     def done(self) -> bool:
-        return self._batch.future.done()
+        return self[0].future.done()
 
     def result(self) -> RecordMetadata:
         """The metadata of an acknowledged record (raises if it failed or is pending)."""
-        batch = self._batch
+        batch, index, timestamp = self
         base_offset, append_time = batch.future.result()
-        timestamp = append_time if append_time >= 0 else batch.entries[self._index][2]
-        offset = base_offset + self._index if base_offset >= 0 else -1
+        if append_time >= 0:
+            timestamp = append_time
+        offset = base_offset + index if base_offset >= 0 else -1
         return RecordMetadata(batch.tp.topic, batch.tp.partition, offset, timestamp)
 
     def __await__(self) -> Generator[Any, None, RecordMetadata]:
-        future = self._batch.future
+        future = self[0].future
         if not future.done():
             # Shielded: the batch future is shared, cancelling one waiter must not
             # cancel the others' records.
             yield from asyncio.shield(future).__await__()
         return self.result()
+
+    def __repr__(self) -> str:
+        batch, index, _ = self
+        state = "done" if batch.future.done() else "pending"
+        return f"<RecordFuture {batch.tp.topic}-{batch.tp.partition} #{index} {state}>"
 
 
 class SentMany:

@@ -1,22 +1,24 @@
 """The producer: records batched per partition, handed to the sender (``sender.py``).
 
 ``send`` picks the partition (murmur2 of the key, Kafka's default, so a key lands where
-the Java client and librdkafka put it; sticky for null keys, KIP-480), appends the record
-to the partition's open batch and returns a handle at once; awaiting the handle waits for
-the broker's acknowledgement. A batch closes when it reaches ``batch_size`` or has
-lingered ``linger_ms``; the sender sends it, retries it in order and resolves it.
-``buffer_memory`` bounds what is queued: beyond it ``send`` waits.
+the Java client and librdkafka put it; sticky for null keys, KIP-480), encodes the record
+into the partition's open batch (the codec's ``BatchBuilder``: the encoding happens here,
+once, not when the batch is sent) and returns the handle the builder made for it;
+awaiting the handle waits for the broker's acknowledgement. Bad keys, values or headers
+raise ``TypeError`` from ``send``. A batch closes when the next record would take it past
+``batch_size`` or it reaches it, or when it has lingered ``linger_ms``; the sender frames
+it, sends it, retries it in order and resolves it. ``buffer_memory`` bounds the bytes of
+closed batches not yet acknowledged: beyond it ``send`` waits (open batches, at most one
+per partition and ``batch_size`` each, are counted when they close).
 """
 
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, repeat
 
 from streamlog.log.partitioner import DefaultPartitioner, partition_for_key
-from streamlog.log.records import Compression
+from streamlog.log.records import BatchBuilder, Compression
 from streamlog.protocol import ErrorCode
 from streamlog.transport.errors import (
     TransportClosedError,
@@ -24,7 +26,6 @@ from streamlog.transport.errors import (
     UnknownTopicError,
 )
 from streamlog.transport.kafka.batches import (
-    RECORD_OVERHEAD,
     PartitionQueue,
     ProducerBatch,
     RecordFuture,
@@ -47,10 +48,38 @@ COMPRESSION_TYPES = {
 }
 
 _UNKNOWN_TOPIC_GRACE = 2.0  # seconds a topic may be unknown before send fails
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class _Topic:
+    """What ``send`` needs per topic: the partition count, the builders of the open
+    batches by partition, and the null-key (sticky) partition until its batch closes."""
+
+    __slots__ = ("name", "count", "builders", "sticky")
+
+    def __init__(self, name: str, count: int) -> None:
+        self.name = name
+        self.count = count
+        self.builders: list[BatchBuilder | None] = [None] * count
+        self.sticky = -1  # -1: none chosen
+
+    def resize(self, count: int) -> None:
+        """The topic has ``count`` partitions now (the slots of any removed ones stay
+        until their open batches close)."""
+        self.count = count
+        if count > len(self.builders):
+            self.builders.extend([None] * (count - len(self.builders)))
 
 
 class KafkaProducer:
-    """See the module docstring. Create through ``KafkaTransport.producer``."""
+    """See the module docstring. Create through ``KafkaTransport.producer``.
+
+    Invariant: every open batch is its partition queue's ``open``, is in ``_open`` (what
+    flush and the linger check close) and, while the producer can send, by its builder
+    in its topic's ``_Topic.builders`` slot (what ``send`` adds to). ``_topics`` is
+    emptied when the producer closes or its sender fails, so that ``send`` reaches
+    ``_topic``, which raises.
+    """
 
     def __init__(
         self,
@@ -84,7 +113,7 @@ class KafkaProducer:
         self._backoff = retry_backoff_ms / 1000
         self._buffer_memory = buffer_memory
         self._partitioner = DefaultPartitioner()
-        self._counts: dict[str, int] = {}
+        self._topics: dict[str, _Topic] = {}
         self._count_lookups: dict[str, asyncio.Future[int]] = {}
         self._queues: dict[tuple[str, int], PartitionQueue] = {}
         self._open: dict[TopicPartition, PartitionQueue] = {}
@@ -107,6 +136,7 @@ class KafkaProducer:
             close_batch=self._close_batch,
             release=self._release,
             refresh_metadata=self._refresh_metadata_soon,
+            failed=self._topics.clear,
         )
 
     # ------------------------------------------------------------------ public API
@@ -127,66 +157,65 @@ class KafkaProducer:
         # ``key`` and the rest are keyword-only in the ``Producer`` protocol, not here:
         # CPython (3.11) looks up the default of each keyword-only argument a call
         # leaves out in a dict (see EmbeddedProducer.send).
-        if self._closed:
-            raise TransportClosedError("the producer is closed")
-        if self._sender.failure is not None:
-            raise self._sender.failure
-        count = self._counts.get(topic)
-        if count is None:
-            count = await self._partition_count(topic)
-        sticky = partition is None and key is None
+        #
+        # The per-record path: one dict lookup, the partition, the buffer check and the
+        # builder's add (checks, clock, encoding and the handle, in C when built);
+        # everything rare (a new topic, a new or full batch, a closed producer) is a
+        # call away.
+        state = self._topics.get(topic)
+        if state is None:
+            state = await self._topic(topic)
         if partition is None:
-            partition = self._partitioner.partition(topic, key, count)
-        elif not 0 <= partition < count:
-            count = await self._partition_count(topic, refresh=True)
-            if not 0 <= partition < count:
-                raise UnknownTopicError(
-                    f"{topic}: partition {partition} does not exist ({count} partitions)"
-                )
-        if timestamp_ms is None:
-            timestamp_ms = now_ms()
-        size = RECORD_OVERHEAD
-        if key is not None:
-            size += len(key)
-        if value is not None:
-            size += len(value)
-        if headers:
-            headers = tuple(headers)
-            for name, header_value in headers:
-                size += len(name) + (len(header_value) if header_value is not None else 0) + 10
+            if key is None:
+                chosen = state.sticky
+                if chosen < 0:
+                    chosen = self._stick(state)
+            else:
+                if key.__class__ is not bytes and not isinstance(key, _BYTES_TYPES):
+                    raise TypeError(f"key must be bytes or None, not {type(key).__name__}")
+                chosen = partition_for_key(key, state.count)
+        elif 0 <= partition < state.count:
+            chosen = partition
+        else:
+            chosen = await self._check_partition(state, partition)
         if self._buffered >= self._buffer_memory:
             await self._wait_for_space()
-        # A plain tuple finds the TopicPartition key (same hash and equality) without
-        # building one per record.
-        queue = self._queues.get((topic, partition))
-        if queue is None:
-            tp = TopicPartition(topic, partition)
-            queue = self._queues[tp] = PartitionQueue(tp, self._max_in_flight)
-        batch = queue.open
-        if batch is not None and batch.size + size > self._batch_size:
-            self._close_batch(queue)
-            batch = None
-            if sticky:
-                # The sticky partition's batch is full: the record moves on with it
-                # instead of opening a batch of one there (KIP-480's abortOnNewBatch).
-                partition = self._partitioner.partition(topic, None, count)
-                queue = self._queues.get((topic, partition))
-                if queue is None:
-                    tp = TopicPartition(topic, partition)
-                    queue = self._queues[tp] = PartitionQueue(tp, self._max_in_flight)
-                batch = queue.open
-                if batch is not None and batch.size + size > self._batch_size:
-                    self._close_batch(queue)
-                    batch = None
-        if batch is None:
-            batch = self._new_batch(queue)
-        index = len(batch.entries)
-        batch.entries.append((key, value, timestamp_ms, headers))
-        batch.size += size
-        self._buffered += size
-        if batch.size >= self._batch_size:
-            self._close_batch(queue)
-        return RecordFuture(batch, index)
+        builder = state.builders[chosen]
+        if builder is None:
+            builder = self._new_batch(state, chosen)
+        future: RecordFuture | None = builder.add(key, value, timestamp_ms, headers)
+        if future is None:
+            sticky = partition is None and key is None
+            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
+        if builder.full:
+            self._close_batch(self._queue_of(builder))
+        return future
+
+    def _add_to_full(
+        self,
+        state: _Topic,
+        full: BatchBuilder,
+        sticky: bool,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header],
+    ) -> RecordFuture:
+        """The record did not fit in its partition's batch: close that batch, start another."""
+        batch: ProducerBatch = full.owner
+        partition = batch.tp.partition
+        self._close_batch(self._queue_of(full))
+        if sticky:
+            # KIP-480: a null-key record whose sticky batch is full moves on with the
+            # partitioner rather than opening a batch of one there.
+            partition = self._stick(state)
+        builder = state.builders[partition] or self._new_batch(state, partition)
+        future: RecordFuture | None = builder.add(key, value, timestamp_ms, headers)
+        if future is None:  # the partitioner moved to another partition's full batch
+            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
+        if builder.full:
+            self._close_batch(self._queue_of(builder))
+        return future
 
     async def send_many(
         self,
@@ -200,14 +229,14 @@ class KafkaProducer:
     ) -> SentMany:
         """Queue many records (see ``Producer.send_many``).
 
-        Runs of records for one partition are added to its batches in bulk (sizes summed
-        and entries made by builtins, no handle per record); keyed records with no
-        ``partition`` are first grouped by partition, a key at a time.
+        Every key and value is checked before anything is queued. A run of records for
+        one partition is one call into the codec (``BatchBuilder.add_many``) per batch it
+        fills: no Python work per record unless they are keyed and ``partition`` is None
+        (each key is hashed to its partition first, grouping them by partition).
         """
-        if self._closed:
-            raise TransportClosedError("the producer is closed")
-        if self._sender.failure is not None:
-            raise self._sender.failure
+        state = self._topics.get(topic)
+        if state is None:
+            state = await self._topic(topic)
         values = values if isinstance(values, list | tuple) else list(values)
         if keys is not None:
             keys = keys if isinstance(keys, list | tuple) else list(keys)
@@ -215,37 +244,26 @@ class KafkaProducer:
                 raise ValueError(f"{len(keys)} keys for {len(values)} values")
             _check_bytes_items(keys, "key")
         _check_bytes_items(values, "value")
-        count = self._counts.get(topic)
-        if count is None:
-            count = await self._partition_count(topic)
-        if partition is not None and not 0 <= partition < count:
-            count = await self._partition_count(topic, refresh=True)
-            if not 0 <= partition < count:
-                raise UnknownTopicError(
-                    f"{topic}: partition {partition} does not exist ({count} partitions)"
-                )
+        if partition is not None and not 0 <= partition < state.count:
+            await self._check_partition(state, partition)
         if timestamp_ms is None:
             timestamp_ms = now_ms()
         headers = tuple(headers)
-        fixed = RECORD_OVERHEAD + sum(
-            len(name) + (len(v) if v is not None else 0) + 10 for name, v in headers
-        )
         sent = SentMany(len(values), timestamp_ms)
         if partition is not None or keys is None:
-            await self._add_run(
-                topic, count, partition, keys, values, timestamp_ms, headers, fixed, sent, 0
-            )
+            await self._add_run(state, partition, keys, values, timestamp_ms, headers, sent, 0)
             return sent
         # Grouped by partition (in order), each group one run; null keys go to the
         # sticky partition of the moment, in order with the keyed records there.
         groups: dict[int, list[int]] = {}
+        count = state.count
         sticky = -1
         for i, key in enumerate(keys):
             if key is not None:
                 target = partition_for_key(key, count)
             else:
                 if sticky < 0:
-                    sticky = self._partitioner.partition(topic, None, count)
+                    sticky = state.sticky if state.sticky >= 0 else self._stick(state)
                 target = sticky
             group = groups.get(target)
             if group is None:
@@ -253,14 +271,12 @@ class KafkaProducer:
             group.append(i)
         for target, where in groups.items():
             await self._add_run(
-                topic,
-                count,
+                state,
                 target,
                 [keys[i] for i in where],
                 [values[i] for i in where],
                 timestamp_ms,
                 headers,
-                fixed,
                 sent,
                 where,
             )
@@ -268,62 +284,39 @@ class KafkaProducer:
 
     async def _add_run(
         self,
-        topic: str,
-        count: int,
+        state: _Topic,
         partition: int | None,
         keys: Sequence[bytes | None] | None,
         values: Sequence[bytes | None],
         timestamp_ms: int,
         headers: tuple[Header, ...],
-        fixed: int,
         sent: SentMany,
         where: int | list[int],
     ) -> None:
         """Add ``values`` (and ``keys``) to ``partition``'s batches (the sticky
         partition's if None), closing each batch they fill; record the runs in ``sent``."""
         total = len(values)
-        # ends[j]: the estimated bytes of records [0, j), as send counts them.
-        ends = [0, *accumulate(_sizes(values, keys, fixed))]
         done = 0
         while done < total:
-            target = partition
-            if target is None:
-                target = self._partitioner.partition(topic, None, count)
             if self._buffered >= self._buffer_memory:
                 await self._wait_for_space()
-            queue = self._queues.get((topic, target))
-            if queue is None:
-                tp = TopicPartition(topic, target)
-                queue = self._queues[tp] = PartitionQueue(tp, self._max_in_flight)
-            batch = queue.open or self._new_batch(queue)
-            room = self._batch_size - batch.size
-            upto = bisect_right(ends, ends[done] + room, done, total + 1) - 1
-            if upto == done:
-                if batch.entries:  # full: send it (a null-key run moves on, KIP-480)
-                    self._close_batch(queue)
-                    continue
-                upto = done + 1  # an empty batch takes a record whatever its size
-            first = len(batch.entries)
-            batch.entries.extend(
-                zip(
-                    repeat(None, upto - done) if keys is None else keys[done:upto],
-                    values[done:upto],
-                    repeat(timestamp_ms),
-                    repeat(headers),
-                )
-            )
-            size = ends[upto] - ends[done]
-            batch.size += size
-            self._buffered += size
-            sent.add_run(
-                batch,
-                first,
-                upto - done,
-                where + done if isinstance(where, int) else where[done:upto],
-            )
-            done = upto
-            if done < total or batch.size >= self._batch_size:
-                self._close_batch(queue)
+            target = partition
+            if target is None:
+                target = state.sticky
+                if target < 0:
+                    target = self._stick(state)
+            builder = state.builders[target] or self._new_batch(state, target)
+            first = builder.count
+            # Keys and values were checked by send_many: no second pass here.
+            added = builder.add_many(keys, values, done, timestamp_ms, headers, False)
+            if added:
+                at = where + done if isinstance(where, int) else where[done : done + added]
+                sent.add_run(builder.owner, first, added, at)
+                done += added
+            if done < total or builder.full:
+                # Full (the next record did not fit): out it goes; a null-key run moves on
+                # with the partitioner (KIP-480), as send would.
+                self._close_batch(self._queue_of(builder))
 
     async def send_and_wait(
         self,
@@ -360,6 +353,7 @@ class KafkaProducer:
         except TimeoutError:
             log.warning("producer closed with unacknowledged records")
         self._closed = True
+        self._topics.clear()  # so that send reaches _topic, which refuses
         self._sender.close()
         if self._metadata_task is not None:
             self._metadata_task.cancel()
@@ -369,28 +363,91 @@ class KafkaProducer:
                 batch.fail(error)
         await self._cluster.close()
 
+    # ------------------------------------------------------------------ topics
+
+    async def _topic(self, topic: str) -> _Topic:
+        """The topic's state, made on its first send (raises if the producer cannot send)."""
+        self._check_open()
+        count = await self._partition_count(topic)
+        self._check_open()
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic(topic, count)
+        return state
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosedError("the producer is closed")
+        if self._sender.failure is not None:
+            raise self._sender.failure
+
+    async def _check_partition(self, state: _Topic, partition: int) -> int:
+        """``partition`` if the topic has it after a metadata refresh, else raise."""
+        count = await self._partition_count(state.name, refresh=True)
+        if not 0 <= partition < count:
+            raise UnknownTopicError(
+                f"{state.name}: partition {partition} does not exist ({count} partitions)"
+            )
+        self._check_open()
+        return partition
+
+    def _stick(self, state: _Topic) -> int:
+        state.sticky = self._partitioner.partition(state.name, None, state.count)
+        return state.sticky
+
+    def _set_count(self, topic: str, count: int) -> None:
+        state = self._topics.get(topic)
+        if state is not None and state.count != count:
+            state.resize(count)
+            if state.sticky >= count:
+                state.sticky = -1
+
     # ------------------------------------------------------------------ batching
 
-    def _new_batch(self, queue: PartitionQueue) -> ProducerBatch:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+    def _queue_of(self, builder: BatchBuilder) -> PartitionQueue:
+        batch: ProducerBatch = builder.owner
+        return self._queues[batch.tp]
+
+    def _new_batch(self, state: _Topic, partition: int) -> BatchBuilder:
+        queue = self._queues.get((state.name, partition))
+        if queue is None:
+            tp = TopicPartition(state.name, partition)
+            queue = self._queues[tp] = PartitionQueue(tp, self._max_in_flight)
+        now = asyncio.get_running_loop().time()
         self._serial += 1
-        batch = ProducerBatch(queue.tp, self._serial, now, now + self._delivery_timeout)
+        batch = ProducerBatch(
+            queue.tp, self._serial, now, now + self._delivery_timeout, self._batch_size
+        )
+        builder = batch.builder
+        assert builder is not None
         queue.open = batch
         self._open[queue.tp] = queue
+        state.builders[partition] = builder
         if len(self._open) == 1:
             self._sender.wake()  # it may be sleeping without a linger deadline
-        return batch
+        return builder
 
     def _close_batch(self, queue: PartitionQueue) -> None:
         batch = queue.open
         if batch is None:
             return
-        batch.closed = True
         queue.open = None
-        queue.ready.append(batch)
         del self._open[queue.tp]
-        self._partitioner.on_new_batch(queue.tp.topic, queue.tp.partition)
+        topic, partition = queue.tp
+        state = self._topics.get(topic)
+        if state is not None:
+            if partition < len(state.builders) and state.builders[partition] is batch.builder:
+                state.builders[partition] = None
+            if state.sticky == partition:
+                state.sticky = -1
+        self._partitioner.on_new_batch(topic, partition)
+        if not batch.close():
+            # Every add to it failed (a bad value): nothing to send, nobody to answer.
+            batch.builder = None
+            batch.done(-1, -1)
+            return
+        self._buffered += batch.size
+        queue.ready.append(batch)
         self._sender.wake()
 
     async def _wait_for_space(self) -> None:
@@ -402,6 +459,7 @@ class KafkaProducer:
             for queue in list(self._open.values()):
                 self._close_batch(queue)
             await self._space.wait()
+        self._check_open()
 
     def _release(self, batch: ProducerBatch) -> None:
         self._buffered -= batch.size
@@ -411,8 +469,9 @@ class KafkaProducer:
     # ------------------------------------------------------------------ metadata
 
     async def _partition_count(self, topic: str, refresh: bool = False) -> int:
-        if not refresh and topic in self._counts:
-            return self._counts[topic]
+        state = self._topics.get(topic)
+        if not refresh and state is not None:
+            return state.count
         lookup = self._count_lookups.get(topic)
         if lookup is None:
             lookup = asyncio.ensure_future(self._lookup_count(topic))
@@ -429,7 +488,7 @@ class KafkaProducer:
             meta = answered.get(topic)
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if meta is None else meta.error
             if code == ErrorCode.NONE and meta is not None and meta.partitions:
-                self._counts[topic] = len(meta.partitions)
+                self._set_count(topic, len(meta.partitions))
                 return len(meta.partitions)
             now = loop.time()
             if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
@@ -448,12 +507,12 @@ class KafkaProducer:
     async def _refresh_metadata(self) -> None:
         await asyncio.sleep(self._backoff)
         try:
-            await self._cluster.refresh(list(self._counts))
+            await self._cluster.refresh(list(self._topics))
         except TransportError as e:
             log.debug("producer metadata refresh failed: %s", e)
         for topic, meta in self._cluster.topics.items():
-            if topic in self._counts and meta.partitions:
-                self._counts[topic] = len(meta.partitions)
+            if meta.partitions:
+                self._set_count(topic, len(meta.partitions))
         self._sender.wake()
 
 
@@ -473,16 +532,3 @@ def _check_bytes_items(items: Sequence[object], what: str) -> None:
                 raise TypeError(
                     f"{what} must be bytes-like or None, not {type(item).__name__}"
                 ) from None
-
-
-def _sizes(
-    values: Sequence[bytes | None], keys: Sequence[bytes | None] | None, fixed: int
-) -> list[int]:
-    """Each record's size as ``send`` estimates it: ``fixed`` plus key and value."""
-    try:
-        sizes = [len(v) + fixed for v in values]  # type: ignore[arg-type]
-    except TypeError:  # None values
-        sizes = [(len(v) if v is not None else 0) + fixed for v in values]
-    if keys is not None:
-        sizes = [s + (len(k) if k is not None else 0) for s, k in zip(sizes, keys, strict=True)]
-    return sizes

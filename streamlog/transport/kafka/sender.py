@@ -1,10 +1,10 @@
 """The producer's sender: one task that sends closed batches and handles the answers.
 
-It closes batches that have lingered ``linger_ms``, and sends ready ones, one Produce
-request per leader with at most one batch per partition, up to ``max_in_flight`` batches
-per partition (five, Kafka's limit for idempotent ordering). It is the only writer of
-Produce requests, so the order in which batches reach a connection is the order of their
-sequence numbers.
+It closes batches that have lingered ``linger_ms``, and sends ready ones (framed when
+first sent), one Produce request per leader with at most one batch per partition, up to
+``max_in_flight`` batches per partition (five, Kafka's limit for idempotent ordering).
+It is the only writer of Produce requests, so the order in which batches reach a
+connection is the order of their sequence numbers.
 
 Idempotence (the default with ``acks=-1``): the producer gets a producer id from
 InitProducerId and numbers each partition's records from 0; a batch's sequence numbers
@@ -20,7 +20,8 @@ a duplicate with its original offset. Retries keep the order:
 4. If the broker has lost track of the producer (UNKNOWN_PRODUCER_ID, or an
    out-of-order answer with nothing failed before it) or a batch failed for good (its
    sequence numbers would leave a gap), the producer takes a new producer id; batches
-   sent under the old one are re-encoded from sequence 0 when they are retried.
+   sent under the old one are re-stamped with it, numbered from sequence 0, when they
+   are retried (their records' bytes do not change).
 
 A batch is retried until ``delivery_timeout_ms`` after it was created, then failed.
 """
@@ -65,7 +66,8 @@ class Sender:
 
     The producer owns the queues and the batching; the sender reads ``queues`` and
     ``open_batches`` (shared, not copied), calls ``close_batch`` for lingered batches,
-    ``release`` for every batch it finishes and ``refresh_metadata`` when leaders moved.
+    ``release`` for every batch it finishes, ``refresh_metadata`` when leaders moved and
+    ``failed`` once if it fails itself (``failure`` is set by then).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Sender:
         close_batch: Callable[[PartitionQueue], None],
         release: Callable[[ProducerBatch], None],
         refresh_metadata: Callable[[], None],
+        failed: Callable[[], None],
     ) -> None:
         self._cluster = cluster
         self._queues = queues
@@ -98,6 +101,7 @@ class Sender:
         self._close_batch = close_batch
         self._release = release
         self._refresh_metadata_soon = refresh_metadata
+        self._failed = failed
         self._pid = -1
         self._epoch = -1
         self._pid_task: asyncio.Task[None] | None = None
@@ -183,6 +187,7 @@ class Sender:
         log.error("the producer's sender failed", exc_info=error)
         self.failure = TransportError(f"the producer's sender failed: {error!r}")
         self._closed = True
+        self._failed()
         for queue in self._queues.values():
             for batch in queue.pending():
                 batch.fail(self.failure)
@@ -303,7 +308,7 @@ class Sender:
                     queue.sequence_pid = self._pid
                     queue.next_sequence = 0
                 sequence = queue.next_sequence
-                queue.next_sequence = (sequence + len(batch.entries)) & 0x7FFFFFFF
+                queue.next_sequence = (sequence + batch.count) & 0x7FFFFFFF
             batch.encode(self._compression, self._pid, self._epoch, sequence)
         queue.in_flight.append(batch)
         return batch
