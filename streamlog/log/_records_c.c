@@ -1532,7 +1532,53 @@ static PyType_Spec builder_spec = {
 
 /* --------------------------------------------------------------------------- module */
 
+PyDoc_STRVAR(murmur2_doc,
+"murmur2(data) -> int\n\n"
+"Kafka's Utils.murmur2 (MurmurHash2, seed 0x9747b28c) of a bytes-like object, as a\n"
+"signed 32-bit int: the same value as streamlog.log.partitioner.murmur2_py.");
+
+static PyObject *
+murmur2(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    Py_ssize_t length = view.len;
+    const uint32_t m = 0x5bd1e995u;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
+    Py_ssize_t words = length / 4;
+    for (Py_ssize_t i = 0; i < words; i++) {
+        const unsigned char *p = data + 4 * i;
+        uint32_t k = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)
+                     | ((uint32_t)p[3] << 24);
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    Py_ssize_t tail = length & 3, base = length - tail;
+    if (tail == 3) {
+        h ^= (uint32_t)data[base + 2] << 16;
+    }
+    if (tail >= 2) {
+        h ^= (uint32_t)data[base + 1] << 8;
+    }
+    if (tail >= 1) {
+        h ^= (uint32_t)data[base];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    PyBuffer_Release(&view);
+    return PyLong_FromLong((long)(int32_t)h);
+}
+
 static PyMethodDef methods[] = {
+    {"murmur2", (PyCFunction)murmur2, METH_O, murmur2_doc},
     {"decode_records", (PyCFunction)(void (*)(void))decode_records, METH_FASTCALL,
      decode_records_doc},
     {"encode_entries", (PyCFunction)(void (*)(void))encode_entries, METH_FASTCALL,

@@ -264,3 +264,25 @@ def test_default_partitioner_is_sticky_by_default() -> None:
     partitioner = DefaultPartitioner()
     first = partitioner.partition("t", None, 50)
     assert all(partitioner.partition("t", None, 50) == first for _ in range(20))
+
+
+@given(st.binary(max_size=600))
+def test_c_and_python_murmur2_agree(data):
+    from streamlog.log import partitioner
+
+    native = partitioner._native_murmur2()
+    if native is None:
+        pytest.skip("the C codec is not built")
+    assert native(data) == partitioner.murmur2_py(data)
+    assert native(data) & 0xFFFFFFFF == kafka_python_murmur2(data)  # unsigned there
+    assert native(bytearray(data)) == native(memoryview(data)) == native(data)
+
+
+def test_c_murmur2_refuses_what_is_not_bytes():
+    from streamlog.log import partitioner
+
+    native = partitioner._native_murmur2()
+    if native is None:
+        pytest.skip("the C codec is not built")
+    with pytest.raises(TypeError):
+        native("text")
