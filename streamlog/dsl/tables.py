@@ -12,16 +12,29 @@ writes); the app's commit sequence produces the changes to the changelog, writes
 with the changelog offset, and only then commits source offsets. When partitions are
 assigned, each table partition is recovered from its changelog before any event of that
 partition reaches an agent.
+
+``tumbling``, ``hopping``, ``sliding`` and ``session`` make the table windowed (one value
+per key and window, ``streamlog.dsl.windowed``); the plain dict API then refuses keys and
+``items()`` lists ((key, window), value).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
+from streamlog.dsl.windowed import (
+    OnLate,
+    OnWindowClose,
+    Seconds,
+    WindowedTable,
+    WindowedTableError,
+    make_windowed,
+    to_window_ms,
+)
 from streamlog.log.partitioner import partition_for_key
 from streamlog.state.changelog import changelog_configs, changelog_topic_name
 from streamlog.state.memory_store import MemoryStore
@@ -29,12 +42,13 @@ from streamlog.state.recovery import recover_partition
 from streamlog.state.rocksdb_store import RocksDBStore
 from streamlog.state.stores import Store, StorePartition
 from streamlog.state.transaction import PartitionTransaction
+from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
     from streamlog.dsl.app import App
 
-__all__ = ["Table", "PartitionNotOwnedError"]
+__all__ = ["Table", "PartitionNotOwnedError", "ansitable"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,7 @@ class Table:
         partitions: int | None = None,
         store: str | None = None,
         help: str | None = None,
+        on_window_close: OnWindowClose | None = None,
     ) -> None:
         self.app = app
         self.name = name
@@ -86,7 +101,10 @@ class Table:
         self._loads_value = schema.loads_value
         self._store: Store | None = None
         self._active: dict[int, StorePartition] = {}
+        self._changelog_tps: dict[int, TopicPartition] = {}
         self.recovered_records = 0
+        self.on_window_close = on_window_close  # Faust's place for it: used once windowed
+        self.windowed: WindowedTable | None = None
 
     def __repr__(self) -> str:
         return f"<Table {self.name} ({self.store_kind}, {self.partitions} partitions)>"
@@ -118,6 +136,8 @@ class Table:
                 )
                 self.recovered_records += result.records
                 self._active[number] = partition
+                if self.windowed is not None:
+                    self.windowed._core.partition_ready(number, partition)
         finally:
             await consumer.close()
         log.info("table %s: partitions %s ready", self.name, new)
@@ -128,9 +148,13 @@ class Table:
             return
         for number in sorted(partitions):
             if self._active.pop(number, None) is not None:
+                if self.windowed is not None:
+                    self.windowed._core.partition_revoked(number)
                 self._store.close_partition(number)
 
     def close(self) -> None:
+        if self.windowed is not None:
+            self.windowed._core.closed()
         self._active.clear()
         if self._store is not None:
             self._store.close()
@@ -140,22 +164,54 @@ class Table:
     def active_partitions(self) -> list[int]:
         return sorted(self._active)
 
-    def _transaction(self, raw_key: bytes) -> PartitionTransaction:
+    def store_partition(self, number: int) -> StorePartition:
+        """The store partition of owned table partition ``number`` (what recovery built).
+
+        Its committed contents, for tools and tests; processing reads and writes through
+        the table, which sees uncommitted changes too.
+        """
+        try:
+            return self._active[number]
+        except KeyError:
+            raise PartitionNotOwnedError(
+                f"table {self.name}: partition {number} is not owned here "
+                f"(owned: {self.active_partitions})"
+            ) from None
+
+    def _partition_number(self, raw_key: bytes) -> int:
+        """The table partition of ``raw_key``, which this worker must own."""
         number = partition_for_key(raw_key, self.partitions)
-        store = self._active.get(number)
-        if store is None:
+        if number not in self._active:
             raise PartitionNotOwnedError(
                 f"table {self.name}: key {raw_key!r} belongs to partition {number}, which this "
                 f"worker does not own (owned: {self.active_partitions}); re-key the stream "
                 "with group_by so a table key is read from its own partition"
             )
-        return self.app.state_transaction(store, TopicPartition(self.changelog_topic.name, number))
+        return number
 
-    def _raw_key(self, key: Any) -> bytes:
+    def _partition_transaction(self, number: int) -> PartitionTransaction:
+        """The open transaction of owned partition ``number``."""
+        tp = self._changelog_tps.get(number)
+        if tp is None:
+            tp = self._changelog_tps[number] = TopicPartition(self.changelog_topic.name, number)
+        return self.app.state_transaction(self._active[number], tp)
+
+    def _transaction(self, raw_key: bytes) -> PartitionTransaction:
+        return self._partition_transaction(self._partition_number(raw_key))
+
+    def _window_raw_key(self, key: Any) -> bytes:
         raw = self._dumps_key(key)
         if raw is None:
             raise KeyError("tables have no None keys")
         return raw
+
+    def _raw_key(self, key: Any) -> bytes:
+        if self.windowed is not None:
+            raise WindowedTableError(
+                f"table {self.name} is windowed: read and write it through the table that "
+                ".tumbling()/.hopping()/.sliding()/.session() returned"
+            )
+        return self._window_raw_key(key)
 
     # ------------------------------------------------------------------ dict API
 
@@ -203,14 +259,16 @@ class Table:
 
     def _raw_items(self) -> Iterator[tuple[bytes, bytes]]:
         for number in sorted(self._active):
-            store = self._active[number]
-            transaction = self.app.state_transaction(
-                store, TopicPartition(self.changelog_topic.name, number)
-            )
-            yield from transaction.items()
+            yield from self._partition_transaction(number).items()
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """(key, value) of every partition this worker owns, in key byte order per partition."""
+        """(key, value) of every partition this worker owns, in key byte order per partition.
+
+        A windowed table's keys are (key, window) pairs.
+        """
+        if self.windowed is not None:
+            yield from self.windowed.items()
+            return
         for raw_key, data in self._raw_items():
             yield self._loads_key(raw_key), self._loads_value(data)
 
@@ -226,6 +284,8 @@ class Table:
         return self.keys()
 
     def __len__(self) -> int:
+        if self.windowed is not None:
+            return len(self.windowed)
         return sum(1 for _ in self._raw_items())
 
     def as_dict(self) -> dict[Any, Any]:
@@ -233,20 +293,124 @@ class Table:
 
     def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:
         """The table as a text table for people (Faust's ``as_ansitable``)."""
+        if self.windowed is not None:
+            return self.windowed.as_ansitable(title=title, sort=sort, limit=limit)
         rows = [(repr(k), repr(v)) for k, v in self.items()]
         if sort:
             rows.sort()
         if limit:
             rows = rows[:limit]
-        head = ("KEY", "VALUE")
-        widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(2)]
-        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-        out = [title or f"{self.name}", line]
-        out.append("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-        out.append(line)
-        for row in rows:
-            out.append(
-                "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-            )
-        out.append(line)
-        return "\n".join(out)
+        return ansitable(title or self.name, ("KEY", "VALUE"), rows)
+
+    # ------------------------------------------------------------------ windows
+
+    def tumbling(
+        self,
+        size: Seconds,
+        expires: Seconds | None = None,
+        *,
+        grace: Seconds = 0,
+        key_index: bool = False,
+        on_window_close: OnWindowClose | None = None,
+        on_late: OnLate | None = None,
+        idle_advance: bool = True,
+    ) -> WindowedTable:
+        """Windowed by back-to-back windows of ``size`` seconds (Faust's ``tumbling``).
+
+        ``expires`` (default ``size + grace``) is how long after its end a window stays in
+        the store; ``grace`` how long after its end it still takes late events.
+        ``key_index`` is accepted for Faust compatibility: ``keys()`` always works.
+        """
+        window = TumblingWindow(
+            to_window_ms(size, "size"),
+            None if expires is None else to_window_ms(expires, "expires"),
+            to_window_ms(grace, "grace"),
+        )
+        return self._windowed_by(window, on_window_close, on_late, idle_advance)
+
+    def hopping(
+        self,
+        size: Seconds,
+        step: Seconds,
+        expires: Seconds | None = None,
+        *,
+        grace: Seconds = 0,
+        key_index: bool = False,
+        on_window_close: OnWindowClose | None = None,
+        on_late: OnLate | None = None,
+        idle_advance: bool = True,
+    ) -> WindowedTable:
+        """Windowed by overlapping windows of ``size`` seconds every ``step`` seconds."""
+        window = HoppingWindow(
+            to_window_ms(size, "size"),
+            to_window_ms(step, "step"),
+            None if expires is None else to_window_ms(expires, "expires"),
+            to_window_ms(grace, "grace"),
+        )
+        return self._windowed_by(window, on_window_close, on_late, idle_advance)
+
+    def sliding(
+        self,
+        size: Seconds,
+        *,
+        grace: Seconds = 0,
+        on_window_close: OnWindowClose | None = None,
+        on_late: OnLate | None = None,
+        idle_advance: bool = True,
+    ) -> WindowedTable:
+        """Windowed by Kafka Streams' sliding windows ``[start, start + size]``."""
+        window = SlidingWindow(to_window_ms(size, "size"), to_window_ms(grace, "grace"))
+        return self._windowed_by(window, on_window_close, on_late, idle_advance)
+
+    def session(
+        self,
+        gap: Seconds,
+        *,
+        grace: Seconds = 0,
+        expires: Seconds | None = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+        on_window_close: OnWindowClose | None = None,
+        on_late: OnLate | None = None,
+        idle_advance: bool = True,
+    ) -> WindowedTable:
+        """Windowed by sessions: events at most ``gap`` seconds apart share one.
+
+        When an event joins sessions, their values are combined with ``merge(a, b)``
+        (default: ``+`` for numbers, an error for anything else).
+        """
+        window = SessionWindow(
+            to_window_ms(gap, "gap"),
+            to_window_ms(grace, "grace"),
+            None if expires is None else to_window_ms(expires, "expires"),
+        )
+        return self._windowed_by(window, on_window_close, on_late, idle_advance, merge)
+
+    def _windowed_by(
+        self,
+        window: TumblingWindow | HoppingWindow | SlidingWindow | SessionWindow,
+        on_window_close: OnWindowClose | None,
+        on_late: OnLate | None,
+        idle_advance: bool,
+        merge: Callable[[Any, Any], Any] | None = None,
+    ) -> WindowedTable:
+        return make_windowed(
+            self,
+            window,
+            merge=merge,
+            on_window_close=on_window_close or self.on_window_close,
+            on_late=on_late,
+            idle_advance=idle_advance,
+        )
+
+
+def ansitable(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows of text as a boxed table for people (``as_ansitable``)."""
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [title, line]
+    out.append("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
+    out.append(line)
+    for row in rows:
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    out.append(line)
+    return "\n".join(out)
