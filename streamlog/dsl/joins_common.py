@@ -1,0 +1,389 @@
+"""What the three join kinds share: kinds, joiners, counters, outputs, state access, checks.
+
+Kept apart from the joins themselves so each join module holds only its own semantics:
+
+* ``JoinStats``: the counters every join keeps (records read, results, unmatched results,
+  records dropped for a null key, a null value or lateness);
+* ``JoinOutput``: where results go (topics, channels, agents, callables), written with the
+  exact millisecond timestamp the join gives them;
+* ``partition_transaction``: the open state transaction of one table partition chosen by
+  *number* (a join knows the partition its record came from, not a key hash);
+* ``CoPartitionCheck``: on the first assignment, compares the partition counts of the
+  topics and tables a join needs co-partitioned and stops the worker, naming them, when
+  they differ (Kafka Streams refuses such a topology at start for the same reason: equal
+  keys would meet on different partitions and never join).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from streamlog.dsl.agent import Agent
+from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
+from streamlog.dsl.stream import Stream
+from streamlog.dsl.tables import PartitionNotOwnedError, Table
+from streamlog.dsl.topics import Channel, Topic
+from streamlog.serde import field_getter
+from streamlog.state.transaction import PartitionTransaction
+from streamlog.transport.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamlog.dsl.app import App
+
+__all__ = [
+    "JoinKind",
+    "JOIN_KINDS",
+    "Joiner",
+    "JoinError",
+    "CoPartitioningError",
+    "JoinStats",
+    "JoinOutput",
+    "AppJoin",
+    "OutputTarget",
+    "Outputs",
+    "common_partitions",
+    "safe_name",
+    "CoPartitionCheck",
+    "default_joiner",
+    "call_joiner",
+    "duration_ms",
+    "key_getter",
+    "partition_transaction",
+    "resolve_topic",
+    "check_kind",
+]
+
+log = logging.getLogger(__name__)
+
+JoinKind = Literal["inner", "left", "outer"]
+JOIN_KINDS: tuple[str, ...] = ("inner", "left", "outer")
+
+Joiner = Callable[[Any, Any], Any]
+"""``joiner(left_value, right_value) -> result``; the missing side of a left/outer result
+is None. May be async. The default returns the pair ``(left, right)``."""
+
+
+class JoinError(StreamlogError):
+    """A join that cannot run as declared."""
+
+
+class CoPartitioningError(JoinError, ImproperlyConfigured):
+    """The inputs of a join have different partition counts, so equal keys cannot meet."""
+
+
+def default_joiner(left: Any, right: Any) -> tuple[Any, Any]:
+    """The pair itself: ``async for left, right in ...`` reads naturally."""
+    return left, right
+
+
+async def call_joiner(joiner: Joiner, left: Any, right: Any) -> Any:
+    """``joiner(left, right)``, awaited when it is a coroutine function."""
+    result = joiner(left, right)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def check_kind(kind: str, allowed: Sequence[str], what: str) -> str:
+    if kind not in allowed:
+        raise ImproperlyConfigured(
+            f"{what}: kind must be one of {', '.join(repr(k) for k in allowed)}, not {kind!r}"
+        )
+    return kind
+
+
+def duration_ms(value: float | _dt.timedelta, what: str) -> int:
+    """Seconds (Faust's unit, float or int) or a timedelta, as whole milliseconds.
+
+    ``round`` rather than ``int``: ``0.57 * 1000`` is ``569.999...`` in binary floating
+    point, and a window one millisecond short would silently drop pairs at its edge.
+    """
+    if isinstance(value, _dt.timedelta):
+        ms = round(value.total_seconds() * 1000)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ms = round(value * 1000)
+    else:
+        raise ImproperlyConfigured(f"{what} is seconds or a timedelta, not {value!r}")
+    if ms < 0:
+        raise ImproperlyConfigured(f"{what} must not be negative, got {value!r}")
+    return ms
+
+
+def key_getter(key: Any) -> Callable[[Any], Any] | None:
+    """A key extractor: a function of the value, a Record field (``Order.user``) or a
+    field name, as ``group_by`` takes it; None for "the record's key"."""
+    if key is None:
+        return None
+    if callable(key):
+        return key
+    try:
+        return field_getter(key)
+    except TypeError as exc:
+        raise ImproperlyConfigured(f"join key: {exc}") from None
+
+
+def resolve_topic(app: App, source: Topic | str | Table, what: str) -> Topic:
+    """A join input as a topic: a ``Topic``, a topic name, or a table's changelog topic."""
+    if isinstance(source, Topic):
+        return source
+    if isinstance(source, str):
+        return app.topic(source)
+    if isinstance(source, Table):
+        return source.changelog_topic
+    raise ImproperlyConfigured(
+        f"{what}: expected a topic or a topic name, got {source!r} (channels carry no "
+        "partitions or offsets, which joins keep their state by)"
+    )
+
+
+def partition_transaction(table: Table, number: int) -> PartitionTransaction:
+    """The open transaction of ``table``'s partition ``number``.
+
+    A join stores records under keys of its own layout (``window_key`` and the like), so
+    the table's dict API, which picks the partition by hashing the key it is given, would
+    pick the wrong one: the partition is the one the input record came from. ``Table``
+    has no public per-partition accessor yet (the lead is asked for
+    ``Table.partition_transaction(number)``); until then this reads its map of active
+    partitions.
+    """
+    store = table._active.get(number)
+    if store is None:
+        raise PartitionNotOwnedError(
+            f"table {table.name}: partition {number} is not assigned to this worker "
+            f"(owned: {table.active_partitions})"
+        )
+    return table.app.state_transaction(store, TopicPartition(table.changelog_topic.name, number))
+
+
+@dataclass
+class JoinStats:
+    """Counters of one join. ``records_*`` count input records as read; the others say
+    what became of them (a record may yield several results or none)."""
+
+    records_left: int = 0
+    records_right: int = 0
+    results: int = 0  # results emitted, unmatched ones and tombstones included
+    unmatched: int = 0  # results with a missing side: (left, None) or (None, right)
+    tombstones: int = 0  # table-table: results deleted
+    null_keys: int = 0  # records with a null key (dropped, or emitted unmatched)
+    null_values: int = 0  # stream records with a null value: dropped
+    late: int = 0  # stream-stream: records whose join window had closed: dropped
+    completed: int = 0  # input records fully handled (results emitted, or dropped)
+
+    @property
+    def records(self) -> int:
+        return self.records_left + self.records_right
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "records": self.records}
+
+
+OutputTarget = Topic | Channel | Agent | str | Callable[[Any, Any], Any]
+Outputs = OutputTarget | list[OutputTarget] | tuple[OutputTarget, ...] | None
+"""A join's ``to=``: one target or several."""
+
+
+class JoinOutput:
+    """Where a join's results go: each target gets every ``(key, value, timestamp)``.
+
+    A topic (or a topic name, declared on the app) is written through the app's producer
+    with the key and value serialised by the topic's schema and the exact millisecond
+    timestamp (``Topic.send`` takes float seconds, which cannot carry every millisecond
+    exactly). A channel or agent gets ``send(key=, value=, timestamp=)``; a callable
+    gets ``(key, value)`` and may be async. The producer's acknowledgements are awaited by
+    the app's commit sequence before the input offsets are committed.
+    """
+
+    def __init__(self, app: App, to: Outputs) -> None:
+        self.app = app
+        targets: Iterable[OutputTarget]
+        if to is None:
+            targets = ()
+        elif isinstance(to, list | tuple):
+            targets = to
+        else:
+            targets = (to,)
+        self.targets: list[Topic | Channel | Agent | Callable[[Any, Any], Any]] = []
+        for target in targets:
+            self.add(target)
+
+    def add(self, target: OutputTarget) -> None:
+        if isinstance(target, str):
+            target = self.app.topic(target)
+        if not isinstance(target, Topic | Channel | Agent) and not callable(target):
+            raise ImproperlyConfigured(
+                f"join output: not a topic, channel, agent or callable: {target!r}"
+            )
+        self.targets.append(target)
+
+    @property
+    def topics(self) -> tuple[Topic | Channel, ...]:
+        """The topics and channels written (agents count as their channel)."""
+        out: list[Topic | Channel] = []
+        for target in self.targets:
+            if isinstance(target, Topic | Channel):
+                out.append(target)
+            elif isinstance(target, Agent):
+                out.append(target.channel)
+        return tuple(out)
+
+    async def emit(self, key: Any, value: Any, timestamp_ms: int) -> None:
+        for target in self.targets:
+            if isinstance(target, Topic):
+                schema = target.schema
+                await self.app.producer.send(
+                    target.name,
+                    schema.dumps_value(value),
+                    key=schema.dumps_key(key),
+                    timestamp_ms=timestamp_ms,
+                )
+            elif isinstance(target, Channel | Agent):
+                await target.send(key=key, value=value, timestamp=timestamp_ms / 1000.0)
+            else:
+                result = target(key, value)
+                if inspect.isawaitable(result):
+                    await result
+
+
+class CoPartitionCheck:
+    """Checked once, after the first assignment: every topic in ``topics`` has
+    ``partitions`` partitions. On a mismatch the worker stops (``app.crash``) with an
+    error naming each topic and its count; until it has stopped, records of a partition
+    the join's state does not have fail with ``PartitionNotOwnedError`` rather than join
+    wrongly. The check runs beside the rebalance, not in it: a slow metadata answer must
+    not hold up recovery and consumption (it gives up, with a warning, after
+    ``timeout`` seconds)."""
+
+    def __init__(
+        self,
+        app: App,
+        what: str,
+        topics: Sequence[Topic],
+        partitions: int,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.what = what
+        self.topics = tuple(topics)
+        self.partitions = partitions
+        self.timeout = timeout
+        self.task: asyncio.Task[None] | None = None
+        app.partitions_assigned_hooks.append(self.on_assigned)
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self.check(), name=f"co-partitioning: {self.what}")
+
+    async def check(self) -> None:
+        try:
+            counts = await asyncio.wait_for(self._counts(), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop work
+            log.warning("%s: could not check co-partitioning: %r", self.what, exc)
+            return
+        wrong = {name: n for name, n in counts.items() if n != self.partitions}
+        if wrong:
+            listing = ", ".join(f"{name} has {n}" for name, n in sorted(counts.items()))
+            error = CoPartitioningError(
+                f"{self.what}: its inputs must be co-partitioned ({self.partitions} "
+                f"partitions each, like its state), but {listing}; declare the topics with "
+                "the same partitions= (or repartition one of them)"
+            )
+            log.error("%s", error)
+            self.app.crash(error)
+
+    async def _counts(self) -> dict[str, int]:
+        admin = self.app.transport.admin()
+        try:
+            return {
+                t.name: len((await admin.describe_topic(t.name)).partitions) for t in self.topics
+            }
+        finally:
+            await admin.close()
+
+
+def safe_name(text: str) -> str:
+    """``text`` with only the characters Kafka allows in topic names (agents name their
+    dead-letter topics after their function)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def common_partitions(app: App, what: str, *sources: Topic | Table) -> int:
+    """The partition count the inputs declare (they must agree), else the app default."""
+    declared: dict[str, int] = {}
+    for source in sources:
+        count = source.partitions
+        if count:
+            declared[source.name] = count
+    if len(set(declared.values())) > 1:
+        listing = ", ".join(f"{name} has {n}" for name, n in declared.items())
+        raise CoPartitioningError(
+            f"{what}: inputs must have the same number of partitions, but {listing}"
+        )
+    return next(iter(declared.values()), app.conf.topic_partitions)
+
+
+class AppJoin:
+    """What the three app-level joins share: the agents they declare, counters, outputs.
+
+    Attributes for the topology and for people: ``name``, ``kind``, ``inputs`` (label and
+    topic of each input: ``left``, ``right``, ``rekey``), ``tables`` (the state the join
+    owns), ``agents``, ``outputs`` and ``stats``.
+    """
+
+    join_type = "join"
+
+    def __init__(
+        self,
+        app: App,
+        name: str,
+        kind: str,
+        joiner: Joiner | None,
+        to: Outputs,
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.kind = kind
+        self.joiner: Joiner = joiner or default_joiner
+        self.output = JoinOutput(app, to)
+        self.stats = JoinStats()
+        self.agents: list[Agent] = []
+        self.tables: list[Table] = []
+        self.inputs: list[tuple[str, Topic]] = []
+
+    def __repr__(self) -> str:
+        sides = " ".join(f"{label}={topic.name}" for label, topic in self.inputs)
+        return f"<{type(self).__name__} {self.name} {self.kind} {sides}>"
+
+    @property
+    def outputs(self) -> tuple[Topic | Channel, ...]:
+        return self.output.topics
+
+    def add_sink(self, target: OutputTarget) -> None:
+        """Also send every result to ``target`` (topic, name, channel, agent or callable)."""
+        self.output.add(target)
+
+    def declare_agent(
+        self, topic: Topic, label: str, body: Callable[[Stream], Awaitable[None]]
+    ) -> Agent:
+        """Declare the agent that runs ``body`` over ``topic`` (one per input).
+
+        The topology DSL may override this to wrap ``body`` in its node function.
+        """
+
+        async def run(stream: Stream) -> None:
+            await body(stream)
+
+        run.__name__ = run.__qualname__ = safe_name(f"{self.name}-{label}")
+        run.__doc__ = f"{self.join_type} join {self.name}: the {label} input"
+        agent = self.app.agent(topic, name=f"{self.join_type}-join:{self.name}:{label}")(run)
+        self.agents.append(agent)
+        self.inputs.append((label, topic))
+        return agent
