@@ -4,12 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-# kcat (librdkafka's command-line client) is a real Kafka client the tests drive.
-if ! command -v kcat >/dev/null 2>&1; then
+# kcat (librdkafka's command-line client) is a real Kafka client the tests drive;
+# Graphviz's dot draws `streamlog topology --png` (optional: without it PNG is refused).
+missing=""
+command -v kcat >/dev/null 2>&1 || missing="$missing kcat"
+command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y -qq kcat >/dev/null
+        apt-get update -qq && apt-get install -y -qq $missing >/dev/null
     else
-        echo "note: kcat is not installed (apt-get install kcat); its tests will be skipped" >&2
+        echo "note: not installed:$missing (apt-get install$missing); their tests will be skipped" >&2
     fi
 fi
 if [ ! -x .venv/bin/python ]; then

@@ -10,7 +10,9 @@ from streamlog.cli.broker import broker
 from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
+from streamlog.cli.tables import tables
 from streamlog.cli.topics import topics
+from streamlog.cli.topology import topology
 from streamlog.cli.worker import agents, send, worker
 
 __all__ = ["main", "cli"]
@@ -31,6 +33,8 @@ cli.add_command(consume)
 cli.add_command(worker)
 cli.add_command(send)
 cli.add_command(agents)
+cli.add_command(topology)
+cli.add_command(tables)
 
 
 def main() -> None:

@@ -121,9 +121,13 @@ def worker(
     address = _parse_listen(listen)
     server: dict[str, Any] = {}
 
-    async def on_started(app: Any) -> None:
+    async def serve_log(app: Any) -> None:
+        # before the app creates topics or consumes: tools (and the benchmark's clock) see
+        # the listener as soon as the log is open
         if address is not None and app.conf.broker.startswith("file://"):
             await _start_listener(app, address, server)
+
+    app.transport_ready_hooks.append(serve_log)
 
     async def on_stopping(app: Any) -> None:
         broker = server.pop("broker", None)
@@ -139,7 +143,6 @@ def worker(
             app,
             web_port=web_port,
             lag_interval=lag_interval,
-            on_started=on_started,
             on_stopping=on_stopping,
         )
     )

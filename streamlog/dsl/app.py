@@ -18,14 +18,15 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamlog.dsl.agent import Agent, AgentFun
 from streamlog.dsl.barrier import ProcessingBarrier
 from streamlog.dsl.clock import AsyncClock, SystemAsyncClock
 from streamlog.dsl.conductor import Conductor
 from streamlog.dsl.errors import AppNotRunningError, CommitPostponed, ImproperlyConfigured
+from streamlog.dsl.nodes import aggregate_node, filter_node, join_node, map_node
 from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.table_kinds import GlobalTable, SetTable
@@ -41,6 +42,9 @@ from streamlog.transport import open_transport
 from streamlog.transport.base import Admin, Producer, Transport
 from streamlog.transport.errors import TopicExistsError
 from streamlog.transport.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamlog.dsl.topology import Topology
 
 __all__ = ["App", "topic_name_for"]
 
@@ -96,6 +100,9 @@ class App:
         self.started = False
         self.stopping = False
         self.crash_reason: BaseException | None = None
+        # Run right after the transport starts, before any topic is created or consumed:
+        # the worker serves a file:// log over the Kafka protocol from here.
+        self.transport_ready_hooks: list[Callable[[App], Awaitable[Any]]] = []
         self.partitions_assigned_hooks: list[Callable[[set[TopicPartition]], Any]] = []
         self.partitions_revoked_hooks: list[Callable[[set[TopicPartition]], Any]] = []
 
@@ -231,6 +238,71 @@ class App:
         self.tables[name] = table
         return table
 
+    # ------------------------------------------------------------------ topology DSL
+
+    def map(
+        self,
+        source: Any,
+        *,
+        to: Any = None,
+        name: str | None = None,
+        concurrency: int = 1,
+        on_error: str | None = None,
+    ) -> Callable[[Callable[[Any], Any]], Agent]:
+        """``@app.map(source, to=)``: see ``streamlog.dsl.nodes``."""
+        return map_node(self, source, to=to, name=name, concurrency=concurrency, on_error=on_error)
+
+    def filter(
+        self,
+        source: Any,
+        *,
+        to: Any = None,
+        name: str | None = None,
+        concurrency: int = 1,
+        on_error: str | None = None,
+    ) -> Callable[[Callable[[Any], Any]], Agent]:
+        """``@app.filter(source, to=)``: see ``streamlog.dsl.nodes``."""
+        return filter_node(
+            self, source, to=to, name=name, concurrency=concurrency, on_error=on_error
+        )
+
+    def aggregate(
+        self,
+        source: Any,
+        *,
+        by: Any = None,
+        into: Any = None,
+        to: Any = None,
+        window: Any = None,
+        default: Callable[[], Any] | None = None,
+        name: str | None = None,
+        on_error: str | None = None,
+    ) -> Callable[[Callable[[Any, Any], Any]], Agent]:
+        """``@app.aggregate(source, by=, into=, to=, window=)``: see ``streamlog.dsl.nodes``."""
+        return aggregate_node(
+            self,
+            source,
+            by=by,
+            into=into,
+            to=to,
+            window=window,
+            default=default,
+            name=name,
+            on_error=on_error,
+        )
+
+    def join(
+        self, left: Any, right: Any, *, to: Any = None, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[[Any, Any], Any]], Any]:
+        """``@app.join(left, right, kind=, window=, key=, to=)``: the function is the joiner."""
+        return join_node(self, left, right, to=to, name=name, **options)
+
+    def topology(self) -> Topology:
+        """The graph of sources, nodes, tables, changelogs, repartition and sink topics."""
+        from streamlog.dsl.topology import build_topology
+
+        return build_topology(self)
+
     def timer(
         self, interval: float, *, on_leader: bool = False, name: str | None = None
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -331,6 +403,8 @@ class App:
         await transport.start()
         self._transport = transport
         try:
+            for hook in self.transport_ready_hooks:
+                await hook(self)
             self._producer = transport.producer(
                 acks=conf.producer_acks,
                 linger_ms=conf.producer_linger_ms,
