@@ -737,12 +737,13 @@ def run_once_local(
     """A row on its own ``file://`` log: the input is written into that log first.
 
     The worker serves its log over the Kafka protocol (``--listen 127.0.0.1:0``, address in
-    ``DATA_DIR/.listener``), so the clock is read from outside as for broker rows: it starts
-    when the listener file appears (written once the app has started: partitions assigned,
-    tables recovered; processing may have begun a few milliseconds earlier, which favours
-    this row by that much) and stops when the output topic's end offsets, read through the
-    listener, reach the expected count. The group lives in the worker (an embedded group,
-    invisible to DescribeGroups), so ``commit +s`` is not measured.
+    ``DATA_DIR/.listener``), and starts that listener as soon as the log is open, before it
+    creates topics, recovers tables or consumes anything. The clock starts when the
+    listener file appears and stops when the output topic's end offsets, read through the
+    listener, reach the expected count: so this row's time also includes the app's own
+    start (topic checks, table recovery, the group join), which the broker rows do not
+    count. The group lives in the worker (an embedded group, invisible to
+    DescribeGroups), so ``commit +s`` is not measured.
     """
     run_id = uuid.uuid4().hex[:8]
     spec = RunSpec(
