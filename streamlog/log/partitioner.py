@@ -15,7 +15,6 @@ thread-safe: a producer owns one and calls it from its own task.
 from __future__ import annotations
 
 import os
-
 import random
 from collections.abc import Callable, Sequence
 from struct import Struct, unpack_from
