@@ -19,6 +19,19 @@ from streamlog.dsl import (
     StreamlogError,
     Topic,
 )
+from streamlog.dsl.crontab import Crontab, CrontabError
+from streamlog.dsl.joins import (
+    CoPartitioningError,
+    JoinStats,
+    StreamStreamJoin,
+    StreamTableJoin,
+    TableTableJoin,
+    join_stream_table,
+)
+from streamlog.dsl.table_kinds import GlobalTable, SetTable
+from streamlog.dsl.tables import PartitionNotOwnedError, Table
+from streamlog.dsl.topology import Topology
+from streamlog.dsl.windowed import WindowedTable, WindowedTableError, WindowSet
 from streamlog.serde import (
     Codec,
     CodecRegistry,
@@ -30,10 +43,38 @@ from streamlog.serde import (
     codecs,
     default_codecs,
 )
+from streamlog.state.windows import (
+    HoppingWindow,
+    SessionWindow,
+    SlidingWindow,
+    TumblingWindow,
+    WindowRange,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CoPartitioningError",
+    "Crontab",
+    "CrontabError",
+    "GlobalTable",
+    "HoppingWindow",
+    "JoinStats",
+    "PartitionNotOwnedError",
+    "SessionWindow",
+    "SetTable",
+    "SlidingWindow",
+    "StreamStreamJoin",
+    "StreamTableJoin",
+    "Table",
+    "TableTableJoin",
+    "Topology",
+    "TumblingWindow",
+    "WindowRange",
+    "WindowSet",
+    "WindowedTable",
+    "WindowedTableError",
+    "join_stream_table",
     "Agent",
     "AgentError",
     "App",

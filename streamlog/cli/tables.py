@@ -87,40 +87,34 @@ def window_rows(
 ) -> list[tuple[Any, str, Any]]:
     """(key, window, value) of a windowed table's live windows, from its stored bytes.
 
-    The store layout is ``streamlog.dsl.windowed``'s: ``window_key(key, start)`` -> value,
-    prefixed by 8 bytes (the session's end, or the sliding window's latest record time)
-    for sessions and sliding windows; reserved keys (stream time, close markers) from
-    ``CLOSE_PREFIX`` up. A window that its partition's stream time has expired is left
-    out, as the live table leaves it out.
+    Decoded by the windowed table itself (``decode_stored``, ``decode_stream_time``,
+    ``is_expired``), so the store layout is known in one place. A window that its
+    partition's stream time has expired is left out, as the live table leaves it out.
     """
-    from streamlog.dsl.windowed import CLOSE_PREFIX, STREAM_TIME_KEY
-    from streamlog.state.windows import SessionWindow, SlidingWindow, split_window_key
+    from streamlog.dsl.windowed import STREAM_TIME_KEY
+    from streamlog.state.windows import SessionWindow, SlidingWindow
 
     windowed = getattr(table, "windowed", None)
     assert windowed is not None
-    window = windowed.window
-    header = isinstance(window, SessionWindow | SlidingWindow)
-    close = "]" if header else ")"
+    close = "]" if isinstance(windowed.window, SessionWindow | SlidingWindow) else ")"
     schema = table.changelog_topic.schema
     out: list[tuple[Any, str, Any]] = []
     for number in sorted(partitions):
         pairs = partitions[number]
         stream_time = next(
-            (int.from_bytes(v, "big", signed=True) for k, v in pairs if k == STREAM_TIME_KEY),
-            None,
+            (windowed.decode_stream_time(v) for k, v in pairs if k == STREAM_TIME_KEY), None
         )
         for key, data in pairs:
-            if key >= CLOSE_PREFIX:
+            entry = windowed.decode_stored(key, data)
+            if entry is None:
                 continue
-            raw, start = split_window_key(key)
-            if isinstance(window, SessionWindow):
-                end = int.from_bytes(data[:8], "big", signed=True)
-            else:
-                end = start + window.size
-            if stream_time is not None and window.expired(end, stream_time):
+            raw, window, payload = entry
+            if windowed.is_expired(window, stream_time):
                 continue
-            value = _loads(schema.loads_value, data[8:] if header else data)
-            out.append((_loads(schema.loads_key, raw), f"[{start}, {end}{close}", value))
+            value = _loads(schema.loads_value, payload)
+            out.append(
+                (_loads(schema.loads_key, raw), f"[{window.start}, {window.end}{close}", value)
+            )
     return out
 
 

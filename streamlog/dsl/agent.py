@@ -204,6 +204,13 @@ class Agent:
         finally:
             replies.forget(correlation_id)
 
+    def reading(self) -> Topic | Channel:
+        """What the agent's function ends up iterating: its channel, or the last topic it
+        re-keyed or forwarded through (``group_by``/``through``)."""
+        if self._derived:
+            return list(self._derived.values())[-1][0]
+        return self.channel
+
     # ------------------------------------------------------------------ used by actors
 
     def derived(self, target: Topic | Channel) -> Inbox:

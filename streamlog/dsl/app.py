@@ -425,6 +425,7 @@ class App:
                     "agent %s started (x%d) on %r", agent.name, agent.concurrency, agent.channel
                 )
             await self._create_topics()  # repartition/through topics agents declared
+            await self._check_copartitioning()
             await self.conductor.start()
             for job in self.timers:
                 self._tasks.append(asyncio.create_task(job.run(self), name=job.name))
@@ -444,6 +445,52 @@ class App:
             await self.ensure_topic(
                 topic.name, topic.partitions or self.conf.topic_partitions, topic.topic_configs()
             )
+
+    async def _check_copartitioning(self) -> None:
+        """A table must have as many partitions as the topic its agents update it from.
+
+        Table partition N holds the keys of input partition N only when both have the same
+        count (and keys are hashed the same way): otherwise the worker owning an input
+        partition writes keys whose table partition another worker owns. Which tables an
+        agent updates is read from the names its code refers to (as ``app.topology()``
+        does); agents reading through ``group_by``/``through`` are checked against the
+        topic they end up reading.
+        """
+        from streamlog.dsl.topology import referenced_objects
+
+        by_id = {id(t): t for t in self.tables.values() if not isinstance(t, GlobalTable)}
+        if not by_id:
+            return
+        admin = self._admin or self.transport.admin()
+        self._admin = admin
+        counts: dict[str, int] = {}
+        for agent in self.agents.values():
+            tables: list[Table] = []
+            for obj in referenced_objects(agent.fun):
+                # not ``a or b``: an empty table is falsy (it has a __len__)
+                table = by_id.get(id(obj))
+                if table is None:
+                    table = by_id.get(id(getattr(obj, "table", None)))
+                if table is not None:
+                    tables.append(table)
+            if not tables:
+                continue
+            source = agent.reading()
+            if not isinstance(source, Topic):
+                continue
+            if source.name not in counts:
+                info = await admin.describe_topic(source.name)
+                counts[source.name] = len(info.partitions)
+            for table in tables:
+                if counts[source.name] != table.partitions:
+                    raise ImproperlyConfigured(
+                        f"table {table.name!r} ({table.partitions} partitions, changelog "
+                        f"{table.changelog_topic.name}) is updated by agent {agent.name} from "
+                        f"topic {source.name!r}, which has {counts[source.name]} partitions: "
+                        "they must be co-partitioned; give the table partitions="
+                        f"{counts[source.name]} or re-key the stream with group_by(..., "
+                        f"partitions={table.partitions})"
+                    )
 
     async def ensure_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> bool:
         """Create ``name`` unless it exists; True if this call created it."""
@@ -616,6 +663,7 @@ class App:
                 for name, a in self.agents.items()
             },
             "timers": {job.name: {"runs": job.runs, "errors": job.errors} for job in self.timers},
+            "tables": {name: _table_stats(t) for name, t in self.tables.items()},
         }
 
     async def __aenter__(self) -> App:
@@ -624,3 +672,17 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _table_stats(table: Table) -> dict[str, Any]:
+    """A table's counters for ``App.stats``: partitions held, recovery, and for windowed
+    tables the late, closed and expired windows."""
+    stats: dict[str, Any] = {
+        "partitions": table.active_partitions,
+        "recovered_records": table.recovered_records,
+    }
+    windowed = getattr(table, "windowed", None)
+    if windowed is not None:
+        for name in ("late_events", "closed_windows", "expired_windows"):
+            stats[name] = getattr(windowed, name, 0)
+    return stats

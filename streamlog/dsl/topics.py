@@ -131,7 +131,7 @@ class Topic:
             key=schema.dumps_key(key),
             partition=partition,
             headers=normalize_headers(headers) if headers else (),
-            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
+            timestamp_ms=None if timestamp is None else round(timestamp * 1000),
         )
 
     async def send_and_wait(
@@ -221,7 +221,9 @@ class Channel:
         if self.app.clock is None:
             raise AppNotRunningError("channels carry values only while the app runs")
         offset = next(self._offsets)
-        timestamp_ms = int(timestamp * 1000) if timestamp is not None else self.app.clock.time_ms()
+        timestamp_ms = (
+            round(timestamp * 1000) if timestamp is not None else self.app.clock.time_ms()
+        )
         record = ConsumerRecord(
             self.name,
             -1,

@@ -174,3 +174,51 @@ def test_writing_a_key_of_a_partition_not_owned_is_a_clear_error(app_id):
                     table[key] = 1
 
     run(main())
+
+
+def test_a_table_not_partitioned_like_its_input_is_refused_at_start(app_id):
+    from streamlog.dsl.errors import ImproperlyConfigured
+
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=4, store="memory://")
+    words = app.topic(f"{app_id}-words", key_type=str, value_type=str, partitions=3)
+    counts = app.Table("counts", default=int, key_type=str, value_type=int)  # 4 partitions
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream:
+            counts[word] += 1
+
+    async def main():
+        with pytest.raises(ImproperlyConfigured) as caught:
+            await app.start()
+        return str(caught.value)
+
+    message = run(main())
+    assert message == (
+        f"table 'counts' (4 partitions, changelog {app_id}-counts-changelog) is updated by agent "
+        f"{count.name} from topic '{app_id}-words', which has 3 partitions: they must be "
+        "co-partitioned; give the table partitions=3 or re-key the stream with group_by(..., "
+        "partitions=4)"
+    )
+
+
+def test_group_by_with_the_tables_partition_count_satisfies_the_check(app_id):
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=4, store="memory://")
+    words = app.topic(f"{app_id}-words", value_type=dict, partitions=3)
+    counts = app.Table("counts", default=int, key_type=str, value_type=int)
+    seen = []
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream.group_by(lambda v: v["w"], name="w", partitions=4):
+            counts[word["w"]] += 1
+            seen.append(word["w"])
+
+    async def main():
+        async with app:
+            for w in ["a", "b", "a"]:
+                await words.send(value={"w": w})
+            await wait_for(lambda: len(seen) == 3)
+            return dict(counts.items())
+
+    assert run(main()) == {"a": 2, "b": 1}
