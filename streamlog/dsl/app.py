@@ -25,7 +25,7 @@ from streamlog.dsl.agent import Agent, AgentFun
 from streamlog.dsl.barrier import ProcessingBarrier
 from streamlog.dsl.clock import AsyncClock, SystemAsyncClock
 from streamlog.dsl.conductor import Conductor
-from streamlog.dsl.errors import AppNotRunningError, CommitPostponed, ImproperlyConfigured
+from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
 from streamlog.dsl.nodes import aggregate_node, filter_node, join_node, map_node
 from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.settings import Settings
@@ -584,25 +584,20 @@ class App:
 
         ``streamlog.state.checkpoint.Checkpoint.commit`` runs it: table changes to their
         changelogs, the producer flushed and every output acknowledged, stores written with
-        their changelog offsets, then the source offsets committed. With tables, new events
-        wait (``ProcessingBarrier``) while it runs, so no table write lands mid-commit. A
+        their changelog offsets, then the source offsets committed. With tables the caller
+        (``Conductor.commit``) holds the ``ProcessingBarrier`` around reading the offsets and
+        this, so no table write lands mid-commit or between the two. A
         failed commit stops the app: the next start recovers tables from their changelogs
         and re-reads events from the last committed offsets.
         """
         checkpoint = self._checkpoint
         if checkpoint is None:
             return
-        barrier = self.barrier
-        if barrier is not None and not await barrier.hold(self.conf.shutdown_timeout):
-            raise CommitPostponed("events still in processing; the commit waits for the next turn")
         try:
             await checkpoint.commit(offsets)
         except CheckpointError as exc:
             self.crash(exc)
             raise
-        finally:
-            if barrier is not None:
-                barrier.release()
 
     def drop_revoked(self) -> int:
         return sum(agent.drop_revoked() for agent in self.agents.values())

@@ -217,9 +217,20 @@ class Conductor:
     async def commit(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Run the app's commit sequence for the offsets acknowledged so far."""
         async with self._commit_lock:
-            offsets = self.committable(only)
-            self._since_commit = 0
-            await self.app.checkpoint(offsets)
+            # With tables, hold the processing barrier BEFORE reading the offsets: an event
+            # in processing when the offsets are read would otherwise have its table writes
+            # in this commit's changelog but its offset left out, and a crash before the
+            # next commit would apply it twice.
+            barrier = self.app.barrier
+            if barrier is not None and not await barrier.hold(self.app.conf.shutdown_timeout):
+                raise CommitPostponed("events still in processing; the commit waits a turn")
+            try:
+                offsets = self.committable(only)
+                self._since_commit = 0
+                await self.app.checkpoint(offsets)
+            finally:
+                if barrier is not None:
+                    barrier.release()
             for tp, offset in offsets.items():
                 self.trackers[tp].committed = offset
             if offsets:
