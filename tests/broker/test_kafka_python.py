@@ -220,7 +220,8 @@ def test_admin_create_list_delete_topics_and_add_partitions(shared_broker) -> No
 def test_offsets_for_times(shared_broker) -> None:
     topic = "kp-times"
     producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
-    base = 1_700_000_000_000
+    # recent: the broker's default retention (7 days, as Kafka) deletes older records
+    base = (int(time.time()) - 3600) * 1000
     for i in range(100):
         producer.send(topic, value=b"%d" % i, timestamp_ms=base + i * 1000)
     producer.flush(30)

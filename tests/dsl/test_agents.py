@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -16,6 +17,11 @@ class Order(streamlog.Record):
     order_id: int
     user: str
     amount: int
+
+
+# a recent whole second: the log's default retention (7 days) deletes older records
+T0 = int(time.time()) - 600
+T0_MS = T0 * 1000
 
 
 def make_app(app_id: str, url: str, **settings) -> streamlog.App:
@@ -151,7 +157,7 @@ def test_events_carry_the_message_metadata(broker_url, app_id):
                     key=f"k{i}",
                     value={"i": i},
                     headers={"h": f"v{i}"},
-                    timestamp=1_700_000_000.5 + i,
+                    timestamp=T0 + 0.5 + i,
                 )
             await wait_for(lambda: len(events) == 3)
 
@@ -168,11 +174,11 @@ def test_events_carry_the_message_metadata(broker_url, app_id):
         (topic.name, 0, 2),
     ]
     assert [e.message.timestamp_ms for e in events] == [
-        1_700_000_000_500,
-        1_700_000_001_500,
-        1_700_000_002_500,
+        T0_MS + 500,
+        T0_MS + 1_500,
+        T0_MS + 2_500,
     ]
-    assert events[0].message.timestamp == 1_700_000_000.5
+    assert events[0].message.timestamp == T0 + 0.5
 
 
 def test_ask_gets_the_agents_reply(broker_url, app_id):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections import Counter
 from typing import Any, cast
 
@@ -39,7 +40,9 @@ from streamlog.state.memory_store import MemoryStore
 from streamlog.state.transaction import PartitionTransaction
 from tests.dsl.conftest import read_topic, run, wait_for
 
-BASE = 1_700_000_000  # seconds since the epoch; inputs give offsets from it in seconds
+# seconds since the epoch, inputs give offsets from it in seconds; recent, because the
+# log's default retention (7 days, as Kafka) deletes older records while a test runs
+BASE = (int(time.time()) // 3600 - 24) * 3600
 
 
 def make_app(app_id: str, url: str = "memory://", **settings_: Any) -> streamlog.App:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import operator
+import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ from streamlog.log.partitioner import partition_for_key
 from streamlog.state.windows import split_window_key
 from tests.dsl.conftest import read_topic, run, wait_for
 
-BASE = 1_700_000_000_000  # ms, a multiple of every window size used here
+# ms, a multiple of every window size used here; recent, because the log's default
+# retention (7 days, as Kafka) deletes older records while a test runs
+BASE = (int(time.time()) // 3600 - 24) * 3_600_000
 FLUSH = "~flush"
 _ids = itertools.count()
 
@@ -742,22 +745,25 @@ def test_relative_to_field_reads_dict_fields_and_datetimes():
             iso_view["k"] += 1
             done.append(1)
 
+    base = BASE + 20_000  # hh:00:20 of an hour a day ago; record times are ignored
+    naive = datetime.fromtimestamp(base / 1000 + 1, UTC).replace(tzinfo=None).isoformat()
+    aware = datetime.fromtimestamp(base / 1000 + 70, UTC).isoformat()  # with +00:00
+
     async def main():
         async with app:
-            # BASE is 2023-11-14T22:13:20Z; record times are ignored
-            for secs, iso in [(30.5, "2023-11-14T22:13:21"), (90, "2023-11-14T22:14:30+00:00")]:
-                value = {"when": {"secs": BASE / 1000 + secs}, "iso": iso}
-                await send_at(source, "k", value, BASE)
+            for secs, iso in [(30.5, naive), (90, aware)]:
+                value = {"when": {"secs": base / 1000 + secs}, "iso": iso}
+                await send_at(source, "k", value, base)
             await wait_for(lambda: len(done) == 2)
             return by_secs.as_dict(), by_iso.as_dict()
 
     secs_windows, iso_windows = run(main())
-    minute = BASE - 20_000  # 22:13:00, where BASE's one-minute window starts
+    minute = base - 20_000  # hh:00:00, where base's one-minute window starts
     assert secs_windows == {
         ("k", (minute, minute + 60_000)): 1,  # 22:13:50.5
         ("k", (minute + 60_000, minute + 120_000)): 1,  # 22:14:50
     }
-    # the naive 22:13:21 (read as UTC) is in [22:13, 22:14); 22:14:30 in [22:14, 22:15)
+    # the naive hh:00:21 (read as UTC) is in [hh:00, hh:01); hh:01:30 in [hh:01, hh:02)
     assert iso_windows == {
         ("k", (minute, minute + 60_000)): 1,
         ("k", (minute + 60_000, minute + 120_000)): 1,
