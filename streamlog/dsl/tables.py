@@ -9,7 +9,10 @@ this worker does not own is an error that says so (re-key the stream with ``grou
 
 Reads and writes go through the partition's open ``PartitionTransaction`` (read your own
 writes); the app's commit sequence produces the changes to the changelog, writes the store
-with the changelog offset, and only then commits source offsets. When partitions are
+with the changelog offset, and only then commits source offsets. The table keeps each
+partition's transaction between events and asks the app's checkpoint again only once that
+transaction is no longer ``open`` (a commit began, or it failed): a read or write costs a
+dict lookup, not a walk through the app and its checkpoint. When partitions are
 assigned, each table partition is recovered from its changelog before any event of that
 partition reaches an agent.
 
@@ -102,6 +105,9 @@ class Table:
         self._store: Store | None = None
         self._active: dict[int, StorePartition] = {}
         self._changelog_tps: dict[int, TopicPartition] = {}
+        # Owned partition -> its transaction in the app's checkpoint, kept while ``open``;
+        # dropped with its partition (revoke, close) and on every assignment.
+        self._transactions: dict[int, PartitionTransaction] = {}
         self.recovered_records = 0
         self.on_window_close = on_window_close  # Faust's place for it: used once windowed
         self.windowed: WindowedTable | None = None
@@ -123,6 +129,9 @@ class Table:
 
     async def assign(self, partitions: set[int]) -> None:
         """Open and recover these table partitions (called on assignment, before events)."""
+        # An assignment may follow a restart of the app, which made a new checkpoint:
+        # transactions are asked for afresh.
+        self._transactions.clear()
         store = self._open_store()
         new = sorted(p for p in partitions if p not in self._active and p < self.partitions)
         if not new:
@@ -147,6 +156,7 @@ class Table:
         if self._store is None:
             return
         for number in sorted(partitions):
+            self._transactions.pop(number, None)
             if self._active.pop(number, None) is not None:
                 if self.windowed is not None:
                     self.windowed._core.partition_revoked(number)
@@ -156,6 +166,7 @@ class Table:
         if self.windowed is not None:
             self.windowed._core.closed()
         self._active.clear()
+        self._transactions.clear()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -178,26 +189,64 @@ class Table:
                 f"(owned: {self.active_partitions})"
             ) from None
 
+    def partition_transaction(self, number: int) -> PartitionTransaction:
+        """The open transaction of owned partition ``number`` (reads see its changes).
+
+        For code that lays out its own keys in a table partition it picks itself (joins);
+        ``PartitionNotOwnedError`` when this worker does not own the partition.
+        """
+        return self._owned_transaction(number)
+
+    def _partition_of(self, raw_key: bytes) -> int:
+        """The table partition of ``raw_key`` (owned or not)."""
+        partitions = self.partitions
+        return 0 if partitions == 1 else partition_for_key(raw_key, partitions)
+
     def _partition_number(self, raw_key: bytes) -> int:
         """The table partition of ``raw_key``, which this worker must own."""
-        number = partition_for_key(raw_key, self.partitions)
+        number = self._partition_of(raw_key)
+        self._check_owned(number, raw_key)
+        return number
+
+    def _check_owned(self, number: int, raw_key: bytes | None = None) -> None:
         if number not in self._active:
+            if raw_key is None:
+                raise PartitionNotOwnedError(
+                    f"table {self.name}: partition {number} is not owned here "
+                    f"(owned: {self.active_partitions})"
+                )
             raise PartitionNotOwnedError(
                 f"table {self.name}: key {raw_key!r} belongs to partition {number}, which this "
                 f"worker does not own (owned: {self.active_partitions}); re-key the stream "
                 "with group_by so a table key is read from its own partition"
             )
-        return number
 
-    def _partition_transaction(self, number: int) -> PartitionTransaction:
-        """The open transaction of owned partition ``number``."""
+    def _owned_transaction(self, number: int, raw_key: bytes | None = None) -> PartitionTransaction:
+        """The open transaction of partition ``number``, which this worker must own.
+
+        ``raw_key`` (the key being accessed) only makes the ownership error clearer.
+        """
+        transaction = self._transactions.get(number)
+        if transaction is not None and transaction.open:
+            return transaction
+        self._check_owned(number, raw_key)
         tp = self._changelog_tps.get(number)
         if tp is None:
             tp = self._changelog_tps[number] = TopicPartition(self.changelog_topic.name, number)
-        return self.app.state_transaction(self._active[number], tp)
+        transaction = self.app.state_transaction(self._active[number], tp)
+        self._transactions[number] = transaction
+        return transaction
+
+    def _partition_transaction(self, number: int) -> PartitionTransaction:
+        """The open transaction of owned partition ``number``."""
+        return self._owned_transaction(number)
 
     def _transaction(self, raw_key: bytes) -> PartitionTransaction:
-        return self._partition_transaction(self._partition_number(raw_key))
+        number = self._partition_of(raw_key)
+        transaction = self._transactions.get(number)
+        if transaction is not None and transaction.open:
+            return transaction
+        return self._owned_transaction(number, raw_key)
 
     def _window_raw_key(self, key: Any) -> bytes:
         raw = self._dumps_key(key)
@@ -211,7 +260,10 @@ class Table:
                 f"table {self.name} is windowed: read and write it through the table that "
                 ".tumbling()/.hopping()/.sliding()/.session() returned"
             )
-        return self._window_raw_key(key)
+        raw = self._dumps_key(key)
+        if raw is None:
+            raise KeyError("tables have no None keys")
+        return raw
 
     # ------------------------------------------------------------------ dict API
 

@@ -10,8 +10,8 @@ Store layout (one store partition per table partition, see ``streamlog.state.win
 * tumbling, hopping and sliding windows: ``window_key(raw_key, start)`` -> the serialised
   value, for sliding windows prefixed by the latest record timestamp the window holds;
 * sessions: ``window_key(raw_key, end)`` -> the session's start + the serialised value
-  (keyed by end as in Kafka Streams: see ``_Sessions``); prefixes are 8 bytes, signed
-  big-endian, and are what a restart rebuilds the in-memory indexes from;
+  (keyed by end as in Kafka Streams: see ``window_kinds.Sessions``); prefixes are 8
+  bytes, signed big-endian, and are what a restart rebuilds the in-memory indexes from;
 * ``CLOSE_PREFIX + window_key`` -> a marker while a window's final result is owed (only
   when ``on_window_close`` or ``emit_final`` is declared): it goes through the same
   transaction as the window, so a final result is emitted at least once across crashes;
@@ -24,43 +24,54 @@ Stream time is per table partition: the largest event time a write has seen. A w
 whose windows are all closed at that stream time is late: dropped, counted
 (``late_events``) and handed to ``on_late``. Closing (final results) and expiry (deleting
 old windows, tombstoned in the changelog) run in one background task per table, woken
-when stream time passes the earliest due window (a heap per partition, so nothing scans
-the store per event); it holds the app's processing barrier, so no commit runs while it
-writes. A wall-clock timer (``table_cleanup_interval``) moves the stream time of
-partitions that saw no newer event for a whole interval by the wall time that passed,
-so windows of sparse keys still close.
+when stream time passes the earliest due window (``window_kinds.DueQueue``s per
+partition, so nothing scans the store per event); it holds the app's processing barrier,
+so no commit runs while it writes. A wall-clock timer (``table_cleanup_interval``) moves
+the stream time of partitions that saw no newer event for a whole interval by the wall
+time that passed, so windows of sparse keys still close.
+
+The per-event path (``+=``, ``current()``) serialises and hashes a key once per
+``WindowSet`` and finds the partition's transaction through the table's cache; aligned
+windows expire a due time's keys in one batch, without reading them back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
 import inspect
 import logging
 import operator
-import struct
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.context import current_event, current_timestamp_ms
-from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
+from streamlog.dsl.errors import ImproperlyConfigured
 from streamlog.dsl.topics import Topic
+from streamlog.dsl.window_kinds import (
+    CLOSE_PREFIX,
+    MARK,
+    STREAM_TIME_KEY,
+    Kind,
+    Op,
+    PartitionWindows,
+    SessionMergeError,
+    WindowedTableError,
+    kind_for,
+    pack_time,
+    unpack_time,
+)
 from streamlog.serde import field_name
 from streamlog.state.changelog import changelog_configs
 from streamlog.state.windows import (
     HoppingWindow,
-    Session,
     SessionWindow,
     SlidingWindow,
     TumblingWindow,
     WindowRange,
     split_window_key,
-    window_key,
+    window_key_at,
     window_key_prefix,
 )
 
@@ -89,27 +100,12 @@ log = logging.getLogger(__name__)
 Seconds = float | int | timedelta
 """Faust's durations: seconds (int or float) or a ``timedelta``."""
 
-STREAM_TIME_KEY = b"\xff\xff\xff\xffstream-time"
-CLOSE_PREFIX = b"\xff\xff\xff\xfe"
-_MARK = b"\x01"
-_I64 = struct.Struct(">q")
-_pack = _I64.pack
-_unpack_from = _I64.unpack_from
 # Kafka Streams' windowstore.changelog.additional.retention.ms: changelog records outlive
 # their windows by a day, so clock skew between producers never deletes a live window.
 _EXTRA_RETENTION_MS = 24 * 3600 * 1000
 
-Op = Callable[[Any, Any], Any] | None  # None: assignment
 OnWindowClose = Callable[[Any, WindowRange, Any], Any]
 OnLate = Callable[[Any, Any, int], Any]
-
-
-class WindowedTableError(StreamlogError):
-    """A windowed table used in a way that cannot work (named in the message)."""
-
-
-class SessionMergeError(WindowedTableError):
-    """Two sessions merged whose values have no default merge (pass ``merge=``)."""
 
 
 def to_window_ms(value: Seconds, name: str) -> int | timedelta:
@@ -136,299 +132,6 @@ def _default_merge(left: Any, right: Any) -> Any:
     )
 
 
-# ---------------------------------------------------------------------- window kinds
-
-
-@dataclass(slots=True)
-class _Partition:
-    """What the windowed layer keeps in memory for one table partition.
-
-    ``expiry`` and ``closing`` are heaps of (due stream time, window key); entries may be
-    stale (a session that grew, a window already deleted): they are checked when popped.
-    """
-
-    number: int
-    stream_time: int | None = None
-    advanced_at: int = 0  # app clock (ms) when stream time last moved
-    expiry: list[tuple[int, bytes]] = field(default_factory=list)
-    closing: list[tuple[int, bytes]] = field(default_factory=list)
-    sessions: dict[bytes, list[Session]] = field(default_factory=dict)
-    times: dict[bytes, list[int]] = field(default_factory=dict)  # sliding: record times
-
-
-class _Aligned:
-    """Tumbling and hopping windows: ``[start, start + size)``, epoch-aligned."""
-
-    header = False
-
-    def __init__(self, window: TumblingWindow | HoppingWindow) -> None:
-        self.window = window
-        self.close_delay = window.grace  # closed once stream time >= end + grace
-        self.expire_delay = window.expires
-        self.lifetime = window.size + window.expires
-
-    def apply(
-        self,
-        core: _Core,
-        part: _Partition,
-        txn: PartitionTransaction,
-        raw: bytes,
-        ts: int,
-        op: Op,
-        operand: Any,
-    ) -> bool:
-        st = part.stream_time
-        assert st is not None
-        window = self.window
-        applied = False
-        for start, end in window.ranges(ts):
-            if window.is_closed(end, st):
-                continue
-            key = window_key(raw, start)
-            data = txn.get(key)
-            if data is None:
-                old = core.initial(op)
-                core.created(part, txn, key, end)
-            else:
-                old = None if op is None else core.loads(data)
-            txn.set(key, core.dumps(operand if op is None else op(old, operand)))
-            applied = True
-        return applied
-
-    def range_of(self, start: int, data: bytes) -> WindowRange:
-        return WindowRange(start, start + self.window.size)
-
-    def window_at(self, part: _Partition, raw: bytes, t: int) -> int | None:
-        return self.window.current(t).start
-
-    def rebuild(self, part: _Partition, raw: bytes, start: int, data: bytes) -> WindowRange:
-        return WindowRange(start, start + self.window.size)
-
-    def forget(self, part: _Partition, raw: bytes, window: WindowRange) -> None:
-        pass
-
-
-class _Sliding:
-    """Kafka Streams' sliding windows ``[start, start + size]`` (``SlidingWindow``).
-
-    The key's distinct record timestamps are kept in memory (``_Partition.times``), as
-    ``SlidingWindow.assign`` needs them; each stored value carries its window's latest
-    record timestamp, from which a restart rebuilds them.
-    """
-
-    header = True
-
-    def __init__(self, window: SlidingWindow) -> None:
-        self.window = window
-        self.close_delay = window.grace + 1  # closed once stream time > end + grace
-        self.expire_delay = window.retention + 1
-        self.lifetime = window.size + window.retention
-
-    def apply(
-        self,
-        core: _Core,
-        part: _Partition,
-        txn: PartitionTransaction,
-        raw: bytes,
-        ts: int,
-        op: Op,
-        operand: Any,
-    ) -> bool:
-        window = self.window
-        st = part.stream_time
-        assert st is not None
-        if not window.accepts(ts, st):
-            return False
-        size = window.size
-        times = part.times.get(raw)
-        if times is None:
-            times = part.times[raw] = []
-        low = bisect.bisect_left(times, ts - 2 * size)
-        near = times[low : bisect.bisect_right(times, ts + size + 1, low)]
-        assignment = window.assign(ts, near)
-        bases: dict[int, tuple[int, bytes] | None] = {}
-        for created in assignment.created:  # read every base before anything changes
-            if created.base is not None and created.base not in bases:
-                data = txn.get(window_key(raw, created.base))
-                bases[created.base] = None if data is None else (_unpack_from(data)[0], data[8:])
-        for start, _end in assignment.updated:
-            key = window_key(raw, start)
-            data = txn.get(key)
-            if data is None:  # cannot happen for an accepted record; keep the table whole
-                latest, old = ts, core.initial(op)
-            else:
-                latest = max(_unpack_from(data)[0], ts)
-                old = None if op is None else core.loads(data[8:])
-            value = operand if op is None else op(old, operand)
-            txn.set(key, _pack(latest) + core.dumps(value))
-        for created in assignment.created:
-            base = bases.get(created.base) if created.base is not None else None
-            if base is None and not created.contains_record:
-                continue  # an empty window: nothing to keep
-            if created.contains_record:
-                if op is None:
-                    payload = core.dumps(operand)
-                else:
-                    old = core.initial(op) if base is None else core.loads(base[1])
-                    payload = core.dumps(op(old, operand))
-                latest = ts if base is None else max(base[0], ts)
-            else:
-                assert base is not None
-                latest, payload = base
-            key = window_key(raw, created.start)
-            txn.set(key, _pack(latest) + payload)
-            core.created(part, txn, key, created.end)
-        at = bisect.bisect_left(times, ts)
-        if at == len(times) or times[at] != ts:
-            times.insert(at, ts)
-        return True
-
-    def range_of(self, start: int, data: bytes) -> WindowRange:
-        return WindowRange(start, start + self.window.size)
-
-    def window_at(self, part: _Partition, raw: bytes, t: int) -> int | None:
-        """The window holding exactly the records in ``[t - size, t]``, if any.
-
-        With f and l the first and last such records and p the record before f: the
-        window opened just after p when p is within ``size`` of f, else the window l
-        closes. Neither holds a record outside ``[f, l]``.
-        """
-        times = part.times.get(raw)
-        if not times:
-            return None
-        size = self.window.size
-        lo = bisect.bisect_left(times, t - size)
-        hi = bisect.bisect_right(times, t)
-        if lo == hi:
-            return None
-        if lo > 0 and times[lo] - times[lo - 1] <= size:
-            return times[lo - 1] + 1
-        return times[hi - 1] - size
-
-    def rebuild(self, part: _Partition, raw: bytes, start: int, data: bytes) -> WindowRange:
-        part.times.setdefault(raw, []).append(_unpack_from(data)[0])
-        return WindowRange(start, start + self.window.size)
-
-    def finish_rebuild(self, part: _Partition) -> None:
-        for raw, times in part.times.items():
-            part.times[raw] = sorted(set(times))
-
-    def forget(self, part: _Partition, raw: bytes, window: WindowRange) -> None:
-        end = window.end
-        # a window ending at a record time is that record's own window [r - size, r]:
-        # once it expired, no accepted record can need r again
-        times = part.times.get(raw)
-        if times:
-            at = bisect.bisect_left(times, end)
-            if at < len(times) and times[at] == end:
-                del times[at]
-                if not times:
-                    del part.times[raw]
-
-
-class _Sessions:
-    """Session windows, stored under (key, session end) as Kafka Streams does.
-
-    A closed session is final: a record never merges into one, even while it still sits
-    in the store. A record joins the open sessions within ``gap`` of it, and is late
-    when the session they form is closed. A session's end is unique among the key's
-    sessions (open ones do not overlap, and every open session ends after every closed
-    one), so keying by end never overwrites a session whose final result is owed. The
-    key's sessions are kept in memory, rebuilt from the store on assignment.
-    """
-
-    header = True
-
-    def __init__(self, window: SessionWindow, merge: Callable[[Any, Any], Any] | None) -> None:
-        self.window = window
-        self.merge = merge or _default_merge
-        self.close_delay = window.gap + window.grace + 1  # closed: st > end + gap + grace
-        self.expire_delay = window.expires + 1
-        self.lifetime = window.expires
-
-    def apply(
-        self,
-        core: _Core,
-        part: _Partition,
-        txn: PartitionTransaction,
-        raw: bytes,
-        ts: int,
-        op: Op,
-        operand: Any,
-    ) -> bool:
-        window = self.window
-        st = part.stream_time
-        assert st is not None
-        sessions = part.sessions.get(raw, ())
-        low, high = window.search_range(ts)
-        candidates = [
-            s
-            for s in sessions
-            if s.end >= low and s.start <= high and not window.is_closed(s.end, st)
-        ]
-        new, replaced = window.merge(candidates, ts)
-        if window.is_closed(new.end, st):
-            return False
-        if op is None:
-            value = operand
-        else:
-            olds = [core.loads(_payload(txn.get(window_key(raw, s.end)))) for s in replaced]
-            base = reduce(self.merge, olds) if olds else core.initial(op)
-            value = op(base, operand)
-        key = window_key(raw, new.end)
-        for old in replaced:
-            if old.end != new.end:
-                old_key = window_key(raw, old.end)
-                txn.delete(old_key)
-                if core.closing:
-                    txn.delete(CLOSE_PREFIX + old_key)
-        txn.set(key, _pack(new.start) + core.dumps(value))
-        if replaced != [new]:
-            kept = [s for s in sessions if s not in replaced]
-            kept.append(new)
-            kept.sort()
-            part.sessions[raw] = kept
-            if not replaced or replaced[-1].end != new.end:
-                core.created(part, txn, key, new.end)
-        return True
-
-    def range_of(self, end: int, data: bytes) -> WindowRange:
-        start: int = _unpack_from(data)[0]
-        return WindowRange(start, end)
-
-    def window_at(self, part: _Partition, raw: bytes, t: int) -> int | None:
-        """The end (store key) of the latest-ending session containing ``t``."""
-        found = [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
-        return max(found) if found else None
-
-    def rebuild(self, part: _Partition, raw: bytes, end: int, data: bytes) -> WindowRange:
-        window = self.range_of(end, data)
-        part.sessions.setdefault(raw, []).append(Session(*window))
-        return window
-
-    def finish_rebuild(self, part: _Partition) -> None:
-        for sessions in part.sessions.values():
-            sessions.sort()
-
-    def forget(self, part: _Partition, raw: bytes, window: WindowRange) -> None:
-        sessions = part.sessions.get(raw)
-        if sessions:
-            kept = [s for s in sessions if s.end != window.end]
-            if kept:
-                part.sessions[raw] = kept
-            else:
-                del part.sessions[raw]
-
-
-_Kind = _Aligned | _Sliding | _Sessions
-
-
-def _payload(data: bytes | None) -> bytes:
-    if data is None:
-        raise WindowedTableError("a session in the index is missing from the store")
-    return data[8:]
-
-
 # ---------------------------------------------------------------------- shared state
 
 
@@ -448,12 +151,17 @@ def _three_arguments(callback: Callable[..., Any] | None) -> OnWindowClose | Non
 
 
 class _Core:
-    """The state a windowed table's views share: kind, partitions, callbacks, counters."""
+    """The state a windowed table's views share: kind, partitions, callbacks, counters.
+
+    The per-event path (``apply``, ``value_at``) takes a ``WindowSet``, which carries the
+    key's serialised form, window-key prefix and partition once computed, so ``+=`` and
+    ``.current()`` on one ``table[key]`` serialise and hash the key once.
+    """
 
     def __init__(
         self,
         table: Table,
-        kind: _Kind,
+        kind: Kind,
         *,
         on_window_close: OnWindowClose | None,
         on_late: OnLate | None,
@@ -467,22 +175,21 @@ class _Core:
         self.idle_advance = idle_advance
         self.emit_targets: list[Any] = []
         self.closing = on_window_close is not None
-        self.parts: dict[int, _Partition] = {}
+        self.parts: dict[int, PartitionWindows] = {}
         self.late_events = 0
         self.closed_windows = 0
         self.expired_windows = 0
         self.close_errors = 0
-        self._loads = table._loads_value
+        self.loads: Callable[[bytes], Any] = table._loads_value
         self._dumps = table._dumps_value
         self._default = table.default
+        self._expire_delay = kind.expire_delay
+        self._close_delay = kind.close_delay
         self._lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._late_tasks: set[asyncio.Task[Any]] = set()
 
     # -- values -----------------------------------------------------------------------
-
-    def loads(self, data: bytes) -> Any:
-        return self._loads(data)
 
     def dumps(self, value: Any) -> bytes:
         data = self._dumps(value)
@@ -506,41 +213,59 @@ class _Core:
             raise WindowedTableError("windowed tables need a running app (the app clock)")
         return clock.time_ms()
 
+    def stream_event_time(self, event: Event | None) -> int:
+        """``relative_to_stream`` time: the event's (the current one's) record timestamp."""
+        if event is not None:
+            return event.message.timestamp_ms
+        ts = current_timestamp_ms()
+        return self.wall_ms() if ts is None else ts
+
     # -- the write path ---------------------------------------------------------------
 
-    def created(self, part: _Partition, txn: PartitionTransaction, key: bytes, end: int) -> None:
-        """A window appeared (or a session changed its end): schedule its expiry/close."""
-        kind = self.kind
-        heapq.heappush(part.expiry, (end + kind.expire_delay, key))
-        if self.closing:
-            txn.set(CLOSE_PREFIX + key, _MARK)
-            heapq.heappush(part.closing, (end + kind.close_delay, key))
+    def locate(self, ref: WindowSet) -> bytes:
+        """Serialise ``ref``'s key and find its partition, once per ``WindowSet``."""
+        raw = self.table._window_raw_key(ref.key)
+        ref._prefix = window_key_prefix(raw)
+        ref._number = self.table._partition_of(raw)
+        ref._raw = raw
+        return raw
 
-    def apply(self, key: Any, ts: int, op: Op, operand: Any) -> bool:
-        """Apply ``op`` (None: assign) with ``operand`` to ``key``'s windows at ``ts``."""
-        table = self.table
-        raw = table._window_raw_key(key)
-        number = table._partition_number(raw)
+    def created(
+        self, part: PartitionWindows, txn: PartitionTransaction, key: bytes, end: int
+    ) -> None:
+        """A window appeared (or a session changed its end): schedule its expiry/close."""
+        part.expiry.push(end + self._expire_delay, key)
+        if self.closing:
+            txn.set(CLOSE_PREFIX + key, MARK)
+            part.closing.push(end + self._close_delay, key)
+
+    def apply(self, ref: WindowSet, ts: int, op: Op, operand: Any) -> bool:
+        """Apply ``op`` (None: assign) with ``operand`` to ``ref``'s windows at ``ts``."""
+        raw = ref._raw
+        if raw is None:
+            raw = self.locate(ref)
+        number = ref._number
+        txn = self.table._owned_transaction(number, raw)
         part = self.parts.get(number)
         if part is None:
-            raise WindowedTableError(f"table {table.name}: partition {number} is not ready")
-        txn = table._partition_transaction(number)
+            raise WindowedTableError(f"table {self.table.name}: partition {number} is not ready")
         st = part.stream_time
         if st is None or ts > st:
             part.stream_time = ts
             part.advanced_at = self.wall_ms()
-            txn.set(STREAM_TIME_KEY, _pack(ts))
-            self._wake_if_due(part)
-        if self.kind.apply(self, part, txn, raw, ts, op, operand):
+            txn.set(STREAM_TIME_KEY, pack_time(ts))
+            if part.expiry.head <= ts or part.closing.head <= ts:
+                self._wake_if_due(part)
+        if self.kind.apply(self, part, txn, raw, ref._prefix, ts, op, operand):
             return True
-        self.late(key, operand, ts)
+        self.late(ref.key, operand, ts)
         return False
 
-    def _wake_if_due(self, part: _Partition) -> None:
+    def _wake_if_due(self, part: PartitionWindows) -> None:
         st = part.stream_time
         if st is None or self._wake is None:
             return
-        if (part.expiry and part.expiry[0][0] <= st) or (part.closing and part.closing[0][0] <= st):
+        if part.expiry.head <= st or part.closing.head <= st:
             self._wake.set()
 
     def late(self, key: Any, value: Any, ts: int) -> None:
@@ -562,27 +287,35 @@ class _Core:
 
     # -- reads ------------------------------------------------------------------------
 
-    def value_at(self, key: Any, t: int) -> Any:
-        table = self.table
-        raw = table._window_raw_key(key)
-        number = table._partition_number(raw)
+    def value_at(self, ref: WindowSet, t: int) -> Any:
+        """The value of ``ref``'s window at ``t`` (the default when there is none)."""
+        raw = ref._raw
+        if raw is None:
+            raw = self.locate(ref)
+        number = ref._number
         part = self.parts.get(number)
         data = None
-        if part is not None:
-            at = self.kind.window_at(part, raw, t)
+        if part is None:
+            self.table._check_owned(number, raw)
+        else:  # a partition with windows is an owned one
+            kind = self.kind
+            at = kind.window_at(part, raw, t)
             if at is not None:
-                data = table._partition_transaction(number).get(window_key(raw, at))
-                if data is not None and self._expired(part, self.kind.range_of(at, data)):
-                    data = None
+                txn = self.table._owned_transaction(number, raw)
+                data = txn.get(window_key_at(ref._prefix, at))
+                if data is not None:
+                    st = part.stream_time
+                    if st is not None and kind.window_end(at, data) + self._expire_delay <= st:
+                        data = None  # expired: reads no longer show it
         if data is None:
             if self._default is None:
-                raise KeyError(key)
+                raise KeyError(ref.key)
             return self._default()
-        return self._loads(self.payload(data))
+        return self.loads(data[8:] if self.kind.header else data)
 
-    def _expired(self, part: _Partition, window: WindowRange) -> bool:
+    def _expired(self, part: PartitionWindows, window: WindowRange) -> bool:
         st = part.stream_time
-        return st is not None and window.end + self.kind.expire_delay <= st
+        return st is not None and window.end + self._expire_delay <= st
 
     def windows(self, raw: bytes | None = None) -> Iterator[tuple[bytes, WindowRange, bytes]]:
         """(raw key, window, payload) of live windows: one key's (``raw``) or all owned."""
@@ -592,7 +325,7 @@ class _Core:
             part = self.parts.get(number)
             if part is None:
                 continue
-            txn = table._partition_transaction(number)
+            txn = table._owned_transaction(number)
             if raw is None:
                 found = txn.items(end=CLOSE_PREFIX)
             else:
@@ -608,25 +341,23 @@ class _Core:
 
     def partition_ready(self, number: int, store: StorePartition) -> None:
         """Rebuild a recovered partition's in-memory state (one scan per assignment)."""
-        part = _Partition(number)
+        part = PartitionWindows(number)
         data = store.get(STREAM_TIME_KEY)
-        part.stream_time = None if data is None else _unpack_from(data)[0]
+        part.stream_time = None if data is None else unpack_time(data)
         part.advanced_at = self.wall_ms() if self.app.clock is not None else 0
         kind = self.kind
+        expiry = part.expiry
         for key, value in store.items(end=CLOSE_PREFIX):
             raw, at = split_window_key(key)
             window = kind.rebuild(part, raw, at, value)
-            part.expiry.append((window.end + kind.expire_delay, key))
-        if not isinstance(kind, _Aligned):
-            kind.finish_rebuild(part)
+            expiry.push(window.end + self._expire_delay, key)
+        kind.finish_rebuild(part)
         for marker, _ in store.items(prefix=CLOSE_PREFIX):
             key = marker[len(CLOSE_PREFIX) :]
             stored = store.get(key)
             _, at = split_window_key(key)
-            end = at if stored is None else kind.range_of(at, stored).end
-            part.closing.append((end + kind.close_delay, key))
-        heapq.heapify(part.expiry)
-        heapq.heapify(part.closing)
+            end = at if stored is None else kind.window_end(at, stored)
+            part.closing.push(end + self._close_delay, key)
         self.parts[number] = part
         self._wake_if_due(part)
 
@@ -683,8 +414,8 @@ class _Core:
                         continue
                     part.stream_time += idle
                     part.advanced_at = now
-                    txn = self.table._partition_transaction(number)
-                    txn.set(STREAM_TIME_KEY, _pack(part.stream_time))
+                    txn = self.table._owned_transaction(number)
+                    txn.set(STREAM_TIME_KEY, pack_time(part.stream_time))
         await self.process_due()
 
     async def process_due(self) -> None:
@@ -694,15 +425,15 @@ class _Core:
                     await self._close_due(number, part)
                 self._expire_due(number, part)
 
-    async def _close_due(self, number: int, part: _Partition) -> None:
+    async def _close_due(self, number: int, part: PartitionWindows) -> None:
         kind = self.kind
-        heap = part.closing
-        while heap and self.parts.get(number) is part:
+        queue = part.closing
+        while self.parts.get(number) is part:
             st = part.stream_time
-            if st is None or heap[0][0] > st:
+            if st is None or queue.head > st:
                 return
-            _, key = heapq.heappop(heap)
-            txn = self.table._partition_transaction(number)
+            key = queue.pop()
+            txn = self.table._owned_transaction(number)
             marker = CLOSE_PREFIX + key
             if txn.get(marker) is None:
                 continue  # emitted already, or the window merged away
@@ -713,32 +444,48 @@ class _Core:
             raw, at = split_window_key(key)
             await self._emit(raw, kind.range_of(at, data), self.payload(data))
             if self.parts.get(number) is part:
-                self.table._partition_transaction(number).delete(marker)
+                self.table._owned_transaction(number).delete(marker)
             self.closed_windows += 1
 
-    def _expire_due(self, number: int, part: _Partition) -> None:
+    def _expire_due(self, number: int, part: PartitionWindows) -> None:
         st = part.stream_time
-        heap = part.expiry
-        if st is None or not heap or heap[0][0] > st:
+        queue = part.expiry
+        if st is None or queue.head > st:
             return
         kind = self.kind
-        txn = self.table._partition_transaction(number)
-        while heap and heap[0][0] <= st:
-            _, key = heapq.heappop(heap)
-            data = txn.get(key)
-            if data is None:
-                continue  # merged into a larger session, or deleted already
-            raw, at = split_window_key(key)
-            txn.delete(key)
-            if self.closing and txn.get(CLOSE_PREFIX + key) is not None:
-                txn.delete(CLOSE_PREFIX + key)
-            kind.forget(part, raw, kind.range_of(at, data))
-            self.expired_windows += 1
+        txn = self.table._owned_transaction(number)
+        while queue.head <= st:
+            keys = queue.pop_bucket()
+            if kind.unique_expiry:
+                # every key is a live window (``Aligned``): delete the lot without reads
+                if self.closing:
+                    self._drop_close_markers(txn, keys)
+                txn.delete_many(keys)
+                self.expired_windows += len(keys)
+                continue
+            for key in keys:
+                data = txn.get(key)
+                if data is None:
+                    continue  # merged into a larger session, or deleted already
+                raw, at = split_window_key(key)
+                txn.delete(key)
+                if self.closing and txn.get(CLOSE_PREFIX + key) is not None:
+                    txn.delete(CLOSE_PREFIX + key)
+                kind.forget(part, raw, kind.range_of(at, data))
+                self.expired_windows += 1
+
+    @staticmethod
+    def _drop_close_markers(txn: PartitionTransaction, keys: list[bytes]) -> None:
+        """Delete the close markers still owed for ``keys`` (windows being expired)."""
+        for key in keys:
+            marker = CLOSE_PREFIX + key
+            if txn.get(marker) is not None:
+                txn.delete(marker)
 
     async def _emit(self, raw: bytes, window: WindowRange, payload: bytes) -> None:
         try:
             key = self.table._loads_key(raw)
-            value = self._loads(payload)
+            value = self.loads(payload)
             if self.on_window_close is not None:
                 result = self.on_window_close(key, window, value)
                 if inspect.isawaitable(result):
@@ -828,7 +575,7 @@ class WindowedTable:
     def declare(
         cls,
         table: Table,
-        kind: _Kind,
+        kind: Kind,
         *,
         on_window_close: OnWindowClose | None,
         on_late: OnLate | None,
@@ -912,14 +659,14 @@ class WindowedTable:
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(value, WindowSet):
             return  # ``table[k] += v`` already applied the change to every window
-        self._core.apply(key, self._event_time(), None, value)
+        self._core.apply(WindowSet(self, key), self._event_time(), None, value)
 
     def apply(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> bool:
         """``value = op(value, operand)`` in every open window containing the event time.
 
         False when the event was late (dropped, counted, passed to ``on_late``).
         """
-        return self._core.apply(key, self._event_time(), op, operand)
+        return self._core.apply(WindowSet(self, key), self._event_time(), op, operand)
 
     def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]:
         """((key, window), value) of every live window in the partitions owned here."""
@@ -995,8 +742,7 @@ class WindowedTable:
     @staticmethod
     def decode_stream_time(data: bytes) -> int:
         """The value stored under ``STREAM_TIME_KEY``."""
-        value: int = _unpack_from(data)[0]
-        return value
+        return unpack_time(data)
 
     def stream_time(self, partition: int) -> int | None:
         """Partition ``partition``'s stream time (ms), None before its first event."""
@@ -1017,19 +763,32 @@ class WindowSet:
 
     In-place operators (``+=``, ``-=``, ...) change every open window containing the event
     time; ``now()``, ``current()``, ``value()`` and ``delta(s)`` read one window.
+
+    The key's serialised form, window-key prefix and partition are computed on first use
+    and kept (they depend on the key alone), so ``w = table[k]; w += 1; w.current()``
+    serialises and hashes ``k`` once. Whether the partition is owned, and its open
+    transaction, are looked up on every use.
     """
 
-    __slots__ = ("_table", "key")
+    __slots__ = ("_table", "_key", "_raw", "_prefix", "_number")
 
     def __init__(self, table: WindowedTable, key: Any) -> None:
         self._table = table
-        self.key = key
+        self._key = key
+        self._raw: bytes | None = None  # with _prefix and _number, set by _Core.locate
+        self._prefix = b""
+        self._number = 0
+
+    @property
+    def key(self) -> Any:
+        return self._key
 
     def __repr__(self) -> str:
-        return f"<WindowSet {self._table.name}[{self.key!r}]>"
+        return f"<WindowSet {self._table.name}[{self._key!r}]>"
 
     def apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        self._table.apply(self.key, op, operand)
+        table = self._table
+        table._core.apply(self, table._event_time(), op, operand)
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
@@ -1070,29 +829,29 @@ class WindowSet:
 
     def now(self) -> Any:
         """The value of the window containing the app clock's time."""
-        table = self._table
-        return table._core.value_at(self.key, table._core.wall_ms())
+        core = self._table._core
+        return core.value_at(self, core.wall_ms())
 
     def current(self, event: Event | None = None) -> Any:
         """The value of the window containing the event's timestamp (the current event)."""
-        table = self._table
-        return table._core.value_at(self.key, table.relative_to_stream()._event_time(event))
+        core = self._table._core
+        return core.value_at(self, core.stream_event_time(event))
 
     def value(self, event: Event | None = None) -> Any:
         """The value of the window containing the table's time (see ``relative_to_*``)."""
         table = self._table
-        return table._core.value_at(self.key, table._event_time(event))
+        return table._core.value_at(self, table._event_time(event))
 
     def delta(self, d: Seconds, event: Event | None = None) -> Any:
         """The value of the window that held the table's time minus ``d`` seconds."""
         table = self._table
-        return table._core.value_at(self.key, table._event_time(event) - _ms(d))
+        return table._core.value_at(self, table._event_time(event) - _ms(d))
 
     def items(self) -> list[tuple[WindowRange, Any]]:
         """This key's live windows and values, oldest first."""
         table = self._table
         core = table._core
-        raw = table.table._window_raw_key(self.key)
+        raw = table.table._window_raw_key(self._key)
         return [(w, core.loads(p)) for _, w, p in core.windows(raw)]
 
     def as_dict(self) -> dict[WindowRange, Any]:
@@ -1109,15 +868,9 @@ def make_windowed(
     idle_advance: bool = True,
 ) -> WindowedTable:
     """Make ``table`` windowed by ``window`` (what ``Table.tumbling`` and friends call)."""
-    kind: _Kind
-    if isinstance(window, SessionWindow):
-        kind = _Sessions(window, merge)
-    elif merge is not None:
+    if merge is not None and not isinstance(window, SessionWindow):
         raise ImproperlyConfigured("merge= is for session windows only")
-    elif isinstance(window, SlidingWindow):
-        kind = _Sliding(window)
-    else:
-        kind = _Aligned(window)
+    kind = kind_for(window, merge or _default_merge)
     return WindowedTable.declare(
         table, kind, on_window_close=on_window_close, on_late=on_late, idle_advance=idle_advance
     )

@@ -104,7 +104,12 @@ class Checkpoint:
     def transaction(
         self, store: StorePartition, changelog: TopicPartition | None
     ) -> PartitionTransaction:
-        """The open transaction of ``store`` (made on first use after each commit)."""
+        """The open transaction of ``store`` (made on first use after each commit).
+
+        A caller may keep the returned transaction while its ``open`` is True: the
+        checkpoint lets go of a transaction only once it was prepared (a commit) or failed
+        (a failed commit, ``discard``), after which ``open`` is False for good.
+        """
         found = self._transactions.get(store)
         if found is None:
             self._check_usable()

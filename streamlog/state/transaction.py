@@ -6,8 +6,9 @@ commit. The commit (``checkpoint.py`` owns its order) then drives the transactio
 through three calls:
 
 1. ``prepare(producer)``: every changed key is sent to the changelog partition, once,
-   with its last value (a delete as a tombstone, value None); the sends are queued in one
-   go and their acknowledgements kept;
+   with its last value (a delete as a tombstone, value None), in the order the keys were
+   first changed; the records are queued with one ``send_many`` and its acknowledgement
+   kept;
 2. ``acknowledged()``: waits for those acknowledgements and returns the highest
    changelog offset among them;
 3. ``flush()``: writes the changes and that offset to the store partition in one atomic
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Final
 
 from streamlog.state.errors import TransactionStateError
@@ -42,6 +44,7 @@ class TransactionState(enum.Enum):
 
 
 _OPEN: Final = TransactionState.OPEN
+_offset = attrgetter("offset")
 
 
 class PartitionTransaction:
@@ -51,9 +54,23 @@ class PartitionTransaction:
     latest value (None: deleted); writes are accepted only while OPEN; the store is
     written only by ``flush``, only after the changelog acknowledged every change (or
     when there is no changelog), and at most once.
+
+    ``open`` is True exactly while the state is OPEN. A transaction leaves OPEN once (the
+    commit begins, or it fails) and never returns to it, which is what lets a table keep
+    its partition's transaction between events and ask the checkpoint again only once
+    ``open`` turns False (the checkpoint drops no transaction that is still open).
     """
 
-    __slots__ = ("_store", "_changelog", "_updates", "_sorted", "_acks", "_offset", "_state")
+    __slots__ = (
+        "_store",
+        "_changelog",
+        "_updates",
+        "_sorted",
+        "_acks",
+        "_offset",
+        "_state",
+        "open",
+    )
 
     def __init__(self, store: StorePartition, changelog: TopicPartition | None = None) -> None:
         self._store = store
@@ -62,9 +79,10 @@ class PartitionTransaction:
         # The changed keys in order, built on the first ranged read and kept sorted by
         # insertion after it: a range read must not sort every change each time.
         self._sorted: list[bytes] | None = None
-        self._acks: list[Awaitable[RecordMetadata]] = []
+        self._acks: list[Awaitable[list[RecordMetadata]]] = []
         self._offset: int | None = None
         self._state = _OPEN
+        self.open = True
 
     def __repr__(self) -> str:
         return (
@@ -104,7 +122,7 @@ class PartitionTransaction:
         return self._store.get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
-        if self._state is not _OPEN:
+        if not self.open:
             self._refuse("set")
         if value is None:
             raise TypeError("set() takes a bytes value; use delete() to remove a key")
@@ -114,12 +132,22 @@ class PartitionTransaction:
         updates[key] = value
 
     def delete(self, key: bytes) -> None:
-        if self._state is not _OPEN:
+        if not self.open:
             self._refuse("delete")
         updates = self._updates
         if self._sorted is not None and key not in updates:
             insort(self._sorted, key)
         updates[key] = None
+
+    def delete_many(self, keys: Iterable[bytes]) -> None:
+        """``delete`` each of ``keys`` (what expiring a batch of windows does at once)."""
+        if not self.open:
+            self._refuse("delete")
+        if self._sorted is None:
+            self._updates.update(dict.fromkeys(keys))
+            return
+        for key in keys:
+            self.delete(key)
 
     def items(
         self,
@@ -156,24 +184,27 @@ class PartitionTransaction:
     async def prepare(self, producer: Producer) -> int:
         """Send every change to the changelog (step 1 of the commit); returns how many.
 
-        The sends are queued without waiting; ``acknowledged`` awaits them.
+        The records are queued without waiting (one ``send_many``: no Python work per
+        record in the producer); ``acknowledged`` awaits them.
         """
-        if self._state is not _OPEN:
+        if not self.open:
             self._refuse("prepare")
         self._state = TransactionState.PREPARED
+        self.open = False
         changelog = self._changelog
-        if changelog is None:
+        updates = self._updates
+        if changelog is None or not updates:
             return 0
         topic, partition = changelog
-        acks = self._acks
-        send = producer.send
         try:
-            for key, value in self._updates.items():
-                acks.append(await send(topic, value, key=key, partition=partition))
+            sent = await producer.send_many(
+                topic, list(updates.values()), keys=list(updates), partition=partition
+            )
         except BaseException:
             self._state = TransactionState.FAILED
             raise
-        return len(acks)
+        self._acks.append(sent)
+        return len(updates)
 
     async def acknowledged(self) -> int | None:
         """Wait for every changelog acknowledgement (step 2); the highest offset, or None
@@ -187,9 +218,9 @@ class PartitionTransaction:
         highest = -1
         try:
             for ack in self._acks:
-                offset = (await ack).offset
-                if offset > highest:
-                    highest = offset
+                metadata = await ack
+                if metadata:
+                    highest = max(highest, max(map(_offset, metadata)))
         except BaseException:
             self._state = TransactionState.FAILED
             raise
@@ -222,6 +253,7 @@ class PartitionTransaction:
         self._sorted = None
         self._acks = []
         self._state = TransactionState.FAILED
+        self.open = False
 
 
 def _without_deleted_since(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,6 +48,7 @@ __all__ = [
     "SessionWindow",
     "window_key",
     "window_key_prefix",
+    "window_key_at",
     "split_window_key",
 ]
 
@@ -401,13 +403,18 @@ class SessionWindow:
 _LENGTH_BYTES = 4
 _START_BYTES = 8
 _SIGN = 1 << 63
+_LENGTH = struct.Struct(">I")
+_START = struct.Struct(">Q")
+_pack_length = _LENGTH.pack
+_pack_start = _START.pack
 
 
 def window_key_prefix(key: bytes) -> bytes:
     """The bytes every ``window_key(key, ...)`` starts with, and no other key's do."""
-    if len(key) >= 1 << (8 * _LENGTH_BYTES):
-        raise WindowKeyError(f"a key of {len(key)} bytes is too long for a window key")
-    return len(key).to_bytes(_LENGTH_BYTES, "big") + key
+    try:
+        return _pack_length(len(key)) + key
+    except struct.error:  # the length does not fit in 4 bytes
+        raise WindowKeyError(f"a key of {len(key)} bytes is too long for a window key") from None
 
 
 def window_key(key: bytes, start: int) -> bytes:
@@ -420,20 +427,35 @@ def window_key(key: bytes, start: int) -> bytes:
     sort by length first: that order is not the keys' own, which windowed tables never
     need.
     """
-    if not -_SIGN <= start < _SIGN:
-        raise WindowKeyError(f"window start {start} does not fit in a signed 64-bit integer")
-    return window_key_prefix(key) + (start + _SIGN).to_bytes(_START_BYTES, "big")
+    return window_key_at(window_key_prefix(key), start)
+
+
+def window_key_at(prefix: bytes, start: int) -> bytes:
+    """``window_key(key, start)`` from ``window_key_prefix(key)``.
+
+    A windowed table encodes one key's prefix once per access and reuses it for every
+    window the access touches.
+    """
+    try:
+        return prefix + _pack_start(start + _SIGN)
+    except struct.error:  # outside [0, 2**64) once offset: not a signed 64-bit start
+        raise WindowKeyError(
+            f"window start {start} does not fit in a signed 64-bit integer"
+        ) from None
 
 
 def split_window_key(data: bytes) -> tuple[bytes, int]:
     """Decode ``window_key``'s output back to (key, start)."""
-    if len(data) < _LENGTH_BYTES + _START_BYTES:
-        raise WindowKeyError(f"{len(data)} bytes is too short for a window key")
-    length = int.from_bytes(data[:_LENGTH_BYTES], "big")
-    if len(data) != _LENGTH_BYTES + length + _START_BYTES:
+    size = len(data)
+    if size < _LENGTH_BYTES + _START_BYTES:
+        raise WindowKeyError(f"{size} bytes is too short for a window key")
+    length = _LENGTH.unpack_from(data)[0]
+    if size != _LENGTH_BYTES + length + _START_BYTES:
         raise WindowKeyError(
-            f"window key of {len(data)} bytes does not hold a {length}-byte key and a start"
+            f"window key of {size} bytes does not hold a {length}-byte key and a start"
         )
-    key = bytes(data[_LENGTH_BYTES : _LENGTH_BYTES + length])
-    start = int.from_bytes(data[_LENGTH_BYTES + length :], "big") - _SIGN
+    key = data[_LENGTH_BYTES : _LENGTH_BYTES + length]
+    if key.__class__ is not bytes:
+        key = bytes(key)
+    start: int = _START.unpack_from(data, _LENGTH_BYTES + length)[0] - _SIGN
     return key, start
