@@ -42,6 +42,14 @@ def broker_url(request, tmp_path) -> str:
     return f"kafka://{proc.bootstrap}"
 
 
+@pytest.fixture(params=("file", "kafka"))
+def durable_broker_url(request, tmp_path) -> str:
+    """The transports whose log outlives the app (a restart finds its offsets and tables)."""
+    if request.param == "file":
+        return f"file://{tmp_path / 'log'}"
+    return f"kafka://{request.getfixturevalue('dsl_broker').bootstrap}"
+
+
 @pytest.fixture
 def app_id(request) -> str:
     """A fresh app id per test (topics and groups never collide on the shared broker)."""

@@ -7,8 +7,6 @@ import json
 import time
 from collections import Counter, defaultdict
 
-import pytest
-
 import streamlog
 from tests.dsl.conftest import committed, read_topic, run, wait_for
 
@@ -200,13 +198,13 @@ def test_ask_gets_the_agents_reply(broker_url, app_id):
     assert list(concurrent) == [0, 2, 4, 6, 8]
 
 
-def test_offsets_are_committed_and_a_restart_does_not_reprocess(broker_url, app_id, tmp_path):
-    if broker_url == "memory://":
-        pytest.skip("memory:// forgets everything when the app stops")
+def test_offsets_are_committed_and_a_restart_does_not_reprocess(
+    durable_broker_url, app_id, tmp_path
+):
     seen: list[int] = []
 
     def build():
-        app = make_app(app_id, broker_url)
+        app = make_app(app_id, durable_broker_url)
         topic = app.topic(f"{app_id}-in", value_type=int)
 
         @app.agent(topic)
@@ -223,7 +221,7 @@ def test_offsets_are_committed_and_a_restart_does_not_reprocess(broker_url, app_
                 await topic.send(key=str(n), value=n)
             await wait_for(lambda: len(seen) == 50)
         # after a clean stop every partition's commit is its end
-        async with streamlog.App(app_id + "-probe", broker=broker_url) as other:
+        async with streamlog.App(app_id + "-probe", broker=durable_broker_url) as other:
             return await committed(other, topic.name, group=app_id)
 
     offsets = run(first())
