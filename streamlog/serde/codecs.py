@@ -153,8 +153,12 @@ def _float_text(obj: float) -> bytes:
     return repr(float(obj)).encode()
 
 
-class JsonCodec(CodecBase):
-    """JSON by msgspec. ``enc_hook``/``dec_hook`` extend it to other types, as in msgspec."""
+class _MsgspecCodec(CodecBase):
+    """A msgspec format (``msgspec.json`` or ``msgspec.msgpack``): one encoder, an untyped
+    decoder, and a typed decoder per declared type. ``enc_hook``/``dec_hook`` extend it to
+    other types, as in msgspec."""
+
+    _format: Any  # the msgspec module of the format, set by each subclass
 
     def __init__(
         self,
@@ -163,50 +167,38 @@ class JsonCodec(CodecBase):
         dec_hook: Callable[[type, Any], Any] | None = None,
     ) -> None:
         self._dec_hook = dec_hook
-        self._encoder = msgspec.json.Encoder(enc_hook=enc_hook)
-        self._decoder = msgspec.json.Decoder(dec_hook=dec_hook)
+        self._encoder = self._format.Encoder(enc_hook=enc_hook)
+        self._decoder = self._format.Decoder(dec_hook=dec_hook)
 
     def dumps(self, obj: Any) -> bytes:
-        return self._encoder.encode(obj)
+        data: bytes = self._encoder.encode(obj)
+        return data
 
     def loads(self, data: bytes) -> Any:
         return self._decoder.decode(data)
 
     def encoder_for(self, tp: Any) -> Encoder:
-        return self._encoder.encode
+        encode: Encoder = self._encoder.encode
+        return encode
 
     def decoder_for(self, tp: Any) -> Decoder:
         if is_untyped(tp):
-            return self._decoder.decode
-        return msgspec.json.Decoder(tp, dec_hook=self._dec_hook).decode
+            untyped: Decoder = self._decoder.decode
+            return untyped
+        typed: Decoder = self._format.Decoder(tp, dec_hook=self._dec_hook).decode
+        return typed
 
 
-class MsgpackCodec(CodecBase):
+class JsonCodec(_MsgspecCodec):
+    """JSON by msgspec."""
+
+    _format = msgspec.json
+
+
+class MsgpackCodec(_MsgspecCodec):
     """MessagePack by msgspec; same types and hooks as ``JsonCodec``."""
 
-    def __init__(
-        self,
-        *,
-        enc_hook: Callable[[Any], Any] | None = None,
-        dec_hook: Callable[[type, Any], Any] | None = None,
-    ) -> None:
-        self._dec_hook = dec_hook
-        self._encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
-        self._decoder = msgspec.msgpack.Decoder(dec_hook=dec_hook)
-
-    def dumps(self, obj: Any) -> bytes:
-        return self._encoder.encode(obj)
-
-    def loads(self, data: bytes) -> Any:
-        return self._decoder.decode(data)
-
-    def encoder_for(self, tp: Any) -> Encoder:
-        return self._encoder.encode
-
-    def decoder_for(self, tp: Any) -> Decoder:
-        if is_untyped(tp):
-            return self._decoder.decode
-        return msgspec.msgpack.Decoder(tp, dec_hook=self._dec_hook).decode
+    _format = msgspec.msgpack
 
 
 _BY_VALUE_HINT = (
