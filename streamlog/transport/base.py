@@ -42,7 +42,13 @@ Compression = str
 
 
 class RebalanceListener(Protocol):
-    """Told when a group rebalance takes partitions away or hands them over."""
+    """Told when a group rebalance takes partitions away or hands them over.
+
+    Both transports promise what Kafka's poll loop gives: ``on_partitions_revoked``
+    finishes before the partitions are given up (its commits still count), and no record
+    of a newly assigned partition is returned by ``getmany`` before
+    ``on_partitions_assigned`` has returned, so the listener may ``pause`` them first.
+    """
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
 
@@ -123,6 +129,22 @@ class Consumer(Protocol):
         ...
 
     def assignment(self) -> set[TopicPartition]: ...
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Return no records of these assigned partitions until ``resume`` (Kafka's pause).
+
+        Positions are kept; what was fetched but not returned is returned after
+        ``resume``. A partition leaves the paused set when it is unassigned.
+        """
+        ...
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Undo ``pause`` for these partitions (unpaused or unassigned ones are ignored)."""
+        ...
+
+    def paused(self) -> set[TopicPartition]:
+        """The assigned partitions that are paused."""
+        ...
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 

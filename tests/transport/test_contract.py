@@ -392,6 +392,95 @@ def test_seek_to_offset_and_to_beginning(transport: TransportCase) -> None:
     case.run(body())
 
 
+def test_pause_holds_records_back_until_resume(transport: TransportCase) -> None:
+    case = transport
+    topic = case.topic("pause")
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 2)
+        await produce(case, topic, [b"a%d" % i for i in range(5)], partition=0)
+        await produce(case, topic, [b"b%d" % i for i in range(5)], partition=1)
+        consumer = case.consumer()
+        consumer.assign([tp0, tp1])
+        await consumer.seek_to_beginning(tp0, tp1)
+        consumer.pause(tp0)
+        assert consumer.paused() == {tp0}
+        records = await collect(consumer, 5)
+        assert {(r.partition, r.value) for r in records} == {(1, b"b%d" % i) for i in range(5)}
+        await expect_nothing(consumer)
+        assert await consumer.position(tp0) == 0  # paused: nothing handed out
+        consumer.resume(tp0)
+        assert consumer.paused() == set()
+        records = await collect(consumer, 5)
+        assert [(r.partition, r.offset, r.value) for r in records] == [
+            (0, i, b"a%d" % i) for i in range(5)
+        ]
+        # a paused partition that is unassigned leaves the paused set
+        consumer.pause(tp1)
+        consumer.assign([tp0])
+        assert consumer.paused() == set()
+        await consumer.close()
+
+    case.run(body())
+
+
+class PausingRecorder(Recorder):
+    """Pauses what it is assigned inside the callback, after letting the loop run (so a
+    transport that hands records out before the callback returns would be caught)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.consumer: Any = None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        self.consumer.pause(*assigned)
+        await super().on_partitions_assigned(assigned)
+
+
+def test_no_record_of_an_assigned_partition_before_the_listener_returns(
+    transport: TransportCase,
+) -> None:
+    """The RebalanceListener promise: a listener may pause what it is assigned (to prepare
+    state first) and nothing of those partitions leaks out of getmany meanwhile."""
+    case = transport
+    topic = case.topic("held")
+    group = case.group("g-held")
+    tp = TopicPartition(topic, 0)
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 1)
+        await produce(case, topic, [b"%d" % i for i in range(10)], partition=0)
+        listener = PausingRecorder()
+        consumer = case.consumer(group_id=group)
+        listener.consumer = consumer
+        subscribing = asyncio.ensure_future(consumer.subscribe([topic], listener))
+        got: list[ConsumerRecord] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        # The kafka transport joins in a task of its own, so getmany runs beside the
+        # callback; the embedded one calls back from inside subscribe/getmany.
+        while listener.last_assigned() is None:
+            assert loop.time() < deadline, "never assigned"
+            if case.is_kafka or subscribing.done():
+                for batch in (await consumer.getmany(timeout_ms=50)).values():
+                    got.extend(batch)
+            else:
+                await asyncio.sleep(0.01)
+        await subscribing
+        assert got == [], "records were returned before the listener had paused them"
+        await expect_nothing(consumer)
+        assert consumer.paused() == {tp}
+        consumer.resume(tp)
+        records = await collect(consumer, 10)
+        assert [r.offset for r in records] == list(range(10))
+        await consumer.close()
+
+    case.run(body(), timeout=90)
+
+
 def test_seek_to_end_and_end_offsets(transport: TransportCase) -> None:
     case = transport
     case.skip_if(LATEST_OFFSET)

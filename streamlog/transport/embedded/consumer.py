@@ -108,6 +108,7 @@ class EmbeddedConsumer:
         self._assignment: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int | None] = {}
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._paused: set[TopicPartition] = set()
         self._rotation = 0
         self._topics: frozenset[str] = frozenset()
         self._listener: RebalanceListener | None = None
@@ -137,10 +138,27 @@ class EmbeddedConsumer:
                 self._buffers.pop(tp, None)
         for tp in partitions:
             self._positions.setdefault(tp, None)
+        self._paused &= partitions
         self._assignment = sorted(partitions)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assignment)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._check_open()
+        targets = [TopicPartition(*tp) for tp in partitions]
+        for tp in targets:
+            self._check_assigned(tp)
+        self._paused.update(targets)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        targets = [TopicPartition(*tp) for tp in partitions]
+        self._paused.difference_update(targets)
+        for tp in targets:  # a getmany asleep on them wakes up
+            self._transport.notifier.notify(tp)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
 
     async def subscribe(
         self, topics: Iterable[str], listener: RebalanceListener | None = None
@@ -354,8 +372,11 @@ class EmbeddedConsumer:
         start = self._rotation % count
         self._rotation += 1
         taken = 0
+        paused = self._paused
         for i in range(count):
             tp = parts[(start + i) % count]
+            if paused and tp in paused:
+                continue
             records = self._take(tp, limit - taken)
             if records:
                 out[tp] = records

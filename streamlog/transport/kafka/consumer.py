@@ -82,6 +82,7 @@ class KafkaConsumer:
         self._coordinator = GroupCoordinator(cluster, group_id) if group_id else None
         self._member: GroupMember | None = None
         self._listener: RebalanceListener | None = None
+        self._paused: set[TopicPartition] = set()  # what the application paused
         self._closed = False
 
     @property
@@ -95,6 +96,7 @@ class KafkaConsumer:
         if self._member is not None:
             raise GroupError("this consumer is subscribed: assign() is for group-less reading")
         self._fetcher.set_assignment(TopicPartition(*tp) for tp in partitions)
+        self._paused &= set(self._fetcher.states)
         self._data.set()
 
     async def subscribe(
@@ -132,15 +134,52 @@ class KafkaConsumer:
         if self._listener is not None:
             await self._listener.on_partitions_revoked(set(revoked))
         self._fetcher.set_assignment(tp for tp in self._fetcher.states if tp not in revoked)
+        self._paused -= revoked
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._fetcher.set_assignment(assigned)
-        self._data.set()
-        if self._listener is not None:
-            await self._listener.on_partitions_assigned(set(assigned))
+        fetcher = self._fetcher
+        new = [tp for tp in assigned if tp not in fetcher.states]
+        fetcher.set_assignment(assigned)
+        self._paused &= set(fetcher.states)
+        # Held back until the listener has seen them (it may pause them itself): the
+        # promise of RebalanceListener, which the group task running this callback beside
+        # getmany would otherwise break.
+        for tp in new:
+            fetcher.states[tp].paused = True
+        try:
+            if self._listener is not None:
+                await self._listener.on_partitions_assigned(set(assigned))
+        finally:
+            for tp in new:
+                state = fetcher.states.get(tp)
+                if state is not None:
+                    state.paused = tp in self._paused
+            self._data.set()
+            fetcher.wake()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._fetcher.states)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._check_open()
+        targets = [TopicPartition(*tp) for tp in partitions]
+        states = [self._state(tp) for tp in targets]
+        for state in states:
+            state.paused = True
+        self._paused.update(targets)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        for tp in partitions:
+            tp = TopicPartition(*tp)
+            self._paused.discard(tp)
+            state = self._fetcher.states.get(tp)
+            if state is not None:
+                state.paused = False
+        self._data.set()
+        self._fetcher.wake()
+
+    def paused(self) -> set[TopicPartition]:
+        return {tp for tp in self._paused if tp in self._fetcher.states}
 
     # ---------------------------------------------------------------- positions
 

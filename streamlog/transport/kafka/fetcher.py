@@ -206,6 +206,7 @@ class PartitionState:
         "backoff_until",
         "high_watermark",
         "aborting",
+        "paused",
     )
 
     def __init__(self, tp: TopicPartition) -> None:
@@ -221,6 +222,7 @@ class PartitionState:
         self.backoff_until = 0.0
         self.high_watermark = -1
         self.aborting: set[int] = set()
+        self.paused = False  # nothing fetched or handed out (the consumer's pause)
 
     def seek(self, offset: int) -> None:
         self.position = offset
@@ -334,6 +336,7 @@ class Fetcher:
         for state in self.states.values():
             if (
                 state.position is None
+                or state.paused
                 or state.in_flight
                 or state.reset is not None
                 or state.error is not None
@@ -473,7 +476,7 @@ class Fetcher:
             if remaining <= 0:
                 break
             buffered = state.buffered
-            if not buffered:
+            if not buffered or state.paused:
                 continue
             out: list[ConsumerRecord] = []
             while buffered and remaining > 0:
