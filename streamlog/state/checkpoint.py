@@ -19,7 +19,10 @@ durable (outputs and changelogs acknowledged, stores written), so a crash at any
 re-delivers records and never skips one (at-least-once). A store is written only after
 its changelog is acknowledged, so it never records a change its changelog lacks.
 
-A failure before step 4 commits no source offset: ``commit`` raises ``CheckpointError``
+A failure of step 4 alone leaves the checkpoint usable (``OffsetsNotCommittedError``):
+everything the events caused is durable, so a later commit covers their offsets, or the
+partitions' next owner processes them again (a rebalance, a group coordinator that
+restarted). A failure before step 4 commits no source offset: ``commit`` raises ``CheckpointError``
 (with the step and the cause) and the checkpoint is closed. What was sent or written
 before the failure stays: changelog records already acknowledged are replayed into the
 store by the next recovery, and the re-delivered source records are processed again on
@@ -38,7 +41,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from streamlog.state.errors import CheckpointClosedError, CheckpointError
+from streamlog.state.errors import (
+    CheckpointClosedError,
+    CheckpointError,
+    OffsetsNotCommittedError,
+)
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport.base import Producer
@@ -121,6 +128,16 @@ class Checkpoint:
             )
         return found
 
+    def reader(self, store: StorePartition) -> PartitionTransaction | StorePartition:
+        """What a read of ``store`` sees now, at any time, a running commit included: its
+        transaction in this checkpoint (open, or being committed), else the store itself.
+
+        Never opens a transaction (a commit may be running), so reads from outside
+        processing (web views, timers, tests) never fail or leave one behind.
+        """
+        found = self._transactions.get(store)
+        return store if found is None else found
+
     async def send(
         self,
         topic: str,
@@ -154,6 +171,24 @@ class Checkpoint:
         """
         self._check_usable()
         self._committing = True
+        try:
+            await self._make_durable()
+            # (5) fresh transactions, made on demand by transaction(): the committed ones
+            # are done with whatever step 4 does (what it commits is durable now).
+            self._transactions = {}
+            self._outputs = []
+            # (4) commit the source offsets
+            if source_offsets:
+                try:
+                    await self._commit(dict(source_offsets))
+                except Exception as exc:
+                    log.warning("source offsets not committed: %s: %s", type(exc).__name__, exc)
+                    raise OffsetsNotCommittedError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._committing = False
+
+    async def _make_durable(self) -> None:
+        """Steps 1-3; a failure closes the checkpoint and raises ``CheckpointError``."""
         transactions = list(self._transactions.values())
         step = 1
         try:
@@ -172,10 +207,6 @@ class Checkpoint:
             step = 3
             for transaction in transactions:
                 transaction.flush()
-            # (4) commit the source offsets
-            step = 4
-            if source_offsets:
-                await self._commit(dict(source_offsets))
         except BaseException as exc:
             self._fail(step, exc)
             if not isinstance(exc, Exception):
@@ -185,11 +216,6 @@ class Checkpoint:
                     step, f"acknowledgements not received within {self._ack_timeout} s"
                 ) from exc
             raise CheckpointError(step, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            self._committing = False
-        # (5) fresh transactions: made on demand by transaction()
-        self._transactions = {}
-        self._outputs = []
 
     def _fail(self, step: int, exc: BaseException) -> None:
         self._closed = f"commit failed at step {step}: {type(exc).__name__}: {exc}"

@@ -15,6 +15,7 @@ __all__ = [
     "TransactionStateError",
     "CheckpointError",
     "CheckpointClosedError",
+    "OffsetsNotCommittedError",
     "ChangelogError",
     "ChangelogPartitionsError",
     "RecoveryError",
@@ -54,6 +55,16 @@ class CheckpointError(StateError):
     def __init__(self, step: int, message: str) -> None:
         super().__init__(f"commit failed at step {step}: {message}")
         self.step = step
+
+
+class OffsetsNotCommittedError(CheckpointError):
+    """Step 4 failed: everything the events caused is durable (outputs and changelogs
+    acknowledged, stores written) but the group refused or missed their source offsets
+    (a rebalance, an outage). The checkpoint stays usable: a later commit covers those
+    offsets, or the partitions' next owner processes those events again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(4, message)
 
 
 class CheckpointClosedError(StateError):

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from streamlog.state.checkpoint import Checkpoint
-from streamlog.state.errors import CheckpointClosedError, CheckpointError
+from streamlog.state.errors import (
+    CheckpointClosedError,
+    CheckpointError,
+    OffsetsNotCommittedError,
+)
 from streamlog.state.memory_store import MemoryStorePartition
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import TransactionState
@@ -229,15 +233,28 @@ def test_a_rejected_changelog_record_fails_step_2_and_commits_nothing(
     run(body())
 
 
-def test_a_failed_offset_commit_is_step_4(store: StorePartition) -> None:
+def test_a_failed_offset_commit_is_step_4_and_leaves_the_checkpoint_usable(
+    store: StorePartition,
+) -> None:
+    """A refused offset commit (a rebalance, a coordinator that restarted) loses nothing:
+    steps 1-3 made the work durable, and the next commit covers the offsets."""
+
     async def body() -> None:
         transport, h = await started(store)
         try:
             groupless = transport.consumer()  # commit() needs a group: it raises
-            checkpoint = Checkpoint(h.producer, groupless.commit)
+            refusals = [groupless.commit]
+
+            async def commit(offsets: Mapping[TopicPartition, int]) -> None:
+                if refusals:
+                    await refusals.pop()(offsets)
+                await h.commit(offsets)
+
+            checkpoint = Checkpoint(h.producer, commit)
             checkpoint.transaction(store, CHANGELOG).set(b"alice", b"1")
-            with pytest.raises(CheckpointError) as caught:
+            with pytest.raises(OffsetsNotCommittedError) as caught:
                 await checkpoint.commit({SOURCE: 10})
+            assert isinstance(caught.value, CheckpointError)
             assert caught.value.step == 4
             assert isinstance(caught.value.__cause__, GroupError)
             assert str(caught.value).startswith("commit failed at step 4: GroupError: ")
@@ -245,7 +262,13 @@ def test_a_failed_offset_commit_is_step_4(store: StorePartition) -> None:
             assert list(store.items()) == [(b"alice", b"1")]
             assert store.changelog_offset() == 0
             assert await h.committed() is None
-            assert checkpoint.closed
+            assert not checkpoint.closed
+            # the next commit goes through, with the work since
+            checkpoint.transaction(store, CHANGELOG).set(b"bob", b"2")
+            await checkpoint.commit({SOURCE: 12})
+            assert await h.committed() == 12
+            assert list(store.items()) == [(b"alice", b"1"), (b"bob", b"2")]
+            assert store.changelog_offset() == 1
         finally:
             await transport.close()
 
