@@ -33,6 +33,13 @@ class PartitionTracker:
         self.revoked = False
         self.committed = -1
 
+    def revoke(self) -> None:
+        """The partition went to another owner (or is being re-read): its batches, queued
+        or half read, are abandoned unacknowledged, and nothing of it is committed here."""
+        self.revoked = True
+        for batch in self.pending:
+            batch.revoked = True
+
     def committable(self) -> int:
         """The offset to commit: the first unacknowledged one, or the end of what was sent."""
         pending = self.pending
@@ -62,6 +69,7 @@ class Batch:
         "acked",
         "out_of_order",
         "source",
+        "revoked",
     )
 
     def __init__(
@@ -79,15 +87,12 @@ class Batch:
         self.acked = 0
         self.out_of_order: set[int] | None = None
         self.source = source  # the Topic or Channel the records belong to
+        # Set by ``PartitionTracker.revoke``: readers stop at the next record.
+        self.revoked = False
 
     @property
     def complete(self) -> bool:
         return self.acked >= len(self.records)
-
-    @property
-    def revoked(self) -> bool:
-        tracker = self.tracker
-        return tracker is not None and tracker.revoked
 
     def ack_upto(self, index: int) -> None:
         """Everything before ``index`` is processed (the automatic, in-order path)."""

@@ -35,7 +35,7 @@ from streamlog.dsl.timers import AppTask, CronJob, Timer
 from streamlog.dsl.topics import Channel, HeadersArg, Topic
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
-from streamlog.state.errors import CheckpointError
+from streamlog.state.errors import CheckpointError, OffsetsNotCommittedError
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport import open_transport
@@ -579,6 +579,13 @@ class App:
             raise AppNotRunningError("tables are readable and writable only while the app runs")
         return self._checkpoint.transaction(store, changelog)
 
+    def state_reader(self, store: StorePartition) -> PartitionTransaction | StorePartition:
+        """What reads of a table partition see, even while a commit runs (no transaction
+        is opened: ``Checkpoint.reader``)."""
+        if self._checkpoint is None:
+            raise AppNotRunningError("tables are readable and writable only while the app runs")
+        return self._checkpoint.reader(store)
+
     async def checkpoint(self, offsets: dict[TopicPartition, int]) -> None:
         """The commit sequence for ``offsets``, whose events are all processed.
 
@@ -587,14 +594,18 @@ class App:
         their changelog offsets, then the source offsets committed. With tables the caller
         (``Conductor.commit``) holds the ``ProcessingBarrier`` around reading the offsets and
         this, so no table write lands mid-commit or between the two. A
-        failed commit stops the app: the next start recovers tables from their changelogs
-        and re-reads events from the last committed offsets.
+        commit that fails before the offsets stops the app: the next start recovers tables
+        from their changelogs and re-reads events from the last committed offsets. Offsets
+        the group refuses (``OffsetsNotCommittedError``: a rebalance, a coordinator that
+        restarted) only raise: the next commit or the partitions' next owner covers them.
         """
         checkpoint = self._checkpoint
         if checkpoint is None:
             return
         try:
             await checkpoint.commit(offsets)
+        except OffsetsNotCommittedError:
+            raise  # nothing lost, nothing half done: the caller retries or rejoins
         except CheckpointError as exc:
             self.crash(exc)
             raise
@@ -602,10 +613,16 @@ class App:
     def drop_revoked(self) -> int:
         return sum(agent.drop_revoked() for agent in self.agents.values())
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def prepare_partitions(self, assigned: set[TopicPartition]) -> None:
+        """Make the state of newly assigned partitions ready: their table partitions are
+        recovered from the changelogs. The conductor calls this before any event of them
+        reaches an agent, and again after a failure (recovery is resumable)."""
         numbers = {tp.partition for tp in assigned if tp.topic != self.leader_topic_name}
         for table in self.tables.values():
             await table.assign(numbers)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions are ready (prepared) and about to be processed: hooks, leadership."""
         for hook in self.partitions_assigned_hooks:
             result = hook(assigned)
             if asyncio.iscoroutine(result):

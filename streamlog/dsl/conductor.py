@@ -5,6 +5,14 @@ partitions are split between worker processes once, and a topic read by two agen
 fetched once. Fetched records go to each subscribed inbox as a ``Batch`` (back-pressure:
 a full inbox stops the fetch loop) and are tracked per partition for commits.
 
+A partition is handed to agents only once it is ready: on assignment the consumer is told
+to pause it, the app prepares it (its table partitions are recovered from their
+changelogs) in a task of its own, so the group's heartbeats and the other partitions go on
+meanwhile, and only then is it resumed. Preparation that fails (an outage) is retried; a
+partition revoked meanwhile is simply forgotten. Records fetched before a revocation and
+not yet handed out are dropped, never acknowledged: the partition's next owner reads them
+from the committed offset.
+
 Commits follow the app's commit sequence (``App.checkpoint``): the committable offsets are
 read first, then everything produced so far is flushed and acknowledged, then the offsets
 are committed. So an offset is committed only after its event and all it produced are
@@ -51,7 +59,12 @@ class Conductor:
         self._running = False
         self._resubscribe = asyncio.Event()
         self._commit_due = asyncio.Event()
+        # Assigned partitions the app has not prepared yet (paused in the consumer), and
+        # the task preparing them.
+        self._unready: set[TopicPartition] = set()
+        self._preparing: asyncio.Task[None] | None = None
         self.records_fetched = 0
+        self.records_dropped = 0  # fetched, then revoked before they were handed out
         self.commits = 0
 
     # ------------------------------------------------------------------ subscriptions
@@ -96,6 +109,16 @@ class Conductor:
         self._running = True
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="conductor:fetch")
         self._committer = asyncio.create_task(self._commit_loop(), name="conductor:commit")
+        await self.wait_prepared()
+
+    async def wait_prepared(self) -> None:
+        """Until every assigned partition is ready (its tables recovered): the app's start
+        returns with its first assignment usable, as a worker is "ready" only then."""
+        while self._unready:
+            task = self._preparing
+            if task is None:
+                return
+            await asyncio.wait({task})  # a revocation may cancel it and start another
 
     async def _subscribe(self) -> None:
         assert self.consumer is not None
@@ -114,6 +137,7 @@ class Conductor:
         """
         self._running = False
         self._commit_due.set()
+        await self._stop_preparing()
         if self._fetcher is not None:
             self._fetcher.cancel()
         if self._committer is not None:
@@ -158,17 +182,20 @@ class Conductor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for tp, records in fetched.items():
-                if records:
-                    await self._dispatch(tp, records)
+            # Whose records these are is decided now: a rebalance while an inbox is full
+            # (below) revokes the partitions they came from, and the consumer re-reads
+            # what a new assignment of the same partition needs from the committed offset.
+            owned = [(self.trackers.get(tp), records) for tp, records in fetched.items()]
+            for tracker, records in owned:
+                if tracker is None or tracker.revoked:
+                    self.records_dropped += len(records)
+                    continue
+                await self._dispatch(tracker, records)
             if self._since_commit >= conf.broker_commit_every:
                 self._commit_due.set()  # the commit task runs it: fetching goes on meanwhile
 
-    async def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
-        tracker = self.trackers.get(tp)
-        if tracker is None or tracker.revoked:
-            tracker = self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
-        for inbox, topic in self._subscribers.get(tp.topic, ()):
+    async def _dispatch(self, tracker: PartitionTracker, records: list[Any]) -> None:
+        for inbox, topic in self._subscribers.get(tracker.topic, ()):
             schema = topic.schema
             batch = Batch(records, tracker, schema.loads_key, schema.loads_value, topic)
             tracker.pending.append(batch)
@@ -245,9 +272,14 @@ class Conductor:
     # ------------------------------------------------------------------ rebalances
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Commit what was processed of ``revoked``, then let go of them (called by the
+        consumer before it gives them up)."""
         if not revoked:
             return
         log.info("partitions revoked: %s", _format(revoked))
+        if self._unready & revoked:
+            await self._stop_preparing()
+            self._unready -= revoked
         try:
             await self.commit(only=set(revoked))
         except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
@@ -255,15 +287,67 @@ class Conductor:
         for tp in revoked:
             tracker = self.trackers.pop(tp, None)
             if tracker is not None:
-                tracker.revoked = True
+                tracker.revoke()
         dropped = self.app.drop_revoked()
         if dropped:
             log.info("dropped %d queued batch(es) of revoked partitions", dropped)
         await self.app.on_partitions_revoked(revoked)
+        self._start_preparing()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Pause what is new and prepare it in the background (see the module docstring);
+        returns at once, so the group protocol's heartbeats go on during a recovery."""
         log.info("partitions assigned: %s", _format(assigned) if assigned else "(none)")
-        await self.app.on_partitions_assigned(assigned)
+        new = {tp for tp in assigned if tp not in self.trackers}
+        if not new:
+            return
+        for tp in new:
+            self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
+        if self.consumer is not None:  # None only once closing
+            self.consumer.pause(*new)
+        self._unready |= new
+        self._start_preparing()
+
+    def _start_preparing(self) -> None:
+        if self._unready and (self._preparing is None or self._preparing.done()):
+            self._preparing = asyncio.create_task(self._prepare(), name="conductor:prepare")
+
+    async def _stop_preparing(self) -> None:
+        task, self._preparing = self._preparing, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _prepare(self) -> None:
+        """Prepare unready partitions until none is left, retrying failures with backoff."""
+        backoff = 0.1
+        while self._unready:
+            wanted = set(self._unready)
+            try:
+                await self.app.prepare_partitions(wanted)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried: the partitions stay paused
+                log.warning(
+                    "partitions %s are not ready: %s (retrying in %.1f s)",
+                    _format(wanted),
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            ready = wanted & self._unready
+            self._unready -= ready
+            if not ready:
+                continue
+            if self.consumer is not None:
+                self.consumer.resume(*ready)
+            log.info("partitions ready: %s", _format(ready))
+            await self.app.on_partitions_assigned(ready)
 
 
 def _format(partitions: set[TopicPartition]) -> str:

@@ -118,7 +118,7 @@ class Stream:
                 if autoack:
                     batch.ack_upto(index)
                 records = batch.records
-                if index < len(records):
+                if index < len(records) and not batch.revoked:
                     cursor.index = index + 1
                     try:
                         value = batch.loads_value(records[index].value)
@@ -131,6 +131,9 @@ class Stream:
                             continue
                     if self._barrier is not None:
                         await self._admit()
+                        if batch.revoked:  # while waiting for a commit: abandoned
+                            self.release()
+                            continue
                     return value
             if not await self._next_batch():
                 raise StopAsyncIteration
@@ -138,8 +141,10 @@ class Stream:
     async def _admit(self) -> None:
         """Wait while a commit holds the barrier, then count this event as in processing.
 
-        Apps with tables also record the event in the actor's context here (windowed tables
-        resolve windows from its timestamp: ``streamlog.dsl.context``).
+        The commit may have been a rebalance's: callers check ``batch.revoked`` after this
+        and abandon (``release``) an event whose partition went away meanwhile; its next
+        owner reads it again. Apps with tables also record the event in the actor's context
+        here (windowed tables resolve windows from its timestamp: ``streamlog.dsl.context``).
         """
         barrier = self._barrier
         assert barrier is not None
@@ -217,7 +222,7 @@ class Stream:
         cursor = self._cursor
         while True:
             batch = cursor.batch
-            if batch is not None and cursor.index < len(batch.records):
+            if batch is not None and not batch.revoked and cursor.index < len(batch.records):
                 index = cursor.index
                 cursor.index = index + 1
                 record = batch.records[index]
@@ -280,10 +285,14 @@ class Stream:
         cursor = self._cursor
         if self._autoack and cursor.batch is not None:
             cursor.batch.ack_upto(cursor.index)
-        position = await self._next_position()
-        if position is not None and self._barrier is not None:
+        while True:
+            position = await self._next_position()
+            if position is None or self._barrier is None:
+                return position
             await self._admit()
-        return position
+            if not position[0].revoked:
+                return position
+            self.release()  # revoked while waiting for a commit: abandoned
 
     async def take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
         """Lists of up to ``max_`` values; with ``within`` (seconds), whatever arrived by then.
@@ -296,13 +305,14 @@ class Stream:
         clock = self._owner.clock
         while True:
             values: list[Any] = []
+            sources: list[Batch] = []  # the batch of each value
             positions: list[tuple[Batch, int]] = []
             deadline = None if within is None else clock.monotonic() + within
             ended = False
             while len(values) < max_:
                 cursor = self._cursor
                 batch = cursor.batch
-                if batch is None or cursor.index >= len(batch.records):
+                if batch is None or batch.revoked or cursor.index >= len(batch.records):
                     remaining = None
                     if deadline is not None:
                         if not values:
@@ -330,12 +340,18 @@ class Stream:
                         positions.append((batch, index))
                         continue
                 values.append(value)
+                sources.append(batch)
                 positions.append((batch, index))
                 if deadline is None and within is not None:
                     deadline = clock.monotonic() + within
+            if values and self._barrier is not None:
+                await self._admit()
+                if any(batch.revoked for batch in sources):
+                    # revoked while waiting for a commit: abandoned, re-read by the next owner
+                    values = [v for v, b in zip(values, sources, strict=True) if not b.revoked]
+                    if not values:
+                        self.release()
             if values:
-                if self._barrier is not None:
-                    await self._admit()
                 yield values
                 self.release()
             if self._autoack:

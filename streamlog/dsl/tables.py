@@ -157,10 +157,11 @@ class Table:
             return
         for number in sorted(partitions):
             self._transactions.pop(number, None)
-            if self._active.pop(number, None) is not None:
-                if self.windowed is not None:
-                    self.windowed._core.partition_revoked(number)
-                self._store.close_partition(number)
+            if self._active.pop(number, None) is not None and self.windowed is not None:
+                self.windowed._core.partition_revoked(number)
+            # also one whose recovery was cancelled half way (it resumes from the offset
+            # it reached if the partition comes back)
+            self._store.close_partition(number)
 
     def close(self) -> None:
         if self.windowed is not None:
@@ -237,6 +238,18 @@ class Table:
         self._transactions[number] = transaction
         return transaction
 
+    def reader(
+        self, number: int, raw_key: bytes | None = None
+    ) -> PartitionTransaction | StorePartition:
+        """What reads of owned partition ``number`` go through: its open transaction, or
+        (between events, or while a commit runs) the app's view of it, which opens none.
+        ``PartitionNotOwnedError`` if this worker does not own it."""
+        transaction = self._transactions.get(number)
+        if transaction is not None and transaction.open:
+            return transaction
+        self._check_owned(number, raw_key)
+        return self.app.state_reader(self._active[number])
+
     def _partition_transaction(self, number: int) -> PartitionTransaction:
         """The open transaction of owned partition ``number``."""
         return self._owned_transaction(number)
@@ -267,9 +280,16 @@ class Table:
 
     # ------------------------------------------------------------------ dict API
 
+    def _read(self, raw_key: bytes) -> bytes | None:
+        number = self._partition_of(raw_key)
+        transaction = self._transactions.get(number)
+        if transaction is not None and transaction.open:
+            return transaction.get(raw_key)
+        return self.reader(number, raw_key).get(raw_key)
+
     def __getitem__(self, key: Any) -> Any:
         raw = self._raw_key(key)
-        data = self._transaction(raw).get(raw)
+        data = self._read(raw)
         if data is None:
             if self.default is None:
                 raise KeyError(key)
@@ -292,11 +312,11 @@ class Table:
 
     def __contains__(self, key: Any) -> bool:
         raw = self._raw_key(key)
-        return self._transaction(raw).get(raw) is not None
+        return self._read(raw) is not None
 
     def get(self, key: Any, default: Any = None) -> Any:
         raw = self._raw_key(key)
-        data = self._transaction(raw).get(raw)
+        data = self._read(raw)
         return default if data is None else self._loads_value(data)
 
     def pop(self, key: Any, *default: Any) -> Any:
@@ -311,7 +331,7 @@ class Table:
 
     def _raw_items(self) -> Iterator[tuple[bytes, bytes]]:
         for number in sorted(self._active):
-            yield from self._partition_transaction(number).items()
+            yield from self.reader(number).items()
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) of every partition this worker owns, in key byte order per partition.

@@ -301,8 +301,7 @@ class _Core:
             kind = self.kind
             at = kind.window_at(part, raw, t)
             if at is not None:
-                txn = self.table._owned_transaction(number, raw)
-                data = txn.get(window_key_at(ref._prefix, at))
+                data = self.table.reader(number, raw).get(window_key_at(ref._prefix, at))
                 if data is not None:
                     st = part.stream_time
                     if st is not None and kind.window_end(at, data) + self._expire_delay <= st:
@@ -325,7 +324,7 @@ class _Core:
             part = self.parts.get(number)
             if part is None:
                 continue
-            txn = table._owned_transaction(number)
+            txn = table.reader(number)
             if raw is None:
                 found = txn.items(end=CLOSE_PREFIX)
             else:

@@ -7,6 +7,7 @@ import json
 
 import streamlog
 from streamlog.log.partitioner import partition_for_key
+from streamlog.transport.types import TopicPartition
 from tests.dsl.conftest import read_topic, run, wait_for
 
 
@@ -72,7 +73,7 @@ def test_noack_holds_the_commit_until_ack(app_id):
             for n in range(4):
                 await topic.send(value=n)
             await wait_for(lambda: len(held) == 4)
-            tp = next(iter(app.conductor.trackers))
+            tp = TopicPartition(topic.name, 0)
             before = app.conductor.committable()[tp]
             stream = app.agents[next(iter(app.agents))]._actors[0].stream
             assert stream.ack(held[1]) is True  # out of order: offset 0 still pending

@@ -9,6 +9,7 @@ import pytest
 
 import streamlog
 from streamlog.dsl import ManualAsyncClock
+from streamlog.transport.types import TopicPartition
 from tests.dsl.conftest import read_topic, run, wait_for
 
 
@@ -63,7 +64,7 @@ def test_take_acknowledges_a_list_only_after_it_was_processed(app_id):
             for n in range(8):
                 await topic.send(value=n)
             await wait_for(lambda: len(lists) == 1)
-            tp = next(iter(app.conductor.trackers))
+            tp = TopicPartition(topic.name, 0)
             # the first list is being processed: nothing of it may be committed yet
             assert app.conductor.committable() == {tp: 0}
             gates[0].set()
@@ -174,7 +175,7 @@ def test_dead_letter_topic_gets_the_failing_event_with_the_error(transport, app_
 
 
 def test_restart_policy_skips_the_failing_event_and_continues(app_id, caplog):
-    app = streamlog.App(app_id, broker="memory://", topic_partitions=1)
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=1, agent_on_error="restart")
     topic = app.topic(f"{app_id}-in", value_type=int)
     done = []
     starts = []
