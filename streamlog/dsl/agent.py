@@ -2,10 +2,13 @@
 
 An ``Agent`` owns one ``Inbox`` for its channel, shared by ``concurrency`` actors; each
 actor runs the user's function over its own ``Stream`` (its own cursor, so batches are
-split between actors and each batch stays in order). When the function raises, the actor
-logs the event's topic/partition/offset and, by the agent's ``on_error`` policy, restarts
-(the failing event is skipped), sends the event to ``<app-id>-<agent>-dlq`` first, or
-stops the worker (``"crash"``). A restarted actor continues from the same cursor.
+split between actors and each batch stays in order). When the function raises (or a
+record cannot be decoded), the actor logs the event's topic/partition/offset and, by the
+agent's ``on_error`` policy, stops the worker with the event unacknowledged, so it is
+neither committed nor lost (``"crash"``, the default), restarts with the failing event
+skipped (``"restart"``, Faust's behaviour), or sends the event to
+``<app-id>-<agent>-dlq`` and then restarts (``"dlq"``). A restarted actor continues from
+the same cursor.
 
 Values an agent ``yield``s go to its sinks (topics, channels, other agents or callables)
 and, when the event carried a reply-to header (``agent.ask``), back to the asker.
@@ -344,7 +347,13 @@ class ActorContext:
             exc_info=exc,
         )
         if agent.on_error == "crash":
-            agent.app.crash(AgentError(f"agent {agent.name} failed on {coords}: {exc!r}"))
+            agent.app.crash(
+                AgentError(
+                    f"agent {agent.name} failed on {coords}: {exc!r}; the event is left "
+                    "uncommitted (on_error='crash'; 'restart' skips failing events, 'dlq' "
+                    "dead-letters them)"
+                )
+            )
             return False
         if agent.on_error == "dlq" and batch is not None:
             try:
@@ -365,21 +374,25 @@ class ActorContext:
     # ------------------------------------------------------------------ StreamOwner
 
     async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None:
-        record = batch.records[index]
+        """A record that does not decode: dead-letter or skip it (acknowledged), or, under
+        ``"crash"``, raise out of the stream (the actor stops the worker; the record stays
+        unacknowledged, as reading past it would acknowledge it)."""
         agent = self.agent
+        if agent.on_error == "crash":
+            raise exc
+        record = batch.records[index]
         log.error(
-            "agent %s: cannot decode %s[%d]@%d: %s",
+            "agent %s: cannot decode %s[%d]@%d: %s (policy: %s)",
             agent.name,
             record.topic,
             record.partition,
             record.offset,
             exc,
+            agent.on_error,
         )
         agent.processed_errors += 1
         if agent.on_error == "dlq":
             await agent.dead_letter(batch, index, exc)
-        elif agent.on_error == "crash":
-            agent.app.crash(AgentError(f"agent {agent.name}: undecodable record: {exc}"))
         batch.ack_one(index)
 
     def repartition_target(self, source: Stream, name: str, partitions: int | None) -> Topic:
@@ -426,8 +439,19 @@ class ActorContext:
     async def _forward(
         self, source: Stream, target: Topic | Channel, key: Callable[[Any], Any] | None, label: str
     ) -> None:
+        agent = self.agent
         while True:
-            position = await source._step()
+            try:
+                position = await source._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a record that does not decode, under "crash"
+                cursor = source._cursor
+                batch = cursor.batch
+                if batch is None or not cursor.index:
+                    raise
+                self._forward_failed(source, label, batch.records[cursor.index - 1], exc)
+                return
             if position is None:
                 return
             batch, index, value = position
@@ -443,21 +467,32 @@ class ActorContext:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.agent.processed_errors += 1
+                if agent.on_error == "crash":
+                    self._forward_failed(source, label, record, exc)
+                    return
+                agent.processed_errors += 1
                 log.error(
-                    "agent %s %s: failed on %s[%d]@%d: %r",
-                    self.agent.name,
+                    "agent %s %s: failed on %s[%d]@%d: %r (policy: %s)",
+                    agent.name,
                     label,
                     record.topic,
                     record.partition,
                     record.offset,
                     exc,
+                    agent.on_error,
                 )
-                if self.agent.on_error == "dlq":
-                    await self.agent.dead_letter(batch, index, exc)
-                elif self.agent.on_error == "crash":
-                    self.agent.app.crash(AgentError(f"{label} failed: {exc!r}"))
-                    return
+                if agent.on_error == "dlq":
+                    await agent.dead_letter(batch, index, exc)
+
+    def _forward_failed(self, source: Stream, label: str, record: Any, exc: Exception) -> None:
+        """Under "crash": stop the worker with the record unacknowledged (the next step
+        would acknowledge it), so it is not committed."""
+        agent = self.agent
+        agent.processed_errors += 1
+        source.release()
+        coords = f"{record.topic}[{record.partition}]@{record.offset}"
+        log.error("agent %s %s: failed on %s: %r (policy: crash)", agent.name, label, coords, exc)
+        agent.app.crash(AgentError(f"agent {agent.name} {label} failed on {coords}: {exc!r}"))
 
     async def send_to(self, channel: Any, key: Any, value: Any) -> None:
         if isinstance(channel, str):

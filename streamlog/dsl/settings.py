@@ -36,7 +36,9 @@ class Settings:
     value_serializer: str = "json"
     stream_buffer_maxsize: int = 4096  # channel values waiting per reader
     stream_inbox_batches: int = 8  # fetched batches waiting per agent (back-pressure)
-    agent_on_error: str = "restart"  # or "dlq", "crash"
+    # "crash" (stop the worker, the failing event uncommitted: nothing is lost, as in Kafka
+    # Streams and Quix), "restart" (skip the event: Faust's behaviour) or "dlq"
+    agent_on_error: str = "crash"
     producer_acks: int = -1
     producer_linger_ms: int = 5
     producer_compression: str = "none"

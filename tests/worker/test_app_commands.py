@@ -56,7 +56,7 @@ def test_send_to_a_file_log_without_a_worker(tmp_path):
 def test_agents_table_and_json():
     assert ok("agents", WORDCOUNT) == [
         "AGENT            TOPIC  CONCURRENCY  SINKS   ON ERROR  HELP",
-        "wordcount.count  words  1            counts  restart   Counts the words of each line.",
+        "wordcount.count  words  1            counts  crash     Counts the words of each line.",
     ]
     assert [json.loads(line) for line in ok("agents", WORDCOUNT, "--json")] == [
         {
@@ -64,7 +64,7 @@ def test_agents_table_and_json():
             "topic": "words",
             "concurrency": 1,
             "sinks": ["counts"],
-            "on_error": "restart",
+            "on_error": "crash",
             "help": "Counts the words of each line.",
         }
     ]
@@ -75,7 +75,7 @@ def test_agents_table_and_json():
     ]
     assert ok("agents", os.path.join(APPS, "no_app.py").replace("no_app", "echo")) == [
         "AGENT      TOPIC  CONCURRENCY  SINKS   ON ERROR  HELP",
-        "echo.copy  ids    1            echoed  restart   Copies each id to echoed.",
+        "echo.copy  ids    1            echoed  crash     Copies each id to echoed.",
     ]
 
 

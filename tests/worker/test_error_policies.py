@@ -1,7 +1,7 @@
 """Agent error policies through a real worker process (``apps/policies.py``): a negative
-job makes the agent raise. ``restart`` (the default) skips it and goes on, ``dlq`` sends
-it to ``<app-id>-<agent>-dlq`` with the error in its headers and goes on, ``crash`` stops
-the worker with exit code 1 and leaves the failing job uncommitted."""
+job makes the agent raise. ``restart`` skips it and goes on, ``dlq`` sends it to
+``<app-id>-<agent>-dlq`` with the error in its headers and goes on, ``crash`` (the
+default) stops the worker with exit code 1 and leaves the failing job uncommitted."""
 
 from __future__ import annotations
 

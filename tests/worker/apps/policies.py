@@ -27,6 +27,6 @@ def _declare(app: App, on_error: str | None) -> None:
             yield str(2 * n)
 
 
-_declare(restart_app, None)  # the default policy: restart
+_declare(restart_app, "restart")
 _declare(dlq_app, "dlq")
-_declare(crash_app, "crash")
+_declare(crash_app, None)  # the default policy: crash
