@@ -610,6 +610,17 @@ class App:
             self.crash(exc)
             raise
 
+    def discard_uncommitted(self) -> None:
+        """Forget every table change and awaited output since the last commit, and start
+        a new checkpoint (partitions were lost: committing their work could overwrite the
+        changelog writes of their new owner, who processes those events again)."""
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            return
+        if not checkpoint.closed:
+            checkpoint.discard()
+        self._checkpoint = self._new_checkpoint()
+
     def drop_revoked(self) -> int:
         return sum(agent.drop_revoked() for agent in self.agents.values())
 

@@ -252,6 +252,10 @@ class Conductor:
             if barrier is not None and not await barrier.hold(self.app.conf.shutdown_timeout):
                 raise CommitPostponed("events still in processing; the commit waits a turn")
             try:
+                if self.consumer is not None and self.consumer.membership_lost():
+                    # Its changelog writes could overwrite a new owner's: the rebalance
+                    # that follows drops this work (on_partitions_lost).
+                    raise CommitPostponed("the group has dropped this worker; rejoining")
                 offsets = self.committable(only)
                 self._since_commit = 0
                 await self.app.checkpoint(offsets)
@@ -259,7 +263,9 @@ class Conductor:
                 if barrier is not None:
                     barrier.release()
             for tp, offset in offsets.items():
-                self.trackers[tp].committed = offset
+                tracker = self.trackers.get(tp)
+                if tracker is not None:
+                    tracker.committed = offset
             if offsets:
                 self.commits += 1
             return offsets
@@ -277,22 +283,52 @@ class Conductor:
         if not revoked:
             return
         log.info("partitions revoked: %s", _format(revoked))
-        if self._unready & revoked:
+        await self._let_go(revoked, commit=True)
+
+    async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """The group dropped this worker: ``lost`` may be another worker's already, so
+        nothing of them is committed or written any more; what was processed since the
+        last commit is dropped (their next owner processes it again)."""
+        if not lost:
+            return
+        log.warning(
+            "partitions lost: %s (the group dropped this worker; work since the last commit "
+            "is dropped and done again by their next owner)",
+            _format(lost),
+        )
+        await self._let_go(lost, commit=False)
+
+    async def _let_go(self, partitions: set[TopicPartition], *, commit: bool) -> None:
+        if self._unready & partitions:
             await self._stop_preparing()
-            self._unready -= revoked
-        try:
-            await self.commit(only=set(revoked))
-        except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
-            log.warning("commit on revoke failed: %r", exc)
-        for tp in revoked:
-            tracker = self.trackers.pop(tp, None)
-            if tracker is not None:
-                tracker.revoke()
+            self._unready -= partitions
+        if commit:
+            try:
+                await self.commit(only=set(partitions))
+            except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
+                log.warning("commit on revoke failed: %r", exc)
+            self._forget(partitions)
+        else:
+            async with self._commit_lock:
+                barrier = self.app.barrier
+                held = barrier is not None and await barrier.hold(self.app.conf.shutdown_timeout)
+                try:
+                    self.app.discard_uncommitted()
+                    self._forget(partitions)
+                finally:
+                    if held and barrier is not None:
+                        barrier.release()
         dropped = self.app.drop_revoked()
         if dropped:
             log.info("dropped %d queued batch(es) of revoked partitions", dropped)
-        await self.app.on_partitions_revoked(revoked)
+        await self.app.on_partitions_revoked(partitions)
         self._start_preparing()
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            tracker = self.trackers.pop(tp, None)
+            if tracker is not None:
+                tracker.revoke()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Pause what is new and prepare it in the background (see the module docstring);

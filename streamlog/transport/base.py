@@ -34,6 +34,8 @@ __all__ = [
     "Admin",
     "Transport",
     "RebalanceListener",
+    "LossAwareListener",
+    "tell_lost",
     "Compression",
 ]
 
@@ -53,6 +55,25 @@ class RebalanceListener(Protocol):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+
+class LossAwareListener(RebalanceListener, Protocol):
+    """A listener told apart when partitions were lost rather than revoked (Kafka's
+    ``onPartitionsLost``): the group dropped this member (its session expired, the
+    coordinator restarted), so the partitions may be another member's already and
+    nothing of them should be committed or written any more. Listeners without
+    ``on_partitions_lost`` get ``on_partitions_revoked`` instead, as in Kafka."""
+
+    async def on_partitions_lost(self, lost: set[TopicPartition]) -> None: ...
+
+
+async def tell_lost(listener: RebalanceListener, lost: set[TopicPartition]) -> None:
+    """``on_partitions_lost`` when the listener has it, else ``on_partitions_revoked``."""
+    on_lost = getattr(listener, "on_partitions_lost", None)
+    if on_lost is not None:
+        await on_lost(lost)
+    else:
+        await listener.on_partitions_revoked(lost)
 
 
 class Producer(Protocol):
@@ -144,6 +165,13 @@ class Consumer(Protocol):
 
     def paused(self) -> set[TopicPartition]:
         """The assigned partitions that are paused."""
+        ...
+
+    def membership_lost(self) -> bool:
+        """True when this consumer surely is no longer a member of its group (no heartbeat
+        answered within the session timeout, or the group said so), before the rebalance
+        that follows has told the listener: what it holds may be another member's now, so
+        nothing of it should be committed or written. False without a group."""
         ...
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...

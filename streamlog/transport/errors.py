@@ -13,6 +13,8 @@ __all__ = [
     "RecordTooLargeError",
     "GroupError",
     "RebalanceInProgressError",
+    "MembershipLostError",
+    "StaleGenerationError",
     "ProduceError",
     "UnsupportedBrokerURLError",
     "TransportClosedError",
@@ -69,3 +71,12 @@ class GroupError(TransportError):
 
 class RebalanceInProgressError(GroupError):
     """A commit was refused because the group is rebalancing; rejoin and retry."""
+
+
+class MembershipLostError(RebalanceInProgressError):
+    """The group no longer knows this member or its generation (its session expired, the
+    coordinator restarted): its partitions may belong to another member already."""
+
+
+class StaleGenerationError(MembershipLostError):
+    """The group knows this member but has moved to a newer generation without it."""

@@ -37,12 +37,13 @@ from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
 from streamlog.log import errors as log_errors
 from streamlog.log.batch_header import HEADER_SIZE
 from streamlog.log.records import decode_batch_as
-from streamlog.transport.base import RebalanceListener
+from streamlog.transport.base import RebalanceListener, tell_lost
 from streamlog.transport.embedded.errors import translate, translated
 from streamlog.transport.embedded.groups import ConsumerGroup, Member
 from streamlog.transport.errors import (
     GroupError,
     InvalidConfigError,
+    MembershipLostError,
     OffsetOutOfRangeError,
     RebalanceInProgressError,
     TransportClosedError,
@@ -160,6 +161,9 @@ class EmbeddedConsumer:
     def paused(self) -> set[TopicPartition]:
         return set(self._paused)
 
+    def membership_lost(self) -> bool:
+        return self._member is not None and self._member.evicted
+
     async def subscribe(
         self, topics: Iterable[str], listener: RebalanceListener | None = None
     ) -> None:
@@ -210,7 +214,7 @@ class EmbeddedConsumer:
                 lost = set(self._assignment)
                 self._set_assignment(set())
                 if lost and self._listener is not None:
-                    await self._listener.on_partitions_revoked(lost)
+                    await tell_lost(self._listener, lost)
                 self._join()
                 group, member = self._group, self._member
                 assert group is not None and member is not None
@@ -473,7 +477,7 @@ class EmbeddedConsumer:
             return
         member.touch()
         if member.evicted:
-            raise RebalanceInProgressError(
+            raise MembershipLostError(
                 f"this consumer was removed from group {group.group_id!r}; it rejoins on "
                 "the next getmany"
             )

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
-from streamlog.transport.base import RebalanceListener
+from streamlog.transport.base import RebalanceListener, tell_lost
 from streamlog.transport.errors import (
     GroupError,
+    MembershipLostError,
     OffsetOutOfRangeError,
     RebalanceInProgressError,
+    StaleGenerationError,
     TransportClosedError,
     TransportError,
 )
@@ -117,6 +119,7 @@ class KafkaConsumer:
             self._coordinator,
             topics,
             on_revoked=self._on_revoked,
+            on_lost=self._on_lost,
             on_assigned=self._on_assigned,
             session_timeout_ms=self._session_timeout_ms,
             rebalance_timeout_ms=self._rebalance_timeout_ms,
@@ -135,6 +138,12 @@ class KafkaConsumer:
             await self._listener.on_partitions_revoked(set(revoked))
         self._fetcher.set_assignment(tp for tp in self._fetcher.states if tp not in revoked)
         self._paused -= revoked
+
+    async def _on_lost(self, lost: set[TopicPartition]) -> None:
+        if self._listener is not None:
+            await tell_lost(self._listener, set(lost))
+        self._fetcher.set_assignment(tp for tp in self._fetcher.states if tp not in lost)
+        self._paused -= lost
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         fetcher = self._fetcher
@@ -180,6 +189,9 @@ class KafkaConsumer:
 
     def paused(self) -> set[TopicPartition]:
         return {tp for tp in self._paused if tp in self._fetcher.states}
+
+    def membership_lost(self) -> bool:
+        return self._member is not None and self._member.lost
 
     # ---------------------------------------------------------------- positions
 
@@ -351,6 +363,13 @@ class KafkaConsumer:
                 )
             else:
                 await self._coordinator.commit(wanted)
+        except MembershipLostError as exc:
+            if member is not None:
+                member.membership_lost(
+                    f"the group refused a commit: {exc}",
+                    known=isinstance(exc, StaleGenerationError),
+                )
+            raise
         except RebalanceInProgressError:
             if member is not None:
                 member.request_rejoin()

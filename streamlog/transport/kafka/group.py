@@ -11,10 +11,13 @@ The member's life, as numbered steps:
    the assignments) and gets its own partitions back.
 3. ``on_assigned`` runs with the new partitions; then a heartbeat goes out every
    ``heartbeat_interval_ms``.
-4. A heartbeat (or commit) answered REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
-   UNKNOWN_MEMBER_ID (the last also forgets the member id) means: run ``on_revoked`` with
-   every partition held, give them up, and go back to 1. The leader also rejoins when
-   the partition count of a subscribed topic changes.
+4. A heartbeat (or commit) answered REBALANCE_IN_PROGRESS means: run ``on_revoked`` with
+   every partition held, give them up, and go back to 1. ILLEGAL_GENERATION or
+   UNKNOWN_MEMBER_ID (the last also forgets the member id), or no heartbeat answered for
+   a whole session timeout, mean the group has dropped this member: its partitions may be
+   another member's already, so ``on_lost`` runs instead (Kafka's ``onPartitionsLost``:
+   nothing more is committed for them). The leader also rejoins when the partition count
+   of a subscribed topic changes.
 5. On close: ``on_revoked`` for what is held, then LeaveGroup, so the others rebalance
    at once instead of waiting for our session to time out.
 
@@ -73,6 +76,7 @@ class GroupMember:
         *,
         on_revoked: PartitionsCallback,
         on_assigned: PartitionsCallback,
+        on_lost: PartitionsCallback | None = None,
         session_timeout_ms: int = 10_000,
         rebalance_timeout_ms: int = 60_000,
         heartbeat_interval_ms: int = 1_000,
@@ -89,6 +93,9 @@ class GroupMember:
         self.assignment: set[TopicPartition] = set()
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
+        self._on_lost = on_lost or on_revoked
+        self._lost = False  # the group dropped us; told as "lost" at the next rebalance
+        self._last_heartbeat = 0.0  # loop time of the last answered heartbeat or join
         self._session_timeout_ms = session_timeout_ms
         self._rebalance_timeout_ms = rebalance_timeout_ms
         self._heartbeat_interval = heartbeat_interval_ms / 1000
@@ -112,6 +119,30 @@ class GroupMember:
 
     def request_rejoin(self) -> None:
         self._rejoin.set()
+
+    def membership_lost(self, why: str, *, known: bool = False) -> None:
+        """The group dropped this member or its generation (``why``): rejoin, telling
+        ``on_lost``. ``known``: the coordinator still knows the member id (only the
+        generation is stale), so it is kept and no ghost member delays the rebalance."""
+        if self.assignment and not self._lost:
+            log.warning("group %r: membership lost (%s); rejoining", self.group_id, why)
+        self._lost = True
+        if not known:
+            self.member_id = ""
+        self.generation = -1
+        self._rejoin.set()
+
+    @property
+    def lost(self) -> bool:
+        """Whether the partitions held may already be another member's: the group said
+        so, or no heartbeat was answered for a session timeout (the coordinator drops a
+        member then, whether or not we have heard of it yet)."""
+        if self._lost:
+            return True
+        if not self.assignment:
+            return False
+        silent = asyncio.get_running_loop().time() - self._last_heartbeat
+        return silent > self._session_timeout_ms / 1000
 
     async def close(self) -> None:
         """Revoke, leave the group and stop heartbeating."""
@@ -166,7 +197,7 @@ class GroupMember:
                     await asyncio.sleep(_BACKOFF * 5)
                     continue
                 self._report_first_join(None)
-                last_heartbeat = last_metadata_check = loop.time()
+                last_heartbeat = last_metadata_check = self._last_heartbeat = loop.time()
                 continue
             try:
                 await asyncio.wait_for(self._rejoin.wait(), self._heartbeat_interval)
@@ -175,7 +206,7 @@ class GroupMember:
                 pass
             try:
                 await self._heartbeat()
-                last_heartbeat = loop.time()
+                last_heartbeat = self._last_heartbeat = loop.time()
                 if self.leader and loop.time() - last_metadata_check > _METADATA_CHECK_INTERVAL:
                     last_metadata_check = loop.time()
                     await self._check_partition_counts()
@@ -183,8 +214,7 @@ class GroupMember:
                 log.debug("group %r: heartbeat failed: %s", self.group_id, e)
                 if loop.time() - last_heartbeat > self._session_timeout_ms / 1000:
                     # The coordinator has surely dropped us by now.
-                    self.member_id = ""
-                    self._rejoin.set()
+                    self.membership_lost("no heartbeat answered for a session timeout")
 
     def _report_first_join(self, error: BaseException | None) -> bool:
         """Tell ``start`` how the first join went; True if the task should stop."""
@@ -211,12 +241,13 @@ class GroupMember:
 
     def _handle_group_error(self, code: int) -> None:
         if code in REJOIN_ERRORS:
-            if code == ErrorCode.UNKNOWN_MEMBER_ID:
-                self.member_id = ""
-                self.generation = -1
-            if code == ErrorCode.ILLEGAL_GENERATION:
-                self.generation = -1
-            self._rejoin.set()
+            if code in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION):
+                self.membership_lost(
+                    f"the coordinator answered {ErrorCode(code).name}",
+                    known=code == ErrorCode.ILLEGAL_GENERATION,
+                )
+            else:
+                self._rejoin.set()
             return
         if code in COORDINATOR_ERRORS:
             self.coordinator.invalidate()
@@ -238,8 +269,10 @@ class GroupMember:
 
     async def _rebalance(self) -> None:
         if self.assignment:
-            revoked, self.assignment = self.assignment, set()
-            await self._call(self._on_revoked, revoked)
+            lost = self.lost
+            held, self.assignment = self.assignment, set()
+            await self._call(self._on_lost if lost else self._on_revoked, held)
+        self._lost = False
         while not self._closing:
             self._rejoin.clear()
             assigned = await self._join_and_sync()
