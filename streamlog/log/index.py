@@ -88,6 +88,11 @@ class OffsetIndex:
     def __len__(self) -> int:
         return len(self._offsets)
 
+    @property
+    def last_offset(self) -> int | None:
+        """The last offset of the last indexed batch, or None when empty."""
+        return self._offsets[-1] if self._offsets else None
+
     def load(self, log_size: int) -> None:
         """Read entries from disk; raise ``IndexCorruptError`` if they cannot be right."""
         data = self._file.read_all()

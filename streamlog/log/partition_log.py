@@ -134,7 +134,7 @@ class PartitionLog:
             loaded.report,
             loaded.producers,
         )
-        if not loaded.report.clean:
+        if not loaded.report.clean or loaded.report.bytes_truncated:
             plog.flush()  # what recovery kept is now the durable baseline
         return plog
 
