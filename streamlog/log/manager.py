@@ -28,7 +28,6 @@ from streamlog.log.config import TopicConfig
 from streamlog.log.dir_lock import DirectoryLock
 from streamlog.log.errors import (
     InvalidPartitionsError,
-    InvalidTopicNameError,
     LogClosedError,
     TopicExistsError,
     UnknownTopicError,
@@ -36,7 +35,12 @@ from streamlog.log.errors import (
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore
 from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
 from streamlog.log.partitioner import DefaultPartitioner
-from streamlog.log.topic_names import check_collisions, is_internal, validate_topic_name
+from streamlog.log.topic_names import (
+    check_collisions,
+    check_not_internal,
+    is_internal,
+    validate_topic_name,
+)
 from streamlog.log.topic_store import TopicRecord, TopicStore
 
 __all__ = ["LogManager", "TopicDescription", "PartitionDescription"]
@@ -207,8 +211,8 @@ class LogManager:
             self._check_open()
             if name in self._topics:
                 raise TopicExistsError(f"topic {name!r} already exists")
-            if is_internal(name) and not internal_ok:
-                raise InvalidTopicNameError(f"topic {name!r} is reserved for internal use")
+            if not internal_ok:
+                check_not_internal(name, "create")
             check_collisions(name, self._topics)
             logs = [
                 PartitionLog.open(self._partition_dir(name, p), config, self.clock)
@@ -228,8 +232,7 @@ class LogManager:
             self._check_open()
             if name not in self._topics:
                 raise UnknownTopicError(f"topic {name!r} does not exist")
-            if is_internal(name):
-                raise InvalidTopicNameError(f"internal topic {name!r} cannot be deleted")
+            check_not_internal(name, "delete")
             assert self._store is not None
             self._store.remove(name)  # the commit point: the topic is gone from here on
             logs = self._logs.pop(name)
@@ -243,17 +246,27 @@ class LogManager:
             os.rename(src, dst)
             shutil.rmtree(dst, ignore_errors=True)
 
+    def check_add_partitions(self, name: str, total: int) -> None:
+        """Raise what ``add_partitions(name, total)`` would refuse, changing nothing.
+
+        Internal topics never grow: which ``__consumer_offsets`` partition holds a group
+        follows from the partition count, so growing it would strand committed offsets.
+        """
+        _check_partition_count(total)
+        check_not_internal(name, "add partitions to")
+        record = self._record(name)
+        if total <= record.partitions:
+            raise InvalidPartitionsError(
+                f"topic {name!r} has {record.partitions} partitions; the new count "
+                f"{total} must be larger"
+            )
+
     def add_partitions(self, name: str, total: int) -> TopicDescription:
         """Grow a topic to ``total`` partitions (Kafka's CreatePartitions; never shrinks)."""
-        _check_partition_count(total)
         with self._lock:
             self._check_open()
+            self.check_add_partitions(name, total)
             record = self._record(name)
-            if total <= record.partitions:
-                raise InvalidPartitionsError(
-                    f"topic {name!r} has {record.partitions} partitions; the new count "
-                    f"{total} must be larger"
-                )
             config = self._configs[name]
             new_logs = [
                 PartitionLog.open(self._partition_dir(name, p), config, self.clock)
@@ -352,6 +365,12 @@ class LogManager:
         return logs[partition]
 
     def append(self, topic: str, partition: int, records: bytes | memoryview) -> AppendResult:
+        """Append a client's batches (Produce, the embedded producer).
+
+        Internal topics are refused with ``InternalTopicError``: only the broker writes
+        them, through its own handle on their partition logs.
+        """
+        check_not_internal(topic, "append to")
         return self.partition(topic, partition).append(records)
 
     def read(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> ReadResult:
