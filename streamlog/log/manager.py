@@ -3,7 +3,9 @@
 It owns the directory (a lock file), the durable topic metadata, one ``PartitionLog`` per
 partition (directories named ``<topic>-<partition>`` as in Kafka), the consumer-group
 offsets kept in ``__consumer_offsets``, and the background maintenance that flushes on
-``flush.ms``, enforces retention and compacts ``cleanup.policy=compact`` topics.
+``flush.ms``, enforces retention and compacts ``cleanup.policy=compact`` topics (passes of
+``streamlog.log.maintenance``: a partition that fails is logged and skipped, and the
+others are maintained as usual).
 
 Thread-safety: topic-level changes (create, delete, add partitions, alter configs) take
 the manager's lock; appends and reads go straight to the partition log, which has its
@@ -33,6 +35,7 @@ from streamlog.log.errors import (
     UnknownTopicError,
 )
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore
+from streamlog.log.maintenance import LogMaintenance, MaintenanceReport
 from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
 from streamlog.log.partitioner import DefaultPartitioner
 from streamlog.log.topic_names import (
@@ -43,7 +46,7 @@ from streamlog.log.topic_names import (
 )
 from streamlog.log.topic_store import TopicRecord, TopicStore
 
-__all__ = ["LogManager", "TopicDescription", "PartitionDescription"]
+__all__ = ["LogManager", "TopicDescription", "PartitionDescription", "MaintenanceReport"]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class LogManager:
         self._configs: dict[str, TopicConfig] = {}
         self._logs: dict[str, list[PartitionLog]] = {}
         self._partitioner = DefaultPartitioner()
-        self._cleaner = LogCleaner(self.clock)
+        self._maintenance_pass = LogMaintenance(self.clock, LogCleaner(self.clock))
         self._offsets_topic_partitions = offsets_topic_partitions
         self._durable_offset_commits = durable_offset_commits
         self.group_offsets: GroupOffsetStore | None = None
@@ -409,20 +412,12 @@ class LogManager:
     # -- maintenance ---------------------------------------------------------------------
 
     def run_maintenance(self) -> MaintenanceReport:
-        """One pass of time-based flushing, retention and compaction over every log."""
-        flushed = deleted = cleaned = 0
-        for _, _, plog in self.all_logs():
-            if plog.closed:
-                continue
-            try:
-                flushed += plog.flush_if_due()
-                deleted += plog.enforce_retention()
-                if plog.config.compact and self._cleaner.needs_cleaning(plog):
-                    if self._cleaner.clean(plog) is not None:
-                        cleaned += 1
-            except LogClosedError:
-                continue  # deleted while we were working on it
-        return MaintenanceReport(flushed, deleted, cleaned)
+        """One pass of time-based flushing, retention and compaction over every log.
+
+        A partition whose maintenance raises is logged and skipped for a while; the
+        others are maintained as usual (see ``streamlog.log.maintenance``).
+        """
+        return self._maintenance_pass.run(self.all_logs())
 
     def start_background(self, interval_ms: int = 1000) -> None:
         """Run ``run_maintenance`` every ``interval_ms`` in a daemon thread."""
@@ -434,7 +429,8 @@ class LogManager:
             while not self._stop.wait(interval_ms / 1000):
                 try:
                     self.run_maintenance()
-                except Exception:  # keep maintaining the other logs next round
+                except Exception:
+                    # a bug in the pass itself: a partition's own failure never gets here
                     log.exception("log maintenance failed")
 
         self._maintenance = threading.Thread(
@@ -448,13 +444,6 @@ class LogManager:
             self._stop.set()
             thread.join()
             self._maintenance = None
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceReport:
-    flushed: int
-    segments_deleted: int
-    logs_cleaned: int
 
 
 def _check_partition_count(partitions: int) -> None:

@@ -488,22 +488,32 @@ class PartitionLog:
 
     def _delete_oldest_while(self, predicate) -> int:  # type: ignore[no-untyped-def]
         deleted = 0
-        while len(self._segments) > 1 and predicate(self._segments[0]):
-            self._delete_segment(self._segments.pop(0))
-            deleted += 1
-        if deleted:
-            self._set_log_start(max(self._log_start_offset, self._segments[0].base_offset))
+        try:
+            while len(self._segments) > 1 and predicate(self._segments[0]):
+                self._delete_first_segment()
+                deleted += 1
+        finally:
+            # What was deleted before a failure is gone: the log start must say so.
+            if deleted:
+                self._set_log_start(max(self._log_start_offset, self._segments[0].base_offset))
         return deleted
 
     def _delete_segments_below_start(self) -> int:
         deleted = 0
         while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start_offset:
-            self._delete_segment(self._segments.pop(0))
+            self._delete_first_segment()
             deleted += 1
         return deleted
 
-    def _delete_segment(self, segment: LogSegment) -> None:
+    def _delete_first_segment(self) -> None:
+        """Rename the oldest segment ``.deleted``, then drop it from the log.
+
+        If the rename fails (an ``OSError`` from the file system) the segment stays in
+        the log, whole, and the next retention pass tries again.
+        """
+        segment = self._segments[0]
         segment.change_suffix(DELETED_SUFFIX)
+        self._segments.pop(0)
         segment.delete_files()
 
     def _set_log_start(self, offset: int) -> None:
