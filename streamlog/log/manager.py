@@ -166,9 +166,19 @@ class LogManager:
             self._dir_lock.release()
 
     def _close_logs(self) -> None:
-        for logs in self._logs.values():
-            for plog in logs:
-                plog.close()
+        """Close every log; one that cannot be closed cleanly never keeps the others open."""
+        for topic, logs in self._logs.items():
+            for partition, plog in enumerate(logs):
+                try:
+                    plog.close()
+                except OSError as exc:
+                    log.error(
+                        "%s-%d could not be closed cleanly (%s); it will be recovered on "
+                        "the next start",
+                        topic,
+                        partition,
+                        exc,
+                    )
         self._logs.clear()
 
     def _remove_orphans(self) -> None:

@@ -564,21 +564,28 @@ class PartitionLog:
             self.config = config
 
     def close(self) -> None:
-        """Flush, seal the active segment's indexes and leave the clean-shutdown marker."""
+        """Flush, seal the active segment's indexes and leave the clean-shutdown marker.
+
+        If the files cannot be made durable (``OSError``: a full or failing disk) they are
+        closed without the marker, so the next open recovers them, and the error is
+        raised: the log is closed either way.
+        """
         with self._lock:
             if self._closed:
                 return
-            self.active_segment.seal()
-            self.flush()
-            self.producers.write_snapshot(self.log_end_offset)
-            for segment in self._segments:
-                segment.close()
+            try:
+                self.active_segment.seal()
+                self.flush()
+                self.producers.write_snapshot(self.log_end_offset)
+            finally:  # closed either way; only a log made durable gets the marker
+                self._closed = True
+                for segment in self._segments:
+                    segment.close()
             marker = os.path.join(self.directory, CLEAN_SHUTDOWN_FILE)
             with open(marker, "wb") as f:
                 f.flush()
                 os.fsync(f.fileno())
             fsync_directory(self.directory)
-            self._closed = True
 
     def close_unclean(self) -> None:
         """Close file handles without flushing or marking clean (tests of crash recovery)."""
