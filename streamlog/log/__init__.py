@@ -14,6 +14,7 @@ from streamlog.log.config import TopicConfig
 from streamlog.log.errors import (
     CorruptRecordError,
     DataDirectoryLockedError,
+    InternalTopicError,
     InvalidConfigError,
     InvalidPartitionsError,
     InvalidRecordError,
@@ -26,6 +27,7 @@ from streamlog.log.errors import (
     UnknownTopicError,
 )
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore, OffsetAndMetadata
+from streamlog.log.maintenance import MaintenanceReport
 from streamlog.log.manager import LogManager, PartitionDescription, TopicDescription
 from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
 from streamlog.log.partitioner import (
@@ -61,6 +63,7 @@ __all__ = [
     "DecodedBatch",
     "DefaultPartitioner",
     "GroupOffsetStore",
+    "InternalTopicError",
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidRecordError",
@@ -69,6 +72,7 @@ __all__ = [
     "LogClosedError",
     "LogError",
     "LogManager",
+    "MaintenanceReport",
     "ManualClock",
     "OFFSETS_TOPIC",
     "OffsetAndMetadata",

@@ -14,6 +14,7 @@ __all__ = [
     "UnknownTopicError",
     "TopicExistsError",
     "InvalidTopicNameError",
+    "InternalTopicError",
     "InvalidPartitionsError",
     "InvalidConfigError",
     "DataDirectoryLockedError",
@@ -58,6 +59,15 @@ class TopicExistsError(LogError):
 
 class InvalidTopicNameError(LogError):
     """A topic name Kafka would refuse: empty, too long, '.'/'..', or illegal characters."""
+
+
+class InternalTopicError(InvalidTopicNameError):
+    """A client tried to write to, create, delete or grow a topic the broker owns.
+
+    Internal topics (``__consumer_offsets``...) hold the broker's own state: one forged
+    record there moves another group's offsets. Kafka answers INVALID_TOPIC_EXCEPTION,
+    hence the base class.
+    """
 
 
 class InvalidPartitionsError(LogError):

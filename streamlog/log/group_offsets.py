@@ -10,20 +10,25 @@ topic. Records use Kafka's own schemas, so the bytes mean the same thing to Kafk
 * value, version 3: ``int16 version, int64 offset, int32 leader epoch, string metadata,
   int64 commit timestamp``
 
-Other key versions (Kafka's group metadata, version 2) are skipped when loading.
+Other key versions (Kafka's group metadata, version 2) are skipped when loading, and so
+is a record that does not decode (logged with its offset): a bad record never stops a start.
+Only the broker writes this topic (``LogManager.append`` refuses internal topics).
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from streamlog.log.batch_header import peek_offsets
 from streamlog.log.clock import Clock
-from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.errors import CorruptRecordError, InvalidRecordError, LogError
 from streamlog.log.partition_log import PartitionLog
 from streamlog.log.records import decode_batch, encode_batch
+from streamlog.log.topic_names import CONSUMER_OFFSETS_TOPIC
 
 __all__ = [
     "OFFSETS_TOPIC",
@@ -36,7 +41,9 @@ __all__ = [
     "decode_offset_value",
 ]
 
-OFFSETS_TOPIC = "__consumer_offsets"
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = CONSUMER_OFFSETS_TOPIC
 _OFFSET_KEY_VERSION = 1
 _OFFSET_VALUE_VERSION = 3
 _I16 = struct.Struct(">h")
@@ -133,31 +140,53 @@ class GroupOffsetStore:
         return (java_string_hash(group) & 0x7FFFFFFF) % len(self._logs)
 
     def load(self) -> int:
-        """Rebuild the map from the topic; returns the number of records replayed."""
+        """Rebuild the map from the topic; returns the number of records replayed.
+
+        A record that does not decode is logged (partition, offset, reason) and skipped,
+        and a batch that cannot be read ends the replay of its partition only: whatever
+        else is stored still loads, and the broker starts. Dropping one bad commit
+        loses at most that commit; refusing to start would lose every group's.
+        """
         offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
         count = 0
-        for plog in self._logs:
-            for raw in plog.iter_batches():
-                batch = decode_batch(raw)
-                if batch.header.is_control:
-                    continue
-                for record in batch.records:
-                    count += 1
-                    if record.key is None:
-                        continue
-                    parsed = decode_offset_key(record.key)
-                    if parsed is None:
-                        continue
-                    group, topic, partition = parsed
-                    if record.value is None:
-                        offsets.get(group, {}).pop((topic, partition), None)
-                        continue
-                    offsets.setdefault(group, {})[(topic, partition)] = decode_offset_value(
-                        record.value
-                    )
+        for partition, plog in enumerate(self._logs):
+            count += self._replay(partition, plog, offsets)
         with self._lock:
             self._offsets = {g: o for g, o in offsets.items() if o}
         return count
+
+    def _replay(
+        self,
+        partition: int,
+        plog: PartitionLog,
+        offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]],
+    ) -> int:
+        count = 0
+        next_offset = plog.log_start_offset
+        batches = plog.iter_batches()
+        while True:
+            try:
+                raw = next(batches, None)
+            except LogError as exc:
+                _skipped(partition, next_offset, f"{exc}; the rest of this partition is not read")
+                return count
+            if raw is None:
+                return count
+            base_offset, _, last_offset = peek_offsets(raw, 0)
+            next_offset = last_offset + 1
+            try:
+                batch = decode_batch(raw)
+            except LogError as exc:
+                _skipped(partition, base_offset, f"batch does not decode: {exc}")
+                continue
+            if batch.header.is_control:
+                continue
+            for record in batch.records:
+                count += 1
+                try:
+                    _apply(record.key, record.value, offsets)
+                except LogError as exc:
+                    _skipped(partition, record.offset, str(exc))
 
     def commit(
         self, group: str, offsets: Mapping[tuple[str, int], OffsetAndMetadata | int]
@@ -211,3 +240,31 @@ class GroupOffsetStore:
                 plog.flush()
             del self._offsets[group]
             return len(entries)
+
+
+def _apply(
+    key: bytes | None,
+    value: bytes | None,
+    offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]],
+) -> None:
+    """Apply one ``__consumer_offsets`` record to ``offsets``; raises ``LogError`` if bad."""
+    if key is None:
+        return
+    parsed = decode_offset_key(key)
+    if parsed is None:
+        return  # group metadata (key version 2): membership is not kept across restarts
+    group, topic, partition = parsed
+    if value is None:
+        offsets.get(group, {}).pop((topic, partition), None)
+    else:
+        offsets.setdefault(group, {})[(topic, partition)] = decode_offset_value(value)
+
+
+def _skipped(partition: int, offset: int, reason: str) -> None:
+    log.warning(
+        "%s-%d offset %d: skipped while loading committed offsets: %s",
+        OFFSETS_TOPIC,
+        partition,
+        offset,
+        reason,
+    )

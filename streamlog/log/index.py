@@ -47,9 +47,14 @@ class _IndexFile:
         self._pending += entry
 
     def flush(self, fsync: bool) -> None:
-        if self._pending:
-            os.write(self._fd, self._pending)
-            self._pending.clear()
+        """Write the pending entries; on a full disk what was not written stays pending.
+
+        A short write is continued, never dropped: a dropped tail would leave a partial
+        entry and shift every entry after it.
+        """
+        while self._pending:
+            written = os.write(self._fd, self._pending)
+            del self._pending[:written]
         if fsync:
             os.fsync(self._fd)
 
@@ -61,9 +66,13 @@ class _IndexFile:
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.flush(fsync=False)
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                self.flush(fsync=False)
+            except OSError:
+                pass  # derived data: a short index is rebuilt or extended on the next open
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def rename(self, path: str) -> None:
         os.rename(self.path, path)
@@ -87,6 +96,11 @@ class OffsetIndex:
 
     def __len__(self) -> int:
         return len(self._offsets)
+
+    @property
+    def last_offset(self) -> int | None:
+        """The last offset of the last indexed batch, or None when empty."""
+        return self._offsets[-1] if self._offsets else None
 
     def load(self, log_size: int) -> None:
         """Read entries from disk; raise ``IndexCorruptError`` if they cannot be right."""

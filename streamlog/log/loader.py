@@ -5,7 +5,11 @@ Kafka's ``LogLoader``, in one function. What it decides:
 * an interrupted compaction is completed or discarded by file suffix (``.cleaned``
   discarded, ``.swap`` promoted, ``.deleted`` removed) before any segment is opened;
 * after a clean shutdown (``clean-shutdown`` marker present) segments and their indexes
-  are trusted, and an index that does not fit its log is rebuilt;
+  are trusted, except the tail of each segment: the batches from its last index entry to
+  the end of the file are checked (length, CRC, offsets, ending exactly at the file's
+  end); a damaged tail or an index that does not fit its log sends the segment through
+  recovery, which cuts it at the first bad byte and logs a warning naming the file,
+  position and offset (files can be damaged while the broker is stopped);
 * otherwise every segment from the one holding the recovery point onward is scanned:
   each batch's length and CRC are checked, the log is cut at the first bad byte, later
   segments are dropped, and indexes are rebuilt;
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from streamlog.log.checkpoint import OffsetCheckpoint, fsync_directory
 from streamlog.log.clock import Clock
 from streamlog.log.config import TopicConfig
+from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.producer_state import ProducerStateManager
 from streamlog.log.segment import (
     LOG_SUFFIX,
@@ -105,12 +110,7 @@ def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedP
             cut = segment.recover()
             scanned += 1
             if cut:
-                log.warning(
-                    "%s: truncated %d bytes of invalid data from %s",
-                    directory,
-                    cut,
-                    segment.files.log,
-                )
+                _log_cut(segment, cut, "recovering after an unclean shutdown")
                 truncated += cut
                 # Anything after a corrupt point was written after it: drop it too.
                 for later in segments[i + 1 :]:
@@ -119,7 +119,14 @@ def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedP
                 del segments[i + 1 :]
                 break
         else:
-            segment.load_clean(following)
+            cut = segment.load_clean(following)
+            if cut:
+                # Damaged while the broker was stopped (or since the last flush): the
+                # batches after the damage in later segments were acknowledged and are
+                # intact, so they stay; the offsets cut here become a gap, which
+                # consumers skip as they skip offsets removed by compaction.
+                _log_cut(segment, cut, "checking the tail after a clean shutdown")
+                truncated += cut
     # A segment emptied by recovery is kept only if it is the last one.
     while len(segments) > 1 and segments[-1].size == 0 and segments[-2].size > 0:
         if segments[-1].base_offset != segments[-2].next_offset:
@@ -136,7 +143,7 @@ def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedP
     active = segments[-1]
     active.created_ms = _rolling_time(active, now)
     rp = min(recovery_point if recovery_point is not None else log_end, log_end)
-    if not clean:
+    if not clean or truncated:
         rp = log_end  # everything now on disk was validated or trusted; flush below
     report = RecoveryReport(clean, scanned, truncated, deleted)
     producers = _load_producer_state(directory, segments, clean, log_end)
@@ -146,26 +153,48 @@ def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedP
 def _load_producer_state(
     directory: str, segments: list[LogSegment], clean: bool, log_end: int
 ) -> ProducerStateManager:
-    """The snapshot from a clean shutdown, else a scan of every batch header."""
+    """The snapshot from a clean shutdown, else a scan of every batch header.
+
+    A segment whose headers cannot be read (damage inside a sealed segment, which the
+    tail check does not reach) is logged and skipped: a producer whose state is lost gets
+    OUT_OF_ORDER_SEQUENCE_NUMBER and starts over, which loses nothing.
+    """
     state = ProducerStateManager(directory)
     if clean and state.load_snapshot() == log_end:
         return state
     state = ProducerStateManager(directory)
     for segment in segments:
-        for _, header in segment.headers_from(0):
-            if header.producer_id >= 0 and header.base_sequence >= 0 and not header.is_control:
-                state.record(header, header.base_offset)
+        try:
+            for _, header in segment.headers_from(0):
+                if header.producer_id >= 0 and header.base_sequence >= 0 and not header.is_control:
+                    state.record(header, header.base_offset)
+        except (CorruptRecordError, InvalidRecordError) as exc:
+            log.warning("%s: producer state not read past the damage: %s", segment.files.log, exc)
     return state
+
+
+def _log_cut(segment: LogSegment, cut: int, when: str) -> None:
+    log.warning(
+        "%s: cut %d bytes of invalid data at position %d (offset %d) while %s",
+        segment.files.log,
+        cut,
+        segment.size,
+        segment.next_offset,
+        when,
+    )
 
 
 def _rolling_time(segment: LogSegment, now: int) -> int:
     """When a reopened active segment started, for ``segment.ms``; never in the future."""
     if segment.size == 0:
         return now
-    for _, header in segment.headers_from(0):
-        if 0 <= header.max_timestamp <= now:
-            return header.max_timestamp
-        break
+    try:
+        for _, header in segment.headers_from(0):
+            if 0 <= header.max_timestamp <= now:
+                return header.max_timestamp
+            break
+    except (CorruptRecordError, InvalidRecordError):
+        pass  # a damaged first batch: reads report it; the segment rolls on segment.ms
     return now
 
 

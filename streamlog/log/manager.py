@@ -3,7 +3,9 @@
 It owns the directory (a lock file), the durable topic metadata, one ``PartitionLog`` per
 partition (directories named ``<topic>-<partition>`` as in Kafka), the consumer-group
 offsets kept in ``__consumer_offsets``, and the background maintenance that flushes on
-``flush.ms``, enforces retention and compacts ``cleanup.policy=compact`` topics.
+``flush.ms``, enforces retention and compacts ``cleanup.policy=compact`` topics (passes of
+``streamlog.log.maintenance``: a partition that fails is logged and skipped, and the
+others are maintained as usual).
 
 Thread-safety: topic-level changes (create, delete, add partitions, alter configs) take
 the manager's lock; appends and reads go straight to the partition log, which has its
@@ -28,18 +30,23 @@ from streamlog.log.config import TopicConfig
 from streamlog.log.dir_lock import DirectoryLock
 from streamlog.log.errors import (
     InvalidPartitionsError,
-    InvalidTopicNameError,
     LogClosedError,
     TopicExistsError,
     UnknownTopicError,
 )
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore
+from streamlog.log.maintenance import LogMaintenance, MaintenanceReport
 from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
 from streamlog.log.partitioner import DefaultPartitioner
-from streamlog.log.topic_names import check_collisions, is_internal, validate_topic_name
+from streamlog.log.topic_names import (
+    check_collisions,
+    check_not_internal,
+    is_internal,
+    validate_topic_name,
+)
 from streamlog.log.topic_store import TopicRecord, TopicStore
 
-__all__ = ["LogManager", "TopicDescription", "PartitionDescription"]
+__all__ = ["LogManager", "TopicDescription", "PartitionDescription", "MaintenanceReport"]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +97,7 @@ class LogManager:
         self._configs: dict[str, TopicConfig] = {}
         self._logs: dict[str, list[PartitionLog]] = {}
         self._partitioner = DefaultPartitioner()
-        self._cleaner = LogCleaner(self.clock)
+        self._maintenance_pass = LogMaintenance(self.clock, LogCleaner(self.clock))
         self._offsets_topic_partitions = offsets_topic_partitions
         self._durable_offset_commits = durable_offset_commits
         self.group_offsets: GroupOffsetStore | None = None
@@ -159,9 +166,19 @@ class LogManager:
             self._dir_lock.release()
 
     def _close_logs(self) -> None:
-        for logs in self._logs.values():
-            for plog in logs:
-                plog.close()
+        """Close every log; one that cannot be closed cleanly never keeps the others open."""
+        for topic, logs in self._logs.items():
+            for partition, plog in enumerate(logs):
+                try:
+                    plog.close()
+                except OSError as exc:
+                    log.error(
+                        "%s-%d could not be closed cleanly (%s); it will be recovered on "
+                        "the next start",
+                        topic,
+                        partition,
+                        exc,
+                    )
         self._logs.clear()
 
     def _remove_orphans(self) -> None:
@@ -207,8 +224,8 @@ class LogManager:
             self._check_open()
             if name in self._topics:
                 raise TopicExistsError(f"topic {name!r} already exists")
-            if is_internal(name) and not internal_ok:
-                raise InvalidTopicNameError(f"topic {name!r} is reserved for internal use")
+            if not internal_ok:
+                check_not_internal(name, "create")
             check_collisions(name, self._topics)
             logs = [
                 PartitionLog.open(self._partition_dir(name, p), config, self.clock)
@@ -228,8 +245,7 @@ class LogManager:
             self._check_open()
             if name not in self._topics:
                 raise UnknownTopicError(f"topic {name!r} does not exist")
-            if is_internal(name):
-                raise InvalidTopicNameError(f"internal topic {name!r} cannot be deleted")
+            check_not_internal(name, "delete")
             assert self._store is not None
             self._store.remove(name)  # the commit point: the topic is gone from here on
             logs = self._logs.pop(name)
@@ -243,17 +259,27 @@ class LogManager:
             os.rename(src, dst)
             shutil.rmtree(dst, ignore_errors=True)
 
+    def check_add_partitions(self, name: str, total: int) -> None:
+        """Raise what ``add_partitions(name, total)`` would refuse, changing nothing.
+
+        Internal topics never grow: which ``__consumer_offsets`` partition holds a group
+        follows from the partition count, so growing it would strand committed offsets.
+        """
+        _check_partition_count(total)
+        check_not_internal(name, "add partitions to")
+        record = self._record(name)
+        if total <= record.partitions:
+            raise InvalidPartitionsError(
+                f"topic {name!r} has {record.partitions} partitions; the new count "
+                f"{total} must be larger"
+            )
+
     def add_partitions(self, name: str, total: int) -> TopicDescription:
         """Grow a topic to ``total`` partitions (Kafka's CreatePartitions; never shrinks)."""
-        _check_partition_count(total)
         with self._lock:
             self._check_open()
+            self.check_add_partitions(name, total)
             record = self._record(name)
-            if total <= record.partitions:
-                raise InvalidPartitionsError(
-                    f"topic {name!r} has {record.partitions} partitions; the new count "
-                    f"{total} must be larger"
-                )
             config = self._configs[name]
             new_logs = [
                 PartitionLog.open(self._partition_dir(name, p), config, self.clock)
@@ -352,6 +378,12 @@ class LogManager:
         return logs[partition]
 
     def append(self, topic: str, partition: int, records: bytes | memoryview) -> AppendResult:
+        """Append a client's batches (Produce, the embedded producer).
+
+        Internal topics are refused with ``InternalTopicError``: only the broker writes
+        them, through its own handle on their partition logs.
+        """
+        check_not_internal(topic, "append to")
         return self.partition(topic, partition).append(records)
 
     def read(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> ReadResult:
@@ -390,20 +422,12 @@ class LogManager:
     # -- maintenance ---------------------------------------------------------------------
 
     def run_maintenance(self) -> MaintenanceReport:
-        """One pass of time-based flushing, retention and compaction over every log."""
-        flushed = deleted = cleaned = 0
-        for _, _, plog in self.all_logs():
-            if plog.closed:
-                continue
-            try:
-                flushed += plog.flush_if_due()
-                deleted += plog.enforce_retention()
-                if plog.config.compact and self._cleaner.needs_cleaning(plog):
-                    if self._cleaner.clean(plog) is not None:
-                        cleaned += 1
-            except LogClosedError:
-                continue  # deleted while we were working on it
-        return MaintenanceReport(flushed, deleted, cleaned)
+        """One pass of time-based flushing, retention and compaction over every log.
+
+        A partition whose maintenance raises is logged and skipped for a while; the
+        others are maintained as usual (see ``streamlog.log.maintenance``).
+        """
+        return self._maintenance_pass.run(self.all_logs())
 
     def start_background(self, interval_ms: int = 1000) -> None:
         """Run ``run_maintenance`` every ``interval_ms`` in a daemon thread."""
@@ -415,7 +439,8 @@ class LogManager:
             while not self._stop.wait(interval_ms / 1000):
                 try:
                     self.run_maintenance()
-                except Exception:  # keep maintaining the other logs next round
+                except Exception:
+                    # a bug in the pass itself: a partition's own failure never gets here
                     log.exception("log maintenance failed")
 
         self._maintenance = threading.Thread(
@@ -429,13 +454,6 @@ class LogManager:
             self._stop.set()
             thread.join()
             self._maintenance = None
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceReport:
-    flushed: int
-    segments_deleted: int
-    logs_cleaned: int
 
 
 def _check_partition_count(partitions: int) -> None:

@@ -134,7 +134,7 @@ class PartitionLog:
             loaded.report,
             loaded.producers,
         )
-        if not loaded.report.clean:
+        if not loaded.report.clean or loaded.report.bytes_truncated:
             plog.flush()  # what recovery kept is now the durable baseline
         return plog
 
@@ -488,22 +488,32 @@ class PartitionLog:
 
     def _delete_oldest_while(self, predicate) -> int:  # type: ignore[no-untyped-def]
         deleted = 0
-        while len(self._segments) > 1 and predicate(self._segments[0]):
-            self._delete_segment(self._segments.pop(0))
-            deleted += 1
-        if deleted:
-            self._set_log_start(max(self._log_start_offset, self._segments[0].base_offset))
+        try:
+            while len(self._segments) > 1 and predicate(self._segments[0]):
+                self._delete_first_segment()
+                deleted += 1
+        finally:
+            # What was deleted before a failure is gone: the log start must say so.
+            if deleted:
+                self._set_log_start(max(self._log_start_offset, self._segments[0].base_offset))
         return deleted
 
     def _delete_segments_below_start(self) -> int:
         deleted = 0
         while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start_offset:
-            self._delete_segment(self._segments.pop(0))
+            self._delete_first_segment()
             deleted += 1
         return deleted
 
-    def _delete_segment(self, segment: LogSegment) -> None:
+    def _delete_first_segment(self) -> None:
+        """Rename the oldest segment ``.deleted``, then drop it from the log.
+
+        If the rename fails (an ``OSError`` from the file system) the segment stays in
+        the log, whole, and the next retention pass tries again.
+        """
+        segment = self._segments[0]
         segment.change_suffix(DELETED_SUFFIX)
+        self._segments.pop(0)
         segment.delete_files()
 
     def _set_log_start(self, offset: int) -> None:
@@ -554,21 +564,28 @@ class PartitionLog:
             self.config = config
 
     def close(self) -> None:
-        """Flush, seal the active segment's indexes and leave the clean-shutdown marker."""
+        """Flush, seal the active segment's indexes and leave the clean-shutdown marker.
+
+        If the files cannot be made durable (``OSError``: a full or failing disk) they are
+        closed without the marker, so the next open recovers them, and the error is
+        raised: the log is closed either way.
+        """
         with self._lock:
             if self._closed:
                 return
-            self.active_segment.seal()
-            self.flush()
-            self.producers.write_snapshot(self.log_end_offset)
-            for segment in self._segments:
-                segment.close()
+            try:
+                self.active_segment.seal()
+                self.flush()
+                self.producers.write_snapshot(self.log_end_offset)
+            finally:  # closed either way; only a log made durable gets the marker
+                self._closed = True
+                for segment in self._segments:
+                    segment.close()
             marker = os.path.join(self.directory, CLEAN_SHUTDOWN_FILE)
             with open(marker, "wb") as f:
                 f.flush()
                 os.fsync(f.fileno())
             fsync_directory(self.directory)
-            self._closed = True
 
     def close_unclean(self) -> None:
         """Close file handles without flushing or marking clean (tests of crash recovery)."""

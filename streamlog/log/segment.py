@@ -106,23 +106,53 @@ class LogSegment:
 
     # -- opening -----------------------------------------------------------------------
 
-    def load_clean(self, next_offset: int | None) -> None:
-        """Trust the files after a clean shutdown; rebuild indexes that do not fit the log.
+    def load_clean(self, next_offset: int | None) -> int:
+        """Open after a clean shutdown: trust the indexes, but check the tail of the log.
+
+        The clean-shutdown marker says the broker closed the files, not that nobody
+        touched them since: every batch from the last offset-index entry to the end of the
+        file must be whole, CRC-valid and in offset order, and must end exactly at the end
+        of the file. Anything else (an index that does not fit, a truncated or
+        bit-flipped tail, a non-positive length) sends the segment through ``recover``,
+        which cuts it at the first bad byte. Returns the number of bytes cut.
 
         ``next_offset`` is the following segment's base offset, or None for the last
-        segment, whose end is found from its last indexed batch.
+        segment, whose end is the last offset of its last batch.
         """
         try:
             self.offset_index.load(self.size)
             if self.size and not len(self.offset_index):
                 raise IndexCorruptError(f"{self.files.index} is missing or empty")
+            last = self._check_tail()
             if next_offset is None:
-                next_offset = self._find_next_offset(self.offset_index.lookup(1 << 62))
+                next_offset = last + 1
             self.next_offset = max(next_offset, self.base_offset)
             self.time_index.load(self.next_offset)
             self.max_timestamp = self.time_index.max_timestamp
         except (IndexCorruptError, CorruptRecordError, InvalidRecordError):
-            self.recover()
+            return self.recover()
+        return 0
+
+    def _check_tail(self) -> int:
+        """Validate the batches from the last indexed one to the end; return the last offset.
+
+        Raises ``CorruptRecordError`` unless they are all valid and fill the file exactly,
+        and the first of them is the batch the index says is there.
+        """
+        position = self.offset_index.lookup(1 << 62)
+        last = self.base_offset - 1
+        indexed = self.offset_index.last_offset
+        end = position
+        for at, header in self._validated_batches(position, self.base_offset):
+            if at == position and indexed is not None and header.last_offset != indexed:
+                break
+            last = header.last_offset
+            end = at + header.size
+        if end != self.size:
+            raise CorruptRecordError(
+                f"{self.files.log}: invalid data at position {end} of {self.size}"
+            )
+        return last
 
     def recover(self) -> int:
         """Validate every batch, rebuild both indexes, cut the file at the first bad byte.
@@ -136,7 +166,7 @@ class LogSegment:
         self.max_timestamp = -1
         self._bytes_since_index = 0
         valid = 0
-        for position, header in self._validated_batches():
+        for position, header in self._validated_batches(0, self.base_offset):
             self._track(header.last_offset, header.max_timestamp, position, header.size)
             valid = position + header.size
         truncated = self.size - valid
@@ -145,9 +175,13 @@ class LogSegment:
             self.size = valid
         return truncated
 
-    def _validated_batches(self) -> Iterator[tuple[int, BatchHeader]]:
-        position = 0
-        expected = self.base_offset
+    def _validated_batches(self, position: int, expected: int) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of each valid batch from ``position``, up to the first bad one.
+
+        Valid: a whole header with magic 2 and a length of at least a header (never zero or
+        negative, so the walk always moves forward), the whole batch inside the file, its
+        CRC right, its base offset not below ``expected`` (then the previous batch's end).
+        """
         while position < self.size:
             chunk = os.pread(self._fd, min(_RECOVERY_CHUNK, self.size - position), position)
             pos = 0
@@ -158,6 +192,8 @@ class LogSegment:
                     header = parse_header(chunk, pos)
                 except (CorruptRecordError, InvalidRecordError):
                     return
+                if position + pos + header.size > self.size:
+                    return  # cut short, or a length no batch here can have
                 if len(chunk) - pos < header.size:
                     if pos == 0:  # one batch larger than the chunk: read it whole
                         chunk = os.pread(self._fd, header.size, position)
@@ -178,22 +214,20 @@ class LogSegment:
                 return
             position += pos
 
-    def _find_next_offset(self, start_position: int) -> int:
-        last = self.base_offset - 1
-        for _, _, last_offset in self._walk(start_position):
-            last = last_offset
-        return last + 1
-
     def _walk(self, position: int) -> Iterator[tuple[int, int, int]]:
         """(position, size, last offset) of each batch from ``position`` to the end.
 
-        Trusts the bytes (they were validated when appended or recovered).
+        Trusts the bytes (they were validated when appended or recovered) except for the
+        one check that keeps the walk finite: a length shorter than a batch header is
+        ``CorruptRecordError``, never a step of zero or backwards.
         """
         while position < self.size:
             chunk = os.pread(self._fd, min(_SCAN_CHUNK, self.size - position), position)
             pos = 0
             while len(chunk) - pos >= HEADER_SIZE:
                 _, size, last_offset = peek_offsets(chunk, pos)
+                if size < HEADER_SIZE:
+                    raise self._bad_length(position + pos, size)
                 yield position + pos, size, last_offset
                 pos += size
                 if pos > len(chunk):
@@ -273,6 +307,8 @@ class LogSegment:
         end = 0
         while len(data) - end >= HEADER_SIZE:
             _, size, _ = peek_offsets(data, end)
+            if size < HEADER_SIZE:
+                raise self._bad_length(position + end, size)
             if end + size > len(data):
                 break
             end += size
@@ -280,10 +316,18 @@ class LogSegment:
             if not min_one or len(data) < 12:
                 return b""
             _, size, _ = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)
+            if not HEADER_SIZE <= size <= self.size - position:
+                raise self._bad_length(position, size)
             return os.pread(self._fd, size, position)
         if end < len(data):
             return memoryview(data)[:end]  # no copy: the fetch path joins it into a response
         return data
+
+    def _bad_length(self, position: int, size: int) -> CorruptRecordError:
+        return CorruptRecordError(
+            f"{self.files.log}: batch at position {position} claims {size} bytes "
+            f"({self.size - position} left in the file)"
+        )
 
     def read_batches(self, start_position: int = 0) -> Iterator[tuple[int, bytes]]:
         """(position, batch bytes) for each batch from ``start_position``; for the cleaner."""

@@ -12,15 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from streamlog.log.errors import InvalidTopicNameError
+from streamlog.log.errors import InternalTopicError, InvalidTopicNameError
 
 __all__ = [
     "MAX_TOPIC_NAME_LENGTH",
     "INTERNAL_TOPICS",
     "CONSUMER_OFFSETS_TOPIC",
     "TRANSACTION_STATE_TOPIC",
+    "SHARE_GROUP_STATE_TOPIC",
+    "CLUSTER_METADATA_TOPIC",
     "validate_topic_name",
     "is_internal",
+    "check_not_internal",
     "has_collision_chars",
     "collides",
     "check_collisions",
@@ -29,7 +32,18 @@ __all__ = [
 MAX_TOPIC_NAME_LENGTH = 249
 CONSUMER_OFFSETS_TOPIC = "__consumer_offsets"
 TRANSACTION_STATE_TOPIC = "__transaction_state"
-INTERNAL_TOPICS: frozenset[str] = frozenset({CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
+SHARE_GROUP_STATE_TOPIC = "__share_group_state"
+CLUSTER_METADATA_TOPIC = "__cluster_metadata"
+# Kafka's ``Topic.INTERNAL_TOPICS`` plus the KRaft metadata log, whose creation Kafka
+# also refuses: the broker writes these (or will), clients never do.
+INTERNAL_TOPICS: frozenset[str] = frozenset(
+    {
+        CONSUMER_OFFSETS_TOPIC,
+        TRANSACTION_STATE_TOPIC,
+        SHARE_GROUP_STATE_TOPIC,
+        CLUSTER_METADATA_TOPIC,
+    }
+)
 
 # Explicit ASCII ranges: str.isalnum() would let non-ASCII letters and digits through.
 _ILLEGAL_CHAR = re.compile(r"[^a-zA-Z0-9._-]")
@@ -62,8 +76,19 @@ def validate_topic_name(name: str) -> None:
 
 
 def is_internal(name: str) -> bool:
-    """True for the topics the broker owns (group offsets, transaction state)."""
+    """True for the topics the broker owns (group offsets, transaction state...)."""
     return name in INTERNAL_TOPICS
+
+
+def check_not_internal(name: str, action: str) -> None:
+    """Raise ``InternalTopicError`` if ``name`` is internal; ``action`` says what was refused.
+
+    The one check behind every client path that could change an internal topic: Produce,
+    the embedded producer, CreateTopics, DeleteTopics and CreatePartitions. The broker's
+    own writers (the group coordinator) append to the partition logs directly.
+    """
+    if name in INTERNAL_TOPICS:
+        raise InternalTopicError(f"Cannot {action} internal topic {name}")
 
 
 def has_collision_chars(name: str) -> bool:

@@ -20,6 +20,9 @@ class BrokerProcess:
 
     data_dir: str
     extra_args: tuple[str, ...] = ()
+    # Where the port and log files go (default: beside the data directory); elsewhere
+    # when the data directory's file system is made to fill up.
+    side_dir: str | None = None
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: str = ""
@@ -30,10 +33,13 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> BrokerProcess:
-        port_file = os.path.join(self.data_dir + ".port")
+        side = self.data_dir
+        if self.side_dir is not None:
+            side = os.path.join(self.side_dir, os.path.basename(self.data_dir))
+        port_file = side + ".port"
         if os.path.exists(port_file):
             os.unlink(port_file)
-        self.log_path = self.data_dir + ".log"
+        self.log_path = side + ".log"
         listen = f"127.0.0.1:{self.port}"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Iterable
+
+from crc32c import crc32c
 
 from streamlog.log.partition_log import PartitionLog
 from streamlog.log.records import Record, decode_batch, encode_batch
 
-__all__ = ["make_batch", "read_all_records", "records_in"]
+__all__ = [
+    "make_batch",
+    "read_all_records",
+    "records_in",
+    "undecodable_batch",
+    "append_to_segment_file",
+]
 
 
 def make_batch(
@@ -58,3 +68,33 @@ def read_all_records(plog: PartitionLog, start: int | None = None) -> list[Recor
         out.extend(got)
         offset = got[-1].offset + 1
     return out
+
+
+def undecodable_batch(records: int = 1) -> bytes:
+    """A batch whose header and CRC are right but whose records do not decode.
+
+    What a client could once produce into any topic: storage checks only the framing, so
+    the damage shows when something decodes the records (offset loading, compaction).
+    """
+    batch = bytearray(make_batch(records))
+    batch[61:] = b"\xff" * (len(batch) - 61)  # every varint too long
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    return bytes(batch)
+
+
+def append_to_segment_file(directory: str, batch: bytes) -> int:
+    """Append ``batch`` straight to the last ``.log`` file of a closed partition directory,
+    at the next offset (the base offset is outside the CRC); returns that offset."""
+    name = sorted(n for n in os.listdir(directory) if n.endswith(".log"))[-1]
+    path = os.path.join(directory, name)
+    with open(path, "rb") as f:
+        data = f.read()
+    next_offset, pos = int(name[:20]), 0
+    while pos < len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        (delta,) = struct.unpack_from(">i", data, pos + 23)
+        next_offset = base + delta + 1
+        pos += length + 12
+    with open(path, "ab") as f:
+        f.write(struct.pack(">q", next_offset) + batch[8:])
+    return next_offset

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
 
 from streamlog.log.clock import ManualClock
@@ -15,7 +18,9 @@ from streamlog.log.group_offsets import (
     java_string_hash,
 )
 from streamlog.log.manager import LogManager
-from streamlog.log.records import decode_batch
+from streamlog.log.records import decode_batch, encode_batch
+
+from .logutil import append_to_segment_file, undecodable_batch
 
 
 def test_java_string_hash_matches_java() -> None:
@@ -84,3 +89,68 @@ def test_many_commits_reload_to_the_latest(tmp_path, n) -> None:
             if any(i % 3 == p for i in range(n))
         }
         assert {tp: o.offset for tp, o in m.group_offsets.fetch("g").items()} == expected
+
+
+def test_an_undecodable_batch_is_skipped_and_logged_and_the_rest_loads(tmp_path, caplog) -> None:
+    """The probe's case: a garbage batch in __consumer_offsets stopped every later start
+    ("record 0: varint too long or too wide"). Now it is logged and skipped."""
+    with LogManager.open(str(tmp_path)) as m:
+        store = m.group_offsets
+        partition = store.partition_for("victim")
+        other = next(g for i in range(100) if store.partition_for(g := f"other-{i}") == partition)
+        store.commit("victim", {("orders", 0): 10})
+        store.commit(other, {("orders", 0): 20})  # same partition, before the bad batch
+    directory = os.path.join(tmp_path, f"{OFFSETS_TOPIC}-{partition}")
+    bad_offset = append_to_segment_file(directory, undecodable_batch())
+    for restart in range(2):  # the bad batch stays; every start skips it
+        with caplog.at_level(logging.WARNING, logger="streamlog.log.group_offsets"):
+            with LogManager.open(str(tmp_path)) as m:
+                store = m.group_offsets
+                assert store.fetch("victim")[("orders", 0)].offset == 10 + restart
+                assert store.fetch(other)[("orders", 0)].offset == 20
+                store.commit("victim", {("orders", 0): 11 + restart})  # after the bad batch
+        assert f"{OFFSETS_TOPIC}-{partition} offset {bad_offset}: skipped" in caplog.text
+        assert "varint" in caplog.text
+        caplog.clear()
+    with LogManager.open(str(tmp_path)) as m:
+        assert m.group_offsets.fetch("victim")[("orders", 0)].offset == 12
+        assert m.group_offsets.fetch(other)[("orders", 0)].offset == 20
+
+
+def test_a_record_that_does_not_decode_is_skipped_alone(tmp_path, caplog) -> None:
+    with LogManager.open(str(tmp_path)) as m:
+        store = m.group_offsets
+        partition = store.partition_for("g")
+        good = encode_offset_value(OffsetAndMetadata(7, "", -1, 1))
+        entries = [
+            (encode_offset_key("g", "a", 0), good, 1, ()),
+            (b"\x00\x01\x7f\xff", good, 1, ()),  # group name longer than the key
+            (encode_offset_key("g", "b", 0), b"\x00\x03\x00", 1, ()),  # value cut short
+            (encode_offset_key("g", "c", 0), good, 1, ()),
+        ]
+        # the broker's own write path (the partition log), as a corrupted commit would be
+        m.partition(OFFSETS_TOPIC, partition).append(encode_batch(entries))
+    with caplog.at_level(logging.WARNING, logger="streamlog.log.group_offsets"):
+        with LogManager.open(str(tmp_path)) as m:
+            assert sorted(m.group_offsets.fetch("g")) == [("a", 0), ("c", 0)]
+    skipped = [r.getMessage() for r in caplog.records]
+    assert len(skipped) == 2
+    assert f"{OFFSETS_TOPIC}-{partition} offset 1: skipped" in skipped[0]
+    assert f"{OFFSETS_TOPIC}-{partition} offset 2: skipped" in skipped[1]
+
+
+def test_garbage_bytes_in_an_offsets_segment_never_stop_a_start(tmp_path, caplog) -> None:
+    with LogManager.open(str(tmp_path)) as m:
+        m.group_offsets.commit("g", {("t", 0): 3})
+        partition = m.group_offsets.partition_for("g")
+    directory = os.path.join(tmp_path, f"{OFFSETS_TOPIC}-{partition}")
+    log_file = sorted(n for n in os.listdir(directory) if n.endswith(".log"))[-1]
+    with open(os.path.join(directory, log_file), "ab") as f:
+        f.write(b"\x00" * 8 + b"\xff\xff\xff\xf4" + os.urandom(300))  # length -12
+    with caplog.at_level(logging.WARNING):
+        with LogManager.open(str(tmp_path)) as m:
+            assert m.group_offsets.fetch("g")[("t", 0)].offset == 3
+            m.group_offsets.commit("g", {("t", 0): 4})
+    assert "cut 312 bytes" in caplog.text
+    with LogManager.open(str(tmp_path)) as m:
+        assert m.group_offsets.fetch("g")[("t", 0)].offset == 4

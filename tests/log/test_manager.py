@@ -12,6 +12,7 @@ import pytest
 from streamlog.log.clock import ManualClock
 from streamlog.log.errors import (
     DataDirectoryLockedError,
+    InternalTopicError,
     InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicNameError,
@@ -102,6 +103,27 @@ def test_add_partitions_grows_but_never_shrinks(manager) -> None:
         manager.add_partitions("t", 5)
     with pytest.raises(InvalidPartitionsError):
         manager.add_partitions("t", 3)
+
+
+@pytest.mark.parametrize("internal", ["__consumer_offsets", "__transaction_state"])
+def test_internal_topics_are_written_and_shaped_by_the_broker_only(manager, internal) -> None:
+    offsets = manager.partition("__consumer_offsets", 0)
+    end = offsets.log_end_offset
+    with pytest.raises(InternalTopicError, match=f"Cannot append to internal topic {internal}"):
+        manager.append(internal, 0, make_batch(1))
+    with pytest.raises(InternalTopicError, match="Cannot create"):
+        manager.create_topic("__transaction_state", 1)
+    with pytest.raises(InternalTopicError, match="Cannot add partitions"):
+        manager.check_add_partitions("__consumer_offsets", 20)
+    with pytest.raises(InternalTopicError, match="Cannot add partitions"):
+        manager.add_partitions("__consumer_offsets", 20)
+    with pytest.raises(InternalTopicError, match="Cannot delete"):
+        manager.delete_topic("__consumer_offsets")
+    assert offsets.log_end_offset == end
+    assert manager.partition_count("__consumer_offsets") == 10
+    assert not manager.topic_exists("__transaction_state")
+    manager.create_topic("__mine", 1)  # "__" alone does not make a topic internal
+    assert manager.append("__mine", 0, make_batch(1)).base_offset == 0
 
 
 def test_delete_topic_removes_data_and_the_name_can_be_reused(manager) -> None:

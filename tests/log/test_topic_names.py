@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamlog.log.errors import InvalidTopicNameError
+from streamlog.log.errors import InternalTopicError, InvalidTopicNameError
 from streamlog.log.topic_names import (
     INTERNAL_TOPICS,
     MAX_TOPIC_NAME_LENGTH,
     check_collisions,
+    check_not_internal,
     collides,
     has_collision_chars,
     is_internal,
@@ -129,8 +130,22 @@ def test_check_collisions_leaves_same_name_and_plain_names_alone() -> None:
 
 
 def test_internal_topics() -> None:
-    assert INTERNAL_TOPICS == {"__consumer_offsets", "__transaction_state"}
+    assert INTERNAL_TOPICS == {
+        "__consumer_offsets",
+        "__transaction_state",
+        "__share_group_state",
+        "__cluster_metadata",
+    }
     assert is_internal("__consumer_offsets")
     assert is_internal("__transaction_state")
     assert not is_internal("_consumer_offsets")
+    assert not is_internal("__my_own_topic")  # a user may still name a topic "__..."
     assert not is_internal("orders")
+
+
+def test_check_not_internal_names_the_action_and_topic() -> None:
+    check_not_internal("orders", "append to")
+    with pytest.raises(InternalTopicError) as info:
+        check_not_internal("__consumer_offsets", "append to")
+    assert str(info.value) == "Cannot append to internal topic __consumer_offsets"
+    assert isinstance(info.value, InvalidTopicNameError)  # INVALID_TOPIC_EXCEPTION

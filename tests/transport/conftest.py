@@ -41,6 +41,7 @@ CREATE_PARTITIONS = "create_partitions"
 LATEST_OFFSET = "latest_offset"
 OFFSETS_FOR_TIMES = "offsets_for_times"
 INTERNAL_TOPICS = "internal_topics"
+INTERNAL_TOPIC_WRITES = "internal_topic_writes"
 DESCRIBE_GROUP_MEMBERS = "describe_group_members"
 
 QUIRKS: dict[str, dict[str, str]] = {
@@ -50,6 +51,8 @@ QUIRKS: dict[str, dict[str, str]] = {
         "not the log end offset",
         OFFSETS_FOR_TIMES: "Tansu answers offset 0 to every offsets-for-times lookup",
         INTERNAL_TOPICS: "Tansu does not list __consumer_offsets as a topic",
+        INTERNAL_TOPIC_WRITES: "Tansu accepts Produce to __consumer_offsets (Kafka answers "
+        "INVALID_TOPIC_EXCEPTION)",
         DESCRIBE_GROUP_MEMBERS: "Tansu's DescribeGroups leaves members' client id, host and "
         "assignment empty",
     },

@@ -16,10 +16,17 @@ from typing import Any
 
 import pytest
 
+from streamlog.log.group_offsets import OffsetAndMetadata as LogOffset
+from streamlog.log.group_offsets import (
+    encode_offset_key,
+    encode_offset_value,
+    java_string_hash,
+)
 from streamlog.log.partitioner import partition_for_key
 from streamlog.transport.errors import (
     InvalidPartitionsError,
     TopicExistsError,
+    TransportError,
     UnknownTopicError,
 )
 from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
@@ -27,6 +34,7 @@ from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPa
 from .conftest import (
     CREATE_PARTITIONS,
     DESCRIBE_GROUP_MEMBERS,
+    INTERNAL_TOPIC_WRITES,
     INTERNAL_TOPICS,
     LATEST_OFFSET,
     OFFSETS_FOR_TIMES,
@@ -770,6 +778,45 @@ def test_admin_internal_topics_listed_on_request(transport: TransportCase) -> No
         await consumer.close()
         assert "__consumer_offsets" in await admin.list_topics(include_internal=True)
         assert "__consumer_offsets" not in await admin.list_topics()
+
+    case.run(body())
+
+
+def test_internal_topics_refuse_client_writes(transport: TransportCase) -> None:
+    """A forged commit record produced to ``__consumer_offsets`` is refused (Kafka answers
+    INVALID_TOPIC_EXCEPTION) and the group's committed offset does not move; the admin
+    calls that would change an internal topic are refused too."""
+    case = transport
+    case.skip_if(INTERNAL_TOPIC_WRITES)
+    topic = case.topic("forged")
+    group = case.group("g-forged")
+    tp = TopicPartition(topic, 0)
+
+    async def body() -> None:
+        admin = case.transport.admin()
+        await admin.create_topic(topic, 1)
+        consumer = case.consumer(group_id=group)
+        consumer.assign([tp])
+        await consumer.commit({tp: 5})
+        producer = case.transport.producer()
+        forged_key = encode_offset_key(group, topic, 0)
+        forged_value = encode_offset_value(LogOffset(999_999))
+        partition = (java_string_hash(group) & 0x7FFFFFFF) % 10  # the group's partition
+        with pytest.raises(TransportError, match="internal topic"):
+            await producer.send_and_wait(
+                "__consumer_offsets", forged_value, key=forged_key, partition=partition
+            )
+        assert await consumer.committed(tp) == 5
+        with pytest.raises(TransportError, match="internal topic"):
+            await admin.add_partitions("__consumer_offsets", 50)
+        with pytest.raises(TransportError, match="internal topic"):
+            await admin.delete_topic("__consumer_offsets")
+        assert "__consumer_offsets" in await admin.list_topics(include_internal=True)
+        await consumer.commit({tp: 6})  # the broker's own writes still go through
+        assert await consumer.committed(tp) == 6
+        await producer.close()
+        await consumer.close()
+        await admin.close()
 
     case.run(body())
 

@@ -11,7 +11,7 @@ from streamlog.broker.error_codes import error_code_for
 from streamlog.log.config import TOPIC_CONFIG_KEYS, TopicConfig, describe_config
 from streamlog.log.errors import InvalidPartitionsError, LogError, TopicExistsError
 from streamlog.log.manager import MAX_PARTITIONS
-from streamlog.log.topic_names import check_collisions, validate_topic_name
+from streamlog.log.topic_names import check_collisions, check_not_internal, validate_topic_name
 from streamlog.protocol import (
     ApiKey,
     DecodedRequest,
@@ -119,6 +119,7 @@ def _validate_new_topic(
     validate_topic_name(name)
     if ctx.log.topic_exists(name):
         raise TopicExistsError(f"topic {name!r} already exists")
+    check_not_internal(name, "create")
     check_collisions(name, ctx.log.list_topics(include_internal=True))
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise InvalidPartitionsError(f"partition count must be between 1 and {MAX_PARTITIONS}")
@@ -200,12 +201,7 @@ async def handle_create_partitions(
             )
             continue
         try:
-            current = ctx.log.partition_count(topic.name)
-            if topic.count <= current:
-                raise InvalidPartitionsError(
-                    f"topic {topic.name!r} has {current} partitions; the new count "
-                    f"{topic.count} must be larger"
-                )
+            ctx.log.check_add_partitions(topic.name, topic.count)
             if not body.validate_only:
                 ctx.log.add_partitions(topic.name, topic.count)
             results.append({"name": topic.name, "error_code": ErrorCode.NONE})

@@ -58,7 +58,8 @@ async def handle_produce(
                 partitions.append(_failed(index, ErrorCode.INVALID_RECORD, "no records"))
                 continue
             try:
-                result = manager.partition(name, index).append(part.records)
+                # the client write path: internal topics answer INVALID_TOPIC_EXCEPTION
+                result = manager.append(name, index, part.records)
             except (LogError, OSError) as exc:
                 code = error_code_for(exc)
                 if code in (ErrorCode.KAFKA_STORAGE_ERROR, ErrorCode.UNKNOWN_SERVER_ERROR):

@@ -380,7 +380,7 @@ class EmbeddedProducer:
             return
         try:
             data = encode_built(builder, compression=self._compression)
-            result = self._manager.partition(topic, partition).append(data)
+            result = self._manager.append(topic, partition, data)
         except log_errors.LogError as exc:
             batch.error = translate(exc)
             batch.error.__cause__ = exc
