@@ -79,7 +79,8 @@ def test_a_worker_joining_and_leaving_loses_no_input(dsl_broker, app_id):
             expected = {f"id-{i:05d}" for i in range(INPUTS)}
             await wait_for(lambda: expected <= {k for k, v in counts.items() if v >= 1}, 60)
             got = {k: v for k, v in counts.items() if k in expected}
-            errors = sum(agent.processed_errors for agent in (*a.agents.values(), *b.agents.values()))
+            agents = (*a.agents.values(), *b.agents.values())
+            errors = sum(agent.processed_errors for agent in agents)
             return got, errors, a.conductor.commits
 
     got, errors, commits = run(main(), timeout=120)
