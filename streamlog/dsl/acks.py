@@ -23,13 +23,22 @@ __all__ = ["Batch", "PartitionTracker"]
 class PartitionTracker:
     """Pending batches of one source partition, across every agent that reads it."""
 
-    __slots__ = ("topic", "partition", "pending", "next_offset", "revoked", "committed")
+    __slots__ = (
+        "topic",
+        "partition",
+        "pending",
+        "next_offset",
+        "first_offset",
+        "revoked",
+        "committed",
+    )
 
     def __init__(self, topic: str, partition: int, next_offset: int = -1) -> None:
         self.topic = topic
         self.partition = partition
         self.pending: deque[Batch] = deque()
         self.next_offset = next_offset  # one past the last record dispatched; -1: none yet
+        self.first_offset = -1  # the first record dispatched (where this owner started)
         self.revoked = False
         self.committed = -1
 
@@ -39,6 +48,26 @@ class PartitionTracker:
         self.revoked = True
         for batch in self.pending:
             batch.revoked = True
+
+    def processed_uncommitted(self) -> int:
+        """Records some agent has processed past the last commit (the most of any one
+        agent): what the partition's next owner, starting from the committed offset, will
+        process again. For the log line of a revocation or a loss."""
+        if self.next_offset < 0:
+            return 0
+        low = self.committable()
+        start = self.committed if self.committed >= 0 else self.first_offset
+        done = max(0, low - start)  # processed by every agent, not committed
+        # Past ``low``: the batches of one fetch (one per agent) share their records list;
+        # count the agent that got furthest in each.
+        ahead: dict[int, int] = {}
+        for batch in self.pending:
+            records = batch.records
+            count = sum(1 for record in records[: batch.acked] if record.offset >= low)
+            count += sum(1 for i in batch.out_of_order or () if records[i].offset >= low)
+            key = id(records)
+            ahead[key] = max(ahead.get(key, 0), count)
+        return done + sum(ahead.values())
 
     def committable(self) -> int:
         """The offset to commit: the first unacknowledged one, or the end of what was sent."""

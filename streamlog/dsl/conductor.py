@@ -182,6 +182,13 @@ class Conductor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if fetched and consumer.membership_lost():
+                # Probably another worker's now: not processed here (a worker paused past
+                # its session would process them twice); fetched again if they are not.
+                for tp, records in fetched.items():
+                    consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(0.05)
+                continue
             # Whose records these are is decided now: a rebalance while an inbox is full
             # (below) revokes the partitions they came from, and the consumer re-reads
             # what a new assignment of the same partition needs from the committed offset.
@@ -195,6 +202,8 @@ class Conductor:
                 self._commit_due.set()  # the commit task runs it: fetching goes on meanwhile
 
     async def _dispatch(self, tracker: PartitionTracker, records: list[Any]) -> None:
+        if tracker.first_offset < 0:
+            tracker.first_offset = records[0].offset
         for inbox, topic in self._subscribers.get(tracker.topic, ()):
             schema = topic.schema
             batch = Batch(records, tracker, schema.loads_key, schema.loads_value, topic)
@@ -325,10 +334,18 @@ class Conductor:
         self._start_preparing()
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
+        redo = 0
         for tp in partitions:
             tracker = self.trackers.pop(tp, None)
             if tracker is not None:
+                redo += tracker.processed_uncommitted()
                 tracker.revoke()
+        if redo:
+            log.info(
+                "%d record(s) processed here after the last commit of these partitions: "
+                "their next owner processes them again",
+                redo,
+            )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Pause what is new and prepare it in the background (see the module docstring);
