@@ -27,7 +27,7 @@ from streamlog.log.errors import (
 )
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore, OffsetAndMetadata
 from streamlog.log.manager import LogManager, PartitionDescription, TopicDescription
-from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
+from streamlog.log.partition_log import AppendOrigin, AppendResult, PartitionLog, ReadResult
 from streamlog.log.partitioner import (
     DefaultPartitioner,
     RoundRobinPartitioner,
@@ -49,6 +49,7 @@ from streamlog.log.records import (
 )
 
 __all__ = [
+    "AppendOrigin",
     "AppendResult",
     "BatchHeader",
     "CleanResult",

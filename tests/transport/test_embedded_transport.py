@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamlog.log import encode_control_batch, iter_batches
+from streamlog.log import AppendOrigin, encode_control_batch, iter_batches
 from streamlog.log.batch_header import COMPRESSION_MASK, HEADER_SIZE, parse_header
 from streamlog.log.clock import ManualClock
 from streamlog.log.records import ControlType, encode_batch
@@ -455,7 +455,7 @@ def test_control_batches_are_skipped_and_positions_pass_them() -> None:
                 coordinator_epoch=0,
                 timestamp=int(time.time() * 1000),
             )
-            transport.manager.partition("t", 0).append(marker)
+            transport.manager.partition("t", 0).append(marker, AppendOrigin.COORDINATOR)
             consumer = transport.consumer()
             consumer.assign([tp])
             records = await read_all(consumer, 1)
