@@ -80,4 +80,3 @@ def test_offset_for_timestamp_answers_a_bounded_error_for_a_bomb(tmp_path) -> No
     with pytest.raises(CorruptRecordError, match="inflates past"):
         plog.offset_for_timestamp(NOW + 1)
     plog.close()
-
