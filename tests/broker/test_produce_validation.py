@@ -404,3 +404,53 @@ async def read_past_the_bomb_with_our_consumer(bootstrap: str, bomb_at: int) -> 
         assert values == [*(b"new-%d" % i for i in range(5)), b"later"]
     finally:
         await transport.close()
+
+
+def test_our_consumer_hands_out_every_record_around_an_undecodable_batch(tmp_path) -> None:
+    """Partition 0 holds a, a bomb, b; partition 1 holds x, y. Nothing fetched in the same
+    poll as the bomb is lost: a, x and y come out, then the error, then b after a seek."""
+    data_dir = str(tmp_path / "data")
+    manager = LogManager.open(data_dir)
+    try:
+        manager.create_topic("pair", 2)
+        ts = now_ms()
+        p0, p1 = manager.partition("pair", 0), manager.partition("pair", 1)
+        p0.append(encode_batch([(None, b"a", ts, ())]))
+        p0.append_as_is(bomb_batch(1 << 30, base_offset=1, timestamp=ts))
+        p0.append(encode_batch([(None, b"b", ts, ())]))
+        p1.append(encode_batch([(None, b"x", ts, ()), (None, b"y", ts, ())]))
+    finally:
+        manager.close()
+    proc = BrokerProcess(data_dir).start()
+    try:
+        asyncio.run(read_around_the_bomb(proc.bootstrap))
+    finally:
+        assert proc.stop() == 0
+
+
+async def read_around_the_bomb(bootstrap: str) -> None:
+    transport = KafkaTransport(f"kafka://{bootstrap}")
+    try:
+        consumer = transport.consumer()
+        tp0, tp1 = SLTopicPartition("pair", 0), SLTopicPartition("pair", 1)
+        consumer.assign([tp0, tp1])
+        consumer.seek(tp0, 0)
+        consumer.seek(tp1, 0)
+        got: dict[SLTopicPartition, list[bytes]] = {tp0: [], tp1: []}
+        error: CorruptBatchError | None = None
+        for _ in range(50):
+            try:
+                batch = await consumer.getmany(timeout_ms=200)
+            except CorruptBatchError as e:
+                error = e
+                break
+            for tp, records in batch.items():
+                got[tp] += [r.value for r in records]
+        assert got == {tp0: [b"a"], tp1: [b"x", b"y"]}
+        assert error is not None and (error.partition, error.offset) == (0, 1)
+        assert await consumer.position(tp0) == 1
+        consumer.seek(tp0, error.next_offset)
+        batch = await consumer.getmany(timeout_ms=5000)
+        assert [r.value for r in batch[tp0]] == [b"b"]
+    finally:
+        await transport.close()
