@@ -4,9 +4,11 @@ cleaner keeps such a batch as it is and compacts the rest; nothing crashes."""
 
 from __future__ import annotations
 
+import struct
 import tracemalloc
 
 import pytest
+from crc32c import crc32c
 
 from streamlog.log.cleaner import LogCleaner
 from streamlog.log.clock import ManualClock
@@ -44,32 +46,71 @@ def test_decode_batch_of_a_bomb_raises_at_the_default_bound() -> None:
         decode_batch(bomb_batch(16 << 30))
 
 
-def seeded_compacted_log(path, clock) -> tuple[PartitionLog, int]:
-    """A compacted log: k0..k4 twice over, a stored bomb between, several segments.
-    Returns the log and the bomb's offset."""
+def garbage_records_batch(base_offset: int, timestamp: int) -> bytes:
+    """A CRC-valid batch whose one record has a 6-byte varint: what stalled librdkafka
+    and failed every maintenance pass of a compacted topic."""
+    section = b"\x0c\x00\x00\x00\xff\xff\xff\xff\xff\x01\x01\x00"
+    head = struct.pack(
+        ">qiibIhiqqqhii",
+        base_offset,
+        49 + len(section),
+        -1,
+        2,
+        0,
+        0,
+        0,
+        timestamp,
+        timestamp,
+        -1,
+        -1,
+        -1,
+        1,
+    )
+    buf = bytearray(head + section)
+    struct.pack_into(">I", buf, 17, crc32c(bytes(buf[21:])))
+    return bytes(buf)
+
+
+BAD_BATCHES = {
+    "bomb": lambda at: bomb_batch(1 << 30, base_offset=at, timestamp=NOW + 1),
+    "garbage-records": lambda at: garbage_records_batch(at, NOW + 1),
+}
+
+
+def seeded_compacted_log(path, clock, bad: str = "bomb") -> tuple[PartitionLog, int]:
+    """A compacted log: k0..k4 twice over, a stored undecodable batch between, several
+    segments. Returns the log and the bad batch's offset."""
     plog = PartitionLog.open(str(path), TopicConfig.from_map(COMPACT), clock)
     for i in range(5):
         plog.append(encode_batch([(b"k%d" % i, b"old-%d" % i, NOW, ())]))
     bomb_at = plog.log_end_offset
-    plog.append_as_is(bomb_batch(1 << 30, base_offset=bomb_at, timestamp=NOW + 1))
+    plog.append_as_is(BAD_BATCHES[bad](bomb_at))
     for i in range(5):
         plog.append(encode_batch([(b"k%d" % i, b"new-%d" % i, NOW + 2, ())]))
     plog.roll()
     return plog, bomb_at
 
 
-def test_the_cleaner_keeps_an_undecodable_batch_and_compacts_the_rest(tmp_path) -> None:
+@pytest.mark.parametrize("bad", sorted(BAD_BATCHES))
+def test_the_cleaner_keeps_an_undecodable_batch_and_compacts_the_rest(tmp_path, bad) -> None:
     clock = ManualClock(NOW)
-    plog, bomb_at = seeded_compacted_log(tmp_path, clock)
-    assert len(plog.segments) > 3
-    result = LogCleaner(clock).clean(plog)
+    plog, bomb_at = seeded_compacted_log(tmp_path, clock, bad)
+    assert len(plog.segments) >= 3  # two or more to clean, and the active one
+    cleaner = LogCleaner(clock)
+    result = cleaner.clean(plog)
     assert result is not None and result.records_removed == 5
     stored = list(plog.iter_batches())
-    # The old values went; the bomb stayed byte for byte (its keys unknown, nothing of
-    # it dropped); the new values are there.
-    assert stored[0] == bomb_batch(1 << 30, base_offset=bomb_at, timestamp=NOW + 1)
+    # The old values went; the bad batch stayed byte for byte (its keys unknown, nothing
+    # of it dropped); the new values are there.
+    assert stored[0] == BAD_BATCHES[bad](bomb_at)
     kept = [(r.offset, r.value) for raw in stored[1:] for r in decode_batch(raw).records]
     assert kept == [(bomb_at + 1 + i, b"new-%d" % i) for i in range(5)]
+    # A later pass over more appends does not fail on it either.
+    for i in range(5):
+        plog.append(encode_batch([(b"k%d" % i, b"newer-%d" % i, NOW + 3, ())]))
+    plog.roll()
+    assert cleaner.clean(plog) is not None
+    assert list(plog.iter_batches())[0] == BAD_BATCHES[bad](bomb_at)
     plog.close()
 
 
