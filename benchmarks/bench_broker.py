@@ -1,7 +1,8 @@
 """Broker throughput: ``streamlog broker`` against Tansu, with confluent-kafka, in one run.
 
 Run: ``.venv/bin/python benchmarks/bench_broker.py [--messages 1000000] [--partitions 1,4]
-[--repeat 3] [--only streamlog|tansu] [--profile DIR]``
+[--repeat 3] [--only streamlog|tansu] [--compression none|gzip|snappy|lz4|zstd]
+[--profile DIR]``
 
 Both brokers run on loopback as subprocesses of this script and are stopped at the end,
 even on errors: ``streamlog broker`` on a fresh data directory in a temporary directory
@@ -11,6 +12,8 @@ warm-up of 50,000 messages produced and read back in a topic of its own, every r
 measures in fresh topics:
 
 * ``produce acks=1``: a confluent-kafka producer sends N unkeyed 100-byte values
+  (uncompressed unless ``--compression`` names a codec; the broker decompresses each
+  compressed batch to validate its records)
   (partition ``i % P`` chosen by the script, so partitions fill evenly), idempotence off;
   timed from the first ``produce()`` to the return of ``flush()`` (the last delivery
   report). Delivery reports are requested for errors only, so the client's Python cost
@@ -717,6 +720,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", "-r", type=int, default=3)
     parser.add_argument("--only", choices=("streamlog", "tansu"))
+    parser.add_argument(
+        "--compression",
+        choices=("none", "gzip", "snappy", "lz4", "zstd"),
+        default="none",
+        help="the producers' compression.type (default none)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
     parser.add_argument("--tmp-root", default=None, help="where streamlog's data dir goes")
     parser.add_argument(
@@ -726,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         help="extra pass with py-spy attached to the streamlog broker; stacks go to DIR",
     )
     args = parser.parse_args(argv)
+    PRODUCER_SETTINGS["compression.type"] = args.compression
     partitions = [int(p) for p in str(args.partitions).split(",") if p.strip()]
     brokers = [args.only] if args.only else ["streamlog", "tansu"]
 

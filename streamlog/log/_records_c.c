@@ -1,7 +1,7 @@
 /*
  * The per-record loops of the RecordBatch v2 codec, in C.
  *
- * A drop-in for streamlog/log/_records_py.py: the same three functions and BatchBuilder
+ * A drop-in for streamlog/log/_records_py.py: the same four functions and BatchBuilder
  * type, arguments, results and exceptions (the tests compare the two on fuzzed input).
  * Batch framing (header, CRC, compression) stays in records.py; this file only turns a
  * records section into record objects and back, which is where the time goes.
@@ -546,6 +546,261 @@ error:
     Py_XDECREF(last_timestamp);
     PyBuffer_Release(&view);
     return NULL;
+}
+
+/* ---------------------------------------------------------------------- scanning */
+
+#define PROBLEM_NO_KEY 1
+#define PROBLEM_TIMESTAMP_OUT_OF_RANGE 2
+
+/* 0 if the n bytes at p are UTF-8 (as PyUnicode_DecodeUTF8 "strict" judges it), 1 if
+ * not, -1 with an exception set if the check itself failed. ASCII, the usual header key,
+ * is checked here without making a string. */
+static int
+utf8_problem(const uint8_t *p, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    PyObject *text;
+    for (i = 0; i < n; i++) {
+        if (p[i] >= 0x80) {
+            break;
+        }
+    }
+    if (i == n) {
+        return 0;
+    }
+    text = PyUnicode_DecodeUTF8((const char *)p, n, "strict");
+    if (text != NULL) {
+        Py_DECREF(text);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        return 1;
+    }
+    return -1;
+}
+
+/* The checks read_headers makes, without making the headers: 0, or -1 with an
+ * exception set. */
+static int
+skip_headers(module_state *st, Py_ssize_t index, const uint8_t **pp, const uint8_t *end)
+{
+    int32_t count, i;
+    const char *problem = NULL;
+    int rc = read_varint(pp, end, &count);
+    if (rc != 0) {
+        corrupt(st, index, varint_problem(rc));
+        return -1;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    if (count < 0 || count > (end - *pp) / 2) {
+        corrupt(st, index, "header count is negative or larger than the record");
+        return -1;
+    }
+    for (i = 0; i < count; i++) {
+        int32_t n;
+        rc = read_varint(pp, end, &n);
+        if (rc != 0) {
+            corrupt(st, index, varint_problem(rc));
+            return -1;
+        }
+        if (n < 0 || n > end - *pp) {
+            corrupt(st, index, "header key length is negative or overruns its record");
+            return -1;
+        }
+        rc = utf8_problem(*pp, n);
+        if (rc != 0) {
+            if (rc > 0) {
+                corrupt(st, index, "header key is not UTF-8");
+            }
+            return -1;
+        }
+        *pp += n;
+        if (skip_nullable_bytes(pp, end, &problem) < 0) {
+            corrupt(st, index, problem);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(scan_records_doc,
+"scan_records(buf, start, end, count, base_timestamp, need_keys, min_timestamp,\n"
+"             max_timestamp, max_problems)\n"
+"--\n\n"
+"Check `count` records in buf[start:end] as a broker does before storing them;\n"
+"return (max timestamp, problem count, [(index, problem), ...]). See\n"
+"_records_py.scan_records.");
+
+/* decode_records' walk without making records: the broker's produce path runs it on
+ * every batch, so it allocates nothing per record (a header key that is not ASCII is
+ * the exception: its UTF-8 check makes and drops a str). */
+static PyObject *
+scan_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = get_state(module);
+    Py_buffer view;
+    Py_ssize_t start, end, count, max_problems, i, problem_count = 0;
+    long long base_timestamp, min_timestamp, max_timestamp;
+    int need_keys, overflow;
+    int64_t highest = -1;
+    const uint8_t *p, *limit;
+    PyObject *problems = NULL, *result = NULL;
+
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "scan_records() takes 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    end = PyLong_AsSsize_t(args[2]);
+    count = PyLong_AsSsize_t(args[3]);
+    base_timestamp = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    need_keys = PyObject_IsTrue(args[5]);
+    if (need_keys < 0) {
+        return NULL;
+    }
+    if (!PyLong_Check(args[6]) || !PyLong_Check(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "min_timestamp and max_timestamp must be ints");
+        return NULL;
+    }
+    min_timestamp = PyLong_AsLongLongAndOverflow(args[6], &overflow);
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "min_timestamp does not fit in int64");
+        return NULL;
+    }
+    max_timestamp = PyLong_AsLongLongAndOverflow(args[7], &overflow);
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "max_timestamp does not fit in int64");
+        return NULL;
+    }
+    max_problems = PyLong_Check(args[8]) ? PyLong_AsSsize_t(args[8]) : -1;
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (max_problems < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_problems must be a non-negative int");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || end < start || end > view.len || count < 0) {
+        PyErr_Format(PyExc_ValueError, "bad records span [%zd, %zd) or count %zd",
+                     start, end, count);
+        goto done;
+    }
+    p = (const uint8_t *)view.buf + start;
+    limit = (const uint8_t *)view.buf + end;
+    if (count > (end - start) / MIN_RECORD_SIZE) {
+        PyErr_Format(st->corrupt_error, "%zd records cannot fit in %zd bytes",
+                     count, end - start);
+        goto done;
+    }
+    problems = PyList_New(0);
+    if (problems == NULL) {
+        goto done;
+    }
+    for (i = 0; i < count; i++) {
+        int32_t length, offset_delta, key_length;
+        int64_t ts_delta, timestamp;
+        const uint8_t *record_end;
+        const char *problem = NULL;
+        int kind = 0;
+        int rc = read_varint(&p, limit, &length);
+        if (rc != 0) {
+            corrupt(st, i, varint_problem(rc));
+            goto done;
+        }
+        if (length < 0 || length > limit - p) {
+            corrupt(st, i, "record length is negative or overruns the batch");
+            goto done;
+        }
+        record_end = p + length;
+        if (p >= record_end) {
+            corrupt(st, i, "record is truncated");
+            goto done;
+        }
+        p++; /* attributes: unused */
+        if ((rc = read_varlong(&p, record_end, &ts_delta)) != 0
+            || (rc = read_varint(&p, record_end, &offset_delta)) != 0) {
+            corrupt(st, i, varint_problem(rc));
+            goto done;
+        }
+        if (__builtin_add_overflow(base_timestamp, ts_delta, &timestamp)) {
+            corrupt(st, i, "record offset or timestamp overflows int64");
+            goto done;
+        }
+        /* The key by hand (its length tells whether it is null), the value as
+         * skip_nullable_bytes checks it. */
+        if ((rc = read_varint(&p, record_end, &key_length)) != 0) {
+            corrupt(st, i, varint_problem(rc));
+            goto done;
+        }
+        if (key_length < -1) {
+            corrupt(st, i, "negative length");
+            goto done;
+        }
+        if (key_length > record_end - p) {
+            corrupt(st, i, "key, value or header overruns its record");
+            goto done;
+        }
+        if (key_length > 0) {
+            p += key_length;
+        }
+        if (skip_nullable_bytes(&p, record_end, &problem) < 0) {
+            corrupt(st, i, problem);
+            goto done;
+        }
+        if (skip_headers(st, i, &p, record_end) < 0) {
+            goto done;
+        }
+        if (p != record_end) {
+            corrupt(st, i, "record fields do not fill its declared length");
+            goto done;
+        }
+        if (offset_delta != i) {
+            PyErr_Format(st->corrupt_error, "record %zd has offset delta %d", i,
+                         (int)offset_delta);
+            goto done;
+        }
+        if (timestamp > highest) {
+            highest = timestamp;
+        }
+        if (need_keys && key_length == -1) {
+            kind = PROBLEM_NO_KEY;
+        }
+        else if (timestamp != -1 && (timestamp < min_timestamp || timestamp > max_timestamp)) {
+            kind = PROBLEM_TIMESTAMP_OUT_OF_RANGE;
+        }
+        if (kind) {
+            problem_count++;
+            if (PyList_GET_SIZE(problems) < max_problems) {
+                PyObject *item = Py_BuildValue("(ni)", i, kind);
+                if (item == NULL || PyList_Append(problems, item) < 0) {
+                    Py_XDECREF(item);
+                    goto done;
+                }
+                Py_DECREF(item);
+            }
+        }
+    }
+    if (p != limit) {
+        PyErr_Format(st->corrupt_error, "%zd bytes follow the last of %zd records",
+                     (Py_ssize_t)(limit - p), count);
+        goto done;
+    }
+    result = Py_BuildValue("(LnO)", (long long)highest, problem_count, problems);
+
+done:
+    Py_XDECREF(problems);
+    PyBuffer_Release(&view);
+    return result;
 }
 
 /* ------------------------------------------------------------------------- encoding */
@@ -1581,6 +1836,8 @@ static PyMethodDef methods[] = {
     {"murmur2", (PyCFunction)murmur2, METH_O, murmur2_doc},
     {"decode_records", (PyCFunction)(void (*)(void))decode_records, METH_FASTCALL,
      decode_records_doc},
+    {"scan_records", (PyCFunction)(void (*)(void))scan_records, METH_FASTCALL,
+     scan_records_doc},
     {"encode_entries", (PyCFunction)(void (*)(void))encode_entries, METH_FASTCALL,
      encode_entries_doc},
     {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,

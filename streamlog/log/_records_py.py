@@ -2,7 +2,7 @@
 
 ``records.py`` does the batch framing (header, CRC, compression) once per batch and calls
 one of two interchangeable *kernels* for the records section: this module, or the C
-extension ``_records_c`` that implements the same three functions and ``BatchBuilder``
+extension ``_records_c`` that implements the same four functions and ``BatchBuilder``
 type with the same arguments, results and exceptions. The tests run every case against
 both and compare them on fuzzed input, so a difference between the two is a bug in one
 of them.
@@ -38,6 +38,9 @@ __all__ = [
     "Header",
     "BatchBuilder",
     "decode_records",
+    "scan_records",
+    "PROBLEM_NO_KEY",
+    "PROBLEM_TIMESTAMP_OUT_OF_RANGE",
     "encode_entries",
     "encode_records",
 ]
@@ -50,6 +53,10 @@ _INT64_MAX = 2**63 - 1
 # Every record takes at least 7 bytes: length, attributes, timestamp delta, offset delta,
 # key length, value length and header count, one byte each at the least.
 MIN_RECORD_SIZE = 7
+
+# What scan_records reports about a record (records.RecordProblem names them).
+PROBLEM_NO_KEY = 1
+PROBLEM_TIMESTAMP_OUT_OF_RANGE = 2
 
 
 class Record(NamedTuple):
@@ -208,6 +215,57 @@ def decode_records(
     if pos != size:
         raise CorruptRecordError(f"{size - pos} bytes follow the last of {count} records")
     return records
+
+
+def scan_records(
+    buf: bytes | bytearray | memoryview,
+    start: int,
+    end: int,
+    count: int,
+    base_timestamp: int,
+    need_keys: bool,
+    min_timestamp: int,
+    max_timestamp: int,
+    max_problems: int,
+) -> tuple[int, int, list[tuple[int, int]]]:
+    """Check ``count`` records in ``buf[start:end]`` as a broker does before storing them.
+
+    Refuses (``CorruptRecordError``) what ``decode_records`` refuses, and offset deltas
+    that are not the record's index. Returns ``(max timestamp, problem count, problems)``:
+    the largest record timestamp (-1 when none is larger), and ``(index, problem)`` for
+    the first ``max_problems`` records without a key when ``need_keys`` is set
+    (``PROBLEM_NO_KEY``) or else with a timestamp other than -1 outside
+    [``min_timestamp``, ``max_timestamp``] (``PROBLEM_TIMESTAMP_OUT_OF_RANGE``).
+
+    The C kernel walks the bytes without making records; this one decodes them, so the
+    two accept exactly what ``decode_records`` accepts.
+    """
+    for name, value in (("min_timestamp", min_timestamp), ("max_timestamp", max_timestamp)):
+        if not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"{name} {value} does not fit in int64")
+    if not isinstance(max_problems, int) or max_problems < 0:
+        raise ValueError(f"max_problems must be a non-negative int, not {max_problems!r}")
+    records = decode_records(buf, start, end, count, 0, base_timestamp, None)
+    highest = -1
+    problem_count = 0
+    problems: list[tuple[int, int]] = []
+    for index, (offset_delta, timestamp, key, _, _) in enumerate(records):
+        if offset_delta != index:
+            raise CorruptRecordError(f"record {index} has offset delta {offset_delta}")
+        if timestamp > highest:
+            highest = timestamp
+        if need_keys and key is None:
+            problem = PROBLEM_NO_KEY
+        elif timestamp != -1 and not min_timestamp <= timestamp <= max_timestamp:
+            problem = PROBLEM_TIMESTAMP_OUT_OF_RANGE
+        else:
+            continue
+        problem_count += 1
+        if len(problems) < max_problems:
+            problems.append((index, problem))
+    return highest, problem_count, problems
 
 
 def _decode_headers(

@@ -20,6 +20,12 @@ Simplifications: the offset map is a dict, not a bounded hash buffer (memory gro
 the number of distinct keys in the dirty section); control batches and keyless records
 are kept; aborted transactional records are not removed.
 
+A stored batch the cleaner cannot decode (corrupt records, or a compressed payload that
+inflates past the log's ``read_limit``: decompression stops there) is kept as it is and
+its keys stay out of the offset map: a pass never fails, and never drops records, because
+of one batch (Kafka's cleaner fails the partition instead). Appends validate every batch,
+so such a batch can only date from before that validation.
+
 Appends are never blocked by a pass: the log's lock is taken only for the swap.
 """
 
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from streamlog.log.batch_header import parse_header
 from streamlog.log.checkpoint import OffsetCheckpoint
 from streamlog.log.clock import Clock
+from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.loader import CLEANED_SUFFIX
 from streamlog.log.partition_log import PartitionLog
 from streamlog.log.records import decode_batch, encode_records
@@ -103,7 +110,8 @@ class LogCleaner:
         checkpoint = _checkpoint(plog)
         dirty_from = checkpoint.read() or 0
         first_uncleanable = plog.segments[len(cleanable)].base_offset
-        latest = self._offset_map(cleanable, dirty_from)
+        limit = plog.read_limit
+        latest = self._offset_map(cleanable, dirty_from, limit)
         now = self.clock.time_ms()
         horizon_for_new = now + plog.config.delete_retention_ms
         removed = tombstones_removed = 0
@@ -116,7 +124,7 @@ class LogCleaner:
                 for segment in group:
                     for _, raw in segment.read_batches():
                         out, dropped, dropped_tombstones, horizon = _clean_batch(
-                            raw, latest, now, horizon_for_new
+                            raw, latest, now, horizon_for_new, limit
                         )
                         removed += dropped
                         tombstones_removed += dropped_tombstones
@@ -151,13 +159,24 @@ class LogCleaner:
         log.info("cleaned %s: %s", plog.directory, result)
         return result
 
-    def _offset_map(self, segments: list[LogSegment], dirty_from: int) -> dict[bytes, int]:
+    def _offset_map(
+        self, segments: list[LogSegment], dirty_from: int, limit: int
+    ) -> dict[bytes, int]:
         latest: dict[bytes, int] = {}
         for segment in segments:
             if segment.next_offset <= dirty_from:
                 continue
-            for _, raw in segment.read_batches():
-                batch = decode_batch(raw)
+            for position, raw in segment.read_batches():
+                try:
+                    batch = decode_batch(raw, limit=limit)
+                except (CorruptRecordError, InvalidRecordError) as exc:
+                    log.warning(
+                        "%s: keeping an undecodable batch at position %d as it is: %s",
+                        segment.files.log,
+                        position,
+                        exc,
+                    )
+                    continue
                 if batch.header.is_control:
                     continue
                 for record in batch.records:
@@ -206,10 +225,16 @@ def _fresh_cleaned_segment(plog: PartitionLog, base_offset: int) -> LogSegment:
 
 
 def _clean_batch(
-    raw: bytes, latest: dict[bytes, int], now: int, horizon_for_new: int
+    raw: bytes, latest: dict[bytes, int], now: int, horizon_for_new: int, limit: int
 ) -> tuple[bytes | None, int, int, int | None]:
-    """(batch to keep or None, records dropped, tombstones dropped, pending horizon)."""
-    batch = decode_batch(raw)
+    """(batch to keep or None, records dropped, tombstones dropped, pending horizon).
+
+    An undecodable batch is kept as it is (see the module docstring).
+    """
+    try:
+        batch = decode_batch(raw, limit=limit)
+    except (CorruptRecordError, InvalidRecordError):
+        return raw, 0, 0, None
     header = batch.header
     if header.is_control:
         return raw, 0, 0, None

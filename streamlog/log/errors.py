@@ -20,6 +20,11 @@ __all__ = [
     "DataDirectoryLockedError",
     "LogClosedError",
     "RecordTooLargeError",
+    "DecompressionLimitError",
+    "MalformedRecordError",
+    "RecordValidationError",
+    "InvalidTimestampError",
+    "InvalidTxnStateError",
 ]
 
 
@@ -35,8 +40,45 @@ class InvalidRecordError(LogError):
     """A well-formed batch that the log refuses (wrong magic, bad offsets, bad sizes)."""
 
 
+class DecompressionLimitError(CorruptRecordError):
+    """A compressed batch that inflates past the bound its reader allows (a bomb, or a
+    batch larger than ``max.message.bytes`` once decompressed)."""
+
+
 class RecordTooLargeError(InvalidRecordError):
     """A batch larger than the topic's ``max.message.bytes``."""
+
+
+class MalformedRecordError(InvalidRecordError):
+    """A batch whose CRC holds but whose records do not parse (framing, varints, a record
+    count that is not the number of records, a payload that does not decompress).
+
+    Not a ``CorruptRecordError``: the bytes arrived as their sender wrote them, so sending
+    them again cannot help (Kafka answers INVALID_RECORD, which clients do not retry).
+    """
+
+
+class RecordValidationError(InvalidRecordError):
+    """Well-formed records that break a rule of the topic (a compacted topic's record
+    without a key, a timestamp out of range).
+
+    ``record_errors`` holds ``(index of the record in its batch, message)`` for the first
+    records at fault, which Produce v8+ reports per record.
+    """
+
+    def __init__(self, message: str, record_errors: tuple[tuple[int, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.record_errors = record_errors
+
+
+class InvalidTimestampError(RecordValidationError):
+    """A record timestamp outside ``message.timestamp.before/after.max.ms`` of the
+    broker's clock, or a client batch that claims LogAppendTime on a CreateTime topic."""
+
+
+class InvalidTxnStateError(LogError):
+    """A transactional batch from a producer with no transaction open on the partition
+    (Kafka's INVALID_TXN_STATE: "Record was not part of an ongoing transaction")."""
 
 
 class OffsetOutOfRangeError(LogError):

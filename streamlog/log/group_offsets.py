@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from streamlog.log.batch_header import peek_offsets
 from streamlog.log.clock import Clock
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError, LogError
-from streamlog.log.partition_log import PartitionLog
+from streamlog.log.partition_log import AppendOrigin, PartitionLog
 from streamlog.log.records import decode_batch, encode_batch
 from streamlog.log.topic_names import CONSUMER_OFFSETS_TOPIC
 
@@ -208,7 +208,7 @@ class GroupOffsetStore:
             )
         plog = self._logs[self.partition_for(group)]
         with self._lock:
-            plog.append(encode_batch(entries))
+            plog.append(encode_batch(entries), AppendOrigin.COORDINATOR)
             if self._durable:
                 plog.flush()
             self._offsets.setdefault(group, {}).update(values)
@@ -235,7 +235,7 @@ class GroupOffsetStore:
             now = self._clock.time_ms()
             entries = [(encode_offset_key(group, t, p), None, now, ()) for t, p in stored]
             plog = self._logs[self.partition_for(group)]
-            plog.append(encode_batch(entries))
+            plog.append(encode_batch(entries), AppendOrigin.COORDINATOR)
             if self._durable:
                 plog.flush()
             del self._offsets[group]

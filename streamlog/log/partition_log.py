@@ -25,28 +25,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from crc32c import crc32c
-
 from streamlog.log.batch_header import (
-    MAGIC,
-    TIMESTAMP_TYPE_MASK,
     BatchHeader,
     iter_batch_spans,
     peek_offsets,
 )
 from streamlog.log.checkpoint import OffsetCheckpoint, fsync_directory
 from streamlog.log.clock import Clock
+from streamlog.log.compression import DEFAULT_DECOMPRESSED_LIMIT
 from streamlog.log.config import TopicConfig
 from streamlog.log.errors import (
     InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
-    RecordTooLargeError,
 )
 from streamlog.log.loader import (
     CLEAN_SHUTDOWN_FILE,
@@ -58,13 +53,12 @@ from streamlog.log.loader import (
     load_partition,
 )
 from streamlog.log.producer_state import ProducerStateManager
-from streamlog.log.segment import LogSegment
+from streamlog.log.segment import MAX_RELATIVE_OFFSET, LogSegment
+from streamlog.log.validator import AppendOrigin, validate_records
 
-__all__ = ["PartitionLog", "AppendResult", "ReadResult", "RecoveryReport"]
+__all__ = ["PartitionLog", "AppendOrigin", "AppendResult", "ReadResult", "RecoveryReport"]
 
 log = logging.getLogger(__name__)
-
-_MAX_RELATIVE_OFFSET = (1 << 31) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +165,20 @@ class PartitionLog:
 
     # -- appending -----------------------------------------------------------------------
 
-    def append(self, records: bytes | bytearray | memoryview) -> AppendResult:
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+    ) -> AppendResult:
         """Validate one produce request's batches and append them with new offsets.
 
-        Every batch must be whole, magic 2, CRC-valid, with consecutive offset deltas and
-        within ``max.message.bytes``; if any is not, nothing is appended. The broker stores
-        the bytes as sent: only the 8-byte base offset is rewritten (it is outside the CRC),
-        except for ``LogAppendTime`` topics, whose timestamp is stamped and CRC recomputed.
+        Every batch must be whole, magic 2, CRC-valid and pass ``validate_records``
+        (``validator.py``: sizes, counts, record framing, the topic's rules); if any is
+        not, nothing is appended and the error says why. The broker stores the bytes as
+        sent: only the 8-byte base offset is rewritten (it is outside the CRC), except
+        where the validator restamps a batch's maxTimestamp (a wrong one, or a
+        ``LogAppendTime`` topic) and recomputes its CRC. The write either lands whole
+        with its index entries or leaves the log as it was.
         """
         view: bytes | bytearray | memoryview = (
             records if isinstance(records, bytes) else memoryview(records).cast("B")
@@ -185,26 +186,13 @@ class PartitionLog:
         spans = iter_batch_spans(view)
         if not spans:
             raise InvalidRecordError("a produce request must carry at least one record batch")
-        max_bytes = self.config.max_message_bytes
-        for _, header in spans:
-            if header.size > max_bytes:
-                raise RecordTooLargeError(
-                    f"record batch of {header.size} bytes exceeds max.message.bytes={max_bytes}"
-                )
-            if header.record_count <= 0 or header.last_offset_delta != header.record_count - 1:
-                raise InvalidRecordError(
-                    f"record batch declares {header.record_count} records but last offset "
-                    f"delta {header.last_offset_delta}"
-                )
+        validated = validate_records(view, spans, self.config, self.clock.time_ms(), origin)
+        view, spans, append_time = validated
         idempotent = any(h.producer_id >= 0 and h.base_sequence >= 0 for _, h in spans)
         if idempotent and len(spans) > 1:
             raise InvalidRecordError(
                 "an idempotent producer must send one batch per partition per request"
             )
-        append_time = -1
-        if self.config.message_timestamp_type == "LogAppendTime":
-            append_time = self.clock.time_ms()
-            view, spans = _stamp_log_append_time(view, spans, append_time)
         with self._lock:
             self._check_open()
             if idempotent:
@@ -221,7 +209,8 @@ class PartitionLog:
                     )
             total = sum(h.size for _, h in spans)
             max_ts = max(h.max_timestamp for _, h in spans)
-            self._maybe_roll(total, max_ts)
+            offsets = sum(h.last_offset_delta + 1 for _, h in spans)
+            self._maybe_roll(total, max_ts, offsets)
             base = self.log_end_offset
             pieces: list[tuple[int, memoryview]] = []
             headers: list[BatchHeader] = []
@@ -254,7 +243,9 @@ class PartitionLog:
                         f"batch at offset {header.base_offset} is below the log end offset "
                         f"{self.log_end_offset}"
                     )
-                self._maybe_roll(header.size, header.max_timestamp)
+                self._maybe_roll(
+                    header.size, header.max_timestamp, header.next_offset - self.log_end_offset
+                )
                 mv = memoryview(batch)
                 self.active_segment.append(
                     [(header.base_offset, mv[pos + 8 : pos + header.size])], [header]
@@ -262,17 +253,22 @@ class PartitionLog:
                 self._unflushed_messages += header.record_count
             self._maybe_flush()
 
-    def _maybe_roll(self, incoming_bytes: int, incoming_max_ts: int) -> None:
+    def _maybe_roll(self, incoming_bytes: int, incoming_max_ts: int, incoming_offsets: int) -> None:
+        """Roll before an append of ``incoming_offsets`` offsets that the active segment
+        should not take; among the reasons, one its index could not hold (offsets
+        relative to the segment's base must fit in 31 bits, as in Kafka)."""
         active = self.active_segment
         if active.size == 0:
             return
         cfg = self.config
         max_index_entries = max(1, cfg.segment_index_bytes // 8)
+        last_relative = self.log_end_offset + incoming_offsets - 1 - active.base_offset
         if (
             active.size + incoming_bytes > cfg.segment_bytes
             or self.clock.time_ms() - active.created_ms > cfg.segment_ms
             or len(active.offset_index) >= max_index_entries
-            or self.log_end_offset - active.base_offset > _MAX_RELATIVE_OFFSET - 1_000_000
+            or self.log_end_offset - active.base_offset > MAX_RELATIVE_OFFSET - 1_000_000
+            or last_relative > MAX_RELATIVE_OFFSET
         ):
             self.roll()
 
@@ -367,10 +363,20 @@ class PartitionLog:
                 hi = mid - 1
         return lo
 
+    @property
+    def read_limit(self) -> int:
+        """The most bytes a stored batch's records may take when the log decompresses
+        them (to search by timestamp, to compact): ``max.message.bytes``, which bounds
+        what ``append`` accepts, but never less than the codec's default bound, so that
+        batches stored before the topic's limit was lowered stay readable."""
+        return max(self.config.max_message_bytes, DEFAULT_DECOMPRESSED_LIMIT)
+
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record whose timestamp >= ``timestamp``.
 
-        None when every record is older, as Kafka's ListOffsets answers with -1.
+        None when every record is older, as Kafka's ListOffsets answers with -1. A batch
+        on the way that cannot be decoded (corrupt, or inflating past ``read_limit``)
+        raises ``CorruptRecordError``.
         """
         from streamlog.log.records import decode_batch
 
@@ -385,7 +391,9 @@ class PartitionLog:
                         or header.next_offset <= self._log_start_offset
                     ):
                         continue
-                    batch = decode_batch(os.pread(segment._fd, header.size, pos))
+                    batch = decode_batch(
+                        os.pread(segment._fd, header.size, pos), limit=self.read_limit
+                    )
                     for record in batch.records:
                         if (
                             record.timestamp >= timestamp
@@ -615,38 +623,3 @@ class PartitionLog:
             f"PartitionLog({self.directory!r}, start={self._log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
-
-
-def _stamp_log_append_time(
-    view: bytes | bytearray | memoryview, spans: list[tuple[int, BatchHeader]], now: int
-) -> tuple[bytearray, list[tuple[int, BatchHeader]]]:
-    """Copy the batches with the timestamp type bit set and maxTimestamp = ``now``."""
-    buf = bytearray(view)
-    out: list[tuple[int, BatchHeader]] = []
-    for pos, header in spans:
-        attributes = header.attributes | TIMESTAMP_TYPE_MASK
-        struct.pack_into(">h", buf, pos + 21, attributes)
-        struct.pack_into(">q", buf, pos + 35, now)
-        crc = crc32c(memoryview(buf)[pos + 21 : pos + header.size])
-        struct.pack_into(">I", buf, pos + 17, crc)
-        out.append(
-            (
-                pos,
-                BatchHeader(
-                    header.base_offset,
-                    header.batch_length,
-                    header.partition_leader_epoch,
-                    MAGIC,
-                    crc,
-                    attributes,
-                    header.last_offset_delta,
-                    header.base_timestamp,
-                    now,
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.record_count,
-                ),
-            )
-        )
-    return buf, out

@@ -52,12 +52,13 @@ from streamlog.log.batch_header import (
     validate_batch,
 )
 from streamlog.log.compression import (
+    DEFAULT_DECOMPRESSED_LIMIT,
     Compression,
     UnsupportedCompressionError,
     compress,
     decompress,
 )
-from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.errors import CorruptRecordError, DecompressionLimitError, InvalidRecordError
 
 __all__ = [
     "IMPLEMENTATION",
@@ -67,10 +68,13 @@ __all__ = [
     "ControlRecord",
     "ControlType",
     "DecodedBatch",
+    "DEFAULT_DECOMPRESSED_LIMIT",
     "Entry",
     "Header",
     "Record",
     "RecordCodec",
+    "RecordProblem",
+    "RecordScan",
     "PYTHON_CODEC",
     "C_CODEC",
     "encode_batch",
@@ -79,6 +83,7 @@ __all__ = [
     "encode_built",
     "decode_batch",
     "decode_batch_as",
+    "scan_batch",
     "iter_batches",
     "encode_control_batch",
     "decode_control_record",
@@ -141,6 +146,27 @@ class DecodedBatch(NamedTuple):
 
     header: BatchHeader
     records: list[Record]
+
+
+class RecordProblem(IntEnum):
+    """Why ``scan_batch`` lists a record (the kernels return these numbers)."""
+
+    NO_KEY = _records_py.PROBLEM_NO_KEY
+    TIMESTAMP_OUT_OF_RANGE = _records_py.PROBLEM_TIMESTAMP_OUT_OF_RANGE
+
+
+class RecordScan(NamedTuple):
+    """What ``RecordCodec.scan_batch`` found in a batch's records, none of them decoded.
+
+    ``max_timestamp`` is the largest record timestamp (-1 if every record has none);
+    ``problems`` lists ``(record index, problem)`` for the first ``max_problems`` records
+    that break a rule the scan was given (a ``RecordProblem``, one per record, the key
+    first, as Kafka's LogValidator reports them) and ``problem_count`` counts all of them.
+    """
+
+    max_timestamp: int
+    problem_count: int
+    problems: list[tuple[int, int]]
 
 
 class ControlType(IntEnum):
@@ -304,11 +330,15 @@ class RecordCodec:
             delete_horizon=delete_horizon_ms is not None,
         )
 
-    def decode_batch(self, buf: Buffer, pos: int = 0) -> DecodedBatch:
+    def decode_batch(
+        self, buf: Buffer, pos: int = 0, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT
+    ) -> DecodedBatch:
         """Validate (lengths, magic, CRC) and decode the batch at ``pos``.
 
         LogAppendTime batches report the batch maxTimestamp as every record's timestamp,
-        as Kafka clients do.
+        as Kafka clients do. A compressed batch whose records take more than ``limit``
+        bytes once decompressed raises ``DecompressionLimitError`` (a
+        ``CorruptRecordError``) without being decompressed further.
         """
         buf = _as_byte_buffer(buf)
         header = validate_batch(buf, pos)
@@ -327,7 +357,7 @@ class RecordCodec:
                 append_time,
             )
         else:
-            data = decompress(codec, memoryview(buf)[start:end])
+            data = decompress(codec, memoryview(buf)[start:end], limit)
             records = self._kernel.decode_records(
                 data,
                 0,
@@ -346,6 +376,8 @@ class RecordCodec:
         record_type: type[_T],
         prefix: tuple[Any, ...] = (),
         min_offset: int = _INT64_MIN,
+        *,
+        limit: int = DEFAULT_DECOMPRESSED_LIMIT,
     ) -> tuple[BatchHeader, list[_T]]:
         """``decode_batch`` for a consumer: records as ``record_type(*prefix, offset,
         timestamp, key, value, headers)``, those before ``min_offset`` left out.
@@ -353,7 +385,8 @@ class RecordCodec:
         A consumer hands out its own record type with the topic and partition first;
         made here, each record is one object instead of a ``Record`` plus a copy.
         ``record_type`` is a tuple subclass (a NamedTuple) whose fields are the prefix's
-        then Record's five, or ``tuple``.
+        then Record's five, or ``tuple``. ``limit`` bounds decompression as in
+        ``decode_batch``.
         """
         fields = getattr(record_type, "_fields", None)
         if fields is not None and len(fields) != len(prefix) + 5:
@@ -368,7 +401,7 @@ class RecordCodec:
         start = pos + HEADER_SIZE
         end = pos + header.size
         if codec != Compression.NONE:
-            buf = decompress(codec, memoryview(buf)[start:end])
+            buf = decompress(codec, memoryview(buf)[start:end], limit)
             start, end = 0, len(buf)
         records = self._kernel.decode_records(
             buf,
@@ -383,6 +416,51 @@ class RecordCodec:
             min_offset,
         )
         return header, records
+
+    def scan_batch(
+        self,
+        buf: Buffer,
+        pos: int,
+        header: BatchHeader,
+        *,
+        limit: int,
+        need_keys: bool,
+        min_timestamp: int,
+        max_timestamp: int,
+        max_problems: int,
+    ) -> RecordScan:
+        """Walk the records of the batch at ``pos`` (whose ``header`` the caller has
+        validated) without making them: what a broker checks before it stores a batch.
+
+        Raises ``CorruptRecordError`` for anything ``decode_batch`` would refuse (framing,
+        varints, lengths, a record count that is not the number of records, header keys
+        that are not UTF-8, trailing bytes) and for offset deltas other than 0, 1, 2, ...;
+        ``DecompressionLimitError`` for records taking more than ``limit`` bytes once
+        decompressed. Records are then checked against the rules given: a key
+        (``need_keys``) and a timestamp in [``min_timestamp``, ``max_timestamp``] (records
+        without a timestamp, -1, are not checked); see ``RecordScan``.
+        """
+        buf = _as_byte_buffer(buf)
+        codec = header.attributes & COMPRESSION_MASK
+        start = pos + HEADER_SIZE
+        end = pos + header.size
+        if codec != Compression.NONE:
+            buf = decompress(codec, memoryview(buf)[start:end], limit)
+            start, end = 0, len(buf)
+        elif end - start > limit:
+            raise DecompressionLimitError(f"{end - start} bytes of records exceed {limit}")
+        max_ts, count, problems = self._kernel.scan_records(
+            buf,
+            start,
+            end,
+            header.record_count,
+            header.base_timestamp,
+            need_keys,
+            min_timestamp,
+            max_timestamp,
+            max_problems,
+        )
+        return RecordScan(max_ts, count, problems)
 
     def batch_builder(
         self,
@@ -440,11 +518,14 @@ class RecordCodec:
             delete_horizon=False,
         )
 
-    def iter_batches(self, buf: Buffer) -> Iterator[DecodedBatch]:
+    def iter_batches(
+        self, buf: Buffer, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT
+    ) -> Iterator[DecodedBatch]:
         """Decode each batch of a buffer of concatenated batches, in order.
 
         A partial batch at the end (a fetch response may cut the last one short) ends the
-        iteration quietly; anything corrupt before it raises.
+        iteration quietly; anything corrupt before it raises. ``limit`` bounds each
+        batch's decompression as in ``decode_batch``.
         """
         buf = _as_byte_buffer(buf)
         pos = 0
@@ -458,7 +539,7 @@ class RecordCodec:
             size = batch_length + LOG_OVERHEAD
             if end - pos < size:
                 return
-            yield self.decode_batch(buf, pos)
+            yield self.decode_batch(buf, pos, limit=limit)
             pos += size
 
 
@@ -620,4 +701,5 @@ batch_builder = _CODEC.batch_builder
 encode_built = _CODEC.encode_built
 decode_batch = _CODEC.decode_batch
 decode_batch_as = _CODEC.decode_batch_as
+scan_batch = _CODEC.scan_batch
 iter_batches = _CODEC.iter_batches

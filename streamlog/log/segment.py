@@ -31,6 +31,7 @@ from streamlog.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 
 __all__ = [
     "LogSegment",
+    "MAX_RELATIVE_OFFSET",
     "SegmentFiles",
     "segment_file_name",
     "parse_segment_file_name",
@@ -47,6 +48,10 @@ _SCAN_CHUNK = 64 * 1024
 _RECOVERY_CHUNK = 8 * 1024 * 1024
 _IOV_MAX = 1000
 _OFFSET = struct.Struct(">q")
+# Index entries hold an offset relative to the segment's base (Kafka keeps it within an
+# int32) and a file position (uint32).
+MAX_RELATIVE_OFFSET = (1 << 31) - 1
+_MAX_POSITION = (1 << 32) - 1
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -252,14 +257,25 @@ class LogSegment:
     def append(self, pieces: list[tuple[int, memoryview]], headers: list[BatchHeader]) -> int:
         """Append batches, each given as (new base offset, bytes after the offset field).
 
-        Writes with ``writev`` so the caller's buffer is never copied to patch offsets. On a
-        short write (a full disk) the file is cut back and ``OSError`` raised: a failed
-        append leaves the segment exactly as it was.
+        Writes with ``writev`` so the caller's buffer is never copied to patch offsets.
+        All or nothing, as a reader sees it: batches whose offsets the indexes cannot hold
+        (more than 2**31 - 1 past the segment's base, as in Kafka) are refused with
+        ``InvalidRecordError`` before anything is written; a short write (a full disk)
+        cuts the file back and raises ``OSError``; and if indexing fails after the write,
+        the file and both indexes are put back as they were before the error is raised.
         """
         start = self.size
         buffers: list[bytes | memoryview] = []
         total = 0
-        for base_offset, rest in pieces:
+        for (base_offset, rest), header in zip(pieces, headers, strict=True):
+            relative = base_offset + header.last_offset_delta - self.base_offset
+            if base_offset < self.base_offset or relative > MAX_RELATIVE_OFFSET:
+                raise InvalidRecordError(
+                    f"offsets {base_offset}..{base_offset + header.last_offset_delta} cannot "
+                    f"be indexed in the segment at {self.base_offset}"
+                )
+            if start + total > _MAX_POSITION:
+                raise InvalidRecordError(f"{self.files.log} cannot grow past 4 GiB")
             buffers.append(_OFFSET.pack(base_offset))
             buffers.append(rest)
             total += 8 + len(rest)
@@ -275,15 +291,32 @@ class LogSegment:
         except OSError:
             os.ftruncate(self._fd, start)
             raise
+        before = (self.next_offset, self.max_timestamp, self._bytes_since_index)
         position = start
-        for (base_offset, _), header in zip(pieces, headers, strict=True):
-            size = header.size
-            self._track(
-                base_offset + header.last_offset_delta, header.max_timestamp, position, size
-            )
-            position += size
+        try:
+            for (base_offset, _), header in zip(pieces, headers, strict=True):
+                size = header.size
+                self._track(
+                    base_offset + header.last_offset_delta, header.max_timestamp, position, size
+                )
+                position += size
+        except BaseException:
+            self._undo_append(start, *before)
+            raise
         self.size = start + total
         return start
+
+    def _undo_append(
+        self, start: int, next_offset: int, max_timestamp: int, bytes_since_index: int
+    ) -> None:
+        """Put the file and indexes back as they were before an append at ``start``."""
+        os.ftruncate(self._fd, start)
+        self.size = start
+        self.offset_index.truncate_to_position(start)
+        self.time_index.truncate_to_offset(next_offset)
+        self.next_offset = next_offset
+        self.max_timestamp = max_timestamp
+        self._bytes_since_index = bytes_since_index
 
     # -- reading -------------------------------------------------------------------------
 

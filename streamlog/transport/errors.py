@@ -16,6 +16,7 @@ __all__ = [
     "MembershipLostError",
     "StaleGenerationError",
     "ProduceError",
+    "CorruptBatchError",
     "UnsupportedBrokerURLError",
     "TransportClosedError",
 ]
@@ -63,6 +64,26 @@ class RecordTooLargeError(TransportError):
 
 class ProduceError(TransportError):
     """A record could not be written (the message carries the broker's error)."""
+
+
+class CorruptBatchError(TransportError):
+    """A fetched batch that cannot be decoded: corrupt, or compressed records that inflate
+    past the consumer's bound (decompression stops there).
+
+    The consumer's position stays at the batch (``offset``), so polling raises again, as
+    Kafka's consumers do; records before it were handed out. To go on without the batch,
+    ``seek`` the partition to ``next_offset``.
+    """
+
+    def __init__(self, topic: str, partition: int, offset: int, next_offset: int, reason: str):
+        super().__init__(
+            f"{topic}[{partition}]: the batch at offsets {offset}..{next_offset - 1} cannot be "
+            f"decoded ({reason}); seek to {next_offset} to skip it"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.next_offset = next_offset
 
 
 class GroupError(TransportError):

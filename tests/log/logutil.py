@@ -12,11 +12,13 @@ from streamlog.log.partition_log import PartitionLog
 from streamlog.log.records import Record, decode_batch, encode_batch
 
 __all__ = [
+    "append_to_segment_file",
+    "bomb_batch",
     "make_batch",
     "read_all_records",
     "records_in",
     "undecodable_batch",
-    "append_to_segment_file",
+    "zstd_bomb",
 ]
 
 
@@ -98,3 +100,50 @@ def append_to_segment_file(directory: str, batch: bytes) -> int:
     with open(path, "ab") as f:
         f.write(struct.pack(">q", next_offset) + batch[8:])
     return next_offset
+
+
+def zstd_bomb(inflated: int) -> bytes:
+    """A zstd frame of ``inflated`` zero bytes made of RLE blocks: 4 bytes per 128 KiB,
+    so 16 GiB take 512 KiB. Built by hand (RFC 8878): compressing that much would take
+    the memory and time the bomb is meant to cost its reader."""
+    block = 128 * 1024
+    if inflated % block:
+        raise ValueError("inflated must be a multiple of 128 KiB")
+    count = inflated // block
+    # Frame header: magic, descriptor 0 (no content size, no checksum, no dictionary,
+    # not single-segment), window descriptor 0x38 (2**17 = 128 KiB).
+    out = bytearray(b"\x28\xb5\x2f\xfd\x00\x38")
+    rle = (block << 3) | (1 << 1)  # block size, type 1 (RLE), not last
+    middle = rle.to_bytes(3, "little") + b"\x00"
+    out += middle * (count - 1)
+    out += (rle | 1).to_bytes(3, "little") + b"\x00"  # the last block
+    return bytes(out)
+
+
+def bomb_batch(inflated: int, *, base_offset: int = 0, timestamp: int = 1_000) -> bytes:
+    """A CRC-valid zstd batch declaring one record whose payload inflates to ``inflated``
+    bytes of zeros (not a parseable record: no reader should get that far)."""
+    import struct
+
+    from crc32c import crc32c
+
+    payload = zstd_bomb(inflated)
+    head = struct.pack(
+        ">qiibIhiqqqhii",
+        base_offset,
+        49 + len(payload),
+        -1,
+        2,
+        0,
+        4,  # attributes: zstd
+        0,
+        timestamp,
+        timestamp,
+        -1,
+        -1,
+        -1,
+        1,
+    )
+    buf = bytearray(head + payload)
+    struct.pack_into(">I", buf, 17, crc32c(bytes(buf[21:])))
+    return bytes(buf)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamlog.log import encode_control_batch, iter_batches
+from streamlog.log import AppendOrigin, encode_control_batch, iter_batches
 from streamlog.log.batch_header import COMPRESSION_MASK, HEADER_SIZE, parse_header
 from streamlog.log.clock import ManualClock
 from streamlog.log.records import ControlType, encode_batch
@@ -22,6 +22,7 @@ from streamlog.transport.embedded import EmbeddedTransport
 from streamlog.transport.embedded.transport import memory_base_dir
 from streamlog.transport.errors import (
     BrokerUnavailableError,
+    CorruptBatchError,
     InvalidConfigError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
@@ -31,6 +32,7 @@ from streamlog.transport.errors import (
     UnsupportedBrokerURLError,
 )
 from streamlog.transport.types import TopicPartition
+from tests.log.logutil import bomb_batch
 
 TIMEOUT = 30
 
@@ -455,7 +457,7 @@ def test_control_batches_are_skipped_and_positions_pass_them() -> None:
                 coordinator_epoch=0,
                 timestamp=int(time.time() * 1000),
             )
-            transport.manager.partition("t", 0).append(marker)
+            transport.manager.partition("t", 0).append(marker, AppendOrigin.COORDINATOR)
             consumer = transport.consumer()
             consumer.assign([tp])
             records = await read_all(consumer, 1)
@@ -464,6 +466,35 @@ def test_control_batches_are_skipped_and_positions_pass_them() -> None:
             assert await consumer.position(tp) == 2  # past the marker
             await producer.send_and_wait("t", b"after")
             assert [r.offset for r in await read_all(consumer, 1)] == [2]
+
+    run(body)
+
+
+def test_an_undecodable_batch_is_raised_after_the_records_before_it_until_a_seek() -> None:
+    """A stored batch that will not decode (here a 1 GiB zstd bomb, appended as it is, as
+    a log written before appends were validated could hold): the records before it are
+    handed out, then every poll raises CorruptBatchError for it, until a seek past it."""
+    tp = TopicPartition("t", 0)
+
+    async def body() -> None:
+        async with EmbeddedTransport("memory://") as transport:
+            producer = transport.producer()
+            await producer.send_and_wait("t", b"a")
+            await producer.send_and_wait("t", b"b")
+            plog = transport.manager.partition("t", 0)
+            stamp = int(time.time() * 1000)
+            plog.append_as_is(bomb_batch(1 << 30, base_offset=2, timestamp=stamp))
+            await producer.send_and_wait("t", b"c")
+            consumer = transport.consumer()
+            consumer.assign([tp])
+            assert [r.value for r in await read_all(consumer, 2)] == [b"a", b"b"]
+            for _ in range(2):
+                with pytest.raises(CorruptBatchError, match="inflates past") as info:
+                    await consumer.getmany(timeout_ms=50)
+                assert (info.value.offset, info.value.next_offset) == (2, 3)
+            assert await consumer.position(tp) == 2
+            consumer.seek(tp, info.value.next_offset)
+            assert [r.value for r in await read_all(consumer, 1)] == [b"c"]
 
     run(body)
 

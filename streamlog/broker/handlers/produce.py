@@ -1,9 +1,13 @@
 """Produce: validate each partition's batches and append them as received.
 
-The record sets are slices of the request frame; the log validates CRCs and patches base
-offsets, nothing is decoded per record. ``acks=0`` gets no response; ``acks=1`` and
-``acks=-1`` are the same on one replica — the answer comes after the append, which has
-already applied the topic's flush policy (``flush.messages=1`` fsyncs before returning).
+The record sets are slices of the request frame; the log validates them (CRCs, record
+framing, the topic's rules: ``streamlog/log/validator.py``) and patches base offsets,
+no record object is made. A refused partition gets the Kafka error code of the log's
+exception (``error_codes.py``) with its message in ``error_message`` and, for records
+that break a rule, their indexes in ``record_errors`` (both from Produce v8 on).
+``acks=0`` gets no response; ``acks=1`` and ``acks=-1`` are the same on one replica —
+the answer comes after the append, which has already applied the topic's flush policy
+(``flush.messages=1`` fsyncs before returning).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from streamlog.broker.context import BrokerContext, Session
 from streamlog.broker.error_codes import error_code_for
 from streamlog.broker.topics import ensure_topic
-from streamlog.log.errors import LogError
+from streamlog.log.errors import LogError, RecordValidationError
 from streamlog.protocol import (
     ApiKey,
     DecodedRequest,
@@ -64,7 +68,8 @@ async def handle_produce(
                 code = error_code_for(exc)
                 if code in (ErrorCode.KAFKA_STORAGE_ERROR, ErrorCode.UNKNOWN_SERVER_ERROR):
                     log.error("produce to %s-%d failed: %s", name, index, exc)
-                partitions.append(_failed(index, code, str(exc)))
+                record_errors = exc.record_errors if isinstance(exc, RecordValidationError) else ()
+                partitions.append(_failed(index, code, str(exc), record_errors))
                 continue
             if not result.duplicate:
                 waiters.notify(name, index)
@@ -87,13 +92,18 @@ async def handle_produce(
     )
 
 
-def _failed(index: int, code: int, message: str) -> dict[str, Any]:
+def _failed(
+    index: int, code: int, message: str, record_errors: tuple[tuple[int, str], ...] = ()
+) -> dict[str, Any]:
     return {
         "index": index,
         "error_code": code,
         "base_offset": -1,
         "log_append_time": -1,
         "log_start_offset": -1,
+        "record_errors": [
+            {"batch_index": i, "batch_index_error_message": text} for i, text in record_errors
+        ],
         "error_message": message,
     }
 

@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING
 from streamlog.log import GroupOffsetStore, LogManager, PartitionLog
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
 from streamlog.log import errors as log_errors
-from streamlog.log.batch_header import HEADER_SIZE
+from streamlog.log.batch_header import HEADER_SIZE, peek_offsets
 from streamlog.log.records import decode_batch_as
 from streamlog.transport.base import RebalanceListener, tell_lost
 from streamlog.transport.embedded.errors import translate, translated
 from streamlog.transport.embedded.groups import ConsumerGroup, Member
 from streamlog.transport.errors import (
+    CorruptBatchError,
     GroupError,
     InvalidConfigError,
     MembershipLostError,
@@ -426,11 +427,14 @@ class EmbeddedConsumer:
                     continue
                 if not data:
                     return None
-                records, end = _decode(data, tp, position)
+                records, end, error = _decode(data, tp, position)
                 if records:
+                    # An undecodable batch after them is met (and raised) next time.
                     buffer = self._buffers[tp] = _Buffer(records, end)
                     return buffer
                 position = self._positions[tp] = end  # only control batches: skip them
+                if error is not None:
+                    raise error
         except (log_errors.UnknownTopicError, log_errors.LogClosedError):
             # Deleted, or not created yet: Kafka clients keep polling such a partition.
             return None
@@ -542,17 +546,25 @@ class EmbeddedConsumer:
 
 def _decode(
     data: bytes | memoryview, tp: TopicPartition, position: int
-) -> tuple[list[ConsumerRecord], int]:
-    """Records at or after ``position`` in ``data`` (whole stored batches), and the offset
-    after the last batch. The codec makes each ``ConsumerRecord`` itself, topic and
-    partition first: no per-record Python work here."""
+) -> tuple[list[ConsumerRecord], int, CorruptBatchError | None]:
+    """Records at or after ``position`` in ``data`` (whole stored batches), the offset
+    after the last batch decoded, and the error of an undecodable batch that stopped the
+    decoding there (None if none did). The codec makes each ``ConsumerRecord`` itself,
+    topic and partition first: no per-record Python work here."""
     out: list[ConsumerRecord] = []
     prefix = (tp.topic, tp.partition)
     pos = 0
     size = len(data)
     end = position
     while size - pos >= HEADER_SIZE:
-        header, records = decode_batch_as(data, pos, ConsumerRecord, prefix, position)
+        try:
+            header, records = decode_batch_as(data, pos, ConsumerRecord, prefix, position)
+        except log_errors.LogError as exc:
+            base_offset, _, last_offset = peek_offsets(data, pos)
+            error = CorruptBatchError(
+                tp.topic, tp.partition, base_offset, last_offset + 1, str(exc)
+            )
+            return out, end, error
         pos += header.size
         end = header.next_offset
         if header.is_control:
@@ -561,4 +573,4 @@ def _decode(
             out += records
         else:
             out = records
-    return out, end
+    return out, end, None

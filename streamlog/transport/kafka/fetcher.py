@@ -15,7 +15,11 @@ never returned after it.
 Decoding (``FetchedData``): records below the position are skipped (a batch can start
 before the offset asked for), control batches are skipped, a partial batch at the end is
 left for the next fetch, and with ``read_committed`` the batches of aborted transactions
-are dropped using the response's aborted-transaction list, as Kafka's clients do.
+are dropped using the response's aborted-transaction list, as Kafka's clients do. A batch
+that cannot be decoded (corrupt, or inflating past the codec's bound) stops its
+partition there: the records before it are handed out, then ``drain`` raises
+``CorruptBatchError`` for it (when it has nothing else to hand out), and again on every
+poll until the application seeks past it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from streamlog.log.records import (
     decode_control_record,
 )
 from streamlog.protocol import ApiKey, ErrorCode
-from streamlog.transport.errors import BrokerUnavailableError, TransportError
+from streamlog.transport.errors import BrokerUnavailableError, CorruptBatchError, TransportError
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.errors import error_for
 from streamlog.transport.kafka.util import log, spawn
@@ -70,7 +74,17 @@ _RETRY_ERRORS = frozenset(
 class FetchedData:
     """One partition's records from one Fetch response, decoded batch by batch on demand."""
 
-    __slots__ = ("tp", "epoch", "data", "pos", "pending", "pending_index", "pending_end", "aborted")
+    __slots__ = (
+        "tp",
+        "epoch",
+        "data",
+        "pos",
+        "pending",
+        "pending_index",
+        "pending_end",
+        "aborted",
+        "error",
+    )
 
     def __init__(
         self, tp: TopicPartition, epoch: int, data: bytes, aborted: list[tuple[int, int]] | None
@@ -84,6 +98,8 @@ class FetchedData:
         self.pending_end = -1  # the offset after the batch ``pending`` came from
         # (first offset, producer id) of aborted transactions, for read_committed.
         self.aborted = sorted(aborted) if aborted else None
+        # The batch the last ``take`` stopped at, undecodable; None if it did not stop.
+        self.error: CorruptBatchError | None = None
 
     def take(
         self,
@@ -94,8 +110,10 @@ class FetchedData:
     ) -> tuple[int, bool]:
         """Append up to ``limit`` records at or after ``position`` to ``out``.
 
-        Returns the new position and whether this data is used up.
+        Returns the new position and whether this data is used up. A batch that cannot
+        be decoded stops the take before it, with ``error`` set (see the module).
         """
+        self.error = None
         prefix = tuple(self.tp)
         data = self.data
         end = len(data)
@@ -127,18 +145,26 @@ class FetchedData:
             if next_offset <= position:
                 continue
             (attributes,) = _ATTRIBUTES.unpack_from(data, batch_pos + 21)
-            if attributes & CONTROL_MASK:
-                if self.aborted is not None:
-                    self._control(data, batch_pos, aborting)
-                position = max(position, next_offset)
-                continue
-            if self.aborted is not None and attributes & TRANSACTIONAL_MASK:
-                (producer_id,) = _PRODUCER_ID.unpack_from(data, batch_pos + 43)
-                self._note_aborts(base_offset + delta, aborting)
-                if producer_id in aborting:
+            try:
+                if attributes & CONTROL_MASK:
+                    if self.aborted is not None:
+                        self._control(data, batch_pos, aborting)
                     position = max(position, next_offset)
                     continue
-            _, converted = decode_batch_as(data, batch_pos, ConsumerRecord, prefix, position)
+                if self.aborted is not None and attributes & TRANSACTIONAL_MASK:
+                    (producer_id,) = _PRODUCER_ID.unpack_from(data, batch_pos + 43)
+                    self._note_aborts(base_offset + delta, aborting)
+                    if producer_id in aborting:
+                        position = max(position, next_offset)
+                        continue
+                _, converted = decode_batch_as(data, batch_pos, ConsumerRecord, prefix, position)
+            except LogError as exc:
+                self.pos = batch_pos  # stay at the batch: the next take meets it again
+                tp = self.tp
+                self.error = CorruptBatchError(
+                    tp.topic, tp.partition, base_offset, next_offset, str(exc)
+                )
+                return position, False
             if not converted:  # compacted away, or all before the position
                 position = max(position, next_offset)
                 continue
@@ -468,10 +494,15 @@ class Fetcher:
     # ---------------------------------------------------------------- draining
 
     def drain(self, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """Hand out up to ``max_records`` buffered records, advancing positions."""
+        """Hand out up to ``max_records`` buffered records, advancing positions.
+
+        ``CorruptBatchError`` for a partition stopped at an undecodable batch, when no
+        partition has records to hand out (those come first; the error stays).
+        """
         result: dict[TopicPartition, list[ConsumerRecord]] = {}
         remaining = max_records
         freed = False
+        first_error: CorruptBatchError | None = None
         for state in list(self.states.values()):
             if remaining <= 0:
                 break
@@ -479,6 +510,7 @@ class Fetcher:
             if not buffered or state.paused:
                 continue
             out: list[ConsumerRecord] = []
+            error: CorruptBatchError | None = None
             while buffered and remaining > 0:
                 data = buffered[0]
                 if data.epoch != state.epoch or state.position is None:
@@ -488,14 +520,21 @@ class Fetcher:
                 before = len(out)
                 state.position, used_up = data.take(remaining, state.position, out, state.aborting)
                 remaining -= len(out) - before
+                if data.error is not None:
+                    error = data.error
+                    break
                 if used_up:
                     buffered.popleft()
                     state.buffered_bytes -= len(data.data)
                     freed = True
             if out:
                 result[state.tp] = out
+            elif error is not None and first_error is None:
+                first_error = error
         if freed:
             self.wake()
+        if first_error is not None and not result:
+            raise first_error
         # Rotate so that the next drain starts with other partitions (fairness).
         if len(self.states) > 1 and result:
             first = next(iter(self.states))
