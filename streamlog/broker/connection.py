@@ -90,6 +90,17 @@ class Connection:
             pass
         except asyncio.CancelledError:
             pass  # the broker is stopping; end this connection quietly
+        except Exception as exc:
+            # A bug on this connection's path must end this connection with one line, not
+            # escape to asyncio ("Unhandled exception in client_connected_cb") with a
+            # traceback per request; the traceback is kept for debug logging.
+            log.error(
+                "closing connection from %s (client %s) after an internal error: %r",
+                self.session.peer,
+                self.session.client_id,
+                exc,
+            )
+            log.debug("internal error on a connection", exc_info=True)
         finally:
             self.writer.close()
             try:
@@ -137,12 +148,22 @@ class Connection:
                 session.peer,
                 session.client_id,
             )
-            response = error_response_for(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+            try:
+                response = error_response_for(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+            except Exception as exc:
+                raise _Close(
+                    f"{request.api_key.name} failed and cannot be answered: {exc!r}"
+                ) from None
         if session.authenticated and not was_authenticated:
             self.decoder.max_frame_size = self.ctx.config.max_frame_bytes
         if response is None:
             return None
-        return encode_response(request, response)
+        try:
+            return encode_response(request, response)
+        except Exception as exc:
+            raise _Close(
+                f"the {request.api_key.name} response cannot be encoded: {exc!r}"
+            ) from None
 
     def _warn(self, message: str) -> None:
         if not self.session.warned:
