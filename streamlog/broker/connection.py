@@ -123,6 +123,8 @@ class Connection:
                 if self.decoder.buffered and (frames or not was_partial):
                     frame_started = loop.time()  # a new frame began in this read
                 for frame in frames:
+                    if self.writer.transport.is_closing():
+                        return  # the client is gone: serve none of its pipelined requests
                     response = await self._serve(frame)
                     sasl = self.session.sasl
                     if sasl is not None and sasl.failed:
