@@ -21,17 +21,31 @@ class BrokerConfig:
     auto_create_topics: bool = True
     default_partitions: int = 1
     default_topic_configs: dict[str, str] = field(default_factory=dict)
+    # Partition limits (see partition_limits.py): new partitions per CreateTopics or
+    # CreatePartitions request, and partitions of the whole broker.
+    max_partitions_per_request: int = 1_000
+    max_partitions: int = 10_000
     # Connections and frames (Kafka: socket.request.max.bytes, sasl.server.max.receive.size,
-    # max.connections, connections.max.idle.ms)
+    # max.connections, max.connections.per.ip, connections.max.idle.ms); see admission.py
+    # and connection.py for what happens at each limit.
     max_frame_bytes: int = 100 * 1024 * 1024
     max_preauth_frame_bytes: int = 512 * 1024
     max_connections: int = 1000
+    max_connections_per_ip: int = 250
+    # Connections that have not authenticated yet (with SASL only); None: half of
+    # max_connections, the other half being kept for authenticated ones.
+    max_unauthenticated_connections: int | None = None
     idle_timeout_ms: int = 600_000
+    # From the first byte of a request frame to its last (a client trickling bytes does
+    # not keep a connection forever: the idle timer is not reset per byte).
+    frame_timeout_ms: int = 30_000
     max_fetch_wait_ms: int = 30_000
-    # Authentication
+    # Authentication (Kafka: connection.failed.authentication.delay.ms)
     users_file: str | None = None
     sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
     allow_remote: bool = False
+    authentication_timeout_ms: int = 10_000
+    failed_authentication_delay_ms: int = 100
     # Group coordinator (Kafka: group.min/max.session.timeout.ms,
     # group.initial.rebalance.delay.ms: a new group waits for more members before its first
     # generation, as in Kafka, so members starting together get one rebalance, not several)
@@ -49,6 +63,13 @@ class BrokerConfig:
     @property
     def authentication_required(self) -> bool:
         return self.users_file is not None
+
+    @property
+    def unauthenticated_connection_limit(self) -> int:
+        """How many connections may wait for authentication at once (SASL only)."""
+        if self.max_unauthenticated_connections is not None:
+            return self.max_unauthenticated_connections
+        return max(1, self.max_connections // 2)
 
 
 def is_loopback(host: str) -> bool:

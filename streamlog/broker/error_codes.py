@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamlog.broker.errors import PartitionLimitError
 from streamlog.log.compression import UnsupportedCompressionError
 from streamlog.log.errors import (
     CorruptRecordError,
@@ -24,6 +25,7 @@ from streamlog.protocol import ErrorCode
 __all__ = ["error_code_for"]
 
 _CODES: tuple[tuple[type[BaseException], ErrorCode], ...] = (
+    (PartitionLimitError, ErrorCode.POLICY_VIOLATION),
     (UnknownTopicError, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     (CorruptRecordError, ErrorCode.CORRUPT_MESSAGE),
     (RecordTooLargeError, ErrorCode.MESSAGE_TOO_LARGE),

@@ -14,10 +14,12 @@ import logging
 import os
 import uuid
 
+from streamlog.broker.admission import ConnectionSlots
 from streamlog.broker.config import BrokerConfig, is_loopback
 from streamlog.broker.connection import Connection
 from streamlog.broker.context import BrokerContext
 from streamlog.broker.coordinator import GroupCoordinator
+from streamlog.broker.errors import BrokerError
 from streamlog.broker.handlers import handler_table
 from streamlog.broker.sasl import SUPPORTED_MECHANISMS
 from streamlog.broker.users import UsersFileError, load_users
@@ -31,7 +33,7 @@ log = logging.getLogger("streamlog.broker")
 _META_FILE = "meta.properties"
 
 
-class BrokerStartError(Exception):
+class BrokerStartError(BrokerError):
     """The broker cannot start with this configuration (the message says why)."""
 
 
@@ -52,6 +54,12 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._handlers = handler_table()
+        self._slots: ConnectionSlots[Connection] = ConnectionSlots(
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.unauthenticated_connection_limit,
+        )
+        self._refusals = _ThrottledLog(self.clock)
 
     @property
     def port(self) -> int:
@@ -127,24 +135,38 @@ class Broker:
             log.info("SASL authentication required (%s)", ", ".join(cfg.sasl_mechanisms))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self.ctx is not None
-        if len(self._connections) >= self.config.max_connections:
-            log.warning(
-                "refusing connection from %s: %d connections open (max.connections)",
-                writer.get_extra_info("peername"),
-                len(self._connections),
+        ctx = self.ctx
+        task = asyncio.current_task()
+        if ctx is None or task is None:  # stopping
+            writer.close()
+            return
+        slots = self._slots
+        connection = Connection(
+            ctx, self._handlers, reader, writer, on_authenticated=slots.authenticated
+        )
+        verdict = slots.admit(
+            connection, connection.address, authenticated=connection.session.authenticated
+        )
+        for victim in verdict.evicted:
+            self._refusals.warn(
+                "closed a connection that had not authenticated, to make room",
+                f"{victim.session.peer}: {verdict.reason}",
+            )
+            victim.abort()
+        if not verdict.admitted:
+            self._refusals.warn(
+                "refused a connection", f"{connection.session.peer}: {verdict.reason}"
             )
             writer.close()
             return
-        task = asyncio.current_task()
-        assert task is not None
         self._connections.add(task)
         try:
-            await Connection(self.ctx, self._handlers, reader, writer).run()
+            await connection.run()
         except asyncio.CancelledError:
             pass  # the broker is stopping; asyncio would log a cancelled callback otherwise
         finally:
             self._connections.discard(task)
+            slots.release(connection)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -174,6 +196,30 @@ class Broker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class _ThrottledLog:
+    """Warnings that a flood of connections would repeat thousands of times: the first
+    of each kind is logged with its detail, then at most one line per interval says how
+    many more there were."""
+
+    def __init__(self, clock: Clock, interval_ms: int = 10_000) -> None:
+        self._clock = clock
+        self._interval_ms = interval_ms
+        self._next_ms: dict[str, int] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, what: str, detail: str) -> None:
+        now = self._clock.monotonic_ms()
+        if now < self._next_ms.get(what, 0):
+            self._suppressed[what] = self._suppressed.get(what, 0) + 1
+            return
+        more = self._suppressed.pop(what, 0)
+        suffix = (
+            f" (and {more} more like it in the last {self._interval_ms // 1000} s)" if more else ""
+        )
+        log.warning("%s: %s%s", what, detail, suffix)
+        self._next_ms[what] = now + self._interval_ms
 
 
 def _cluster_id(data_dir: str) -> str:

@@ -56,9 +56,72 @@ def _host_port(value: str) -> tuple[str, int]:
 @click.option(
     "--allow-remote", is_flag=True, help="Allow a non-loopback listener without authentication."
 )
-@click.option("--max-connections", default=1000, show_default=True, type=int)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections open at once.",
+)
+@click.option(
+    "--max-connections-per-ip",
+    default=250,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections from one address.",
+)
+@click.option(
+    "--max-unauthenticated-connections",
+    default=None,
+    type=click.IntRange(min=1),
+    help="With --users-file: connections still authenticating "
+    "(default: half of --max-connections; the rest is kept for authenticated ones).",
+)
 @click.option("--max-frame-bytes", default=100 * 1024 * 1024, show_default=True, type=int)
-@click.option("--idle-timeout-ms", default=600_000, show_default=True, type=int)
+@click.option(
+    "--idle-timeout-ms",
+    default=600_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Close a connection after this long without a request.",
+)
+@click.option(
+    "--frame-timeout-ms",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Close a connection whose request frame is not complete this long after its "
+    "first byte (or that leaves its responses unread this long).",
+)
+@click.option(
+    "--authentication-timeout-ms",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --users-file: close a connection not authenticated this long after it opened.",
+)
+@click.option(
+    "--failed-authentication-delay-ms",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Answer a failed authentication this late, then close (Kafka's "
+    "connection.failed.authentication.delay.ms).",
+)
+@click.option(
+    "--max-partitions-per-request",
+    default=1_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="New partitions one CreateTopics or CreatePartitions request may create.",
+)
+@click.option(
+    "--max-partitions",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Partitions of the whole broker, internal topics included.",
+)
 @click.option(
     "--group-initial-rebalance-delay-ms",
     default=3000,
@@ -88,8 +151,15 @@ def broker(
     users_file: str | None,
     allow_remote: bool,
     max_connections: int,
+    max_connections_per_ip: int,
+    max_unauthenticated_connections: int | None,
     max_frame_bytes: int,
     idle_timeout_ms: int,
+    frame_timeout_ms: int,
+    authentication_timeout_ms: int,
+    failed_authentication_delay_ms: int,
+    max_partitions_per_request: int,
+    max_partitions: int,
     group_initial_rebalance_delay_ms: int,
     port_file: str | None,
     log_level: str,
@@ -115,8 +185,15 @@ def broker(
         users_file=users_file,
         allow_remote=allow_remote,
         max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
+        max_unauthenticated_connections=max_unauthenticated_connections,
         max_frame_bytes=max_frame_bytes,
         idle_timeout_ms=idle_timeout_ms,
+        frame_timeout_ms=frame_timeout_ms,
+        authentication_timeout_ms=authentication_timeout_ms,
+        failed_authentication_delay_ms=failed_authentication_delay_ms,
+        max_partitions_per_request=max_partitions_per_request,
+        max_partitions=max_partitions,
         group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
     )
 

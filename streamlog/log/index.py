@@ -32,12 +32,23 @@ class IndexCorruptError(Exception):
 
 
 class _IndexFile:
-    """Append-only file of fixed-size entries with buffered writes and explicit flush."""
+    """Append-only file of fixed-size entries with buffered writes and explicit flush.
+
+    No descriptor is held between writes: entries are buffered in memory (the lookups use
+    the in-memory columns) and the file is opened only to write them, so an idle segment
+    costs no descriptor for its indexes (see ``file_cache.py``).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._pending = bytearray()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            # Whether the file may hold bytes not yet fsynced: unknown for one with
+            # entries (a crashed process may have left some unsynced), so assume it does.
+            self._unsynced = os.fstat(fd).st_size > 0
+        finally:
+            os.close(fd)
 
     def read_all(self) -> bytes:
         with open(self.path, "rb") as f:
@@ -50,29 +61,37 @@ class _IndexFile:
         """Write the pending entries; on a full disk what was not written stays pending.
 
         A short write is continued, never dropped: a dropped tail would leave a partial
-        entry and shift every entry after it.
+        entry and shift every entry after it. The file is opened for the write only.
         """
-        while self._pending:
-            written = os.write(self._fd, self._pending)
-            del self._pending[:written]
-        if fsync:
-            os.fsync(self._fd)
+        if not self._pending and not (fsync and self._unsynced):
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while self._pending:
+                written = os.write(fd, self._pending)
+                del self._pending[:written]
+                self._unsynced = True
+            if fsync:
+                os.fsync(fd)
+                self._unsynced = False
+        finally:
+            os.close(fd)
 
     def reset(self, content: bytes = b"") -> None:
         self._pending.clear()
-        os.ftruncate(self._fd, 0)
-        if content:
-            os.write(self._fd, content)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if content:
+                os.write(fd, content)
+        finally:
+            os.close(fd)
+        self._unsynced = True
 
     def close(self) -> None:
-        if self._fd >= 0:
-            try:
-                self.flush(fsync=False)
-            except OSError:
-                pass  # derived data: a short index is rebuilt or extended on the next open
-            finally:
-                os.close(self._fd)
-                self._fd = -1
+        try:
+            self.flush(fsync=False)
+        except OSError:
+            pass  # derived data: a short index is rebuilt or extended on the next open
 
     def rename(self, path: str) -> None:
         os.rename(self.path, path)

@@ -34,6 +34,7 @@ from streamlog.log.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from streamlog.log.file_cache import FileCache
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore
 from streamlog.log.maintenance import LogMaintenance, MaintenanceReport
 from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
@@ -86,7 +87,10 @@ class LogManager:
         default_config: TopicConfig | None = None,
         offsets_topic_partitions: int = 10,
         durable_offset_commits: bool = True,
+        max_open_segment_files: int | None = None,
     ) -> None:
+        """``max_open_segment_files``: how many segment files may be open at once across
+        every partition (default: a quarter of ``ulimit -n``; see ``file_cache.py``)."""
         self.data_dir = os.path.abspath(data_dir)
         self.clock: Clock = clock or SystemClock()
         self.default_config = default_config or TopicConfig()
@@ -96,6 +100,7 @@ class LogManager:
         self._topics: dict[str, TopicRecord] = {}
         self._configs: dict[str, TopicConfig] = {}
         self._logs: dict[str, list[PartitionLog]] = {}
+        self.file_cache = FileCache(max_open_segment_files)
         self._partitioner = DefaultPartitioner()
         self._maintenance_pass = LogMaintenance(self.clock, LogCleaner(self.clock))
         self._offsets_topic_partitions = offsets_topic_partitions
@@ -134,8 +139,7 @@ class LogManager:
                 config = self.default_config.with_overrides(record.overrides)
                 self._configs[name] = config
                 self._logs[name] = [
-                    PartitionLog.open(self._partition_dir(name, p), config, self.clock)
-                    for p in range(record.partitions)
+                    self._open_partition(name, p, config) for p in range(record.partitions)
                 ]
             self._open = True
             if OFFSETS_TOPIC not in self._topics:
@@ -227,18 +231,50 @@ class LogManager:
             if not internal_ok:
                 check_not_internal(name, "create")
             check_collisions(name, self._topics)
-            logs = [
-                PartitionLog.open(self._partition_dir(name, p), config, self.clock)
-                for p in range(partitions)
-            ]
             record = TopicRecord.new(
                 name, partitions, config.overrides(self.default_config), self.clock.time_ms()
             )
+            logs = self._open_new_partitions(name, range(partitions), config)
             assert self._store is not None
-            self._store.save(record)  # the commit point
+            try:
+                self._store.save(record)  # the commit point
+            except BaseException:
+                self._discard_partitions(name, range(partitions), logs)
+                raise
             self._topics[name] = record
             self._configs[name] = config
             self._logs[name] = logs
+
+    def _open_partition(self, topic: str, partition: int, config: TopicConfig) -> PartitionLog:
+        return PartitionLog.open(
+            self._partition_dir(topic, partition), config, self.clock, self.file_cache
+        )
+
+    def _open_new_partitions(
+        self, topic: str, partitions: range, config: TopicConfig
+    ) -> list[PartitionLog]:
+        """Create the directories of new partitions, all or none.
+
+        If one fails (EMFILE, ENOSPC, a file in the way), the ones already made are
+        removed before the error goes up: a failed create leaves no orphan directory.
+        """
+        logs: list[PartitionLog] = []
+        try:
+            for p in partitions:
+                logs.append(self._open_partition(topic, p, config))
+        except BaseException:
+            self._discard_partitions(topic, partitions, logs)
+            raise
+        return logs
+
+    def _discard_partitions(self, topic: str, partitions: range, logs: list[PartitionLog]) -> None:
+        """Undo ``_open_new_partitions`` (before the topic store recorded them)."""
+        for plog in logs:
+            plog.delete()
+        for p in partitions:
+            path = self._partition_dir(topic, p)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
 
     def delete_topic(self, name: str) -> None:
         with self._lock:
@@ -281,15 +317,17 @@ class LogManager:
             self.check_add_partitions(name, total)
             record = self._record(name)
             config = self._configs[name]
-            new_logs = [
-                PartitionLog.open(self._partition_dir(name, p), config, self.clock)
-                for p in range(record.partitions, total)
-            ]
+            added = range(record.partitions, total)
+            new_logs = self._open_new_partitions(name, added, config)
             updated = TopicRecord(
                 name, total, record.topic_id, record.created_ms, dict(record.overrides)
             )
             assert self._store is not None
-            self._store.save(updated)
+            try:
+                self._store.save(updated)
+            except BaseException:
+                self._discard_partitions(name, added, new_logs)
+                raise
             self._topics[name] = updated
             self._logs[name].extend(new_logs)
         return self.describe_topic(name)

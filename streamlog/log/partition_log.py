@@ -18,6 +18,10 @@ interrupted (see ``_complete_interrupted_swaps``).
 
 Thread-safety: every public method takes the log's lock, so the background cleaner and
 flusher can share a log with the thread that appends.
+
+Descriptors: with a ``FileCache`` (``LogManager`` passes its own) the segments' files are
+opened on first use and at most the cache's capacity are open across every log sharing
+it; an idle partition holds none (see ``file_cache.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from streamlog.log.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
 )
+from streamlog.log.file_cache import FileCache
 from streamlog.log.loader import (
     CLEAN_SHUTDOWN_FILE,
     DELETED_SUFFIX,
@@ -96,6 +101,7 @@ class PartitionLog:
         recovery_point: int,
         report: RecoveryReport,
         producers: ProducerStateManager,
+        file_cache: FileCache | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
@@ -111,12 +117,26 @@ class PartitionLog:
         self._recovery_checkpoint = OffsetCheckpoint(os.path.join(directory, RECOVERY_POINT_FILE))
         self._start_checkpoint = OffsetCheckpoint(os.path.join(directory, LOG_START_FILE))
         self._closed = False
+        self._file_cache = file_cache
+        if file_cache is not None:
+            for segment in segments:
+                segment.attach_file_cache(file_cache)
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: str, config: TopicConfig, clock: Clock) -> PartitionLog:
-        """Open (or create) the log in ``directory``, recovering it if it was not closed."""
+    def open(
+        cls,
+        directory: str,
+        config: TopicConfig,
+        clock: Clock,
+        file_cache: FileCache | None = None,
+    ) -> PartitionLog:
+        """Open (or create) the log in ``directory``, recovering it if it was not closed.
+
+        ``file_cache`` bounds the descriptors its segments hold (none: each segment keeps
+        its file open from first use until the log is closed).
+        """
         loaded = load_partition(directory, config, clock)
         plog = cls(
             directory,
@@ -127,6 +147,7 @@ class PartitionLog:
             loaded.recovery_point,
             loaded.report,
             loaded.producers,
+            file_cache,
         )
         if not loaded.report.clean or loaded.report.bytes_truncated:
             plog.flush()  # what recovery kept is now the durable baseline
@@ -286,6 +307,7 @@ class PartitionLog:
                 self.log_end_offset,
                 index_interval_bytes=self.config.index_interval_bytes,
                 created_ms=self.clock.time_ms(),
+                file_cache=self._file_cache,
             )
             self._segments.append(segment)
             return segment
@@ -391,9 +413,7 @@ class PartitionLog:
                         or header.next_offset <= self._log_start_offset
                     ):
                         continue
-                    batch = decode_batch(
-                        os.pread(segment._fd, header.size, pos), limit=self.read_limit
-                    )
+                    batch = decode_batch(segment.read_at(pos, header.size), limit=self.read_limit)
                     for record in batch.records:
                         if (
                             record.timestamp >= timestamp
@@ -440,6 +460,7 @@ class PartitionLog:
                     offset,
                     index_interval_bytes=self.config.index_interval_bytes,
                     created_ms=self.clock.time_ms(),
+                    file_cache=self._file_cache,
                 )
                 self._set_log_start(min(self._log_start_offset, offset))
             else:
@@ -563,6 +584,8 @@ class PartitionLog:
             fsync_directory(self.directory)
             for segment in old:
                 segment.delete_files()
+            if self._file_cache is not None:
+                cleaned.attach_file_cache(self._file_cache)
             self._segments[first : first + len(old)] = [cleaned]
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -9,6 +9,11 @@ timestamps to positions sparsely, one entry every ``index_interval_bytes``.
 Invariants: batches are whole and their base offsets increase; ``size`` is the length of
 the valid prefix of the file; ``next_offset`` is one past the last offset stored here.
 Not thread-safe: ``PartitionLog`` serialises access to the segments it owns.
+
+Descriptors: none is held while a segment is idle. The ``.log`` file is a ``CachedFile``,
+opened on first use and closed when its ``FileCache`` needs room; the indexes are opened
+only to write (see ``file_cache.py``). So a partition nobody reads or writes holds no
+descriptor, whatever its number of segments.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from streamlog.log.batch_header import (
     validate_batch,
 )
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.file_cache import CachedFile, FileCache
 from streamlog.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 
 __all__ = [
@@ -94,14 +100,25 @@ class LogSegment:
         index_interval_bytes: int,
         created_ms: int,
         suffix: str = "",
+        file_cache: FileCache | None = None,
     ) -> None:
+        """Open (or create) the segment's files; ``file_cache`` bounds the descriptor of its
+        ``.log`` (without one, the descriptor stays open from first use until ``close``;
+        ``attach_file_cache`` can hand it to a cache later)."""
         self.directory = directory
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
         self.created_ms = created_ms
         self.files = SegmentFiles.at(directory, base_offset, suffix)
-        self._fd = os.open(self.files.log, os.O_RDWR | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        fd = os.open(self.files.log, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        self._file = CachedFile(self.files.log, file_cache)
+        # Whether the .log may hold bytes not yet fsynced: unknown for a file with data (a
+        # crashed process may have left some in the page cache), so assume it does.
+        self._unsynced = self.size > 0
         self.offset_index = OffsetIndex(self.files.index, base_offset)
         self.time_index = TimeIndex(self.files.time_index, base_offset)
         self.next_offset = base_offset
@@ -176,8 +193,10 @@ class LogSegment:
             valid = position + header.size
         truncated = self.size - valid
         if truncated:
-            os.ftruncate(self._fd, valid)
+            with self._file as fd:
+                os.ftruncate(fd, valid)
             self.size = valid
+            self._unsynced = True
         return truncated
 
     def _validated_batches(self, position: int, expected: int) -> Iterator[tuple[int, BatchHeader]]:
@@ -188,7 +207,7 @@ class LogSegment:
         CRC right, its base offset not below ``expected`` (then the previous batch's end).
         """
         while position < self.size:
-            chunk = os.pread(self._fd, min(_RECOVERY_CHUNK, self.size - position), position)
+            chunk = self.read_at(position, min(_RECOVERY_CHUNK, self.size - position))
             pos = 0
             while True:
                 if len(chunk) - pos < HEADER_SIZE:
@@ -201,7 +220,7 @@ class LogSegment:
                     return  # cut short, or a length no batch here can have
                 if len(chunk) - pos < header.size:
                     if pos == 0:  # one batch larger than the chunk: read it whole
-                        chunk = os.pread(self._fd, header.size, position)
+                        chunk = self.read_at(position, header.size)
                         if len(chunk) < header.size:
                             return
                     else:
@@ -227,7 +246,7 @@ class LogSegment:
         ``CorruptRecordError``, never a step of zero or backwards.
         """
         while position < self.size:
-            chunk = os.pread(self._fd, min(_SCAN_CHUNK, self.size - position), position)
+            chunk = self.read_at(position, min(_SCAN_CHUNK, self.size - position))
             pos = 0
             while len(chunk) - pos >= HEADER_SIZE:
                 _, size, last_offset = peek_offsets(chunk, pos)
@@ -280,17 +299,19 @@ class LogSegment:
             buffers.append(rest)
             total += 8 + len(rest)
         written = 0
-        try:
-            for i in range(0, len(buffers), _IOV_MAX):
-                group = buffers[i : i + _IOV_MAX]
-                want = sum(len(b) for b in group)
-                n = os.pwritev(self._fd, group, start + written)
-                written += n
-                if n != want:
-                    raise OSError(errno.ENOSPC, f"short write to {self.files.log}")
-        except OSError:
-            os.ftruncate(self._fd, start)
-            raise
+        self._unsynced = True
+        with self._file as fd:
+            try:
+                for i in range(0, len(buffers), _IOV_MAX):
+                    group = buffers[i : i + _IOV_MAX]
+                    want = sum(len(b) for b in group)
+                    n = os.pwritev(fd, group, start + written)
+                    written += n
+                    if n != want:
+                        raise OSError(errno.ENOSPC, f"short write to {self.files.log}")
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
         before = (self.next_offset, self.max_timestamp, self._bytes_since_index)
         position = start
         try:
@@ -310,7 +331,8 @@ class LogSegment:
         self, start: int, next_offset: int, max_timestamp: int, bytes_since_index: int
     ) -> None:
         """Put the file and indexes back as they were before an append at ``start``."""
-        os.ftruncate(self._fd, start)
+        with self._file as fd:
+            os.ftruncate(fd, start)
         self.size = start
         self.offset_index.truncate_to_position(start)
         self.time_index.truncate_to_offset(next_offset)
@@ -336,7 +358,7 @@ class LogSegment:
         position = self.find_position(offset)
         if position is None:
             return None
-        data = os.pread(self._fd, min(max(max_bytes, HEADER_SIZE), self.size - position), position)
+        data = self.read_at(position, min(max(max_bytes, HEADER_SIZE), self.size - position))
         end = 0
         while len(data) - end >= HEADER_SIZE:
             _, size, _ = peek_offsets(data, end)
@@ -348,10 +370,10 @@ class LogSegment:
         if end == 0:
             if not min_one or len(data) < 12:
                 return b""
-            _, size, _ = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)
+            _, size, _ = peek_offsets(self.read_at(position, HEADER_SIZE), 0)
             if not HEADER_SIZE <= size <= self.size - position:
                 raise self._bad_length(position, size)
-            return os.pread(self._fd, size, position)
+            return self.read_at(position, size)
         if end < len(data):
             return memoryview(data)[:end]  # no copy: the fetch path joins it into a response
         return data
@@ -365,10 +387,15 @@ class LogSegment:
     def read_batches(self, start_position: int = 0) -> Iterator[tuple[int, bytes]]:
         """(position, batch bytes) for each batch from ``start_position``; for the cleaner."""
         for position, size, _ in self._walk(start_position):
-            yield position, os.pread(self._fd, size, position)
+            yield position, self.read_at(position, size)
 
     def read_all(self) -> bytes:
-        return os.pread(self._fd, self.size, 0) if self.size else b""
+        return self.read_at(0, self.size) if self.size else b""
+
+    def read_at(self, position: int, size: int) -> bytes:
+        """Up to ``size`` bytes of the ``.log`` from ``position`` (fewer at its end)."""
+        with self._file as fd:
+            return os.pread(fd, size, position)
 
     def timestamp_scan_start(self, timestamp: int) -> int:
         """Position from which to scan for the first record with timestamp >= ``timestamp``."""
@@ -377,7 +404,7 @@ class LogSegment:
     def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch from ``position``, reading in large chunks."""
         while position < self.size:
-            chunk = os.pread(self._fd, min(_SCAN_CHUNK, self.size - position), position)
+            chunk = self.read_at(position, min(_SCAN_CHUNK, self.size - position))
             pos = 0
             while len(chunk) - pos >= HEADER_SIZE:
                 header = parse_header(chunk, pos)
@@ -398,7 +425,7 @@ class LogSegment:
         cut = None
         last_kept = self.base_offset - 1
         for position, _, last_offset in self._walk(0):
-            base = peek_offsets(os.pread(self._fd, HEADER_SIZE, position), 0)[0]
+            base = peek_offsets(self.read_at(position, HEADER_SIZE), 0)[0]
             if base >= offset:
                 cut = position
                 break
@@ -406,7 +433,9 @@ class LogSegment:
         if cut is None:
             return 0
         removed = self.size - cut
-        os.ftruncate(self._fd, cut)
+        with self._file as fd:
+            os.ftruncate(fd, cut)
+        self._unsynced = True
         self.size = cut
         self.offset_index.truncate_to_position(cut)
         self.time_index.truncate_to_offset(last_kept + 1)
@@ -420,10 +449,17 @@ class LogSegment:
             self.time_index.append(self.max_timestamp, self.next_offset - 1)
 
     def flush(self, fsync: bool = True) -> None:
+        """Write buffered index entries; with ``fsync``, make the segment durable.
+
+        The ``.log`` is fdatasynced only if it may hold bytes not synced yet: a segment
+        nobody wrote since its last flush is not reopened for nothing.
+        """
         self.offset_index.flush(fsync)
         self.time_index.flush(fsync)
-        if fsync:
-            os.fdatasync(self._fd)
+        if fsync and self._unsynced:
+            with self._file as fd:
+                os.fdatasync(fd)
+            self._unsynced = False
 
     def close(self) -> None:
         if self._closed:
@@ -431,12 +467,21 @@ class LogSegment:
         self._closed = True
         self.offset_index.close()
         self.time_index.close()
-        os.close(self._fd)
+        self._file.close()
+
+    @property
+    def holds_descriptor(self) -> bool:
+        """Whether the ``.log``'s descriptor is open now (the indexes never stay open)."""
+        return self._file.is_open
+
+    def attach_file_cache(self, cache: FileCache) -> None:
+        """Let ``cache`` bound this segment's descriptor from now on (see ``__init__``)."""
+        self._file.attach(cache)
 
     def change_suffix(self, suffix: str) -> None:
         """Rename the three files to carry ``suffix`` ('' for live, '.deleted', ...)."""
         target = SegmentFiles.at(self.directory, self.base_offset, suffix)
-        os.rename(self.files.log, target.log)
+        self._file.rename(target.log)
         self.offset_index.rename(target.index)
         self.time_index.rename(target.time_index)
         self.files = target

@@ -11,7 +11,14 @@ v2 body of ``b"\\xb6\\xf9\\xad\\x88\\x21"`` asks for 126 GB; a Metadata v0 body 
 refuses any array whose count exceeds the bytes left in the frame (every element takes at
 least one byte, so such a frame is malformed anyway). What passes bounds kio's
 reservation by eight times the frame size. kio still does the real decoding and the
-remaining validation (UTF-8, booleans, unexpected nulls).
+remaining validation (UTF-8, booleans).
+
+With ``strict_nulls`` (the server's side) it also refuses a null (count -1) for an array,
+string or bytes field that Kafka's schema does not declare nullable, as Kafka's own
+parser does ("non-nullable field ... was serialized as null"). kio reads such an array as
+``None`` without a word, and a handler iterating it would raise: the request must be
+refused where it is parsed, not in every handler. The client side stays lenient about
+what brokers send.
 
 The walk is compiled once per class into closures; runs of fixed-size fields collapse
 into one bounds check, so the cost is small next to kio's decode.
@@ -54,12 +61,15 @@ _FIXED_SIZES = {
 }
 
 
-def check(entity_type: type[Entity], buffer: Any, pos: int, end: int) -> int:
+def check(
+    entity_type: type[Entity], buffer: Any, pos: int, end: int, *, strict_nulls: bool = False
+) -> int:
     """Walk an encoded ``entity_type`` at ``buffer[pos:end]``; return where it ends.
 
-    :raises WireError: a length or count does not fit, or a tagged field is unknown.
+    :raises WireError: a length or count does not fit, a tagged field is unknown, or
+        (``strict_nulls``) a field that is not nullable is null.
     """
-    return _entity(entity_type)(buffer, pos, end)
+    return _entity(entity_type, strict_nulls)(buffer, pos, end)
 
 
 def _unwrap(tp: Any) -> tuple[Any, bool, bool]:
@@ -95,7 +105,7 @@ def _fixed_size(entity_type: type[Entity]) -> int | None:
 
 
 @functools.cache
-def _entity(entity_type: type[Entity]) -> Skim:
+def _entity(entity_type: type[Entity], strict: bool) -> Skim:
     flexible = bool(entity_type.__flexible__)
     ops: list[Skim] = []
     tagged: dict[int, Skim] = {}
@@ -103,7 +113,7 @@ def _entity(entity_type: type[Entity]) -> Skim:
     for f in dataclasses.fields(entity_type):
         tag = f.metadata.get("tag")
         if tag is not None:
-            tagged[int(tag)] = _field(f, flexible, is_tag=True)
+            tagged[int(tag)] = _field(f, flexible, strict, is_tag=True)
             continue
         inner, optional, is_array = _unwrap(f.type)
         size = (
@@ -117,7 +127,7 @@ def _entity(entity_type: type[Entity]) -> Skim:
         if pending_fixed:
             ops.append(_skip_fixed(pending_fixed))
             pending_fixed = 0
-        ops.append(_field(f, flexible, is_tag=False))
+        ops.append(_field(f, flexible, strict, is_tag=False))
     if flexible:
         skim_tags = _tagged_section(tagged, entity_type.__qualname__)
         if not ops:
@@ -152,32 +162,45 @@ def _fixed_then_tags(size: int, skim_tags: Skim) -> Skim:
     return skim
 
 
-def _field(f: dataclasses.Field[Any], flexible: bool, *, is_tag: bool) -> Skim:
+def _field(f: dataclasses.Field[Any], flexible: bool, strict: bool, *, is_tag: bool) -> Skim:
     inner, optional, is_array = _unwrap(f.type)
-    # kio: tagged fields are never null-marked; their presence is the tag itself.
+    # kio: tagged fields are never null-marked; their presence is the tag itself (so a
+    # null inside one is left to kio, as before).
     optional = optional and not is_tag
+    # The message for a null where the schema allows none, or None when a null passes.
+    null_error = (
+        f"non-nullable field {f.name!r} is null" if strict and not optional and not is_tag else None
+    )
     if _is_entity(inner):
-        element = _entity(inner)
+        element = _entity(inner, strict)
         if is_array:
             if not inner.__flexible__ and not dataclasses.fields(inner):
                 # The count check below assumes elements of at least one byte.
                 raise NotImplementedError(f"array of empty entities {inner.__qualname__}")
-            return _array(element, _fixed_size(inner), flexible)
+            return _array(element, _fixed_size(inner), flexible, null_error)
         if optional:
             return _nullable_entity(element)
         return element
     kafka_type = f.metadata["kafka_type"]
     size = _FIXED_SIZES.get(kafka_type)
+    element_null_error = (
+        f"non-nullable element of {f.name!r} is null" if strict and not is_tag else None
+    )
     if size is not None:
         element = _skip_fixed(size)
-    elif kafka_type == "string":
-        element = _compact_bytes if flexible else _legacy_string
-    elif kafka_type in ("bytes", "records"):
-        element = _compact_bytes if flexible else _legacy_bytes
+    elif kafka_type in ("string", "bytes", "records"):
+        # Array elements are never nullable in Kafka's schemas.
+        error = element_null_error if is_array else null_error
+        if flexible:
+            element = _compact_bytes if error is None else _compact_bytes_not_null(error)
+        elif kafka_type == "string":
+            element = _legacy_string if error is None else _legacy_string_not_null(error)
+        else:
+            element = _legacy_bytes if error is None else _legacy_bytes_not_null(error)
     else:
         raise NotImplementedError(f"no skimmer for kafka type {kafka_type!r}")
     if is_array:
-        return _array(element, size, flexible)
+        return _array(element, size, flexible, null_error)
     return element
 
 
@@ -230,6 +253,33 @@ def _compact_bytes(buf: Any, pos: int, end: int) -> int:
     return pos
 
 
+def _legacy_string_not_null(null_error: str) -> Skim:
+    def skim(buf: Any, pos: int, end: int) -> int:
+        if pos + 2 <= end and INT16.unpack_from(buf, pos)[0] == -1:
+            raise WireError(null_error)
+        return _legacy_string(buf, pos, end)
+
+    return skim
+
+
+def _legacy_bytes_not_null(null_error: str) -> Skim:
+    def skim(buf: Any, pos: int, end: int) -> int:
+        if pos + 4 <= end and INT32.unpack_from(buf, pos)[0] == -1:
+            raise WireError(null_error)
+        return _legacy_bytes(buf, pos, end)
+
+    return skim
+
+
+def _compact_bytes_not_null(null_error: str) -> Skim:
+    def skim(buf: Any, pos: int, end: int) -> int:
+        if pos < end and buf[pos] == 0:
+            raise WireError(null_error)
+        return _compact_bytes(buf, pos, end)
+
+    return skim
+
+
 def _nullable_entity(element: Skim) -> Skim:
     def skim(buf: Any, pos: int, end: int) -> int:
         if pos + 1 > end:
@@ -242,7 +292,9 @@ def _nullable_entity(element: Skim) -> Skim:
     return skim
 
 
-def _array(element: Skim, element_size: int | None, flexible: bool) -> Skim:
+def _array(element: Skim, element_size: int | None, flexible: bool, null_error: str | None) -> Skim:
+    """``null_error``: refuse a null array with this message (None: a null passes)."""
+
     def skim_array(buf: Any, pos: int, end: int) -> int:
         if flexible:
             if pos >= end:
@@ -253,6 +305,8 @@ def _array(element: Skim, element_size: int | None, flexible: bool) -> Skim:
             else:
                 count, pos = read_uvarint(buf, pos)
             if count == 0:
+                if null_error is not None:
+                    raise WireError(null_error)
                 return pos
             count -= 1
         else:
@@ -263,6 +317,8 @@ def _array(element: Skim, element_size: int | None, flexible: bool) -> Skim:
             if count < 0:
                 if count != -1:
                     raise WireError(f"invalid array length {count}")
+                if null_error is not None:
+                    raise WireError(null_error)
                 return pos
         # Every element of every array in Kafka's schemas takes at least one byte.
         if count > end - pos:

@@ -8,7 +8,8 @@ A request frame (the bytes after the size prefix) is a request header then the b
 
 The header's fixed prefix is read by hand, so that an unknown API key or version can be
 reported with its correlation id. The body goes to kio's reader after a structural
-pre-check (``_guard.py``: kio aborts the process on a hostile array count), except
+pre-check (``_guard.py``: kio aborts the process on a hostile array count, and reads a
+null array the schema does not allow as ``None``; both are refused there), except
 Produce, which has a zero-copy decoder of its own (``produce.py``). Responses are a
 correlation id (plus an empty tagged-field section for response header v1) then the body,
 behind a size prefix; Fetch response bodies come from a hand-written encoder
@@ -141,7 +142,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> DecodedRequest:
         else:
             # Structural pre-check first: kio's reader must never see a hostile array
             # count (it aborts the process on a failed allocation, see _guard.py).
-            check(request_type, frame, pos, size)
+            check(request_type, frame, pos, size, strict_nulls=True)
             body, _ = entity_reader(request_type)(frame, pos)
     except (WireError, *_KIO_DECODE_ERRORS) as e:
         raise MalformedRequestError(

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["BrokerProcess", "STREAMLOG"]
@@ -27,6 +28,8 @@ class BrokerProcess:
     process: subprocess.Popen[bytes] | None = None
     log_path: str = ""
     returncode: int | None = None
+    # Runs in the child before exec (e.g. resource.setrlimit for a low ``ulimit -n``).
+    preexec_fn: Callable[[], None] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -56,6 +59,7 @@ class BrokerProcess:
                 ],
                 stdout=log,
                 stderr=log,
+                preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

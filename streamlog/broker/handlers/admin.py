@@ -1,4 +1,10 @@
-"""Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs."""
+"""Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs.
+
+CreateTopics and CreatePartitions check the partition limits (``partition_limits.py``)
+before creating anything; a topic either is created whole or not at all (the log manager
+removes what a failed create had made), and a storage failure (EMFILE, ENOSPC) is
+answered with KAFKA_STORAGE_ERROR and its message.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import Any
 
 from streamlog.broker.context import BrokerContext, Session
 from streamlog.broker.error_codes import error_code_for
+from streamlog.broker.errors import BrokerError, PartitionLimitError
+from streamlog.broker.partition_limits import check_broker_limit, check_request_limit
 from streamlog.log.config import TOPIC_CONFIG_KEYS, TopicConfig, describe_config
 from streamlog.log.errors import InvalidPartitionsError, LogError, TopicExistsError
 from streamlog.log.manager import MAX_PARTITIONS
@@ -46,21 +54,40 @@ def _check_replicas(ctx: BrokerContext, replication_factor: int, assignments: An
     return None
 
 
+def _planned_partitions(ctx: BrokerContext, topic: Any) -> tuple[int, str | None]:
+    """How many partitions a CreateTopics entry asks for, and why it is impossible."""
+    problem = _check_replicas(ctx, topic.replication_factor, topic.assignments)
+    partitions = topic.num_partitions
+    if topic.assignments:
+        if partitions != -1:
+            problem = problem or "give either num_partitions or assignments, not both"
+        partitions = len(topic.assignments)
+    elif partitions == -1:
+        partitions = ctx.config.default_partitions
+    return partitions, problem
+
+
 async def handle_create_topics(
     ctx: BrokerContext, session: Session, request: DecodedRequest
 ) -> ResponsePayload:
     body: Any = request.body
+    plans = [_planned_partitions(ctx, topic) for topic in body.topics]
+    refusal = _request_refusal(
+        ctx,
+        sum(
+            max(partitions, 0)
+            for topic, (partitions, problem) in zip(body.topics, plans, strict=True)
+            if problem is None and not ctx.log.topic_exists(topic.name)
+        ),
+    )
     results = []
-    for topic in body.topics:
+    for topic, (partitions, problem) in zip(body.topics, plans, strict=True):
         entry: dict[str, Any] = {"name": topic.name, "num_partitions": -1, "replication_factor": -1}
-        problem = _check_replicas(ctx, topic.replication_factor, topic.assignments)
-        partitions = topic.num_partitions
-        if topic.assignments:
-            if partitions != -1:
-                problem = problem or "give either num_partitions or assignments, not both"
-            partitions = len(topic.assignments)
-        elif partitions == -1:
-            partitions = ctx.config.default_partitions
+        if refusal is not None:
+            results.append(
+                {**entry, "error_code": error_code_for(refusal), "error_message": str(refusal)}
+            )
+            continue
         if problem:
             code = (
                 ErrorCode.INVALID_REPLICATION_FACTOR
@@ -75,13 +102,16 @@ async def handle_create_topics(
         try:
             if body.validate_only:
                 _validate_new_topic(ctx, topic.name, partitions, configs)
+                check_broker_limit(ctx, partitions)
                 config = TopicConfig.from_map(configs, base=ctx.log.default_config)
                 topic_id = None
             else:
+                if not ctx.log.topic_exists(topic.name):
+                    check_broker_limit(ctx, max(partitions, 0))
                 ctx.log.create_topic(topic.name, partitions, configs)
                 config = ctx.log.topic_config(topic.name)
                 topic_id = uuid.UUID(ctx.log.topic_id(topic.name))
-        except LogError as exc:
+        except (LogError, BrokerError, OSError) as exc:
             results.append({**entry, "error_code": error_code_for(exc), "error_message": str(exc)})
             continue
         overrides = config.overrides(ctx.log.default_config)
@@ -124,6 +154,15 @@ def _validate_new_topic(
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise InvalidPartitionsError(f"partition count must be between 1 and {MAX_PARTITIONS}")
     TopicConfig.from_map(configs, base=ctx.log.default_config)
+
+
+def _request_refusal(ctx: BrokerContext, new_partitions: int) -> PartitionLimitError | None:
+    """Why the whole request is refused for its size, or None."""
+    try:
+        check_request_limit(ctx, new_partitions)
+    except PartitionLimitError as exc:
+        return exc
+    return None
 
 
 async def handle_delete_topics(
@@ -188,8 +227,20 @@ async def handle_create_partitions(
     ctx: BrokerContext, session: Session, request: DecodedRequest
 ) -> ResponsePayload:
     body: Any = request.body
+    refusal = _request_refusal(
+        ctx, sum(_partitions_added(ctx, topic.name, topic.count) for topic in body.topics)
+    )
     results = []
     for topic in body.topics:
+        if refusal is not None:
+            results.append(
+                {
+                    "name": topic.name,
+                    "error_code": error_code_for(refusal),
+                    "error_message": str(refusal),
+                }
+            )
+            continue
         problem = _check_replicas(ctx, 1, topic.assignments)
         if problem:
             results.append(
@@ -202,10 +253,11 @@ async def handle_create_partitions(
             continue
         try:
             ctx.log.check_add_partitions(topic.name, topic.count)
+            check_broker_limit(ctx, topic.count - ctx.log.partition_count(topic.name))
             if not body.validate_only:
                 ctx.log.add_partitions(topic.name, topic.count)
             results.append({"name": topic.name, "error_code": ErrorCode.NONE})
-        except LogError as exc:
+        except (LogError, BrokerError, OSError) as exc:
             results.append(
                 {"name": topic.name, "error_code": error_code_for(exc), "error_message": str(exc)}
             )
@@ -214,6 +266,13 @@ async def handle_create_partitions(
         throttle_time=0,
         results=results,
     )
+
+
+def _partitions_added(ctx: BrokerContext, topic: str, count: int) -> int:
+    """New partitions a CreatePartitions entry asks for (0 if it would fail anyway)."""
+    if not ctx.log.topic_exists(topic):
+        return 0
+    return max(count - ctx.log.partition_count(topic), 0)
 
 
 async def handle_describe_configs(
@@ -319,7 +378,10 @@ def _broker_configs(ctx: BrokerContext) -> dict[str, str]:
         "default.replication.factor": "1",
         "offsets.topic.num.partitions": str(cfg.offsets_topic_partitions),
         "socket.request.max.bytes": str(cfg.max_frame_bytes),
+        "max.connections": str(cfg.max_connections),
+        "max.connections.per.ip": str(cfg.max_connections_per_ip),
         "connections.max.idle.ms": str(cfg.idle_timeout_ms),
+        "connection.failed.authentication.delay.ms": str(cfg.failed_authentication_delay_ms),
         "group.min.session.timeout.ms": str(cfg.group_min_session_timeout_ms),
         "group.max.session.timeout.ms": str(cfg.group_max_session_timeout_ms),
         "group.initial.rebalance.delay.ms": str(cfg.group_initial_rebalance_delay_ms),
