@@ -427,6 +427,8 @@ class App:
             await self._create_topics()  # repartition/through topics agents declared
             await self._check_copartitioning()
             await self.conductor.start()
+            if self.crash_reason is not None:  # the first assignment could not be prepared
+                raise self.crash_reason
             for job in self.timers:
                 self._tasks.append(asyncio.create_task(job.run(self), name=job.name))
             self.started = True
@@ -437,8 +439,18 @@ class App:
                 len(self.timers),
             )
         except BaseException:
-            await self._close_transport()
+            await self._abort_start()
             raise
+
+    async def _abort_start(self) -> None:
+        """Undo a start that failed half way: whatever runs is stopped, nothing committed."""
+        await self.conductor.stop_fetching()
+        for agent in self.agents.values():
+            await agent.stop(1.0)
+        await self.conductor.close()
+        for table in self.tables.values():
+            table.close()
+        await self._close_transport()
 
     async def _create_topics(self) -> None:
         for topic in list(self.topics.values()):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from streamlog.dsl.acks import Batch, PartitionTracker
 from streamlog.dsl.errors import CommitPostponed
 from streamlog.dsl.inbox import Inbox
+from streamlog.state.errors import RecoveryError
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
 from streamlog.transport.types import TopicPartition
@@ -116,7 +117,7 @@ class Conductor:
         returns with its first assignment usable, as a worker is "ready" only then."""
         while self._unready:
             task = self._preparing
-            if task is None:
+            if task is None or task.done():  # done with partitions unready: it crashed the app
                 return
             await asyncio.wait({task})  # a revocation may cancel it and start another
 
@@ -205,6 +206,9 @@ class Conductor:
         if tracker.first_offset < 0:
             tracker.first_offset = records[0].offset
         for inbox, topic in self._subscribers.get(tracker.topic, ()):
+            if tracker.revoked:  # while a full inbox held the last put: the rest goes too
+                self.records_dropped += len(records)
+                return
             schema = topic.schema
             batch = Batch(records, tracker, schema.loads_key, schema.loads_value, topic)
             tracker.pending.append(batch)
@@ -383,7 +387,7 @@ class Conductor:
                 await self.app.prepare_partitions(wanted)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - retried: the partitions stay paused
+            except (TransportError, RecoveryError) as exc:  # an outage: the partitions wait
                 log.warning(
                     "partitions %s are not ready: %s (retrying in %.1f s)",
                     _format(wanted),
@@ -393,6 +397,9 @@ class Conductor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except Exception as exc:  # noqa: BLE001 - a store or changelog that cannot be used
+                self.app.crash(exc)
+                return
             ready = wanted & self._unready
             self._unready -= ready
             if not ready:
@@ -400,7 +407,10 @@ class Conductor:
             if self.consumer is not None:
                 self.consumer.resume(*ready)
             log.info("partitions ready: %s", _format(ready))
-            await self.app.on_partitions_assigned(ready)
+            try:
+                await self.app.on_partitions_assigned(ready)
+            except Exception:  # noqa: BLE001 - a hook's failure is the hook's, not the data's
+                log.exception("a partitions-assigned hook failed")
 
 
 def _format(partitions: set[TopicPartition]) -> str:

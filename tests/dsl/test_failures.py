@@ -124,3 +124,31 @@ def test_a_failing_group_by_key_under_crash_is_left_uncommitted(app_id, tmp_path
     assert "KeyError('customer')" in str(app.crash_reason)
     assert f"{name}[0]@2" in str(app.crash_reason)
     assert _committed(url, app_id, TopicPartition(name, 0)) == 2
+
+
+def test_state_that_cannot_be_opened_fails_the_start_with_the_reason(app_id, tmp_path):
+    """Not retried as an outage would be: the worker says why and stops."""
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    (datadir / "tables").write_text("a file where the table stores should go")
+    app = streamlog.App(
+        app_id, broker="memory://", topic_partitions=1, store="rocksdb://", datadir=str(datadir)
+    )
+    counts = app.Table("counts", default=int)
+
+    @app.agent(app.topic(f"{app_id}-in"))
+    async def count(stream):
+        async for value in stream:
+            counts[value] += 1
+
+    async def main() -> BaseException:
+        try:
+            await app.start()
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            return exc
+        raise AssertionError("the app started")
+
+    error = run(main())
+    assert isinstance(error, OSError)  # the store's directory could not be made
+    assert app.crash_reason is error
+    assert not app.started
