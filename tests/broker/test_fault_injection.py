@@ -35,6 +35,12 @@ ACKS_PER_CYCLE = 1500
 DEADLINE_S = 60
 
 
+def _check_deadline(deadline: float, what: str) -> None:
+    """Fail a polling loop that has run past ``deadline`` (a bound, not a speed check)."""
+    if time.monotonic() > deadline:
+        raise AssertionError(f"gave up after {DEADLINE_S} s: {what}")
+
+
 def read_partitions(bootstrap: str, topic: str, partitions: int) -> dict[tuple[int, int], bytes]:
     """Every stored record of ``topic``: (partition, offset) -> value, read to the end."""
     consumer = Consumer(
@@ -108,7 +114,7 @@ def test_kill_9_under_acks_all_loses_nothing_confluent(tmp_path) -> None:
         for _ in range(KILL_CYCLES):
             target = len(acked) + ACKS_PER_CYCLE
             while len(acked) < target:
-                assert time.monotonic() < deadline, f"only {len(acked)} acks"
+                _check_deadline(deadline, f"only {len(acked)} acks")
                 try:
                     producer.produce(topic, b"ck-%d" % sent, on_delivery=delivered)
                     sent += 1
@@ -215,7 +221,7 @@ def test_bounce_while_a_group_consumes_loses_no_committed_record(tmp_path) -> No
         deadline = time.monotonic() + DEADLINE_S
         try:
             while len(set(processed)) < total:
-                assert time.monotonic() < deadline, f"processed {len(set(processed))} of {total}"
+                _check_deadline(deadline, f"processed {len(set(processed))} of {total}")
                 batch = [
                     m for m in consumer.consume(num_messages=200, timeout=0.5) if not m.error()
                 ]
@@ -342,7 +348,7 @@ def test_a_full_disk_answers_storage_errors_loses_nothing_and_recovers(
         sent = 0
         deadline = time.monotonic() + DEADLINE_S
         while not errors:
-            assert time.monotonic() < deadline, f"no storage error after {sent} records"
+            _check_deadline(deadline, f"no storage error after {sent} records")
             producer.produce(topic, (b"%08d" % sent).ljust(4096, b"."), on_delivery=delivered)
             sent += 1
             if sent % 50 == 0:
