@@ -19,8 +19,8 @@ from streamlog.dsl import (
     StreamlogError,
     Topic,
 )
-from streamlog.dsl.crontab import Crontab, CrontabError
-from streamlog.dsl.joins import (
+from streamlog.dsl.agents.crontab import Crontab, CrontabError
+from streamlog.dsl.joins.api import (
     CoPartitioningError,
     JoinStats,
     StreamStreamJoin,
@@ -28,10 +28,10 @@ from streamlog.dsl.joins import (
     TableTableJoin,
     join_stream_table,
 )
-from streamlog.dsl.table_kinds import GlobalTable, SetTable
-from streamlog.dsl.tables import PartitionNotOwnedError, Table
-from streamlog.dsl.topology import Topology
-from streamlog.dsl.windowed import WindowedTable, WindowedTableError, WindowSet
+from streamlog.dsl.tables.kinds import GlobalTable, SetTable
+from streamlog.dsl.tables.table import PartitionNotOwnedError, Table
+from streamlog.dsl.topology.graph import Topology
+from streamlog.dsl.windows.table import WindowedTable, WindowedTableError, WindowSet
 from streamlog.serde import (
     Codec,
     CodecRegistry,

@@ -32,7 +32,7 @@ from streamlog.cli.topology import load_app_or_exit
 
 if TYPE_CHECKING:
     from streamlog.dsl import App
-    from streamlog.dsl.tables import Table
+    from streamlog.dsl.tables.table import Table
     from streamlog.transport.base import Transport
 
 __all__ = ["tables", "render", "table_rows", "window_rows", "read_changelog", "read_store"]
@@ -42,7 +42,7 @@ def render(
     table: Table, partitions: Mapping[int, list[tuple[bytes, bytes]]], limit: int = 0
 ) -> str:
     """The table's stored bytes laid out as its ``as_ansitable`` lays out its items."""
-    from streamlog.dsl.tables import ansitable
+    from streamlog.dsl.tables.table import ansitable
 
     rows: list[tuple[str, ...]]
     if getattr(table, "windowed", None) is not None:
@@ -70,7 +70,7 @@ def _loads(loads: Callable[[bytes], Any], data: bytes) -> Any:
 def table_rows(table: Table, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[Any, Any]]:
     """Decoded (key, value) pairs of a plain table from its stored bytes (the bytes
     themselves where they do not decode)."""
-    from streamlog.dsl.table_kinds import SetTable
+    from streamlog.dsl.tables.kinds import SetTable
 
     schema = table.changelog_topic.schema
     out: list[tuple[Any, Any]] = []
@@ -91,7 +91,7 @@ def window_rows(
     ``is_expired``), so the store layout is known in one place. A window that its
     partition's stream time has expired is left out, as the live table leaves it out.
     """
-    from streamlog.dsl.windowed import STREAM_TIME_KEY
+    from streamlog.dsl.windows.table import STREAM_TIME_KEY
     from streamlog.state.windows import SessionWindow, SlidingWindow
 
     windowed = getattr(table, "windowed", None)
@@ -193,7 +193,7 @@ def _listdir(path: str) -> list[str]:
 
 
 def _describe(app: App) -> list[str]:
-    from streamlog.dsl.nodes import window_label
+    from streamlog.dsl.topology.nodes import window_label
 
     rows = []
     for name in sorted(app.tables):

@@ -1,6 +1,6 @@
 """``streamlog topology APP``: print what an app reads, computes, stores and writes.
 
-The graph comes from ``streamlog.dsl.topology.build_topology``: the app is imported, not
+The graph comes from ``streamlog.dsl.topology.graph.build_topology``: the app is imported, not
 started, and no broker is contacted. The text goes to standard output; ``--dot FILE``
 also writes Graphviz DOT (``--dot -``: DOT on standard output instead of the text) and
 ``--png FILE`` renders a PNG with Graphviz's ``dot`` when it is installed.
@@ -48,7 +48,7 @@ def load_app_or_exit(spec: str) -> App:
 def topology(app_spec: str, dot_path: str | None, png_path: str | None) -> None:
     """Print APP's topology: sources, agents and DSL nodes, tables, changelogs, sinks."""
     from streamlog.dsl.errors import StreamlogError
-    from streamlog.dsl.topology import build_topology
+    from streamlog.dsl.topology.graph import build_topology
 
     app = load_app_or_exit(app_spec)
     graph = build_topology(app)

@@ -109,8 +109,8 @@ def worker(
     finishes the events in hand, commits and exits 0. Exit code 1: the app crashed or
     could not start; 2: stopping overran its bound; 130: a second signal cut the stop short.
     """
-    from streamlog.dsl.logs import configure_logging
-    from streamlog.dsl.worker import run_worker
+    from streamlog.dsl.app.logs import configure_logging
+    from streamlog.dsl.app.worker import run_worker
 
     configure_logging(loglevel, log_format)
     app = _load(app_spec)

@@ -1,8 +1,9 @@
 """streamlog.dsl: apps, topics, agents, streams, timers and the worker runner."""
 
-from streamlog.dsl.agent import Agent
-from streamlog.dsl.app import App
-from streamlog.dsl.clock import AsyncClock, ManualAsyncClock, SystemAsyncClock
+from streamlog.dsl.agents.agent import Agent
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Channel, Topic
+from streamlog.dsl.app.app import App
 from streamlog.dsl.errors import (
     AgentError,
     AppNotFoundError,
@@ -11,10 +12,9 @@ from streamlog.dsl.errors import (
     ImproperlyConfigured,
     StreamlogError,
 )
-from streamlog.dsl.events import Event, Message
+from streamlog.dsl.runtime.clock import AsyncClock, ManualAsyncClock, SystemAsyncClock
+from streamlog.dsl.runtime.events import Event, Message
 from streamlog.dsl.settings import Settings
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.topics import Channel, Topic
 
 __all__ = [
     "Agent",

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 
 from streamlog.cli.app_loader import load_app
 from streamlog.cli.topology import topology
-from streamlog.dsl.topology import build_topology
+from streamlog.dsl.topology.graph import build_topology
 
 APP = """\
 import streamlog
-from streamlog.dsl.nodes import filter_node, map_node
+from streamlog.dsl.topology.nodes import filter_node, map_node
 
 app = streamlog.App({app_id!r}, broker="memory://", topic_partitions=3, store="memory://")
 clicks = app.topic("clicks", value_type=dict)

@@ -1,9 +1,9 @@
-"""The at-least-once bookkeeping (``streamlog.dsl.acks``) on its own: what may be committed,
+"""The at-least-once bookkeeping (``streamlog.dsl.runtime.acks``) on its own: what may be committed,
 what a revocation abandons, and what a partition's next owner will process again."""
 
 from __future__ import annotations
 
-from streamlog.dsl.acks import Batch, PartitionTracker
+from streamlog.dsl.runtime.acks import Batch, PartitionTracker
 from streamlog.transport.types import ConsumerRecord
 
 

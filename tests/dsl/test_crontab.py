@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlog.dsl.crontab import Crontab, CrontabError
+from streamlog.dsl.agents.crontab import Crontab, CrontabError
 
 LONDON = ZoneInfo("Europe/London")
 MINUTE = timedelta(minutes=1)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import streamlog
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.joins import (
+from streamlog.dsl.joins.api import (
     CoPartitioningError,
     JoinStats,
     JoinWindow,
@@ -34,8 +34,8 @@ from streamlog.dsl.joins import (
     join_stream_table,
     join_window,
 )
-from streamlog.dsl.joins_common import partition_transaction
-from streamlog.dsl.joins_window_state import LEFT, RIGHT, WindowedJoinState
+from streamlog.dsl.joins.common import partition_transaction
+from streamlog.dsl.joins.window_state import LEFT, RIGHT, WindowedJoinState
 from streamlog.state.memory_store import MemoryStore
 from streamlog.state.transaction import PartitionTransaction
 from tests.dsl.conftest import read_topic, run, wait_for

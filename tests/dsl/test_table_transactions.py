@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import streamlog
-from streamlog.dsl.tables import PartitionNotOwnedError
+from streamlog.dsl.tables.table import PartitionNotOwnedError
 from streamlog.state.windows import window_key
 from tests.dsl.conftest import read_topic, run, wait_for
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 import streamlog
-from streamlog.dsl.tables import PartitionNotOwnedError
+from streamlog.dsl.tables.table import PartitionNotOwnedError
 from tests.dsl.conftest import run, wait_for
 
 WORDS = "the quick brown fox jumps over the lazy dog the end".split()

@@ -12,20 +12,20 @@ import pytest
 
 import streamlog
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.nodes import (
+from streamlog.dsl.topology.graph import (
+    GraphvizNotFoundError,
+    Topology,
+    build_topology,
+    probe_agent,
+    referenced_objects,
+)
+from streamlog.dsl.topology.nodes import (
     NodeSpec,
     aggregate_node,
     filter_node,
     join_node,
     map_node,
     node_spec,
-)
-from streamlog.dsl.topology import (
-    GraphvizNotFoundError,
-    Topology,
-    build_topology,
-    probe_agent,
-    referenced_objects,
 )
 from tests.dsl.conftest import read_topic, run, wait_for
 

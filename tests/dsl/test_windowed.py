@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import streamlog
 from streamlog.dsl import ManualAsyncClock
-from streamlog.dsl.windowed import CLOSE_PREFIX, STREAM_TIME_KEY, WindowedTableError
+from streamlog.dsl.windows.table import CLOSE_PREFIX, STREAM_TIME_KEY, WindowedTableError
 from streamlog.log.partitioner import partition_for_key
 from streamlog.state.windows import split_window_key
 from tests.dsl.conftest import read_topic, run, wait_for
@@ -826,7 +826,7 @@ def test_sessions_merge_with_the_merge_function_and_refuse_lists_without_one():
 
 
 def test_default_merge_is_an_error_for_values_that_are_not_numbers():
-    from streamlog.dsl.windowed import SessionMergeError, _default_merge
+    from streamlog.dsl.windows.table import SessionMergeError, _default_merge
 
     assert _default_merge(2, 3.5) == 5.5
     with pytest.raises(SessionMergeError, match="merge="):

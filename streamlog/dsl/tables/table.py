@@ -17,7 +17,7 @@ assigned, each table partition is recovered from its changelog before any event 
 partition reaches an agent.
 
 ``tumbling``, ``hopping``, ``sliding`` and ``session`` make the table windowed (one value
-per key and window, ``streamlog.dsl.windowed``); the plain dict API then refuses keys and
+per key and window, ``streamlog.dsl.windows.table``); the plain dict API then refuses keys and
 ``items()`` lists ((key, window), value).
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
-from streamlog.dsl.windowed import (
+from streamlog.dsl.windows.table import (
     OnLate,
     OnWindowClose,
     Seconds,
@@ -49,7 +49,7 @@ from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow,
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["Table", "PartitionNotOwnedError", "ansitable"]
 

@@ -11,7 +11,7 @@ repartition), ``dead letters`` (``on_error="dlq"``), ``writes`` (a table's chang
 How it is found, without starting the app or touching the broker:
 
 * declarations: each agent's channel, sinks and error policy; each DSL node's spec
-  (``streamlog.dsl.nodes.NodeSpec``); each table and its changelog; every declared topic;
+  (``streamlog.dsl.topology.nodes.NodeSpec``); each table and its changelog; every declared topic;
 * ``group_by``/``through``: these run when an agent's function reaches its ``async for``.
   Each function is run once against a *probe* stream whose owner records the operators
   called, and whose first read stops the function (``_ProbeStop``, a ``BaseException`` so
@@ -40,19 +40,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.agent import Agent
-from streamlog.dsl.clock import SystemAsyncClock
+from streamlog.dsl.agents.agent import Agent
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import StreamlogError
-from streamlog.dsl.inbox import Cursor, Inbox
-from streamlog.dsl.nodes import node_spec, window_label
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.tables import Table
-from streamlog.dsl.topics import Channel, Topic
+from streamlog.dsl.runtime.clock import SystemAsyncClock
+from streamlog.dsl.runtime.inbox import Cursor, Inbox
+from streamlog.dsl.tables.table import Table
+from streamlog.dsl.topology.nodes import node_spec, window_label
 
 if TYPE_CHECKING:
-    from streamlog.dsl.acks import Batch
-    from streamlog.dsl.app import App
-    from streamlog.dsl.barrier import ProcessingBarrier
+    from streamlog.dsl.app.app import App
+    from streamlog.dsl.runtime.acks import Batch
+    from streamlog.dsl.runtime.barrier import ProcessingBarrier
 
 __all__ = [
     "Node",

@@ -13,15 +13,15 @@ import itertools
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.acks import Batch
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
-from streamlog.dsl.events import normalize_headers
-from streamlog.dsl.inbox import Inbox
+from streamlog.dsl.runtime.acks import Batch
+from streamlog.dsl.runtime.events import normalize_headers
+from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.serde import Codec, Schema
 from streamlog.transport.types import ConsumerRecord, RecordMetadata
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["Topic", "Channel", "HeadersArg", "seconds_to_ms"]
 

@@ -24,17 +24,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.acks import Batch
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
 from streamlog.dsl.errors import AgentError, ImproperlyConfigured
-from streamlog.dsl.events import header_value
-from streamlog.dsl.inbox import Cursor, Inbox
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.topics import Channel, HeadersArg, Topic
+from streamlog.dsl.runtime.acks import Batch
+from streamlog.dsl.runtime.events import header_value
+from streamlog.dsl.runtime.inbox import Cursor, Inbox
 from streamlog.transport.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
-    from streamlog.dsl.clock import AsyncClock
+    from streamlog.dsl.app.app import App
+    from streamlog.dsl.runtime.clock import AsyncClock
 
 __all__ = ["Agent", "ActorContext", "ON_ERROR_POLICIES", "REPLY_TO", "CORRELATION_ID"]
 

@@ -26,17 +26,17 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.acks import Batch, PartitionTracker
 from streamlog.dsl.errors import CommitPostponed
-from streamlog.dsl.inbox import Inbox
+from streamlog.dsl.runtime.acks import Batch, PartitionTracker
+from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.state.errors import RecoveryError
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
-    from streamlog.dsl.topics import Topic
+    from streamlog.dsl.agents.topics import Topic
+    from streamlog.dsl.app.app import App
 
 __all__ = ["Conductor"]
 

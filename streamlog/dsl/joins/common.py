@@ -25,17 +25,17 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from streamlog.dsl.agent import Agent
+from streamlog.dsl.agents.agent import Agent
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.tables import PartitionNotOwnedError, Table
-from streamlog.dsl.topics import Channel, Topic
+from streamlog.dsl.tables.table import PartitionNotOwnedError, Table
 from streamlog.serde import field_getter
 from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = [
     "JoinKind",

@@ -35,9 +35,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.events import Event
-from streamlog.dsl.joins_common import (
+from streamlog.dsl.joins.common import (
     AppJoin,
     CoPartitionCheck,
     Joiner,
@@ -50,13 +51,12 @@ from streamlog.dsl.joins_common import (
     resolve_topic,
     safe_name,
 )
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.table_kinds import GlobalTable
-from streamlog.dsl.tables import Table
-from streamlog.dsl.topics import Topic
+from streamlog.dsl.runtime.events import Event
+from streamlog.dsl.tables.kinds import GlobalTable
+from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["StreamTableJoin", "join_stream_table", "Lookup", "STREAM_TABLE_KINDS"]
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.joins_common import (
+from streamlog.dsl.joins.common import (
     JOIN_KINDS,
     AppJoin,
     CoPartitioningError,
@@ -44,15 +45,14 @@ from streamlog.dsl.joins_common import (
     Outputs,
     default_joiner,
 )
-from streamlog.dsl.joins_stream_stream import Seconds, StreamStreamJoin, WindowArg, join_window
-from streamlog.dsl.joins_stream_table import StreamTableJoin, join_stream_table
-from streamlog.dsl.joins_table_table import TableTableJoin
-from streamlog.dsl.joins_window_state import JoinWindow
-from streamlog.dsl.tables import Table
-from streamlog.dsl.topics import Topic
+from streamlog.dsl.joins.stream_stream import Seconds, StreamStreamJoin, WindowArg, join_window
+from streamlog.dsl.joins.stream_table import StreamTableJoin, join_stream_table
+from streamlog.dsl.joins.table_table import TableTableJoin
+from streamlog.dsl.joins.window_state import JoinWindow
+from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = [
     "JOIN_KINDS",

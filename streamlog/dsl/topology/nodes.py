@@ -27,7 +27,7 @@ Semantics, per input event:
   *final* results only: one record per window when it closes, key -> ``{"start",
   "end", "value"}`` (the windowed table's ``emit_final``).
 * ``join(left, right, ..., to=)``: ``fun(left, right) -> result`` is the joiner of
-  ``streamlog.dsl.joins.join`` (stream-table, windowed stream-stream or table-table, as
+  ``streamlog.dsl.joins.api.join`` (stream-table, windowed stream-stream or table-table, as
   the arguments say); the decorator returns the join object.
 
 Written records keep the input record's key, timestamp and headers (as ``group_by``
@@ -51,16 +51,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.agent import Agent
+from streamlog.dsl.agents.agent import Agent
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.tables import Table
-from streamlog.dsl.topics import Channel, Topic
+from streamlog.dsl.tables.table import Table
 from streamlog.serde import field_name
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
-    from streamlog.dsl.events import Message
+    from streamlog.dsl.app.app import App
+    from streamlog.dsl.runtime.events import Message
 
 __all__ = [
     "NODE_KINDS",
@@ -359,7 +359,7 @@ def aggregate_node(
     getter, label = _key_label(by)
     windows: Any = None
     if window is not None or not (into is None or isinstance(into, Table | str)):
-        windows = _optional_module("streamlog.dsl.windowed", "@app.aggregate with windows")
+        windows = _optional_module("streamlog.dsl.windows.table", "@app.aggregate with windows")
 
     def decorate(fun: Callable[[Any, Any], Any]) -> Agent:
         channel = _source(app, source, "aggregate")
@@ -522,12 +522,12 @@ def join_node(
 ) -> Callable[[Callable[[Any, Any], Any]], Any]:
     """``@app.join(left, right, kind=, window=, key=, to=)``: ``fun(left, right) -> result``.
 
-    The decorated function is the joiner; ``streamlog.dsl.joins.join`` picks the join
+    The decorated function is the joiner; ``streamlog.dsl.joins.api.join`` picks the join
     (stream-table, windowed stream-stream, table-table) from the arguments and declares
     its agents and tables. Returns the join object (``stats``, ``add_sink``). Its agents
     run a ``NodeFunction`` with one shared spec, so the topology shows one ``join`` node.
     """
-    joins = _optional_module("streamlog.dsl.joins", "@app.join")
+    joins = _optional_module("streamlog.dsl.joins.api", "@app.join")
 
     def decorate(fun: Callable[[Any, Any], Any]) -> Any:
         made = joins.join(app, left, right, joiner=fun, to=to, name=name or fun.__name__, **options)

@@ -19,15 +19,15 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from streamlog.dsl.acks import Batch
-from streamlog.dsl.context import set_current
-from streamlog.dsl.events import Event, Message
-from streamlog.dsl.inbox import Cursor
+from streamlog.dsl.runtime.acks import Batch
+from streamlog.dsl.runtime.context import set_current
+from streamlog.dsl.runtime.events import Event, Message
+from streamlog.dsl.runtime.inbox import Cursor
 from streamlog.serde import SerdeError, field_getter, field_name
 
 if TYPE_CHECKING:
-    from streamlog.dsl.barrier import ProcessingBarrier
-    from streamlog.dsl.clock import AsyncClock
+    from streamlog.dsl.runtime.barrier import ProcessingBarrier
+    from streamlog.dsl.runtime.clock import AsyncClock
 
 __all__ = ["Stream", "StreamOwner"]
 
@@ -144,7 +144,8 @@ class Stream:
         The commit may have been a rebalance's: callers check ``batch.revoked`` after this
         and abandon (``release``) an event whose partition went away meanwhile; its next
         owner reads it again. Apps with tables also record the event in the actor's context
-        here (windowed tables resolve windows from its timestamp: ``streamlog.dsl.context``).
+        here (windowed tables resolve windows from its timestamp:
+        ``streamlog.dsl.runtime.context``).
         """
         barrier = self._barrier
         assert barrier is not None

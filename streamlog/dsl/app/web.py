@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["WebServer", "WebServerError"]
 

@@ -13,13 +13,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import AskTimeoutError
-from streamlog.dsl.events import header_value
+from streamlog.dsl.runtime.events import header_value
 from streamlog.serde import Schema
 from streamlog.transport.base import Consumer
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["ReplyReader", "CORRELATION_HEADER"]
 

@@ -21,18 +21,18 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from streamlog.dsl.agent import Agent, AgentFun
-from streamlog.dsl.barrier import ProcessingBarrier
-from streamlog.dsl.clock import AsyncClock, SystemAsyncClock
-from streamlog.dsl.conductor import Conductor
+from streamlog.dsl.agents.agent import Agent, AgentFun
+from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
+from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
+from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
-from streamlog.dsl.nodes import aggregate_node, filter_node, join_node, map_node
-from streamlog.dsl.replies import CORRELATION_HEADER, ReplyReader
+from streamlog.dsl.runtime.barrier import ProcessingBarrier
+from streamlog.dsl.runtime.clock import AsyncClock, SystemAsyncClock
+from streamlog.dsl.runtime.conductor import Conductor
 from streamlog.dsl.settings import Settings
-from streamlog.dsl.table_kinds import GlobalTable, SetTable
-from streamlog.dsl.tables import Table
-from streamlog.dsl.timers import AppTask, CronJob, Timer
-from streamlog.dsl.topics import Channel, HeadersArg, Topic
+from streamlog.dsl.tables.kinds import GlobalTable, SetTable
+from streamlog.dsl.tables.table import Table
+from streamlog.dsl.topology.nodes import aggregate_node, filter_node, join_node, map_node
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
 from streamlog.state.errors import CheckpointError, OffsetsNotCommittedError
@@ -44,7 +44,7 @@ from streamlog.transport.errors import TopicExistsError
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.topology import Topology
+    from streamlog.dsl.topology.graph import Topology
 
 __all__ = ["App", "topic_name_for"]
 
@@ -210,7 +210,7 @@ class App:
         help: str | None = None,
         **options: Any,
     ) -> Table:
-        """A dict-like table with a changelog (see ``streamlog.dsl.tables``)."""
+        """A dict-like table with a changelog (see ``streamlog.dsl.tables.table``)."""
         return self._add_table(
             Table,
             name,
@@ -224,7 +224,7 @@ class App:
         )
 
     def GlobalTable(self, name: str, **options: Any) -> GlobalTable:  # noqa: N802 - Faust's
-        """A table every worker holds whole (see ``streamlog.dsl.table_kinds``)."""
+        """A table every worker holds whole (see ``streamlog.dsl.tables.kinds``)."""
         return self._add_table(GlobalTable, name, **options)
 
     def SetTable(self, name: str, **options: Any) -> SetTable:  # noqa: N802 - Faust's
@@ -249,7 +249,7 @@ class App:
         concurrency: int = 1,
         on_error: str | None = None,
     ) -> Callable[[Callable[[Any], Any]], Agent]:
-        """``@app.map(source, to=)``: see ``streamlog.dsl.nodes``."""
+        """``@app.map(source, to=)``: see ``streamlog.dsl.topology.nodes``."""
         return map_node(self, source, to=to, name=name, concurrency=concurrency, on_error=on_error)
 
     def filter(
@@ -261,7 +261,7 @@ class App:
         concurrency: int = 1,
         on_error: str | None = None,
     ) -> Callable[[Callable[[Any], Any]], Agent]:
-        """``@app.filter(source, to=)``: see ``streamlog.dsl.nodes``."""
+        """``@app.filter(source, to=)``: see ``streamlog.dsl.topology.nodes``."""
         return filter_node(
             self, source, to=to, name=name, concurrency=concurrency, on_error=on_error
         )
@@ -278,7 +278,8 @@ class App:
         name: str | None = None,
         on_error: str | None = None,
     ) -> Callable[[Callable[[Any, Any], Any]], Agent]:
-        """``@app.aggregate(source, by=, into=, to=, window=)``: see ``streamlog.dsl.nodes``."""
+        """``@app.aggregate(source, by=, into=, to=, window=)``: see
+        ``streamlog.dsl.topology.nodes``."""
         return aggregate_node(
             self,
             source,
@@ -299,7 +300,7 @@ class App:
 
     def topology(self) -> Topology:
         """The graph of sources, nodes, tables, changelogs, repartition and sink topics."""
-        from streamlog.dsl.topology import build_topology
+        from streamlog.dsl.topology.graph import build_topology
 
         return build_topology(self)
 
@@ -321,7 +322,7 @@ class App:
         self, cron_format: str, *, timezone: Any = None, on_leader: bool = False
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Run the function at the times a cron expression names (Faust's ``@app.crontab``)."""
-        from streamlog.dsl.crontab import Crontab  # parsed only by apps that use crontabs
+        from streamlog.dsl.agents.crontab import Crontab  # parsed only by apps that use crontabs
 
         crontab = Crontab(cron_format, tz=timezone)
 
@@ -468,7 +469,7 @@ class App:
         does); agents reading through ``group_by``/``through`` are checked against the
         topic they end up reading.
         """
-        from streamlog.dsl.topology import referenced_objects
+        from streamlog.dsl.topology.graph import referenced_objects
 
         by_id = {id(t): t for t in self.tables.values() if not isinstance(t, GlobalTable)}
         if not by_id:

@@ -46,10 +46,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.context import current_event, current_timestamp_ms
+from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.topics import Topic
-from streamlog.dsl.window_kinds import (
+from streamlog.dsl.runtime.context import current_event, current_timestamp_ms
+from streamlog.dsl.windows.kinds import (
     CLOSE_PREFIX,
     MARK,
     STREAM_TIME_KEY,
@@ -76,8 +76,8 @@ from streamlog.state.windows import (
 )
 
 if TYPE_CHECKING:
-    from streamlog.dsl.events import Event
-    from streamlog.dsl.tables import Table
+    from streamlog.dsl.runtime.events import Event
+    from streamlog.dsl.tables.table import Table
     from streamlog.state.stores import StorePartition
     from streamlog.state.transaction import PartitionTransaction
 
@@ -692,7 +692,7 @@ class WindowedTable:
         return dict(self.items())
 
     def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:
-        from streamlog.dsl.tables import ansitable
+        from streamlog.dsl.tables.table import ansitable
 
         close = "]" if self._core.kind.header else ")"
         rows = [(repr(k), f"[{w.start}, {w.end}{close}", repr(v)) for (k, w), v in self.items()]

@@ -22,9 +22,9 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from streamlog.dsl.app import App
+from streamlog.dsl.app.app import App
+from streamlog.dsl.app.web import WebServer, WebServerError
 from streamlog.dsl.errors import StreamlogError
-from streamlog.dsl.web import WebServer, WebServerError
 from streamlog.transport.errors import TransportError
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from streamlog.dsl.acks import Batch
+from streamlog.dsl.runtime.acks import Batch
 
 __all__ = ["Inbox", "Cursor"]
 

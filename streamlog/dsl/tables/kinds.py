@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from streamlog.dsl.tables import Table
+from streamlog.dsl.tables.table import Table
 from streamlog.state.recovery import recover_partition
 from streamlog.transport.types import TopicPartition
 

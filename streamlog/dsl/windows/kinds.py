@@ -1,6 +1,6 @@
 """The per-kind write and read rules of windowed tables, and their per-partition state.
 
-``streamlog.dsl.windowed`` owns the table (partitions, stream time, closing and expiry);
+``streamlog.dsl.windows.table`` owns the table (partitions, stream time, closing and expiry);
 each kind here knows which stored windows an event at ``ts`` updates and how a window is
 found again for a read:
 

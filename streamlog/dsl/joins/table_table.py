@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from streamlog.dsl.joins_common import (
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Topic
+from streamlog.dsl.joins.common import (
     JOIN_KINDS,
     AppJoin,
     CoPartitionCheck,
@@ -42,12 +44,10 @@ from streamlog.dsl.joins_common import (
     resolve_topic,
     safe_name,
 )
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.tables import Table
-from streamlog.dsl.topics import Topic
+from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["TableTableJoin"]
 

@@ -21,9 +21,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from streamlog.dsl.agents.stream import Stream
+from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.events import Event
-from streamlog.dsl.joins_common import (
+from streamlog.dsl.joins.common import (
     JOIN_KINDS,
     AppJoin,
     CoPartitionCheck,
@@ -37,13 +38,12 @@ from streamlog.dsl.joins_common import (
     resolve_topic,
     safe_name,
 )
-from streamlog.dsl.joins_window_state import LEFT, RIGHT, JoinResult, JoinWindow, WindowedJoinState
-from streamlog.dsl.stream import Stream
-from streamlog.dsl.topics import Topic
+from streamlog.dsl.joins.window_state import LEFT, RIGHT, JoinResult, JoinWindow, WindowedJoinState
+from streamlog.dsl.runtime.events import Event
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
+    from streamlog.dsl.app.app import App
 
 __all__ = ["StreamStreamJoin", "Seconds", "WindowArg", "join_window"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app import App
-    from streamlog.dsl.crontab import Crontab
+    from streamlog.dsl.agents.crontab import Crontab
+    from streamlog.dsl.app.app import App
 
 __all__ = ["Timer", "CronJob", "AppTask", "call_with_app"]
 
