@@ -20,6 +20,7 @@ from streamlog.dsl import (
     Topic,
 )
 from streamlog.dsl.agents.crontab import Crontab, CrontabError
+from streamlog.dsl.errors import WindowedTableError
 from streamlog.dsl.joins.api import (
     CoPartitioningError,
     JoinStats,
@@ -31,7 +32,7 @@ from streamlog.dsl.joins.api import (
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import PartitionNotOwnedError, Table
 from streamlog.dsl.topology.graph import Topology
-from streamlog.dsl.windows.table import WindowedTable, WindowedTableError, WindowSet
+from streamlog.dsl.windows.table import WindowedTable, WindowSet
 from streamlog.serde import (
     Codec,
     CodecRegistry,

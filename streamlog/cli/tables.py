@@ -91,7 +91,7 @@ def window_rows(
     ``is_expired``), so the store layout is known in one place. A window that its
     partition's stream time has expired is left out, as the live table leaves it out.
     """
-    from streamlog.dsl.windows.table import STREAM_TIME_KEY
+    from streamlog.state.window_store import STREAM_TIME_KEY
     from streamlog.state.windows import SessionWindow, SlidingWindow
 
     windowed = getattr(table, "windowed", None)

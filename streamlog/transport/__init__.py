@@ -1,10 +1,13 @@
 """The client side of streamlog: one async interface, embedded or over Kafka's protocol.
 
-``open_transport(url)`` picks the implementation from the broker URL.
+``open_transport(url)`` picks the implementation from the broker URL. ``partition_for_key``
+is the partitioner every transport uses for keyed records (Kafka's murmur2), for code
+above that must place keys where the log does (tables).
 """
 
 from __future__ import annotations
 
+from streamlog.log.partitioner import partition_for_key
 from streamlog.transport.base import Admin, Consumer, Producer, RebalanceListener, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
@@ -46,6 +49,7 @@ __all__ = [
     "UnsupportedBrokerURLError",
     "open_transport",
     "parse_broker_url",
+    "partition_for_key",
 ]
 
 

@@ -34,7 +34,6 @@ from streamlog.dsl.joins.api import (
     join_stream_table,
     join_window,
 )
-from streamlog.dsl.joins.common import partition_transaction
 from streamlog.dsl.joins.window_state import LEFT, RIGHT, WindowedJoinState
 from streamlog.state.memory_store import MemoryStore
 from streamlog.state.transaction import PartitionTransaction
@@ -358,7 +357,7 @@ def test_stream_stream_buffers_and_stream_time_survive_a_restart(app_id, tmp_pat
         async with app:
             await feed(topics, joined, after_restart)
             records = await read_topic(app, out.name, 3)
-            left_over = list(partition_transaction(joined.store, 0).items())
+            left_over = list(joined.store.transaction(0).items())
         return records, joined.stats, joined.store.recovered_records, left_over
 
     records, stats, recovered, left_over = run(second())

@@ -41,9 +41,9 @@ def test_writes_after_each_commit_reach_the_next_transaction_and_the_changelog()
             for n in (1, 2, 3):
                 await source.send(key="k", value=n)
                 await wait_for(lambda n=n: len(done) == n)
-                before = table.partition_transaction(0)
+                before = table.transaction(0)
                 await app.conductor.commit()
-                after = table.partition_transaction(0)
+                after = table.transaction(0)
                 seen.append((before.open, after is before, after.open))
             stored = dict(table.store_partition(0).items())
             changelog = await read_topic(app, table.changelog_topic.name, 3)
@@ -78,7 +78,7 @@ def test_a_revoked_partition_refuses_reads_even_after_it_was_used():
             with pytest.raises(PartitionNotOwnedError):
                 table["k"]
             with pytest.raises(PartitionNotOwnedError):
-                table.partition_transaction(0)
+                table.transaction(0)
 
     run(main())
 

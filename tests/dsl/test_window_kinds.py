@@ -8,7 +8,8 @@ import heapq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlog.dsl.windows.kinds import NEVER, Aligned, DueQueue, Tumbling, kind_for
+from streamlog.dsl.windows.due import NEVER, DueQueue
+from streamlog.dsl.windows.kinds import Aligned, Tumbling, kind_for
 from streamlog.state.windows import HoppingWindow, TumblingWindow
 
 # a push (due, key) or a pop of one entry ("pop") or of the earliest bucket ("bucket")

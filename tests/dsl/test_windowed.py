@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 import streamlog
 from streamlog.dsl import ManualAsyncClock
-from streamlog.dsl.windows.table import CLOSE_PREFIX, STREAM_TIME_KEY, WindowedTableError
+from streamlog.dsl.errors import WindowedTableError
 from streamlog.log.partitioner import partition_for_key
+from streamlog.state.window_store import CLOSE_PREFIX, STREAM_TIME_KEY
 from streamlog.state.windows import split_window_key
 from tests.dsl.conftest import read_topic, run, wait_for
 
@@ -826,7 +827,8 @@ def test_sessions_merge_with_the_merge_function_and_refuse_lists_without_one():
 
 
 def test_default_merge_is_an_error_for_values_that_are_not_numbers():
-    from streamlog.dsl.windows.table import SessionMergeError, _default_merge
+    from streamlog.dsl.errors import SessionMergeError
+    from streamlog.dsl.windows.table import _default_merge
 
     assert _default_merge(2, 3.5) == 5.5
     with pytest.raises(SessionMergeError, match="merge="):

@@ -37,26 +37,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streamlog.dsl.errors import CrontabError
+
 __all__ = ["Crontab", "CrontabError"]
 
 _MINUTE = timedelta(minutes=1)
 # The Gregorian calendar repeats every 400 years, so a schedule that has not fired by
 # then never will; parsing rejects the schedules that cannot fire, so this is a backstop.
 _SEARCH_YEARS = 401
-
-
-class CrontabError(ValueError):
-    """A crontab expression cannot be parsed or can never fire.
-
-    ``field`` names the offending field ("minute", "hour", "day-of-month", "month",
-    "day-of-week"), or is None when the expression as a whole is wrong.
-    """
-
-    def __init__(self, expr: str, message: str, field: str | None = None) -> None:
-        where = f"{field} field: " if field else ""
-        super().__init__(f"crontab {expr!r}: {where}{message}")
-        self.expr = expr
-        self.field = field
 
 
 _SHORTCUTS = {

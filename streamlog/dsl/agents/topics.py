@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from streamlog.dsl.durations import to_ms
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.events import normalize_headers
@@ -23,16 +24,9 @@ from streamlog.transport.types import ConsumerRecord, RecordMetadata
 if TYPE_CHECKING:
     from streamlog.dsl.app.app import App
 
-__all__ = ["Topic", "Channel", "HeadersArg", "seconds_to_ms"]
+__all__ = ["Topic", "Channel", "HeadersArg"]
 
 HeadersArg = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None
-
-
-def seconds_to_ms(value: float | _dt.timedelta) -> int:
-    """Faust gives durations in seconds (or as timedeltas); Kafka configs want milliseconds."""
-    if isinstance(value, _dt.timedelta):
-        return int(value.total_seconds() * 1000)
-    return int(value * 1000)
 
 
 class Topic:
@@ -101,7 +95,7 @@ class Topic:
         """The configs to create the topic with."""
         configs = dict(self.config)
         if self.retention is not None:
-            configs.setdefault("retention.ms", str(seconds_to_ms(self.retention)))
+            configs.setdefault("retention.ms", str(to_ms(self.retention, "retention")))
         if self.compacting and self.deleting:
             configs.setdefault("cleanup.policy", "compact,delete")
         elif self.compacting:

@@ -33,11 +33,13 @@ from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import aggregate_node, filter_node, join_node, map_node
+from streamlog.dsl.windows.table import WindowedTable, make_windowed
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
 from streamlog.state.errors import CheckpointError, OffsetsNotCommittedError
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
+from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from streamlog.transport import open_transport
 from streamlog.transport.base import Admin, Producer, Transport
 from streamlog.transport.errors import TopicExistsError
@@ -51,6 +53,7 @@ __all__ = ["App", "topic_name_for"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Table)
+AnyTable = Table  # ``Table`` in the class body is the ``App.Table`` method
 
 
 def topic_name_for(text: str) -> str:
@@ -230,6 +233,16 @@ class App:
     def SetTable(self, name: str, **options: Any) -> SetTable:  # noqa: N802 - Faust's
         """A table whose values are sets (``table[k].add(x)``)."""
         return self._add_table(SetTable, name, **options)
+
+    def window_table(
+        self,
+        table: AnyTable,
+        window: TumblingWindow | HoppingWindow | SlidingWindow | SessionWindow,
+        **options: Any,
+    ) -> WindowedTable:
+        """Make ``table`` windowed (what ``Table.tumbling`` and the other kinds call):
+        ``streamlog.dsl.windows.make_windowed`` with the table's options."""
+        return make_windowed(table, window, **options)
 
     def _add_table(self, kind: type[T], name: str, **options: Any) -> T:
         if name in self.tables:

@@ -15,16 +15,14 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from streamlog.dsl.errors import WebServerError
+
 if TYPE_CHECKING:
     from streamlog.dsl.app.app import App
 
 __all__ = ["WebServer", "WebServerError"]
 
 log = logging.getLogger(__name__)
-
-
-class WebServerError(Exception):
-    """The endpoint could not listen (a busy port, an unknown host)."""
 
 
 class WebServer:

@@ -6,8 +6,6 @@ Kept apart from the joins themselves so each join module holds only its own sema
   records dropped for a null key, a null value or lateness);
 * ``JoinOutput``: where results go (topics, channels, agents, callables), written with the
   exact millisecond timestamp the join gives them;
-* ``partition_transaction``: the open state transaction of one table partition chosen by
-  *number* (a join knows the partition its record came from, not a key hash);
 * ``CoPartitionCheck``: on the first assignment, compares the partition counts of the
   topics and tables a join needs co-partitioned and stops the worker, naming them, when
   they differ (Kafka Streams refuses such a topology at start for the same reason: equal
@@ -17,7 +15,6 @@ Kept apart from the joins themselves so each join module holds only its own sema
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import inspect
 import logging
 import re
@@ -28,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
-from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
-from streamlog.dsl.tables.table import PartitionNotOwnedError, Table
+from streamlog.dsl.durations import Seconds, to_ms
+from streamlog.dsl.errors import CoPartitioningError, ImproperlyConfigured, JoinError
+from streamlog.dsl.tables.table import Table
 from streamlog.serde import field_getter
-from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -55,7 +52,6 @@ __all__ = [
     "call_joiner",
     "duration_ms",
     "key_getter",
-    "partition_transaction",
     "resolve_topic",
     "check_kind",
 ]
@@ -68,14 +64,6 @@ JOIN_KINDS: tuple[str, ...] = ("inner", "left", "outer")
 Joiner = Callable[[Any, Any], Any]
 """``joiner(left_value, right_value) -> result``; the missing side of a left/outer result
 is None. May be async. The default returns the pair ``(left, right)``."""
-
-
-class JoinError(StreamlogError):
-    """A join that cannot run as declared."""
-
-
-class CoPartitioningError(JoinError, ImproperlyConfigured):
-    """The inputs of a join have different partition counts, so equal keys cannot meet."""
 
 
 def default_joiner(left: Any, right: Any) -> tuple[Any, Any]:
@@ -99,18 +87,10 @@ def check_kind(kind: str, allowed: Sequence[str], what: str) -> str:
     return kind
 
 
-def duration_ms(value: float | _dt.timedelta, what: str) -> int:
-    """Seconds (Faust's unit, float or int) or a timedelta, as whole milliseconds.
-
-    ``round`` rather than ``int``: ``0.57 * 1000`` is ``569.999...`` in binary floating
-    point, and a window one millisecond short would silently drop pairs at its edge.
-    """
-    if isinstance(value, _dt.timedelta):
-        ms = round(value.total_seconds() * 1000)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        ms = round(value * 1000)
-    else:
-        raise ImproperlyConfigured(f"{what} is seconds or a timedelta, not {value!r}")
+def duration_ms(value: Seconds, what: str) -> int:
+    """A join's window or grace (seconds or a timedelta) as whole milliseconds, never
+    negative."""
+    ms = to_ms(value, what)
     if ms < 0:
         raise ImproperlyConfigured(f"{what} must not be negative, got {value!r}")
     return ms
@@ -141,25 +121,6 @@ def resolve_topic(app: App, source: Topic | str | Table, what: str) -> Topic:
         f"{what}: expected a topic or a topic name, got {source!r} (channels carry no "
         "partitions or offsets, which joins keep their state by)"
     )
-
-
-def partition_transaction(table: Table, number: int) -> PartitionTransaction:
-    """The open transaction of ``table``'s partition ``number``.
-
-    A join stores records under keys of its own layout (``window_key`` and the like), so
-    the table's dict API, which picks the partition by hashing the key it is given, would
-    pick the wrong one: the partition is the one the input record came from. ``Table``
-    has no public per-partition accessor yet (the lead is asked for
-    ``Table.partition_transaction(number)``); until then this reads its map of active
-    partitions.
-    """
-    store = table._active.get(number)
-    if store is None:
-        raise PartitionNotOwnedError(
-            f"table {table.name}: partition {number} is not assigned to this worker "
-            f"(owned: {table.active_partitions})"
-        )
-    return table.app.state_transaction(store, TopicPartition(table.changelog_topic.name, number))
 
 
 @dataclass

@@ -34,7 +34,6 @@ from streamlog.dsl.joins.common import (
     check_kind,
     common_partitions,
     duration_ms,
-    partition_transaction,
     resolve_topic,
     safe_name,
 )
@@ -150,7 +149,7 @@ class StreamStreamJoin(AppJoin):
                 stats.records_right += 1
                 key = None if event.key is None else dumps_key(event.key)
             outcome = state.process(
-                partition_transaction(store, message.partition),
+                store.transaction(message.partition),
                 message.partition,
                 side,
                 key,

@@ -40,7 +40,6 @@ from streamlog.dsl.joins.common import (
     call_joiner,
     check_kind,
     common_partitions,
-    partition_transaction,
     resolve_topic,
     safe_name,
 )
@@ -145,7 +144,7 @@ class TableTableJoin(AppJoin):
     async def _update(
         self, side: bytes, key: bytes, value: bytes | None, ts: int, partition: int
     ) -> None:
-        sides = partition_transaction(self.sides, partition)
+        sides = self.sides.transaction(partition)
         other = _RIGHT if side == _LEFT else _LEFT
         if value is None:
             sides.delete(side + key)
@@ -169,7 +168,7 @@ class TableTableJoin(AppJoin):
                 None if left is None else self.left_topic.schema.loads_value(left),
                 None if right is None else self.right_topic.schema.loads_value(right),
             )
-        results = partition_transaction(self.table, partition)
+        results = self.table.transaction(partition)
         stats = self.stats
         if result is not None:
             data = self.table.changelog_topic.schema.dumps_value(result)

@@ -25,39 +25,88 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
-from streamlog.dsl.errors import ImproperlyConfigured, StreamlogError
-from streamlog.dsl.windows.table import (
-    OnLate,
-    OnWindowClose,
-    Seconds,
-    WindowedTable,
-    WindowedTableError,
-    make_windowed,
-    to_window_ms,
-)
-from streamlog.log.partitioner import partition_for_key
+from streamlog.dsl.durations import Seconds, to_ms
+from streamlog.dsl.errors import ImproperlyConfigured, PartitionNotOwnedError, WindowedTableError
+from streamlog.dsl.tables.text import ansitable
+from streamlog.serde import Schema
 from streamlog.state.changelog import changelog_configs, changelog_topic_name
 from streamlog.state.memory_store import MemoryStore
 from streamlog.state.recovery import recover_partition
 from streamlog.state.rocksdb_store import RocksDBStore
 from streamlog.state.stores import Store, StorePartition
 from streamlog.state.transaction import PartitionTransaction
-from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
+from streamlog.state.windows import (
+    HoppingWindow,
+    SessionWindow,
+    SlidingWindow,
+    TumblingWindow,
+    WindowRange,
+)
+from streamlog.transport import partition_for_key
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
     from streamlog.dsl.app.app import App
 
-__all__ = ["Table", "PartitionNotOwnedError", "ansitable"]
+__all__ = [
+    "Table",
+    "PartitionNotOwnedError",
+    "PartitionListener",
+    "WindowedView",
+    "OnWindowClose",
+    "OnLate",
+    "ansitable",
+]
 
 log = logging.getLogger(__name__)
 
+OnWindowClose = Callable[[Any, WindowRange, Any], Any]
+"""``on_window_close(key, window, value)`` (Faust's ``((key, window), value)`` too)."""
+OnLate = Callable[[Any, Any, int], Any]
+"""``on_late(key, value, timestamp_ms)``: an event that every window it belongs to closed."""
 
-class PartitionNotOwnedError(StreamlogError):
-    """A table key whose partition is not assigned to this worker."""
+
+class PartitionListener(Protocol):
+    """Told when this worker's table partitions come and go (a windowed table's engine
+    keeps in-memory state per partition)."""
+
+    def partition_ready(self, number: int, store: StorePartition) -> None:
+        """Partition ``number`` was recovered into ``store``; events for it follow."""
+        ...
+
+    def partition_revoked(self, number: int) -> None:
+        """Partition ``number`` went to another worker (its store is closed next)."""
+        ...
+
+    def closed(self) -> None:
+        """The table is closed (the app stopped)."""
+        ...
+
+
+class WindowedView(Protocol):
+    """What ``tumbling``/``hopping``/``sliding``/``session`` return (``streamlog.dsl.windows``
+    implements it): the windowed table, which the plain table delegates to once windowed."""
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+    def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]: ...
+
+    def __len__(self) -> int: ...
+
+    def as_ansitable(
+        self, *, title: str | None = None, sort: bool = True, limit: int = 0
+    ) -> str: ...
+
+    def relative_to_now(self) -> WindowedView: ...
+
+    def relative_to_stream(self) -> WindowedView: ...
+
+    def relative_to_field(self, fld: Any) -> WindowedView: ...
+
+    def emit_final(self, target: Any) -> WindowedView: ...
 
 
 class Table:
@@ -97,11 +146,12 @@ class Table:
             config=changelog_configs(),
             internal=True,
         )
-        schema = self.changelog_topic.schema
-        self._dumps_key = schema.dumps_key
-        self._loads_key = schema.loads_key
-        self._dumps_value = schema.dumps_value
-        self._loads_value = schema.loads_value
+        self.schema: Schema = self.changelog_topic.schema
+        """How keys and values are serialised (the changelog's: what the store holds)."""
+        self._dumps_key = self.schema.dumps_key
+        self._loads_key = self.schema.loads_key
+        self._dumps_value = self.schema.dumps_value
+        self._loads_value = self.schema.loads_value
         self._store: Store | None = None
         self._active: dict[int, StorePartition] = {}
         self._changelog_tps: dict[int, TopicPartition] = {}
@@ -110,7 +160,8 @@ class Table:
         self._transactions: dict[int, PartitionTransaction] = {}
         self.recovered_records = 0
         self.on_window_close = on_window_close  # Faust's place for it: used once windowed
-        self.windowed: WindowedTable | None = None
+        self.windowed: WindowedView | None = None
+        self._listeners: list[PartitionListener] = []
 
     def __repr__(self) -> str:
         return f"<Table {self.name} ({self.store_kind}, {self.partitions} partitions)>"
@@ -145,8 +196,8 @@ class Table:
                 )
                 self.recovered_records += result.records
                 self._active[number] = partition
-                if self.windowed is not None:
-                    self.windowed._core.partition_ready(number, partition)
+                for listener in self._listeners:
+                    listener.partition_ready(number, partition)
         finally:
             await consumer.close()
         log.info("table %s: partitions %s ready", self.name, new)
@@ -157,15 +208,17 @@ class Table:
             return
         for number in sorted(partitions):
             self._transactions.pop(number, None)
-            if self._active.pop(number, None) is not None and self.windowed is not None:
-                self.windowed._core.partition_revoked(number)
+            if self._active.pop(number, None) is not None:
+                for listener in self._listeners:
+                    listener.partition_revoked(number)
             # also one whose recovery was cancelled half way (it resumes from the offset
             # it reached if the partition comes back)
             self._store.close_partition(number)
 
     def close(self) -> None:
-        if self.windowed is not None:
-            self.windowed._core.closed()
+        """Close every store partition (the app stopped)."""
+        for listener in self._listeners:
+            listener.closed()
         self._active.clear()
         self._transactions.clear()
         if self._store is not None:
@@ -190,26 +243,15 @@ class Table:
                 f"(owned: {self.active_partitions})"
             ) from None
 
-    def partition_transaction(self, number: int) -> PartitionTransaction:
-        """The open transaction of owned partition ``number`` (reads see its changes).
-
-        For code that lays out its own keys in a table partition it picks itself (joins);
-        ``PartitionNotOwnedError`` when this worker does not own the partition.
-        """
-        return self._owned_transaction(number)
-
-    def _partition_of(self, raw_key: bytes) -> int:
-        """The table partition of ``raw_key`` (owned or not)."""
+    def partition_of(self, raw_key: bytes) -> int:
+        """The table partition of a serialised key (owned here or not): Kafka's murmur2
+        partitioner, as for a topic keyed the same way with the same partition count."""
         partitions = self.partitions
         return 0 if partitions == 1 else partition_for_key(raw_key, partitions)
 
-    def _partition_number(self, raw_key: bytes) -> int:
-        """The table partition of ``raw_key``, which this worker must own."""
-        number = self._partition_of(raw_key)
-        self._check_owned(number, raw_key)
-        return number
-
-    def _check_owned(self, number: int, raw_key: bytes | None = None) -> None:
+    def require_owned(self, number: int, raw_key: bytes | None = None) -> None:
+        """``PartitionNotOwnedError`` unless this worker owns partition ``number``
+        (``raw_key``, the key being accessed, only makes the message clearer)."""
         if number not in self._active:
             if raw_key is None:
                 raise PartitionNotOwnedError(
@@ -222,15 +264,18 @@ class Table:
                 "with group_by so a table key is read from its own partition"
             )
 
-    def _owned_transaction(self, number: int, raw_key: bytes | None = None) -> PartitionTransaction:
-        """The open transaction of partition ``number``, which this worker must own.
+    def transaction(self, number: int, raw_key: bytes | None = None) -> PartitionTransaction:
+        """The open transaction of owned partition ``number``: writes go there, reads see
+        them; the app's commit sequence makes it durable. The one way to get it.
 
-        ``raw_key`` (the key being accessed) only makes the ownership error clearer.
+        Kept between events while ``open`` (a dict lookup per access); asked of the app's
+        checkpoint again once a commit began. ``PartitionNotOwnedError`` if this worker
+        does not own the partition (``raw_key`` only makes the message clearer).
         """
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction
-        self._check_owned(number, raw_key)
+        self.require_owned(number, raw_key)
         tp = self._changelog_tps.get(number)
         if tp is None:
             tp = self._changelog_tps[number] = TopicPartition(self.changelog_topic.name, number)
@@ -247,25 +292,28 @@ class Table:
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction
-        self._check_owned(number, raw_key)
+        self.require_owned(number, raw_key)
         return self.app.state_reader(self._active[number])
 
-    def _partition_transaction(self, number: int) -> PartitionTransaction:
-        """The open transaction of owned partition ``number``."""
-        return self._owned_transaction(number)
-
     def _transaction(self, raw_key: bytes) -> PartitionTransaction:
-        number = self._partition_of(raw_key)
+        number = self.partition_of(raw_key)
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction
-        return self._owned_transaction(number, raw_key)
+        return self.transaction(number, raw_key)
 
-    def _window_raw_key(self, key: Any) -> bytes:
+    def key_bytes(self, key: Any) -> bytes:
+        """``key`` serialised as the store and the changelog hold it (KeyError for None)."""
         raw = self._dumps_key(key)
         if raw is None:
             raise KeyError("tables have no None keys")
         return raw
+
+    def attach_windowed(self, view: WindowedView, listener: PartitionListener) -> None:
+        """Make this table windowed (``streamlog.dsl.windows`` calls this): the plain dict
+        API refuses keys from now on, and ``listener`` follows the partitions."""
+        self.windowed = view
+        self._listeners.append(listener)
 
     def _raw_key(self, key: Any) -> bytes:
         if self.windowed is not None:
@@ -281,7 +329,7 @@ class Table:
     # ------------------------------------------------------------------ dict API
 
     def _read(self, raw_key: bytes) -> bytes | None:
-        number = self._partition_of(raw_key)
+        number = self.partition_of(raw_key)
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction.get(raw_key)
@@ -386,7 +434,7 @@ class Table:
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
         idle_advance: bool = True,
-    ) -> WindowedTable:
+    ) -> WindowedView:
         """Windowed by back-to-back windows of ``size`` seconds (Faust's ``tumbling``).
 
         ``expires`` (default ``size + grace``) is how long after its end a window stays in
@@ -394,9 +442,9 @@ class Table:
         ``key_index`` is accepted for Faust compatibility: ``keys()`` always works.
         """
         window = TumblingWindow(
-            to_window_ms(size, "size"),
-            None if expires is None else to_window_ms(expires, "expires"),
-            to_window_ms(grace, "grace"),
+            to_ms(size, "size"),
+            None if expires is None else to_ms(expires, "expires"),
+            to_ms(grace, "grace"),
         )
         return self._windowed_by(window, on_window_close, on_late, idle_advance)
 
@@ -411,13 +459,13 @@ class Table:
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
         idle_advance: bool = True,
-    ) -> WindowedTable:
+    ) -> WindowedView:
         """Windowed by overlapping windows of ``size`` seconds every ``step`` seconds."""
         window = HoppingWindow(
-            to_window_ms(size, "size"),
-            to_window_ms(step, "step"),
-            None if expires is None else to_window_ms(expires, "expires"),
-            to_window_ms(grace, "grace"),
+            to_ms(size, "size"),
+            to_ms(step, "step"),
+            None if expires is None else to_ms(expires, "expires"),
+            to_ms(grace, "grace"),
         )
         return self._windowed_by(window, on_window_close, on_late, idle_advance)
 
@@ -429,9 +477,9 @@ class Table:
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
         idle_advance: bool = True,
-    ) -> WindowedTable:
+    ) -> WindowedView:
         """Windowed by Kafka Streams' sliding windows ``[start, start + size]``."""
-        window = SlidingWindow(to_window_ms(size, "size"), to_window_ms(grace, "grace"))
+        window = SlidingWindow(to_ms(size, "size"), to_ms(grace, "grace"))
         return self._windowed_by(window, on_window_close, on_late, idle_advance)
 
     def session(
@@ -444,16 +492,16 @@ class Table:
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
         idle_advance: bool = True,
-    ) -> WindowedTable:
+    ) -> WindowedView:
         """Windowed by sessions: events at most ``gap`` seconds apart share one.
 
         When an event joins sessions, their values are combined with ``merge(a, b)``
         (default: ``+`` for numbers, an error for anything else).
         """
         window = SessionWindow(
-            to_window_ms(gap, "gap"),
-            to_window_ms(grace, "grace"),
-            None if expires is None else to_window_ms(expires, "expires"),
+            to_ms(gap, "gap"),
+            to_ms(grace, "grace"),
+            None if expires is None else to_ms(expires, "expires"),
         )
         return self._windowed_by(window, on_window_close, on_late, idle_advance, merge)
 
@@ -464,8 +512,8 @@ class Table:
         on_late: OnLate | None,
         idle_advance: bool,
         merge: Callable[[Any, Any], Any] | None = None,
-    ) -> WindowedTable:
-        return make_windowed(
+    ) -> WindowedView:
+        return self.app.window_table(
             self,
             window,
             merge=merge,
@@ -473,16 +521,3 @@ class Table:
             on_late=on_late,
             idle_advance=idle_advance,
         )
-
-
-def ansitable(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Rows of text as a boxed table for people (``as_ansitable``)."""
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    out = [title, line]
-    out.append("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    out.append(line)
-    for row in rows:
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-    out.append(line)
-    return "\n".join(out)

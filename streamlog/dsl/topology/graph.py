@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
-from streamlog.dsl.errors import StreamlogError
+from streamlog.dsl.errors import GraphvizNotFoundError, StreamlogError
 from streamlog.dsl.runtime.clock import SystemAsyncClock
 from streamlog.dsl.runtime.inbox import Cursor, Inbox
 from streamlog.dsl.tables.table import Table
@@ -88,10 +88,6 @@ _DOT_STYLE = {
     "table": "shape=cylinder",
     "function": "shape=plaintext",
 }
-
-
-class GraphvizNotFoundError(StreamlogError):
-    """PNG output asked for where Graphviz's ``dot`` is not installed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
-from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.dsl.errors import FeatureUnavailableError, ImproperlyConfigured
 from streamlog.dsl.tables.table import Table
 from streamlog.serde import field_name
 
@@ -81,10 +81,6 @@ SourceArg = Topic | Channel | Agent | str
 OutputArg = Topic | Channel | Agent | str | Sequence[Topic | Channel | Agent | str] | None
 
 _MISSING = object()
-
-
-class FeatureUnavailableError(ImproperlyConfigured, NotImplementedError):
-    """A DSL feature whose implementing module this build does not have yet."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,273 @@
+"""The state a windowed table's views share, and its per-event path.
+
+One ``WindowEngine`` per windowed table: the window kind, the in-memory state of each
+owned partition (``PartitionWindows``: stream time, the due queues, the kinds' indexes),
+the callbacks and the counters. Views (``WindowedTable``, ``WindowSet``) call ``apply``
+and ``value_at``; the table calls the partition hooks (``partition_ready``,
+``partition_revoked``, ``closed``); closing and expiry run in ``WindowCloser``.
+
+Stream time is per table partition: the largest event time a write has seen. A write
+whose windows are all closed at that stream time is late: dropped, counted
+(``late_events``) and handed to ``on_late``.
+
+The per-event path serialises and hashes a key once per ``WindowSet`` (``locate``) and
+finds the partition's transaction through the table's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from streamlog.dsl.errors import WindowedTableError
+from streamlog.dsl.runtime.context import current_timestamp_ms
+from streamlog.dsl.windows.kinds import Op, PartitionWindows, WindowKind
+from streamlog.state.window_store import (
+    CLOSE_PREFIX,
+    MARK,
+    STREAM_TIME_KEY,
+    close_marker,
+    pack_time,
+    payload,
+    split_window_key,
+    unpack_time,
+    window_key_at,
+    window_key_prefix,
+)
+from streamlog.state.windows import WindowRange
+
+if TYPE_CHECKING:
+    from streamlog.dsl.runtime.events import Event
+    from streamlog.dsl.tables.table import Table
+    from streamlog.dsl.windows.table import WindowSet
+    from streamlog.state.stores import StorePartition
+    from streamlog.state.transaction import PartitionTransaction
+
+__all__ = ["WindowEngine", "OnWindowClose", "OnLate"]
+
+log = logging.getLogger(__name__)
+
+OnWindowClose = Callable[[Any, WindowRange, Any], Any]
+OnLate = Callable[[Any, Any, int], Any]
+
+
+class WindowEngine:
+    """See the module docstring. Invariant: ``parts`` holds exactly the owned partitions
+    whose state was rebuilt (``partition_ready``), so a partition with windows state is
+    an owned one."""
+
+    def __init__(
+        self,
+        table: Table,
+        kind: WindowKind,
+        *,
+        on_window_close: OnWindowClose | None,
+        on_late: OnLate | None,
+        idle_advance: bool,
+    ) -> None:
+        self.table = table
+        self.app = table.app
+        self.kind = kind
+        self.on_window_close = on_window_close
+        self.on_late = on_late
+        self.idle_advance = idle_advance
+        self.emit_targets: list[Any] = []
+        self.closing = on_window_close is not None
+        self.parts: dict[int, PartitionWindows] = {}
+        self.late_events = 0
+        self.closed_windows = 0
+        self.expired_windows = 0
+        self.close_errors = 0
+        schema = table.schema
+        self.loads: Callable[[bytes], Any] = schema.loads_value
+        self._dumps = schema.dumps_value
+        self._default = table.default
+        self.expire_delay = kind.expire_delay
+        self.close_delay = kind.close_delay
+        # Set by the closer while it runs: an event that makes a window due wakes it.
+        self.wake: asyncio.Event | None = None
+        self._late_tasks: set[asyncio.Task[Any]] = set()
+
+    # -- values -----------------------------------------------------------------------
+
+    def dumps(self, value: Any) -> bytes:
+        data = self._dumps(value)
+        if data is None:
+            raise ValueError(f"table {self.table.name}: None is not a window value")
+        return data
+
+    def initial(self, op: Op) -> Any:
+        if op is None:
+            return None
+        if self._default is None:
+            raise KeyError(f"table {self.table.name} has no default= to start a window from")
+        return self._default()
+
+    def payload(self, data: bytes) -> bytes:
+        return payload(data, self.kind.header)
+
+    def wall_ms(self) -> int:
+        clock = self.app.clock
+        if clock is None:
+            raise WindowedTableError("windowed tables need a running app (the app clock)")
+        return clock.time_ms()
+
+    def stream_event_time(self, event: Event | None) -> int:
+        """``relative_to_stream`` time: the event's (the current one's) record timestamp."""
+        if event is not None:
+            return event.message.timestamp_ms
+        ts = current_timestamp_ms()
+        return self.wall_ms() if ts is None else ts
+
+    # -- the write path ---------------------------------------------------------------
+
+    def locate(self, ref: WindowSet) -> bytes:
+        """Serialise ``ref``'s key and find its partition, once per ``WindowSet``."""
+        raw = self.table.key_bytes(ref.key)
+        ref.located(raw, window_key_prefix(raw), self.table.partition_of(raw))
+        return raw
+
+    def created(
+        self, part: PartitionWindows, txn: PartitionTransaction, key: bytes, end: int
+    ) -> None:
+        """A window appeared (or a session changed its end): schedule its expiry/close."""
+        part.expiry.push(end + self.expire_delay, key)
+        if self.closing:
+            txn.set(close_marker(key), MARK)
+            part.closing.push(end + self.close_delay, key)
+
+    def apply(self, ref: WindowSet, ts: int, op: Op, operand: Any) -> bool:
+        """Apply ``op`` (None: assign) with ``operand`` to ``ref``'s windows at ``ts``."""
+        raw = ref.raw
+        if raw is None:
+            raw = self.locate(ref)
+        number = ref.number
+        txn = self.table.transaction(number, raw)
+        part = self.parts.get(number)
+        if part is None:
+            raise WindowedTableError(f"table {self.table.name}: partition {number} is not ready")
+        st = part.stream_time
+        if st is None or ts > st:
+            part.stream_time = ts
+            part.advanced_at = self.wall_ms()
+            txn.set(STREAM_TIME_KEY, pack_time(ts))
+            if part.expiry.head <= ts or part.closing.head <= ts:
+                self.wake_if_due(part)
+        if self.kind.apply(self, part, txn, raw, ref.prefix, ts, op, operand):
+            return True
+        self.late(ref.key, operand, ts)
+        return False
+
+    def wake_if_due(self, part: PartitionWindows) -> None:
+        st = part.stream_time
+        if st is None or self.wake is None:
+            return
+        if part.expiry.head <= st or part.closing.head <= st:
+            self.wake.set()
+
+    def late(self, key: Any, value: Any, ts: int) -> None:
+        self.late_events += 1
+        log.debug("table %s: late event for %r at %d dropped", self.table.name, key, ts)
+        hook = self.on_late
+        if hook is None:
+            return
+        result = hook(key, value, ts)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_done)
+
+    def _late_done(self, task: asyncio.Task[Any]) -> None:
+        self._late_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("table %s: on_late failed: %r", self.table.name, task.exception())
+
+    # -- reads ------------------------------------------------------------------------
+
+    def value_at(self, ref: WindowSet, t: int) -> Any:
+        """The value of ``ref``'s window at ``t`` (the default when there is none)."""
+        raw = ref.raw
+        if raw is None:
+            raw = self.locate(ref)
+        number = ref.number
+        part = self.parts.get(number)
+        data = None
+        if part is None:
+            self.table.require_owned(number, raw)
+        else:  # a partition with windows is an owned one
+            kind = self.kind
+            at = kind.window_at(part, raw, t)
+            if at is not None:
+                data = self.table.reader(number, raw).get(window_key_at(ref.prefix, at))
+                if data is not None:
+                    st = part.stream_time
+                    if st is not None and kind.window_end(at, data) + self.expire_delay <= st:
+                        data = None  # expired: reads no longer show it
+        if data is None:
+            if self._default is None:
+                raise KeyError(ref.key)
+            return self._default()
+        return self.loads(self.payload(data))
+
+    def expired(self, part: PartitionWindows, window: WindowRange) -> bool:
+        st = part.stream_time
+        return st is not None and window.end + self.expire_delay <= st
+
+    def windows(self, raw: bytes | None = None) -> Iterator[tuple[bytes, WindowRange, bytes]]:
+        """(raw key, window, payload) of live windows: one key's (``raw``) or all owned."""
+        table = self.table
+        if raw is None:
+            numbers = table.active_partitions
+        else:
+            number = table.partition_of(raw)
+            table.require_owned(number, raw)
+            numbers = [number]
+        for number in numbers:
+            part = self.parts.get(number)
+            if part is None:
+                continue
+            reader = table.reader(number)
+            if raw is None:
+                found = reader.items(end=CLOSE_PREFIX)
+            else:
+                found = reader.items(prefix=window_key_prefix(raw))
+            range_of = self.kind.range_of
+            for key, data in found:
+                k, at = split_window_key(key)
+                window = range_of(at, data)
+                if not self.expired(part, window):
+                    yield k, window, self.payload(data)
+
+    # -- partitions (the table's hooks) -----------------------------------------------
+
+    def partition_ready(self, number: int, store: StorePartition) -> None:
+        """Rebuild a recovered partition's in-memory state (one scan per assignment)."""
+        part = PartitionWindows(number)
+        data = store.get(STREAM_TIME_KEY)
+        part.stream_time = None if data is None else unpack_time(data)
+        part.advanced_at = self.wall_ms() if self.app.clock is not None else 0
+        kind = self.kind
+        expiry = part.expiry
+        for key, value in store.items(end=CLOSE_PREFIX):
+            raw, at = split_window_key(key)
+            window = kind.rebuild(part, raw, at, value)
+            expiry.push(window.end + self.expire_delay, key)
+        kind.finish_rebuild(part)
+        for marker, _ in store.items(prefix=CLOSE_PREFIX):
+            key = marker[len(CLOSE_PREFIX) :]
+            stored = store.get(key)
+            _, at = split_window_key(key)
+            end = at if stored is None else kind.window_end(at, stored)
+            part.closing.push(end + self.close_delay, key)
+        self.parts[number] = part
+        self.wake_if_due(part)
+
+    def partition_revoked(self, number: int) -> None:
+        self.parts.pop(number, None)
+
+    def closed(self) -> None:
+        self.parts.clear()
+        self.wake = None
