@@ -33,7 +33,7 @@ from streamlog.dsl.runtime.inbox import Cursor, Inbox
 from streamlog.transport.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.agents.host import AgentHost
     from streamlog.dsl.runtime.clock import AsyncClock
 
 __all__ = ["Agent", "ActorContext", "ON_ERROR_POLICIES", "REPLY_TO", "CORRELATION_ID"]
@@ -53,7 +53,7 @@ class Agent:
         self,
         fun: AgentFun,
         *,
-        app: App,
+        app: AgentHost,
         channel: Topic | Channel,
         name: str,
         concurrency: int = 1,
@@ -106,7 +106,7 @@ class Agent:
         if isinstance(self.channel, Channel):
             self.channel.attach(self.inbox)
         else:
-            self.app.conductor.attach(self.channel, self.inbox)
+            self.app.attach(self.channel, self.inbox)
         if self.on_error == "dlq":
             self.app.topic(self.dlq_topic_name, key_serializer="raw", value_serializer="raw")
 
@@ -224,7 +224,7 @@ class Agent:
             if isinstance(target, Channel):
                 target.attach(inbox)
             else:
-                self.app.conductor.attach(target, inbox)
+                self.app.attach(target, inbox)
             self._derived[key] = (target, inbox)
         return self._derived[key][1]
 

@@ -19,7 +19,7 @@ from streamlog.transport.base import Consumer
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.agents.host import AgentHost
 
 __all__ = ["ReplyReader", "CORRELATION_HEADER"]
 
@@ -30,7 +30,7 @@ CORRELATION_HEADER = "streamlog-correlation-id"
 class ReplyReader:
     """Reads ``<app-id>-replies`` and hands each reply to its waiting ``ask``."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: AgentHost) -> None:
         self.app = app
         self.topic_name = f"{app.conf.id}-replies"
         self._waiting: dict[str, asyncio.Future[bytes | None]] = {}

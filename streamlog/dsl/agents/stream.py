@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.context import set_current
-from streamlog.dsl.runtime.events import Event, Message
+from streamlog.dsl.runtime.events import Event, event_at
 from streamlog.dsl.runtime.inbox import Cursor
 from streamlog.serde import SerdeError, field_getter, field_name
 
@@ -252,7 +252,7 @@ class Stream:
         batch = cursor.batch
         if batch is None or cursor.index == 0:
             return None
-        return _event(batch, cursor.index - 1)
+        return event_at(batch, cursor.index - 1)
 
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
         """(key, value) pairs."""
@@ -270,7 +270,7 @@ class Stream:
             if position is None:
                 return
             batch, index, value = position
-            event = _event(batch, index, value)
+            event = event_at(batch, index, value)
             yield event
 
     async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
@@ -434,11 +434,3 @@ def _is_field(obj: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return not inspect.isfunction(obj) and not inspect.ismethod(obj)
-
-
-def _event(batch: Batch, index: int, value: Any = _SKIP) -> Event:
-    record = batch.records[index]
-    if value is _SKIP:
-        value = batch.loads_value(record.value)
-    headers = dict(record.headers) if record.headers else {}
-    return Event(batch.loads_key(record.key), value, headers, Message.from_record(record))

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamlog.dsl.agents.crontab import Crontab
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.agents.host import TimerHost
 
 __all__ = ["Timer", "CronJob", "AppTask", "call_with_app"]
 
 log = logging.getLogger(__name__)
 
 
-async def call_with_app(fun: Callable[..., Any], app: App) -> Any:
+async def call_with_app(fun: Callable[..., Any], app: TimerHost) -> Any:
     """Call ``fun()`` or ``fun(app)`` (Faust allows both) and await what it returns."""
     try:
         wants_app = len(inspect.signature(fun).parameters) >= 1
@@ -48,7 +48,7 @@ class Timer:
     runs: int = field(default=0, init=False)
     errors: int = field(default=0, init=False)
 
-    async def run(self, app: App) -> None:
+    async def run(self, app: TimerHost) -> None:
         clock = app.clock
         assert clock is not None
         next_at = clock.monotonic() + self.interval
@@ -73,7 +73,7 @@ class CronJob:
     runs: int = field(default=0, init=False)
     errors: int = field(default=0, init=False)
 
-    async def run(self, app: App) -> None:
+    async def run(self, app: TimerHost) -> None:
         clock = app.clock
         assert clock is not None
         while True:
@@ -91,13 +91,13 @@ class AppTask:
     runs: int = field(default=0, init=False)
     errors: int = field(default=0, init=False)
 
-    async def run(self, app: App) -> None:
+    async def run(self, app: TimerHost) -> None:
         if self.on_leader:
             await app.wait_for_leadership()
         await _tick(self, app, check_leader=False)
 
 
-async def _tick(job: Timer | CronJob | AppTask, app: App, check_leader: bool = True) -> None:
+async def _tick(job: Timer | CronJob | AppTask, app: TimerHost, check_leader: bool = True) -> None:
     if check_leader and job.on_leader and not app.is_leader():
         return
     try:

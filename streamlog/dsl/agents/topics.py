@@ -22,7 +22,7 @@ from streamlog.serde import Codec, Schema
 from streamlog.transport.types import ConsumerRecord, RecordMetadata
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.agents.host import AgentHost
 
 __all__ = ["Topic", "Channel", "HeadersArg"]
 
@@ -40,7 +40,7 @@ class Topic:
 
     def __init__(
         self,
-        app: App,
+        app: AgentHost,
         name: str,
         *,
         key_type: Any = None,
@@ -176,7 +176,7 @@ class Channel:
 
     def __init__(
         self,
-        app: App,
+        app: AgentHost,
         *,
         name: str | None = None,
         key_type: Any = None,

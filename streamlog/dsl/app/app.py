@@ -29,6 +29,7 @@ from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
 from streamlog.dsl.runtime.barrier import ProcessingBarrier
 from streamlog.dsl.runtime.clock import AsyncClock, SystemAsyncClock
 from streamlog.dsl.runtime.conductor import Conductor
+from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
@@ -242,7 +243,7 @@ class App:
     ) -> WindowedTable:
         """Make ``table`` windowed (what ``Table.tumbling`` and the other kinds call):
         ``streamlog.dsl.windows.make_windowed`` with the table's options."""
-        return make_windowed(table, window, **options)
+        return make_windowed(self, table, window, **options)
 
     def _add_table(self, kind: type[T], name: str, **options: Any) -> T:
         if name in self.tables:
@@ -371,6 +372,10 @@ class App:
                 "(streamlog worker, or await app.start())"
             )
         return self._producer
+
+    def attach(self, topic: Topic, inbox: Inbox) -> None:
+        """Deliver ``topic``'s records to ``inbox`` (agents register their inboxes here)."""
+        self.conductor.attach(topic, inbox)
 
     @property
     def leader_topic_name(self) -> str:

@@ -52,7 +52,7 @@ from streamlog.dsl.joins.window_state import JoinWindow
 from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.joins.host import JoinHost
 
 __all__ = [
     "JOIN_KINDS",
@@ -74,7 +74,7 @@ __all__ = [
 
 
 def join(
-    app: App,
+    app: JoinHost,
     left: Topic | str | Table,
     right: Topic | str | Any,
     *,

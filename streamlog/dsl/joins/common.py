@@ -32,7 +32,7 @@ from streamlog.serde import field_getter
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.joins.host import JoinHost
 
 __all__ = [
     "JoinKind",
@@ -109,7 +109,7 @@ def key_getter(key: Any) -> Callable[[Any], Any] | None:
         raise ImproperlyConfigured(f"join key: {exc}") from None
 
 
-def resolve_topic(app: App, source: Topic | str | Table, what: str) -> Topic:
+def resolve_topic(app: JoinHost, source: Topic | str | Table, what: str) -> Topic:
     """A join input as a topic: a ``Topic``, a topic name, or a table's changelog topic."""
     if isinstance(source, Topic):
         return source
@@ -162,7 +162,7 @@ class JoinOutput:
     the app's commit sequence before the input offsets are committed.
     """
 
-    def __init__(self, app: App, to: Outputs) -> None:
+    def __init__(self, app: JoinHost, to: Outputs) -> None:
         self.app = app
         targets: Iterable[OutputTarget]
         if to is None:
@@ -224,7 +224,7 @@ class CoPartitionCheck:
 
     def __init__(
         self,
-        app: App,
+        app: JoinHost,
         what: str,
         topics: Sequence[Topic],
         partitions: int,
@@ -276,7 +276,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
-def common_partitions(app: App, what: str, *sources: Topic | Table) -> int:
+def common_partitions(app: JoinHost, what: str, *sources: Topic | Table) -> int:
     """The partition count the inputs declare (they must agree), else the app default."""
     declared: dict[str, int] = {}
     for source in sources:
@@ -303,7 +303,7 @@ class AppJoin:
 
     def __init__(
         self,
-        app: App,
+        app: JoinHost,
         name: str,
         kind: str,
         joiner: Joiner | None,

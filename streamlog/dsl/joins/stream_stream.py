@@ -42,7 +42,7 @@ from streamlog.dsl.runtime.events import Event
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.joins.host import JoinHost
 
 __all__ = ["StreamStreamJoin", "Seconds", "WindowArg", "join_window"]
 
@@ -79,7 +79,7 @@ class StreamStreamJoin(AppJoin):
 
     def __init__(
         self,
-        app: App,
+        app: JoinHost,
         left: Topic | str,
         right: Topic | str,
         *,

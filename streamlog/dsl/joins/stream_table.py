@@ -56,7 +56,7 @@ from streamlog.dsl.tables.kinds import GlobalTable
 from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.joins.host import JoinHost
 
 __all__ = ["StreamTableJoin", "join_stream_table", "Lookup", "STREAM_TABLE_KINDS"]
 
@@ -155,7 +155,7 @@ class StreamTableJoin(AppJoin):
 
     def __init__(
         self,
-        app: App,
+        app: JoinHost,
         left: Topic | str,
         right: Table | Lookup,
         *,

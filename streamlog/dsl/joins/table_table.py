@@ -46,7 +46,7 @@ from streamlog.dsl.joins.common import (
 from streamlog.dsl.tables.table import Table
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.joins.host import JoinHost
 
 __all__ = ["TableTableJoin"]
 
@@ -66,7 +66,7 @@ class TableTableJoin(AppJoin):
 
     def __init__(
         self,
-        app: App,
+        app: JoinHost,
         left: Topic | str | Table,
         right: Topic | str | Table,
         *,

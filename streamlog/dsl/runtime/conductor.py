@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlog.dsl.errors import CommitPostponed
 from streamlog.dsl.runtime.acks import Batch, PartitionTracker
@@ -35,20 +35,67 @@ from streamlog.transport.errors import TransportError
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.agents.topics import Topic
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.runtime.barrier import ProcessingBarrier
+    from streamlog.dsl.runtime.clock import AsyncClock
+    from streamlog.dsl.settings import Settings
+    from streamlog.serde import Schema
+    from streamlog.transport.base import Transport
 
-__all__ = ["Conductor"]
+__all__ = ["Conductor", "ConductorHost", "SubscribedTopic"]
 
 log = logging.getLogger(__name__)
+
+
+class SubscribedTopic(Protocol):
+    """A topic agents read, as the conductor needs it: its name and how to decode it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema(self) -> Schema: ...
+
+
+class ConductorHost(Protocol):
+    """What the conductor needs from the app (``App`` fits): its settings and transport,
+    the processing barrier, the commit sequence and what to do as partitions move."""
+
+    conf: Settings
+    clock: AsyncClock | None
+    barrier: ProcessingBarrier | None
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def crash(self, reason: BaseException) -> None: ...
+
+    async def checkpoint(self, offsets: dict[TopicPartition, int]) -> None:
+        """The commit sequence for ``offsets``, whose events are all processed."""
+        ...
+
+    async def prepare_partitions(self, assigned: set[TopicPartition]) -> None:
+        """Make the state of new partitions ready (raises to be retried)."""
+        ...
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+
+    def drop_revoked(self) -> int:
+        """Drop queued batches of revoked partitions; how many."""
+        ...
+
+    def discard_uncommitted(self) -> None:
+        """Forget the work since the last commit (partitions were lost)."""
+        ...
 
 
 class Conductor:
     """Subscriptions, the fetch loop, partition trackers and commits (see module docstring)."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: ConductorHost) -> None:
         self.app = app
-        self._subscribers: dict[str, list[tuple[Inbox, Topic]]] = {}
+        self._subscribers: dict[str, list[tuple[Inbox, SubscribedTopic]]] = {}
         self._extra_topics: set[str] = set()
         self.trackers: dict[TopicPartition, PartitionTracker] = {}
         self.consumer: Consumer | None = None
@@ -70,7 +117,7 @@ class Conductor:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def attach(self, topic: Topic, inbox: Inbox) -> None:
+    def attach(self, topic: SubscribedTopic, inbox: Inbox) -> None:
         """Deliver ``topic``'s records to ``inbox`` from now on."""
         subscribers = self._subscribers.setdefault(topic.name, [])
         if all(existing is not inbox for existing, _ in subscribers):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from streamlog.dsl.runtime.events import Event
+from streamlog.dsl.runtime.events import Event, event_at
 
 __all__ = ["current_event", "current_timestamp_ms", "set_current", "clear_current"]
 
@@ -41,7 +41,5 @@ def current_event() -> Event | None:
     position = _CURRENT.get()
     if position is None:
         return None
-    from streamlog.dsl.agents.stream import _event
-
     batch, index = position
-    return _event(batch, index)
+    return event_at(batch, index)

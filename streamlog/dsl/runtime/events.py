@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from streamlog.transport.types import ConsumerRecord, Header
 
-__all__ = ["Message", "Event", "normalize_headers", "header_value"]
+__all__ = ["Message", "Event", "event_at", "normalize_headers", "header_value"]
 
 
 class Message(NamedTuple):
@@ -87,3 +87,16 @@ def header_value(headers: Sequence[Header], name: str) -> bytes | None:
         if key == name:
             found = value
     return found
+
+
+_DECODE = object()
+
+
+def event_at(batch: Any, index: int, value: Any = _DECODE) -> Event:
+    """The ``Event`` of record ``index`` of a fetched ``Batch`` (its value decoded unless
+    given: the stream has it already)."""
+    record = batch.records[index]
+    if value is _DECODE:
+        value = batch.loads_value(record.value)
+    headers = dict(record.headers) if record.headers else {}
+    return Event(batch.loads_key(record.key), value, headers, Message.from_record(record))

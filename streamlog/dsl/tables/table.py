@@ -49,7 +49,7 @@ from streamlog.transport import partition_for_key
 from streamlog.transport.types import TopicPartition
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
+    from streamlog.dsl.tables.host import TableHost
 
 __all__ = [
     "Table",
@@ -114,7 +114,7 @@ class Table:
 
     def __init__(
         self,
-        app: App,
+        app: TableHost,
         name: str,
         *,
         default: Callable[[], Any] | None = None,

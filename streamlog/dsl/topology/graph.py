@@ -50,9 +50,9 @@ from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import node_spec, window_label
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
     from streamlog.dsl.runtime.acks import Batch
     from streamlog.dsl.runtime.barrier import ProcessingBarrier
+    from streamlog.dsl.topology.host import TopologyHost
 
 __all__ = [
     "Node",
@@ -510,7 +510,7 @@ def _as_table(obj: Any, tables: dict[int, Table]) -> Table | None:
 # ---------------------------------------------------------------------------- building
 
 
-def build_topology(app: App) -> Topology:
+def build_topology(app: TopologyHost) -> Topology:
     """The topology of ``app`` as declared (see the module docstring). Starts nothing."""
     topo = Topology(app.conf.id)
     tables = {id(t): t for t in app.tables.values()}

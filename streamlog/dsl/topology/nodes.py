@@ -59,8 +59,8 @@ from streamlog.dsl.tables.table import Table
 from streamlog.serde import field_name
 
 if TYPE_CHECKING:
-    from streamlog.dsl.app.app import App
     from streamlog.dsl.runtime.events import Message
+    from streamlog.dsl.topology.host import TopologyHost
 
 __all__ = [
     "NODE_KINDS",
@@ -135,7 +135,7 @@ def node_spec(agent: Agent) -> NodeSpec | None:
 # ---------------------------------------------------------------------------- resolving
 
 
-def _source(app: App, source: SourceArg, what: str) -> Topic | Channel:
+def _source(app: TopologyHost, source: SourceArg, what: str) -> Topic | Channel:
     if isinstance(source, Topic | Channel):
         return source
     if isinstance(source, str):
@@ -152,7 +152,7 @@ def _source(app: App, source: SourceArg, what: str) -> Topic | Channel:
 
 
 def _outputs(
-    app: App, to: OutputArg, like: Topic | Channel, what: str, **overrides: Any
+    app: TopologyHost, to: OutputArg, like: Topic | Channel, what: str, **overrides: Any
 ) -> tuple[Topic | Channel, ...]:
     if to is None:
         return ()
@@ -170,7 +170,9 @@ def _outputs(
     return tuple(out)
 
 
-def _declare_like(app: App, name: str, like: Topic | Channel, overrides: dict[str, Any]) -> Topic:
+def _declare_like(
+    app: TopologyHost, name: str, like: Topic | Channel, overrides: dict[str, Any]
+) -> Topic:
     """The topic ``name``: as declared, else declared like ``like`` with ``overrides``."""
     existing = app.topics.get(name)
     if existing is not None:
@@ -196,7 +198,7 @@ async def _emit(outputs: tuple[Topic | Channel, ...], key: Any, value: Any, msg:
 
 
 def _register(
-    app: App,
+    app: TopologyHost,
     spec: NodeSpec,
     body: Callable[[Stream], Any],
     source: Topic | Channel,
@@ -212,7 +214,7 @@ def _register(
 
 
 def map_node(
-    app: App,
+    app: TopologyHost,
     source: SourceArg,
     *,
     to: OutputArg = None,
@@ -246,7 +248,7 @@ def map_node(
 
 
 def filter_node(
-    app: App,
+    app: TopologyHost,
     source: SourceArg,
     *,
     to: OutputArg = None,
@@ -301,7 +303,7 @@ def _key_label(by: Any) -> tuple[Any, str]:
 
 
 def _table(
-    app: App,
+    app: TopologyHost,
     into: Table | str | None,
     fun: Callable[..., Any],
     default: Callable[[], Any] | None,
@@ -336,7 +338,7 @@ def _table(
 
 
 def aggregate_node(
-    app: App,
+    app: TopologyHost,
     source: SourceArg,
     *,
     by: Any = None,
@@ -508,7 +510,7 @@ def window_label(window: Any) -> str:
 
 
 def join_node(
-    app: App,
+    app: TopologyHost,
     left: Any,
     right: Any,
     *,

@@ -42,6 +42,7 @@ from streamlog.state.windows import WindowRange
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.events import Event
     from streamlog.dsl.tables.table import Table
+    from streamlog.dsl.windows.host import WindowsHost
     from streamlog.dsl.windows.table import WindowSet
     from streamlog.state.stores import StorePartition
     from streamlog.state.transaction import PartitionTransaction
@@ -61,6 +62,7 @@ class WindowEngine:
 
     def __init__(
         self,
+        app: WindowsHost,
         table: Table,
         kind: WindowKind,
         *,
@@ -69,7 +71,7 @@ class WindowEngine:
         idle_advance: bool,
     ) -> None:
         self.table = table
-        self.app = table.app
+        self.app = app
         self.kind = kind
         self.on_window_close = on_window_close
         self.on_late = on_late

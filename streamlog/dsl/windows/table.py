@@ -40,6 +40,7 @@ from streamlog.state.windows import (
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.events import Event
     from streamlog.dsl.tables.table import Table
+    from streamlog.dsl.windows.host import WindowsHost
 
 __all__ = [
     "WindowedTable",
@@ -142,6 +143,7 @@ class WindowedTable:
     @classmethod
     def declare(
         cls,
+        host: WindowsHost,
         table: Table,
         kind: WindowKind,
         *,
@@ -151,11 +153,15 @@ class WindowedTable:
     ) -> WindowedTable:
         if table.windowed is not None:
             raise ImproperlyConfigured(f"table {table.name} is windowed already")
-        app = table.app
-        if app.started:
+        if host.started:
             raise ImproperlyConfigured(f"table {table.name}: declare windows before the app starts")
         engine = WindowEngine(
-            table, kind, on_window_close=on_window_close, on_late=on_late, idle_advance=idle_advance
+            host,
+            table,
+            kind,
+            on_window_close=on_window_close,
+            on_late=on_late,
+            idle_advance=idle_advance,
         )
         closer = WindowCloser(engine)
         table.changelog_topic.config = changelog_configs(
@@ -163,8 +169,8 @@ class WindowedTable:
         )
         view = cls(engine, closer, ("stream", None))
         table.attach_windowed(view, engine)
-        app.task(closer.run)
-        app.timer(app.conf.table_cleanup_interval, name=f"table {table.name}: idle windows")(
+        host.task(closer.run)
+        host.timer(host.conf.table_cleanup_interval, name=f"table {table.name}: idle windows")(
             closer.tick
         )
         return view
@@ -434,6 +440,7 @@ class WindowSet:
 
 
 def make_windowed(
+    host: WindowsHost,
     table: Table,
     window: TumblingWindow | HoppingWindow | SlidingWindow | SessionWindow,
     *,
@@ -447,6 +454,7 @@ def make_windowed(
         raise ImproperlyConfigured("merge= is for session windows only")
     kind = kind_for(window, merge or _default_merge)
     return WindowedTable.declare(
+        host,
         table,
         kind,
         on_window_close=_three_arguments(on_window_close),
