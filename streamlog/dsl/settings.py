@@ -101,5 +101,5 @@ class Settings:
 
     @property
     def app_datadir(self) -> str:
-        assert self.datadir is not None
-        return self.datadir
+        """Where this app's table stores live (``datadir``, default ``<id>-data``)."""
+        return self.datadir or f"{self.id}-data"

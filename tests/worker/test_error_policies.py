@@ -49,7 +49,7 @@ def test_restart_policy_skips_the_failing_event_and_goes_on(tmp_path):
     assert [e["message"] for e in errors] == [
         "agent work#0 failed on jobs[0]@1: ValueError: negative job -2 (policy: restart)"
     ]
-    assert errors[0]["logger"] == "streamlog.dsl.agents.agent"
+    assert errors[0]["logger"] == "streamlog.dsl.agents.actor"
     assert 'raise ValueError(f"negative job {n}")' in errors[0]["exception"]
     assert lines[-1]["message"] == "app policy-restart stopped"
     assert read_values(url, "done") == ["2", "6"]

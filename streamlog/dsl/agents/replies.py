@@ -45,11 +45,9 @@ class ReplyReader:
         await consumer.seek_to_end(tp)
         await consumer.position(tp)  # fix the start now, before any request goes out
         self._consumer = consumer
-        self._task = asyncio.create_task(self._read(), name="replies")
+        self._task = asyncio.create_task(self._read(consumer), name="replies")
 
-    async def _read(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
+    async def _read(self, consumer: Consumer) -> None:
         while True:
             try:
                 fetched = await consumer.getmany(timeout_ms=200)

@@ -148,7 +148,8 @@ class Stream:
         ``streamlog.dsl.runtime.context``).
         """
         barrier = self._barrier
-        assert barrier is not None
+        if barrier is None:  # an app without tables: no commit barrier
+            return
         if not barrier.gate.is_set():
             await barrier.gate.wait()
         barrier.enter()
@@ -159,10 +160,10 @@ class Stream:
 
     def release(self) -> None:
         """The event handed out last is finished (or abandoned after an error)."""
-        if self._busy:
+        barrier = self._barrier
+        if self._busy and barrier is not None:
             self._busy = False
-            assert self._barrier is not None
-            self._barrier.leave()
+            barrier.leave()
 
     async def _next_batch(self, timeout: float | None = None) -> bool:
         """Move the cursor to the next live batch; False when the stream ends (or times out)."""
@@ -170,17 +171,16 @@ class Stream:
         while True:
             if self._stopped:
                 return False
-            got: Batch | None | object
+            got: Batch | None | _Timeout
             if timeout is None:
                 got = await cursor.inbox.get()
             else:
                 got = await self._get_within(timeout)
-                if got is _TIMEOUT:
+                if isinstance(got, _Timeout):
                     return False
             if got is None:
                 self._stopped = True
                 return False
-            assert isinstance(got, Batch)
             batch = got
             if batch.revoked:
                 continue
@@ -188,7 +188,7 @@ class Stream:
             cursor.index = 0
             return True
 
-    async def _get_within(self, timeout: float) -> Batch | None | object:
+    async def _get_within(self, timeout: float) -> Batch | None | _Timeout:
         getter = asyncio.ensure_future(self._cursor.inbox.get())
         sleeper = asyncio.ensure_future(self._owner.clock.sleep(timeout))
         try:
@@ -421,7 +421,11 @@ class Stream:
         self._stopped = True
 
 
-_TIMEOUT = object()
+class _Timeout:
+    """What ``_get_within`` returns when the time ran out first."""
+
+
+_TIMEOUT = _Timeout()
 
 
 def _identity(value: Any) -> Any:

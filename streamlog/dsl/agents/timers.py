@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamlog.dsl.runtime.clock import running_clock
+
 if TYPE_CHECKING:
     from streamlog.dsl.agents.crontab import Crontab
     from streamlog.dsl.agents.host import TimerHost
@@ -49,8 +51,7 @@ class Timer:
     errors: int = field(default=0, init=False)
 
     async def run(self, app: TimerHost) -> None:
-        clock = app.clock
-        assert clock is not None
+        clock = running_clock(app.clock)
         next_at = clock.monotonic() + self.interval
         while True:
             await clock.sleep(next_at - clock.monotonic())
@@ -74,8 +75,7 @@ class CronJob:
     errors: int = field(default=0, init=False)
 
     async def run(self, app: TimerHost) -> None:
-        clock = app.clock
-        assert clock is not None
+        clock = running_clock(app.clock)
         while True:
             await clock.sleep(self.crontab.seconds_until_next(clock.time()))
             await _tick(self, app)

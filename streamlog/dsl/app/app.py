@@ -594,7 +594,9 @@ class App:
             self._stop_requested.set()
 
     async def wait_until_stop_requested(self) -> None:
-        assert self._stop_requested is not None
+        """Until ``request_stop`` or ``crash`` (the worker's main wait)."""
+        if self._stop_requested is None:
+            raise AppNotRunningError(f"app {self.conf.id!r} is not started")
         await self._stop_requested.wait()
 
     # ------------------------------------------------------------------ commits and rebalances
@@ -686,7 +688,8 @@ class App:
     async def replies(self) -> ReplyReader:
         """The reply reader, started on the first ``ask``."""
         if self._replies is None:
-            assert self._replies_lock is not None, "the app is not started"
+            if self._replies_lock is None:
+                raise AppNotRunningError(f"app {self.conf.id!r} is not started: nothing to ask")
             async with self._replies_lock:
                 if self._replies is None:
                     reader = ReplyReader(self)

@@ -25,6 +25,7 @@ from typing import Any
 from streamlog.dsl.app.app import App
 from streamlog.dsl.app.web import WebServer, WebServerError
 from streamlog.dsl.errors import StreamlogError
+from streamlog.dsl.runtime.clock import running_clock
 from streamlog.transport.errors import TransportError
 
 __all__ = [
@@ -193,8 +194,7 @@ async def _report_lag(app: App, interval: float) -> None:
     agent's inbox are not done. A partition nothing was fetched from yet counts from its
     position.
     """
-    clock = app.clock
-    assert clock is not None, "the app is started"
+    clock = running_clock(app.clock)
     while True:
         await clock.sleep(interval)
         consumer = app.conductor.consumer

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Topic
-from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.dsl.errors import ImproperlyConfigured, JoinError
 from streamlog.dsl.joins.common import (
     AppJoin,
     CoPartitionCheck,
@@ -205,15 +205,15 @@ class StreamTableJoin(AppJoin):
         else:
             self.declare_agent(topic, "left", self._join)
             checked = topic
-        if partitioned:
-            assert isinstance(right, Table)
+        if isinstance(right, Table) and not isinstance(right, GlobalTable):
             self.copartitioning = CoPartitionCheck(app, what, (checked,), right.partitions)
 
     async def _rekey(self, stream: Stream) -> None:
         """Stage one: the record under its lookup key, on the table's partition for it."""
         stats = self.stats
-        target = self.repartition_topic
-        assert target is not None
+        target, rekey_by = self.repartition_topic, self._rekey_by
+        if target is None or rekey_by is None:  # this agent is declared only to re-key
+            raise JoinError(f"{self.name}: re-keying without a repartition topic")
         dumps_key = target.schema.dumps_key
         app = self.app
         async for event in stream.events():
@@ -223,8 +223,7 @@ class StreamTableJoin(AppJoin):
                 stats.null_values += 1
                 stats.completed += 1
                 continue
-            assert self._rekey_by is not None
-            new_key = self._rekey_by(event.value)
+            new_key = rekey_by(event.value)
             if new_key is None and self.kind == "inner":
                 stats.null_keys += 1
                 stats.completed += 1

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Topic
+from streamlog.dsl.errors import JoinError
 from streamlog.dsl.joins.common import (
     JOIN_KINDS,
     AppJoin,
@@ -130,10 +131,12 @@ class TableTableJoin(AppJoin):
             else:
                 stats.records_right += 1
             if event.key is None:
-                stats.null_keys += 1
+                key = None
             else:
                 key = message.key if side == _LEFT else dumps_key(event.key)
-                assert key is not None
+            if key is None:
+                stats.null_keys += 1
+            else:
                 # one update at a time: the emitted order per key is the table's order
                 async with self._lock:
                     await self._update(
@@ -172,7 +175,8 @@ class TableTableJoin(AppJoin):
         stats = self.stats
         if result is not None:
             data = self.table.changelog_topic.schema.dumps_value(result)
-            assert data is not None
+            if data is None:
+                raise JoinError(f"{self.name}: the joiner's result {result!r} serialises to None")
             results.set(key, data)
             stats.results += 1
             if left is None or right is None:

@@ -128,7 +128,7 @@ class Batch:
         if index > self.acked:
             self.acked = index
             if self.out_of_order:
-                self._absorb()
+                self._absorb(self.out_of_order)
 
     def ack_one(self, index: int) -> None:
         """Record ``index`` alone is processed (``stream.ack(event)`` after ``noack()``)."""
@@ -137,15 +137,13 @@ class Batch:
         if index == self.acked:
             self.acked += 1
             if self.out_of_order:
-                self._absorb()
+                self._absorb(self.out_of_order)
             return
         if self.out_of_order is None:
             self.out_of_order = set()
         self.out_of_order.add(index)
 
-    def _absorb(self) -> None:
-        parked = self.out_of_order
-        assert parked is not None
+    def _absorb(self, parked: set[int]) -> None:
         parked.difference_update(range(self.acked))
         while self.acked in parked:
             parked.discard(self.acked)

@@ -13,7 +13,9 @@ import itertools
 import time
 from typing import Protocol
 
-__all__ = ["AsyncClock", "SystemAsyncClock", "ManualAsyncClock"]
+from streamlog.dsl.errors import AppNotRunningError
+
+__all__ = ["AsyncClock", "SystemAsyncClock", "ManualAsyncClock", "running_clock"]
 
 
 class AsyncClock(Protocol):
@@ -30,6 +32,14 @@ class AsyncClock(Protocol):
     def monotonic_ms(self) -> int: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+def running_clock(clock: AsyncClock | None) -> AsyncClock:
+    """The app's clock, which exists once the app is started (``AppNotRunningError``
+    before: timers, commits and followers run only in a started app)."""
+    if clock is None:
+        raise AppNotRunningError("the app is not started: it has no clock yet")
+    return clock
 
 
 class SystemAsyncClock:

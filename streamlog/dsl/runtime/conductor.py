@@ -26,8 +26,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streamlog.dsl.durations import to_ms
 from streamlog.dsl.errors import CommitPostponed
 from streamlog.dsl.runtime.acks import Batch, PartitionTracker
+from streamlog.dsl.runtime.clock import running_clock
 from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.state.errors import RecoveryError
 from streamlog.transport.base import Consumer
@@ -145,17 +147,19 @@ class Conductor:
             log.info("no topics to consume")
             return
         conf = self.app.conf
-        self.consumer = self.app.transport.consumer(
+        self.consumer = consumer = self.app.transport.consumer(
             group_id=conf.id,
             client_id=conf.id,
             auto_offset_reset=conf.consumer_auto_offset_reset,
-            session_timeout_ms=int(conf.broker_session_timeout * 1000),
-            heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
+            session_timeout_ms=to_ms(conf.broker_session_timeout, "broker_session_timeout"),
+            heartbeat_interval_ms=to_ms(
+                conf.broker_heartbeat_interval, "broker_heartbeat_interval"
+            ),
             max_poll_records=conf.broker_max_poll_records,
         )
-        await self._subscribe()
+        await self._subscribe(consumer)
         self._running = True
-        self._fetcher = asyncio.create_task(self._fetch_loop(), name="conductor:fetch")
+        self._fetcher = asyncio.create_task(self._fetch_loop(consumer), name="conductor:fetch")
         self._committer = asyncio.create_task(self._commit_loop(), name="conductor:commit")
         await self.wait_prepared()
 
@@ -168,13 +172,12 @@ class Conductor:
                 return
             await asyncio.wait({task})  # a revocation may cancel it and start another
 
-    async def _subscribe(self) -> None:
-        assert self.consumer is not None
+    async def _subscribe(self, consumer: Consumer) -> None:
         topics = self.topics
         self._subscribed = topics
         self._resubscribe.clear()
         log.info("subscribing to %s", ", ".join(sorted(topics)))
-        await self.consumer.subscribe(sorted(topics), listener=self)
+        await consumer.subscribe(sorted(topics), listener=self)
 
     async def stop_fetching(self) -> None:
         """No more records are handed out (the first step of stopping).
@@ -210,14 +213,12 @@ class Conductor:
 
     # ------------------------------------------------------------------ fetching
 
-    async def _fetch_loop(self) -> None:
+    async def _fetch_loop(self, consumer: Consumer) -> None:
         conf = self.app.conf
-        consumer = self.consumer
-        assert consumer is not None
         backoff = 0.1
         while self._running:
             if self._resubscribe.is_set():
-                await self._subscribe()
+                await self._subscribe(consumer)
             try:
                 fetched = await consumer.getmany(
                     timeout_ms=200, max_records=conf.broker_max_poll_records
@@ -268,8 +269,7 @@ class Conductor:
 
     async def _commit_loop(self) -> None:
         interval = self.app.conf.broker_commit_interval
-        clock = self.app.clock
-        assert clock is not None
+        clock = running_clock(self.app.clock)
         while self._running:
             sleeper = asyncio.ensure_future(clock.sleep(interval))
             due = asyncio.ensure_future(self._commit_due.wait())

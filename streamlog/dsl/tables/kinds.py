@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from streamlog.dsl.runtime.clock import running_clock
 from streamlog.dsl.tables.table import Table
 from streamlog.state.recovery import recover_partition
 from streamlog.transport.types import TopicPartition
@@ -51,8 +52,7 @@ class GlobalTable(Table):
         super().close()
 
     async def _follow(self) -> None:
-        clock = self.app.clock
-        assert clock is not None
+        clock = running_clock(self.app.clock)
         consumer = self.app.transport.consumer(client_id=f"{self.app.conf.id}-global")
         try:
             while True:
@@ -143,7 +143,7 @@ class SetView:
 class SetTable(Table):
     """See the module docstring. ``table[key]`` never raises: a missing key is an empty set."""
 
-    def __getitem__(self, key: Any) -> SetView:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> SetView:
         return SetView(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
