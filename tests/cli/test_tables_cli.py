@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from streamlog.cli.app_loader import load_app
 from streamlog.cli.tables import render, table_rows, tables
 from tests.cli.test_tools_harness import kafka_broker  # noqa: F401 - a fixture
-from tests.dsl.conftest import run, wait_for
+from tests.dsl.helpers import run, wait_for
 from tests.worker.workerproc import WorkerProcess, produce, wait_until
 
 WORDS = "the quick brown fox jumps over the lazy dog the end".split()

@@ -33,6 +33,7 @@ from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
+from streamlog.dsl.topology.copartitioning import check_copartitioning
 from streamlog.dsl.topology.nodes import aggregate_node, filter_node, join_node, map_node
 from streamlog.dsl.windows.table import WindowedTable, make_windowed
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
@@ -444,7 +445,7 @@ class App:
                     "agent %s started (x%d) on %r", agent.name, agent.concurrency, agent.channel
                 )
             await self._create_topics()  # repartition/through topics agents declared
-            await self._check_copartitioning()
+            await check_copartitioning(self, self.admin())
             await self.conductor.start()
             if self.crash_reason is not None:  # the first assignment could not be prepared
                 raise self.crash_reason
@@ -477,62 +478,21 @@ class App:
                 topic.name, topic.partitions or self.conf.topic_partitions, topic.topic_configs()
             )
 
-    async def _check_copartitioning(self) -> None:
-        """A table must have as many partitions as the topic its agents update it from.
-
-        Table partition N holds the keys of input partition N only when both have the same
-        count (and keys are hashed the same way): otherwise the worker owning an input
-        partition writes keys whose table partition another worker owns. Which tables an
-        agent updates is read from the names its code refers to (as ``app.topology()``
-        does); agents reading through ``group_by``/``through`` are checked against the
-        topic they end up reading.
-        """
-        from streamlog.dsl.topology.graph import referenced_objects
-
-        by_id = {id(t): t for t in self.tables.values() if not isinstance(t, GlobalTable)}
-        if not by_id:
-            return
-        admin = self._admin or self.transport.admin()
-        self._admin = admin
-        counts: dict[str, int] = {}
-        for agent in self.agents.values():
-            tables: list[Table] = []
-            for obj in referenced_objects(agent.fun):
-                # not ``a or b``: an empty table is falsy (it has a __len__)
-                table = by_id.get(id(obj))
-                if table is None:
-                    table = by_id.get(id(getattr(obj, "table", None)))
-                if table is not None:
-                    tables.append(table)
-            if not tables:
-                continue
-            source = agent.reading()
-            if not isinstance(source, Topic):
-                continue
-            if source.name not in counts:
-                info = await admin.describe_topic(source.name)
-                counts[source.name] = len(info.partitions)
-            for table in tables:
-                if counts[source.name] != table.partitions:
-                    raise ImproperlyConfigured(
-                        f"table {table.name!r} ({table.partitions} partitions, changelog "
-                        f"{table.changelog_topic.name}) is updated by agent {agent.name} from "
-                        f"topic {source.name!r}, which has {counts[source.name]} partitions: "
-                        "they must be co-partitioned; give the table partitions="
-                        f"{counts[source.name]} or re-key the stream with group_by(..., "
-                        f"partitions={table.partitions})"
-                    )
+    def admin(self) -> Admin:
+        """The app's admin client (made on first use, closed with the transport)."""
+        if self._admin is None:
+            self._admin = self.transport.admin()
+        return self._admin
 
     async def ensure_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> bool:
         """Create ``name`` unless it exists; True if this call created it."""
-        if self._admin is None:
-            self._admin = self.transport.admin()
+        admin = self.admin()
         if self._known_topics is None:
-            self._known_topics = set(await self._admin.list_topics(include_internal=True))
+            self._known_topics = set(await admin.list_topics(include_internal=True))
         if name in self._known_topics:
             return False
         try:
-            await self._admin.create_topic(name, partitions, dict(configs))
+            await admin.create_topic(name, partitions, dict(configs))
             log.info("created topic %s (%d partitions)", name, partitions)
             created = True
         except TopicExistsError:

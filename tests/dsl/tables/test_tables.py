@@ -9,7 +9,7 @@ import pytest
 
 import streamlog
 from streamlog.dsl.tables.table import PartitionNotOwnedError
-from tests.dsl.conftest import run, wait_for
+from tests.dsl.helpers import run, wait_for
 
 WORDS = "the quick brown fox jumps over the lazy dog the end".split()
 
@@ -146,7 +146,7 @@ def test_changelog_holds_the_latest_value_per_key(app_id):
                 await words.send(key=w, value=w)
             await wait_for(lambda: len(seen) == 4)
             await app.conductor.commit()
-            from tests.dsl.conftest import read_topic
+            from tests.dsl.helpers import read_topic
 
             records = await read_topic(app, counts.changelog_topic.name, 2)
         return records

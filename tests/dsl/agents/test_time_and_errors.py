@@ -10,7 +10,7 @@ import pytest
 import streamlog
 from streamlog.dsl import ManualAsyncClock
 from streamlog.transport.types import TopicPartition
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 
 def test_take_returns_full_lists_then_what_arrived_within_the_window(app_id):

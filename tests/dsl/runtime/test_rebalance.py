@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import streamlog
-from tests.dsl.conftest import run, wait_for
+from tests.dsl.helpers import run, wait_for
 
 INPUTS = 1500
 PARTITIONS = 4

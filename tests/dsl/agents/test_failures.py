@@ -9,7 +9,7 @@ import json
 
 import streamlog
 from streamlog.transport.types import TopicPartition
-from tests.dsl.conftest import run
+from tests.dsl.helpers import run
 
 
 def test_the_default_policy_is_crash(app_id):

@@ -27,7 +27,7 @@ from streamlog.dsl.topology.nodes import (
     map_node,
     node_spec,
 )
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 
 class Order(streamlog.Record):

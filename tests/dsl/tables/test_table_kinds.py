@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import streamlog
-from tests.dsl.conftest import run, wait_for
+from tests.dsl.helpers import run, wait_for
 
 
 def test_global_table_is_whole_on_every_worker(dsl_broker, app_id):

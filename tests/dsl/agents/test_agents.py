@@ -8,7 +8,7 @@ import time
 from collections import Counter, defaultdict
 
 import streamlog
-from tests.dsl.conftest import committed, read_topic, run, wait_for
+from tests.dsl.helpers import committed, read_topic, run, wait_for
 
 
 class Order(streamlog.Record):

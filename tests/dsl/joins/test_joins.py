@@ -37,7 +37,7 @@ from streamlog.dsl.joins.api import (
 from streamlog.dsl.joins.window_state import LEFT, RIGHT, WindowedJoinState
 from streamlog.state.memory_store import MemoryStore
 from streamlog.state.transaction import PartitionTransaction
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 # seconds since the epoch, inputs give offsets from it in seconds; recent, because the
 # log's default retention (7 days, as Kafka) deletes older records while a test runs

@@ -8,7 +8,7 @@ import json
 import streamlog
 from streamlog.log.partitioner import partition_for_key
 from streamlog.transport.types import TopicPartition
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 
 def test_concurrency_splits_batches_between_actors_and_processes_everything(app_id):

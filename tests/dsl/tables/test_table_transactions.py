@@ -11,7 +11,7 @@ import pytest
 import streamlog
 from streamlog.dsl.tables.table import PartitionNotOwnedError
 from streamlog.state.windows import window_key
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 BASE = 1_700_000_000_000  # ms, a multiple of the window size
 _ids = itertools.count()

@@ -27,7 +27,7 @@ from streamlog.dsl.errors import WindowedTableError
 from streamlog.log.partitioner import partition_for_key
 from streamlog.state.window_store import CLOSE_PREFIX, STREAM_TIME_KEY
 from streamlog.state.windows import split_window_key
-from tests.dsl.conftest import read_topic, run, wait_for
+from tests.dsl.helpers import read_topic, run, wait_for
 
 # ms, a multiple of every window size used here; recent, because the log's default
 # retention (7 days, as Kafka) deletes older records while a test runs
