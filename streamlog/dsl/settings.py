@@ -90,6 +90,8 @@ class Settings:
 
     @classmethod
     def from_kwargs(cls, id: str, options: dict[str, Any]) -> Settings:
+        """Settings from ``App(id, **options)``; ``ImproperlyConfigured`` naming unknown
+        settings."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:

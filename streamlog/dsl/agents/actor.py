@@ -51,12 +51,15 @@ class ActorContext:
         self.stream: Stream | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
+        """The actor's running tasks (its function and its forwarders): what stopping waits for."""
         tasks = [t for t in self._forwarders.values() if not t.done()]
         if self.task is not None and not self.task.done():
             tasks.append(self.task)
         return tasks
 
     async def run(self) -> None:
+        """Run the agent's function until it returns, the inbox closes, or the error policy says
+        stop."""
         agent = self.agent
         while True:
             stream = Stream(self.cursor, self, source=agent.channel)
@@ -158,6 +161,9 @@ class ActorContext:
         batch.ack_one(index)
 
     def repartition_target(self, source: Stream, name: str, partitions: int | None) -> Topic:
+        """The repartition topic ``group_by(name)`` writes to: ``<app-
+        id>-<agent>-<name>-repartition``, declared like the stream's topic with JSON
+        keys."""
         app = self.agent.app
         topic_name = f"{app.conf.id}-{self.agent.short_name}-{name}-repartition"
         base = source.source
@@ -179,6 +185,8 @@ class ActorContext:
         label: str,
         key: Callable[[Any], Any] | None,
     ) -> Stream:
+        """Forward ``source``'s records to ``target`` (re-keyed by ``key``) in a task of its own,
+        and return the stream that reads them back."""
         app = self.agent.app
         if isinstance(target, str):
             target = app.topic(target)
@@ -257,6 +265,8 @@ class ActorContext:
         agent.app.crash(AgentError(f"agent {agent.name} {label} failed on {coords}: {exc!r}"))
 
     async def send_to(self, channel: Any, key: Any, value: Any) -> None:
+        """Send ``value`` under ``key`` to ``channel`` (a topic, its name, a channel or an agent):
+        ``echo``'s sends."""
         if isinstance(channel, str):
             channel = self.agent.app.topic(channel)
         await channel.send(key=key, value=value)

@@ -84,13 +84,16 @@ class Agent:
 
     @property
     def sinks(self) -> tuple[Any, ...]:
+        """Where the agent's yields go, in the order they were added."""
         return tuple(self._sinks)
 
     def add_sink(self, sink: Any) -> None:
+        """Also send the agent's yields to ``sink`` (a topic, channel, agent or callable)."""
         self._sinks.append(sink)
 
     @property
     def dlq_topic_name(self) -> str:
+        """The dead-letter topic of ``on_error="dlq"``: ``<app-id>-<agent>-dlq``."""
         return f"{self.app.conf.id}-{self.short_name}-dlq"
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,6 +108,8 @@ class Agent:
             self.app.topic(self.dlq_topic_name, key_serializer="raw", value_serializer="raw")
 
     async def start(self) -> None:
+        """Start ``concurrency`` actors; returns once each has reached its first read (so topics
+        that ``group_by``/``through`` declare exist before the consumer subscribes)."""
         for index in range(self.concurrency):
             actor = ActorContext(self, index)
             self._actors.append(actor)
@@ -137,6 +142,7 @@ class Agent:
         return not pending
 
     def drop_revoked(self) -> int:
+        """Drop queued batches of revoked partitions from this agent's inboxes; how many."""
         dropped = self.inbox.drop_revoked()
         for _, inbox in self._derived.values():
             dropped += inbox.drop_revoked()

@@ -38,6 +38,8 @@ class ReplyReader:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Create the reply topic if missing and start reading it from its end (replies to earlier
+        asks are not ours)."""
         await self.app.ensure_topic(self.topic_name, 1, {})
         consumer = self.app.transport.consumer(client_id=f"{self.app.conf.id}-replies")
         tp = TopicPartition(self.topic_name, 0)
@@ -67,11 +69,14 @@ class ReplyReader:
                         future.set_result(record.value)
 
     def expect(self, correlation_id: str) -> asyncio.Future[bytes | None]:
+        """A future resolved with the reply to ``correlation_id`` (register before sending the
+        request)."""
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         return future
 
     def forget(self, correlation_id: str) -> None:
+        """Stop waiting for ``correlation_id`` (the ask finished or gave up)."""
         self._waiting.pop(correlation_id, None)
 
     async def wait(
@@ -81,6 +86,8 @@ class ReplyReader:
         timeout: float,
         reply_type: Any,
     ) -> Any:
+        """The reply, decoded as JSON (into ``reply_type`` when given); ``AskTimeoutError`` after
+        ``timeout`` seconds."""
         try:
             raw = await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -91,6 +98,7 @@ class ReplyReader:
         return schema.loads_value(raw)
 
     async def stop(self) -> None:
+        """Stop reading and close the consumer."""
         if self._task is not None:
             self._task.cancel()
             try:

@@ -40,7 +40,10 @@ class StreamOwner(Protocol):
     clock: AsyncClock
     barrier: ProcessingBarrier | None
 
-    async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None: ...
+    async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None:
+        """A record of ``batch`` at ``index`` did not decode: apply the error policy (may raise to
+        stop the stream)."""
+        ...
 
     def forward(
         self,
@@ -49,11 +52,18 @@ class StreamOwner(Protocol):
         *,
         label: str,
         key: Callable[[Any], Any] | None,
-    ) -> Stream: ...
+    ) -> Stream:
+        """Forward ``source`` to ``target`` (``group_by``/``through``) and return the stream reading
+        it back."""
+        ...
 
-    def repartition_target(self, source: Stream, name: str, partitions: int | None) -> Any: ...
+    def repartition_target(self, source: Stream, name: str, partitions: int | None) -> Any:
+        """The topic ``group_by(name)`` repartitions through."""
+        ...
 
-    async def send_to(self, channel: Any, key: Any, value: Any) -> None: ...
+    async def send_to(self, channel: Any, key: Any, value: Any) -> None:
+        """Send ``value`` under ``key`` to ``channel`` (``echo``)."""
+        ...
 
 
 class _Processor:
@@ -274,6 +284,7 @@ class Stream:
             yield event
 
     async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
+        """(n, value) pairs, n counting from ``start`` (Faust's ``enumerate``)."""
         n = start
         async for value in self:
             yield n, value

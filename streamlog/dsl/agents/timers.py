@@ -51,6 +51,8 @@ class Timer:
     errors: int = field(default=0, init=False)
 
     async def run(self, app: TimerHost) -> None:
+        """Call the function every ``interval`` seconds of the app clock, on time even when a call
+        ran long (missed ticks are skipped, not stacked)."""
         clock = running_clock(app.clock)
         next_at = clock.monotonic() + self.interval
         while True:
@@ -75,6 +77,7 @@ class CronJob:
     errors: int = field(default=0, init=False)
 
     async def run(self, app: TimerHost) -> None:
+        """Call the function at each time the crontab matches, in its time zone."""
         clock = running_clock(app.clock)
         while True:
             await clock.sleep(self.crontab.seconds_until_next(clock.time()))
@@ -92,6 +95,7 @@ class AppTask:
     errors: int = field(default=0, init=False)
 
     async def run(self, app: TimerHost) -> None:
+        """Call the function once (on the leader only if ``on_leader``)."""
         if self.on_leader:
             await app.wait_for_leadership()
         await _tick(self, app, check_leader=False)

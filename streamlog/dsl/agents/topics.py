@@ -196,6 +196,7 @@ class Channel:
 
     @property
     def topics(self) -> tuple[str, ...]:
+        """A channel has no log topics (for code that asks every channel)."""
         return ()
 
     def attach(self, inbox: Inbox) -> None:
@@ -212,6 +213,8 @@ class Channel:
         headers: HeadersArg = None,
         timestamp: float | None = None,
     ) -> Awaitable[RecordMetadata]:
+        """Queue ``value`` for the channel's readers (no encoding); returns an already-resolved
+        acknowledgement, as a topic's ``send`` returns an awaitable."""
         if self.app.clock is None:
             raise AppNotRunningError("channels carry values only while the app runs")
         offset = next(self._offsets)
@@ -232,6 +235,7 @@ class Channel:
         return _Done(RecordMetadata(self.name, -1, offset, timestamp_ms))
 
     async def send_and_wait(self, **kwargs: Any) -> RecordMetadata:
+        """``send`` (a channel's acknowledgement is immediate)."""
         pending = await self.send(**kwargs)
         return await pending
 

@@ -361,12 +361,14 @@ class App:
 
     @property
     def transport(self) -> Transport:
+        """The open transport (``AppNotRunningError`` before ``start``)."""
         if self._transport is None:
             raise AppNotRunningError(f"app {self.conf.id!r} is not started")
         return self._transport
 
     @property
     def producer(self) -> Producer:
+        """The app's producer (``AppNotRunningError`` before ``start``)."""
         if self._producer is None:
             raise AppNotRunningError(
                 f"app {self.conf.id!r} is not started: sending needs a running app "
@@ -380,6 +382,8 @@ class App:
 
     @property
     def leader_topic_name(self) -> str:
+        """The one-partition topic whose owner is the app's leader: ``<app-id>-__assignor-
+        __leader``."""
         return f"{self.conf.id}-__assignor-__leader"
 
     def is_leader(self) -> bool:
@@ -387,6 +391,7 @@ class App:
         return TopicPartition(self.leader_topic_name, 0) in self.conductor.assignment()
 
     async def wait_for_leadership(self) -> None:
+        """Until this worker is the leader (``on_leader`` timers wait here)."""
         while not self.is_leader():
             if self._leadership is None:
                 self._leadership = asyncio.Event()
@@ -412,6 +417,9 @@ class App:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Open the transport, create missing topics, start agents, join the group and start timers;
+        returns once the first assignment's tables are recovered. Raises what stopped it
+        (nothing is left running)."""
         if self.started:
             return
         self.clock = self._clock_given or SystemAsyncClock()
@@ -550,6 +558,7 @@ class App:
             self._stop_requested.set()
 
     def request_stop(self) -> None:
+        """Ask the worker to stop (what a signal does); ``stop`` does the stopping."""
         if self._stop_requested is not None:
             self._stop_requested.set()
 
@@ -615,6 +624,7 @@ class App:
         self._checkpoint = self._new_checkpoint()
 
     def drop_revoked(self) -> int:
+        """Drop queued batches of revoked partitions from every agent; how many."""
         return sum(agent.drop_revoked() for agent in self.agents.values())
 
     async def prepare_partitions(self, assigned: set[TopicPartition]) -> None:
@@ -635,6 +645,7 @@ class App:
             self._leadership.set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Close the table partitions of ``revoked`` (after their commit) and run the hooks."""
         numbers = {tp.partition for tp in revoked if tp.topic != self.leader_topic_name}
         for table in self.tables.values():
             table.revoke(numbers)
@@ -658,6 +669,7 @@ class App:
         return self._replies
 
     async def send_reply(self, reply_to: str, correlation_id: bytes, value: Any) -> None:
+        """Send ``value`` (JSON) to ``reply_to``, correlated for the asker's ``ReplyReader``."""
         schema = Schema(value_serializer="json", codecs=self.codecs)
         pending = await self.producer.send(
             reply_to, schema.dumps_value(value), headers=[(CORRELATION_HEADER, correlation_id)]

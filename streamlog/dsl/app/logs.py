@@ -24,6 +24,8 @@ class JSONFormatter(logging.Formatter):
     _standard = set(vars(logging.makeLogRecord({})))
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object: ts, level, logger, message (and exception when there is
+        one)."""
         out: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
@@ -40,6 +42,7 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    """Log to stderr at ``level`` in ``fmt`` ("text" or "json"), for the ``streamlog`` commands."""
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     handler = logging.StreamHandler(sys.stderr)

@@ -33,6 +33,7 @@ class WebServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        """Listen (``WebServerError`` naming the address when it cannot)."""
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port)
         except OSError as exc:
@@ -44,6 +45,7 @@ class WebServer:
         log.info("web endpoint on http://%s:%d (/health, /stats, /metrics)", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stop listening and close connections."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -80,6 +80,7 @@ async def call_joiner(joiner: Joiner, left: Any, right: Any) -> Any:
 
 
 def check_kind(kind: str, allowed: Sequence[str], what: str) -> str:
+    """``kind`` if it is one of ``allowed``, else ``ImproperlyConfigured`` naming the join."""
     if kind not in allowed:
         raise ImproperlyConfigured(
             f"{what}: kind must be one of {', '.join(repr(k) for k in allowed)}, not {kind!r}"
@@ -140,9 +141,11 @@ class JoinStats:
 
     @property
     def records(self) -> int:
+        """Input records read, both sides."""
         return self.records_left + self.records_right
 
     def as_dict(self) -> dict[str, int]:
+        """The counters as a dict (for stats and logs)."""
         return {**asdict(self), "records": self.records}
 
 
@@ -176,6 +179,8 @@ class JoinOutput:
             self.add(target)
 
     def add(self, target: OutputTarget) -> None:
+        """Also send results to ``target`` (a topic or its name, a channel, an agent or a
+        callable)."""
         if isinstance(target, str):
             target = self.app.topic(target)
         if not isinstance(target, Topic | Channel | Agent) and not callable(target):
@@ -196,6 +201,7 @@ class JoinOutput:
         return tuple(out)
 
     async def emit(self, key: Any, value: Any, timestamp_ms: int) -> None:
+        """Send one result to every target, with the join's timestamp."""
         for target in self.targets:
             if isinstance(target, Topic):
                 schema = target.schema
@@ -240,10 +246,13 @@ class CoPartitionCheck:
         app.partitions_assigned_hooks.append(self.on_assigned)
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """On the first assignment, start the check in the background."""
         if self.task is None:
             self.task = asyncio.create_task(self.check(), name=f"co-partitioning: {self.what}")
 
     async def check(self) -> None:
+        """Compare the partition counts; crash the app naming them when they differ (a check that
+        cannot run is logged, not fatal)."""
         try:
             counts = await asyncio.wait_for(self._counts(), self.timeout)
         except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop work
@@ -325,6 +334,7 @@ class AppJoin:
 
     @property
     def outputs(self) -> tuple[Topic | Channel, ...]:
+        """The topics and channels results go to."""
         return self.output.topics
 
     def add_sink(self, target: OutputTarget) -> None:

@@ -35,9 +35,13 @@ class JoinHost(TableHost, Protocol):
         store: str | None = None,
         help: str | None = None,
         **options: Any,
-    ) -> Table: ...
+    ) -> Table:
+        """Declare a table (a join's state)."""
+        ...
 
-    def GlobalTable(self, name: str, **options: Any) -> GlobalTable: ...  # noqa: N802
+    def GlobalTable(self, name: str, **options: Any) -> GlobalTable:  # noqa: N802 - Faust's
+        """Declare a global table."""
+        ...
 
     def agent(
         self,
@@ -47,4 +51,6 @@ class JoinHost(TableHost, Protocol):
         concurrency: int = 1,
         sink: Any = None,
         on_error: str | None = None,
-    ) -> Callable[[AgentFun], Agent]: ...
+    ) -> Callable[[AgentFun], Agent]:
+        """Declare an agent (a join's reader of one input)."""
+        ...

@@ -69,7 +69,9 @@ _DROP = object()
 class Lookup(Protocol):
     """What a stream-table join reads: ``get(key)`` is the value or None (any table)."""
 
-    def get(self, key: Any, default: Any = None) -> Any: ...
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value under ``key``, or ``default``."""
+        ...
 
 
 class _Enricher:

@@ -81,15 +81,23 @@ _SIGN: Final = 1 << 63
 class StateTransaction(Protocol):
     """What the state machine needs of a ``PartitionTransaction``."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes) -> bytes | None:
+        """The value under ``key`` (None: absent)."""
+        ...
 
-    def set(self, key: bytes, value: bytes) -> None: ...
+    def set(self, key: bytes, value: bytes) -> None:
+        """Write ``value`` under ``key``."""
+        ...
 
-    def delete(self, key: bytes) -> None: ...
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``."""
+        ...
 
     def items(
         self, start: bytes | None = None, end: bytes | None = None, prefix: bytes | None = None
-    ) -> Iterator[tuple[bytes, bytes]]: ...
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) in key order within the bounds."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,8 @@ class JoinWindow:
         return self.before + self.after + self.grace
 
     def is_late(self, side: bytes, ts: int, stream_time: int) -> bool:
+        """True when a record at ``ts`` on ``side`` can no longer meet anything at ``stream_time``
+        (past the window and the grace)."""
         reach = self.after if side == LEFT else self.before
         return ts + reach + self.grace < stream_time
 
@@ -187,6 +197,8 @@ class WindowedJoinState:
                     hint.pop(number, None)
 
     def stream_time(self, tx: StateTransaction, partition: int) -> int | None:
+        """Partition ``partition``'s stream time (None before its first record), cached after the
+        first read."""
         cached = self._stream_time.get(partition)
         if cached is not None:
             return cached

@@ -121,6 +121,7 @@ class Batch:
 
     @property
     def complete(self) -> bool:
+        """Every record of the batch is acknowledged."""
         return self.acked >= len(self.records)
 
     def ack_upto(self, index: int) -> None:

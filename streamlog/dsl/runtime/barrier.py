@@ -24,10 +24,12 @@ class ProcessingBarrier:
         self._idle.set()
 
     def enter(self) -> None:
+        """An event is handed out (in processing until ``leave``)."""
         self.busy += 1
         self._idle.clear()
 
     def leave(self) -> None:
+        """An event is finished (or abandoned); the last one wakes a waiting commit."""
         self.busy -= 1
         if self.busy <= 0:
             self.busy = 0
@@ -44,4 +46,5 @@ class ProcessingBarrier:
             return False
 
     def release(self) -> None:
+        """The commit is done: open the gate for new events."""
         self.gate.set()

@@ -23,15 +23,21 @@ class AsyncClock(Protocol):
         """Wall-clock seconds since the epoch."""
         ...
 
-    def time_ms(self) -> int: ...
+    def time_ms(self) -> int:
+        """Wall-clock milliseconds since the epoch."""
+        ...
 
     def monotonic(self) -> float:
         """Seconds from a clock that never goes back."""
         ...
 
-    def monotonic_ms(self) -> int: ...
+    def monotonic_ms(self) -> int:
+        """``monotonic`` in milliseconds."""
+        ...
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None:
+        """Return once ``seconds`` have passed on this clock."""
+        ...
 
 
 def running_clock(clock: AsyncClock | None) -> AsyncClock:
@@ -46,18 +52,23 @@ class SystemAsyncClock:
     """The real clock; sleeping is ``asyncio.sleep``."""
 
     def time(self) -> float:
+        """``time.time()``."""
         return time.time()
 
     def time_ms(self) -> int:
+        """``time.time_ns()`` in whole milliseconds."""
         return time.time_ns() // 1_000_000
 
     def monotonic(self) -> float:
+        """``time.monotonic()``."""
         return time.monotonic()
 
     def monotonic_ms(self) -> int:
+        """``time.monotonic_ns()`` in whole milliseconds."""
         return time.monotonic_ns() // 1_000_000
 
     async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep`` (negative means no wait)."""
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -75,18 +86,23 @@ class ManualAsyncClock:
         self._seq = itertools.count()
 
     def time(self) -> float:
+        """The clock's time: moved only by ``advance``."""
         return self._now
 
     def time_ms(self) -> int:
+        """``time`` in whole milliseconds."""
         return int(self._now * 1000)
 
     def monotonic(self) -> float:
+        """The same as ``time`` (a manual clock never goes back)."""
         return self._now
 
     def monotonic_ms(self) -> int:
+        """``monotonic`` in whole milliseconds."""
         return int(self._now * 1000)
 
     async def sleep(self, seconds: float) -> None:
+        """Return once ``advance`` has moved the clock past now + ``seconds``."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), future))
         await future
@@ -97,6 +113,8 @@ class ManualAsyncClock:
         return sum(1 for _, _, f in self._sleepers if not f.done())
 
     async def advance(self, seconds: float, settle_turns: int = 5) -> None:
+        """Move the clock by ``seconds``, waking sleepers in time order and letting each woken task
+        run (``settle_turns`` loop turns) before moving on."""
         if seconds < 0:
             raise ValueError("a clock does not go back")
         target = self._now + seconds

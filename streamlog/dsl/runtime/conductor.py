@@ -52,10 +52,14 @@ class SubscribedTopic(Protocol):
     """A topic agents read, as the conductor needs it: its name and how to decode it."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The topic's name."""
+        ...
 
     @property
-    def schema(self) -> Schema: ...
+    def schema(self) -> Schema:
+        """How its keys and values decode."""
+        ...
 
 
 class ConductorHost(Protocol):
@@ -67,9 +71,13 @@ class ConductorHost(Protocol):
     barrier: ProcessingBarrier | None
 
     @property
-    def transport(self) -> Transport: ...
+    def transport(self) -> Transport:
+        """The app's transport (the conductor's consumer comes from it)."""
+        ...
 
-    def crash(self, reason: BaseException) -> None: ...
+    def crash(self, reason: BaseException) -> None:
+        """Stop the worker with ``reason``."""
+        ...
 
     async def checkpoint(self, offsets: dict[TopicPartition, int]) -> None:
         """The commit sequence for ``offsets``, whose events are all processed."""
@@ -79,9 +87,13 @@ class ConductorHost(Protocol):
         """Make the state of new partitions ready (raises to be retried)."""
         ...
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions are ready and about to be processed."""
+        ...
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Partitions are given up (after their commit): close their state."""
+        ...
 
     def drop_revoked(self) -> int:
         """Drop queued batches of revoked partitions; how many."""
@@ -135,14 +147,18 @@ class Conductor:
 
     @property
     def topics(self) -> frozenset[str]:
+        """Every topic the app's consumer subscribes to."""
         return frozenset(self._subscribers) | frozenset(self._extra_topics)
 
     def assignment(self) -> set[TopicPartition]:
+        """The partitions this worker holds now (ready or being prepared)."""
         return set() if self.consumer is None else self.consumer.assignment()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Create the group consumer, subscribe, start fetching and committing; returns once the
+        first assignment is ready."""
         if not self.topics:
             log.info("no topics to consume")
             return
@@ -207,6 +223,7 @@ class Conductor:
         self._fetcher = self._committer = None
 
     async def close(self) -> None:
+        """Close the consumer (leaving the group: its partitions are revoked first)."""
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
             await consumer.close()

@@ -20,10 +20,12 @@ _CURRENT: ContextVar[tuple[Any, int] | None] = ContextVar("streamlog_current_eve
 
 
 def set_current(batch: Any, index: int) -> None:
+    """The calling actor now processes record ``index`` of ``batch``."""
     _CURRENT.set((batch, index))
 
 
 def clear_current() -> None:
+    """The calling actor processes no event."""
     _CURRENT.set(None)
 
 

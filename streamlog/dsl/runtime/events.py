@@ -29,6 +29,7 @@ class Message(NamedTuple):
 
     @classmethod
     def from_record(cls, record: ConsumerRecord) -> Message:
+        """The message of a consumed record (timestamp also in seconds, as Faust has it)."""
         return cls(
             record.topic,
             record.partition,

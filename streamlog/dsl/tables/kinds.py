@@ -38,6 +38,7 @@ class GlobalTable(Table):
         self._follower: asyncio.Task[None] | None = None
 
     async def assign(self, partitions: set[int]) -> None:
+        """Recover every partition, whatever was assigned, and keep following the changelog."""
         await super().assign(set(range(self.partitions)))
         if self._follower is None or self._follower.done():
             self._follower = asyncio.create_task(self._follow(), name=f"global-table:{self.name}")
@@ -46,6 +47,7 @@ class GlobalTable(Table):
         """A global table keeps every partition whatever the group does."""
 
     def close(self) -> None:
+        """Stop following the changelog and close the stores."""
         if self._follower is not None:
             self._follower.cancel()
             self._follower = None
@@ -94,30 +96,35 @@ class SetView:
             Table.__delitem__(self._table, self._key)
 
     def add(self, member: Any) -> None:
+        """Add ``member`` (written back at once)."""
         members = self._members()
         if member not in members:
             members.add(member)
             self._store(members)
 
     def discard(self, member: Any) -> None:
+        """Remove ``member`` if present."""
         members = self._members()
         if member in members:
             members.discard(member)
             self._store(members)
 
     def update(self, members: Iterable[Any]) -> None:
+        """Add every one of ``members``."""
         current = self._members()
         new = current | set(members)
         if new != current:
             self._store(new)
 
     def difference_update(self, members: Iterable[Any]) -> None:
+        """Remove every one of ``members``."""
         current = self._members()
         new = current - set(members)
         if new != current:
             self._store(new)
 
     def clear(self) -> None:
+        """Remove every member."""
         self._store(set())
 
     def __contains__(self, member: Any) -> bool:
@@ -150,6 +157,7 @@ class SetTable(Table):
         SetView(self, key)._store(set(value))
 
     def items(self) -> Iterator[tuple[Any, Any]]:
+        """(key, set of members) of every owned partition."""
         for key, members in super().items():
             yield key, set(_freeze(m) for m in members)
 

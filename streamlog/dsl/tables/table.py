@@ -92,21 +92,31 @@ class WindowedView(Protocol):
 
     def __getitem__(self, key: Any) -> Any: ...
 
-    def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]: ...
+    def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]:
+        """((key, window), value) of every live window owned here."""
+        ...
 
     def __len__(self) -> int: ...
 
-    def as_ansitable(
-        self, *, title: str | None = None, sort: bool = True, limit: int = 0
-    ) -> str: ...
+    def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:
+        """The windows as a text table for people."""
+        ...
 
-    def relative_to_now(self) -> WindowedView: ...
+    def relative_to_now(self) -> WindowedView:
+        """A view whose event time is the app clock."""
+        ...
 
-    def relative_to_stream(self) -> WindowedView: ...
+    def relative_to_stream(self) -> WindowedView:
+        """A view whose event time is the current event's timestamp."""
+        ...
 
-    def relative_to_field(self, fld: Any) -> WindowedView: ...
+    def relative_to_field(self, fld: Any) -> WindowedView:
+        """A view whose event time is a field of the current event's value."""
+        ...
 
-    def emit_final(self, target: Any) -> WindowedView: ...
+    def emit_final(self, target: Any) -> WindowedView:
+        """Send each window's final value to ``target`` once it closes."""
+        ...
 
 
 class Table:
@@ -227,6 +237,7 @@ class Table:
 
     @property
     def active_partitions(self) -> list[int]:
+        """The table partitions this worker holds, recovered, in order."""
         return sorted(self._active)
 
     def store_partition(self, number: int) -> StorePartition:
@@ -363,11 +374,13 @@ class Table:
         return self._read(raw) is not None
 
     def get(self, key: Any, default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` (the table's ``default=`` is not used)."""
         raw = self._raw_key(key)
         data = self._read(raw)
         return default if data is None else self._loads_value(data)
 
     def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default`` when given and the key is absent)."""
         try:
             value = self[key] if self.default is None or key in self else self[key]
             del self[key]
@@ -393,10 +406,12 @@ class Table:
             yield self._loads_key(raw_key), self._loads_value(data)
 
     def keys(self) -> Iterator[Any]:
+        """Keys of every owned partition."""
         for key, _ in self.items():
             yield key
 
     def values(self) -> Iterator[Any]:
+        """Values of every owned partition."""
         for _, value in self.items():
             yield value
 
@@ -409,6 +424,7 @@ class Table:
         return sum(1 for _ in self._raw_items())
 
     def as_dict(self) -> dict[Any, Any]:
+        """The owned partitions' contents as a dict."""
         return dict(self.items())
 
     def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:

@@ -96,6 +96,7 @@ class Node:
 
     @property
     def title(self) -> str:
+        """ "<kind> <name>", as the text and DOT renderings show it."""
         return f"{self.kind} {self.name}"
 
 
@@ -150,6 +151,7 @@ class Topology:
             self._edges.append(Edge(source, target, label, inferred))
 
     def connected(self, a: str, b: str) -> bool:
+        """True when an edge joins ``a`` and ``b`` (either way)."""
         return any({e.source, e.target} == {a, b} for e in self._edges)
 
     # ------------------------------------------------------------------ reading
@@ -161,20 +163,25 @@ class Topology:
 
     @property
     def edges(self) -> tuple[Edge, ...]:
+        """Every edge in discovery order."""
         return tuple(self._edges)
 
     def node(self, node_id: str) -> Node:
+        """The node with id ``node_id``."""
         return self._nodes[node_id]
 
     def edges_of(self, node_id: str) -> list[Edge]:
+        """The edges from or to ``node_id``."""
         return [e for e in self._edges if node_id in (e.source, e.target)]
 
     def processors(self) -> list[Node]:
+        """Agents and DSL nodes, by name."""
         return sorted(
             (n for n in self._nodes.values() if n.kind in PROCESSOR_KINDS), key=lambda n: n.name
         )
 
     def tables(self) -> list[Node]:
+        """Tables, by name."""
         return sorted((n for n in self._nodes.values() if n.kind == "table"), key=lambda n: n.name)
 
     def topics(self) -> list[Node]:

@@ -22,4 +22,6 @@ class TopologyHost(JoinHost, WindowsHost, Protocol):
     tables: dict[str, Table]
 
     @property
-    def leader_topic_name(self) -> str: ...
+    def leader_topic_name(self) -> str:
+        """The app's leader-election topic (not part of the drawn graph)."""
+        ...
