@@ -34,7 +34,18 @@ from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.copartitioning import check_copartitioning
-from streamlog.dsl.topology.nodes import aggregate_node, filter_node, join_node, map_node
+from streamlog.dsl.topology.nodes import (
+    IntoArg,
+    JoinInput,
+    KeyArg,
+    OutputArg,
+    SourceArg,
+    WindowArg,
+    aggregate_node,
+    filter_node,
+    join_node,
+    map_node,
+)
 from streamlog.dsl.windows.table import WindowedTable, make_windowed
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
@@ -257,9 +268,9 @@ class App:
 
     def map(
         self,
-        source: Any,
+        source: SourceArg,
         *,
-        to: Any = None,
+        to: OutputArg = None,
         name: str | None = None,
         concurrency: int = 1,
         on_error: str | None = None,
@@ -269,9 +280,9 @@ class App:
 
     def filter(
         self,
-        source: Any,
+        source: SourceArg,
         *,
-        to: Any = None,
+        to: OutputArg = None,
         name: str | None = None,
         concurrency: int = 1,
         on_error: str | None = None,
@@ -283,12 +294,12 @@ class App:
 
     def aggregate(
         self,
-        source: Any,
+        source: SourceArg,
         *,
-        by: Any = None,
-        into: Any = None,
-        to: Any = None,
-        window: Any = None,
+        by: KeyArg = None,
+        into: IntoArg = None,
+        to: OutputArg = None,
+        window: WindowArg = None,
         default: Callable[[], Any] | None = None,
         name: str | None = None,
         on_error: str | None = None,
@@ -308,7 +319,13 @@ class App:
         )
 
     def join(
-        self, left: Any, right: Any, *, to: Any = None, name: str | None = None, **options: Any
+        self,
+        left: JoinInput,
+        right: JoinInput,
+        *,
+        to: OutputArg = None,
+        name: str | None = None,
+        **options: Any,
     ) -> Callable[[Callable[[Any, Any], Any]], Any]:
         """``@app.join(left, right, kind=, window=, key=, to=)``: the function is the joiner."""
         return join_node(self, left, right, to=to, name=name, **options)

@@ -54,9 +54,11 @@ from typing import TYPE_CHECKING, Any
 from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
+from streamlog.dsl.durations import Seconds
 from streamlog.dsl.errors import FeatureUnavailableError, ImproperlyConfigured
-from streamlog.dsl.tables.table import Table
+from streamlog.dsl.tables.table import Table, WindowedView
 from streamlog.serde import field_name
+from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.events import Message
@@ -66,6 +68,12 @@ __all__ = [
     "NODE_KINDS",
     "NodeSpec",
     "NodeFunction",
+    "SourceArg",
+    "OutputArg",
+    "KeyArg",
+    "IntoArg",
+    "WindowArg",
+    "JoinInput",
     "FeatureUnavailableError",
     "node_spec",
     "map_node",
@@ -78,7 +86,29 @@ __all__ = [
 NODE_KINDS = ("map", "filter", "aggregate", "join")
 
 SourceArg = Topic | Channel | Agent | str
+"""What a node reads: a topic (or its name), a channel, or another node or agent."""
 OutputArg = Topic | Channel | Agent | str | Sequence[Topic | Channel | Agent | str] | None
+"""Where a node's results go: one target or several (None: a derived topic)."""
+FieldRef = Any
+"""A Record field as a class attribute (``Order.user``): a msgspec field reference."""
+KeyArg = Callable[[Any], Any] | str | FieldRef | None
+"""What ``by=`` re-keys by: a function of the value, a field name, or a Record field."""
+IntoArg = Table | WindowedView | str | None
+"""The table an aggregate keeps: a table, a windowed table, or a name to declare one."""
+WindowArg = (
+    Seconds
+    | TumblingWindow
+    | HoppingWindow
+    | SlidingWindow
+    | SessionWindow
+    | Callable[[Table], WindowedView]
+    | None
+)
+"""An aggregate's windows: seconds (tumbling), a window from ``streamlog.state.windows``,
+or a function of the table (``lambda t: t.hopping(60, 10)``)."""
+JoinInput = Topic | Table | str | Any
+"""One side of a join: a topic (or its name), a table, or (right side) any object with
+``get(key, default)``."""
 
 _MISSING = object()
 
@@ -341,10 +371,10 @@ def aggregate_node(
     app: TopologyHost,
     source: SourceArg,
     *,
-    by: Any = None,
-    into: Any = None,
+    by: KeyArg = None,
+    into: IntoArg = None,
     to: OutputArg = None,
-    window: Any = None,
+    window: WindowArg = None,
     default: Callable[[], Any] | None = None,
     name: str | None = None,
     on_error: str | None = None,
@@ -481,10 +511,8 @@ def _windowed_body(
 def _windowed(windows: Any, table: Table, window: Any) -> Any:
     """``table`` windowed by ``window``: a ``streamlog.state.windows`` window (ms), a
     function of the table (``lambda t: t.hopping(60, 10)``), or seconds (tumbling)."""
-    from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
-
     if isinstance(window, TumblingWindow | HoppingWindow | SlidingWindow | SessionWindow):
-        return windows.make_windowed(table, window)
+        return table.app.window_table(table, window)
     if isinstance(window, int | float | timedelta) and not isinstance(window, bool):
         return table.tumbling(window)
     if callable(window):
@@ -511,8 +539,8 @@ def window_label(window: Any) -> str:
 
 def join_node(
     app: TopologyHost,
-    left: Any,
-    right: Any,
+    left: JoinInput,
+    right: JoinInput,
     *,
     to: OutputArg = None,
     name: str | None = None,

@@ -623,3 +623,26 @@ def test_join_node_enriches_a_stream_from_a_table_and_draws_one_node():
         (b"u1", {"name": "Ann", "amount": 5}, base * 1000),
         (b"u2", {"name": "Bob", "amount": 7}, base * 1000),
     ]  # u3 has no name: an inner join drops it
+
+
+def test_aggregate_window_takes_a_window_spec_or_a_function_of_the_table():
+    from streamlog.state.windows import TumblingWindow
+
+    app = dsl_app("agg-window-forms", "memory://")
+    clicks = app.topic("clicks", key_type=str, value_type=int, partitions=1)
+
+    @aggregate_node(app, clicks, window=TumblingWindow(10_000), default=int)
+    def by_spec(acc, n):
+        return acc + n
+
+    @aggregate_node(app, clicks, window=lambda t: t.hopping(60, 10), default=int)
+    def by_function(acc, n):
+        return acc + n
+
+    labels = {
+        name: table.windowed.window
+        for name, table in app.tables.items()
+        if name in ("by_spec", "by_function")
+    }
+    assert labels["by_spec"] == TumblingWindow(10_000)
+    assert (labels["by_function"].size, labels["by_function"].step) == (60_000, 10_000)
