@@ -1,1 +1,2 @@
-"""joins"""
+"""Joins: stream-table, windowed stream-stream and table-table (``api.join`` picks
+one from its arguments; docs/joins.md)."""

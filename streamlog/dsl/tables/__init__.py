@@ -1,1 +1,2 @@
-"""tables"""
+"""Tables: ``Table`` (dict-like, partitioned, changelogged), ``GlobalTable`` and
+``SetTable`` (docs/tables.md)."""
