@@ -1,22 +1,118 @@
 """App settings, with Faust's names and meanings (``app.conf``).
 
-Checked once when the app is made, so a typo or an impossible value fails at import time
+Every setting faust-streaming has is accepted, so a Faust program's ``App(...)`` starts
+unchanged. Those that mean something here are honoured (the table in docs/streams.md);
+the others are kept in ``conf.extra`` and documented as accepted. A name no Faust or
+streamlog setting has is not an error (Faust ignores such names too) but a warning that
+names the nearest known setting, so a typo does not pass silently.
+
+Values are checked once when the app is made, so an impossible value fails at import time
 with the setting's name in the message, not later inside the worker.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import warnings
 from dataclasses import dataclass, field, fields
+from datetime import timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamlog.dsl.errors import ImproperlyConfigured
 
-__all__ = ["Settings", "DEFAULT_BROKER", "BROKER_ENV", "PROCESSING_GUARANTEES"]
+__all__ = [
+    "Settings",
+    "DEFAULT_BROKER",
+    "BROKER_ENV",
+    "PROCESSING_GUARANTEES",
+    "FAUST_ACCEPTED",
+    "UnknownSettingWarning",
+]
 
 DEFAULT_BROKER = "file://./.streamlog"
 BROKER_ENV = "STREAMLOG_BROKER"
 PROCESSING_GUARANTEES = ("at_least_once",)
+
+# Faust settings accepted without an effect here (kept in ``conf.extra``), with why:
+# docs/streams.md lists them.
+FAUST_ACCEPTED = frozenset(
+    {
+        "agent_supervisor",  # agents restart by their on_error policy
+        "autodiscover",  # agents are found by importing the app module
+        "broker_api_version",
+        "broker_check_crcs",  # every batch's CRC is always checked
+        "broker_commit_livelock_soft_timeout",
+        "broker_consumer",
+        "broker_credentials",  # SASL is configured on the broker URL's transport
+        "broker_max_poll_interval",
+        "broker_producer",
+        "broker_rebalance_timeout",
+        "broker_request_timeout",
+        "cache",
+        "canonical_url",
+        "consumer_api_version",
+        "consumer_connections_max_idle_ms",
+        "consumer_group_instance_id",
+        "consumer_max_fetch_size",
+        "consumer_metadata_max_age_ms",
+        "crash_app_on_aerospike_exception",
+        "aerospike_retries_on_exception",
+        "aerospike_sleep_seconds_between_retries_on_exception",
+        "debug",
+        "env",
+        "env_prefix",
+        "logging_config",
+        "loghandlers",
+        "producer_api_version",
+        "producer_connections_max_idle_ms",
+        "producer_max_request_size",
+        "producer_metadata_max_age_ms",
+        "producer_partitioner",  # keys are placed by Kafka's murmur2, as tables need
+        "producer_request_timeout",
+        "producer_threaded",
+        "recovery_consistency_check",
+        "reply_create_topic",  # the reply topic is always created
+        "reply_expires",
+        "reply_to_prefix",  # the reply topic is "<id>-replies" unless reply_to names one
+        "ssl_context",
+        "store_check_exists",
+        "stream_ack_cancelled_tasks",
+        "stream_ack_exceptions",  # see agent_on_error
+        "stream_processing_timeout",
+        "stream_publish_on_commit",
+        "stream_recovery_delay",
+        "stream_wait_empty",
+        "table_key_index_size",
+        "table_standby_replicas",
+        "topic_replication_factor",  # one broker: replication factor 1
+        "url",
+        "web",
+        "web_application_options",
+        "web_bind",
+        "web_cors_options",
+        "web_graph_enabled",
+        "web_in_thread",
+        "web_metrics_enabled",
+        "web_router_enabled",
+        "web_ssl_context",
+        "web_stats_enabled",
+        "web_tables_enabled",
+        "web_transport",
+        "worker_redirect_stdouts",
+        "worker_redirect_stdouts_level",
+    }
+)
+
+# Faust's spellings of settings streamlog has under another name.
+_ALIASES = {
+    "producer_compression_type": "producer_compression",
+}
+
+
+class UnknownSettingWarning(UserWarning):
+    """An ``App`` setting neither Faust nor streamlog has (probably a typo)."""
 
 
 @dataclass
@@ -24,8 +120,16 @@ class Settings:
     id: str
     broker: str = field(default_factory=lambda: os.environ.get(BROKER_ENV) or DEFAULT_BROKER)
     datadir: str | None = None  # default: "<id>-data", next to where the worker runs
+    tabledir: str = "tables"  # table stores go to <datadir>/<tabledir>
+    version: int = 1  # Faust's: version > 1 makes a new, isolated app ("<id>-v<version>")
+    id_format: str = "{id}-v{self.version}"
+    origin: str | None = None  # where the app is imported from (Faust's; informational)
+    timezone: Any = None  # tzinfo or a name; default UTC (crontabs without timezone=)
     topic_partitions: int = 8
+    topic_allow_declare: bool = True  # False: use existing topics only, create none
+    topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
     processing_guarantee: str = "at_least_once"
+    broker_client_id: str | None = None  # default: the app id
     broker_commit_every: int = 10_000
     broker_commit_interval: float = 2.8
     broker_session_timeout: float = 10.0
@@ -34,6 +138,7 @@ class Settings:
     consumer_auto_offset_reset: str = "earliest"
     key_serializer: str = "raw"
     value_serializer: str = "json"
+    reply_to: str | None = None  # the reply topic of ``ask`` (default "<id>-replies")
     stream_buffer_maxsize: int = 4096  # channel values waiting per reader
     stream_inbox_batches: int = 8  # fetched batches waiting per agent (back-pressure)
     # "crash" (stop the worker, the failing event uncommitted: nothing is lost, as in Kafka
@@ -41,6 +146,7 @@ class Settings:
     agent_on_error: str = "crash"
     producer_acks: int = -1
     producer_linger_ms: int = 5
+    producer_linger: float | None = None  # Faust's, in seconds (wins over producer_linger_ms)
     producer_compression: str = "none"
     producer_max_batch_size: int = 1 << 20
     web_enabled: bool = False
@@ -50,6 +156,7 @@ class Settings:
     store: str = "rocksdb://"  # table stores: "rocksdb://" or "memory://"
     table_cleanup_interval: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
+    name: str = field(default="", init=False)  # the id as given (``id`` adds the version)
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -62,6 +169,13 @@ class Settings:
                 f"app id {self.id!r} may use only letters, digits, '.', '_' and '-' "
                 f"(it names topics and the consumer group); found {''.join(sorted(bad))!r}"
             )
+        if int(self.version) < 1:
+            raise ImproperlyConfigured(f"version must be >= 1, not {self.version!r}")
+        self.name = self.id
+        if self.version > 1:
+            self.id = self.id_format.format(id=self.name, self=self)
+        self.broker = _broker_url(self.broker)
+        self.timezone = _timezone(self.timezone)
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
@@ -77,31 +191,83 @@ class Settings:
             if int(getattr(self, name)) < 1:
                 raise ImproperlyConfigured(f"{name} must be >= 1, not {getattr(self, name)!r}")
         for name in ("broker_commit_interval", "broker_session_timeout", "shutdown_timeout"):
-            if float(getattr(self, name)) <= 0:
-                raise ImproperlyConfigured(f"{name} must be > 0, not {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, timedelta):  # Faust takes seconds or timedeltas
+                value = value.total_seconds()
+                setattr(self, name, value)
+            if float(value) <= 0:
+                raise ImproperlyConfigured(f"{name} must be > 0, not {value!r}")
         if self.consumer_auto_offset_reset not in ("earliest", "latest"):
             raise ImproperlyConfigured("consumer_auto_offset_reset must be 'earliest' or 'latest'")
         if self.store not in ("rocksdb://", "memory://"):
             raise ImproperlyConfigured(
                 f"store must be 'rocksdb://' or 'memory://', not {self.store!r}"
             )
+        if self.producer_linger is not None:
+            self.producer_linger_ms = round(float(self.producer_linger) * 1000)
         if self.datadir is None:
-            self.datadir = f"{self.id}-data"
+            self.datadir = f"{self.name}-data"
 
     @classmethod
     def from_kwargs(cls, id: str, options: dict[str, Any]) -> Settings:
-        """Settings from ``App(id, **options)``; ``ImproperlyConfigured`` naming unknown
-        settings."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ImproperlyConfigured(
-                f"unknown App setting(s): {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known - {'id', 'extra'}))})"
-            )
-        return cls(id=id, **options)
+        """Settings from ``App(id, **options)``: streamlog's and Faust's names; anything
+        else is ignored with an ``UnknownSettingWarning`` naming the nearest known one."""
+        known = {f.name for f in fields(cls) if f.init} - {"id", "extra"}
+        given: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(options.pop("extra", None) or {})
+        for name, value in options.items():
+            name = _ALIASES.get(name, name)
+            if name in known:
+                given[name] = value
+            elif name in FAUST_ACCEPTED:
+                extra[name] = value
+            else:
+                extra[name] = value
+                nearest = difflib.get_close_matches(name, sorted(known | FAUST_ACCEPTED), n=1)
+                hint = f" (did you mean {nearest[0]!r}?)" if nearest else ""
+                warnings.warn(
+                    f"unknown App setting {name!r}{hint}: ignored",
+                    UnknownSettingWarning,
+                    stacklevel=4,
+                )
+        return cls(id=id, extra=extra, **given)
 
     @property
     def app_datadir(self) -> str:
-        """Where this app's table stores live (``datadir``, default ``<id>-data``)."""
-        return self.datadir or f"{self.id}-data"
+        """Where this app's data lives (``datadir``, default ``<id>-data``)."""
+        return self.datadir or f"{self.name}-data"
+
+    @property
+    def client_id(self) -> str:
+        """What the app's clients call themselves (``broker_client_id``, default the id)."""
+        return self.broker_client_id or self.id
+
+    @property
+    def reply_topic(self) -> str:
+        """Where replies to this app's ``ask`` come back."""
+        return self.reply_to or f"{self.id}-replies"
+
+
+def _broker_url(value: Any) -> str:
+    """Faust's broker forms as a streamlog URL: a list of URLs, ``aiokafka://``."""
+    if isinstance(value, list | tuple):
+        urls = [_broker_url(v) for v in value]
+        if all(u.startswith("kafka://") for u in urls):
+            return "kafka://" + ",".join(u[len("kafka://") :] for u in urls)
+        if len(urls) == 1:
+            return urls[0]
+        raise ImproperlyConfigured(f"broker: several URLs must all be kafka://, got {value!r}")
+    text = str(value)
+    for scheme in ("aiokafka://", "confluent://"):
+        if text.startswith(scheme):
+            return "kafka://" + text[len(scheme) :]
+    return text
+
+
+def _timezone(value: Any) -> tzinfo | None:
+    if value is None or isinstance(value, tzinfo):
+        return value
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ImproperlyConfigured(f"timezone: unknown time zone {value!r}") from exc

@@ -32,7 +32,7 @@ class ReplyReader:
 
     def __init__(self, app: AgentHost) -> None:
         self.app = app
-        self.topic_name = f"{app.conf.id}-replies"
+        self.topic_name = app.conf.reply_topic
         self._waiting: dict[str, asyncio.Future[bytes | None]] = {}
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -41,7 +41,7 @@ class ReplyReader:
         """Create the reply topic if missing and start reading it from its end (replies to earlier
         asks are not ours)."""
         await self.app.ensure_topic(self.topic_name, 1, {})
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.id}-replies")
+        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-replies")
         tp = TopicPartition(self.topic_name, 0)
         consumer.assign([tp])
         await consumer.seek_to_end(tp)

@@ -356,7 +356,7 @@ class App:
         """Run the function at the times a cron expression names (Faust's ``@app.crontab``)."""
         from streamlog.dsl.agents.crontab import Crontab  # parsed only by apps that use crontabs
 
-        crontab = Crontab(cron_format, tz=timezone)
+        crontab = Crontab(cron_format, tz=timezone if timezone is not None else self.conf.timezone)
 
         def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
             label = f"crontab {cron_format!r} {fun.__module__}.{fun.__qualname__}"
@@ -455,14 +455,15 @@ class App:
                 linger_ms=conf.producer_linger_ms,
                 compression=conf.producer_compression,
                 batch_size=conf.producer_max_batch_size,
-                client_id=conf.id,
+                client_id=conf.client_id,
             )
             self.barrier = ProcessingBarrier() if self.tables else None
             self._checkpoint = self._new_checkpoint()
             for agent in self.agents.values():
                 agent.declare()
-            self.topic(self.leader_topic_name, partitions=1, internal=True)
-            self.conductor.watch(self.leader_topic_name)
+            if not conf.topic_disable_leader:  # Faust's: no leader, on_leader never runs
+                self.topic(self.leader_topic_name, partitions=1, internal=True)
+                self.conductor.watch(self.leader_topic_name)
             await self._create_topics()
             for agent in self.agents.values():
                 await agent.start()
@@ -510,7 +511,10 @@ class App:
         return self._admin
 
     async def ensure_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> bool:
-        """Create ``name`` unless it exists; True if this call created it."""
+        """Create ``name`` unless it exists; True if this call created it. Nothing is
+        created with ``topic_allow_declare=False`` (the topics must exist)."""
+        if not self.conf.topic_allow_declare:
+            return False
         admin = self.admin()
         if self._known_topics is None:
             self._known_topics = set(await admin.list_topics(include_internal=True))

@@ -165,7 +165,7 @@ class Conductor:
         conf = self.app.conf
         self.consumer = consumer = self.app.transport.consumer(
             group_id=conf.id,
-            client_id=conf.id,
+            client_id=conf.client_id,
             auto_offset_reset=conf.consumer_auto_offset_reset,
             session_timeout_ms=to_ms(conf.broker_session_timeout, "broker_session_timeout"),
             heartbeat_interval_ms=to_ms(

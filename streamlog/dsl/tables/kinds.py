@@ -55,7 +55,7 @@ class GlobalTable(Table):
 
     async def _follow(self) -> None:
         clock = running_clock(self.app.clock)
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.id}-global")
+        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-global")
         try:
             while True:
                 await clock.sleep(self.follow_interval)

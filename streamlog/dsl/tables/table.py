@@ -197,7 +197,7 @@ class Table:
         new = sorted(p for p in partitions if p not in self._active and p < self.partitions)
         if not new:
             return
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.id}-recovery")
+        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-recovery")
         try:
             for number in new:
                 partition = store.partition(number)

@@ -1,0 +1,187 @@
+"""App settings: every Faust setting is accepted (honoured where it means something here),
+a name neither has warns with the nearest known one, values are checked at import."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import streamlog
+from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.dsl.settings import UnknownSettingWarning
+from tests.dsl.helpers import run
+
+# Every keyword of faust-streaming 0.15's ``Settings.__init__`` (faust/types/settings/
+# settings.py) but ``id``, with a value of the type Faust documents.
+FAUST_SETTINGS: dict[str, object] = {
+    "autodiscover": False,
+    "datadir": "x-data",
+    "tabledir": "tables",
+    "debug": False,
+    "env_prefix": "APP_",
+    "id_format": "{id}-v{self.version}",
+    "origin": "myproj.app",
+    "timezone": "UTC",
+    "version": 1,
+    "agent_supervisor": "mode.OneForOneSupervisor",
+    "broker": "kafka://localhost:9092",
+    "broker_consumer": None,
+    "broker_producer": None,
+    "broker_api_version": "auto",
+    "broker_check_crcs": True,
+    "broker_client_id": "my-client",
+    "broker_commit_every": 10_000,
+    "broker_commit_interval": 2.8,
+    "broker_commit_livelock_soft_timeout": 300.0,
+    "broker_credentials": None,
+    "broker_heartbeat_interval": 3.0,
+    "broker_max_poll_interval": 1000.0,
+    "broker_max_poll_records": 500,
+    "broker_rebalance_timeout": 60.0,
+    "broker_request_timeout": 90.0,
+    "broker_session_timeout": 60.0,
+    "ssl_context": None,
+    "consumer_api_version": "auto",
+    "consumer_max_fetch_size": 1 << 20,
+    "consumer_auto_offset_reset": "earliest",
+    "consumer_group_instance_id": None,
+    "consumer_metadata_max_age_ms": 300_000,
+    "consumer_connections_max_idle_ms": 540_000,
+    "key_serializer": "raw",
+    "value_serializer": "json",
+    "logging_config": None,
+    "loghandlers": [],
+    "producer_acks": -1,
+    "producer_api_version": "auto",
+    "producer_compression_type": "gzip",
+    "producer_linger_ms": 0,
+    "producer_max_batch_size": 16384,
+    "producer_max_request_size": 1_000_000,
+    "producer_partitioner": None,
+    "producer_request_timeout": 1200.0,
+    "producer_threaded": False,
+    "producer_metadata_max_age_ms": 300_000,
+    "producer_connections_max_idle_ms": 540_000,
+    "reply_create_topic": False,
+    "reply_expires": timedelta(days=1),
+    "reply_to": None,
+    "reply_to_prefix": "f-reply-",
+    "processing_guarantee": "at_least_once",
+    "stream_buffer_maxsize": 4096,
+    "stream_processing_timeout": 300.0,
+    "stream_publish_on_commit": False,
+    "stream_recovery_delay": 0.0,
+    "stream_wait_empty": True,
+    "store": "memory://",
+    "table_cleanup_interval": 30.0,
+    "table_key_index_size": 1000,
+    "table_standby_replicas": 1,
+    "topic_allow_declare": True,
+    "topic_disable_leader": False,
+    "topic_partitions": 8,
+    "topic_replication_factor": 1,
+    "cache": "memory://",
+    "canonical_url": "http://localhost:6066",
+    "web": "aiohttp://",
+    "web_bind": "0.0.0.0",
+    "web_application_options": None,
+    "web_cors_options": None,
+    "web_enabled": False,
+    "web_graph_enabled": False,
+    "web_host": "localhost",
+    "web_in_thread": False,
+    "web_metrics_enabled": False,
+    "web_port": 6066,
+    "web_router_enabled": False,
+    "web_ssl_context": None,
+    "web_stats_enabled": False,
+    "web_tables_enabled": False,
+    "web_transport": "tcp://",
+    "worker_redirect_stdouts": True,
+    "worker_redirect_stdouts_level": "WARN",
+    "stream_ack_cancelled_tasks": True,
+    "stream_ack_exceptions": True,
+    "url": None,
+    "env": None,
+}
+
+
+def test_every_faust_setting_is_accepted_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownSettingWarning)
+        app = streamlog.App("every-setting", **FAUST_SETTINGS)
+    conf = app.conf
+    assert conf.broker == "kafka://localhost:9092"
+    assert conf.producer_compression == "gzip"  # Faust's producer_compression_type
+    assert conf.client_id == "my-client"
+    assert conf.broker_max_poll_records == 500
+    assert conf.timezone == ZoneInfo("UTC")
+    assert conf.extra["table_standby_replicas"] == 1  # accepted, kept
+    assert conf.extra["web_bind"] == "0.0.0.0"
+
+
+def test_an_unknown_setting_warns_with_the_nearest_known_name():
+    with pytest.warns(UnknownSettingWarning, match="'topic_partition'.*'topic_partitions'"):
+        app = streamlog.App("typo", topic_partition=4)
+    assert app.conf.topic_partitions == 8  # the typo changed nothing
+    assert app.conf.extra == {"topic_partition": 4}
+
+
+def test_an_impossible_value_still_fails_at_once():
+    with pytest.raises(ImproperlyConfigured, match="topic_partitions must be >= 1"):
+        streamlog.App("bad", topic_partitions=0)
+    with pytest.raises(ImproperlyConfigured, match="timezone: unknown time zone"):
+        streamlog.App("bad-tz", timezone="Mars/Olympus")
+
+
+def test_version_makes_a_new_app_id_and_keeps_the_name():
+    app = streamlog.App("orders", version=3)
+    assert (app.conf.id, app.conf.name) == ("orders-v3", "orders")
+    assert app.conf.app_datadir == "orders-data"
+    counts = app.Table("counts", default=int)
+    assert counts.changelog_topic.name == "orders-v3-counts-changelog"
+    assert streamlog.App("orders", version=1).conf.id == "orders"
+
+
+def test_faust_broker_forms_and_durations():
+    assert streamlog.App("a", broker="aiokafka://h:9092").conf.broker == "kafka://h:9092"
+    both = streamlog.App("b", broker=["kafka://h1:9092", "kafka://h2:9092"]).conf.broker
+    assert both == "kafka://h1:9092,h2:9092"
+    conf = streamlog.App(
+        "c", producer_linger=0.25, broker_commit_interval=timedelta(seconds=5)
+    ).conf
+    assert (conf.producer_linger_ms, conf.broker_commit_interval) == (250, 5.0)
+
+
+def test_topic_disable_leader_and_topic_allow_declare(app_id):
+    app = streamlog.App(
+        app_id, broker="memory://", topic_disable_leader=True, topic_allow_declare=False
+    )
+    app.topic(f"{app_id}-declared")
+
+    async def main() -> tuple[bool, list[str]]:
+        async with app:
+            return app.is_leader(), await app.admin().list_topics(include_internal=True)
+
+    leader, topics = run(main())
+    assert leader is False  # no leader topic: on_leader timers never run
+    assert f"{app_id}-declared" not in topics  # declared, not created
+    assert app.leader_topic_name not in topics
+
+
+def test_reply_to_names_the_reply_topic():
+    assert streamlog.App("r").conf.reply_topic == "r-replies"
+    assert streamlog.App("r", reply_to="my-replies").conf.reply_topic == "my-replies"
+
+
+def test_crontabs_use_the_app_timezone_by_default():
+    app = streamlog.App("cron-tz", timezone="Europe/Paris")
+
+    @app.crontab("0 9 * * *")
+    def morning() -> None:
+        pass
+
+    assert app.timers[-1].crontab.tz == ZoneInfo("Europe/Paris")
