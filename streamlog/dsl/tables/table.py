@@ -183,7 +183,7 @@ class Table:
             if self.store_kind == "memory":
                 self._store = MemoryStore(self.name)
             else:
-                directory = os.path.join(str(self.app.conf.datadir), "tables")
+                directory = os.path.join(str(self.app.conf.datadir), self.app.conf.tabledir)
                 os.makedirs(directory, exist_ok=True)
                 self._store = RocksDBStore(directory, self.name)
         return self._store
