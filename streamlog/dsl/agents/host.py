@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from streamlog.dsl.agents.replies import ReplyReader
     from streamlog.dsl.agents.topics import Channel, Topic
     from streamlog.dsl.runtime.inbox import Inbox
+    from streamlog.dsl.runtime.signals import SyncSignal
     from streamlog.serde import Codec
 
 __all__ = ["AgentHost", "TimerHost"]
@@ -20,6 +21,7 @@ class AgentHost(AppCore, Protocol):
     """Declaring topics, feeding inboxes, replying."""
 
     topics: dict[str, Topic]  # declared so far, by name
+    on_produce_message: SyncSignal  # told before each record a topic sends (Faust's)
 
     def topic(
         self,

@@ -30,6 +30,7 @@ from streamlog.dsl.runtime.barrier import ProcessingBarrier
 from streamlog.dsl.runtime.clock import AsyncClock, SystemAsyncClock
 from streamlog.dsl.runtime.conductor import Conductor
 from streamlog.dsl.runtime.inbox import Inbox
+from streamlog.dsl.runtime.signals import Signal, SignalSlot, SyncSignal
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
@@ -83,7 +84,20 @@ def _digest(text: str) -> str:
 
 
 class App:
-    """A stream-processing application (Faust's ``faust.App``). See the module docstring."""
+    """A stream-processing application (Faust's ``faust.App``). See the module docstring.
+
+    Faust's signals are class attributes: connect to ``app.on_partitions_assigned`` for
+    one app or to ``App.on_partitions_assigned`` for every app (``runtime/signals.py``).
+    """
+
+    on_before_configured = SignalSlot(SyncSignal)  # start(), before anything reads conf
+    on_configured = SignalSlot(SyncSignal)  # (app, conf): change conf before the start
+    on_after_configured = SignalSlot(SyncSignal)
+    on_worker_init = SignalSlot(SyncSignal)  # the worker, before the app starts
+    on_partitions_assigned = SignalSlot(Signal)  # (app, assigned): partitions are ready
+    on_partitions_revoked = SignalSlot(Signal)  # (app, revoked): after their commit
+    on_rebalance_complete = SignalSlot(Signal)  # (app,): every partition ready again
+    on_produce_message = SignalSlot(SyncSignal)  # (app, key=, value=, partition=, ...)
 
     def __init__(
         self,
@@ -115,6 +129,9 @@ class App:
         self._leadership: asyncio.Event | None = None
         self.started = False
         self.stopping = False
+        self.rebalancing = False  # Faust's: partitions are moving
+        # Faust's: awaited once the app has started (``app.on_startup_finished = f``)
+        self.on_startup_finished: Callable[[], Awaitable[Any]] | None = None
         self.crash_reason: BaseException | None = None
         # Run right after the transport starts, before any topic is created or consumed:
         # the worker serves a file:// log over the Kafka protocol from here.
@@ -439,6 +456,9 @@ class App:
         (nothing is left running)."""
         if self.started:
             return
+        self.on_before_configured.send()
+        self.on_configured.send(self.conf)
+        self.on_after_configured.send()
         self.clock = self._clock_given or SystemAsyncClock()
         self._stop_requested = asyncio.Event()
         self._replies_lock = asyncio.Lock()
@@ -484,6 +504,8 @@ class App:
                 len(self.agents),
                 len(self.timers),
             )
+            if self.on_startup_finished is not None:
+                await self.on_startup_finished()
         except BaseException:
             await self._abort_start()
             raise
@@ -656,17 +678,20 @@ class App:
         for table in self.tables.values():
             await table.assign(numbers)
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Partitions are ready (prepared) and about to be processed: hooks, leadership."""
+    async def partitions_ready(self, assigned: set[TopicPartition]) -> None:
+        """Partitions are ready (prepared) and about to be processed: hooks, leadership,
+        then the ``on_partitions_assigned`` signal."""
         for hook in self.partitions_assigned_hooks:
             result = hook(assigned)
             if asyncio.iscoroutine(result):
                 await result
         if self._leadership is not None and self.is_leader():
             self._leadership.set()
+        await self.on_partitions_assigned.send(assigned)
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Close the table partitions of ``revoked`` (after their commit) and run the hooks."""
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Close the table partitions of ``revoked`` (after their commit), run the hooks,
+        then the ``on_partitions_revoked`` signal."""
         numbers = {tp.partition for tp in revoked if tp.topic != self.leader_topic_name}
         for table in self.tables.values():
             table.revoke(numbers)
@@ -674,6 +699,17 @@ class App:
             result = hook(revoked)
             if asyncio.iscoroutine(result):
                 await result
+        await self.on_partitions_revoked.send(revoked)
+
+    def rebalance_started(self) -> None:
+        """Partitions are moving: ``app.rebalancing`` until they are all ready again."""
+        self.rebalancing = True
+
+    async def rebalance_complete(self) -> None:
+        """Every assigned partition is ready: the ``on_rebalance_complete`` signal."""
+        if self.rebalancing:
+            self.rebalancing = False
+            await self.on_rebalance_complete.send()
 
     # ------------------------------------------------------------------ request/reply
 

@@ -100,6 +100,7 @@ async def _run(
     lag_task: asyncio.Task[None] | None = None
     try:
         try:
+            app.on_worker_init.send()
             await app.start()
             if on_started is not None:
                 await on_started(app)

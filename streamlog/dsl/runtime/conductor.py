@@ -87,11 +87,11 @@ class ConductorHost(Protocol):
         """Make the state of new partitions ready (raises to be retried)."""
         ...
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def partitions_ready(self, assigned: set[TopicPartition]) -> None:
         """Partitions are ready and about to be processed."""
         ...
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Partitions are given up (after their commit): close their state."""
         ...
 
@@ -101,6 +101,14 @@ class ConductorHost(Protocol):
 
     def discard_uncommitted(self) -> None:
         """Forget the work since the last commit (partitions were lost)."""
+        ...
+
+    def rebalance_started(self) -> None:
+        """Partitions are moving (a revocation, a loss or an assignment began)."""
+        ...
+
+    async def rebalance_complete(self) -> None:
+        """Every assigned partition is ready again."""
         ...
 
 
@@ -376,6 +384,7 @@ class Conductor:
         await self._let_go(lost, commit=False)
 
     async def _let_go(self, partitions: set[TopicPartition], *, commit: bool) -> None:
+        self.app.rebalance_started()
         if self._unready & partitions:
             await self._stop_preparing()
             self._unready -= partitions
@@ -398,7 +407,7 @@ class Conductor:
         dropped = self.app.drop_revoked()
         if dropped:
             log.info("dropped %d queued batch(es) of revoked partitions", dropped)
-        await self.app.on_partitions_revoked(partitions)
+        await self.app.partitions_revoked(partitions)
         self._start_preparing()
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
@@ -419,8 +428,11 @@ class Conductor:
         """Pause what is new and prepare it in the background (see the module docstring);
         returns at once, so the group protocol's heartbeats go on during a recovery."""
         log.info("partitions assigned: %s", _format(assigned) if assigned else "(none)")
+        self.app.rebalance_started()
         new = {tp for tp in assigned if tp not in self.trackers}
         if not new:
+            if not self._unready:
+                await self.app.rebalance_complete()
             return
         for tp in new:
             self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
@@ -472,7 +484,9 @@ class Conductor:
                 self.consumer.resume(*ready)
             log.info("partitions ready: %s", _format(ready))
             try:
-                await self.app.on_partitions_assigned(ready)
+                await self.app.partitions_ready(ready)
+                if not self._unready:
+                    await self.app.rebalance_complete()
             except Exception:  # noqa: BLE001 - a hook's failure is the hook's, not the data's
                 log.exception("a partitions-assigned hook failed")
 

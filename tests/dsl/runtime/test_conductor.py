@@ -41,6 +41,8 @@ class Host:
         self.assigned: list[set[TopicPartition]] = []
         self.revoked: list[set[TopicPartition]] = []
         self.discarded = 0
+        self.rebalances = 0
+        self.completed = 0
         self.checkpoints: list[dict[TopicPartition, int]] = []
 
     @property
@@ -61,10 +63,10 @@ class Host:
             raise self.failures.pop(0)
         self.prepared.append(set(assigned))
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def partitions_ready(self, assigned: set[TopicPartition]) -> None:
         self.assigned.append(set(assigned))
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.revoked.append(set(revoked))
 
     def drop_revoked(self) -> int:
@@ -72,6 +74,12 @@ class Host:
 
     def discard_uncommitted(self) -> None:
         self.discarded += 1
+
+    def rebalance_started(self) -> None:
+        self.rebalances += 1
+
+    async def rebalance_complete(self) -> None:
+        self.completed += 1
 
 
 async def started(values: int = 5) -> tuple[Any, Host, Conductor, Inbox]:
