@@ -29,6 +29,7 @@ from streamlog.dsl.joins.api import (
     TableTableJoin,
     join_stream_table,
 )
+from streamlog.dsl.runtime.context import current_event
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import PartitionNotOwnedError, Table
 from streamlog.dsl.topology.graph import Topology
@@ -98,5 +99,6 @@ __all__ = [
     "ValueDecodeError",
     "__version__",
     "codecs",
+    "current_event",
     "default_codecs",
 ]

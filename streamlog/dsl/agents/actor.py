@@ -25,6 +25,7 @@ from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import AgentError, ImproperlyConfigured
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.clock import running_clock
+from streamlog.dsl.runtime.context import read_from
 from streamlog.dsl.runtime.inbox import Cursor
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class ActorContext:
         while True:
             stream = Stream(self.cursor, self, source=agent.channel)
             self.stream = stream
+            read_from(self.cursor)  # current_event(): what this cursor handed out last
             try:
                 result = agent.fun(stream)
                 if inspect.isasyncgen(result):
@@ -204,6 +206,7 @@ class ActorContext:
             self._cursors[label] = Cursor(inbox)
         stream = Stream(self._cursors[label], self, source=target)
         self.stream = stream
+        read_from(self._cursors[label])  # the function reads this stream from now on
         return stream
 
     async def _forward(

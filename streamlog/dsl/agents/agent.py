@@ -15,7 +15,7 @@ import inspect
 import logging
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.agents.actor import ActorContext
@@ -207,6 +207,40 @@ class Agent:
         finally:
             replies.forget(correlation_id)
 
+    async def kvjoin(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]]
+    ) -> list[Any]:
+        """Ask about every ``(key, value)`` at once; the replies in the items' order
+        (Faust's ``kvjoin``: returns when every one has answered)."""
+        pairs = [pair async for pair in _aiter(items)]
+        return list(await asyncio.gather(*(self.ask(value, key=key) for key, value in pairs)))
+
+    async def join(self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None) -> list[Any]:
+        """``kvjoin`` of ``values`` all under ``key`` (Faust's ``join``)."""
+        return await self.kvjoin([(key, value) async for value in _aiter(values)])
+
+    async def kvmap(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]]
+    ) -> AsyncIterator[Any]:
+        """Ask about every ``(key, value)`` at once; yield the replies as they arrive
+        (Faust's ``kvmap``; ``kvjoin`` keeps the order)."""
+        pending = [
+            asyncio.ensure_future(self.ask(value, key=key)) async for key, value in _aiter(items)
+        ]
+        try:
+            for done in asyncio.as_completed(pending):
+                yield await done
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def map(
+        self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None
+    ) -> AsyncIterator[Any]:
+        """``kvmap`` of ``values`` all under ``key`` (Faust's ``map``)."""
+        async for reply in self.kvmap([(key, value) async for value in _aiter(values)]):
+            yield reply
+
     def reading(self) -> Topic | Channel:
         """What the agent's function ends up iterating: its channel, or the last topic it
         re-keyed or forwarded through (``group_by``/``through``)."""
@@ -272,6 +306,16 @@ class Agent:
         )
         await pending
         self.dead_lettered += 1
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    """Plain and async iterables alike, as Faust's ``map``/``join`` take both."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 def _short(text: str, limit: int = 1000) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,6 +59,10 @@ class AgentHost(AppCore, Protocol):
 
     async def ensure_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> bool:
         """Create ``name`` unless it exists; True if this call created it."""
+        ...
+
+    def track_soon(self, task: asyncio.Task[Any]) -> None:
+        """A ``send_soon`` in flight: the next commit waits for it."""
         ...
 
     async def replies(self) -> ReplyReader:

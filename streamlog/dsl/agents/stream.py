@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlog.dsl.runtime.acks import Batch
-from streamlog.dsl.runtime.context import set_current
 from streamlog.dsl.runtime.events import Event, event_at
 from streamlog.dsl.runtime.inbox import Cursor
 from streamlog.serde import SerdeError, field_getter, field_name
@@ -153,9 +152,7 @@ class Stream:
 
         The commit may have been a rebalance's: callers check ``batch.revoked`` after this
         and abandon (``release``) an event whose partition went away meanwhile; its next
-        owner reads it again. Apps with tables also record the event in the actor's context
-        here (windowed tables resolve windows from its timestamp:
-        ``streamlog.dsl.runtime.context``).
+        owner reads it again.
         """
         barrier = self._barrier
         if barrier is None:  # an app without tables: no commit barrier
@@ -164,9 +161,6 @@ class Stream:
             await barrier.gate.wait()
         barrier.enter()
         self._busy = True
-        cursor = self._cursor
-        if cursor.batch is not None and cursor.index:
-            set_current(cursor.batch, cursor.index - 1)
 
     def release(self) -> None:
         """The event handed out last is finished (or abandoned after an error)."""

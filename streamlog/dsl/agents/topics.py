@@ -8,6 +8,7 @@ committed (Faust's ``app.channel()``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import itertools
 from collections.abc import Awaitable, Mapping, Sequence
@@ -19,6 +20,7 @@ from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.events import normalize_headers
 from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.serde import Codec, Schema
+from streamlog.transport.errors import UnknownTopicError
 from streamlog.transport.types import ConsumerRecord, RecordMetadata
 
 if TYPE_CHECKING:
@@ -123,14 +125,30 @@ class Topic:
         signal = self._on_produce
         if signal.receivers or signal.inherited:  # Faust's on_produce_message
             return await self._send_told(key, value, partition, headers, timestamp)
-        return await producer.send(
-            self.name,
-            schema.dumps_value(value),
-            key=schema.dumps_key(key),
-            partition=partition,
-            headers=normalize_headers(headers) if headers else (),
-            timestamp_ms=None if timestamp is None else round(timestamp * 1000),
-        )
+        raw_value, raw_key = schema.dumps_value(value), schema.dumps_key(key)
+        header_list = normalize_headers(headers) if headers else ()
+        timestamp_ms = None if timestamp is None else round(timestamp * 1000)
+        try:
+            return await producer.send(
+                self.name,
+                raw_value,
+                key=raw_key,
+                partition=partition,
+                headers=header_list,
+                timestamp_ms=timestamp_ms,
+            )
+        except UnknownTopicError:
+            # declared while the app runs (Faust programs do): create it, as a Kafka
+            # broker that auto-creates topics would, and send again
+            await self.maybe_declare()
+            return await producer.send(
+                self.name,
+                raw_value,
+                key=raw_key,
+                partition=partition,
+                headers=header_list,
+                timestamp_ms=timestamp_ms,
+            )
 
     async def _send_told(
         self,
@@ -159,6 +177,32 @@ class Topic:
             partition=partition,
             headers=normalize_headers(header_list),
             timestamp_ms=None if timestamp is None else round(timestamp * 1000),
+        )
+
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: HeadersArg = None,
+        timestamp: float | None = None,
+    ) -> asyncio.Task[Awaitable[RecordMetadata]]:
+        """``send`` from code that cannot await (Faust's ``send_soon``): the record is
+        queued by a task the app's next commit waits for, so it is acknowledged before
+        the offsets of the events that sent it are committed."""
+        task = asyncio.ensure_future(
+            self.send(
+                key=key, value=value, partition=partition, headers=headers, timestamp=timestamp
+            )
+        )
+        self.app.track_soon(task)
+        return task
+
+    async def maybe_declare(self) -> None:
+        """Create the topic now if it does not exist (Faust's ``maybe_declare``)."""
+        await self.app.ensure_topic(
+            self.name, self.partitions or self.app.conf.topic_partitions, self.topic_configs()
         )
 
     async def send_and_wait(

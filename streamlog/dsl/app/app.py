@@ -15,6 +15,7 @@ timers; ``await app.stop()`` undoes it in the order that loses nothing:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -79,6 +80,17 @@ def topic_name_for(text: str) -> str:
     return name if len(name) <= 249 else name[:200] + "-" + _digest(name)
 
 
+def callable_name(fun: Any) -> str:
+    """``module.qualname`` of a function, also of a ``functools.partial`` or a callable
+    object (Faust programs schedule both): names agents, timers and tasks."""
+    target = fun
+    while isinstance(target, functools.partial):
+        target = target.func
+    module = getattr(target, "__module__", None) or type(target).__module__
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}.{qualname}"
+
+
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -130,6 +142,7 @@ class App:
         self.started = False
         self.stopping = False
         self.rebalancing = False  # Faust's: partitions are moving
+        self._soon: set[asyncio.Task[Any]] = set()  # send_soon tasks not done yet
         # Faust's: awaited once the app has started (``app.on_startup_finished = f``)
         self.on_startup_finished: Callable[[], Awaitable[Any]] | None = None
         self.crash_reason: BaseException | None = None
@@ -198,22 +211,38 @@ class App:
         concurrency: int = 1,
         sink: Any = None,
         on_error: str | None = None,
+        supervisor_strategy: Any = None,
+        isolated_partitions: bool = False,
+        use_reply_headers: bool = True,
+        **channel_options: Any,
     ) -> Callable[[AgentFun], Agent]:
         """Decorate ``async def f(stream)`` to run it over ``channel``.
 
         With no channel the agent gets its own topic, ``<app-id>-<module>.<function>``
-        (Faust's naming), so ``agent.send(key=...)`` partitions by key across workers.
+        (Faust's naming), so ``agent.send(key=...)`` partitions by key across workers;
+        ``channel_options`` (``key_type=``, ``value_type=``, serializers, ``partitions=``)
+        declare that topic, or the topic a name in ``channel`` names, as Faust's do.
+        ``supervisor_strategy``, ``isolated_partitions`` and ``use_reply_headers`` are
+        Faust's and accepted: actors restart by ``on_error``, one actor keeps every
+        partition in order, and replies always use headers (docs/from-faust.md).
         """
+        if channel_options and not (channel is None or isinstance(channel, str)):
+            raise ImproperlyConfigured(
+                f"agent: {', '.join(sorted(channel_options))} declare the agent's own topic; "
+                f"{channel!r} is declared already"
+            )
 
         def decorate(fun: AgentFun) -> Agent:
-            full_name = name or f"{fun.__module__}.{fun.__qualname__}"
+            full_name = name or callable_name(fun)
             if full_name in self.agents:
                 raise ImproperlyConfigured(f"two agents named {full_name!r}")
             source: Topic | Channel
             if channel is None:
-                source = self.topic(topic_name_for(f"{self.conf.id}-{full_name}"))
+                source = self.topic(
+                    topic_name_for(f"{self.conf.id}-{full_name}"), **channel_options
+                )
             elif isinstance(channel, str):
-                source = self.topic(channel)
+                source = self.topic(channel, **channel_options)
             else:
                 source = channel
             sinks = tuple(sink) if isinstance(sink, list | tuple) else (sink,) if sink else ()
@@ -361,7 +390,7 @@ class App:
             raise ImproperlyConfigured(f"timer interval must be > 0 seconds, not {interval!r}")
 
         def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
-            label = name or f"timer {fun.__module__}.{fun.__qualname__}"
+            label = name or f"timer {callable_name(fun)}"
             self.timers.append(Timer(fun, float(interval), on_leader, label))
             return fun
 
@@ -376,7 +405,7 @@ class App:
         crontab = Crontab(cron_format, tz=timezone if timezone is not None else self.conf.timezone)
 
         def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
-            label = f"crontab {cron_format!r} {fun.__module__}.{fun.__qualname__}"
+            label = f"crontab {cron_format!r} {callable_name(fun)}"
             self.timers.append(CronJob(fun, crontab, on_leader, label))
             return fun
 
@@ -386,7 +415,7 @@ class App:
         """Run the function once the app has started (``@app.task`` or ``@app.task(...)``)."""
 
         def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-            self.timers.append(AppTask(f, on_leader, f"task {f.__module__}.{f.__qualname__}"))
+            self.timers.append(AppTask(f, on_leader, f"task {callable_name(f)}"))
             return f
 
         return decorate(fun) if fun is not None else decorate
@@ -624,6 +653,11 @@ class App:
             raise AppNotRunningError("tables are readable and writable only while the app runs")
         return self._checkpoint.transaction(store, changelog)
 
+    def track_soon(self, task: asyncio.Task[Any]) -> None:
+        """A ``send_soon`` in flight: the next commit waits until it has queued its record."""
+        self._soon.add(task)
+        task.add_done_callback(self._soon.discard)
+
     def state_reader(self, store: StorePartition) -> PartitionTransaction | StorePartition:
         """What reads of a table partition see, even while a commit runs (no transaction
         is opened: ``Checkpoint.reader``)."""
@@ -648,6 +682,11 @@ class App:
         if checkpoint is None:
             return
         try:
+            for task in list(self._soon):  # send_soon records queued before the flush
+                try:
+                    await task
+                except Exception as exc:
+                    raise CheckpointError(2, f"a send_soon failed: {exc!r}") from exc
             await checkpoint.commit(offsets)
         except OffsetsNotCommittedError:
             raise  # nothing lost, nothing half done: the caller retries or rejoins

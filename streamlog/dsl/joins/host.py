@@ -51,6 +51,10 @@ class JoinHost(TableHost, Protocol):
         concurrency: int = 1,
         sink: Any = None,
         on_error: str | None = None,
+        supervisor_strategy: Any = None,
+        isolated_partitions: bool = False,
+        use_reply_headers: bool = True,
+        **channel_options: Any,
     ) -> Callable[[AgentFun], Agent]:
         """Declare an agent (a join's reader of one input)."""
         ...

@@ -1,10 +1,12 @@
 """The event an actor is processing, for the few APIs that are relative to it.
 
 Faust's windowed tables (``table[k].current()``, ``+=`` on a windowed key) resolve the
-window from the timestamp of the event being processed. Streams record that event in a
-``ContextVar`` when the app asks for it (``App.track_current_event``); every agent actor is
-its own asyncio task, so each sees its own event and nothing is shared between tasks.
-Storage never reads this: tables are handed the timestamp by the windowed-table layer.
+window from the timestamp of the event being processed, and ``current_event()`` returns
+it. Each actor is its own asyncio task, so a ``ContextVar`` holds, per actor, the cursor of
+the stream its function reads (set once when the stream is made, not per event): the
+event in processing is the one that cursor handed out last. Nothing is shared between
+tasks, and storage never reads this: tables are handed the timestamp by the windowed
+layer.
 """
 
 from __future__ import annotations
@@ -14,24 +16,35 @@ from typing import Any
 
 from streamlog.dsl.runtime.events import Event, event_at
 
-__all__ = ["current_event", "current_timestamp_ms", "set_current", "clear_current"]
+__all__ = ["current_event", "current_timestamp_ms", "read_from", "clear_current"]
 
-_CURRENT: ContextVar[tuple[Any, int] | None] = ContextVar("streamlog_current_event", default=None)
+_CURSOR: ContextVar[Any] = ContextVar("streamlog_current_cursor", default=None)
 
 
-def set_current(batch: Any, index: int) -> None:
-    """The calling actor now processes record ``index`` of ``batch``."""
-    _CURRENT.set((batch, index))
+def read_from(cursor: Any) -> None:
+    """The calling actor's function now reads through ``cursor`` (an ``Inbox`` cursor:
+    its ``batch`` and the ``index`` after the record handed out last)."""
+    _CURSOR.set(cursor)
 
 
 def clear_current() -> None:
-    """The calling actor processes no event."""
-    _CURRENT.set(None)
+    """The calling task processes no event."""
+    _CURSOR.set(None)
+
+
+def _position() -> tuple[Any, int] | None:
+    cursor = _CURSOR.get()
+    if cursor is None:
+        return None
+    batch = cursor.batch
+    if batch is None or not cursor.index:
+        return None
+    return batch, cursor.index - 1
 
 
 def current_timestamp_ms() -> int | None:
     """The log timestamp (ms) of the event the calling actor is processing, or None."""
-    position = _CURRENT.get()
+    position = _position()
     if position is None:
         return None
     batch, index = position
@@ -39,8 +52,9 @@ def current_timestamp_ms() -> int | None:
 
 
 def current_event() -> Event | None:
-    """The ``Event`` the calling actor is processing (decoded on demand), or None."""
-    position = _CURRENT.get()
+    """The ``Event`` the calling actor is processing (decoded on demand), or None
+    (Faust's ``faust.current_event()``)."""
+    position = _position()
     if position is None:
         return None
     batch, index = position

@@ -42,6 +42,9 @@ class Message(NamedTuple):
         )
 
 
+_SAME: Any = object()  # "as the event has it", for ``forward``
+
+
 class Event:
     """A decoded record and its message: what ``stream.events()`` yields.
 
@@ -49,13 +52,45 @@ class Event:
     ``async for value in stream`` path never builds one.
     """
 
-    __slots__ = ("key", "value", "headers", "message")
+    __slots__ = ("key", "value", "headers", "message", "source")
 
-    def __init__(self, key: Any, value: Any, headers: Mapping[str, bytes | None], message: Message):
+    def __init__(
+        self,
+        key: Any,
+        value: Any,
+        headers: Mapping[str, bytes | None],
+        message: Message,
+        source: Any = None,
+    ):
         self.key = key
         self.value = value
         self.headers = headers
         self.message = message
+        self.source = source  # the Topic or Channel it was read from
+
+    async def forward(
+        self,
+        channel: Any,
+        key: Any = _SAME,
+        value: Any = _SAME,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = _SAME,
+    ) -> Any:
+        """Send this event on to ``channel`` (a topic, its name, a channel or an agent),
+        with its key, value and headers unless others are given (Faust's ``forward``);
+        returns the send's acknowledgement."""
+        if isinstance(channel, str):
+            if self.source is None or not hasattr(self.source, "app"):
+                raise ValueError("forward by topic name needs an event read from a topic")
+            channel = self.source.app.topic(channel)
+        return await channel.send(
+            key=self.key if key is _SAME else key,
+            value=self.value if value is _SAME else value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=dict(self.headers) if headers is _SAME else headers,
+        )
 
     def __repr__(self) -> str:
         m = self.message
@@ -100,4 +135,6 @@ def event_at(batch: Any, index: int, value: Any = _DECODE) -> Event:
     if value is _DECODE:
         value = batch.loads_value(record.value)
     headers = dict(record.headers) if record.headers else {}
-    return Event(batch.loads_key(record.key), value, headers, Message.from_record(record))
+    return Event(
+        batch.loads_key(record.key), value, headers, Message.from_record(record), batch.source
+    )
