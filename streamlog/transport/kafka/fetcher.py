@@ -25,12 +25,23 @@ poll until the application seeks past it.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streamlog.log.batch_header import CONTROL_MASK, HEADER_SIZE, LOG_OVERHEAD, TRANSACTIONAL_MASK
+from streamlog.log.batch_header import (
+    ATTRIBUTES,
+    ATTRIBUTES_AT,
+    CONTROL_MASK,
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA,
+    LAST_OFFSET_DELTA_AT,
+    LOG_OVERHEAD,
+    OFFSET_AND_LENGTH,
+    PRODUCER_ID,
+    PRODUCER_ID_AT,
+    TRANSACTIONAL_MASK,
+)
 from streamlog.log.errors import LogError
 from streamlog.log.records import (
     ControlType,
@@ -47,10 +58,6 @@ from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 __all__ = ["Fetcher", "PartitionState", "FetchedData"]
 
-_NEXT = struct.Struct(">qi")  # baseOffset, batchLength
-_DELTA = struct.Struct(">i")  # lastOffsetDelta (at byte 23)
-_ATTRIBUTES = struct.Struct(">h")  # at byte 21
-_PRODUCER_ID = struct.Struct(">q")  # at byte 43
 
 # Partition errors after which the leader is looked up again.
 _RETRY_ERRORS = frozenset(
@@ -134,17 +141,17 @@ class FetchedData:
                 continue
             if end - self.pos < HEADER_SIZE:
                 return position, True
-            base_offset, batch_length = _NEXT.unpack_from(data, self.pos)
+            base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, self.pos)
             size = batch_length + LOG_OVERHEAD
             if self.pos + size > end:
                 return position, True  # a partial batch: fetched again next time
             batch_pos = self.pos
             self.pos += size
-            (delta,) = _DELTA.unpack_from(data, batch_pos + 23)
+            (delta,) = LAST_OFFSET_DELTA.unpack_from(data, batch_pos + LAST_OFFSET_DELTA_AT)
             next_offset = base_offset + delta + 1
             if next_offset <= position:
                 continue
-            (attributes,) = _ATTRIBUTES.unpack_from(data, batch_pos + 21)
+            (attributes,) = ATTRIBUTES.unpack_from(data, batch_pos + ATTRIBUTES_AT)
             try:
                 if attributes & CONTROL_MASK:
                     if self.aborted is not None:
@@ -152,7 +159,7 @@ class FetchedData:
                     position = max(position, next_offset)
                     continue
                 if self.aborted is not None and attributes & TRANSACTIONAL_MASK:
-                    (producer_id,) = _PRODUCER_ID.unpack_from(data, batch_pos + 43)
+                    (producer_id,) = PRODUCER_ID.unpack_from(data, batch_pos + PRODUCER_ID_AT)
                     self._note_aborts(base_offset + delta, aborting)
                     if producer_id in aborting:
                         position = max(position, next_offset)
@@ -180,7 +187,7 @@ class FetchedData:
         data = self.data
         if len(data) - self.pos < HEADER_SIZE:
             return True
-        _, batch_length = _NEXT.unpack_from(data, self.pos)
+        _, batch_length = OFFSET_AND_LENGTH.unpack_from(data, self.pos)
         return self.pos + batch_length + LOG_OVERHEAD > len(data)
 
     def _note_aborts(self, last_offset: int, aborting: set[int]) -> None:
@@ -206,11 +213,11 @@ def end_of_complete_batches(data: bytes) -> int | None:
     end = len(data)
     next_offset: int | None = None
     while end - pos >= HEADER_SIZE:
-        base_offset, batch_length = _NEXT.unpack_from(data, pos)
+        base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, pos)
         size = batch_length + LOG_OVERHEAD
         if size < HEADER_SIZE or pos + size > end:
             break
-        (delta,) = _DELTA.unpack_from(data, pos + 23)
+        (delta,) = LAST_OFFSET_DELTA.unpack_from(data, pos + LAST_OFFSET_DELTA_AT)
         next_offset = base_offset + delta + 1
         pos += size
     return next_offset
