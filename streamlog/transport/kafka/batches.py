@@ -24,6 +24,7 @@ from typing import Any
 
 from streamlog.log.batch_header import HEADER_SIZE, PRODUCER_FIELDS, PRODUCER_ID_AT, write_crc
 from streamlog.log.records import BatchBuilder, batch_builder, encode_built
+from streamlog.transport.errors import ProduceError
 from streamlog.transport.types import RecordMetadata, TopicPartition
 
 __all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "restamp"]
@@ -85,6 +86,14 @@ class ProducerBatch:
         self.attempts = 0
         # (base offset, log append time or -1) once acknowledged.
         self.future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+
+    def open_builder(self) -> BatchBuilder:
+        """The builder of a batch not framed yet; ``ProduceError`` once it was (a framed
+        batch takes no more records)."""
+        builder = self.builder
+        if builder is None:
+            raise ProduceError(f"batch {self.serial} for {self.tp} is framed already")
+        return builder
 
     def close(self) -> int:
         """Stop taking records; the number it holds (``count``, ``size`` now fixed)."""
