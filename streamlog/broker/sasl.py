@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamlog.broker.errors import SaslStateError
 from streamlog.broker.users import ScramCredential, UserStore
 
 __all__ = [
@@ -48,11 +49,6 @@ class SaslState(enum.Enum):
     AUTHENTICATE = "authenticate"  # mechanism chosen, exchanging tokens
     COMPLETE = "complete"  # authenticated; ``principal`` is set
     FAILED = "failed"  # the connection must be closed once the error is sent
-
-
-class SaslStateError(Exception):
-    """A ``SaslServer`` method called in a state that does not allow it (a caller bug:
-    callers check ``state`` first and answer ILLEGAL_SASL_STATE themselves)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
+from streamlog.state.errors import WindowConfigError, WindowKeyError
+
 __all__ = [
     "Duration",
     "WindowConfigError",
@@ -54,14 +56,6 @@ __all__ = [
 
 Duration = int | timedelta
 """A span of time: an int of milliseconds, or a ``timedelta`` of whole milliseconds."""
-
-
-class WindowConfigError(ValueError):
-    """A window was declared with sizes that cannot work (zero size, step > size, ...)."""
-
-
-class WindowKeyError(ValueError):
-    """Bytes handed to ``split_window_key`` are not a window key, or a start is out of range."""
 
 
 class WindowRange(NamedTuple):
