@@ -411,7 +411,8 @@ class _ScramExchange:
                 reason=f"SCRAM-SHA-256: nonce mismatch for user {self._claimed!r} (replay?)",
             )
         credential = self._credential
-        assert credential is not None  # set by _client_first
+        if credential is None:
+            raise SaslStateError("client-final-message before an accepted client-first-message")
         auth_message = ",".join(
             (self._client_first_bare, self._server_first, without_proof)
         ).encode("utf-8")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
-from streamlog.state.errors import WindowConfigError, WindowKeyError
+from streamlog.state.errors import StateError, WindowConfigError, WindowKeyError
 
 __all__ = [
     "Duration",
@@ -308,7 +308,11 @@ class SlidingWindow:
                 # before the first one, or the window closed by the latest).
                 latest = times[past - 1]
                 base = old[bisect.bisect_right(old, start) - 1]
-                assert latest - size <= base <= start, (ts, times, start, base)
+                if not latest - size <= base <= start:
+                    raise StateError(
+                        f"sliding window at {start}: the window it copies, at {base}, is "
+                        f"outside [{latest - size}, {start}] (record {ts})"
+                    )
             created.append(SlidingCreation(start, start + size, base, start <= ts))
         return SlidingAssignment(tuple(created), updated)
 

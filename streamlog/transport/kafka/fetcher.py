@@ -52,6 +52,7 @@ from streamlog.log.records import (
 from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import BrokerUnavailableError, CorruptBatchError, TransportError
 from streamlog.transport.kafka.cluster import Cluster
+from streamlog.transport.kafka.connection import Connection
 from streamlog.transport.kafka.errors import error_for
 from streamlog.transport.kafka.util import log, spawn
 from streamlog.transport.types import ConsumerRecord, TopicPartition
@@ -158,9 +159,10 @@ class FetchedData:
                         self._control(data, batch_pos, aborting)
                     position = max(position, next_offset)
                     continue
-                if self.aborted is not None and attributes & TRANSACTIONAL_MASK:
+                aborted = self.aborted
+                if aborted is not None and attributes & TRANSACTIONAL_MASK:
                     (producer_id,) = PRODUCER_ID.unpack_from(data, batch_pos + PRODUCER_ID_AT)
-                    self._note_aborts(base_offset + delta, aborting)
+                    _note_aborts(aborted, base_offset + delta, aborting)
                     if producer_id in aborting:
                         position = max(position, next_offset)
                         continue
@@ -190,12 +192,6 @@ class FetchedData:
         _, batch_length = OFFSET_AND_LENGTH.unpack_from(data, self.pos)
         return self.pos + batch_length + LOG_OVERHEAD > len(data)
 
-    def _note_aborts(self, last_offset: int, aborting: set[int]) -> None:
-        aborted = self.aborted
-        assert aborted is not None
-        while aborted and aborted[0][0] <= last_offset:
-            aborting.add(aborted.pop(0)[1])
-
     def _control(self, data: bytes, batch_pos: int, aborting: set[int]) -> None:
         header, records = decode_batch(data, batch_pos)
         for record in records:
@@ -205,6 +201,13 @@ class FetchedData:
                 continue
             if marker.type == ControlType.ABORT:
                 aborting.discard(header.producer_id)
+
+
+def _note_aborts(aborted: list[tuple[int, int]], last_offset: int, aborting: set[int]) -> None:
+    """Move the producers of the aborted transactions ``aborted`` lists (first offset,
+    producer id; in offset order) that began by ``last_offset`` into ``aborting``."""
+    while aborted and aborted[0][0] <= last_offset:
+        aborting.add(aborted.pop(0)[1])
 
 
 def end_of_complete_batches(data: bytes) -> int | None:
@@ -366,6 +369,7 @@ class Fetcher:
     def _send_fetches(self, now: float) -> float | None:
         retry_at: float | None = None
         by_node: dict[int, list[PartitionState]] = {}
+        connections: dict[int, Connection] = {}
         for state in self.states.values():
             if (
                 state.position is None
@@ -390,17 +394,17 @@ class Fetcher:
             if until > now:
                 retry_at = _earliest(retry_at, until)
                 continue
-            if self.cluster.ready_connection(node, "fetch") is None:
+            conn = self.cluster.ready_connection(node, "fetch")
+            if conn is None:
                 self._connect_soon(node)
                 continue
+            connections[node] = conn
             by_node.setdefault(node, []).append(state)
         for node, states in by_node.items():
-            self._fetch(node, states)
+            self._fetch(connections[node], node, states)
         return retry_at
 
-    def _fetch(self, node: int, states: list[PartitionState]) -> None:
-        conn = self.cluster.ready_connection(node, "fetch")
-        assert conn is not None
+    def _fetch(self, conn: Connection, node: int, states: list[PartitionState]) -> None:
         by_topic: dict[str, list[dict[str, int]]] = {}
         epochs: dict[TopicPartition, tuple[PartitionState, int, int]] = {}
         for state in states:
