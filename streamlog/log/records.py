@@ -33,6 +33,8 @@ from enum import IntEnum
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from crc32c import crc32c
+
 from streamlog.log import _records_py
 from streamlog.log._records_py import Header, Record
 from streamlog.log.batch_header import (
@@ -40,6 +42,9 @@ from streamlog.log.batch_header import (
     BATCH_LENGTH_AT,
     COMPRESSION_MASK,
     CONTROL_MASK,
+    CRC,
+    CRC_AT,
+    CRC_START,
     DELETE_HORIZON_MASK,
     HEADER_LAYOUT,
     HEADER_SIZE,
@@ -51,7 +56,6 @@ from streamlog.log.batch_header import (
     TRANSACTIONAL_MASK,
     BatchHeader,
     validate_batch,
-    write_crc,
 )
 from streamlog.log.compression import (
     DEFAULT_DECOMPRESSED_LIMIT,
@@ -612,7 +616,7 @@ def _finish(
         base_sequence,
         count,
     )
-    write_crc(buf, 0, len(buf))
+    CRC.pack_into(buf, CRC_AT, crc32c(memoryview(buf)[CRC_START:]))
     return bytes(buf)
 
 
