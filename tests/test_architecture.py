@@ -1,4 +1,5 @@
-"""The layering in ARCHITECTURE.md, checked mechanically with import-linter."""
+"""The layers of docs/architecture.md ("Layers"), checked mechanically with import-linter
+(the contract is in pyproject.toml), and the package's type and lint checks."""
 
 from __future__ import annotations
 

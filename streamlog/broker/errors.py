@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "PartitionLimitError"]
+from streamlog.errors import StreamlogError
+
+__all__ = [
+    "BrokerError",
+    "BrokerStartError",
+    "PartitionLimitError",
+    "SaslStateError",
+    "UsersFileError",
+]
 
 
-class BrokerError(Exception):
+class BrokerError(StreamlogError):
     """Base class of every error the broker raises on purpose."""
+
+
+class BrokerStartError(BrokerError):
+    """The broker cannot start with this configuration (the message says why)."""
+
+
+class UsersFileError(BrokerError, ValueError):
+    """A users file that cannot be read or has a bad line; the message names the file and
+    the line number (``line`` is None when the problem is the whole file)."""
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        where = source if line is None else f"{source}, line {line}"
+        super().__init__(f"users file {where}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
+
+
+class SaslStateError(BrokerError):
+    """A ``SaslServer`` method called in a state that does not allow it (a caller bug:
+    callers check ``state`` first and answer ILLEGAL_SASL_STATE themselves)."""
 
 
 class PartitionLimitError(BrokerError):

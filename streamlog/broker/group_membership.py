@@ -144,7 +144,7 @@ class GroupMembership:
                 return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "")
             new_id = f"{instance_id if instance_id is not None else client_id}-{uuid.uuid4()}"
             if instance_id is not None and instance_id in group.static_members:
-                return self._rejoin_static(group, new_member(new_id), now)
+                return self._rejoin_static(group, new_member(new_id), instance_id, now)
             if instance_id is None and require_known_member_id:
                 group.pending_members[new_id] = now + session_ms
                 self._schedule(now + session_ms)
@@ -187,13 +187,12 @@ class GroupMembership:
         return self._await_join(group, member, now)
 
     def _rejoin_static(
-        self, group: Group, incoming: Member, now: int
+        self, group: Group, incoming: Member, instance_id: str, now: int
     ) -> JoinResult | asyncio.Future[JoinResult]:
-        """A known static member rejoins without its member id (KIP-345): it replaces its
-        old incarnation, keeping its assignment, and a Stable group does not rebalance
-        unless the chosen protocol would change."""
-        instance_id = incoming.group_instance_id
-        assert instance_id is not None
+        """A known static member (``incoming``, of group instance id ``instance_id``)
+        rejoins without its member id (KIP-345): it replaces its old incarnation, keeping
+        its assignment, and a Stable group does not rebalance unless the chosen protocol
+        would change."""
         old_leader = group.leader_id
         member = group.members[group.static_members[instance_id]]
         old_id = member.member_id

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamlog.broker.errors import SaslStateError
 from streamlog.broker.users import ScramCredential, UserStore
 
 __all__ = [
@@ -48,11 +49,6 @@ class SaslState(enum.Enum):
     AUTHENTICATE = "authenticate"  # mechanism chosen, exchanging tokens
     COMPLETE = "complete"  # authenticated; ``principal`` is set
     FAILED = "failed"  # the connection must be closed once the error is sent
-
-
-class SaslStateError(Exception):
-    """A ``SaslServer`` method called in a state that does not allow it (a caller bug:
-    callers check ``state`` first and answer ILLEGAL_SASL_STATE themselves)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +411,8 @@ class _ScramExchange:
                 reason=f"SCRAM-SHA-256: nonce mismatch for user {self._claimed!r} (replay?)",
             )
         credential = self._credential
-        assert credential is not None  # set by _client_first
+        if credential is None:
+            raise SaslStateError("client-final-message before an accepted client-first-message")
         auth_message = ",".join(
             (self._client_first_bare, self._server_first, without_proof)
         ).encode("utf-8")

@@ -19,10 +19,10 @@ from streamlog.broker.config import BrokerConfig, is_loopback
 from streamlog.broker.connection import Connection
 from streamlog.broker.context import BrokerContext
 from streamlog.broker.coordinator import GroupCoordinator
-from streamlog.broker.errors import BrokerError
+from streamlog.broker.errors import BrokerStartError, UsersFileError
 from streamlog.broker.handlers import handler_table
 from streamlog.broker.sasl import SUPPORTED_MECHANISMS
-from streamlog.broker.users import UsersFileError, load_users
+from streamlog.broker.users import load_users
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.manager import LogManager
 
@@ -31,10 +31,6 @@ __all__ = ["Broker", "BrokerStartError"]
 log = logging.getLogger("streamlog.broker")
 
 _META_FILE = "meta.properties"
-
-
-class BrokerStartError(BrokerError):
-    """The broker cannot start with this configuration (the message says why)."""
 
 
 class Broker:

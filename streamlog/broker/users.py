@@ -32,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamlog.broker.errors import UsersFileError
+
 __all__ = [
     "DEFAULT_ITERATIONS",
     "MAX_ITERATIONS",
@@ -204,18 +206,6 @@ class UserStore(Mapping[str, ScramCredential]):
             stored_key=_hmac(seed, b"stored"),
             server_key=_hmac(seed, b"server"),
         )
-
-
-class UsersFileError(ValueError):
-    """A users file that cannot be read or has a bad line; the message names the file and
-    the line number (``line`` is None when the problem is the whole file)."""
-
-    def __init__(self, source: str, line: int | None, problem: str) -> None:
-        where = source if line is None else f"{source}, line {line}"
-        super().__init__(f"users file {where}: {problem}")
-        self.source = source
-        self.line = line
-        self.problem = problem
 
 
 def load_users(path: str | Path) -> UserStore:

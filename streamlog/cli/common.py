@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from streamlog.cli.errors import Interrupted
 from streamlog.transport.url import BROKER_ENV, DEFAULT_BROKER_URL
 
 if TYPE_CHECKING:
@@ -52,10 +53,6 @@ def broker_option(f: F) -> F:
         metavar="URL",
         help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.",
     )(f)
-
-
-class Interrupted(Exception):
-    """The coroutine was cancelled by Ctrl-C or SIGTERM (and did not handle it)."""
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from streamlog.cli.common import format_table, one_line
+from streamlog.cli.errors import CliError
 from streamlog.cli.topology import load_app_or_exit
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def window_rows(
     from streamlog.state.windows import SessionWindow, SlidingWindow
 
     windowed = getattr(table, "windowed", None)
-    assert windowed is not None
+    if windowed is None:
+        raise CliError(f"table {table.name!r} is not a windowed table")
     close = "]" if isinstance(windowed.window, SessionWindow | SlidingWindow) else ")"
     schema = table.changelog_topic.schema
     out: list[tuple[Any, str, Any]] = []

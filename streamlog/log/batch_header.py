@@ -34,6 +34,22 @@ __all__ = [
     "HEADER_SIZE",
     "LOG_OVERHEAD",
     "MAGIC",
+    "HEADER_LAYOUT",
+    "OFFSET_AND_LENGTH",
+    "BATCH_LENGTH",
+    "BATCH_LENGTH_AT",
+    "CRC",
+    "CRC_AT",
+    "CRC_START",
+    "ATTRIBUTES",
+    "ATTRIBUTES_AT",
+    "LAST_OFFSET_DELTA",
+    "LAST_OFFSET_DELTA_AT",
+    "MAX_TIMESTAMP",
+    "MAX_TIMESTAMP_AT",
+    "PRODUCER_ID",
+    "PRODUCER_FIELDS",
+    "PRODUCER_ID_AT",
     "BatchHeader",
     "COMPRESSION_MASK",
     "TIMESTAMP_TYPE_MASK",
@@ -47,12 +63,35 @@ __all__ = [
     "validate_batch",
     "batch_crc",
     "iter_batch_spans",
+    "write_crc",
 ]
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes not counted by batchLength
 MAGIC = 2
-CRC_START = 21
+
+# The layout above, the one definition of it: every field in order, then where each
+# field that is read or patched on its own starts and its struct. Codecs, the validator
+# and the clients take these from here (tests/log/test_batch_header.py checks each
+# position against HEADER_LAYOUT).
+HEADER_LAYOUT = struct.Struct(">qiibIhiqqqhii")
+OFFSET_AND_LENGTH = struct.Struct(">qi")  # baseOffset, batchLength: the framing, at 0
+BATCH_LENGTH_AT = 8
+BATCH_LENGTH = struct.Struct(">i")
+CRC_AT = 17
+CRC = struct.Struct(">I")
+ATTRIBUTES_AT = 21
+ATTRIBUTES = struct.Struct(">h")
+CRC_START = ATTRIBUTES_AT  # the CRC covers the attributes and everything after them
+LAST_OFFSET_DELTA_AT = 23
+LAST_OFFSET_DELTA = struct.Struct(">i")
+MAX_TIMESTAMP_AT = 35
+MAX_TIMESTAMP = struct.Struct(">q")
+PRODUCER_ID_AT = 43
+PRODUCER_ID = struct.Struct(">q")
+# producerId, producerEpoch, baseSequence: adjacent from PRODUCER_ID_AT, what an
+# idempotent producer stamps on a batch.
+PRODUCER_FIELDS = struct.Struct(">qhi")
 
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_MASK = 0x08
@@ -62,10 +101,6 @@ DELETE_HORIZON_MASK = 0x40
 
 NO_PRODUCER_ID = -1
 NO_SEQUENCE = -1
-
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-_OFFSET_AND_LENGTH = struct.Struct(">qi")
-_LAST_OFFSET_DELTA = struct.Struct(">i")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +166,7 @@ def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHead
         raise CorruptRecordError(
             f"record batch header needs {HEADER_SIZE} bytes, {len(buf) - pos} available"
         )
-    header = BatchHeader(*_HEADER.unpack_from(buf, pos))
+    header = BatchHeader(*HEADER_LAYOUT.unpack_from(buf, pos))
     if header.magic != MAGIC:
         raise InvalidRecordError(f"record batch magic {header.magic} is not supported (need 2)")
     if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
@@ -144,8 +179,8 @@ def peek_offsets(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int
 
     The storage layer walks batches it wrote itself with this; it is the cheapest read.
     """
-    base_offset, batch_length = _OFFSET_AND_LENGTH.unpack_from(buf, pos)
-    (delta,) = _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)
+    base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(buf, pos)
+    (delta,) = LAST_OFFSET_DELTA.unpack_from(buf, pos + LAST_OFFSET_DELTA_AT)
     return base_offset, batch_length + LOG_OVERHEAD, base_offset + delta
 
 
@@ -153,6 +188,14 @@ def batch_crc(buf: bytes | bytearray | memoryview, pos: int, size: int) -> int:
     """CRC-32C of the CRC-covered part of the batch at ``pos`` of ``size`` bytes."""
     view = memoryview(buf)[pos + CRC_START : pos + size]
     return crc32c(view)
+
+
+def write_crc(buf: bytearray, pos: int, size: int) -> int:
+    """Compute the CRC of the batch at ``pos`` of ``size`` bytes and store it in its
+    header, after a writer filled or patched the fields the CRC covers; returns it."""
+    crc = batch_crc(buf, pos, size)
+    CRC.pack_into(buf, pos + CRC_AT, crc)
+    return crc
 
 
 def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:

@@ -34,7 +34,11 @@ import cramjam
 import lz4.frame
 import zstandard
 
-from streamlog.log.errors import CorruptRecordError, DecompressionLimitError, InvalidRecordError
+from streamlog.log.errors import (
+    CorruptRecordError,
+    DecompressionLimitError,
+    UnsupportedCompressionError,
+)
 
 __all__ = [
     "Compression",
@@ -69,10 +73,6 @@ class Compression(IntEnum):
     SNAPPY = 2
     LZ4 = 3
     ZSTD = 4
-
-
-class UnsupportedCompressionError(InvalidRecordError):
-    """A compression id Kafka does not define (5-7), or one we were asked to use wrongly."""
 
 
 # xerial's block-stream header: marker -126, "SNAPPY", NUL, then version and the minimum

@@ -1,10 +1,13 @@
 """Exceptions raised by the log engine.
 
 Each failure a caller may want to handle differently has its own class; all derive from
-``LogError`` so that a server can catch the engine's errors without catching bugs.
+``LogError`` (a ``StreamlogError``) so that a server can catch the engine's errors
+without catching bugs.
 """
 
 from __future__ import annotations
+
+from streamlog.errors import StreamlogError
 
 __all__ = [
     "LogError",
@@ -25,10 +28,14 @@ __all__ = [
     "RecordValidationError",
     "InvalidTimestampError",
     "InvalidTxnStateError",
+    "UnsupportedCompressionError",
+    "IndexCorruptError",
+    "OutOfOrderSequenceError",
+    "InvalidProducerEpochError",
 ]
 
 
-class LogError(Exception):
+class LogError(StreamlogError):
     """Base class of every error the log engine raises on purpose."""
 
 
@@ -126,3 +133,19 @@ class DataDirectoryLockedError(LogError):
 
 class LogClosedError(LogError):
     """An operation on a log (or log manager) that has been closed."""
+
+
+class UnsupportedCompressionError(InvalidRecordError):
+    """A compression id Kafka does not define (5-7), or one we were asked to use wrongly."""
+
+
+class IndexCorruptError(LogError):
+    """An index file that does not match its log; the caller rebuilds it."""
+
+
+class OutOfOrderSequenceError(LogError):
+    """A batch's sequence does not follow the producer's last one."""
+
+
+class InvalidProducerEpochError(LogError):
+    """A batch from an older epoch than one already seen: that producer is fenced."""

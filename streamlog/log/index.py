@@ -21,14 +21,12 @@ import struct
 from array import array
 from bisect import bisect_right
 
+from streamlog.log.errors import IndexCorruptError
+
 __all__ = ["OffsetIndex", "TimeIndex", "IndexCorruptError"]
 
 _OFFSET_ENTRY = struct.Struct(">II")
 _TIME_ENTRY = struct.Struct(">qI")
-
-
-class IndexCorruptError(Exception):
-    """An index file that does not match its log; the caller rebuilds it."""
 
 
 class _IndexFile:

@@ -202,6 +202,14 @@ class LogManager:
         if not self._open:
             raise LogClosedError(f"log manager for {self.data_dir} is not open")
 
+    def _open_store(self) -> TopicStore:
+        """The topic store, for a change to the topics; ``LogClosedError`` unless the
+        manager is open."""
+        store = self._store
+        if not self._open or store is None:
+            raise LogClosedError(f"log manager for {self.data_dir} is not open")
+        return store
+
     def _partition_dir(self, topic: str, partition: int) -> str:
         return os.path.join(self.data_dir, f"{topic}-{partition}")
 
@@ -225,7 +233,7 @@ class LogManager:
         _check_partition_count(partitions)
         config = self.default_config.with_overrides(configs)
         with self._lock:
-            self._check_open()
+            store = self._open_store()
             if name in self._topics:
                 raise TopicExistsError(f"topic {name!r} already exists")
             if not internal_ok:
@@ -235,9 +243,8 @@ class LogManager:
                 name, partitions, config.overrides(self.default_config), self.clock.time_ms()
             )
             logs = self._open_new_partitions(name, range(partitions), config)
-            assert self._store is not None
             try:
-                self._store.save(record)  # the commit point
+                store.save(record)  # the commit point
             except BaseException:
                 self._discard_partitions(name, range(partitions), logs)
                 raise
@@ -278,12 +285,11 @@ class LogManager:
 
     def delete_topic(self, name: str) -> None:
         with self._lock:
-            self._check_open()
+            store = self._open_store()
             if name not in self._topics:
                 raise UnknownTopicError(f"topic {name!r} does not exist")
             check_not_internal(name, "delete")
-            assert self._store is not None
-            self._store.remove(name)  # the commit point: the topic is gone from here on
+            store.remove(name)  # the commit point: the topic is gone from here on
             logs = self._logs.pop(name)
             del self._topics[name]
             del self._configs[name]
@@ -313,7 +319,7 @@ class LogManager:
     def add_partitions(self, name: str, total: int) -> TopicDescription:
         """Grow a topic to ``total`` partitions (Kafka's CreatePartitions; never shrinks)."""
         with self._lock:
-            self._check_open()
+            store = self._open_store()
             self.check_add_partitions(name, total)
             record = self._record(name)
             config = self._configs[name]
@@ -322,9 +328,8 @@ class LogManager:
             updated = TopicRecord(
                 name, total, record.topic_id, record.created_ms, dict(record.overrides)
             )
-            assert self._store is not None
             try:
-                self._store.save(updated)
+                store.save(updated)
             except BaseException:
                 self._discard_partitions(name, added, new_logs)
                 raise
@@ -337,7 +342,7 @@ class LogManager:
     ) -> TopicConfig:
         """Set config overrides (``replace`` drops those not given, as AlterConfigs does)."""
         with self._lock:
-            self._check_open()
+            store = self._open_store()
             record = self._record(name)
             overrides: dict[str, str | int] = {} if replace else dict(record.overrides)
             overrides.update(configs)
@@ -349,8 +354,7 @@ class LogManager:
                 record.created_ms,
                 config.overrides(self.default_config),
             )
-            assert self._store is not None
-            self._store.save(updated)
+            store.save(updated)
             self._topics[name] = updated
             self._configs[name] = config
             for plog in self._logs[name]:

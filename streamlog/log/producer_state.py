@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from streamlog.log.batch_header import BatchHeader
-from streamlog.log.errors import LogError
+from streamlog.log.errors import InvalidProducerEpochError, OutOfOrderSequenceError
 
 __all__ = [
     "ProducerStateManager",
@@ -35,14 +35,6 @@ __all__ = [
 
 MAX_CACHED_BATCHES = 5
 SNAPSHOT_FILE = "producer-state.json"
-
-
-class OutOfOrderSequenceError(LogError):
-    """A batch's sequence does not follow the producer's last one."""
-
-
-class InvalidProducerEpochError(LogError):
-    """A batch from an older epoch than one already seen: that producer is fenced."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,15 @@ from crc32c import crc32c
 from streamlog.log import _records_py
 from streamlog.log._records_py import Header, Record
 from streamlog.log.batch_header import (
+    BATCH_LENGTH,
+    BATCH_LENGTH_AT,
     COMPRESSION_MASK,
     CONTROL_MASK,
+    CRC,
+    CRC_AT,
+    CRC_START,
     DELETE_HORIZON_MASK,
+    HEADER_LAYOUT,
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC,
@@ -97,11 +103,6 @@ Buffer = bytes | bytearray | memoryview
 # (key, value, timestamp_ms, headers) as given to encode_batch.
 Entry = tuple[bytes | None, bytes | None, int, Sequence[Header]]
 
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-_CRC = struct.Struct(">I")
-_BATCH_LENGTH = struct.Struct(">i")
-_CRC_OFFSET = 17
-_CRC_START = 21
 _INT32_MAX = 2**31 - 1
 
 
@@ -531,7 +532,7 @@ class RecordCodec:
         pos = 0
         end = len(buf)
         while end - pos >= LOG_OVERHEAD:
-            (batch_length,) = _BATCH_LENGTH.unpack_from(buf, pos + 8)
+            (batch_length,) = BATCH_LENGTH.unpack_from(buf, pos + BATCH_LENGTH_AT)
             if batch_length < HEADER_SIZE - LOG_OVERHEAD:
                 raise CorruptRecordError(
                     f"record batch length {batch_length} at position {pos} is too small"
@@ -598,7 +599,7 @@ def _finish(
         buf[HEADER_SIZE:] = body
     if len(buf) - LOG_OVERHEAD > _INT32_MAX:
         raise InvalidRecordError(f"a batch of {len(buf)} bytes is larger than 2 GiB")
-    _HEADER.pack_into(
+    HEADER_LAYOUT.pack_into(
         buf,
         0,
         base_offset,
@@ -615,7 +616,7 @@ def _finish(
         base_sequence,
         count,
     )
-    _CRC.pack_into(buf, _CRC_OFFSET, crc32c(memoryview(buf)[_CRC_START:]))
+    CRC.pack_into(buf, CRC_AT, crc32c(memoryview(buf)[CRC_START:]))
     return bytes(buf)
 
 

@@ -38,15 +38,20 @@ makes no record objects.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import replace
 from enum import Enum
 from typing import NamedTuple
 
-from crc32c import crc32c
-
-from streamlog.log.batch_header import TIMESTAMP_TYPE_MASK, BatchHeader
+from streamlog.log.batch_header import (
+    ATTRIBUTES,
+    ATTRIBUTES_AT,
+    MAX_TIMESTAMP,
+    MAX_TIMESTAMP_AT,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    write_crc,
+)
 from streamlog.log.compression import Compression, UnsupportedCompressionError
 from streamlog.log.config import TopicConfig
 from streamlog.log.errors import (
@@ -68,12 +73,6 @@ MAX_RECORD_ERRORS = 100
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_ATTRIBUTES = struct.Struct(">h")
-_MAX_TIMESTAMP = struct.Struct(">q")
-_CRC = struct.Struct(">I")
-_ATTRIBUTES_AT = 21
-_MAX_TIMESTAMP_AT = 35
-_CRC_AT = 17
 
 _CODECS = frozenset(int(codec) for codec in Compression)
 
@@ -239,8 +238,7 @@ def _restamp(
     buf: bytearray, pos: int, header: BatchHeader, attributes: int, max_timestamp: int
 ) -> BatchHeader:
     """Set the batch's attributes and maxTimestamp in ``buf`` and recompute its CRC."""
-    _ATTRIBUTES.pack_into(buf, pos + _ATTRIBUTES_AT, attributes)
-    _MAX_TIMESTAMP.pack_into(buf, pos + _MAX_TIMESTAMP_AT, max_timestamp)
-    crc = crc32c(memoryview(buf)[pos + _ATTRIBUTES_AT : pos + header.size])
-    _CRC.pack_into(buf, pos + _CRC_AT, crc)
+    ATTRIBUTES.pack_into(buf, pos + ATTRIBUTES_AT, attributes)
+    MAX_TIMESTAMP.pack_into(buf, pos + MAX_TIMESTAMP_AT, max_timestamp)
+    crc = write_crc(buf, pos, header.size)
     return replace(header, crc=crc, attributes=attributes, max_timestamp=max_timestamp)

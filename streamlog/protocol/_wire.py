@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from .errors import WireError
+
 __all__ = [
     "INT8",
     "INT16",
@@ -29,10 +31,6 @@ INT32: Final = struct.Struct(">i")
 INT64: Final = struct.Struct(">q")
 
 Buffer = bytes | bytearray | memoryview
-
-
-class WireError(ValueError):
-    """Bytes that do not follow the Kafka wire grammar at this position."""
 
 
 def read_uvarint(buf: Buffer, pos: int) -> tuple[int, int]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 
+from streamlog.errors import StreamlogError
+
 __all__ = [
     "ProtocolError",
     "FrameTooLargeError",
@@ -23,12 +25,18 @@ __all__ = [
     "UnsupportedVersionError",
     "MalformedRequestError",
     "MalformedResponseError",
+    "WireError",
     "ErrorCode",
 ]
 
 
-class ProtocolError(Exception):
+class ProtocolError(StreamlogError):
     """Base class of every error the wire codec raises on purpose."""
+
+
+class WireError(ProtocolError, ValueError):
+    """Bytes that do not follow the Kafka wire grammar at this position (the decoders
+    wrap it in a ``MalformedRequestError`` or ``MalformedResponseError``)."""
 
 
 class FrameTooLargeError(ProtocolError):

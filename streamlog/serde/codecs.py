@@ -225,8 +225,9 @@ def _pickled_by_value(cls: type) -> bool:
 
 
 class _StructGuardPickler(cloudpickle.Pickler):
-    """cloudpickle, refusing Struct classes it would ship by value (FINDINGS: they arrive
-    without their fields and every instance then fails to load, far from the cause)."""
+    """cloudpickle, refusing Struct classes it would ship by value (a msgspec Struct class
+    pickled by value, as cloudpickle does with one defined in ``__main__``, arrives
+    without its fields, and every instance then fails to load, far from the cause)."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, msgspec.StructMeta) and _pickled_by_value(obj):

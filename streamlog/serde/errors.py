@@ -14,6 +14,8 @@ from typing import Any, Self
 
 import msgspec
 
+from streamlog.errors import StreamlogError
+
 __all__ = [
     "SerdeError",
     "DecodeError",
@@ -30,7 +32,7 @@ __all__ = [
 _MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
-class SerdeError(Exception):
+class SerdeError(StreamlogError):
     """Base class of every error the serialisation layer raises on purpose."""
 
 

@@ -148,7 +148,8 @@ def _default_serializer(tp: Any, given: str | Codec | None, default: str | Codec
 
 def _resolve(serializer: str | Codec, registry: CodecRegistry | None) -> Codec:
     if isinstance(serializer, str):
-        assert registry is not None  # made above whenever a name is given
+        if registry is None:
+            raise SchemaError(f"serializer {serializer!r} is a name, and no codec registry")
         return registry.get(serializer)
     if isinstance(serializer, type) or not isinstance(serializer, Codec):
         raise SchemaError(f"a serializer is a codec name or a codec, got {serializer!r}")

@@ -7,6 +7,8 @@ through unchanged or chains as the cause.
 
 from __future__ import annotations
 
+from streamlog.errors import StreamlogError
+
 __all__ = [
     "StateError",
     "StoreError",
@@ -20,10 +22,12 @@ __all__ = [
     "ChangelogPartitionsError",
     "RecoveryError",
     "RecoveryStalledError",
+    "WindowConfigError",
+    "WindowKeyError",
 ]
 
 
-class StateError(Exception):
+class StateError(StreamlogError):
     """Base of every error table state raises on purpose."""
 
 
@@ -86,3 +90,11 @@ class RecoveryError(StateError):
 
 class RecoveryStalledError(RecoveryError):
     """No changelog records arrived within the idle bound while records were still due."""
+
+
+class WindowConfigError(StateError, ValueError):
+    """A window was declared with sizes that cannot work (zero size, step > size, ...)."""
+
+
+class WindowKeyError(StateError, ValueError):
+    """Bytes handed to ``split_window_key`` are not a window key, or a start is out of range."""

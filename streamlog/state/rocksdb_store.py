@@ -72,8 +72,10 @@ def _options() -> Options:
 
 
 def _write_options() -> WriteOptions:
-    # WAL on (RocksDB's default, left alone), sync off: FINDINGS.md measured no loss on
-    # SIGKILL this way, while a synced write costs a disk flush.
+    # WAL on (RocksDB's default, left alone), sync off: a written key survives a SIGKILL of
+    # the process (the WAL is in the page cache, which outlives the process; measured with
+    # rocksdict 0.3, where the WAL off lost everything unflushed), while a synced write
+    # costs a disk flush. A power loss may lose the unsynced tail.
     options = WriteOptions()
     options.sync = False
     return options

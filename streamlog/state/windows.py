@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
+from streamlog.state.errors import StateError, WindowConfigError, WindowKeyError
+
 __all__ = [
     "Duration",
     "WindowConfigError",
@@ -54,14 +56,6 @@ __all__ = [
 
 Duration = int | timedelta
 """A span of time: an int of milliseconds, or a ``timedelta`` of whole milliseconds."""
-
-
-class WindowConfigError(ValueError):
-    """A window was declared with sizes that cannot work (zero size, step > size, ...)."""
-
-
-class WindowKeyError(ValueError):
-    """Bytes handed to ``split_window_key`` are not a window key, or a start is out of range."""
 
 
 class WindowRange(NamedTuple):
@@ -314,7 +308,11 @@ class SlidingWindow:
                 # before the first one, or the window closed by the latest).
                 latest = times[past - 1]
                 base = old[bisect.bisect_right(old, start) - 1]
-                assert latest - size <= base <= start, (ts, times, start, base)
+                if not latest - size <= base <= start:
+                    raise StateError(
+                        f"sliding window at {start}: the window it copies, at {base}, is "
+                        f"outside [{latest - size}, {start}] (record {ts})"
+                    )
             created.append(SlidingCreation(start, start + size, base, start <= ts))
         return SlidingAssignment(tuple(created), updated)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamlog.errors import StreamlogError
+
 __all__ = [
     "TransportError",
     "BrokerUnavailableError",
@@ -19,10 +21,11 @@ __all__ = [
     "CorruptBatchError",
     "UnsupportedBrokerURLError",
     "TransportClosedError",
+    "MalformedMemberDataError",
 ]
 
 
-class TransportError(Exception):
+class TransportError(StreamlogError):
     """Base of every error a transport raises on purpose."""
 
 
@@ -101,3 +104,7 @@ class MembershipLostError(RebalanceInProgressError):
 
 class StaleGenerationError(MembershipLostError):
     """The group knows this member but has moved to a newer generation without it."""
+
+
+class MalformedMemberDataError(TransportError, ValueError):
+    """Subscription or assignment bytes that do not follow the consumer protocol."""

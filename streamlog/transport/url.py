@@ -1,4 +1,6 @@
-"""Broker URLs (ARCHITECTURE.md): ``memory://``, ``file://PATH``, ``kafka://HOST:PORT[,...]``."""
+"""Broker URLs: ``memory://`` (the in-process log, nothing on disk), ``file://PATH`` (the
+in-process log on disk under PATH) and ``kafka://HOST:PORT[,...]`` (any Kafka-protocol
+broker: ``streamlog broker`` or a Kafka cluster)."""
 
 from __future__ import annotations
 

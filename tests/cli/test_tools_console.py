@@ -13,6 +13,7 @@ import time
 from streamlog.cli.console import Progress
 from tests.cli import test_tools_harness as harness
 from tests.cli.test_tools_harness import STREAMLOG, ok, streamlog
+from tests.waiting import until_sync
 
 # The harness's fixtures: one broker per module, each test over kafka:// and file://.
 kafka_broker = harness.kafka_broker
@@ -49,9 +50,10 @@ def test_offset_timestamp_and_partition_start_where_they_should(
 ) -> None:
     ok("topics", "create", topic, broker=broker_url)
     ok("produce", topic, broker=broker_url, input="a0\na1\na2\n")
-    time.sleep(0.05)
-    between = int(time.time() * 1000)
-    time.sleep(0.05)
+    # A millisecond after every a-record's timestamp; the b-records are produced once the
+    # clock has reached it, so they are stamped at or after it.
+    between = int(time.time() * 1000) + 1
+    until_sync(lambda: int(time.time() * 1000) >= between, "the clock reaches `between`")
     ok("produce", topic, broker=broker_url, input="b0\nb1\n")
 
     def consume(*args: str) -> list[str]:
@@ -196,18 +198,29 @@ def test_progress_on_a_terminal_only(broker_url: str, topic: str) -> None:
     )
     os.close(slave)
     assert proc.stdin is not None
+    output = b""
+
+    def read_until(marker: bytes, timeout: float = 10) -> None:
+        nonlocal output
+        deadline = time.monotonic() + timeout
+        while marker not in output:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {marker!r} in {output!r}"
+            if select.select([master], [], [], left)[0]:
+                output += os.read(master, 4096)
+
     try:
         for i in range(3):
             proc.stdin.write(b"".join(b"%d-%d\n" % (i, j) for j in range(100)))
             proc.stdin.flush()
-            time.sleep(0.6)
+            # The next chunk goes once the progress line has counted this one.
+            read_until(b"\r\x1b[K%d records sent, " % ((i + 1) * 100))
         proc.stdin.close()
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    output = b""
     while select.select([master], [], [], 1)[0]:
         try:
             chunk = os.read(master, 4096)

@@ -1,5 +1,5 @@
 """Records shared by the serde tests, in an importable module (cloudpickle pickles them by
-reference; FINDINGS: a Struct shipped by value loses its fields)."""
+reference; a msgspec Struct class shipped by value arrives without its fields)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ The brokers are started once per session, only when a kafka case runs; tests use
 topic and group names (``case.topic``, ``case.group``). The kafka parametrizations skip
 until ``streamlog.transport.kafka.KafkaTransport`` is importable.
 
-Tansu's known differences (FINDINGS.md) are declared as quirks: a test that depends on
-one calls ``case.skip_if(QUIRK)`` and is skipped on Tansu with the reason.
+Tansu's known differences from Kafka (listed in ``QUIRKS`` with what was seen) are
+declared as quirks: a test that depends on one calls ``case.skip_if(QUIRK)`` and is
+skipped on Tansu with the reason.
 """
 
 from __future__ import annotations

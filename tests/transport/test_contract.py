@@ -31,6 +31,7 @@ from streamlog.transport.errors import (
 )
 from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
+from ..waiting import started
 from .conftest import (
     CREATE_PARTITIONS,
     DESCRIBE_GROUP_MEMBERS,
@@ -553,21 +554,17 @@ def test_getmany_long_polls_until_data_arrives(transport: TransportCase) -> None
         await case.transport.admin().create_topic(topic, 1)
         consumer = case.consumer(auto_offset_reset="earliest")
         consumer.assign([tp])
-        loop = asyncio.get_running_loop()
 
-        started = loop.time()
+        # Nothing to read: the poll ends at its timeout, empty.
         assert not any((await consumer.getmany(timeout_ms=400)).values())
-        assert loop.time() - started >= 0.35  # it did wait
 
-        async def later() -> None:
-            await asyncio.sleep(0.3)
-            await produce(case, topic, [b"wake up"], partition=0)
-
-        producing = asyncio.ensure_future(later())
-        # With 60 s to wait, getmany can only finish inside wait_for's 10 s if the
-        # produce wakes it up; a timeout here means the long poll never woke.
-        fetched = await asyncio.wait_for(consumer.getmany(timeout_ms=60_000), 10)
-        await producing
+        # A long poll waits: run up to its first wait, it is not done (one that returned
+        # at once would be). With 60 s to wait, it can only finish inside wait_for's 10 s
+        # if the produce, made while it waits, wakes it up.
+        polling = await started(consumer.getmany(timeout_ms=60_000))
+        assert not polling.done()
+        await produce(case, topic, [b"wake up"], partition=0)
+        fetched = await asyncio.wait_for(polling, 10)
         assert [r.value for r in fetched.get(tp, [])] == [b"wake up"]
         await consumer.close()
 

@@ -18,6 +18,8 @@ from streamlog.transport.embedded.groups import range_assign
 from streamlog.transport.errors import GroupError, RebalanceInProgressError
 from streamlog.transport.types import TopicPartition
 
+from ..waiting import started, until
+
 TIMEOUT = 30
 
 
@@ -98,12 +100,14 @@ def test_a_joining_member_waits_until_the_owner_lets_go() -> None:
             assert b.assignment() == set()
             assert await b.getmany(timeout_ms=50) == {}
             assert b.assignment() == set()
-            # Concurrently: B's long poll is woken when A releases, takes its partition
-            # and goes on waiting for records.
-            waiting = asyncio.ensure_future(b.getmany(timeout_ms=5000))
-            await asyncio.sleep(0.05)
+            # Concurrently: B's long poll, parked waiting for A (``started`` returns once
+            # it waits), is woken when A releases, takes its partition and goes on
+            # waiting for records.
+            waiting = await started(b.getmany(timeout_ms=5000))
+            assert not waiting.done()
+            assert b.assignment() == set()
             await a.getmany()
-            await asyncio.sleep(0.05)
+            await until(lambda: len(b.assignment()) == 1, "B takes the partition A released")
             assert not waiting.done()
             assert a.assignment() | b.assignment() == tps("t", 0, 1)
             assert not a.assignment() & b.assignment()

@@ -135,8 +135,7 @@ class EmbeddedAdmin:
                     member_id=group.owner(tp) if group is not None else None,
                 )
             )
-        if members:
-            assert group is not None
+        if group is not None and members:
             state = group.state
         else:
             state = "Empty" if committed else "Dead"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from streamlog.log.records import BatchBuilder, batch_builder
-from streamlog.transport.errors import TransportError
+from streamlog.transport.errors import ProduceError, TransportError
 from streamlog.transport.types import RecordMetadata
 
 __all__ = ["Batch", "RecordFuture", "SentMany"]
@@ -53,6 +53,14 @@ class Batch:
     @property
     def done(self) -> bool:
         return self.base_offset >= 0 or self.error is not None
+
+    def open_builder(self) -> BatchBuilder:
+        """The builder of a batch not appended yet; ``ProduceError`` once it was (a
+        batch is appended once)."""
+        builder = self.builder
+        if builder is None:
+            raise ProduceError(f"the batch for {self.topic}-{self.partition} was appended")
+        return builder
 
     def finish(self) -> None:
         self.builder = None

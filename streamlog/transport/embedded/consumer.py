@@ -171,7 +171,8 @@ class EmbeddedConsumer:
         """Join the group ``group_id`` for ``topics`` (missing ones are auto-created if the
         transport allows); the first assignment is taken here when it is free."""
         self._check_open()
-        if self.group_id is None:
+        group_id = self.group_id
+        if group_id is None:
             raise GroupError("subscribe() needs a consumer created with a group_id")
         topics = frozenset(topics)
         if not topics:
@@ -185,26 +186,26 @@ class EmbeddedConsumer:
                 pass  # joined anyway: the group rebalances when the topic appears
         self._topics = topics
         self._listener = listener
-        if self._member is None:
-            self._join()
+        if self._group is None or self._member is None:
+            self._join(group_id)
         else:
-            assert self._group is not None
             self._group.resubscribe(self._member, topics)
         await self._sync_group(asyncio.get_running_loop().time())
 
-    def _join(self) -> None:
-        assert self.group_id is not None
-        group = self._transport.groups.group(self.group_id)
+    def _join(self, group_id: str) -> tuple[ConsumerGroup, Member]:
+        group = self._transport.groups.group(group_id)
         member = group.join(self.client_id, self._topics, self._session_timeout_s)
         self._group, self._member = group, member
         if self._finalizer is not None:
             self._finalizer.detach()
         self._finalizer = weakref.finalize(self, group.mark_dead, member.member_id)
+        return group, member
 
     async def _sync_group(self, deadline: float) -> None:
         """Take part in a pending rebalance (module docstring of ``groups.py``)."""
         group, member = self._group, self._member
-        assert group is not None and member is not None
+        if group is None or member is None:
+            raise GroupError(f"{self!r} is not a member of a group")
         member.touch()
         group.reap()
         loop = asyncio.get_running_loop()
@@ -216,9 +217,7 @@ class EmbeddedConsumer:
                 self._set_assignment(set())
                 if lost and self._listener is not None:
                     await tell_lost(self._listener, lost)
-                self._join()
-                group, member = self._group, self._member
-                assert group is not None and member is not None
+                group, member = self._join(group.group_id)
             if member.generation == group.generation:
                 return
             generation = group.generation

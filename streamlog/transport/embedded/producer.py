@@ -11,6 +11,9 @@ share a batch. Bad keys, values or headers raise ``TypeError`` from ``send``.
 
 Partitioning is Kafka's: ``murmur2`` of a key (so a key lands where the Java client would
 put it), the sticky partitioner for null keys (one partition until its batch is sent).
+The batching and the partition choice are the accumulator's, shared with the Kafka
+producer (``streamlog/transport/accumulator.py``); what is this module's is the batches'
+end: one in-process append each.
 
 Acknowledgement: the append is synchronous, so the awaitable ``send`` returns resolves
 as soon as its batch is in the log, whatever ``acks`` says. ``idempotent`` is accepted and
@@ -23,14 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from streamlog.log import errors as log_errors
 from streamlog.log.clock import SystemClock
-from streamlog.log.partitioner import DefaultPartitioner, partition_for_key
 from streamlog.log.records import BatchBuilder, encode_built
 from streamlog.log.records import Compression as CompressionId
+from streamlog.transport.accumulator import RecordAccumulator, TopicBatches
 from streamlog.transport.base import Compression
 from streamlog.transport.embedded.batch import Batch, RecordFuture, SentMany
 from streamlog.transport.embedded.errors import translate
@@ -56,29 +59,17 @@ COMPRESSIONS = {
     "lz4": CompressionId.LZ4,
     "zstd": CompressionId.ZSTD,
 }
-_BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
-class _Topic:
-    """What the producer caches per topic: partition count, batch limit, the builders of
-    the open batches (what ``send`` adds to), the sticky partition."""
-
-    __slots__ = ("name", "count", "limit", "builders", "sticky")
-
-    def __init__(self, name: str, count: int, limit: int) -> None:
-        self.name = name
-        self.count = count
-        self.limit = limit
-        self.builders: list[BatchBuilder | None] = [None] * count
-        self.sticky = -1  # the null-key partition until its batch is sent; -1: none
-
-
-class EmbeddedProducer:
+class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
     """See the module docstring. Made by ``EmbeddedTransport.producer``.
 
+    ``send`` and ``send_many`` are the accumulator's (``streamlog.transport.accumulator``);
+    this class opens batches and appends the closed ones.
+
     Invariant: every open batch is both in ``_open`` (what flush and the linger timer
-    drain) and, by its builder, in its topic's ``_Topic.builders`` slot (what ``send``
-    looks up).
+    drain) and, by its builder, in its topic's ``TopicBatches.builders`` slot (what
+    ``send`` looks up).
     """
 
     def __init__(
@@ -92,6 +83,7 @@ class EmbeddedProducer:
         idempotent: bool = True,
         client_id: str = "streamlog",
     ) -> None:
+        super().__init__()
         if acks not in (-1, 0, 1):
             raise InvalidConfigError(f"acks must be -1 (all), 0 or 1, not {acks!r}")
         try:
@@ -115,8 +107,6 @@ class EmbeddedProducer:
         )
         self._linger_s = max(0, linger_ms) / 1000
         self._batch_size = batch_size
-        self._partitioner = DefaultPartitioner()
-        self._topics: dict[str, _Topic] = {}
         self._open: dict[tuple[str, int], Batch] = {}
         self._timer: asyncio.Handle | None = None
         self._closed = False
@@ -124,181 +114,47 @@ class EmbeddedProducer:
     def __repr__(self) -> str:
         return f"EmbeddedProducer({self._transport.url!r}, client_id={self.client_id!r})"
 
+    # -- the accumulator's hooks ---------------------------------------------------------
+
+    async def _topic(self, topic: str) -> TopicBatches:
+        if self._closed:
+            raise TransportClosedError("the producer is closed")
+        count = self._transport.ensure_topic(topic)
+        try:
+            max_bytes = self._manager.topic_config(topic).max_message_bytes
+        except log_errors.LogError as exc:
+            raise translate(exc) from exc
+        state = self._topics[topic] = TopicBatches(topic, count, min(self._batch_size, max_bytes))
+        return state
+
+    async def _unknown_partition(self, state: TopicBatches, partition: int) -> int:
+        # The log is in-process: its partition count is already the current one.
+        raise UnknownTopicError(
+            f"topic {state.name!r} has no partition {partition} (it has {state.count})"
+        )
+
+    def _open_batch(self, state: TopicBatches, partition: int) -> BatchBuilder:
+        batch = Batch(state.name, partition, state.limit, self._clock_ms)
+        self._open[(state.name, partition)] = batch
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            if self._linger_s:
+                self._timer = loop.call_later(self._linger_s, self._linger_expired)
+            else:
+                self._timer = loop.call_soon(self._linger_expired)
+        return batch.open_builder()
+
+    def _close_full(self, builder: BatchBuilder) -> None:
+        self._append(builder.owner)
+
+    def _new_sent(self, count: int, timestamp_ms: int) -> SentMany:
+        return SentMany(count, timestamp_ms)
+
+    def _now_ms(self) -> int:
+        clock = self._clock_ms
+        return time.time_ns() // 1_000_000 if clock is None else clock()
+
     # -- sending -------------------------------------------------------------------------
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[Header] = (),
-        timestamp_ms: int | None = None,
-    ) -> RecordFuture:
-        """Encode a record into its partition's batch; await the result for its metadata.
-
-        ``key`` and the rest are keyword-only in the ``Producer`` protocol; they are not
-        here because CPython (3.11) looks up the default of every keyword-only argument
-        a call leaves out in a dict, three lookups for a call such as
-        ``send(topic, value, partition=0)``: 7% of a send.
-        """
-        # The per-record path: one dict lookup, one list index and the builder's add
-        # (checks, clock, encoding and the handle, in C when built); everything rare (a
-        # new topic, a new or full batch, a closed producer: its topics are dropped) is a
-        # call away.
-        try:
-            state = self._topics[topic]
-        except KeyError:
-            state = self._topic(topic)
-        if partition is None:
-            if key is None:
-                chosen = state.sticky
-                if chosen < 0:
-                    chosen = self._stick(state)
-            else:
-                if key.__class__ is not bytes and not isinstance(key, _BYTES_TYPES):
-                    raise TypeError(f"key must be bytes or None, not {type(key).__name__}")
-                chosen = partition_for_key(key, state.count)
-        elif 0 <= partition < state.count:
-            chosen = partition
-        else:
-            raise UnknownTopicError(
-                f"topic {topic!r} has no partition {partition} (it has {state.count})"
-            )
-        builder = state.builders[chosen]
-        if builder is None:
-            builder = self._new_batch(state, chosen)
-        future = builder.add(key, value, timestamp_ms, headers)
-        if future is None:
-            sticky = partition is None and key is None
-            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
-        if builder.full:
-            self._append(builder.owner)
-        return future  # type: ignore[no-any-return]
-
-    def _add_to_full(
-        self,
-        state: _Topic,
-        full: BatchBuilder,
-        sticky: bool,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int | None,
-        headers: Sequence[Header],
-    ) -> RecordFuture:
-        """The record did not fit in its partition's batch: send that batch, start another."""
-        batch: Batch = full.owner
-        partition = batch.partition
-        self._append(batch)
-        if sticky:
-            # KIP-480: a null-key record whose sticky batch is full moves on with the
-            # partitioner rather than opening a batch of one there.
-            partition = self._stick(state)
-        builder = state.builders[partition] or self._new_batch(state, partition)
-        future = builder.add(key, value, timestamp_ms, headers)
-        if future is None:  # the partitioner moved to another partition's full batch
-            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
-        if builder.full:
-            self._append(builder.owner)
-        return future  # type: ignore[no-any-return]
-
-    async def send_many(
-        self,
-        topic: str,
-        values: Iterable[bytes | None],
-        *,
-        keys: Iterable[bytes | None] | None = None,
-        partition: int | None = None,
-        headers: Sequence[Header] = (),
-        timestamp_ms: int | None = None,
-    ) -> SentMany:
-        """Encode many records into their partitions' batches (see ``Producer``).
-
-        A run of records for one partition is one call into the codec
-        (``BatchBuilder.add_many``): no Python work per record unless they are keyed
-        and ``partition`` is None (each key is hashed to its partition first).
-        """
-        try:
-            state = self._topics[topic]
-        except KeyError:
-            state = self._topic(topic)
-        if partition is not None and not 0 <= partition < state.count:
-            raise UnknownTopicError(
-                f"topic {topic!r} has no partition {partition} (it has {state.count})"
-            )
-        values = values if isinstance(values, list | tuple) else list(values)
-        if keys is not None:
-            keys = keys if isinstance(keys, list | tuple) else list(keys)
-            if len(keys) != len(values):
-                raise ValueError(f"{len(keys)} keys for {len(values)} values")
-        if timestamp_ms is None:
-            clock = self._clock_ms
-            timestamp_ms = time.time_ns() // 1_000_000 if clock is None else clock()
-        sent = SentMany(len(values), timestamp_ms)
-        if partition is not None or keys is None:
-            self._add_run(state, partition, keys, values, timestamp_ms, headers, sent, 0)
-            return sent
-        # Keyed records: grouped by partition (in order), each group one run; every key
-        # and value is checked before the first run is added. Null keys go to the
-        # sticky partition of the moment, in order with the keyed records there.
-        groups: dict[int, list[int]] = {}
-        count = state.count
-        sticky = -1
-        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
-            if value is not None and value.__class__ is not bytes:
-                _check_bytes_like(value, "value")
-            if key is None:
-                if sticky < 0:
-                    sticky = state.sticky if state.sticky >= 0 else self._stick(state)
-                target = sticky
-            elif key.__class__ is bytes or isinstance(key, _BYTES_TYPES):
-                target = partition_for_key(key, count)
-            else:
-                raise TypeError(f"key must be bytes or None, not {type(key).__name__}")
-            group = groups.get(target)
-            if group is None:
-                group = groups[target] = []
-            group.append(i)
-        for target, where in groups.items():
-            group_keys = [keys[i] for i in where]
-            group_values = [values[i] for i in where]
-            self._add_run(
-                state, target, group_keys, group_values, timestamp_ms, headers, sent, where
-            )
-        return sent
-
-    def _add_run(
-        self,
-        state: _Topic,
-        partition: int | None,
-        keys: Sequence[bytes | None] | None,
-        values: Sequence[bytes | None],
-        timestamp_ms: int,
-        headers: Sequence[Header],
-        sent: SentMany,
-        where: int | list[int],
-    ) -> None:
-        """Add ``values`` (and ``keys``) to ``partition``'s batches, the sticky one's if
-        None, appending each batch they fill; record the runs in ``sent``."""
-        done = 0
-        total = len(values)
-        while done < total:
-            target = partition
-            if target is None:
-                target = state.sticky
-                if target < 0:
-                    target = self._stick(state)
-            builder = state.builders[target] or self._new_batch(state, target)
-            first = builder.count
-            added = builder.add_many(keys, values, done, timestamp_ms, headers, done == 0)
-            if added:
-                at = where + done if isinstance(where, int) else where[done : done + added]
-                sent.add_run(builder.owner, first, added, at)
-                done += added
-            if done < total or builder.full:
-                # Full (the next record did not fit): out it goes; a null-key run moves on
-                # with the partitioner (KIP-480), as send would.
-                self._append(builder.owner)
 
     async def send_and_wait(
         self,
@@ -319,21 +175,6 @@ class EmbeddedProducer:
             self._append(batch)
         return future.result()
 
-    def _topic(self, topic: str) -> _Topic:
-        if self._closed:
-            raise TransportClosedError("the producer is closed")
-        count = self._transport.ensure_topic(topic)
-        try:
-            max_bytes = self._manager.topic_config(topic).max_message_bytes
-        except log_errors.LogError as exc:
-            raise translate(exc) from exc
-        state = self._topics[topic] = _Topic(topic, count, min(self._batch_size, max_bytes))
-        return state
-
-    def _stick(self, state: _Topic) -> int:
-        state.sticky = self._partitioner.partition(state.name, None, state.count)
-        return state.sticky
-
     def topics_changed(self) -> None:
         """Told by the transport that topics changed: partition counts are re-read.
 
@@ -341,20 +182,6 @@ class EmbeddedProducer:
         """
         self._drain()
         self._topics.clear()
-
-    def _new_batch(self, state: _Topic, partition: int) -> BatchBuilder:
-        batch = Batch(state.name, partition, state.limit, self._clock_ms)
-        builder = batch.builder
-        assert builder is not None
-        state.builders[partition] = builder
-        self._open[(state.name, partition)] = batch
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            if self._linger_s:
-                self._timer = loop.call_later(self._linger_s, self._linger_expired)
-            else:
-                self._timer = loop.call_soon(self._linger_expired)
-        return builder
 
     def _linger_expired(self) -> None:
         self._timer = None
@@ -369,11 +196,8 @@ class EmbeddedProducer:
         topic, partition = batch.topic, batch.partition
         if self._open.get((topic, partition)) is batch:
             del self._open[(topic, partition)]
-        builder = batch.builder
-        assert builder is not None
-        state = self._topics.get(topic)
-        if state is not None and partition < state.count and state.builders[partition] is builder:
-            state.builders[partition] = None
+        builder = batch.open_builder()
+        self._batch_closed(topic, partition, builder)
         count = builder.count
         if not count:  # every add to it failed (a bad value): nothing to append
             batch.finish()
@@ -393,9 +217,6 @@ class EmbeddedProducer:
             self._transport.notifier.notify((topic, partition))
         if batch.error is not None:
             log.warning("%d records for %s-%d failed: %s", count, topic, partition, batch.error)
-        self._partitioner.on_new_batch(topic, partition)
-        if state is not None and state.sticky == partition:
-            state.sticky = -1
         batch.finish()
 
     # -- the rest of the interface -------------------------------------------------------
@@ -419,11 +240,3 @@ class EmbeddedProducer:
         self._closed = True
         self._topics.clear()  # so that send reaches _topic, which refuses
         self._transport.forget(self)
-
-
-def _check_bytes_like(obj: object, what: str) -> None:
-    """Raise ``TypeError`` unless ``obj`` is a buffer (what the codec accepts)."""
-    try:
-        memoryview(obj)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be bytes-like or None, not {type(obj).__name__}") from None

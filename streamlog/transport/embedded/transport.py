@@ -146,9 +146,10 @@ class EmbeddedTransport:
             path = tempfile.mkdtemp(prefix="streamlog-memory-", dir=memory_base_dir())
             self._memory_dir = path
             kwargs["durable_offset_commits"] = False
-        else:
-            assert self._parsed.path is not None
+        elif self._parsed.path is not None:
             path = self._parsed.path
+        else:
+            raise UnsupportedBrokerURLError(f"{self._parsed} has no directory (file://PATH)")
         manager = LogManager(path, **kwargs)  # type: ignore[arg-type]
         try:
             manager.start()

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamlog.transport.errors import MalformedMemberDataError
 from streamlog.transport.types import TopicPartition
 
 __all__ = [
@@ -43,10 +44,6 @@ __all__ = [
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
-
-
-class MalformedMemberDataError(ValueError):
-    """Subscription or assignment bytes that do not follow the consumer protocol."""
 
 
 @dataclass(frozen=True, slots=True)

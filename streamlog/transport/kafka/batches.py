@@ -18,24 +18,16 @@ ones waiting to be sent again.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections import deque
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from streamlog.log.batch_header import HEADER_SIZE, batch_crc
+from streamlog.log.batch_header import HEADER_SIZE, PRODUCER_FIELDS, PRODUCER_ID_AT, write_crc
 from streamlog.log.records import BatchBuilder, batch_builder, encode_built
+from streamlog.transport.errors import ProduceError
 from streamlog.transport.types import RecordMetadata, TopicPartition
 
 __all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "restamp"]
-
-# producerId (int64), producerEpoch (int16), baseSequence (int32) sit together at byte
-# 43 of a RecordBatch v2 header, inside the CRC-32C that starts at byte 21 and is stored
-# at byte 17 (see streamlog/log/batch_header.py).
-_PRODUCER_FIELDS = struct.Struct(">qhi")
-_PRODUCER_OFFSET = 43
-_CRC = struct.Struct(">I")
-_CRC_OFFSET = 17
 
 
 def restamp(data: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
@@ -48,8 +40,8 @@ def restamp(data: bytes, producer_id: int, producer_epoch: int, base_sequence: i
     if len(data) < HEADER_SIZE:
         raise ValueError(f"a record batch is at least {HEADER_SIZE} bytes, not {len(data)}")
     buf = bytearray(data)
-    _PRODUCER_FIELDS.pack_into(buf, _PRODUCER_OFFSET, producer_id, producer_epoch, base_sequence)
-    _CRC.pack_into(buf, _CRC_OFFSET, batch_crc(buf, 0, len(buf)))
+    PRODUCER_FIELDS.pack_into(buf, PRODUCER_ID_AT, producer_id, producer_epoch, base_sequence)
+    write_crc(buf, 0, len(buf))
     return bytes(buf)
 
 
@@ -94,6 +86,14 @@ class ProducerBatch:
         self.attempts = 0
         # (base offset, log append time or -1) once acknowledged.
         self.future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+
+    def open_builder(self) -> BatchBuilder:
+        """The builder of a batch not framed yet; ``ProduceError`` once it was (a framed
+        batch takes no more records)."""
+        builder = self.builder
+        if builder is None:
+            raise ProduceError(f"batch {self.serial} for {self.tp} is framed already")
+        return builder
 
     def close(self) -> int:
         """Stop taking records; the number it holds (``count``, ``size`` now fixed)."""

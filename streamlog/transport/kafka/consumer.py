@@ -245,7 +245,11 @@ class KafkaConsumer:
             await self._update_positions()
         if state.error is not None:
             raise state.error
-        assert state.position is not None
+        if state.position is None:
+            raise TransportError(
+                f"{partition.topic}[{partition.partition}] has no position: it was reassigned "
+                "or sought while its position was being looked up"
+            )
         return state.position
 
     async def _update_positions(self) -> None:

@@ -25,12 +25,23 @@ poll until the application seeks past it.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streamlog.log.batch_header import CONTROL_MASK, HEADER_SIZE, LOG_OVERHEAD, TRANSACTIONAL_MASK
+from streamlog.log.batch_header import (
+    ATTRIBUTES,
+    ATTRIBUTES_AT,
+    CONTROL_MASK,
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA,
+    LAST_OFFSET_DELTA_AT,
+    LOG_OVERHEAD,
+    OFFSET_AND_LENGTH,
+    PRODUCER_ID,
+    PRODUCER_ID_AT,
+    TRANSACTIONAL_MASK,
+)
 from streamlog.log.errors import LogError
 from streamlog.log.records import (
     ControlType,
@@ -41,16 +52,13 @@ from streamlog.log.records import (
 from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import BrokerUnavailableError, CorruptBatchError, TransportError
 from streamlog.transport.kafka.cluster import Cluster
+from streamlog.transport.kafka.connection import Connection
 from streamlog.transport.kafka.errors import error_for
 from streamlog.transport.kafka.util import log, spawn
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 __all__ = ["Fetcher", "PartitionState", "FetchedData"]
 
-_NEXT = struct.Struct(">qi")  # baseOffset, batchLength
-_DELTA = struct.Struct(">i")  # lastOffsetDelta (at byte 23)
-_ATTRIBUTES = struct.Struct(">h")  # at byte 21
-_PRODUCER_ID = struct.Struct(">q")  # at byte 43
 
 # Partition errors after which the leader is looked up again.
 _RETRY_ERRORS = frozenset(
@@ -134,26 +142,27 @@ class FetchedData:
                 continue
             if end - self.pos < HEADER_SIZE:
                 return position, True
-            base_offset, batch_length = _NEXT.unpack_from(data, self.pos)
+            base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, self.pos)
             size = batch_length + LOG_OVERHEAD
             if self.pos + size > end:
                 return position, True  # a partial batch: fetched again next time
             batch_pos = self.pos
             self.pos += size
-            (delta,) = _DELTA.unpack_from(data, batch_pos + 23)
+            (delta,) = LAST_OFFSET_DELTA.unpack_from(data, batch_pos + LAST_OFFSET_DELTA_AT)
             next_offset = base_offset + delta + 1
             if next_offset <= position:
                 continue
-            (attributes,) = _ATTRIBUTES.unpack_from(data, batch_pos + 21)
+            (attributes,) = ATTRIBUTES.unpack_from(data, batch_pos + ATTRIBUTES_AT)
             try:
                 if attributes & CONTROL_MASK:
                     if self.aborted is not None:
                         self._control(data, batch_pos, aborting)
                     position = max(position, next_offset)
                     continue
-                if self.aborted is not None and attributes & TRANSACTIONAL_MASK:
-                    (producer_id,) = _PRODUCER_ID.unpack_from(data, batch_pos + 43)
-                    self._note_aborts(base_offset + delta, aborting)
+                aborted = self.aborted
+                if aborted is not None and attributes & TRANSACTIONAL_MASK:
+                    (producer_id,) = PRODUCER_ID.unpack_from(data, batch_pos + PRODUCER_ID_AT)
+                    _note_aborts(aborted, base_offset + delta, aborting)
                     if producer_id in aborting:
                         position = max(position, next_offset)
                         continue
@@ -180,14 +189,8 @@ class FetchedData:
         data = self.data
         if len(data) - self.pos < HEADER_SIZE:
             return True
-        _, batch_length = _NEXT.unpack_from(data, self.pos)
+        _, batch_length = OFFSET_AND_LENGTH.unpack_from(data, self.pos)
         return self.pos + batch_length + LOG_OVERHEAD > len(data)
-
-    def _note_aborts(self, last_offset: int, aborting: set[int]) -> None:
-        aborted = self.aborted
-        assert aborted is not None
-        while aborted and aborted[0][0] <= last_offset:
-            aborting.add(aborted.pop(0)[1])
 
     def _control(self, data: bytes, batch_pos: int, aborting: set[int]) -> None:
         header, records = decode_batch(data, batch_pos)
@@ -200,17 +203,24 @@ class FetchedData:
                 aborting.discard(header.producer_id)
 
 
+def _note_aborts(aborted: list[tuple[int, int]], last_offset: int, aborting: set[int]) -> None:
+    """Move the producers of the aborted transactions ``aborted`` lists (first offset,
+    producer id; in offset order) that began by ``last_offset`` into ``aborting``."""
+    while aborted and aborted[0][0] <= last_offset:
+        aborting.add(aborted.pop(0)[1])
+
+
 def end_of_complete_batches(data: bytes) -> int | None:
     """The offset after the last whole batch of ``data``, or None if there is none."""
     pos = 0
     end = len(data)
     next_offset: int | None = None
     while end - pos >= HEADER_SIZE:
-        base_offset, batch_length = _NEXT.unpack_from(data, pos)
+        base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, pos)
         size = batch_length + LOG_OVERHEAD
         if size < HEADER_SIZE or pos + size > end:
             break
-        (delta,) = _DELTA.unpack_from(data, pos + 23)
+        (delta,) = LAST_OFFSET_DELTA.unpack_from(data, pos + LAST_OFFSET_DELTA_AT)
         next_offset = base_offset + delta + 1
         pos += size
     return next_offset
@@ -359,6 +369,7 @@ class Fetcher:
     def _send_fetches(self, now: float) -> float | None:
         retry_at: float | None = None
         by_node: dict[int, list[PartitionState]] = {}
+        connections: dict[int, Connection] = {}
         for state in self.states.values():
             if (
                 state.position is None
@@ -383,17 +394,17 @@ class Fetcher:
             if until > now:
                 retry_at = _earliest(retry_at, until)
                 continue
-            if self.cluster.ready_connection(node, "fetch") is None:
+            conn = self.cluster.ready_connection(node, "fetch")
+            if conn is None:
                 self._connect_soon(node)
                 continue
+            connections[node] = conn
             by_node.setdefault(node, []).append(state)
         for node, states in by_node.items():
-            self._fetch(node, states)
+            self._fetch(connections[node], node, states)
         return retry_at
 
-    def _fetch(self, node: int, states: list[PartitionState]) -> None:
-        conn = self.cluster.ready_connection(node, "fetch")
-        assert conn is not None
+    def _fetch(self, conn: Connection, node: int, states: list[PartitionState]) -> None:
         by_topic: dict[str, list[dict[str, int]]] = {}
         epochs: dict[TopicPartition, tuple[PartitionState, int, int]] = {}
         for state in states:

@@ -10,16 +10,21 @@ raise ``TypeError`` from ``send``. A batch closes when the next record would tak
 it, sends it, retries it in order and resolves it. ``buffer_memory`` bounds the bytes of
 closed batches not yet acknowledged: beyond it ``send`` waits (open batches, at most one
 per partition and ``batch_size`` each, are counted when they close).
+
+The partition choice and the batching are the accumulator's, shared with the embedded
+producer (``streamlog/transport/accumulator.py``); this module is what Kafka adds: the
+partition queues, the bound on buffered bytes, metadata lookups, and the ``Sender``
+(idempotent producer ids and sequence numbers, Produce requests, retries).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from streamlog.log.partitioner import DefaultPartitioner, partition_for_key
 from streamlog.log.records import BatchBuilder, Compression
 from streamlog.protocol import ErrorCode
+from streamlog.transport.accumulator import RecordAccumulator, TopicBatches
 from streamlog.transport.errors import (
     TransportClosedError,
     TransportError,
@@ -48,37 +53,20 @@ COMPRESSION_TYPES = {
 }
 
 _UNKNOWN_TOPIC_GRACE = 2.0  # seconds a topic may be unknown before send fails
-_BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
-class _Topic:
-    """What ``send`` needs per topic: the partition count, the builders of the open
-    batches by partition, and the null-key (sticky) partition until its batch closes."""
-
-    __slots__ = ("name", "count", "builders", "sticky")
-
-    def __init__(self, name: str, count: int) -> None:
-        self.name = name
-        self.count = count
-        self.builders: list[BatchBuilder | None] = [None] * count
-        self.sticky = -1  # -1: none chosen
-
-    def resize(self, count: int) -> None:
-        """The topic has ``count`` partitions now (the slots of any removed ones stay
-        until their open batches close)."""
-        self.count = count
-        if count > len(self.builders):
-            self.builders.extend([None] * (count - len(self.builders)))
-
-
-class KafkaProducer:
+class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
     """See the module docstring. Create through ``KafkaTransport.producer``.
+
+    ``send`` and ``send_many`` are the accumulator's (``streamlog.transport.accumulator``);
+    this class opens batches, queues the closed ones for its ``Sender`` and bounds the
+    bytes waiting (``_full``).
 
     Invariant: every open batch is its partition queue's ``open``, is in ``_open`` (what
     flush and the linger check close) and, while the producer can send, by its builder
-    in its topic's ``_Topic.builders`` slot (what ``send`` adds to). ``_topics`` is
+    in its topic's ``TopicBatches.builders`` slot (what ``send`` adds to). ``_topics`` is
     emptied when the producer closes or its sender fails, so that ``send`` reaches
-    ``_topic``, which raises.
+    ``_topic``, which raises. ``_full`` is ``_buffered >= _buffer_memory``.
     """
 
     def __init__(
@@ -95,6 +83,7 @@ class KafkaProducer:
         retry_backoff_ms: int = 100,
         buffer_memory: int = 64 << 20,
     ) -> None:
+        super().__init__()
         if acks not in (-1, 0, 1):
             raise ValueError(f"acks must be -1 (all), 0 or 1, not {acks}")
         try:
@@ -112,12 +101,11 @@ class KafkaProducer:
         self._delivery_timeout = delivery_timeout_ms / 1000
         self._backoff = retry_backoff_ms / 1000
         self._buffer_memory = buffer_memory
-        self._partitioner = DefaultPartitioner()
-        self._topics: dict[str, _Topic] = {}
         self._count_lookups: dict[str, asyncio.Future[int]] = {}
         self._queues: dict[tuple[str, int], PartitionQueue] = {}
         self._open: dict[TopicPartition, PartitionQueue] = {}
         self._buffered = 0
+        self._full = self._buffered >= self._buffer_memory
         self._space: asyncio.Event | None = None
         self._metadata_task: asyncio.Task[None] | None = None
         self._serial = 0
@@ -144,179 +132,6 @@ class KafkaProducer:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[Header] = (),
-        timestamp_ms: int | None = None,
-    ) -> RecordFuture:
-        # ``key`` and the rest are keyword-only in the ``Producer`` protocol, not here:
-        # CPython (3.11) looks up the default of each keyword-only argument a call
-        # leaves out in a dict (see EmbeddedProducer.send).
-        #
-        # The per-record path: one dict lookup, the partition, the buffer check and the
-        # builder's add (checks, clock, encoding and the handle, in C when built);
-        # everything rare (a new topic, a new or full batch, a closed producer) is a
-        # call away.
-        state = self._topics.get(topic)
-        if state is None:
-            state = await self._topic(topic)
-        if partition is None:
-            if key is None:
-                chosen = state.sticky
-                if chosen < 0:
-                    chosen = self._stick(state)
-            else:
-                if key.__class__ is not bytes and not isinstance(key, _BYTES_TYPES):
-                    raise TypeError(f"key must be bytes or None, not {type(key).__name__}")
-                chosen = partition_for_key(key, state.count)
-        elif 0 <= partition < state.count:
-            chosen = partition
-        else:
-            chosen = await self._check_partition(state, partition)
-        if self._buffered >= self._buffer_memory:
-            await self._wait_for_space()
-        builder = state.builders[chosen]
-        if builder is None:
-            builder = self._new_batch(state, chosen)
-        future: RecordFuture | None = builder.add(key, value, timestamp_ms, headers)
-        if future is None:
-            sticky = partition is None and key is None
-            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
-        if builder.full:
-            self._close_batch(self._queue_of(builder))
-        return future
-
-    def _add_to_full(
-        self,
-        state: _Topic,
-        full: BatchBuilder,
-        sticky: bool,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int | None,
-        headers: Sequence[Header],
-    ) -> RecordFuture:
-        """The record did not fit in its partition's batch: close that batch, start another."""
-        batch: ProducerBatch = full.owner
-        partition = batch.tp.partition
-        self._close_batch(self._queue_of(full))
-        if sticky:
-            # KIP-480: a null-key record whose sticky batch is full moves on with the
-            # partitioner rather than opening a batch of one there.
-            partition = self._stick(state)
-        builder = state.builders[partition] or self._new_batch(state, partition)
-        future: RecordFuture | None = builder.add(key, value, timestamp_ms, headers)
-        if future is None:  # the partitioner moved to another partition's full batch
-            return self._add_to_full(state, builder, sticky, key, value, timestamp_ms, headers)
-        if builder.full:
-            self._close_batch(self._queue_of(builder))
-        return future
-
-    async def send_many(
-        self,
-        topic: str,
-        values: Iterable[bytes | None],
-        *,
-        keys: Iterable[bytes | None] | None = None,
-        partition: int | None = None,
-        headers: Sequence[Header] = (),
-        timestamp_ms: int | None = None,
-    ) -> SentMany:
-        """Queue many records (see ``Producer.send_many``).
-
-        Every key and value is checked before anything is queued. A run of records for
-        one partition is one call into the codec (``BatchBuilder.add_many``) per batch it
-        fills: no Python work per record unless they are keyed and ``partition`` is None
-        (each key is hashed to its partition first, grouping them by partition).
-        """
-        state = self._topics.get(topic)
-        if state is None:
-            state = await self._topic(topic)
-        values = values if isinstance(values, list | tuple) else list(values)
-        if keys is not None:
-            keys = keys if isinstance(keys, list | tuple) else list(keys)
-            if len(keys) != len(values):
-                raise ValueError(f"{len(keys)} keys for {len(values)} values")
-            _check_bytes_items(keys, "key")
-        _check_bytes_items(values, "value")
-        if partition is not None and not 0 <= partition < state.count:
-            await self._check_partition(state, partition)
-        if timestamp_ms is None:
-            timestamp_ms = now_ms()
-        headers = tuple(headers)
-        sent = SentMany(len(values), timestamp_ms)
-        if partition is not None or keys is None:
-            await self._add_run(state, partition, keys, values, timestamp_ms, headers, sent, 0)
-            return sent
-        # Grouped by partition (in order), each group one run; null keys go to the
-        # sticky partition of the moment, in order with the keyed records there.
-        groups: dict[int, list[int]] = {}
-        count = state.count
-        sticky = -1
-        for i, key in enumerate(keys):
-            if key is not None:
-                target = partition_for_key(key, count)
-            else:
-                if sticky < 0:
-                    sticky = state.sticky if state.sticky >= 0 else self._stick(state)
-                target = sticky
-            group = groups.get(target)
-            if group is None:
-                group = groups[target] = []
-            group.append(i)
-        for target, where in groups.items():
-            await self._add_run(
-                state,
-                target,
-                [keys[i] for i in where],
-                [values[i] for i in where],
-                timestamp_ms,
-                headers,
-                sent,
-                where,
-            )
-        return sent
-
-    async def _add_run(
-        self,
-        state: _Topic,
-        partition: int | None,
-        keys: Sequence[bytes | None] | None,
-        values: Sequence[bytes | None],
-        timestamp_ms: int,
-        headers: tuple[Header, ...],
-        sent: SentMany,
-        where: int | list[int],
-    ) -> None:
-        """Add ``values`` (and ``keys``) to ``partition``'s batches (the sticky
-        partition's if None), closing each batch they fill; record the runs in ``sent``."""
-        total = len(values)
-        done = 0
-        while done < total:
-            if self._buffered >= self._buffer_memory:
-                await self._wait_for_space()
-            target = partition
-            if target is None:
-                target = state.sticky
-                if target < 0:
-                    target = self._stick(state)
-            builder = state.builders[target] or self._new_batch(state, target)
-            first = builder.count
-            # Keys and values were checked by send_many: no second pass here.
-            added = builder.add_many(keys, values, done, timestamp_ms, headers, False)
-            if added:
-                at = where + done if isinstance(where, int) else where[done : done + added]
-                sent.add_run(builder.owner, first, added, at)
-                done += added
-            if done < total or builder.full:
-                # Full (the next record did not fit): out it goes; a null-key run moves on
-                # with the partitioner (KIP-480), as send would.
-                self._close_batch(self._queue_of(builder))
 
     async def send_and_wait(
         self,
@@ -365,14 +180,14 @@ class KafkaProducer:
 
     # ------------------------------------------------------------------ topics
 
-    async def _topic(self, topic: str) -> _Topic:
+    async def _topic(self, topic: str) -> TopicBatches:
         """The topic's state, made on its first send (raises if the producer cannot send)."""
         self._check_open()
         count = await self._partition_count(topic)
         self._check_open()
         state = self._topics.get(topic)
         if state is None:
-            state = self._topics[topic] = _Topic(topic, count)
+            state = self._topics[topic] = TopicBatches(topic, count, self._batch_size)
         return state
 
     def _check_open(self) -> None:
@@ -381,7 +196,7 @@ class KafkaProducer:
         if self._sender.failure is not None:
             raise self._sender.failure
 
-    async def _check_partition(self, state: _Topic, partition: int) -> int:
+    async def _unknown_partition(self, state: TopicBatches, partition: int) -> int:
         """``partition`` if the topic has it after a metadata refresh, else raise."""
         count = await self._partition_count(state.name, refresh=True)
         if not 0 <= partition < count:
@@ -391,24 +206,14 @@ class KafkaProducer:
         self._check_open()
         return partition
 
-    def _stick(self, state: _Topic) -> int:
-        state.sticky = self._partitioner.partition(state.name, None, state.count)
-        return state.sticky
-
     def _set_count(self, topic: str, count: int) -> None:
         state = self._topics.get(topic)
         if state is not None and state.count != count:
             state.resize(count)
-            if state.sticky >= count:
-                state.sticky = -1
 
     # ------------------------------------------------------------------ batching
 
-    def _queue_of(self, builder: BatchBuilder) -> PartitionQueue:
-        batch: ProducerBatch = builder.owner
-        return self._queues[batch.tp]
-
-    def _new_batch(self, state: _Topic, partition: int) -> BatchBuilder:
+    def _open_batch(self, state: TopicBatches, partition: int) -> BatchBuilder:
         queue = self._queues.get((state.name, partition))
         if queue is None:
             tp = TopicPartition(state.name, partition)
@@ -416,44 +221,48 @@ class KafkaProducer:
         now = asyncio.get_running_loop().time()
         self._serial += 1
         batch = ProducerBatch(
-            queue.tp, self._serial, now, now + self._delivery_timeout, self._batch_size
+            queue.tp, self._serial, now, now + self._delivery_timeout, state.limit
         )
-        builder = batch.builder
-        assert builder is not None
         queue.open = batch
         self._open[queue.tp] = queue
-        state.builders[partition] = builder
         if len(self._open) == 1:
             self._sender.wake()  # it may be sleeping without a linger deadline
-        return builder
+        return batch.open_builder()
+
+    def _close_full(self, builder: BatchBuilder) -> None:
+        batch: ProducerBatch = builder.owner
+        self._close_batch(self._queues[batch.tp])
+
+    def _new_sent(self, count: int, timestamp_ms: int) -> SentMany:
+        return SentMany(count, timestamp_ms)
+
+    def _now_ms(self) -> int:
+        return now_ms()
 
     def _close_batch(self, queue: PartitionQueue) -> None:
+        """Close the queue's open batch (full, lingered, flushed) and queue it for the
+        sender."""
         batch = queue.open
         if batch is None:
             return
         queue.open = None
         del self._open[queue.tp]
         topic, partition = queue.tp
-        state = self._topics.get(topic)
-        if state is not None:
-            if partition < len(state.builders) and state.builders[partition] is batch.builder:
-                state.builders[partition] = None
-            if state.sticky == partition:
-                state.sticky = -1
-        self._partitioner.on_new_batch(topic, partition)
+        self._batch_closed(topic, partition, batch.builder)
         if not batch.close():
             # Every add to it failed (a bad value): nothing to send, nobody to answer.
             batch.builder = None
             batch.done(-1, -1)
             return
         self._buffered += batch.size
+        self._full = self._buffered >= self._buffer_memory
         queue.ready.append(batch)
         self._sender.wake()
 
     async def _wait_for_space(self) -> None:
         if self._space is None:
             self._space = asyncio.Event()
-        while self._buffered >= self._buffer_memory and not self._closed:
+        while self._full and not self._closed:
             self._space.clear()
             # Everything buffered may be sitting in open batches: send them.
             for queue in list(self._open.values()):
@@ -463,7 +272,8 @@ class KafkaProducer:
 
     def _release(self, batch: ProducerBatch) -> None:
         self._buffered -= batch.size
-        if self._space is not None and self._buffered < self._buffer_memory:
+        self._full = self._buffered >= self._buffer_memory
+        if self._space is not None and not self._full:
             self._space.set()
 
     # ------------------------------------------------------------------ metadata
@@ -514,21 +324,3 @@ class KafkaProducer:
             if meta.partitions:
                 self._set_count(topic, len(meta.partitions))
         self._sender.wake()
-
-
-def _check_bytes_items(items: Sequence[object], what: str) -> None:
-    """Raise ``TypeError`` unless every item is bytes-like or None (builtins do the
-    common case, all bytes and None, at C speed)."""
-    kinds = set(map(type, items))
-    kinds.discard(bytes)
-    kinds.discard(type(None))
-    if not kinds:
-        return
-    for item in items:
-        if item is not None and type(item) in kinds:
-            try:
-                memoryview(item)  # type: ignore[arg-type]
-            except TypeError:
-                raise TypeError(
-                    f"{what} must be bytes-like or None, not {type(item).__name__}"
-                ) from None

@@ -40,6 +40,7 @@ from streamlog.transport.errors import (
 )
 from streamlog.transport.kafka.batches import PartitionQueue, ProducerBatch
 from streamlog.transport.kafka.cluster import Cluster
+from streamlog.transport.kafka.connection import Connection
 from streamlog.transport.kafka.errors import error_for, is_retriable
 from streamlog.transport.kafka.util import log, millis, spawn
 from streamlog.transport.types import TopicPartition
@@ -234,7 +235,8 @@ class Sender:
         next_check: float | None = None
         for queue in list(self._open.values()):
             batch = queue.open
-            assert batch is not None
+            if batch is None:  # nothing open there: nothing lingers
+                continue
             due = batch.created + self._linger
             if due <= now:
                 self._close_batch(queue)
@@ -271,6 +273,7 @@ class Sender:
         retry_at: float | None = None
         while True:
             by_node: dict[int, list[ProducerBatch]] = {}
+            connections: dict[int, Connection] = {}
             for queue in self._queues.values():
                 if not queue.ready or queue.hold or len(queue.in_flight) >= queue.max_in_flight:
                     continue
@@ -290,14 +293,16 @@ class Sender:
                     if retry_at is None or until < retry_at:
                         retry_at = until
                     continue
-                if self._cluster.ready_connection(node) is None:
+                conn = self._cluster.ready_connection(node)
+                if conn is None:
                     self._connect_soon(node)
                     continue
+                connections[node] = conn
                 by_node.setdefault(node, []).append(self._prepare(queue))
             if not by_node:
                 return retry_at
             for node, batches in by_node.items():
-                self._send_request(node, batches)
+                self._send_request(connections[node], node, batches)
 
     def _prepare(self, queue: PartitionQueue) -> ProducerBatch:
         batch = queue.ready.popleft()
@@ -331,9 +336,7 @@ class Sender:
 
         self._connecting[node] = spawn(connect(), f"streamlog-producer-connect-{node}")
 
-    def _send_request(self, node: int, batches: list[ProducerBatch]) -> None:
-        conn = self._cluster.ready_connection(node)
-        assert conn is not None
+    def _send_request(self, conn: Connection, node: int, batches: list[ProducerBatch]) -> None:
         by_topic: dict[str, list[dict[str, Any]]] = {}
         for batch in batches:
             by_topic.setdefault(batch.tp.topic, []).append(
