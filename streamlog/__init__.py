@@ -17,6 +17,7 @@ from streamlog.dsl import (
     Message,
     Stream,
     StreamlogError,
+    StreamsError,
     Topic,
 )
 from streamlog.dsl.agents.crontab import Crontab, CrontabError
@@ -95,6 +96,7 @@ __all__ = [
     "SerdeError",
     "Stream",
     "StreamlogError",
+    "StreamsError",
     "Topic",
     "ValueDecodeError",
     "__version__",

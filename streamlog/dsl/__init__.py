@@ -11,6 +11,7 @@ from streamlog.dsl.errors import (
     AskTimeoutError,
     ImproperlyConfigured,
     StreamlogError,
+    StreamsError,
 )
 from streamlog.dsl.runtime.clock import AsyncClock, ManualAsyncClock, SystemAsyncClock
 from streamlog.dsl.runtime.events import Event, Message
@@ -32,6 +33,7 @@ __all__ = [
     "Settings",
     "Stream",
     "StreamlogError",
+    "StreamsError",
     "SystemAsyncClock",
     "Topic",
 ]

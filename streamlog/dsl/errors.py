@@ -1,9 +1,17 @@
-"""Errors raised by the streams layer (apps, topics, agents, the worker)."""
+"""Errors raised by the streams layer (apps, topics, agents, the worker).
+
+Every one derives from ``StreamsError``, the layer's base, which derives from the
+package root ``streamlog.errors.StreamlogError`` (re-exported here because the streams
+layer's public API has always offered it).
+"""
 
 from __future__ import annotations
 
+from streamlog.errors import StreamlogError
+
 __all__ = [
     "StreamlogError",
+    "StreamsError",
     "ImproperlyConfigured",
     "AppNotFoundError",
     "AgentError",
@@ -23,43 +31,44 @@ __all__ = [
 ]
 
 
-class StreamlogError(Exception):
-    """Base of the errors the streams layer raises."""
+class StreamsError(StreamlogError):
+    """Base of the errors the streams layer raises (``except StreamsError`` leaves the
+    log's, the transport's and the state layer's own errors to their callers)."""
 
 
-class ImproperlyConfigured(StreamlogError):
+class ImproperlyConfigured(StreamsError):
     """A setting or declaration that cannot work (named in the message)."""
 
 
-class AppNotFoundError(StreamlogError):
+class AppNotFoundError(StreamsError):
     """``streamlog worker app.py`` found no ``App`` where it looked."""
 
 
-class AgentError(StreamlogError):
+class AgentError(StreamsError):
     """An agent failed and its error policy says the worker must stop."""
 
 
-class AskTimeoutError(StreamlogError, TimeoutError):
+class AskTimeoutError(StreamsError, TimeoutError):
     """``agent.ask`` got no reply in time."""
 
 
-class TopicNotDeclaredError(StreamlogError):
+class TopicNotDeclaredError(StreamsError):
     """A topic used at run time that the app never declared."""
 
 
-class AppNotRunningError(StreamlogError):
+class AppNotRunningError(StreamsError):
     """An operation that needs a started app (sending, asking) before ``app.start()``."""
 
 
-class CommitPostponed(StreamlogError):
+class CommitPostponed(StreamsError):
     """A commit found events still in processing past its wait; the next one retries."""
 
 
-class PartitionNotOwnedError(StreamlogError):
+class PartitionNotOwnedError(StreamsError):
     """A table key whose partition is not assigned to this worker."""
 
 
-class WindowedTableError(StreamlogError):
+class WindowedTableError(StreamsError):
     """A windowed table used in a way that cannot work (named in the message)."""
 
 
@@ -67,7 +76,7 @@ class SessionMergeError(WindowedTableError):
     """Two sessions merged whose values have no default merge (pass ``merge=``)."""
 
 
-class CrontabError(StreamlogError, ValueError):
+class CrontabError(StreamsError, ValueError):
     """A crontab expression cannot be parsed or can never fire.
 
     ``field`` names the offending field ("minute", "hour", "day-of-month", "month",
@@ -81,11 +90,11 @@ class CrontabError(StreamlogError, ValueError):
         self.field = field
 
 
-class WebServerError(StreamlogError):
+class WebServerError(StreamsError):
     """The endpoint could not listen (a busy port, an unknown host)."""
 
 
-class JoinError(StreamlogError):
+class JoinError(StreamsError):
     """A join that cannot run as declared."""
 
 
@@ -97,5 +106,5 @@ class FeatureUnavailableError(ImproperlyConfigured, NotImplementedError):
     """A DSL feature whose implementing module this build does not have yet."""
 
 
-class GraphvizNotFoundError(StreamlogError):
+class GraphvizNotFoundError(StreamsError):
     """PNG output asked for where Graphviz's ``dot`` is not installed."""

@@ -23,10 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streamlog.dsl.app.app import App
-from streamlog.dsl.app.web import WebServer, WebServerError
-from streamlog.dsl.errors import StreamlogError
+from streamlog.dsl.app.web import WebServer
 from streamlog.dsl.runtime.clock import running_clock
-from streamlog.transport.errors import TransportError
+from streamlog.errors import StreamlogError
 
 __all__ = [
     "run_worker",
@@ -46,7 +45,7 @@ STOP_MARGIN = 15.0
 
 # Errors whose message says all there is to say (an unreachable broker, a bad setting, a
 # busy port): logged on one line, where anything else gets its traceback.
-_EXPECTED = (TransportError, StreamlogError, WebServerError)
+_EXPECTED = (StreamlogError,)
 
 
 async def run_worker(

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.topics import Channel, Topic
-from streamlog.dsl.errors import GraphvizNotFoundError, StreamlogError
+from streamlog.dsl.errors import GraphvizNotFoundError, StreamsError
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import node_spec, window_label
 from streamlog.dsl.topology.probe import ProbeResult, probe_agent, referenced_objects
@@ -301,7 +301,7 @@ class Topology:
             check=False,
         )
         if done.returncode != 0:
-            raise StreamlogError(
+            raise StreamsError(
                 f"dot failed (exit {done.returncode}): {done.stderr.decode(errors='replace')}"
             )
 
