@@ -131,6 +131,7 @@ class WindowedTable:
         self._engine = engine
         self._closer = closer
         self._time = time
+        self._by_stream = time[0] == "stream"  # the default, checked first per event
         self.table = engine.table
         self.window = engine.kind.window
         self.name = engine.table.name
@@ -209,6 +210,9 @@ class WindowedTable:
     # -- time -------------------------------------------------------------------------
 
     def _event_time(self, event: Event | None = None) -> int:
+        if self._by_stream and event is None:  # the common case, first
+            ts = current_timestamp_ms()
+            return self._engine.wall_ms() if ts is None else ts
         kind, reader = self._time
         if kind == "stream":
             if event is not None:
@@ -373,7 +377,9 @@ class WindowSet:
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
-        return self.apply(operator.add, other)
+        table = self._table  # ``apply`` inline: ``+=`` is the common update
+        table._engine.apply(self, table._event_time(), operator.add, other)
+        return self
 
     def __isub__(self, other: Any) -> WindowSet:
         return self.apply(operator.sub, other)
@@ -416,6 +422,9 @@ class WindowSet:
     def current(self, event: Event | None = None) -> Any:
         """The value of the window containing the event's timestamp (the current event)."""
         engine = self._table._engine
+        if event is None:  # ``stream_event_time`` inline: the common case
+            t = current_timestamp_ms()
+            return engine.value_at(self, engine.wall_ms() if t is None else t)
         return engine.value_at(self, engine.stream_event_time(event))
 
     def value(self, event: Event | None = None) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from streamlog.log.records import BatchBuilder, batch_builder
 from streamlog.transport.errors import TransportError
-from streamlog.transport.types import RecordMetadata
+from streamlog.transport.types import RecordMetadata, metadata_run
 
 __all__ = ["Batch", "RecordFuture", "SentMany"]
 
@@ -140,13 +140,12 @@ class SentMany:
             topic, partition = batch.topic, batch.partition
             base = batch.base_offset + first
             ts = batch.append_time if batch.append_time >= 0 else self._timestamp
+            run = metadata_run(topic, partition, range(base, base + count), ts)
             if isinstance(where, int):
-                out[where : where + count] = [
-                    RecordMetadata(topic, partition, base + i, ts) for i in range(count)
-                ]
+                out[where : where + count] = run
             else:
-                for i, position in enumerate(where):
-                    out[position] = RecordMetadata(topic, partition, base + i, ts)
+                for position, metadata in zip(where, run, strict=True):
+                    out[position] = metadata
         return out
 
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:

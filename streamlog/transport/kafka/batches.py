@@ -25,7 +25,7 @@ from typing import Any
 
 from streamlog.log.batch_header import HEADER_SIZE, batch_crc
 from streamlog.log.records import BatchBuilder, batch_builder, encode_built
-from streamlog.transport.types import RecordMetadata, TopicPartition
+from streamlog.transport.types import RecordMetadata, TopicPartition, metadata_run
 
 __all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "restamp"]
 
@@ -202,13 +202,12 @@ class SentMany:
                 if base_offset >= 0
                 else [-1] * count
             )
+            run = metadata_run(topic, partition, offsets, ts)
             if isinstance(where, int):
-                out[where : where + count] = [
-                    RecordMetadata(topic, partition, offset, ts) for offset in offsets
-                ]
+                out[where : where + count] = run
             else:
-                for position, offset in zip(where, offsets, strict=True):
-                    out[position] = RecordMetadata(topic, partition, offset, ts)
+                for position, metadata in zip(where, run, strict=True):
+                    out[position] = metadata
         return out
 
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
