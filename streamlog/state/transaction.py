@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from operator import attrgetter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from streamlog.state.errors import TransactionStateError
 from streamlog.state.stores import StorePartition, key_bounds
-from streamlog.transport.base import Producer
-from streamlog.transport.types import RecordMetadata, TopicPartition
+from streamlog.transport.base import Producer, SentRecords
+from streamlog.transport.types import TopicPartition
 
 __all__ = ["PartitionTransaction", "TransactionState"]
 
@@ -51,7 +50,6 @@ class TransactionState(enum.Enum):
 
 
 _OPEN: Final = TransactionState.OPEN
-_offset = attrgetter("offset")
 
 
 class PartitionTransaction:
@@ -92,7 +90,7 @@ class PartitionTransaction:
         # The changed keys in order, built on the first ranged read and kept sorted by
         # insertion after it: a range read must not sort every change each time.
         self._sorted: list[bytes] | None = None
-        self._acks: list[Awaitable[list[RecordMetadata]]] = []
+        self._acks: list[SentRecords] = []
         self._offset: int | None = None
         self._state = _OPEN
         self.open = True
@@ -271,9 +269,8 @@ class PartitionTransaction:
         highest = -1
         try:
             for ack in self._acks:
-                metadata = await ack
-                if metadata:
-                    highest = max(highest, max(map(_offset, metadata)))
+                for offset in (await ack.highest_offsets()).values():
+                    highest = max(highest, offset)
         except BaseException:
             self._state = TransactionState.FAILED
             raise

@@ -12,6 +12,7 @@ one asyncio future per batch is made on demand.
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -153,6 +154,24 @@ class SentMany:
             yield from batch.wait()
         return self.result()
 
+    async def highest_offsets(self) -> dict[int, int]:
+        """Partition -> highest offset of these records, once all are appended (or the
+        first failed batch's error), with no metadata object per record."""
+        await _appended(self._runs)
+        highest: dict[int, int] = {}
+        for batch, first, count, _ in self._runs:
+            batch.raise_error()
+            last = batch.base_offset + first + count - 1
+            highest[batch.partition] = max(highest.get(batch.partition, -1), last)
+        return highest
+
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
         return f"<SentMany {self._count} records {state}>"
+
+
+@types.coroutine
+def _appended(runs: list[tuple[Batch, int, int, Where]]) -> Generator[Any, None, None]:
+    """Wait until every run's batch is appended or failed."""
+    for batch, _, _, _ in runs:
+        yield from batch.wait()

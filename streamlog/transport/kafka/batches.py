@@ -217,6 +217,20 @@ class SentMany:
                 yield from asyncio.shield(batch.future).__await__()
         return self.result()
 
+    async def highest_offsets(self) -> dict[int, int]:
+        """Partition -> highest offset of these records (-1 without offsets: acks=0),
+        once all are acknowledged (or the first failure), with no metadata object per
+        record."""
+        highest: dict[int, int] = {}
+        for batch, first, count, _ in self._runs:
+            if not batch.future.done():
+                await asyncio.shield(batch.future)  # shared, as in ``__await__``
+            base_offset, _ = batch.future.result()
+            last = base_offset + first + count - 1 if base_offset >= 0 else -1
+            partition = batch.tp.partition
+            highest[partition] = max(highest.get(partition, -1), last)
+        return highest
+
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
         return f"<SentMany {self._count} records {state}>"
