@@ -10,7 +10,7 @@ Stream time is per table partition: the largest event time a write has seen. A w
 whose windows are all closed at that stream time is late: dropped, counted
 (``late_events``) and handed to ``on_late``.
 
-The per-event path serialises and hashes a key once per ``WindowSet`` (``locate``), and
+The per-event path serialises and hashes a key once per ``WindowSet`` (``place_of``), and
 for keys of the plain types (``str``, ``bytes``, ``int``) once per engine while the key
 stays in a bounded cache; it keeps each partition's open transaction
 (``PartitionWindows.txn``) and asks the table again only once a commit began. Stream
@@ -145,21 +145,24 @@ class WindowEngine:
 
     # -- the write path ---------------------------------------------------------------
 
-    def locate(self, ref: WindowSet) -> bytes:
-        """Serialise ``ref``'s key and find its partition, once per ``WindowSet`` (and
-        once per plain key while it stays in the engine's cache)."""
-        key = ref.key
-        cache = self._located if key.__class__ in _PLAIN_KEYS else None
-        found = None if cache is None else cache.get(key)
+    def place_of(self, ref: WindowSet) -> Located:
+        """``ref.place``: its key serialised, the window-key prefix and the partition,
+        computed once per ``WindowSet`` (and once per plain key while it stays in the
+        engine's cache)."""
+        found = ref.place
         if found is None:
-            raw = self.table.key_bytes(key)
-            found = (raw, window_key_prefix(raw), self.table.partition_of(raw))
-            if cache is not None:
-                if len(cache) >= LOCATED_CACHE_SIZE:
-                    cache.clear()
-                cache[key] = found
-        ref.located(*found)
-        return found[0]
+            key = ref.key
+            cache = self._located if key.__class__ in _PLAIN_KEYS else None
+            found = None if cache is None else cache.get(key)
+            if found is None:
+                raw = self.table.key_bytes(key)
+                found = (raw, window_key_prefix(raw), self.table.partition_of(raw))
+                if cache is not None:
+                    if len(cache) >= LOCATED_CACHE_SIZE:
+                        cache.clear()
+                    cache[key] = found
+            ref.place = found
+        return found
 
     def created(
         self, part: PartitionWindows, txn: PartitionTransaction, key: bytes, end: int
@@ -172,10 +175,14 @@ class WindowEngine:
 
     def apply(self, ref: WindowSet, ts: int, op: Op, operand: Any) -> bool:
         """Apply ``op`` (None: assign) with ``operand`` to ``ref``'s windows at ``ts``."""
-        raw = ref.raw
-        if raw is None:
-            raw = self.locate(ref)
-        number = ref.number
+        found = ref.place
+        if found is None:  # ``place_of``, its cache hit inline
+            key = ref.key
+            if key.__class__ in _PLAIN_KEYS:
+                found = ref.place = self._located.get(key)
+            if found is None:
+                found = self.place_of(ref)
+        raw, prefix, number = found
         part = self.parts.get(number)
         if part is None:
             self.table.transaction(number, raw)  # PartitionNotOwnedError if not owned
@@ -195,7 +202,7 @@ class WindowEngine:
                 txn.before_prepare(partial(self._before_commit, part))
             if part.expiry.head <= ts or part.closing.head <= ts:
                 self.wake_if_due(part)
-        if self.kind.apply(self, part, txn, raw, ref.prefix, ts, op, operand):
+        if self.kind.apply(self, part, txn, raw, prefix, ts, op, operand):
             return True
         self.late(ref.key, operand, ts)
         return False
@@ -268,10 +275,10 @@ class WindowEngine:
 
     def value_at(self, ref: WindowSet, t: int) -> Any:
         """The value of ``ref``'s window at ``t`` (the default when there is none)."""
-        raw = ref.raw
-        if raw is None:
-            raw = self.locate(ref)
-        number = ref.number
+        found = ref.place
+        if found is None:
+            found = self.place_of(ref)
+        raw, prefix, number = found
         part = self.parts.get(number)
         data = None
         if part is None:
@@ -280,7 +287,7 @@ class WindowEngine:
             kind = self.kind
             at = kind.window_at(part, raw, t)
             if at is not None:
-                key = window_key_at(ref.prefix, at)
+                key = window_key_at(prefix, at)
                 # a kind that keeps its live windows says when there is nothing to read
                 if not self.unique_expiry or key in part.live:
                     txn = part.txn

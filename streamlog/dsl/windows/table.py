@@ -343,33 +343,23 @@ class WindowSet:
     In-place operators (``+=``, ``-=``, ...) change every open window containing the event
     time; ``now()``, ``current()``, ``value()`` and ``delta(s)`` read one window.
 
-    The key's serialised form, window-key prefix and partition are computed on first use
-    (``WindowEngine.locate``, which calls ``located``) and kept (they depend on the key
-    alone), so ``w = table[k]; w += 1; w.current()`` serialises and hashes ``k`` once.
-    Whether the partition is owned, and its open transaction, are looked up on every use.
+    ``key`` is the table key (read it; the view stays bound to the key it was made for).
+    ``place`` is what the engine computed from it on first use and keeps (it depends on
+    the key alone): the serialised key, its window-key prefix and its table partition
+    (``WindowEngine.place_of``), so ``w = table[k]; w += 1; w.current()`` serialises and
+    hashes ``k`` once. Whether the partition is owned, and its open transaction, are
+    looked up on every use.
     """
 
-    __slots__ = ("_table", "_key", "raw", "prefix", "number")
+    __slots__ = ("_table", "key", "place")
 
     def __init__(self, table: WindowedTable, key: Any) -> None:
         self._table = table
-        self._key = key
-        self.raw: bytes | None = None  # the serialised key, once located
-        self.prefix = b""  # its window-key prefix
-        self.number = 0  # its table partition
-
-    def located(self, raw: bytes, prefix: bytes, number: int) -> None:
-        """Keep what ``WindowEngine.locate`` computed for this key."""
-        self.raw = raw
-        self.prefix = prefix
-        self.number = number
-
-    @property
-    def key(self) -> Any:
-        return self._key
+        self.key = key
+        self.place: tuple[bytes, bytes, int] | None = None
 
     def __repr__(self) -> str:
-        return f"<WindowSet {self._table.name}[{self._key!r}]>"
+        return f"<WindowSet {self._table.name}[{self.key!r}]>"
 
     def apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
         table = self._table
@@ -441,7 +431,7 @@ class WindowSet:
         """This key's live windows and values, oldest first."""
         table = self._table
         engine = table._engine
-        raw = table.table.key_bytes(self._key)
+        raw = table.table.key_bytes(self.key)
         return [(w, engine.loads(p)) for _, w, p in engine.windows(raw)]
 
     def as_dict(self) -> dict[WindowRange, Any]:

@@ -109,13 +109,19 @@ class Tumbling(Aligned):
         if st >= end + self.grace:
             return False  # closed
         key = window_key_at(prefix, start)
-        if key in part.live:  # the common update, inline (``_update`` in full)
+        live = part.live
+        if key in live:  # ``_update``, inline: this is every event's path
             data = txn.get(key)
             if data is not None:
                 old = None if op is None else values.loads(data)
                 txn.set(key, values.dumps(operand if op is None else op(old, operand)))
-                return True
-        _update(values, part, txn, key, end, op, operand)
+            else:
+                _update(values, part, txn, key, end, op, operand)
+            return True
+        value = values.dumps(operand if op is None else op(values.initial(op), operand))
+        values.created(part, txn, key, end)
+        live.add(key)
+        txn.insert(key, value)  # not live: neither in the transaction nor in the store
         return True
 
 
