@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Final
 
 from streamlog.state.errors import TransactionStateError
@@ -85,7 +86,7 @@ class PartitionTransaction:
         self._store = store
         self._changelog = None if changelog is None else TopicPartition(*changelog)
         self._updates: dict[bytes, bytes | None] = {}
-        self._fresh: set[bytes] = set()
+        self._fresh: list[bytes] = []  # a list: one append per insert, a set at flush
         self._before_prepare: list[Callable[[PartitionTransaction], None]] = []
         # The changed keys in order, built on the first ranged read and kept sorted by
         # insertion after it: a range read must not sort every change each time.
@@ -158,7 +159,7 @@ class PartitionTransaction:
             raise TypeError("insert() takes a bytes value")
         updates = self._updates
         if key not in updates:
-            self._fresh.add(key)
+            self._fresh.append(key)
             if self._sorted is not None:
                 insort(self._sorted, key)
         updates[key] = value
@@ -176,7 +177,7 @@ class PartitionTransaction:
         if not self.open:
             self._refuse("delete")
         if self._sorted is None:
-            self._updates.update(dict.fromkeys(keys))
+            self._updates.update(zip(keys, repeat(None)))
             return
         for key in keys:
             self.delete(key)
@@ -288,8 +289,8 @@ class PartitionTransaction:
                 f"flush() needs an acknowledged transaction, this one is {self._state.value}"
             )
         updates = self._updates
-        fresh = self._fresh
-        if fresh:  # deletes of keys the store never had: nothing to write for them
+        if self._fresh:  # deletes of keys the store never had: nothing to write for them
+            fresh = set(self._fresh)
             updates = {k: v for k, v in updates.items() if v is not None or k not in fresh}
         if updates or self._offset is not None:
             try:
@@ -298,14 +299,14 @@ class PartitionTransaction:
                 self._state = TransactionState.FAILED
                 raise
         self._updates = {}
-        self._fresh = set()
+        self._fresh = []
         self._sorted = None
         self._state = TransactionState.FLUSHED
 
     def fail(self) -> None:
         """Abandon the transaction: its changes are dropped, the store is not written."""
         self._updates = {}
-        self._fresh = set()
+        self._fresh = []
         self._before_prepare = []
         self._sorted = None
         self._acks = []

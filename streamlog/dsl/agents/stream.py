@@ -287,6 +287,29 @@ class Stream:
         if self._autoack and cursor.batch is not None:
             cursor.batch.ack_upto(cursor.index)
         while True:
+            # The common case inline, with no coroutine per event: the next record of a
+            # live batch, no processors, the gate open (what _next_position and _admit do)
+            batch = cursor.batch
+            index = cursor.index
+            if (
+                batch is not None
+                and not self._processors
+                and not batch.revoked
+                and index < len(batch.records)
+            ):
+                barrier = self._barrier
+                if barrier is None or barrier.gate.is_set():
+                    cursor.index = index + 1
+                    try:
+                        value = batch.loads_value(batch.records[index].value)
+                    except SerdeError as exc:
+                        await self._owner.on_decode_error(batch, index, exc)
+                        continue
+                    if barrier is not None:
+                        barrier.enter()
+                        self._busy = True
+                        set_current(batch, index)
+                    return batch, index, value
             position = await self._next_position()
             if position is None or self._barrier is None:
                 return position
