@@ -10,9 +10,9 @@ Stream time is per table partition: the largest event time a write has seen. A w
 whose windows are all closed at that stream time is late: dropped, counted
 (``late_events``) and handed to ``on_late``.
 
-The per-event path serialises and hashes a key once per ``WindowSet`` (``place_of``), and
-for keys of the plain types (``str``, ``bytes``, ``int``) once per engine while the key
-stays in a bounded cache; it keeps each partition's open transaction
+The per-event path serialises and hashes a key once per ``WindowSet`` (``place_of``; a
+cache of keys across events was no faster: its lookups miss the CPU caches), keeps each
+partition's open transaction
 (``PartitionWindows.txn``) and asks the table again only once a commit began. Stream
 time is kept in memory and written once per commit, as the transaction is prepared
 (``PartitionTransaction.before_prepare``), not by every event that moves it; a table
@@ -27,7 +27,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import WindowedTableError
 from streamlog.dsl.runtime.context import current_timestamp_ms
@@ -61,12 +61,6 @@ log = logging.getLogger(__name__)
 
 OnWindowClose = Callable[[Any, WindowRange, Any], Any]
 OnLate = Callable[[Any, Any, int], Any]
-
-# Keys whose equality implies equal serialisation (so a cache keyed on the key object is
-# exact): 1 == 1.0 == True serialise differently, and user types may define __eq__ freely.
-_PLAIN_KEYS: Final = frozenset({str, bytes, int})
-# How many keys the location cache holds before it starts afresh (a bound on its memory).
-LOCATED_CACHE_SIZE: Final = 1 << 16
 
 Located = tuple[bytes, bytes, int]  # serialised key, window-key prefix, table partition
 
@@ -107,7 +101,6 @@ class WindowEngine:
         self.close_delay = kind.close_delay
         self.unique_expiry = kind.unique_expiry
         self.header = kind.header
-        self._located: dict[Any, Located] = {}
         # Set by the closer while it runs: an event that makes a window due wakes it.
         self.wake: asyncio.Event | None = None
         self._late_tasks: set[asyncio.Task[Any]] = set()
@@ -147,21 +140,11 @@ class WindowEngine:
 
     def place_of(self, ref: WindowSet) -> Located:
         """``ref.place``: its key serialised, the window-key prefix and the partition,
-        computed once per ``WindowSet`` (and once per plain key while it stays in the
-        engine's cache)."""
+        computed once per ``WindowSet``."""
         found = ref.place
         if found is None:
-            key = ref.key
-            cache = self._located if key.__class__ in _PLAIN_KEYS else None
-            found = None if cache is None else cache.get(key)
-            if found is None:
-                raw = self.table.key_bytes(key)
-                found = (raw, window_key_prefix(raw), self.table.partition_of(raw))
-                if cache is not None:
-                    if len(cache) >= LOCATED_CACHE_SIZE:
-                        cache.clear()
-                    cache[key] = found
-            ref.place = found
+            raw = self.table.key_bytes(ref.key)
+            found = ref.place = (raw, window_key_prefix(raw), self.table.partition_of(raw))
         return found
 
     def created(
@@ -176,12 +159,8 @@ class WindowEngine:
     def apply(self, ref: WindowSet, ts: int, op: Op, operand: Any) -> bool:
         """Apply ``op`` (None: assign) with ``operand`` to ``ref``'s windows at ``ts``."""
         found = ref.place
-        if found is None:  # ``place_of``, its cache hit inline
-            key = ref.key
-            if key.__class__ in _PLAIN_KEYS:
-                found = ref.place = self._located.get(key)
-            if found is None:
-                found = self.place_of(ref)
+        if found is None:
+            found = self.place_of(ref)
         raw, prefix, number = found
         part = self.parts.get(number)
         if part is None:

@@ -885,8 +885,8 @@ def test_faust_style_on_window_close_gets_key_and_window_together():
 
 
 def test_keys_that_compare_equal_but_serialise_apart_keep_their_own_windows():
-    # 1 == 1.0 == True, but their table keys are b"1", b"1.0" and b"true": the engine's
-    # cache of serialised keys must not hand one the other's windows
+    # 1 == 1.0 == True, but their table keys are b"1", b"1.0" and b"true": nothing that
+    # keeps a key's serialised form (a WindowSet's place) may hand one the other's windows
     app = new_app("equalkeys")
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
     counts = app.Table("c", default=int, key_serializer="json").tumbling(10)
