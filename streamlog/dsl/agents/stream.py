@@ -257,7 +257,7 @@ class Stream:
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
         """(key, value) pairs."""
         while True:
-            position = await self._step()
+            position = self._step_ready() or await self._step()
             if position is None:
                 return
             batch, index, value = position
@@ -266,7 +266,7 @@ class Stream:
     async def events(self) -> AsyncIterator[Event]:
         """``Event``s: key, value, headers and the message's topic/partition/offset/time."""
         while True:
-            position = await self._step()
+            position = self._step_ready() or await self._step()
             if position is None:
                 return
             batch, index, value = position
@@ -279,37 +279,46 @@ class Stream:
             yield n, value
             n += 1
 
+    def _step_ready(self) -> tuple[Batch, int, Any] | None:
+        """``_step`` for the common case, with no coroutine: finish the previous event, then
+        take the next record of the live batch in hand if that needs no wait (no
+        processors, the commit gate open, the record decodes). None: ``_step`` decides."""
+        if self._busy:
+            self.release()
+        cursor = self._cursor
+        batch = cursor.batch
+        if batch is None:
+            return None
+        index = cursor.index
+        if self._autoack:
+            batch.ack_upto(index)
+        if self._processors or batch.revoked or index >= len(batch.records):
+            return None
+        barrier = self._barrier
+        if barrier is not None and not barrier.gate.is_set():
+            return None
+        try:
+            value = batch.loads_value(batch.records[index].value)
+        except SerdeError:
+            return None  # _step decodes it again and hands the error to the owner
+        cursor.index = index + 1
+        if barrier is not None:
+            barrier.enter()
+            self._busy = True
+            set_current(batch, index)
+        return batch, index, value
+
     async def _step(self) -> tuple[Batch, int, Any] | None:
         """Like ``__anext__`` but returning the position too (and acking the previous one)."""
+        position = self._step_ready()
+        if position is not None:
+            return position
         if self._busy:
             self.release()
         cursor = self._cursor
         if self._autoack and cursor.batch is not None:
             cursor.batch.ack_upto(cursor.index)
         while True:
-            # The common case inline, with no coroutine per event: the next record of a
-            # live batch, no processors, the gate open (what _next_position and _admit do)
-            batch = cursor.batch
-            index = cursor.index
-            if (
-                batch is not None
-                and not self._processors
-                and not batch.revoked
-                and index < len(batch.records)
-            ):
-                barrier = self._barrier
-                if barrier is None or barrier.gate.is_set():
-                    cursor.index = index + 1
-                    try:
-                        value = batch.loads_value(batch.records[index].value)
-                    except SerdeError as exc:
-                        await self._owner.on_decode_error(batch, index, exc)
-                        continue
-                    if barrier is not None:
-                        barrier.enter()
-                        self._busy = True
-                        set_current(batch, index)
-                    return batch, index, value
             position = await self._next_position()
             if position is None or self._barrier is None:
                 return position

@@ -367,8 +367,17 @@ class WindowSet:
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
-        table = self._table  # ``apply`` inline: ``+=`` is the common update
-        table._engine.apply(self, table._event_time(), operator.add, other)
+        # ``apply`` inline, and the table's time for the default (stream) view: ``+=`` is
+        # the common update
+        table = self._table
+        engine = table._engine
+        if table._by_stream:
+            ts = current_timestamp_ms()
+            if ts is None:
+                ts = engine.wall_ms()
+        else:
+            ts = table._event_time()
+        engine.apply(self, ts, operator.add, other)
         return self
 
     def __isub__(self, other: Any) -> WindowSet:
