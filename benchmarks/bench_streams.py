@@ -1,8 +1,9 @@
 """Stream processing throughput: the same pipelines in every framework, one broker, one run.
 
-Run: ``.venv/bin/python benchmarks/bench_streams.py [--pipeline stateless|windowed|all]
-[--events 1000000] [--peer-events N|ROW=N,...] [--partitions 1] [--only ROW,...]
-[--repeat 1] [--timeout 600] [--commit-interval 1.0]``
+Run: ``.venv/bin/python benchmarks/bench_streams.py
+[--pipeline stateless|windowed|windowed-emit|all] [--events 1000000]
+[--peer-events N|ROW=N,...] [--partitions 1] [--only ROW,...] [--repeat 1] [--timeout 600]
+[--commit-interval 1.0] [--baseline CHECKOUT]``
 
 One ``streamlog broker`` (fresh data directory in a temporary directory, stopped with
 SIGTERM at the end, even on errors) serves every row. For each pipeline the script
@@ -18,6 +19,9 @@ Pipelines (the same semantics in every framework; the harness checks every outpu
   distinct users, keyed by the message key) in RocksDB-backed state; every update emits
   ``{"user", "start", "count"}`` (the window's count so far), one output per input.
   Event time advances 1 ms per event, so every window holds 10,000 events, whatever N is.
+* ``windowed-emit`` (issue 11): the same count over 10,000 keys, and every update's count
+  (``counts[key].current()``; Quix's ``tumbling_window(...).count().current()``) sent to
+  the output keyed by the input key, ``{"user", "start", "count"}``: one output per input.
 
 Timing, the same for every row and both pipelines, all observed from outside the row's
 process: the clock starts when the row's consumer group is first seen Stable with members
@@ -28,14 +32,21 @@ and its output is in the broker. Process start-up (imports, topic creation, the 
 join) is reported apart as ``startup s``. ``commit +s`` is how much later the row's
 group had committed the input topic's end offset on every partition (state flushed,
 offsets committed; at most about one ``--commit-interval``, passed to every framework,
-default 1 s). ``events/s`` = N / the timed interval; ``MB/s`` = input value bytes / the
+default 1 s). ``events/s`` = N / the timed interval; ``append ev/s`` is the rate the broker
+appended the outputs at, from their own timestamps (every output topic is created with
+``message.timestamp.type=LogAppendTime``): the outputs stamped after the first output's
+millisecond over the span to the last one's, scaled to input events (x inputs/outputs).
+It leaves start-up, the group join and the harness's polling out entirely; ``x quix`` is
+that rate over the Quix Streams row's, same pipeline, same run; ``MB/s`` = input value bytes / the
 interval (10^6 bytes); ``CPU s`` = user + system CPU of the row's process tree over the
 interval (from /proc), ``CPU %`` that over the wall time (100% = one core), ``us/event``
 that per input event (steadier than events/s on a busy machine); ``broker CPU s`` the
 broker's. Figures are medians over ``--repeat`` runs. After each run the harness
 reads the whole output topic and checks it exactly (every kept id once with its mapped
 value; the highest count of every (user, window) equal to the true count, N outputs);
-a run that fails the check counts as failed.
+a run that fails the check counts as failed. ``--baseline CHECKOUT`` adds the rows
+``base-file`` and ``base-kafka``: the same pipelines run by another checkout's
+``.venv/bin/streamlog`` (an older commit, to compare two versions in one run).
 
 Rows are entries of ``ROWS``: a key for ``--only``, a label, a function from a ``RunSpec``
 (broker, topics, group, state directory) to a command line, and a check that says why the
@@ -63,6 +74,7 @@ import types
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
@@ -78,6 +90,8 @@ PEERS_PYTHON = os.path.join(ROOT, ".venv-peers", "bin", "python")
 PEERS_DIR = os.path.join(HERE, "peers")
 
 USERS = 100_000
+EMIT_KEYS = 10_000  # windowed-emit's keys (issue 11)
+PIPELINES = ("stateless", "windowed", "windowed-emit")
 WINDOW_MS = 10_000
 EVENT_STEP_MS = 1  # event time advances 1 ms per input event
 BASE_TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a window boundary
@@ -89,6 +103,9 @@ VERIFY_WAIT_S = 60.0
 # from the source topic to their changelog topics, and some brokers report only the
 # configs set explicitly.
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+# Output topics: the broker stamps every record with its append time, which the harness
+# reads back to measure the rate outputs reached the log (``append ev/s``).
+OUTPUT_CONFIG = {**TOPIC_CONFIG, "message.timestamp.type": "LogAppendTime"}
 # The harness's own clients: no log line when the broker closes an idle connection.
 QUIET = {"log.connection.close": False}
 PRODUCER_SETTINGS = {
@@ -123,7 +140,7 @@ class BenchError(Exception):
 class RunSpec:
     """Everything a row's program needs for one run; also passed as ``BENCH_*`` variables."""
 
-    pipeline: str  # "stateless" or "windowed"
+    pipeline: str  # one of PIPELINES
     bootstrap: str  # HOST:PORT of the streamlog broker
     input_topic: str
     output_topic: str
@@ -176,9 +193,14 @@ class Row:
     local: bool = False  # runs on its own file:// log, not the broker (run_once_local)
 
 
+def program_name(pipeline: str) -> str:
+    """The file name of a pipeline's program: ``windowed-emit`` -> ``windowed_emit.py``."""
+    return pipeline.replace("-", "_") + ".py"
+
+
 def _peer_program(framework: str) -> Callable[[RunSpec], list[str]]:
     def command(spec: RunSpec) -> list[str]:
-        program = os.path.join(PEERS_DIR, f"{framework}_{spec.pipeline}.py")
+        program = os.path.join(PEERS_DIR, f"{framework}_{program_name(spec.pipeline)}")
         return [PEERS_PYTHON, "-u", program, *spec.peer_args()]
 
     return command
@@ -196,11 +218,13 @@ def _peer_missing(module: str) -> Callable[[], str | None]:
     return unavailable
 
 
-def _streamlog_worker(broker: Callable[[RunSpec], str]) -> Callable[[RunSpec], list[str]]:
+def _streamlog_worker(
+    broker: Callable[[RunSpec], str], venv_bin: str = VENV_BIN
+) -> Callable[[RunSpec], list[str]]:
     def command(spec: RunSpec) -> list[str]:
-        app = os.path.join(HERE, "pipelines", f"{spec.pipeline}.py")
+        app = os.path.join(HERE, "pipelines", program_name(spec.pipeline))
         return [
-            os.path.join(VENV_BIN, "streamlog"),
+            os.path.join(venv_bin, "streamlog"),
             "worker",
             app,
             "--broker",
@@ -216,10 +240,41 @@ def _streamlog_worker(broker: Callable[[RunSpec], str]) -> Callable[[RunSpec], l
     return command
 
 
-def _streamlog_missing() -> str | None:
-    if not os.access(os.path.join(VENV_BIN, "streamlog"), os.X_OK):
-        return "n/a (run scripts/setup.sh)"
-    return None
+def _streamlog_missing(venv_bin: str = VENV_BIN) -> Callable[[], str | None]:
+    def unavailable() -> str | None:
+        if not os.access(os.path.join(venv_bin, "streamlog"), os.X_OK):
+            return f"n/a (no {venv_bin}/streamlog: run scripts/setup.sh there)"
+        return None
+
+    return unavailable
+
+
+def _file_url(spec: RunSpec) -> str:
+    return f"file://{spec.state_dir}/log"
+
+
+def _kafka_url(spec: RunSpec) -> str:
+    return f"kafka://{spec.bootstrap}"
+
+
+def baseline_rows(checkout: str) -> tuple[Row, ...]:
+    """The streamlog rows run by another checkout's virtualenv (``--baseline``)."""
+    venv_bin = os.path.join(os.path.abspath(checkout), ".venv", "bin")
+    return (
+        Row(
+            "base-file",
+            "base file://",
+            _streamlog_worker(_file_url, venv_bin),
+            _streamlog_missing(venv_bin),
+            local=True,
+        ),
+        Row(
+            "base-kafka",
+            "base kafka://",
+            _streamlog_worker(_kafka_url, venv_bin),
+            _streamlog_missing(venv_bin),
+        ),
+    )
 
 
 # Adding a framework is one entry here: Row(key, label, command, unavailable). ``command``
@@ -229,15 +284,15 @@ ROWS: tuple[Row, ...] = (
     Row(
         "streamlog-file",
         "streamlog file://",
-        _streamlog_worker(lambda spec: f"file://{spec.state_dir}/log"),
-        _streamlog_missing,
+        _streamlog_worker(_file_url),
+        _streamlog_missing(),
         local=True,
     ),
     Row(
         "streamlog-kafka",
         "streamlog kafka://",
-        _streamlog_worker(lambda spec: f"kafka://{spec.bootstrap}"),
-        _streamlog_missing,
+        _streamlog_worker(_kafka_url),
+        _streamlog_missing(),
     ),
     Row("quix", "Quix Streams", _peer_program("quix"), _peer_missing("quixstreams"), peer=True),
     Row("faust", "faust-streaming", _peer_program("faust"), _peer_missing("faust"), peer=True),
@@ -413,25 +468,36 @@ class Dataset:
     end_offsets: dict[int, int] = field(default_factory=dict)
     # stateless: id -> (user, amount_cents) of the events that pass the filter
     kept: dict[int, tuple[str, int]] = field(default_factory=dict)
-    # windowed: (user, window start) -> final count
+    # windowed, windowed-emit: (user, window start) -> final count
     windows: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
 
     @property
     def expected_outputs(self) -> int:
         return len(self.kept) if self.pipeline == "stateless" else self.events
 
+    @property
+    def users(self) -> int:
+        """How many distinct keys the input draws from."""
+        return EMIT_KEYS if self.pipeline == "windowed-emit" else USERS
 
-def events(n: int) -> Iterator[tuple[int, str, int, int]]:
+
+def events(n: int, users: int = USERS) -> Iterator[tuple[int, str, int, int]]:
     """(id, user, amount, ts) of the first ``n`` input events; the same for every n."""
     rng = random.Random(SEED)
     for i in range(n):
-        yield i, f"u{rng.randrange(USERS)}", rng.randrange(100), BASE_TS + i * EVENT_STEP_MS
+        yield i, f"u{rng.randrange(users)}", rng.randrange(100), BASE_TS + i * EVENT_STEP_MS
 
 
-def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30.0) -> None:
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    timeout: float = 30.0,
+    config: dict[str, str] = TOPIC_CONFIG,
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG)],
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)],
         operation_timeout=timeout,
     )
     try:
@@ -471,7 +537,7 @@ def produce_input(
     )
     encode = msgspec.json.encode
     deadline = time.monotonic() + timeout
-    for i, user, amount, ts in events(n):
+    for i, user, amount, ts in events(n, data.users):
         value = encode({"id": i, "user": user, "amount": amount, "ts": ts})
         data.value_bytes += len(value)
         if pipeline == "stateless":
@@ -513,6 +579,32 @@ class Sample:
     cpu: float
     broker_cpu: float
     commit_lag: float  # from the last output to the commit of the last input offset
+    append_rate: float = float("nan")  # input events/s from the outputs' append times
+
+
+class Output(NamedTuple):
+    """One output record as the harness reads it back."""
+
+    key: bytes | None
+    value: bytes
+    timestamp: int  # ms; the broker's append time (output topics are LogAppendTime)
+
+
+def append_rate(outputs: list[Output], inputs: int) -> float:
+    """Input events/s from the outputs' broker append times (see the module docstring).
+
+    The outputs stamped with the first millisecond are the start line; the rest over the
+    span from it to the last stamp is the rate outputs reached the log, times
+    inputs/outputs to count input events (1 for the windowed pipelines).
+    """
+    if not outputs:
+        return float("nan")
+    first = min(o.timestamp for o in outputs)
+    last = max(o.timestamp for o in outputs)
+    if last <= first:
+        return float("nan")
+    after_first = sum(1 for o in outputs if o.timestamp > first)
+    return after_first / ((last - first) / 1000) * inputs / len(outputs)
 
 
 class Watcher:
@@ -565,8 +657,8 @@ def wait_until(check: Callable[[], bool], session: Session, deadline: float, wha
         time.sleep(POLL_S)
 
 
-def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> list[bytes]:
-    """Every value in ``topic``, once its end offsets reach ``expected`` (bounded wait)."""
+def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> list[Output]:
+    """Every record in ``topic``, once its end offsets reach ``expected`` (bounded wait)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -581,7 +673,7 @@ def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> l
             time.sleep(0.2)
             ends = end_offsets(consumer, topic, partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p]])
-        values: list[bytes] = []
+        values: list[Output] = []
         total = sum(ends.values())
         while len(values) < total:
             if time.monotonic() > deadline + VERIFY_WAIT_S:
@@ -589,20 +681,20 @@ def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> l
             for msg in consumer.consume(10_000, 1.0):
                 value = msg.value()
                 if msg.error() is None and value is not None:
-                    values.append(value)
+                    values.append(Output(msg.key(), value, msg.timestamp()[1]))
         return values
     finally:
         consumer.close()
 
 
-def verify(data: Dataset, values: list[bytes]) -> None:
+def verify(data: Dataset, outputs: list[Output]) -> None:
     """The outputs are exactly what the pipeline's semantics give for the input."""
     decode = msgspec.json.decode
-    if len(values) != data.expected_outputs:
-        raise BenchError(f"{len(values):,} outputs, expected {data.expected_outputs:,}")
+    if len(outputs) != data.expected_outputs:
+        raise BenchError(f"{len(outputs):,} outputs, expected {data.expected_outputs:,}")
     if data.pipeline == "stateless":
         seen: set[int] = set()
-        for raw in values:
+        for _, raw, _ in outputs:
             out = decode(raw)
             i = out["id"]
             if data.kept.get(i) != (out["user"], out["amount_cents"]) or i in seen:
@@ -610,8 +702,11 @@ def verify(data: Dataset, values: list[bytes]) -> None:
             seen.add(i)
         return
     best: dict[tuple[str, int], int] = {}
-    for raw in values:
+    keyed = data.pipeline == "windowed-emit"
+    for key, raw, _ in outputs:
         out = decode(raw)
+        if keyed and key != out["user"].encode():
+            raise BenchError(f"output keyed {key!r}, not by its user: {raw!r}")
         pair = (out["user"], out["start"])
         best[pair] = max(best.get(pair, 0), out["count"])
     if best != data.windows:
@@ -637,7 +732,7 @@ def run_once(
         commit_interval=commit_interval,
     )
     os.makedirs(spec.state_dir)
-    create_topic(broker.bootstrap, spec.output_topic, spec.partitions)
+    create_topic(broker.bootstrap, spec.output_topic, spec.partitions, config=OUTPUT_CONFIG)
     watcher = Watcher(broker.bootstrap, spec)
     log_path = os.path.join(workdir, f"{row.key}-{data.pipeline}-{run_id}.log")
     session: Session | None = None
@@ -669,10 +764,11 @@ def run_once(
         watcher.close()
         if session is not None:
             session.stop()
-    verify(
-        data,
-        read_output(broker.bootstrap, spec.output_topic, spec.partitions, data.expected_outputs),
+    outputs = read_output(
+        broker.bootstrap, spec.output_topic, spec.partitions, data.expected_outputs
     )
+    verify(data, outputs)
+    sample.append_rate = append_rate(outputs, data.events)
     shutil.rmtree(spec.state_dir, ignore_errors=True)
     return sample
 
@@ -689,11 +785,11 @@ def fill_local_log(url: str, data: Dataset, output_topic: str) -> None:
         try:
             admin = transport.admin()
             await admin.create_topic(data.topic, data.partitions, TOPIC_CONFIG)
-            await admin.create_topic(output_topic, data.partitions, TOPIC_CONFIG)
+            await admin.create_topic(output_topic, data.partitions, OUTPUT_CONFIG)
             await admin.close()
             producer = transport.producer(linger_ms=5)
             encode = msgspec.json.encode
-            for i, user, amount, ts in events(data.events):
+            for i, user, amount, ts in events(data.events, data.users):
                 value = encode({"id": i, "user": user, "amount": amount, "ts": ts})
                 await producer.send(data.topic, value, key=user.encode(), timestamp_ms=ts)
             await producer.flush()
@@ -704,13 +800,13 @@ def fill_local_log(url: str, data: Dataset, output_topic: str) -> None:
     asyncio.run(fill())
 
 
-def read_local_output(url: str, topic: str, partitions: int) -> list[bytes]:
+def read_local_output(url: str, topic: str, partitions: int) -> list[Output]:
     import asyncio
 
     from streamlog.transport import open_transport
     from streamlog.transport.types import TopicPartition as TP
 
-    async def read() -> list[bytes]:
+    async def read() -> list[Output]:
         transport = open_transport(url)
         await transport.start()
         consumer = transport.consumer()
@@ -718,11 +814,13 @@ def read_local_output(url: str, topic: str, partitions: int) -> list[bytes]:
             tps = [TP(topic, p) for p in range(partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
-            values: list[bytes] = []
+            values: list[Output] = []
             await consumer.seek_to_beginning(*tps)
             while len(values) < sum(ends.values()):
                 for records in (await consumer.getmany(timeout_ms=500)).values():
-                    values.extend(r.value for r in records if r.value is not None)
+                    values.extend(
+                        Output(r.key, r.value, r.timestamp) for r in records if r.value is not None
+                    )
             return values
         finally:
             await consumer.close()
@@ -797,7 +895,9 @@ def run_once_local(
             consumer.close()
         if session is not None:
             session.stop()
-    verify(data, read_local_output(url, spec.output_topic, spec.partitions))
+    outputs = read_local_output(url, spec.output_topic, spec.partitions)
+    verify(data, outputs)
+    sample.append_rate = append_rate(outputs, data.events)
     shutil.rmtree(spec.state_dir, ignore_errors=True)
     return sample
 
@@ -822,14 +922,19 @@ class Result:
 
 def print_table(results: list[Result]) -> None:
     head = (
-        f"{'row':<18} {'pipeline':<10} {'events':>9} {'events/s':>10} {'MB/s':>6} "
-        f"{'CPU s':>7} {'CPU %':>6} {'us/event':>8} {'broker CPU s':>12} {'startup s':>9} "
-        f"{'commit +s':>9} {'runs':>5}"
+        f"{'row':<18} {'pipeline':<13} {'events':>9} {'events/s':>10} {'append ev/s':>11} "
+        f"{'x quix':>6} {'MB/s':>6} {'CPU s':>7} {'CPU %':>6} {'us/event':>8} "
+        f"{'broker CPU s':>12} {'startup s':>9} {'commit +s':>9} {'runs':>5}"
     )
     print(head)
     print("-" * len(head))
+    quix = {
+        r.pipeline: r.median(lambda s: s.append_rate)
+        for r in results
+        if r.row.key == "quix" and r.samples
+    }
     for r in results:
-        lead = f"{r.row.label:<18} {r.pipeline:<10} {r.events:>9,}"
+        lead = f"{r.row.label:<18} {r.pipeline:<13} {r.events:>9,}"
         if r.skipped:
             print(f"{lead} {r.skipped}")
             continue
@@ -839,8 +944,11 @@ def print_table(results: list[Result]) -> None:
         secs = r.median(lambda s: s.seconds)
         cpu = r.median(lambda s: s.cpu)
         runs = f"{len(r.samples)}/{len(r.samples) + len(r.errors)}"
+        appended = r.median(lambda s: s.append_rate)
+        ratio = appended / quix[r.pipeline] if r.pipeline in quix else float("nan")
         print(
-            f"{lead} {r.events / secs:>10,.0f} {r.value_bytes / secs / 1e6:>6.2f} "
+            f"{lead} {r.events / secs:>10,.0f} {appended:>11,.0f} {ratio:>6.2f} "
+            f"{r.value_bytes / secs / 1e6:>6.2f} "
             f"{cpu:>7.2f} {cpu / secs * 100:>5.0f}% {cpu / r.events * 1e6:>8.1f} "
             f"{r.median(lambda s: s.broker_cpu):>12.2f} "
             f"{r.median(lambda s: s.startup):>9.2f} {r.median(lambda s: s.commit_lag):>9.2f} "
@@ -872,7 +980,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n", 1)[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pipeline", choices=("stateless", "windowed", "all"), default="all")
+    parser.add_argument("--pipeline", choices=(*PIPELINES, "all"), default="all")
     parser.add_argument("--events", type=int, default=1_000_000, help="input events per run")
     parser.add_argument(
         "--peer-events",
@@ -886,6 +994,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--commit-interval", type=float, default=1.0, help="seconds, every row")
     parser.add_argument("--dir", help="where the broker's data and the state go (default: tmp)")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also run the streamlog rows with CHECKOUT/.venv/bin/streamlog (rows base-file,"
+        " base-kafka): another version of streamlog in the same run",
+    )
     return parser.parse_args(argv)
 
 
@@ -895,15 +1009,16 @@ def _raise_on_signal(signum: int, _frame: types.FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = ROWS
+    every = ROWS[:2] + baseline_rows(args.baseline) + ROWS[2:] if args.baseline else ROWS
+    rows = every
     if args.only:
         keys = [k.strip() for k in args.only.split(",") if k.strip()]
-        unknown = [k for k in keys if k not in {r.key for r in ROWS}]
+        unknown = [k for k in keys if k not in {r.key for r in every}]
         if unknown:
-            raise SystemExit(f"--only: unknown rows {unknown}; rows: {[r.key for r in ROWS]}")
-        rows = tuple(r for r in ROWS if r.key in keys)
-    peer_events = parse_peer_events(args.peer_events, args.events, ROWS)
-    pipelines = ("stateless", "windowed") if args.pipeline == "all" else (args.pipeline,)
+            raise SystemExit(f"--only: unknown rows {unknown}; rows: {[r.key for r in every]}")
+        rows = tuple(r for r in every if r.key in keys)
+    peer_events = parse_peer_events(args.peer_events, args.events, every)
+    pipelines = PIPELINES if args.pipeline == "all" else (args.pipeline,)
     counts = {r.key: peer_events.get(r.key, args.events) for r in rows}
 
     print(f"machine: {machine()}")
@@ -911,7 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"settings: pipelines {', '.join(pipelines)}; events {args.events:,}"
         + "".join(f"; {k} {n:,}" for k, n in counts.items() if n != args.events)
-        + f"; {args.partitions} input partition(s); {USERS:,} users; window {WINDOW_MS} ms;"
+        + f"; {args.partitions} input partition(s); {USERS:,} users ({EMIT_KEYS:,} for"
+        f" windowed-emit); window {WINDOW_MS} ms;"
         f" commit interval {args.commit_interval} s; repeat {args.repeat};"
         f" timeout {args.timeout:.0f} s per run"
     )

@@ -17,20 +17,27 @@ through three calls:
 So a store never records a change its changelog may not have: recovery, which trusts
 the store's offset and replays what follows it, neither misses nor repeats a change.
 A transaction without a changelog (``changelog=None``) skips the first two.
+
+Two things keep hot callers (a windowed table applying an event) from paying for what
+they know already: ``insert`` writes a key the caller knows is new without a read, and
+remembers that the store lacks it, so a delete of it before the commit (a window that
+expired within the commit interval) still reaches the changelog as a tombstone but is
+not written to the store, where there is nothing to delete; ``before_prepare`` lets a
+caller write in-memory state (stream time) once per commit instead of on every change.
 """
 
 from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
-from operator import attrgetter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Final
 
 from streamlog.state.errors import TransactionStateError
 from streamlog.state.stores import StorePartition, key_bounds
-from streamlog.transport.base import Producer
-from streamlog.transport.types import RecordMetadata, TopicPartition
+from streamlog.transport.base import Producer, SentRecords
+from streamlog.transport.types import TopicPartition
 
 __all__ = ["PartitionTransaction", "TransactionState"]
 
@@ -44,7 +51,6 @@ class TransactionState(enum.Enum):
 
 
 _OPEN: Final = TransactionState.OPEN
-_offset = attrgetter("offset")
 
 
 class PartitionTransaction:
@@ -53,7 +59,9 @@ class PartitionTransaction:
     Invariants: ``_updates`` maps each key changed since the transaction began to its
     latest value (None: deleted); writes are accepted only while OPEN; the store is
     written only by ``flush``, only after the changelog acknowledged every change (or
-    when there is no changelog), and at most once.
+    when there is no changelog), and at most once. ``_fresh`` holds changed keys the
+    store does not have (``insert``ed while not yet changed): a deleted one needs no
+    store write.
 
     ``open`` is True exactly while the state is OPEN. A transaction leaves OPEN once (the
     commit begins, or it fails) and never returns to it, which is what lets a table keep
@@ -65,6 +73,8 @@ class PartitionTransaction:
         "_store",
         "_changelog",
         "_updates",
+        "_fresh",
+        "_before_prepare",
         "_sorted",
         "_acks",
         "_offset",
@@ -76,10 +86,12 @@ class PartitionTransaction:
         self._store = store
         self._changelog = None if changelog is None else TopicPartition(*changelog)
         self._updates: dict[bytes, bytes | None] = {}
+        self._fresh: list[bytes] = []  # a list: one append per insert, a set at flush
+        self._before_prepare: list[Callable[[PartitionTransaction], None]] = []
         # The changed keys in order, built on the first ranged read and kept sorted by
         # insertion after it: a range read must not sort every change each time.
         self._sorted: list[bytes] | None = None
-        self._acks: list[Awaitable[list[RecordMetadata]]] = []
+        self._acks: list[SentRecords] = []
         self._offset: int | None = None
         self._state = _OPEN
         self.open = True
@@ -131,6 +143,27 @@ class PartitionTransaction:
             insort(self._sorted, key)
         updates[key] = value
 
+    def insert(self, key: bytes, value: bytes) -> None:
+        """``set`` a key the caller knows has no value in this transaction's view (a
+        window it has just created), so nothing was read to learn it.
+
+        The same as ``set`` for reads and the changelog. If the key was not among this
+        transaction's changes, the store lacks it as well: should the key be deleted
+        again before the commit, ``flush`` leaves the store alone for it (the tombstone
+        still goes to the changelog). A caller that is wrong about the premise leaves a
+        stored value in place where a delete was meant: only call it when sure.
+        """
+        if not self.open:
+            self._refuse("set")
+        if value.__class__ is not bytes:
+            raise TypeError("insert() takes a bytes value")
+        updates = self._updates
+        if key not in updates:
+            self._fresh.append(key)
+            if self._sorted is not None:
+                insort(self._sorted, key)
+        updates[key] = value
+
     def delete(self, key: bytes) -> None:
         if not self.open:
             self._refuse("delete")
@@ -144,7 +177,7 @@ class PartitionTransaction:
         if not self.open:
             self._refuse("delete")
         if self._sorted is None:
-            self._updates.update(dict.fromkeys(keys))
+            self._updates.update(zip(keys, repeat(None)))
             return
         for key in keys:
             self.delete(key)
@@ -173,6 +206,16 @@ class PartitionTransaction:
             return _without_deleted_since(stored, updates)
         return _merge(stored, pending, updates)
 
+    def before_prepare(self, callback: Callable[[PartitionTransaction], None]) -> None:
+        """Call ``callback(self)`` at the start of ``prepare``, while the transaction is
+        still open, so it can write state its caller keeps in memory once per commit
+        rather than on every change (a windowed table's stream time). Callbacks run in
+        the order they were added, once; one that raises fails the transaction (FAILED:
+        the commit fails at its first step, and nothing is sent)."""
+        if not self.open:
+            self._refuse("add to")
+        self._before_prepare.append(callback)
+
     def _refuse(self, action: str) -> None:
         raise TransactionStateError(
             f"cannot {action} in a transaction that is {self._state.value}: changes are "
@@ -189,6 +232,15 @@ class PartitionTransaction:
         """
         if not self.open:
             self._refuse("prepare")
+        callbacks = self._before_prepare
+        if callbacks:
+            self._before_prepare = []
+            try:
+                for callback in callbacks:
+                    callback(self)
+            except BaseException:
+                self.fail()
+                raise
         self._state = TransactionState.PREPARED
         self.open = False
         changelog = self._changelog
@@ -218,9 +270,8 @@ class PartitionTransaction:
         highest = -1
         try:
             for ack in self._acks:
-                metadata = await ack
-                if metadata:
-                    highest = max(highest, max(map(_offset, metadata)))
+                for offset in (await ack.highest_offsets()).values():
+                    highest = max(highest, offset)
         except BaseException:
             self._state = TransactionState.FAILED
             raise
@@ -237,19 +288,26 @@ class PartitionTransaction:
             raise TransactionStateError(
                 f"flush() needs an acknowledged transaction, this one is {self._state.value}"
             )
-        if self._updates or self._offset is not None:
+        updates = self._updates
+        if self._fresh:  # deletes of keys the store never had: nothing to write for them
+            fresh = set(self._fresh)
+            updates = {k: v for k, v in updates.items() if v is not None or k not in fresh}
+        if updates or self._offset is not None:
             try:
-                self._store.write(self._updates, self._offset)
+                self._store.write(updates, self._offset)
             except BaseException:
                 self._state = TransactionState.FAILED
                 raise
         self._updates = {}
+        self._fresh = []
         self._sorted = None
         self._state = TransactionState.FLUSHED
 
     def fail(self) -> None:
         """Abandon the transaction: its changes are dropped, the store is not written."""
         self._updates = {}
+        self._fresh = []
+        self._before_prepare = []
         self._sorted = None
         self._acks = []
         self._state = TransactionState.FAILED

@@ -172,7 +172,8 @@ class RecordAccumulator(ABC, Generic[HandleT, SentT]):
             else:
                 if key.__class__ is not bytes and not isinstance(key, _BYTES_TYPES):
                     raise TypeError(f"key must be bytes or None, not {type(key).__name__}")
-                chosen = partition_for_key(key, state.count)
+                count = state.count  # one partition: no hash (the answer is 0)
+                chosen = 0 if count == 1 else partition_for_key(key, count)
         elif 0 <= partition < state.count:
             chosen = partition
         else:

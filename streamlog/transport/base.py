@@ -15,8 +15,8 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from streamlog.transport.types import (
     ConsumerRecord,
@@ -30,6 +30,7 @@ from streamlog.transport.types import (
 
 __all__ = [
     "Producer",
+    "SentRecords",
     "Consumer",
     "Admin",
     "Transport",
@@ -76,6 +77,23 @@ async def tell_lost(listener: RebalanceListener, lost: set[TopicPartition]) -> N
         await listener.on_partitions_revoked(lost)
 
 
+class SentRecords(Protocol):
+    """What ``Producer.send_many`` returns: ``await`` it for every record's metadata.
+
+    ``highest_offsets()`` waits for the same acknowledgements (and raises the same first
+    failure) but gives only the highest offset acknowledged in each partition the records
+    went to, without a metadata object per record: what a table commit's changelog
+    needs, for as many records as the commit changed keys.
+    """
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]: ...
+
+    def highest_offsets(self) -> Awaitable[dict[int, int]]:
+        """Partition -> the highest offset among the records sent to it (-1 where the
+        cluster gave no offsets: acks=0)."""
+        ...
+
+
 class Producer(Protocol):
     async def send(
         self,
@@ -114,9 +132,10 @@ class Producer(Protocol):
         partition: int | None = None,
         headers: Sequence[Header] = (),
         timestamp_ms: int | None = None,
-    ) -> Awaitable[list[RecordMetadata]]:
+    ) -> SentRecords:
         """Queue many records in one call; the awaitable resolves to their metadata, in
-        the order given, once all are acknowledged (or raises the first failure).
+        the order given, once all are acknowledged (or raises the first failure); see
+        ``SentRecords`` for a wait that makes no object per record.
 
         Records go where ``send`` one by one would put them (``keys[i]`` is the key of
         ``values[i]``; null keys and no ``partition``: the sticky partition, the one of

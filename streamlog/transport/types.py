@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import NamedTuple
 
 __all__ = [
     "TopicPartition",
     "RecordMetadata",
+    "metadata_run",
     "ConsumerRecord",
     "OffsetAndMetadata",
     "PartitionInfo",
@@ -34,6 +37,20 @@ class RecordMetadata(NamedTuple):
     partition: int
     offset: int
     timestamp: int
+
+
+_new_metadata = partial(tuple.__new__, RecordMetadata)
+
+
+def metadata_run(
+    topic: str, partition: int, offsets: Sequence[int], timestamp: int
+) -> list[RecordMetadata]:
+    """``RecordMetadata`` of records at ``offsets`` of one partition, all stamped
+    ``timestamp``: what ``send_many`` results are made of, built with no Python call per
+    record (a commit's changelog ``send_many`` has one record per changed key)."""
+    n = len(offsets)
+    fields = zip(repeat(topic, n), repeat(partition, n), offsets, repeat(timestamp, n), strict=True)
+    return list(map(_new_metadata, fields))
 
 
 class ConsumerRecord(NamedTuple):

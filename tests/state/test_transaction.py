@@ -4,7 +4,7 @@ scan, and prepare/acknowledge/flush against the embedded transport."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -261,5 +261,138 @@ def test_a_failed_send_fails_the_transaction_and_spares_the_store(store: StorePa
                 tx.flush()
             assert list(store.items()) == [(b"a", b"1")]
             assert store.changelog_offset() == 3
+
+    run(body())
+
+
+# -- insert and before_prepare ------------------------------------------------------------
+
+
+class RecordingStore:
+    """A real store partition that also keeps what each ``write`` was given."""
+
+    def __init__(self, store: StorePartition) -> None:
+        self.store = store
+        self.writes: list[tuple[dict[bytes, bytes | None], int | None]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def write(self, updates: Mapping[bytes, bytes | None], changelog_offset: int | None) -> None:
+        self.writes.append((dict(updates), changelog_offset))
+        self.store.write(updates, changelog_offset)
+
+
+def test_an_inserted_key_deleted_again_reaches_the_changelog_but_not_the_store(
+    store: StorePartition,
+) -> None:
+    async def body() -> None:
+        async with started_transport() as transport:
+            store.write({b"old": b"o"}, None)
+            recording = RecordingStore(store)
+            tx = PartitionTransaction(recording, CHANGELOG)  # type: ignore[arg-type]
+            tx.insert(b"brief", b"1")  # new, then gone within the transaction
+            tx.insert(b"kept", b"2")
+            assert tx.get(b"brief") == b"1"
+            tx.delete(b"brief")
+            tx.delete(b"old")
+            assert tx.get(b"brief") is None
+            assert await tx.prepare(transport.producer(linger_ms=0)) == 3
+            assert await tx.acknowledged() == 2
+            tx.flush()
+            # the store is told only what changes it: "brief" it never had
+            assert recording.writes == [({b"kept": b"2", b"old": None}, 2)]
+            assert list(store.items()) == [(b"kept", b"2")]
+            records = await read_topic(transport.consumer(), CHANGELOG, 3)
+            assert [(r.key, r.value) for r in records] == [
+                (b"brief", None),
+                (b"kept", b"2"),
+                (b"old", None),
+            ]
+
+    run(body())
+
+
+def test_a_stored_key_deleted_reinserted_and_deleted_is_deleted_from_the_store(
+    store: StorePartition,
+) -> None:
+    async def body() -> None:
+        async with started_transport() as transport:
+            store.write({b"k": b"stored"}, None)
+            tx = PartitionTransaction(store, CHANGELOG)
+            tx.delete(b"k")
+            tx.insert(b"k", b"again")  # not in view, but among the changes: not "fresh"
+            tx.delete(b"k")
+            await tx.prepare(transport.producer(linger_ms=0))
+            await tx.acknowledged()
+            tx.flush()
+            assert store.get(b"k") is None
+
+    run(body())
+
+
+def test_insert_refuses_none_and_closed_transactions(store: StorePartition) -> None:
+    async def body() -> None:
+        async with started_transport() as transport:
+            tx = PartitionTransaction(store, CHANGELOG)
+            with pytest.raises(TypeError):
+                tx.insert(b"k", None)  # type: ignore[arg-type]
+            await tx.prepare(transport.producer(linger_ms=0))
+            with pytest.raises(TransactionStateError):
+                tx.insert(b"k", b"v")
+            with pytest.raises(TransactionStateError):
+                tx.before_prepare(lambda t: None)
+
+    run(body())
+
+
+def test_before_prepare_writes_once_at_the_commit_in_order(store: StorePartition) -> None:
+    async def body() -> None:
+        async with started_transport() as transport:
+            tx = PartitionTransaction(store, CHANGELOG)
+            state = {"time": 1}
+            calls: list[str] = []
+
+            def first(t: PartitionTransaction) -> None:
+                calls.append("first")
+                assert t.open  # still writable
+                t.set(b"time", b"%d" % state["time"])
+
+            tx.before_prepare(first)
+            tx.before_prepare(lambda t: calls.append("second"))
+            tx.set(b"a", b"1")
+            state["time"] = 7  # what counts is the state at the commit
+            assert await tx.prepare(transport.producer(linger_ms=0)) == 2
+            assert calls == ["first", "second"]
+            await tx.acknowledged()
+            tx.flush()
+            assert store.get(b"time") == b"7"
+            records = await read_topic(transport.consumer(), CHANGELOG, 2)
+            assert [(r.key, r.value) for r in records] == [(b"a", b"1"), (b"time", b"7")]
+
+    run(body())
+
+
+def test_a_failing_before_prepare_fails_the_prepare_and_sends_nothing(
+    store: StorePartition,
+) -> None:
+    async def body() -> None:
+        async with started_transport() as transport:
+            tx = PartitionTransaction(store, CHANGELOG)
+            tx.set(b"a", b"1")
+
+            def broken(_t: PartitionTransaction) -> None:
+                raise RuntimeError("cannot save")
+
+            tx.before_prepare(broken)
+            await transport.admin().create_topic(CHANGELOG.topic, 1, {})
+            producer = transport.producer(linger_ms=0)
+            with pytest.raises(RuntimeError, match="cannot save"):
+                await tx.prepare(producer)
+            assert tx.state is TransactionState.FAILED and not tx.open
+            await producer.flush()
+            consumer = transport.consumer()
+            assert await consumer.end_offsets([CHANGELOG]) == {CHANGELOG: 0}
+            await consumer.close()
 
     run(body())

@@ -338,6 +338,31 @@ def test_send_many_keyed_records_land_where_murmur2_says(transport: TransportCas
     case.run(body())
 
 
+def test_send_many_highest_offsets_are_the_last_of_each_partition(
+    transport: TransportCase,
+) -> None:
+    case = transport
+    topic = case.topic("manyhighest")
+    keys = [b"key-%d" % (i % 11) for i in range(200)]
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 3)
+        producer = case.transport.producer(linger_ms=1, batch_size=2048)
+        await producer.send(topic, b"before", partition=2)
+        sent = await producer.send_many(topic, [b"v"] * 200, keys=keys)
+        await producer.flush()
+        highest = await sent.highest_offsets()
+        metas = await sent
+        await producer.close()
+        expected: dict[int, int] = {}
+        for m in metas:
+            expected[m.partition] = max(expected.get(m.partition, -1), m.offset)
+        assert highest == expected
+        assert set(highest) == {partition_for_key(k, 3) for k in keys}
+
+    case.run(body())
+
+
 def test_send_many_refuses_bad_input_before_queueing_anything(transport: TransportCase) -> None:
     case = transport
     topic = case.topic("manybad")

@@ -261,7 +261,7 @@ class Stream:
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
         """(key, value) pairs."""
         while True:
-            position = await self._step()
+            position = self._step_ready() or await self._step()
             if position is None:
                 return
             batch, index, value = position
@@ -270,7 +270,7 @@ class Stream:
     async def events(self) -> AsyncIterator[Event]:
         """``Event``s: key, value, headers and the message's topic/partition/offset/time."""
         while True:
-            position = await self._step()
+            position = self._step_ready() or await self._step()
             if position is None:
                 return
             batch, index, value = position
@@ -284,8 +284,39 @@ class Stream:
             yield n, value
             n += 1
 
+    def _step_ready(self) -> tuple[Batch, int, Any] | None:
+        """``_step`` for the common case, with no coroutine: finish the previous event, then
+        take the next record of the live batch in hand if that needs no wait (no
+        processors, the commit gate open, the record decodes). None: ``_step`` decides."""
+        if self._busy:
+            self.release()
+        cursor = self._cursor
+        batch = cursor.batch
+        if batch is None:
+            return None
+        index = cursor.index
+        if self._autoack:
+            batch.ack_upto(index)
+        if self._processors or batch.revoked or index >= len(batch.records):
+            return None
+        barrier = self._barrier
+        if barrier is not None and not barrier.gate.is_set():
+            return None
+        try:
+            value = batch.loads_value(batch.records[index].value)
+        except SerdeError:
+            return None  # _step decodes it again and hands the error to the owner
+        cursor.index = index + 1
+        if barrier is not None:
+            barrier.enter()
+            self._busy = True
+        return batch, index, value
+
     async def _step(self) -> tuple[Batch, int, Any] | None:
         """Like ``__anext__`` but returning the position too (and acking the previous one)."""
+        position = self._step_ready()
+        if position is not None:
+            return position
         if self._busy:
             self.release()
         cursor = self._cursor

@@ -29,7 +29,6 @@ from streamlog.state.windows import WindowRange
 if TYPE_CHECKING:
     from streamlog.dsl.windows.engine import WindowEngine
     from streamlog.dsl.windows.kinds import PartitionWindows
-    from streamlog.state.transaction import PartitionTransaction
 
 __all__ = ["WindowCloser"]
 
@@ -127,31 +126,9 @@ class WindowCloser:
     def _expire_due(self, number: int, part: PartitionWindows) -> None:
         engine = self.engine
         st = part.stream_time
-        queue = part.expiry
-        if st is None or queue.head > st:
+        if st is None or part.expiry.head > st:
             return
-        kind = engine.kind
-        txn = engine.table.transaction(number)
-        while queue.head <= st:
-            keys = queue.pop_bucket()
-            if kind.unique_expiry:
-                # every key is a live window (``Aligned``): delete the lot without reads
-                if engine.closing:
-                    _drop_close_markers(txn, keys)
-                txn.delete_many(keys)
-                engine.expired_windows += len(keys)
-                continue
-            for key in keys:
-                data = txn.get(key)
-                if data is None:
-                    continue  # merged into a larger session, or deleted already
-                raw, at = split_window_key(key)
-                txn.delete(key)
-                marker = close_marker(key)
-                if engine.closing and txn.get(marker) is not None:
-                    txn.delete(marker)
-                kind.forget(part, raw, kind.range_of(at, data))
-                engine.expired_windows += 1
+        engine.expire_due(part, engine.table.transaction(number))
 
     async def _emit(self, raw: bytes, window: WindowRange, payload: bytes) -> None:
         engine = self.engine
@@ -186,11 +163,3 @@ class WindowCloser:
                 exc,
                 exc_info=exc,
             )
-
-
-def _drop_close_markers(txn: PartitionTransaction, keys: list[bytes]) -> None:
-    """Delete the close markers still owed for ``keys`` (windows being expired)."""
-    for key in keys:
-        marker = close_marker(key)
-        if txn.get(marker) is not None:
-            txn.delete(marker)

@@ -10,8 +10,14 @@ Stream time is per table partition: the largest event time a write has seen. A w
 whose windows are all closed at that stream time is late: dropped, counted
 (``late_events``) and handed to ``on_late``.
 
-The per-event path serialises and hashes a key once per ``WindowSet`` (``locate``) and
-finds the partition's transaction through the table's cache.
+The per-event path serialises and hashes a key once per ``WindowSet`` (``place_of``; a
+cache of keys across events was no faster: its lookups miss the CPU caches), keeps each
+partition's open transaction
+(``PartitionWindows.txn``) and asks the table again only once a commit began. Stream
+time is kept in memory and written once per commit, as the transaction is prepared
+(``PartitionTransaction.before_prepare``), not by every event that moves it; a table
+without final results (no ``on_window_close``/``emit_final``) also expires what is due
+then, so a window that expired since the last commit never reaches the store.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import WindowedTableError
@@ -27,6 +34,7 @@ from streamlog.dsl.runtime.context import current_timestamp_ms
 from streamlog.dsl.windows.kinds import Op, PartitionWindows, WindowKind
 from streamlog.state.window_store import (
     CLOSE_PREFIX,
+    HEADER_SIZE,
     MARK,
     STREAM_TIME_KEY,
     close_marker,
@@ -53,6 +61,8 @@ log = logging.getLogger(__name__)
 
 OnWindowClose = Callable[[Any, WindowRange, Any], Any]
 OnLate = Callable[[Any, Any, int], Any]
+
+Located = tuple[bytes, bytes, int]  # serialised key, window-key prefix, table partition
 
 
 class WindowEngine:
@@ -89,6 +99,8 @@ class WindowEngine:
         self._default = table.default
         self.expire_delay = kind.expire_delay
         self.close_delay = kind.close_delay
+        self.unique_expiry = kind.unique_expiry
+        self.header = kind.header
         # Set by the closer while it runs: an event that makes a window due wakes it.
         self.wake: asyncio.Event | None = None
         self._late_tasks: set[asyncio.Task[Any]] = set()
@@ -126,11 +138,14 @@ class WindowEngine:
 
     # -- the write path ---------------------------------------------------------------
 
-    def locate(self, ref: WindowSet) -> bytes:
-        """Serialise ``ref``'s key and find its partition, once per ``WindowSet``."""
-        raw = self.table.key_bytes(ref.key)
-        ref.located(raw, window_key_prefix(raw), self.table.partition_of(raw))
-        return raw
+    def place_of(self, ref: WindowSet) -> Located:
+        """``ref.place``: its key serialised, the window-key prefix and the partition,
+        computed once per ``WindowSet``."""
+        found = ref.place
+        if found is None:
+            raw = self.table.key_bytes(ref.key)
+            found = ref.place = (raw, window_key_prefix(raw), self.table.partition_of(raw))
+        return found
 
     def created(
         self, part: PartitionWindows, txn: PartitionTransaction, key: bytes, end: int
@@ -143,25 +158,73 @@ class WindowEngine:
 
     def apply(self, ref: WindowSet, ts: int, op: Op, operand: Any) -> bool:
         """Apply ``op`` (None: assign) with ``operand`` to ``ref``'s windows at ``ts``."""
-        raw = ref.raw
-        if raw is None:
-            raw = self.locate(ref)
-        number = ref.number
-        txn = self.table.transaction(number, raw)
+        found = ref.place
+        if found is None:
+            found = self.place_of(ref)
+        raw, prefix, number = found
         part = self.parts.get(number)
         if part is None:
+            self.table.transaction(number, raw)  # PartitionNotOwnedError if not owned
             raise WindowedTableError(f"table {self.table.name}: partition {number} is not ready")
+        txn = part.txn
+        if txn is None or not txn.open:
+            txn = part.txn = self.table.transaction(number, raw)
         st = part.stream_time
         if st is None or ts > st:
             part.stream_time = ts
-            part.advanced_at = self.wall_ms()
-            txn.set(STREAM_TIME_KEY, pack_time(ts))
+            clock = self.app.clock
+            if clock is None:
+                raise WindowedTableError("windowed tables need a running app (the app clock)")
+            part.advanced_at = clock.time_ms()
+            if part.saved_by is not txn:  # once per transaction: saved as it commits
+                part.saved_by = txn
+                txn.before_prepare(partial(self._before_commit, part))
             if part.expiry.head <= ts or part.closing.head <= ts:
                 self.wake_if_due(part)
-        if self.kind.apply(self, part, txn, raw, ref.prefix, ts, op, operand):
+        if self.kind.apply(self, part, txn, raw, prefix, ts, op, operand):
             return True
         self.late(ref.key, operand, ts)
         return False
+
+    def _before_commit(self, part: PartitionWindows, txn: PartitionTransaction) -> None:
+        """As ``txn`` is prepared: expire what is due (unless final results are owed,
+        which the closer sends first) and write ``part``'s stream time."""
+        st = part.stream_time
+        if st is None or self.parts.get(part.number) is not part:
+            return  # revoked meanwhile: its next owner has its own stream time
+        if not self.closing and part.expiry.head <= st:
+            self.expire_due(part, txn)
+        txn.set(STREAM_TIME_KEY, pack_time(st))
+
+    def expire_due(self, part: PartitionWindows, txn: PartitionTransaction) -> None:
+        """Delete the windows of ``part`` whose expiry stream time has made due (their
+        deletes reach the changelog as tombstones), with their close markers."""
+        st = part.stream_time
+        queue = part.expiry
+        if st is None:
+            return
+        kind = self.kind
+        while queue.head <= st:
+            keys = queue.pop_bucket()
+            if kind.unique_expiry:
+                # every key is a live window (``Aligned``): delete the lot without reads
+                if self.closing:
+                    _drop_close_markers(txn, keys)
+                txn.delete_many(keys)
+                part.live.difference_update(keys)
+                self.expired_windows += len(keys)
+                continue
+            for key in keys:
+                data = txn.get(key)
+                if data is None:
+                    continue  # merged into a larger session, or deleted already
+                raw, at = split_window_key(key)
+                txn.delete(key)
+                marker = close_marker(key)
+                if self.closing and txn.get(marker) is not None:
+                    txn.delete(marker)
+                kind.forget(part, raw, kind.range_of(at, data))
+                self.expired_windows += 1
 
     def wake_if_due(self, part: PartitionWindows) -> None:
         st = part.stream_time
@@ -191,10 +254,10 @@ class WindowEngine:
 
     def value_at(self, ref: WindowSet, t: int) -> Any:
         """The value of ``ref``'s window at ``t`` (the default when there is none)."""
-        raw = ref.raw
-        if raw is None:
-            raw = self.locate(ref)
-        number = ref.number
+        found = ref.place
+        if found is None:
+            found = self.place_of(ref)
+        raw, prefix, number = found
         part = self.parts.get(number)
         data = None
         if part is None:
@@ -203,7 +266,14 @@ class WindowEngine:
             kind = self.kind
             at = kind.window_at(part, raw, t)
             if at is not None:
-                data = self.table.reader(number, raw).get(window_key_at(ref.prefix, at))
+                key = window_key_at(prefix, at)
+                # a kind that keeps its live windows says when there is nothing to read
+                if not self.unique_expiry or key in part.live:
+                    txn = part.txn
+                    if txn is not None and txn.open:
+                        data = txn.get(key)
+                    else:  # between commits, or while one runs: the table's reader
+                        data = self.table.reader(number, raw).get(key)
                 if data is not None:
                     st = part.stream_time
                     if st is not None and kind.window_end(at, data) + self.expire_delay <= st:
@@ -212,7 +282,9 @@ class WindowEngine:
             if self._default is None:
                 raise KeyError(ref.key)
             return self._default()
-        return self.loads(self.payload(data))
+        if self.header:
+            data = data[HEADER_SIZE:]
+        return self.loads(data)
 
     def expired(self, part: PartitionWindows, window: WindowRange) -> bool:
         st = part.stream_time
@@ -273,3 +345,11 @@ class WindowEngine:
     def closed(self) -> None:
         self.parts.clear()
         self.wake = None
+
+
+def _drop_close_markers(txn: PartitionTransaction, keys: list[bytes]) -> None:
+    """Delete the close markers still owed for ``keys`` (windows being expired)."""
+    for key in keys:
+        marker = close_marker(key)
+        if txn.get(marker) is not None:
+            txn.delete(marker)

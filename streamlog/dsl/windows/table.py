@@ -131,6 +131,7 @@ class WindowedTable:
         self._engine = engine
         self._closer = closer
         self._time = time
+        self._by_stream = time[0] == "stream"  # the default, checked first per event
         self.table = engine.table
         self.window = engine.kind.window
         self.name = engine.table.name
@@ -209,6 +210,9 @@ class WindowedTable:
     # -- time -------------------------------------------------------------------------
 
     def _event_time(self, event: Event | None = None) -> int:
+        if self._by_stream and event is None:  # the common case, first
+            ts = current_timestamp_ms()
+            return self._engine.wall_ms() if ts is None else ts
         kind, reader = self._time
         if kind == "stream":
             if event is not None:
@@ -339,33 +343,23 @@ class WindowSet:
     In-place operators (``+=``, ``-=``, ...) change every open window containing the event
     time; ``now()``, ``current()``, ``value()`` and ``delta(s)`` read one window.
 
-    The key's serialised form, window-key prefix and partition are computed on first use
-    (``WindowEngine.locate``, which calls ``located``) and kept (they depend on the key
-    alone), so ``w = table[k]; w += 1; w.current()`` serialises and hashes ``k`` once.
-    Whether the partition is owned, and its open transaction, are looked up on every use.
+    ``key`` is the table key (read it; the view stays bound to the key it was made for).
+    ``place`` is what the engine computed from it on first use and keeps (it depends on
+    the key alone): the serialised key, its window-key prefix and its table partition
+    (``WindowEngine.place_of``), so ``w = table[k]; w += 1; w.current()`` serialises and
+    hashes ``k`` once. Whether the partition is owned, and its open transaction, are
+    looked up on every use.
     """
 
-    __slots__ = ("_table", "_key", "raw", "prefix", "number")
+    __slots__ = ("_table", "key", "place")
 
     def __init__(self, table: WindowedTable, key: Any) -> None:
         self._table = table
-        self._key = key
-        self.raw: bytes | None = None  # the serialised key, once located
-        self.prefix = b""  # its window-key prefix
-        self.number = 0  # its table partition
-
-    def located(self, raw: bytes, prefix: bytes, number: int) -> None:
-        """Keep what ``WindowEngine.locate`` computed for this key."""
-        self.raw = raw
-        self.prefix = prefix
-        self.number = number
-
-    @property
-    def key(self) -> Any:
-        return self._key
+        self.key = key
+        self.place: tuple[bytes, bytes, int] | None = None
 
     def __repr__(self) -> str:
-        return f"<WindowSet {self._table.name}[{self._key!r}]>"
+        return f"<WindowSet {self._table.name}[{self.key!r}]>"
 
     def apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
         table = self._table
@@ -373,7 +367,18 @@ class WindowSet:
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
-        return self.apply(operator.add, other)
+        # ``apply`` inline, and the table's time for the default (stream) view: ``+=`` is
+        # the common update
+        table = self._table
+        engine = table._engine
+        if table._by_stream:
+            ts = current_timestamp_ms()
+            if ts is None:
+                ts = engine.wall_ms()
+        else:
+            ts = table._event_time()
+        engine.apply(self, ts, operator.add, other)
+        return self
 
     def __isub__(self, other: Any) -> WindowSet:
         return self.apply(operator.sub, other)
@@ -416,6 +421,9 @@ class WindowSet:
     def current(self, event: Event | None = None) -> Any:
         """The value of the window containing the event's timestamp (the current event)."""
         engine = self._table._engine
+        if event is None:  # ``stream_event_time`` inline: the common case
+            t = current_timestamp_ms()
+            return engine.value_at(self, engine.wall_ms() if t is None else t)
         return engine.value_at(self, engine.stream_event_time(event))
 
     def value(self, event: Event | None = None) -> Any:
@@ -432,7 +440,7 @@ class WindowSet:
         """This key's live windows and values, oldest first."""
         table = self._table
         engine = table._engine
-        raw = table.table.key_bytes(self._key)
+        raw = table.table.key_bytes(self.key)
         return [(w, engine.loads(p)) for _, w, p in engine.windows(raw)]
 
     def as_dict(self) -> dict[WindowRange, Any]:

@@ -12,12 +12,13 @@ one asyncio future per batch is made on demand.
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Callable, Generator
 from typing import Any
 
 from streamlog.log.records import BatchBuilder, batch_builder
 from streamlog.transport.errors import ProduceError, TransportError
-from streamlog.transport.types import RecordMetadata
+from streamlog.transport.types import RecordMetadata, metadata_run
 
 __all__ = ["Batch", "RecordFuture", "SentMany"]
 
@@ -148,13 +149,12 @@ class SentMany:
             topic, partition = batch.topic, batch.partition
             base = batch.base_offset + first
             ts = batch.append_time if batch.append_time >= 0 else self._timestamp
+            run = metadata_run(topic, partition, range(base, base + count), ts)
             if isinstance(where, int):
-                out[where : where + count] = [
-                    RecordMetadata(topic, partition, base + i, ts) for i in range(count)
-                ]
+                out[where : where + count] = run
             else:
-                for i, position in enumerate(where):
-                    out[position] = RecordMetadata(topic, partition, base + i, ts)
+                for position, metadata in zip(where, run, strict=True):
+                    out[position] = metadata
         return out
 
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
@@ -162,6 +162,24 @@ class SentMany:
             yield from batch.wait()
         return self.result()
 
+    async def highest_offsets(self) -> dict[int, int]:
+        """Partition -> highest offset of these records, once all are appended (or the
+        first failed batch's error), with no metadata object per record."""
+        await _appended(self._runs)
+        highest: dict[int, int] = {}
+        for batch, first, count, _ in self._runs:
+            batch.raise_error()
+            last = batch.base_offset + first + count - 1
+            highest[batch.partition] = max(highest.get(batch.partition, -1), last)
+        return highest
+
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
         return f"<SentMany {self._count} records {state}>"
+
+
+@types.coroutine
+def _appended(runs: list[tuple[Batch, int, int, Where]]) -> Generator[Any, None, None]:
+    """Wait until every run's batch is appended or failed."""
+    for batch, _, _, _ in runs:
+        yield from batch.wait()

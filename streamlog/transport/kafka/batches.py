@@ -25,7 +25,7 @@ from typing import Any
 from streamlog.log.batch_header import HEADER_SIZE, PRODUCER_FIELDS, PRODUCER_ID_AT, write_crc
 from streamlog.log.records import BatchBuilder, batch_builder, encode_built
 from streamlog.transport.errors import ProduceError
-from streamlog.transport.types import RecordMetadata, TopicPartition
+from streamlog.transport.types import RecordMetadata, TopicPartition, metadata_run
 
 __all__ = ["ProducerBatch", "PartitionQueue", "RecordFuture", "SentMany", "restamp"]
 
@@ -202,13 +202,12 @@ class SentMany:
                 if base_offset >= 0
                 else [-1] * count
             )
+            run = metadata_run(topic, partition, offsets, ts)
             if isinstance(where, int):
-                out[where : where + count] = [
-                    RecordMetadata(topic, partition, offset, ts) for offset in offsets
-                ]
+                out[where : where + count] = run
             else:
-                for position, offset in zip(where, offsets, strict=True):
-                    out[position] = RecordMetadata(topic, partition, offset, ts)
+                for position, metadata in zip(where, run, strict=True):
+                    out[position] = metadata
         return out
 
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
@@ -217,6 +216,20 @@ class SentMany:
                 # Shielded, as RecordFuture: the batch future is shared.
                 yield from asyncio.shield(batch.future).__await__()
         return self.result()
+
+    async def highest_offsets(self) -> dict[int, int]:
+        """Partition -> highest offset of these records (-1 without offsets: acks=0),
+        once all are acknowledged (or the first failure), with no metadata object per
+        record."""
+        highest: dict[int, int] = {}
+        for batch, first, count, _ in self._runs:
+            if not batch.future.done():
+                await asyncio.shield(batch.future)  # shared, as in ``__await__``
+            base_offset, _ = batch.future.result()
+            last = base_offset + first + count - 1 if base_offset >= 0 else -1
+            partition = batch.tp.partition
+            highest[partition] = max(highest.get(partition, -1), last)
+        return highest
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"

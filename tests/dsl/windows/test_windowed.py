@@ -26,7 +26,7 @@ from streamlog.dsl import ManualAsyncClock
 from streamlog.dsl.errors import WindowedTableError
 from streamlog.log.partitioner import partition_for_key
 from streamlog.state.window_store import CLOSE_PREFIX, STREAM_TIME_KEY
-from streamlog.state.windows import split_window_key
+from streamlog.state.windows import split_window_key, window_key
 from tests.dsl.helpers import read_topic, run, wait_for
 
 # ms, a multiple of every window size used here; recent, because the log's default
@@ -879,3 +879,82 @@ def test_faust_style_on_window_close_gets_key_and_window_together():
     )
     assert got[:1] == [(("a", (BASE, BASE + 1_000)), 3)]
     assert seen.closes == []
+
+
+# ---------------------------------------------------------------------- per-event path
+
+
+def test_keys_that_compare_equal_but_serialise_apart_keep_their_own_windows():
+    # 1 == 1.0 == True, but their table keys are b"1", b"1.0" and b"true": nothing that
+    # keeps a key's serialised form (a WindowSet's place) may hand one the other's windows
+    app = new_app("equalkeys")
+    source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
+    counts = app.Table("c", default=int, key_serializer="json").tumbling(10)
+    read: list[list[Any]] = []
+
+    @app.agent(source)
+    async def count(stream):
+        async for _key, _value in stream.items():
+            keys: list[Any] = [1, True, 1.0, "1", b"1"[0]]
+            for n, key in enumerate(keys):
+                window = counts[key]
+                window += 10**n
+            read.append([counts[key].current() for key in keys])
+
+    async def main():
+        async with app:
+            await send_at(source, "go", 0, BASE + 5)
+            await send_at(source, "go", 0, BASE + 6)
+            await wait_for(lambda: len(read) == 2)
+            return read, sorted((repr(k), tuple(w), v) for (k, w), v in counts.items())
+
+    reads, items = run(main())
+    # 1 and ord("1") == 49 are ints; True, 1.0 and "1" are keys of their own
+    assert reads == [[1, 10, 100, 1000, 10000], [2, 20, 200, 2000, 20000]]
+    window = (BASE, BASE + 10_000)
+    assert items == [
+        ("'1'", window, 2000),
+        ("1", window, 2),
+        ("1.0", window, 200),
+        ("49", window, 20000),
+        ("True", window, 20),
+    ]
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_commit_leaves_no_expired_window_in_the_store(tmp_path, store):
+    # without final results owed, expiry also runs as the commit begins: a window that
+    # expired before the commit is deleted by it (a tombstone in the changelog), whether
+    # or not the background closer got to it
+    app = new_app("commitexpiry", store=store, datadir=str(tmp_path))
+    source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
+    counts = app.Table("c", default=int, key_type=str, value_type=int).tumbling(1, expires=1)
+    done: list[int] = []
+
+    @app.agent(source)
+    async def count(stream):
+        async for key, value in stream.items():
+            counts[key] += value
+            done.append(value)
+
+    events = [("a", BASE + 100, 1), ("b", BASE + 1_500, 2), ("a", BASE + 2_100, 3)]
+
+    async def main():
+        async with app:
+            for key, ts, value in events:
+                await send_at(source, key, value, ts)
+            await wait_for(lambda: len(done) == len(events))
+            await app.conductor.commit()
+            stored = dict(counts.table.store_partition(0).items())
+            changelog = await read_topic(app, counts.table.changelog_topic.name, 4)
+            return stored, changelog, counts.expired_windows
+
+    stored, changelog, expired = run(main())
+    # stream time 2.1 s: [0, 1 s) expired at 2 s, [1 s, 2 s) lives until 3 s
+    windows = {split_window_key(k): v for k, v in stored.items() if k != STREAM_TIME_KEY}
+    assert windows == {(b"b", BASE + 1_000): b"2", (b"a", BASE + 2_000): b"3"}
+    assert stored[STREAM_TIME_KEY] == (BASE + 2_100).to_bytes(8, "big")
+    assert expired == 1
+    last = {r.key: r.value for r in sorted(changelog, key=lambda r: r.offset)}
+    assert last[window_key(b"a", BASE)] is None
+    assert len(changelog) == 4  # three windows and the stream time, each once

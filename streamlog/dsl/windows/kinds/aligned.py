@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.windows.kinds.base import Op, PartitionWindows, WindowValues, stream_time_of
-from streamlog.state.windows import HoppingWindow, TumblingWindow, WindowRange, window_key_at
+from streamlog.state.windows import (
+    HoppingWindow,
+    TumblingWindow,
+    WindowRange,
+    window_key,
+    window_key_at,
+)
 
 if TYPE_CHECKING:
     from streamlog.state.transaction import PartitionTransaction
@@ -20,6 +26,8 @@ class Aligned:
     ``unique_expiry``: a window is scheduled once, when it is created; it is closed
     (``expires >= grace``) before it expires, so no event recreates it after expiry, and
     its schedule entry is never stale. Expiry deletes such keys without reading them.
+    The live windows are in ``PartitionWindows.live``: an event for a window not there
+    creates it without a read (``PartitionTransaction.insert``).
     """
 
     header = False
@@ -54,14 +62,7 @@ class Aligned:
             end = start + size
             if st >= end + grace:
                 continue  # closed
-            key = window_key_at(prefix, start)
-            data = txn.get(key)
-            if data is None:
-                old = values.initial(op)
-                values.created(part, txn, key, end)
-            else:
-                old = None if op is None else values.loads(data)
-            txn.set(key, values.dumps(operand if op is None else op(old, operand)))
+            _update(values, part, txn, window_key_at(prefix, start), end, op, operand)
             applied = True
         return applied
 
@@ -75,6 +76,7 @@ class Aligned:
         return t - t % self.step  # the newest window containing t
 
     def rebuild(self, part: PartitionWindows, raw: bytes, start: int, data: bytes) -> WindowRange:
+        part.live.add(window_key(raw, start))
         return WindowRange(start, start + self.size)
 
     def finish_rebuild(self, part: PartitionWindows) -> None:
@@ -98,17 +100,53 @@ class Tumbling(Aligned):
         op: Op,
         operand: Any,
     ) -> bool:
-        st = stream_time_of(part)
-        start = ts - ts % self.size
-        end = start + self.size
+        st = part.stream_time
+        if st is None:
+            st = stream_time_of(part)  # raises: the engine sets it first
+        size = self.size
+        start = ts - ts % size
+        end = start + size
         if st >= end + self.grace:
             return False  # closed
         key = window_key_at(prefix, start)
-        data = txn.get(key)
-        if data is None:
-            old = values.initial(op)
-            values.created(part, txn, key, end)
-        else:
-            old = None if op is None else values.loads(data)
-        txn.set(key, values.dumps(operand if op is None else op(old, operand)))
+        live = part.live
+        if key in live:  # ``_update``, inline: this is every event's path
+            data = txn.get(key)
+            if data is not None:
+                old = None if op is None else values.loads(data)
+                txn.set(key, values.dumps(operand if op is None else op(old, operand)))
+            else:
+                _update(values, part, txn, key, end, op, operand)
+            return True
+        value = values.dumps(operand if op is None else op(values.initial(op), operand))
+        values.created(part, txn, key, end)
+        live.add(key)
+        txn.insert(key, value)  # not live: neither in the transaction nor in the store
         return True
+
+
+def _update(
+    values: WindowValues,
+    part: PartitionWindows,
+    txn: PartitionTransaction,
+    key: bytes,
+    end: int,
+    op: Op,
+    operand: Any,
+) -> None:
+    """Apply ``op`` to the open window ``key`` (ending at ``end``), creating it if new."""
+    live = part.live
+    if key in live:
+        data = txn.get(key)
+        if data is not None:
+            old = None if op is None else values.loads(data)
+            txn.set(key, values.dumps(operand if op is None else op(old, operand)))
+            return
+        # live without a value: only expiry deletes windows, so not expected; made anew
+    value = values.dumps(operand if op is None else op(values.initial(op), operand))
+    values.created(part, txn, key, end)
+    if key in live:
+        txn.set(key, value)
+    else:
+        live.add(key)
+        txn.insert(key, value)  # not live: neither in the transaction nor in the store

@@ -32,6 +32,13 @@ class PartitionWindows:
     """What the windowed layer keeps in memory for one table partition.
 
     ``expiry`` and ``closing`` schedule the partition's window keys by due stream time.
+    ``live`` is, for kinds with ``unique_expiry``, the key of every window in the store or
+    the open transaction (created, or rebuilt, and not yet expired): a window not in it
+    does not exist, so creating one, or reading one that is not there, reads nothing.
+    ``txn`` is the partition's transaction as the engine last had it (asked of the table
+    again once it is no longer ``open``); ``saved_by`` the transaction that writes
+    ``stream_time`` as it is committed (``PartitionTransaction.before_prepare``), so an
+    event that moves stream time does not write it.
     """
 
     number: int
@@ -39,6 +46,9 @@ class PartitionWindows:
     advanced_at: int = 0  # app clock (ms) when stream time last moved
     expiry: DueQueue = field(default_factory=DueQueue)
     closing: DueQueue = field(default_factory=DueQueue)
+    live: set[bytes] = field(default_factory=set)  # unique_expiry kinds: live windows
+    txn: PartitionTransaction | None = None
+    saved_by: PartitionTransaction | None = None
     sessions: dict[bytes, list[Session]] = field(default_factory=dict)
     times: dict[bytes, list[int]] = field(default_factory=dict)  # sliding: record times
 
@@ -56,7 +66,9 @@ class WindowValues(Protocol):
 
     def created(
         self, part: PartitionWindows, txn: PartitionTransaction, key: bytes, end: int
-    ) -> None: ...
+    ) -> None:
+        """Schedule the expiry (and closing) of a window the kind just created."""
+        ...
 
 
 def stream_time_of(part: PartitionWindows) -> int:
@@ -74,8 +86,10 @@ class WindowKind(Protocol):
     Attributes: ``window`` (the declaration, from ``streamlog.state.windows``);
     ``header`` (stored values carry an 8-byte time before the payload); ``unique_expiry``
     (each window is scheduled for expiry once and never recreated after, so expiry may
-    delete a due bucket without reading it); ``close_delay`` and ``expire_delay`` (how long
-    after ``window_end`` stream time must be for the window to be closed, resp. deleted);
+    delete a due bucket without reading it; such a kind keeps ``PartitionWindows.live``,
+    adding each window it creates or rebuilds, and expiry removes the bucket's keys);
+    ``close_delay`` and ``expire_delay`` (how long after ``window_end`` stream time must
+    be for the window to be closed, resp. deleted);
     ``lifetime`` (how long a window lives in the store: the changelog's retention).
     """
 
