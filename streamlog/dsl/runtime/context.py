@@ -14,7 +14,13 @@ from typing import Any
 
 from streamlog.dsl.runtime.events import Event, event_at
 
-__all__ = ["current_event", "current_timestamp_ms", "set_current", "clear_current"]
+__all__ = [
+    "current_event",
+    "current_timestamp_ms",
+    "current_partition",
+    "set_current",
+    "clear_current",
+]
 
 _CURRENT: ContextVar[tuple[Any, int] | None] = ContextVar("streamlog_current_event", default=None)
 
@@ -36,6 +42,18 @@ def current_timestamp_ms() -> int | None:
         return None
     batch, index = position
     return int(batch.records[index].timestamp)
+
+
+def current_partition() -> int | None:
+    """The source partition of the event the calling actor is processing, or None (no
+    event, or a channel's): Faust-style tables keep a key in the partition of the event
+    that wrote it (``streamlog.dsl.tables.table``)."""
+    position = _CURRENT.get()
+    if position is None:
+        return None
+    batch, index = position
+    partition: int = getattr(batch.records[index], "partition", -1)
+    return partition if partition >= 0 else None
 
 
 def current_event() -> Event | None:
