@@ -392,10 +392,13 @@ class Table:
 
     # ------------------------------------------------------------------ dict API
 
+    # a GlobalTable reads a key wherever it is (Faust's ``is_global`` lookups)
+    _reads_everywhere = False
+
     def _read(self, raw_key: bytes) -> bytes | None:
         if self._by_event:
             number = current_partition()
-            if number is None or number >= self.partitions:
+            if number is None or number >= self.partitions or self._reads_everywhere:
                 found = self._find(raw_key)
                 return None if found is None else self._read_in(found, raw_key)
         else:

@@ -134,3 +134,33 @@ def test_record_keys_and_bytes_types() -> None:
     assert by_account.schema.loads_key(by_account.key_bytes(account)) == account
     assert blobs.key_bytes(b"\x00k") == b"\x00k"
     assert blobs.schema.value_serializer == "raw"
+
+
+def test_a_global_table_reads_a_key_from_whichever_partition_wrote_it() -> None:
+    # Faust's is_global lookups search every partition: a key written by an event of
+    # partition 1 is read by an event of partition 0
+    app = new_app("global", partitions=2)
+    source = app.topic(f"{app.conf.id}-in", value_type=dict)
+    prices = app.GlobalTable("prices")
+    reads: list[object] = []
+
+    @app.agent(source)
+    async def use(stream):
+        async for event in stream:
+            if "set" in event:
+                prices[event["set"]] = event["price"]
+                reads.append("set")
+            else:
+                reads.append(prices.get(event["get"]))
+
+    async def main():
+        async with app:
+            await source.send(value={"set": "apple", "price": 3}, partition=1)
+            await wait_for(lambda: len(reads) == 1)
+            await source.send(value={"get": "pear"}, partition=0)
+            await wait_for(lambda: len(reads) == 2)
+            await source.send(value={"get": "apple"}, partition=0)
+            await wait_for(lambda: len(reads) == 3)
+
+    run(main())
+    assert reads == ["set", None, 3]
