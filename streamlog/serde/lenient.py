@@ -288,7 +288,7 @@ class RecordPlan:
         )
         self.positional = len(getattr(cls, "__match_args__", ())) == len(infos)
         self.index = NamespaceIndex(msgspec.Struct)
-        self._decoders: dict[int, Callable[[bytes], Any]] = {}
+        self._decoders: dict[tuple[int, int], Callable[[bytes], Any]] = {}
 
     def build(self, shadow: Any) -> Any:
         """The real instance from a decoded shadow (conversions applied)."""
@@ -329,7 +329,7 @@ class RecordPlan:
 
     def decoder(self, fmt: Any, dec_hook: Callable[[type, Any], Any] | None = None) -> Any:
         """``bytes -> instance`` for a msgspec format module (``msgspec.json``/``msgpack``)."""
-        key = id(fmt) ^ id(dec_hook)
+        key = (id(fmt), id(dec_hook))
         found = self._decoders.get(key)
         if found is not None:
             return found

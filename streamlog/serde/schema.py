@@ -51,6 +51,7 @@ from streamlog.serde.errors import (
     ValueDecodeError,
     ValueEncodeError,
 )
+from streamlog.serde.lenient import plan_of
 from streamlog.serde.models import Record
 from streamlog.serde.namespaces import TAG, NamespaceIndex
 from streamlog.serde.typecheck import instance_checker, is_untyped, type_name
@@ -269,7 +270,7 @@ def _reconstructing(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
             ns = tag.get("ns") if type(tag) is dict else None
             cls = index.get(ns) if type(ns) is str else None
             if cls is not None:
-                return cls.from_data(value)  # type: ignore[attr-defined]
+                return plan_of(cls).from_builtins(value)
         return value
 
     return decode_untyped
