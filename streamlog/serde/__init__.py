@@ -15,10 +15,11 @@ from streamlog.serde.errors import (
     SchemaError,
     SerdeError,
     UnknownCodecError,
+    ValidationError,
     ValueDecodeError,
     ValueEncodeError,
 )
-from streamlog.serde.models import Record, field_getter, field_name
+from streamlog.serde.models import Record, RecordOptions, field_getter, field_name
 from streamlog.serde.schema import Schema
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "KeyDecodeError",
     "KeyEncodeError",
     "Record",
+    "RecordOptions",
     "Schema",
     "SchemaError",
     "SerdeError",
     "UnknownCodecError",
+    "ValidationError",
     "ValueDecodeError",
     "ValueEncodeError",
     "codecs",

@@ -25,9 +25,15 @@ own.
 from __future__ import annotations
 
 import base64
+import collections
+import datetime
+import decimal
+import enum
 import io
+import json as _json
 import pickle
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +41,16 @@ import cloudpickle
 import msgspec
 
 from streamlog.serde.errors import SchemaError, UnknownCodecError
+from streamlog.serde.lenient import (
+    converter_for,
+    is_lenient_record,
+    is_record_class,
+    lenient_scalar,
+    mentions_lenient_record,
+    plan_of,
+)
+from streamlog.serde.options import RecordOptions
+from streamlog.serde.tagging import record_encoder, tagged_builtins
 from streamlog.serde.typecheck import instance_checker, is_untyped, type_name
 
 __all__ = [
@@ -43,6 +59,7 @@ __all__ = [
     "CodecBase",
     "RawCodec",
     "JsonCodec",
+    "FaustJsonCodec",
     "MsgpackCodec",
     "PickleCodec",
     "BinaryCodec",
@@ -51,6 +68,7 @@ __all__ = [
     "default_codecs",
     "encoder_for",
     "decoder_for",
+    "lenient_decoder_for",
 ]
 
 Encoder = Callable[[Any], bytes]
@@ -156,7 +174,11 @@ def _float_text(obj: float) -> bytes:
 class _MsgspecCodec(CodecBase):
     """A msgspec format (``msgspec.json`` or ``msgspec.msgpack``): one encoder, an untyped
     decoder, and a typed decoder per declared type. ``enc_hook``/``dec_hook`` extend it to
-    other types, as in msgspec."""
+    other types, as in msgspec.
+
+    Records are written with Faust's ``__faust`` tag (``streamlog.serde.tagging``): the
+    encoder of each Record class met is made once and kept by its type.
+    """
 
     _format: Any  # the msgspec module of the format, set by each subclass
 
@@ -169,8 +191,17 @@ class _MsgspecCodec(CodecBase):
         self._dec_hook = dec_hook
         self._encoder = self._format.Encoder(enc_hook=enc_hook)
         self._decoder = self._format.Decoder(dec_hook=dec_hook)
+        self._records: dict[type, Encoder] = {}
 
     def dumps(self, obj: Any) -> bytes:
+        encode = self._records.get(type(obj))
+        if encode is not None:
+            return encode(obj)
+        if isinstance(obj, msgspec.Struct) and is_record_class(type(obj)):
+            encode = self._records[type(obj)] = record_encoder(
+                type(obj), self._encoder.encode, self._format
+            )
+            return encode(obj)
         data: bytes = self._encoder.encode(obj)
         return data
 
@@ -178,8 +209,10 @@ class _MsgspecCodec(CodecBase):
         return self._decoder.decode(data)
 
     def encoder_for(self, tp: Any) -> Encoder:
-        encode: Encoder = self._encoder.encode
-        return encode
+        if tp in _PLAIN_TYPES:
+            encode: Encoder = self._encoder.encode
+            return encode
+        return self.dumps  # a Record (or a subclass of it) may arrive: tag it
 
     def decoder_for(self, tp: Any) -> Decoder:
         if is_untyped(tp):
@@ -188,11 +221,79 @@ class _MsgspecCodec(CodecBase):
         typed: Decoder = self._format.Decoder(tp, dec_hook=self._dec_hook).decode
         return typed
 
+    def record_decoder(self, cls: Any) -> Decoder:
+        """Faust's lenient ``bytes -> cls`` (``streamlog.serde.lenient``)."""
+        decode: Decoder = plan_of(cls).decoder(self._format, self._dec_hook)
+        return decode
+
+
+_PLAIN_TYPES: frozenset[Any] = frozenset({int, float, str, bool, bytes, type(None)})
+
 
 class JsonCodec(_MsgspecCodec):
     """JSON by msgspec."""
 
     _format = msgspec.json
+
+
+class FaustJsonCodec(JsonCodec):
+    """JSON written byte for byte as faust-streaming writes it (Python's ``json`` with
+    compact separators and ASCII escapes, Faust's encoder for other types), read back with
+    arrays as tuples. For table keys: a key's bytes are its identity in the store and in
+    the compacted changelog, so they must be Faust's for a Faust app's changelog to
+    recover (and for Faust to read streamlog's). Strings, ints, booleans and None take
+    msgspec's fast path, whose bytes are the same; the rest (floats, whose exponent
+    spelling differs, arrays, Records) go through ``json.dumps``.
+    """
+
+    def dumps(self, obj: Any) -> bytes:
+        kind = type(obj)
+        if kind is str:
+            data: bytes = self._encoder.encode(obj)
+            if data.isascii() and b"\x7f" not in data:
+                return data
+        elif kind is int or kind is bool or obj is None:
+            number: bytes = self._encoder.encode(obj)
+            return number
+        return _json.dumps(obj, default=_faust_json_default, separators=(",", ":")).encode()
+
+    def encoder_for(self, tp: Any) -> Encoder:
+        return self.dumps
+
+    def loads(self, data: bytes) -> Any:
+        return _arrays_as_tuples(self._decoder.decode(data))
+
+    def decoder_for(self, tp: Any) -> Decoder:
+        if is_untyped(tp):
+            return self.loads
+        return super().decoder_for(tp)
+
+
+def _arrays_as_tuples(value: Any) -> Any:
+    """Faust's ``Collection._to_key``: JSON arrays as tuples, so keys stay hashable."""
+    if type(value) is list:
+        return tuple(_arrays_as_tuples(v) for v in value)
+    return value
+
+
+def _faust_json_default(obj: Any) -> Any:
+    """Faust's ``JSONEncoder.default`` (``faust/utils/json.py``) for the stdlib encoder."""
+    if is_record_class(type(obj)):
+        return tagged_builtins(obj)
+    if isinstance(obj, decimal.Decimal | uuid.UUID | bytes):
+        return str(obj)
+    if isinstance(obj, datetime.date | datetime.time):
+        if not isinstance(obj, datetime.datetime | datetime.time):
+            obj = datetime.datetime(obj.year, obj.month, obj.day)
+        text = obj.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, set | frozenset | tuple | collections.deque):
+        return list(obj)
+    if isinstance(obj, collections.Counter):
+        return dict(obj)
+    raise TypeError(f"JSON cannot serialize {type(obj).__name__!r}: {obj!r}")
 
 
 class MsgpackCodec(_MsgspecCodec):
@@ -361,6 +462,51 @@ def decoder_for(codec: Codec, tp: Any) -> Decoder:
         return msgspec.convert(obj, tp)
 
     return decode
+
+
+_DEFAULT_OPTIONS = RecordOptions()
+
+
+def lenient_decoder_for(codec: Codec, tp: Any) -> Decoder | None:
+    """Faust's decoding of a declared type ``tp`` (``streamlog.serde.lenient``), or None
+    where Faust has no rule of its own and the validating ``decoder_for`` applies.
+
+    Records (not ``strict``) and types holding them are taken as the data gives them;
+    ``int``/``float``/``Decimal`` are converted from what the codec gives (``int("3")``),
+    as Faust's registry does; ``str`` is left as decoded. ``raw`` and ``binary`` read
+    their text themselves (their typed decoders are Faust's already).
+    """
+    if is_untyped(tp) or isinstance(codec, RawCodec | BinaryCodec):
+        return None
+    if isinstance(codec, ChainedCodec):
+        first = lenient_decoder_for(codec.codecs[0], tp)
+        if first is None:
+            return None
+        rest = [c.loads for c in reversed(codec.codecs[1:])]
+
+        def decode_chain(data: bytes) -> Any:
+            for loads in rest:
+                data = loads(data)
+            return first(data)
+
+        return decode_chain
+    if is_lenient_record(tp):
+        if isinstance(codec, _MsgspecCodec):
+            return codec.record_decoder(tp)
+        plan = plan_of(tp)
+        loads = decoder_for(codec, None)
+        return lambda data: plan.from_builtins(loads(data))
+    scalar = lenient_scalar(tp)
+    if scalar is not None:
+        untyped = decoder_for(codec, None)
+        return lambda data: scalar(untyped(data))
+    if mentions_lenient_record(tp):
+        convert = converter_for(tp, _DEFAULT_OPTIONS, top_level=False)
+        if convert is None:
+            return None
+        untyped = decoder_for(codec, None)
+        return lambda data: convert(untyped(data))
+    return None
 
 
 class CodecRegistry:

@@ -26,6 +26,7 @@ __all__ = [
     "ValueEncodeError",
     "UnknownCodecError",
     "SchemaError",
+    "ValidationError",
 ]
 
 
@@ -102,3 +103,9 @@ class UnknownCodecError(SerdeError, LookupError):
 
 class SchemaError(SerdeError, TypeError):
     """A key or value type that the chosen serializer cannot carry (e.g. a Record as raw)."""
+
+
+class ValidationError(SerdeError, ValueError):
+    """A field of a ``validation=True`` Record that Faust's validators refuse (a blank
+    string, a non-finite Decimal). Raised on construction; decoding wraps it in
+    ``ValueDecodeError``/``KeyDecodeError``."""

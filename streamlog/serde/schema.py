@@ -19,8 +19,13 @@ Faust's rules, kept so Faust apps behave the same:
 * ``raw`` with ``str`` is UTF-8 text; with ``int``/``float``, their decimal text.
 
 Encoding checks only the outer type (a ``str`` sent to an ``int`` topic is refused with
-``ValueEncodeError``); decoding validates fully and raises ``KeyDecodeError`` or
-``ValueDecodeError`` naming the type and the path of the bad field.
+``ValueEncodeError``). Decoding follows Faust (``streamlog.serde.lenient``): Records are
+not type-checked (unless their class says ``strict=True``), ``int``/``float``/``Decimal``
+keys and values are converted from what the codec gives, and a value read without a
+declared type that carries Faust's ``"__faust"`` tag comes back as the Record it names.
+``Schema(strict=True)`` decodes everything with msgspec's full validation instead. Errors
+are ``KeyDecodeError`` or ``ValueDecodeError`` naming the type (and, when strict, the
+path of the bad field).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from streamlog.serde.codecs import (
     decoder_for,
     default_codecs,
     encoder_for,
+    lenient_decoder_for,
 )
 from streamlog.serde.errors import (
     DecodeError,
@@ -45,7 +51,9 @@ from streamlog.serde.errors import (
     ValueDecodeError,
     ValueEncodeError,
 )
+from streamlog.serde.lenient import plan_of
 from streamlog.serde.models import Record
+from streamlog.serde.namespaces import TAG, NamespaceIndex
 from streamlog.serde.typecheck import instance_checker, is_untyped, type_name
 
 __all__ = ["Schema", "Dumps", "Loads"]
@@ -62,6 +70,7 @@ class Schema:
     ``key_serializer``/``value_serializer`` left as None mean "not chosen": the Record's
     ``serializer`` option applies, else ``default_key_serializer`` (``"raw"``) or
     ``default_value_serializer`` (``"json"``), where an app passes its configured defaults.
+    ``strict``: decode with full type checks instead of Faust's rules (module docstring).
 
     Built once per topic and not changed after: the compiled functions close over the
     codecs chosen here, so registering a codec later does not alter a schema already built.
@@ -76,6 +85,7 @@ class Schema:
         "dumps_value",
         "loads_key",
         "loads_value",
+        "strict",
     )
 
     key_type: Any
@@ -86,6 +96,7 @@ class Schema:
     dumps_value: Dumps
     loads_key: Loads
     loads_value: Loads
+    strict: bool
 
     def __init__(
         self,
@@ -97,6 +108,7 @@ class Schema:
         *,
         default_key_serializer: str | Codec = "raw",
         default_value_serializer: str | Codec = "json",
+        strict: bool = False,
     ) -> None:
         key_serializer = _default_serializer(key_type, key_serializer, default_key_serializer)
         value_serializer = _default_serializer(
@@ -114,12 +126,15 @@ class Schema:
         self.value_type = value_type
         self.key_serializer = key_serializer
         self.value_serializer = value_serializer
+        self.strict = strict
         key_subject = _subject(key_type, key_serializer)
         value_subject = _subject(value_type, value_serializer)
         self.dumps_key = _compile_dumps(key_type, key_codec, key_subject, KeyEncodeError)
         self.dumps_value = _compile_dumps(value_type, value_codec, value_subject, ValueEncodeError)
-        self.loads_key = _compile_loads(key_type, key_codec, key_subject, KeyDecodeError)
-        self.loads_value = _compile_loads(value_type, value_codec, value_subject, ValueDecodeError)
+        self.loads_key = _compile_loads(key_type, key_codec, key_subject, KeyDecodeError, strict)
+        self.loads_value = _compile_loads(
+            value_type, value_codec, value_subject, ValueDecodeError, strict
+        )
 
     def __repr__(self) -> str:
         return (
@@ -220,10 +235,16 @@ def _dumps_bytes(subject: str, error: type[EncodeError]) -> Dumps:
     return dumps_bytes
 
 
-def _compile_loads(tp: Any, codec: Codec, subject: str, error: type[DecodeError]) -> Loads:
+def _compile_loads(
+    tp: Any, codec: Codec, subject: str, error: type[DecodeError], strict: bool
+) -> Loads:
     if tp is bytes:
         return _loads_bytes
-    decode = decoder_for(codec, tp)
+    decode = None if strict else lenient_decoder_for(codec, tp)
+    if decode is None:
+        decode = decoder_for(codec, tp)
+    if is_untyped(tp):
+        decode = _reconstructing(decode)
 
     def loads(data: bytes | None) -> Any:
         if data is None:
@@ -236,6 +257,24 @@ def _compile_loads(tp: Any, codec: Codec, subject: str, error: type[DecodeError]
             raise error.from_exception(subject, exc) from exc
 
     return loads
+
+
+def _reconstructing(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """Faust's ``Model._maybe_reconstruct``: an untyped value that is a dict tagged with a
+    Record's namespace becomes that Record (an unknown namespace leaves the dict)."""
+    index = NamespaceIndex(Record)
+
+    def decode_untyped(data: bytes) -> Any:
+        value = decode(data)
+        if type(value) is dict and TAG in value:
+            tag = value[TAG]
+            ns = tag.get("ns") if type(tag) is dict else None
+            cls = index.get(ns) if type(ns) is str else None
+            if cls is not None:
+                return plan_of(cls).from_builtins(value)
+        return value
+
+    return decode_untyped
 
 
 def _loads_bytes(data: bytes | None) -> bytes | None:

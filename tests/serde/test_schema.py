@@ -352,7 +352,7 @@ def test_unencodable_value_is_a_value_encode_error() -> None:
 )
 def test_value_decode_errors(tp: Any, serializer: str, data: bytes, message: str) -> None:
     with pytest.raises(ValueDecodeError) as info:
-        Schema(value_type=tp, value_serializer=serializer).loads_value(data)
+        Schema(value_type=tp, value_serializer=serializer, strict=True).loads_value(data)
     assert str(info.value) == message
 
 

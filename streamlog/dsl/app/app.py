@@ -35,7 +35,7 @@ from streamlog.dsl.runtime.signals import Signal, SignalSlot, SyncSignal
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
-from streamlog.dsl.topology.copartitioning import check_copartitioning
+from streamlog.dsl.topology.copartitioning import align_table_partitions, check_copartitioning
 from streamlog.dsl.topology.nodes import (
     IntoArg,
     JoinInput,
@@ -513,13 +513,17 @@ class App:
             if not conf.topic_disable_leader:  # Faust's: no leader, on_leader never runs
                 self.topic(self.leader_topic_name, partitions=1, internal=True)
                 self.conductor.watch(self.leader_topic_name)
-            await self._create_topics()
+            changelogs = {t.changelog_topic.name for t in self.tables.values()}
+            await self._create_topics(but=changelogs)
             for agent in self.agents.values():
                 await agent.start()
                 log.info(
                     "agent %s started (x%d) on %r", agent.name, agent.concurrency, agent.channel
                 )
-            await self._create_topics()  # repartition/through topics agents declared
+            await self._create_topics(but=changelogs)  # repartition/through topics of agents
+            # a new changelog takes its source topic's partition count (copartitioning.py)
+            await align_table_partitions(self, self.admin())
+            await self._create_topics()
             await check_copartitioning(self, self.admin())
             await self.conductor.start()
             if self.crash_reason is not None:  # the first assignment could not be prepared
@@ -549,8 +553,10 @@ class App:
             table.close()
         await self._close_transport()
 
-    async def _create_topics(self) -> None:
+    async def _create_topics(self, but: set[str] | frozenset[str] = frozenset()) -> None:
         for topic in list(self.topics.values()):
+            if topic.name in but:
+                continue
             await self.ensure_topic(
                 topic.name, topic.partitions or self.conf.topic_partitions, topic.topic_configs()
             )

@@ -192,10 +192,14 @@ class StreamTableJoin(AppJoin):
                     f"{what}: repartitioning needs a key extractor (key=) and an app Table"
                 )
             keys = right.changelog_topic
+            # a Faust-style table keeps a key where the event that wrote it was read (a
+            # topic keyed with the app's key serializer); a hash-placed one where its own
+            # key bytes hash to: the repartition topic keys records the same way
+            by_event = getattr(right, "key_placement", "hash") == "event"
             self.repartition_topic = topic.derive(
                 f"{app.conf.id}-{join_name}-repartition",
                 key_type=keys.key_type,
-                key_serializer=keys.key_serializer,
+                key_serializer=None if by_event else keys.key_serializer,
                 partitions=right.partitions,
                 internal=True,
             )

@@ -16,7 +16,13 @@ from typing import Any
 
 from streamlog.dsl.runtime.events import Event, event_at
 
-__all__ = ["current_event", "current_timestamp_ms", "read_from", "clear_current"]
+__all__ = [
+    "current_event",
+    "current_timestamp_ms",
+    "current_partition",
+    "read_from",
+    "clear_current",
+]
 
 _CURSOR: ContextVar[Any] = ContextVar("streamlog_current_cursor", default=None)
 
@@ -49,6 +55,18 @@ def current_timestamp_ms() -> int | None:
         return None
     batch, index = position
     return int(batch.records[index].timestamp)
+
+
+def current_partition() -> int | None:
+    """The source partition of the event the calling actor is processing, or None (no
+    event, or a channel's): Faust-style tables keep a key in the partition of the event
+    that wrote it (``streamlog.dsl.tables.table``)."""
+    position = _position()
+    if position is None:
+        return None
+    batch, index = position
+    partition: int = getattr(batch.records[index], "partition", -1)
+    return partition if partition >= 0 else None
 
 
 def current_event() -> Event | None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from streamlog.dsl.agents.host import AgentHost
 
 if TYPE_CHECKING:
-    from streamlog.dsl.tables.table import Table, WindowedView
+    from streamlog.dsl.tables.table import Table
+    from streamlog.dsl.tables.views import WindowedView
     from streamlog.state.stores import StorePartition
     from streamlog.state.transaction import PartitionTransaction
     from streamlog.state.windows import (

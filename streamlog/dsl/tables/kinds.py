@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 class GlobalTable(Table):
     """See the module docstring."""
 
+    _reads_everywhere = True  # Faust-style keys are in the partition of the event that wrote them
+
     def __init__(self, *args: Any, follow_interval: float = 0.5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.follow_interval = follow_interval

@@ -2,10 +2,30 @@
 
 Table partition N lives in a store partition (RocksDB under ``<datadir>/tables/<table>/N``,
 or memory) and in partition N of the compacted changelog ``<app-id>-<table>-changelog``.
-A key belongs to the partition Kafka's partitioner gives its serialised key, i.e. the one a
-stream keyed by the same key (after ``group_by``) is read from, so the worker that owns an
-input partition owns the table partition its keys update. Writing a key whose partition
-this worker does not own is an error that says so (re-key the stream with ``group_by``).
+
+Keys and values: a table declared the Faust way (no ``key_serializer``) uses Faust's
+codecs, so its changelog holds the very bytes a Faust app writes: keys are Faust's JSON
+(``FaustJsonCodec``: ``"word"``, ``42``, ``["k",[1.0,2.0]]``), values JSON (with the
+``__faust`` tag of Records); a ``bytes`` type is ``raw``, a Record's ``serializer=``
+option wins. ``key_serializer=``/``value_serializer=`` choose otherwise (``"raw"`` keeps
+keys as bytes, streamlog's behaviour before Faust's defaults).
+
+Which partition holds a key (``key_placement``):
+
+* ``"event"`` (a table declared the Faust way): Faust's rule. A write while an agent
+  processes an event goes to that event's partition, and a read there looks only in it,
+  so each input partition keeps its own entries, as in Faust, and a Faust app's changelog
+  recovers into the partitions Faust wrote it to. Away from an event (a timer, a web
+  view, a test) a read looks in every partition held here (the key's hash partition
+  first) and a write goes where the key is found, else to the key's hash partition.
+* ``"hash"`` (``key_serializer=`` given, or Faust's ``use_partitioner=True``): Kafka's
+  murmur2 partitioner of the serialised key, i.e. the partition a stream keyed by the same
+  bytes is read from. Writing a key whose partition this worker does not own is an error
+  that says so (re-key the stream with ``group_by``).
+
+Either way a table must be co-partitioned with the topics its agents read
+(``streamlog.dsl.topology.copartitioning``, which also gives a table whose changelog is
+new its source topic's partition count).
 
 Reads and writes go through the partition's open ``PartitionTransaction`` (read your own
 writes); the app's commit sequence produces the changes to the changelog, writes the store
@@ -26,12 +46,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.durations import Seconds, to_ms
 from streamlog.dsl.errors import ImproperlyConfigured, PartitionNotOwnedError, WindowedTableError
+from streamlog.dsl.runtime.context import current_partition
 from streamlog.dsl.tables.text import ansitable
-from streamlog.serde import Schema
+from streamlog.dsl.tables.views import OnLate, OnWindowClose, PartitionListener, WindowedView
+from streamlog.serde import Codec, Schema
+from streamlog.serde.codecs import FaustJsonCodec
 from streamlog.state.changelog import changelog_configs, changelog_topic_name
 from streamlog.state.memory_store import MemoryStore
 from streamlog.state.recovery import recover_partition
@@ -43,7 +66,6 @@ from streamlog.state.windows import (
     SessionWindow,
     SlidingWindow,
     TumblingWindow,
-    WindowRange,
 )
 from streamlog.transport import partition_for_key
 from streamlog.transport.types import TopicPartition
@@ -63,61 +85,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OnWindowClose = Callable[[Any, WindowRange, Any], Any]
-"""``on_window_close(key, window, value)`` (Faust's ``((key, window), value)`` too)."""
-OnLate = Callable[[Any, Any, int], Any]
-"""``on_late(key, value, timestamp_ms)``: an event that every window it belongs to closed."""
-
-
-class PartitionListener(Protocol):
-    """Told when this worker's table partitions come and go (a windowed table's engine
-    keeps in-memory state per partition)."""
-
-    def partition_ready(self, number: int, store: StorePartition) -> None:
-        """Partition ``number`` was recovered into ``store``; events for it follow."""
-        ...
-
-    def partition_revoked(self, number: int) -> None:
-        """Partition ``number`` went to another worker (its store is closed next)."""
-        ...
-
-    def closed(self) -> None:
-        """The table is closed (the app stopped)."""
-        ...
-
-
-class WindowedView(Protocol):
-    """What ``tumbling``/``hopping``/``sliding``/``session`` return (``streamlog.dsl.windows``
-    implements it): the windowed table, which the plain table delegates to once windowed."""
-
-    def __getitem__(self, key: Any) -> Any: ...
-
-    def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]:
-        """((key, window), value) of every live window owned here."""
-        ...
-
-    def __len__(self) -> int: ...
-
-    def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:
-        """The windows as a text table for people."""
-        ...
-
-    def relative_to_now(self) -> WindowedView:
-        """A view whose event time is the app clock."""
-        ...
-
-    def relative_to_stream(self) -> WindowedView:
-        """A view whose event time is the current event's timestamp."""
-        ...
-
-    def relative_to_field(self, fld: Any) -> WindowedView:
-        """A view whose event time is a field of the current event's value."""
-        ...
-
-    def emit_final(self, target: Any) -> WindowedView:
-        """Send each window's final value to ``target`` once it closes."""
-        ...
-
 
 class Table:
     """Faust's ``app.Table(name, default=int)``: see the module docstring."""
@@ -131,27 +98,33 @@ class Table:
         key_type: Any = None,
         value_type: Any = None,
         key_serializer: Any = None,
-        value_serializer: Any = "json",
+        value_serializer: Any = None,
         partitions: int | None = None,
         store: str | None = None,
         help: str | None = None,
         on_window_close: OnWindowClose | None = None,
+        use_partitioner: bool = False,
     ) -> None:
         self.app = app
         self.name = name
         self.default = default
         self.help = help or ""
+        self.partitions_given = partitions is not None
+        """``partitions=`` was given: the count is the user's, not derived from a source."""
         self.partitions = partitions or app.conf.topic_partitions
         store_url = store or app.conf.store
         if store_url not in ("rocksdb://", "memory://"):
             raise ImproperlyConfigured(f"table {name}: store must be rocksdb:// or memory://")
         self.store_kind = store_url[: -len("://")]
+        self.key_placement = "event" if key_serializer is None and not use_partitioner else "hash"
+        """Where a key lives: ``"event"`` (Faust's rule) or ``"hash"`` (see the module)."""
+        self._by_event = self.key_placement == "event"
         self.changelog_topic = app.topic(
             changelog_topic_name(app.conf.id, name),
             key_type=key_type,
             value_type=value_type,
-            key_serializer=key_serializer,
-            value_serializer=value_serializer,
+            key_serializer=_faust_serializer(key_type, key_serializer, key=True),
+            value_serializer=_faust_serializer(value_type, value_serializer, key=False),
             partitions=self.partitions,
             config=changelog_configs(),
             internal=True,
@@ -175,6 +148,12 @@ class Table:
 
     def __repr__(self) -> str:
         return f"<Table {self.name} ({self.store_kind}, {self.partitions} partitions)>"
+
+    def set_partitions(self, count: int) -> None:
+        """Take ``count`` partitions (the source topic's, for a new changelog) before the
+        app starts; the changelog topic follows."""
+        self.partitions = count
+        self.changelog_topic.partitions = count
 
     # ------------------------------------------------------------------ partitions
 
@@ -255,8 +234,17 @@ class Table:
             ) from None
 
     def partition_of(self, raw_key: bytes) -> int:
-        """The table partition of a serialised key (owned here or not): Kafka's murmur2
+        """The table partition a write of this serialised key goes to now: the current
+        event's partition for ``"event"`` placement (inside an event), else Kafka's murmur2
         partitioner, as for a topic keyed the same way with the same partition count."""
+        if self._by_event:
+            number = current_partition()
+            if number is not None and number < self.partitions:
+                return number
+        return self.hash_partition(raw_key)
+
+    def hash_partition(self, raw_key: bytes) -> int:
+        """Kafka's murmur2 partition of a serialised key (owned here or not)."""
         partitions = self.partitions
         return 0 if partitions == 1 else partition_for_key(raw_key, partitions)
 
@@ -307,11 +295,21 @@ class Table:
         return self.app.state_reader(self._active[number])
 
     def _transaction(self, raw_key: bytes) -> PartitionTransaction:
-        number = self.partition_of(raw_key)
+        number = self._write_partition(raw_key)
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction
         return self.transaction(number, raw_key)
+
+    def _write_partition(self, raw_key: bytes) -> int:
+        if self._by_event:
+            number = current_partition()
+            if number is not None and number < self.partitions:
+                return number
+            found = self._find(raw_key)  # away from an event: where the key already is
+            if found is not None:
+                return found
+        return self.hash_partition(raw_key)
 
     def key_bytes(self, key: Any) -> bytes:
         """``key`` serialised as the store and the changelog hold it (KeyError for None)."""
@@ -339,12 +337,36 @@ class Table:
 
     # ------------------------------------------------------------------ dict API
 
+    # a GlobalTable reads a key wherever it is (Faust's ``is_global`` lookups)
+    _reads_everywhere = False
+
     def _read(self, raw_key: bytes) -> bytes | None:
-        number = self.partition_of(raw_key)
+        if self._by_event:
+            number = current_partition()
+            if number is None or number >= self.partitions or self._reads_everywhere:
+                found = self._find(raw_key)
+                return None if found is None else self._read_in(found, raw_key)
+        else:
+            number = self.hash_partition(raw_key)
+        return self._read_in(number, raw_key)
+
+    def _read_in(self, number: int, raw_key: bytes) -> bytes | None:
         transaction = self._transactions.get(number)
         if transaction is not None and transaction.open:
             return transaction.get(raw_key)
         return self.reader(number, raw_key).get(raw_key)
+
+    def _find(self, raw_key: bytes) -> int | None:
+        """The owned partition holding ``raw_key`` (its hash partition looked at first),
+        or None: Faust's search of every partition when no event says which."""
+        home = self.hash_partition(raw_key)
+        owned = self._active
+        if home in owned and self._read_in(home, raw_key) is not None:
+            return home
+        for number in sorted(owned):
+            if number != home and self._read_in(number, raw_key) is not None:
+                return number
+        return None
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._raw_key(key)
@@ -537,3 +559,17 @@ class Table:
             on_late=on_late,
             idle_advance=idle_advance,
         )
+
+
+def _faust_serializer(tp: Any, given: Any, *, key: bool) -> str | Codec:
+    """Faust's ``Collection._serializer_from_type``: ``raw`` for ``bytes``, a Record's own
+    ``serializer=``, else JSON (for keys, Faust's exact JSON bytes: ``FaustJsonCodec``)."""
+    if given is not None:
+        chosen: str | Codec = given
+        return chosen
+    if tp is bytes:
+        return "raw"
+    own: str | Codec | None = getattr(tp, "__record_serializer__", None)
+    if own is not None:
+        return own
+    return FaustJsonCodec() if key else "json"

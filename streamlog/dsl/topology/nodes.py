@@ -56,7 +56,8 @@ from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.durations import Seconds
 from streamlog.dsl.errors import FeatureUnavailableError, ImproperlyConfigured
-from streamlog.dsl.tables.table import Table, WindowedView
+from streamlog.dsl.tables.table import Table
+from streamlog.dsl.tables.views import WindowedView
 from streamlog.serde import field_name
 from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 

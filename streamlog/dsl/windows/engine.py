@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.errors import WindowedTableError
 from streamlog.dsl.runtime.context import current_timestamp_ms
+from streamlog.dsl.tables.views import OnLate, OnWindowClose
 from streamlog.dsl.windows.kinds import Op, PartitionWindows, WindowKind
 from streamlog.state.window_store import (
     CLOSE_PREFIX,
@@ -58,9 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["WindowEngine", "OnWindowClose", "OnLate"]
 
 log = logging.getLogger(__name__)
-
-OnWindowClose = Callable[[Any, WindowRange, Any], Any]
-OnLate = Callable[[Any, Any, int], Any]
 
 Located = tuple[bytes, bytes, int]  # serialised key, window-key prefix, table partition
 

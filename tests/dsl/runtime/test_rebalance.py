@@ -26,7 +26,8 @@ def counting_app(app_id: str, url: str, policy: str) -> tuple[streamlog.App, obj
         agent_on_error=policy,
     )
     inputs = app.topic(f"{app_id}-inputs", key_type=str, value_type=str, value_serializer="raw")
-    counts = app.Table("counts", default=int, key_type=str, value_type=int)
+    # raw keys: the changelog is padded with raw-keyed records below
+    counts = app.Table("counts", default=int, key_type=str, value_type=int, key_serializer="raw")
 
     @app.agent(inputs)
     async def count(stream):

@@ -26,7 +26,7 @@ def new_app(name: str) -> streamlog.App:
 def test_writes_after_each_commit_reach_the_next_transaction_and_the_changelog():
     app = new_app("plain")
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
-    table = app.Table("t", default=int, key_type=str, value_type=int)
+    table = app.Table("t", default=int, key_type=str, value_type=int, key_serializer="raw")
     done: list[int] = []
 
     @app.agent(source)
@@ -59,7 +59,7 @@ def test_writes_after_each_commit_reach_the_next_transaction_and_the_changelog()
 def test_a_revoked_partition_refuses_reads_even_after_it_was_used():
     app = new_app("revoked")
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
-    table = app.Table("t", default=int, key_type=str, value_type=int)
+    table = app.Table("t", default=int, key_type=str, value_type=int, key_serializer="raw")
     done: list[int] = []
 
     @app.agent(source)
@@ -86,7 +86,9 @@ def test_a_revoked_partition_refuses_reads_even_after_it_was_used():
 def test_a_window_set_kept_across_commits_writes_to_the_current_transaction():
     app = new_app("windowset")
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
-    counts = app.Table("c", default=int, key_type=str, value_type=int).tumbling(10)
+    counts = app.Table(
+        "c", default=int, key_type=str, value_type=int, key_serializer="raw"
+    ).tumbling(10)
     kept: dict[str, Any] = {}
     currents: list[int] = []
 

@@ -501,7 +501,7 @@ def test_map_and_filter_without_to_yield_to_sinks():
 def test_declaration_errors_are_clear():
     app = dsl_app("errors", "memory://")
     orders = app.topic("orders", value_type=Order)
-    raw_keyed = app.Table("raw_keyed")
+    raw_keyed = app.Table("raw_keyed", key_serializer="raw")
     with pytest.raises(ImproperlyConfigured, match="key_serializer='json'"):
         aggregate_node(app, orders, by=Order.user, into=raw_keyed)(lambda acc, o: acc)
     with pytest.raises(ImproperlyConfigured, match="by="):

@@ -514,7 +514,9 @@ def test_idle_keys_close_on_the_wall_clock_timer():
 def test_expiry_deletes_old_windows_and_tombstones_them_in_the_changelog():
     app = new_app("expiry")
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
-    counts = app.Table("c", default=int, key_type=str, value_type=int).tumbling(1, expires=2)
+    counts = app.Table(
+        "c", default=int, key_type=str, value_type=int, key_serializer="raw"
+    ).tumbling(1, expires=2)
     done: list[int] = []
 
     @app.agent(source)
