@@ -210,9 +210,7 @@ class EmbeddedConsumer:
     def _join(self) -> None:
         assert self.group_id is not None
         group = self._transport.groups.group(self.group_id)
-        member = group.join(
-            self.client_id, self._topics, self._session_timeout_s, self._user_data
-        )
+        member = group.join(self.client_id, self._topics, self._session_timeout_s, self._user_data)
         self._group, self._member = group, member
         if self._finalizer is not None:
             self._finalizer.detach()
