@@ -4,6 +4,7 @@ Importing this package defines things and does nothing else: no connection, no t
 no logging configuration.
 """
 
+from streamlog import web  # Faust's ``faust.web`` (aiohttp is imported when used)
 from streamlog.dsl import (
     Agent,
     AgentError,
@@ -99,4 +100,5 @@ __all__ = [
     "__version__",
     "codecs",
     "default_codecs",
+    "web",
 ]
