@@ -368,3 +368,53 @@ def test_web_json_encodes_records_and_builtins_through_the_apps_codec():
     assert app.web.html("<b>x</b>").headers["Content-Type"] == "text/html; charset=utf-8"
     assert app.web.bytes(b"\x00", content_type="image/png").body == b"\x00"
     assert app.web.text("t", status=201).status == 201
+
+
+def test_a_server_started_after_the_app_advertises_itself_by_rejoining(app_id):
+    """The worker binds before it joins; a server started later (an app run by hand)
+    still gets into the directory: the conductor rejoins with the new user data."""
+    app, parts = declare(app_id)
+    everywhere = app.GlobalTable("everywhere", default=int, key_type=str, value_type=int)
+
+    @app.page("/global/{key}/")
+    @app.table_route(table=everywhere, match_info="key")
+    async def global_value(web, request, key):
+        return web.json({key: everywhere[key]})
+
+    async def body() -> None:
+        async with app:
+            assert len(app.router.directory()) == 0
+            server = WebServer(app, "127.0.0.1", 0)
+            await server.start()
+            try:
+                await wait_for(lambda: len(app.router.directory()) == 1)
+                [me] = app.router.directory().workers
+                assert (me.url, me.id) == (server.url, server.worker_id)
+                async with aiohttp.ClientSession(server.url) as client:
+                    async with client.get("/count/fox/") as r:
+                        assert await r.json() == {"fox": 0, "worker": server.url}
+                    async with client.get("/global/k/") as r:  # a global table: always here
+                        assert (r.status, await r.json()) == (200, {"k": 0})
+            finally:
+                await server.stop()
+
+    run(body())
+
+
+def test_canonical_url_is_what_the_worker_advertises(app_id):
+    app, _ = declare(app_id)
+    app.conf.canonical_url = "http://worker-7.example:6066/"  # type: ignore[attr-defined]
+
+    async def body() -> None:
+        server = WebServer(app, "127.0.0.1", 0)
+        await server.start()
+        try:
+            assert server.url == "http://worker-7.example:6066"
+            assert app.web.url == server.url
+            async with app:
+                await wait_for(lambda: len(app.router.directory()) == 1)
+                assert app.router.directory().workers[0].url == "http://worker-7.example:6066"
+        finally:
+            await server.stop()
+
+    run(body())
