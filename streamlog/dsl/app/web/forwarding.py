@@ -14,7 +14,6 @@ bytes (else 502); an owner that cannot be reached answers 503 naming it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from streamlog.dsl.app.web.directory import WebWorker
@@ -136,9 +135,3 @@ class Forwarder:
         return web.Response(
             body=b"".join(chunks), status=answer.status, reason=answer.reason, headers=headers
         )
-
-
-async def close_session(session: ClientSession) -> None:
-    """Close the forwarding client (its connections close with it)."""
-    await session.close()
-    await asyncio.sleep(0)  # let the connector's transports finish closing

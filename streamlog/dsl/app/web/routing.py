@@ -143,7 +143,10 @@ class Router:
 
     def _topic(self, topic: Topic | str) -> Topic:
         if isinstance(topic, str):
-            return self.app.topics.get(topic) or self.app.topic(topic)
+            try:
+                return self.app.topics[topic]
+            except KeyError:
+                raise KeyError(f"the app declares no topic named {topic!r}") from None
         return topic
 
     def _topic_location(self, name: str, key: Any, raw: bytes | None, count: int) -> Location:
@@ -418,6 +421,8 @@ def topic_route(
     """``@app.topic_route(topic=..., match_info=/query_param=/exact_key=)``: run the view
     on the worker holding the partition of ``topic`` the request's key goes to."""
     query_param = _key_source("topic_route", shard_param, query_param, match_info, exact_key)
+    if isinstance(topic, str):
+        topic = app.topic(topic)
 
     def decorate(fun: ViewHandler) -> ViewHandler:
         @wraps(fun)
