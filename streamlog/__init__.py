@@ -4,6 +4,7 @@ Importing this package defines things and does nothing else: no connection, no t
 no logging configuration.
 """
 
+from streamlog import web  # Faust's ``faust.web`` (aiohttp is imported when used)
 from streamlog.dsl import (
     Agent,
     AgentError,
@@ -103,4 +104,5 @@ __all__ = [
     "codecs",
     "current_event",
     "default_codecs",
+    "web",
 ]

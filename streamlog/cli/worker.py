@@ -72,8 +72,10 @@ def _parse_listen(value: str) -> tuple[str, int] | None:
     type=int,
     default=None,
     metavar="N",
-    help="Serve /health, /stats and /metrics on port N of the app's web_host "
-    "(127.0.0.1 by default); 0 picks a free port (logged).",
+    help="Serve the web endpoint (the app's pages, a status page at /, /health, /stats, "
+    "/metrics) on port N of the app's web_host (127.0.0.1 by default); 0 picks a free port "
+    "(logged). Without it the endpoint runs on web_port (6066) when the app sets "
+    "web_enabled=True or declares pages.",
 )
 @click.option(
     "--listen",

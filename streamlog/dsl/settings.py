@@ -51,7 +51,6 @@ FAUST_ACCEPTED = frozenset(
         "broker_rebalance_timeout",
         "broker_request_timeout",
         "cache",
-        "canonical_url",
         "consumer_api_version",
         "consumer_connections_max_idle_ms",
         "consumer_group_instance_id",
@@ -152,6 +151,7 @@ class Settings:
     web_enabled: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    canonical_url: str | None = None  # the URL other workers forward requests to (web.md)
     shutdown_timeout: float = 30.0
     store: str = "rocksdb://"  # table stores: "rocksdb://" or "memory://"
     table_cleanup_interval: float = 30.0

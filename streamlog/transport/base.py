@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from streamlog.transport.types import (
     ConsumerRecord,
     GroupInfo,
+    GroupPeer,
     Header,
     OffsetAndMetadata,
     RecordMetadata,
@@ -163,9 +164,27 @@ class Consumer(Protocol):
         ...
 
     async def subscribe(
-        self, topics: Iterable[str], listener: RebalanceListener | None = None
+        self,
+        topics: Iterable[str],
+        listener: RebalanceListener | None = None,
+        *,
+        user_data: bytes | None = None,
     ) -> None:
-        """Join the consumer group (``group_id`` given at creation) for ``topics``."""
+        """Join the consumer group (``group_id`` given at creation) for ``topics``.
+
+        ``user_data``: what this member advertises to the others (Kafka's subscription user
+        data, opaque to the transport); members that advertise something see each other in
+        ``group_peers``. Subscribing again with other topics or other user data rejoins.
+        """
+        ...
+
+    def group_peers(self) -> tuple[GroupPeer, ...]:
+        """The members of the group that advertised ``user_data``, this one included, with
+        the partitions each holds, as of the last rebalance this consumer completed;
+        sorted by member id. Empty without a group, before the first assignment, or when
+        no member advertised anything. Over Kafka's protocol the group's leader shares
+        them with every member in the assignment's user data, so a group led by a client
+        that is not streamlog's shares nothing."""
         ...
 
     def assignment(self) -> set[TopicPartition]: ...

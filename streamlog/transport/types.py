@@ -19,6 +19,7 @@ __all__ = [
     "GroupMemberInfo",
     "GroupPartitionLag",
     "GroupInfo",
+    "GroupPeer",
     "Header",
 ]
 
@@ -116,3 +117,16 @@ class GroupInfo:
     protocol: str
     members: tuple[GroupMemberInfo, ...]
     partitions: tuple[GroupPartitionLag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPeer:
+    """A member of a consumer's group as the last rebalance left it: the ``user_data`` it
+    advertised when it subscribed (opaque to the transport) and the partitions the group
+    gave it. What Kafka Streams shares for interactive queries (each member's
+    ``application.server`` and partitions), so that one member can tell which other holds
+    a key."""
+
+    member_id: str
+    user_data: bytes
+    partitions: frozenset[TopicPartition]

@@ -687,6 +687,69 @@ def test_group_members_split_partitions_and_rebalance(transport: TransportCase) 
     case.run(body(), timeout=150)
 
 
+def test_group_members_see_each_others_user_data_and_partitions(transport: TransportCase) -> None:
+    """``subscribe(user_data=)`` advertises bytes; ``group_peers`` lists every member that
+    advertised some, with the partitions the last rebalance gave it, on every member."""
+    case = transport
+    topic = case.topic("peers")
+    group = case.group("g-peers")
+    everything = {TopicPartition(topic, p) for p in range(4)}
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 4)
+        a = case.consumer(group_id=group, client_id="peer-a")
+        b = case.consumer(group_id=group, client_id="peer-b")
+        quiet = case.consumer(group_id=group, client_id="peer-quiet")  # advertises nothing
+        members = [a, b, quiet]
+        assert a.group_peers() == ()  # not a member yet
+
+        await a.subscribe([topic], user_data=b"http://a")
+        await drive([a], lambda: len(a.group_peers()) == 1, "A sees itself")
+        [alone] = a.group_peers()
+        assert (alone.user_data, alone.partitions) == (b"http://a", frozenset(everything))
+
+        await b.subscribe([topic], user_data=b"http://b")
+        await quiet.subscribe([topic])
+
+        def settled(expected: set[bytes]) -> Callable[[], bool]:
+            def check() -> bool:
+                held = [m.assignment() for m in members]
+                views = [m.group_peers() for m in members]
+                return (
+                    set().union(*held) == everything
+                    and sum(len(h) for h in held) == 4
+                    and all(h for h in held)
+                    and views[0] == views[1] == views[2]
+                    and {p.user_data for p in views[0]} == expected
+                    and {p.partitions for p in views[0]}
+                    == {frozenset(a.assignment()), frozenset(b.assignment())}
+                )
+
+            return check
+
+        await drive(members, settled({b"http://a", b"http://b"}), "three members, two advertised")
+        peers = a.group_peers()
+        assert [p.member_id for p in peers] == sorted(p.member_id for p in peers)
+        by_data = {p.user_data: p for p in peers}
+        assert by_data[b"http://a"].partitions == a.assignment()
+        assert by_data[b"http://b"].partitions == b.assignment()
+        assert by_data[b"http://a"].member_id != by_data[b"http://b"].member_id
+
+        # advertising something else rejoins, and everyone sees the new bytes
+        await b.subscribe([topic], user_data=b"http://b2")
+        await drive(members, settled({b"http://a", b"http://b2"}), "B's new user data seen")
+
+        await quiet.close()
+        await b.close()
+        await drive([a], lambda: a.assignment() == everything, "A owns all 4 again")
+        await drive([a], lambda: [p.user_data for p in a.group_peers()] == [b"http://a"], "A alone")
+        assert a.group_peers()[0].partitions == frozenset(everything)
+        await a.close()
+        assert a.group_peers() == ()
+
+    case.run(body(), timeout=150)
+
+
 async def describe_when(admin: Any, group: str, ok: Callable[[Any], bool], timeout: float = 30):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

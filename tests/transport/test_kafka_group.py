@@ -14,14 +14,19 @@ import pytest
 
 from streamlog.transport.errors import TransportError
 from streamlog.transport.kafka.assignors import (
+    MalformedMemberDataError,
     RangeAssignor,
     RoundRobinAssignor,
     Subscription,
     decode_assignment,
+    decode_assignment_user_data,
+    decode_peers,
     decode_subscription,
     encode_assignment,
+    encode_peers,
     encode_subscription,
 )
+from streamlog.transport.types import GroupPeer
 from streamlog.transport.types import TopicPartition as TP
 
 from .test_kafka_connection import KafkaCase, kafka, read_records, run
@@ -95,6 +100,41 @@ def test_member_formats_match_aiokafka() -> None:
     assert encode_assignment(assignment, b"") == theirs
     assert decode_assignment(theirs) == assignment
     assert decode_assignment(b"") == set()
+
+
+PEERS = (
+    GroupPeer("m-2", b'{"url": "http://b:6067"}', frozenset({TP("t", 2), TP("t", 3)})),
+    GroupPeer("m-1", b'{"url": "http://a:6066"}', frozenset({TP("t", 0), TP("t", 1), TP("u", 0)})),
+    GroupPeer("m-3", b"", frozenset()),
+)
+
+
+def test_peer_list_round_trips_inside_an_assignment_that_other_clients_read() -> None:
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    shared = encode_peers(PEERS)
+    assert decode_peers(shared) == tuple(sorted(PEERS, key=lambda p: p.member_id))
+    ours = encode_assignment({TP("t", 2), TP("t", 3)}, shared)
+    assert decode_assignment_user_data(ours) == ({TP("t", 2), TP("t", 3)}, shared)
+    assert decode_assignment(ours) == {TP("t", 2), TP("t", 3)}
+    # a client that knows nothing of peer lists reads its partitions and opaque user data
+    theirs = ConsumerProtocolMemberAssignment.decode(ours)
+    assert theirs.partitions() == [("t", 2), ("t", 3)]
+    assert theirs.user_data == shared
+
+
+def test_user_data_that_is_not_a_peer_list_is_none_and_a_broken_one_is_refused() -> None:
+    assert decode_peers(None) is None
+    assert decode_peers(b"") is None
+    assert decode_peers(b"sticky-assignor-data") is None
+    shared = encode_peers(PEERS)
+    for cut in range(len(b"streamlog.peers"), len(shared)):
+        with pytest.raises(MalformedMemberDataError):
+            decode_peers(shared[:cut])
+    # a hostile peer count is refused before anything is allocated for it
+    hostile = b"streamlog.peers" + struct.pack(">hi", 0, 1 << 30)
+    with pytest.raises(MalformedMemberDataError):
+        decode_peers(hostile)
 
 
 def test_newer_subscription_versions_are_read() -> None:

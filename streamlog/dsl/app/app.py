@@ -20,12 +20,15 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamlog.dsl.agents.agent import Agent, AgentFun
 from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
 from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
+from streamlog.dsl.app.web import Router, View, Web
+from streamlog.dsl.app.web import routing as web_routing
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
 from streamlog.dsl.runtime.barrier import ProcessingBarrier
 from streamlog.dsl.runtime.clock import AsyncClock, SystemAsyncClock
@@ -552,6 +555,7 @@ class App:
         for table in self.tables.values():
             table.close()
         await self._close_transport()
+        log.info("app %s stopped (its start failed)", self.conf.id)
 
     async def _create_topics(self, but: set[str] | frozenset[str] = frozenset()) -> None:
         for topic in list(self.topics.values()):
@@ -777,6 +781,73 @@ class App:
             reply_to, schema.dumps_value(value), headers=[(CORRELATION_HEADER, correlation_id)]
         )
         await pending
+
+    # ------------------------------------------------------------------ web views (Faust's)
+
+    @cached_property
+    def web(self) -> Web:
+        """Faust's ``app.web``: makes responses (``json``, ``text``, ``html``, ``bytes``)
+        and holds the app's pages until the worker's web server serves them."""
+        return Web(self)
+
+    @cached_property
+    def router(self) -> Router:
+        """Faust's ``app.router``: which worker holds a table key or a topic partition
+        (``key_store``, ``table_metadata``, ...), and, as aiohttp's router, plain routes
+        (``add_get``, ``add_post``, ...). See ``streamlog.dsl.app.web.routing``."""
+        return Router(self)
+
+    def page(
+        self,
+        path: str,
+        *,
+        base: type[View] = View,
+        cors_options: Any = None,
+        name: str | None = None,
+    ) -> Callable[[Any], type[View]]:
+        """``@app.page("/path/{param}/")`` on ``async def view(self, request, param)`` or
+        on a ``View`` subclass: serve it on the worker's web server (Faust's)."""
+        return web_routing.page(self, path, base=base, cors_options=cors_options, name=name)
+
+    def table_route(
+        self,
+        table: Any,
+        shard_param: str | None = None,
+        *,
+        query_param: str | None = None,
+        match_info: str | None = None,
+        exact_key: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``@app.table_route(table=t, match_info="key")`` under ``@app.page``: answer on
+        the worker holding the request's key of ``t``, forwarding it there (Faust's)."""
+        return web_routing.table_route(
+            self,
+            table,
+            shard_param,
+            query_param=query_param,
+            match_info=match_info,
+            exact_key=exact_key,
+        )
+
+    def topic_route(
+        self,
+        topic: Topic | str,
+        shard_param: str | None = None,
+        *,
+        query_param: str | None = None,
+        match_info: str | None = None,
+        exact_key: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``@app.topic_route(topic=t, match_info="key")`` under ``@app.page``: answer on
+        the worker holding the partition of ``t`` the key goes to (Faust's)."""
+        return web_routing.topic_route(
+            self,
+            topic,
+            shard_param,
+            query_param=query_param,
+            match_info=match_info,
+            exact_key=exact_key,
+        )
 
     # ------------------------------------------------------------------ convenience
 

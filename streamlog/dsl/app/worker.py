@@ -59,7 +59,9 @@ async def run_worker(
     """Start ``app``, run it until a signal or a crash, stop it; returns the exit status.
 
     ``on_started`` runs once the app has started, ``on_stopping`` first thing when it
-    stops (also after a failed start). ``web_port`` 0 picks a free port (logged).
+    stops (also after a failed start). The web server (``streamlog.dsl.app.web``) runs
+    with ``web_port`` (0 picks a free port, logged), ``web_enabled``, or when the app
+    declares pages; it listens before the worker joins its group.
     """
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
@@ -68,6 +70,15 @@ async def run_worker(
         return await _run(app, web_port, lag_interval, on_started, on_stopping)
     finally:
         loop.set_exception_handler(previous_handler)
+
+
+def _web_server(app: App, web_port: int | None) -> WebServer | None:
+    """The web server the worker runs: with ``--web-port``, ``web_enabled=True``, or when
+    the app declares pages or routes (Faust serves them on port 6066 by default)."""
+    if web_port is None and not app.conf.web_enabled and not app.web.routes:
+        return None
+    port = web_port if web_port is not None else app.conf.web_port
+    return WebServer(app, app.conf.web_host, port)
 
 
 def _on_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -95,7 +106,14 @@ async def _run(
             installed.append(signum)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    web: WebServer | None = None
+    web = _web_server(app, web_port)
+    if web is not None:
+        # Listening before the group is joined: the URL goes out with the first join, and
+        # other workers may forward requests here as soon as partitions are assigned.
+        async def start_web(app: App) -> None:
+            await web.start()
+
+        app.transport_ready_hooks.append(start_web)
     lag_task: asyncio.Task[None] | None = None
     try:
         try:
@@ -103,10 +121,6 @@ async def _run(
             await app.start()
             if on_started is not None:
                 await on_started(app)
-            if web_port is not None or app.conf.web_enabled:
-                port = web_port if web_port is not None else app.conf.web_port
-                web = WebServer(app, app.conf.web_host, port)
-                await web.start()
         except Exception as exc:
             log.critical(
                 "worker could not start: %s: %s",
@@ -126,6 +140,7 @@ async def _run(
             lag_task.cancel()
         if web is not None:
             await web.stop()
+            app.transport_ready_hooks.remove(start_web)
         for signum in installed:
             loop.remove_signal_handler(signum)
     code = await _bounded_stop(app, on_stopping, installed)

@@ -34,7 +34,7 @@ from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.state.errors import RecoveryError
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import GroupPeer, TopicPartition
 
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.barrier import ProcessingBarrier
@@ -122,6 +122,7 @@ class Conductor:
         self.trackers: dict[TopicPartition, PartitionTracker] = {}
         self.consumer: Consumer | None = None
         self._subscribed: frozenset[str] = frozenset()
+        self._user_data: bytes | None = None  # what this worker advertises to the group
         self._fetcher: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._commit_lock = asyncio.Lock()
@@ -162,6 +163,19 @@ class Conductor:
         """The partitions this worker holds now (ready or being prepared)."""
         return set() if self.consumer is None else self.consumer.assignment()
 
+    def advertise(self, user_data: bytes | None) -> None:
+        """Tell the other workers of the group ``user_data`` (the web server's address)
+        from the next join on; a change while running rejoins the group."""
+        if user_data != self._user_data:
+            self._user_data = user_data
+            if self._running:
+                self._resubscribe.set()
+
+    def group_peers(self) -> tuple[GroupPeer, ...]:
+        """The workers that advertised something, with their partitions, as of the last
+        rebalance (``Consumer.group_peers``)."""
+        return () if self.consumer is None else self.consumer.group_peers()
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -201,7 +215,7 @@ class Conductor:
         self._subscribed = topics
         self._resubscribe.clear()
         log.info("subscribing to %s", ", ".join(sorted(topics)))
-        await consumer.subscribe(sorted(topics), listener=self)
+        await consumer.subscribe(sorted(topics), listener=self, user_data=self._user_data)
 
     async def stop_fetching(self) -> None:
         """No more records are handed out (the first step of stopping).

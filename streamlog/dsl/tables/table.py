@@ -356,6 +356,12 @@ class Table:
             return transaction.get(raw_key)
         return self.reader(number, raw_key).get(raw_key)
 
+    def locate(self, raw_key: bytes) -> int | None:
+        """The partition held here that has ``raw_key``, or None (not held here, or absent).
+        With Faust's key placement this is the only way to know where a key is: its events
+        decided, not its hash."""
+        return self._find(raw_key)
+
     def _find(self, raw_key: bytes) -> int | None:
         """The owned partition holding ``raw_key`` (its hash partition looked at first),
         or None: Faust's search of every partition when no event says which."""

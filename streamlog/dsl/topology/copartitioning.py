@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from streamlog.dsl.topology.host import TopologyHost
     from streamlog.transport.base import Admin
 
-__all__ = ["align_table_partitions", "check_copartitioning"]
+__all__ = ["align_table_partitions", "check_copartitioning", "sources_of"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,17 @@ def _updates(app: TopologyHost) -> list[tuple[Agent, Topic, list[Table]]]:
         source = agent.reading()
         if tables and isinstance(source, Topic):
             found.append((agent, source, tables))
+    return found
+
+
+def sources_of(app: TopologyHost, table: Table) -> list[Topic]:
+    """The topics whose agents update ``table``: with Faust's key placement a key lives in
+    the partition its events are read from, i.e. the one those topics' own key bytes hash
+    to (what the web router needs to find the worker holding a key)."""
+    found: list[Topic] = []
+    for _, source, tables in _updates(app):
+        if table in tables and source not in found:
+            found.append(source)
     return found
 
 

@@ -51,7 +51,12 @@ from streamlog.transport.errors import (
     TransportError,
     UnknownTopicError,
 )
-from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from streamlog.transport.types import (
+    ConsumerRecord,
+    GroupPeer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 
 if TYPE_CHECKING:
     from streamlog.transport.embedded.transport import EmbeddedTransport
@@ -116,6 +121,8 @@ class EmbeddedConsumer:
         self._listener: RebalanceListener | None = None
         self._group: ConsumerGroup | None = None
         self._member: Member | None = None
+        self._user_data: bytes | None = None
+        self._peers: tuple[GroupPeer, ...] = ()
         self._finalizer: weakref.finalize | None = None
         self._closed = False
 
@@ -165,8 +172,15 @@ class EmbeddedConsumer:
     def membership_lost(self) -> bool:
         return self._member is not None and self._member.evicted
 
+    def group_peers(self) -> tuple[GroupPeer, ...]:
+        return self._peers if self._member is not None else ()
+
     async def subscribe(
-        self, topics: Iterable[str], listener: RebalanceListener | None = None
+        self,
+        topics: Iterable[str],
+        listener: RebalanceListener | None = None,
+        *,
+        user_data: bytes | None = None,
     ) -> None:
         """Join the group ``group_id`` for ``topics`` (missing ones are auto-created if the
         transport allows); the first assignment is taken here when it is free."""
@@ -186,15 +200,16 @@ class EmbeddedConsumer:
                 pass  # joined anyway: the group rebalances when the topic appears
         self._topics = topics
         self._listener = listener
+        self._user_data = user_data
         if self._group is None or self._member is None:
             self._join(group_id)
         else:
-            self._group.resubscribe(self._member, topics)
+            self._group.resubscribe(self._member, topics, user_data)
         await self._sync_group(asyncio.get_running_loop().time())
 
     def _join(self, group_id: str) -> tuple[ConsumerGroup, Member]:
         group = self._transport.groups.group(group_id)
-        member = group.join(self.client_id, self._topics, self._session_timeout_s)
+        member = group.join(self.client_id, self._topics, self._session_timeout_s, self._user_data)
         self._group, self._member = group, member
         if self._finalizer is not None:
             self._finalizer.detach()
@@ -254,6 +269,7 @@ class EmbeddedConsumer:
                     return
                 continue
             group.complete(member)
+            self._peers = group.peers()
             assigned = set(member.owned)
             self._set_assignment(assigned)
             if self._listener is not None:

@@ -15,6 +15,9 @@ module plays its part for the consumers of one transport. It follows Kafka's cla
    the join barrier, so that two members never read the same partition. When its target
    is free it takes it (``on_partitions_assigned``) and has completed the generation.
 
+A member may advertise opaque ``user_data``; ``peers`` lists the members that did, with
+their target partitions (what a Kafka group's streamlog leader shares in assignments).
+
 A member that blocks the barrier and has not polled within its ``session_timeout_ms`` of
 the rebalance starting is evicted (Kafka's rebalance timeout), so one idle consumer cannot
 stall the group forever.
@@ -33,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = ["Member", "ConsumerGroup", "GroupRegistry", "range_assign"]
 
@@ -53,6 +56,7 @@ class Member:
     generation: int = 0  # the last generation this member completed (0: none yet)
     last_seen: float = field(default_factory=time.monotonic)
     evicted: bool = False
+    user_data: bytes | None = None
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -106,18 +110,31 @@ class ConsumerGroup:
 
     # -- membership ----------------------------------------------------------------------
 
-    def join(self, client_id: str, topics: Iterable[str], session_timeout_s: float) -> Member:
+    def join(
+        self,
+        client_id: str,
+        topics: Iterable[str],
+        session_timeout_s: float,
+        user_data: bytes | None = None,
+    ) -> Member:
         member = Member(
-            f"{client_id}-{uuid.uuid4()}", client_id, frozenset(topics), session_timeout_s
+            f"{client_id}-{uuid.uuid4()}",
+            client_id,
+            frozenset(topics),
+            session_timeout_s,
+            user_data=user_data,
         )
         self.members[member.member_id] = member
         self.rebalance()
         return member
 
-    def resubscribe(self, member: Member, topics: Iterable[str]) -> None:
+    def resubscribe(
+        self, member: Member, topics: Iterable[str], user_data: bytes | None = None
+    ) -> None:
         topics = frozenset(topics)
-        if topics != member.topics:
+        if topics != member.topics or user_data != member.user_data:
             member.topics = topics
+            member.user_data = user_data
             self.rebalance()
 
     def leave(self, member: Member) -> None:
@@ -209,6 +226,14 @@ class ConsumerGroup:
         if any(m.generation != self.generation for m in self.members.values()):
             return "PreparingRebalance"
         return "Stable"
+
+    def peers(self) -> tuple[GroupPeer, ...]:
+        """The members that advertised user data, with their targets, by member id."""
+        return tuple(
+            GroupPeer(m.member_id, m.user_data, m.target)
+            for _, m in sorted(self.members.items())
+            if m.user_data is not None
+        )
 
     def owner(self, partition: TopicPartition) -> str | None:
         """The member the current generation assigns ``partition`` to."""

@@ -15,6 +15,16 @@ clients agree on ``ConsumerProtocolSubscription`` and ``ConsumerProtocolAssignme
 We write version 0 of both (what every client reads) and read any version, ignoring the
 fields past the ones we use, as Kafka does for newer versions than it knows.
 
+Members that advertise user data in their subscription learn each other's: a streamlog
+leader puts the *peer list* (every such member's id, user data and assigned partitions)
+in the user data of every member's assignment, as Kafka Streams' leader shares each
+member's ``application.server`` and partitions. Other clients ignore an assignment's
+user data under the range and round-robin assignors. Its layout::
+
+    Peers         magic "streamlog.peers" | version int16
+                  | peers [(member_id string, user_data bytes,
+                            assigned [(topic string, partitions [int32])])]
+
 The assignors are Kafka's (``RangeAssignor``, ``RoundRobinAssignor``), so a group mixing
 streamlog with Java or librdkafka members gets the same answer whoever leads.
 """
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamlog.transport.errors import MalformedMemberDataError
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = [
     "Subscription",
@@ -35,6 +45,9 @@ __all__ = [
     "decode_subscription",
     "encode_assignment",
     "decode_assignment",
+    "decode_assignment_user_data",
+    "encode_peers",
+    "decode_peers",
     "Assignor",
     "RangeAssignor",
     "RoundRobinAssignor",
@@ -71,19 +84,38 @@ def encode_subscription(topics: Iterable[str], user_data: bytes | None = None) -
     return b"".join(parts)
 
 
-def encode_assignment(
-    partitions: Iterable[TopicPartition], user_data: bytes | None = None
-) -> bytes:
+def _topic_partitions(partitions: Iterable[TopicPartition]) -> list[bytes]:
+    """``[(topic string, partitions [int32])]``, topics and partitions sorted."""
     by_topic: dict[str, list[int]] = {}
     for tp in partitions:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
-    parts = [_INT16.pack(0), _INT32.pack(len(by_topic))]
+    parts = [_INT32.pack(len(by_topic))]
     for topic in sorted(by_topic):
         numbers = sorted(by_topic[topic])
         parts.append(_string(topic))
         parts.append(_INT32.pack(len(numbers)))
         parts.append(struct.pack(f">{len(numbers)}i", *numbers))
-    parts.append(_nullable_bytes(user_data))
+    return parts
+
+
+def encode_assignment(
+    partitions: Iterable[TopicPartition], user_data: bytes | None = None
+) -> bytes:
+    parts = [_INT16.pack(0), *_topic_partitions(partitions), _nullable_bytes(user_data)]
+    return b"".join(parts)
+
+
+_PEERS_MAGIC = b"streamlog.peers"
+
+
+def encode_peers(peers: Iterable[GroupPeer]) -> bytes:
+    """The peer list a leader shares in every assignment (module docstring)."""
+    ordered = sorted(peers, key=lambda peer: peer.member_id)
+    parts = [_PEERS_MAGIC, _INT16.pack(0), _INT32.pack(len(ordered))]
+    for peer in ordered:
+        parts.append(_string(peer.member_id))
+        parts.append(_nullable_bytes(peer.user_data))
+        parts.extend(_topic_partitions(peer.partitions))
     return b"".join(parts)
 
 
@@ -140,19 +172,48 @@ def decode_subscription(data: bytes) -> Subscription:
     return Subscription(topics, r.nullable_bytes())
 
 
-def decode_assignment(data: bytes) -> set[TopicPartition]:
-    """The partitions of an assignment; empty bytes (a member given nothing) is empty."""
-    if not data:
-        return set()
-    r = _Reader(bytes(data))
-    if r.int16() < 0:
-        raise MalformedMemberDataError("negative assignment version")
+def _read_topic_partitions(r: _Reader) -> set[TopicPartition]:
     assigned: set[TopicPartition] = set()
     for _ in range(r.count()):
         topic = r.string()
         for _ in range(r.count()):
             assigned.add(TopicPartition(topic, r.int32()))
     return assigned
+
+
+def decode_assignment(data: bytes) -> set[TopicPartition]:
+    """The partitions of an assignment; empty bytes (a member given nothing) is empty."""
+    return decode_assignment_user_data(data)[0]
+
+
+def decode_assignment_user_data(data: bytes) -> tuple[set[TopicPartition], bytes | None]:
+    """The partitions of an assignment and its user data (None when it has none)."""
+    if not data:
+        return set(), None
+    r = _Reader(bytes(data))
+    if r.int16() < 0:
+        raise MalformedMemberDataError("negative assignment version")
+    assigned = _read_topic_partitions(r)
+    return assigned, r.nullable_bytes()
+
+
+def decode_peers(data: bytes | None) -> tuple[GroupPeer, ...] | None:
+    """The peer list in an assignment's user data; None when the user data is something
+    else (no list: the leader is not streamlog's, or nobody advertised anything);
+    ``MalformedMemberDataError`` when it is a peer list but a broken one."""
+    if data is None or not data.startswith(_PEERS_MAGIC):
+        return None
+    r = _Reader(bytes(data))
+    r.pos = len(_PEERS_MAGIC)
+    if r.int16() < 0:
+        raise MalformedMemberDataError("negative peer list version")
+    peers = []
+    for _ in range(r.count()):
+        member_id = r.string()
+        user_data = r.nullable_bytes()
+        partitions = frozenset(_read_topic_partitions(r))
+        peers.append(GroupPeer(member_id, user_data or b"", partitions))
+    return tuple(peers)
 
 
 class Assignor(Protocol):

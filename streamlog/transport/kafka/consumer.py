@@ -26,7 +26,12 @@ from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.fetcher import Fetcher, PartitionState
 from streamlog.transport.kafka.group import GroupMember
 from streamlog.transport.kafka.offsets import EARLIEST, LATEST, GroupCoordinator, list_offsets
-from streamlog.transport.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from streamlog.transport.types import (
+    ConsumerRecord,
+    GroupPeer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 
 __all__ = ["KafkaConsumer"]
 
@@ -102,7 +107,11 @@ class KafkaConsumer:
         self._data.set()
 
     async def subscribe(
-        self, topics: Iterable[str], listener: RebalanceListener | None = None
+        self,
+        topics: Iterable[str],
+        listener: RebalanceListener | None = None,
+        *,
+        user_data: bytes | None = None,
     ) -> None:
         self._check_open()
         if self._coordinator is None:
@@ -111,6 +120,7 @@ class KafkaConsumer:
         self._listener = listener
         if self._member is not None:
             self._member.topics = topics
+            self._member.user_data = user_data
             self._member.request_rejoin()
             return
         self._fetcher.set_assignment(())
@@ -124,6 +134,7 @@ class KafkaConsumer:
             session_timeout_ms=self._session_timeout_ms,
             rebalance_timeout_ms=self._rebalance_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
+            user_data=user_data,
         )
         self._member = member
         try:
@@ -192,6 +203,9 @@ class KafkaConsumer:
 
     def membership_lost(self) -> bool:
         return self._member is not None and self._member.lost
+
+    def group_peers(self) -> tuple[GroupPeer, ...]:
+        return () if self._member is None else self._member.peers
 
     # ---------------------------------------------------------------- positions
 

@@ -8,7 +8,9 @@ The member's life, as numbered steps:
 2. The coordinator answers when every member has (re)joined. The leader it names gets
    all members' subscriptions, refreshes the topics' partition counts and computes the
    assignment with the agreed assignor; everyone then sends SyncGroup (the leader with
-   the assignments) and gets its own partitions back.
+   the assignments) and gets its own partitions back. Members that advertise user data
+   (``user_data``) get, in their assignment, the peer list: every such member's user
+   data and partitions (``assignors.py``), kept as ``peers``.
 3. ``on_assigned`` runs with the new partitions; then a heartbeat goes out every
    ``heartbeat_interval_ms``.
 4. A heartbeat (or commit) answered REBALANCE_IN_PROGRESS means: run ``on_revoked`` with
@@ -41,16 +43,18 @@ from streamlog.transport.errors import (
 from streamlog.transport.kafka.assignors import (
     ASSIGNORS,
     MalformedMemberDataError,
-    decode_assignment,
+    decode_assignment_user_data,
+    decode_peers,
     decode_subscription,
     encode_assignment,
+    encode_peers,
     encode_subscription,
 )
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.errors import COORDINATOR_ERRORS, REJOIN_ERRORS, error_for
 from streamlog.transport.kafka.offsets import GroupCoordinator
 from streamlog.transport.kafka.util import log
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = ["GroupMember"]
 
@@ -81,11 +85,14 @@ class GroupMember:
         rebalance_timeout_ms: int = 60_000,
         heartbeat_interval_ms: int = 1_000,
         assignors: Iterable[str] = ("range", "roundrobin"),
+        user_data: bytes | None = None,
     ) -> None:
         self.cluster = cluster
         self.coordinator = coordinator
         self.group_id = coordinator.group_id
         self.topics = sorted(set(topics))
+        self.user_data = user_data  # advertised in the subscription
+        self.peers: tuple[GroupPeer, ...] = ()  # the leader's peer list, last sync
         self.member_id = ""
         self.generation = -1
         self.protocol: str | None = None
@@ -166,6 +173,7 @@ class GroupMember:
                 log.debug("LeaveGroup for %r failed: %s", self.group_id, e)
         self.member_id = ""
         self.generation = -1
+        self.peers = ()
 
     async def _leave(self) -> None:
         conn = await asyncio.wait_for(self.coordinator.connection(), _LEAVE_TIMEOUT)
@@ -295,7 +303,7 @@ class GroupMember:
 
     async def _join_and_sync(self) -> set[TopicPartition] | None:
         """One join + sync round; None when it must be tried again."""
-        metadata = encode_subscription(self.topics)
+        metadata = encode_subscription(self.topics, self.user_data)
         conn = await self.coordinator.connection()
         join_timeout = self._rebalance_timeout_ms / 1000 + self.cluster.request_timeout
         try:
@@ -346,7 +354,8 @@ class GroupMember:
         if code != ErrorCode.NONE:
             self._handle_rebalance_error(code)
             return None
-        assigned = decode_assignment(sync.assignment)
+        assigned, shared = decode_assignment_user_data(sync.assignment)
+        self.peers = self._read_peers(shared)
         log.debug(
             "group %r generation %d: %s got %s",
             self.group_id,
@@ -355,6 +364,16 @@ class GroupMember:
             sorted(assigned),
         )
         return assigned
+
+    def _read_peers(self, shared: bytes | None) -> tuple[GroupPeer, ...]:
+        """The leader's peer list; a broken one is logged and read as none (it is
+        advisory: the partitions themselves came through)."""
+        try:
+            peers = decode_peers(shared)
+        except MalformedMemberDataError as e:
+            log.warning("group %r: the leader's peer list is unreadable: %s", self.group_id, e)
+            return ()
+        return peers or ()
 
     def _handle_rebalance_error(self, code: int) -> None:
         """Errors of JoinGroup/SyncGroup: the retriable ones return, others raise."""
@@ -383,7 +402,13 @@ class GroupMember:
         self._assigned_counts = {t: counts.get(t, 0) for t in topics}
         result = assignor.assign(counts, subscriptions)
         log.debug("group %r: leader assigns %s", self.group_id, result)
+        peers = [
+            GroupPeer(member, sub.user_data, frozenset(result.get(member, ())))
+            for member, sub in subscriptions.items()
+            if sub.user_data is not None
+        ]
+        shared = encode_peers(peers) if peers else None
         return [
-            {"member_id": member, "assignment": encode_assignment(parts)}
+            {"member_id": member, "assignment": encode_assignment(parts, shared)}
             for member, parts in result.items()
         ]

@@ -1,0 +1,132 @@
+"""The worker's status page as a person sees it: a real ``streamlog worker`` process, its
+page opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, which
+``scripts/setup.sh`` installs) through Selenium. The page names the app and this worker,
+lists the agents, tables and pages, and its counters follow the worker without a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+
+import pytest
+
+from streamlog.cli.app_loader import load_app
+from streamlog.transport import open_transport
+
+from .workerproc import APPS, WorkerProcess
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WEBVIEWS = os.path.join(APPS, "webviews.py")
+WAIT = 20.0  # seconds, for the browser to show something
+
+
+def browser(profile: str):  # type: ignore[no-untyped-def]
+    """Headless Chromium with the flags this machine needs (no network beyond loopback:
+    background networking off), a fresh profile, bounded page loads."""
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip("chromium and chromedriver are not installed (scripts/setup.sh as root)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1400",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    return driver
+
+
+def send_posts(kafka_url: str, words: list[str]) -> None:
+    schema = load_app(WEBVIEWS).topics["posts"].schema
+
+    async def send() -> None:
+        transport = open_transport(kafka_url)
+        await transport.start()
+        try:
+            producer = transport.producer(client_id="browser-test")
+            pending = [
+                await producer.send("posts", schema.dumps_value(w), key=schema.dumps_key(w))
+                for w in words
+            ]
+            await producer.flush()
+            for result in pending:
+                await result
+            await producer.close()
+        finally:
+            await transport.close()
+
+    asyncio.run(asyncio.wait_for(send(), 60))
+
+
+def test_status_page_in_a_browser(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser(str(tmp_path / "profile"))
+    worker = WorkerProcess(
+        WEBVIEWS, f"file://{tmp_path / 'log'}", str(tmp_path), extra_args=("--web-port", "0")
+    )
+    try:
+        worker.start()
+        match = worker.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)")
+        url = match.split(" on ", 1)[1]
+        driver.get(url + "/")
+        text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
+
+        assert driver.title == "webviews · streamlog worker"
+        assert text("h1") == "webviews running"
+        assert text("#state") == "running"
+        assert text("#url") == url
+        assert text("#records-fetched") == "0"
+        agents = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#agents tbody tr")]
+        assert agents == ["webviews.count_words 0 0"]
+        assert text("#tables tbody tr[data-table='word_counts'] .partitions") == "0, 1, 2, 3"
+        assert text("#workers tr.me") == (
+            f"{url} (this worker) posts[0], posts[1], posts[2], posts[3]"
+        )
+        pages = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#pages li")]
+        assert pages == [
+            "/count/{word}/",
+            "/partition/{word}/",
+            "/greet/{name}/",
+            "/counter/",
+            "/version",
+        ]
+
+        # the counters follow the worker without a reload
+        send_posts(worker.kafka_url, ["fox", "dog", "fox", "cat", "fox"])
+        WebDriverWait(driver, WAIT).until(lambda d: text("#records-fetched") == "5")
+        WebDriverWait(driver, WAIT).until(lambda d: int(text("#commits")) >= 1)
+        assert text("#updated") != "at load"
+        driver.save_screenshot(str(tmp_path / "status.png"))
+
+        # a person follows the link to one of the app's pages
+        driver.find_element(By.LINK_TEXT, "/counter/").click()
+        WebDriverWait(driver, WAIT).until(lambda d: d.current_url == url + "/counter/")
+        assert '"count":0' in driver.find_element(By.TAG_NAME, "body").text.replace(" ", "")
+
+        # the worker stops: the page says it cannot reach it
+        driver.back()
+        WebDriverWait(driver, WAIT).until(lambda d: text("#state") == "running")
+        assert worker.stop() == 0, worker.logs()
+        WebDriverWait(driver, WAIT).until(lambda d: text("#state") == "unreachable")
+    finally:
+        driver.quit()
+        worker.kill()
