@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamlog.dsl.agents.agent import Agent, AgentFun
+from streamlog.dsl.agents.naming import callable_name
 from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
 from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
@@ -189,7 +190,7 @@ class App:
         """
 
         def decorate(fun: AgentFun) -> Agent:
-            full_name = name or f"{fun.__module__}.{fun.__qualname__}"
+            full_name = name or callable_name(fun)
             if full_name in self.agents:
                 raise ImproperlyConfigured(f"two agents named {full_name!r}")
             source: Topic | Channel
@@ -344,7 +345,7 @@ class App:
             raise ImproperlyConfigured(f"timer interval must be > 0 seconds, not {interval!r}")
 
         def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
-            label = name or f"timer {fun.__module__}.{fun.__qualname__}"
+            label = name or f"timer {callable_name(fun)}"
             self.timers.append(Timer(fun, float(interval), on_leader, label))
             return fun
 
@@ -359,7 +360,7 @@ class App:
         crontab = Crontab(cron_format, tz=timezone)
 
         def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
-            label = f"crontab {cron_format!r} {fun.__module__}.{fun.__qualname__}"
+            label = f"crontab {cron_format!r} {callable_name(fun)}"
             self.timers.append(CronJob(fun, crontab, on_leader, label))
             return fun
 
@@ -369,7 +370,7 @@ class App:
         """Run the function once the app has started (``@app.task`` or ``@app.task(...)``)."""
 
         def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-            self.timers.append(AppTask(f, on_leader, f"task {f.__module__}.{f.__qualname__}"))
+            self.timers.append(AppTask(f, on_leader, f"task {callable_name(f)}"))
             return f
 
         return decorate(fun) if fun is not None else decorate
