@@ -62,7 +62,7 @@ class ActorContext:
         stop."""
         agent = self.agent
         while True:
-            stream = Stream(self.cursor, self, source=agent.channel)
+            stream: Stream[Any] = Stream(self.cursor, self, source=agent.channel)
             self.stream = stream
             try:
                 result = agent.fun(stream)
@@ -202,7 +202,7 @@ class ActorContext:
             )
         if label not in self._cursors:
             self._cursors[label] = Cursor(inbox)
-        stream = Stream(self._cursors[label], self, source=target)
+        stream: Stream[Any] = Stream(self._cursors[label], self, source=target)
         self.stream = stream
         return stream
 

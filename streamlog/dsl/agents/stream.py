@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.context import set_current
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Stream", "StreamOwner"]
 
 _SKIP = object()
+
+T_co = TypeVar("T_co", covariant=True)
 
 
 class StreamOwner(Protocol):
@@ -76,8 +78,12 @@ class _Processor:
         self.targets = targets
 
 
-class Stream:
-    """An async iterator of decoded values from one reader's cursor."""
+class Stream(Generic[T_co]):
+    """An async iterator of decoded values from one reader's cursor.
+
+    Generic in the value type only for annotations (``stream: Stream[Order]``, as Faust's
+    ``Stream[T]``); nothing is checked at run time.
+    """
 
     def __init__(
         self,
