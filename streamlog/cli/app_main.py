@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTINS", "app_cli", "command_class", "run_main"]
 
-#: The ``streamlog`` commands that take an app, in the order ``--help`` lists them.
+#: The ``streamlog`` commands that take an app (bound to it on its command line).
 BUILTINS: tuple[BuiltinCommand, ...] = (WORKER, SEND, AGENTS, TABLES, TOPOLOGY)
 
 
