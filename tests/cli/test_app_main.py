@@ -103,6 +103,7 @@ def test_app_command_line_help():
         "joining",
         "send",
         "send-letters",
+        "state",
         "tables",
         "topology",
         "worker",
@@ -144,6 +145,29 @@ def test_python_dash_m_streamlog():
     assert {"worker", "send", "agents", "broker", "produce", "consume"} <= set(commands)
     out = python("-m", "streamlog", "--version")
     assert ok(out) == ["streamlog, version 0.1.0"]
+
+
+def test_global_options_before_the_command(tmp_path):
+    (tmp_path / "sub").mkdir()
+    out = python(
+        COMMANDS, "-W", "sub", "-D", "data", "--debug", "-l", "info", "state", cwd=tmp_path
+    )
+    assert ok(out) == [
+        "#-- carped",
+        "cwd=sub datadir=data",
+        "json=False debug=True quiet=False loglevel=info",
+        "NAME  N",
+        "a     1",
+        "b     22",
+    ]
+    assert "INFO    streamlog.dsl.app.app: created topic letters" in out.stderr
+    out = python(COMMANDS, "--json", "state", cwd=tmp_path)
+    assert ok(out) == [
+        f"cwd={tmp_path.name} datadir=commands-data",
+        "json=True debug=False quiet=False loglevel=warning",
+        '[{"NAME": "a", "N": 1}, {"NAME": "b", "N": 22}]',
+    ]
+    assert out.stderr == ""
 
 
 def test_global_json_option(tmp_path):

@@ -1,5 +1,7 @@
 """An app whose command line has commands of its own (Faust's ``@app.command``)."""
 
+import os
+
 import streamlog as faust
 from streamlog.cli import AppCommand, argument, option
 
@@ -36,6 +38,15 @@ async def send_letters(self, count: int) -> None:
     for i in range(count):
         md = await letters.send_and_wait(value=chr(ord("a") + i))
         print(f"{md.topic}[{md.partition}]@{md.offset}")
+
+
+@app.command()
+async def state(self) -> None:
+    """Prints what the global options set."""
+    self.carp("carped")
+    print(f"cwd={os.path.basename(os.getcwd())} datadir={self.app.conf.datadir}")
+    print(f"json={self.json} debug={self.debug} quiet={self.quiet} loglevel={self.loglevel}")
+    print(self.tabulate([("a", 1), ("b", 22)], headers=("NAME", "N")))
 
 
 if __name__ == "__main__":
