@@ -16,6 +16,7 @@ configures logging before it imports the app, so import-time warnings are format
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -70,8 +71,8 @@ class BuiltinCommand:
 
         command = self._build(callback, click.argument("app_spec", metavar="APP"))
         command.help = (
-            f"{self.help}\n\nAPP: app.py, path/to/app.py:attr, package.module or "
-            "package.module:attr."
+            f"{inspect.cleandoc(self.help)}\n\nAPP: app.py, path/to/app.py:attr, "
+            "package.module or package.module:attr."
         )
         return command
 
@@ -89,4 +90,4 @@ class BuiltinCommand:
         fun: Any = callback
         for decorator in reversed([*first, *self.options]):
             fun = decorator(fun)
-        return click.command(self.name, help=self.help)(fun)
+        return click.command(self.name, help=inspect.cleandoc(self.help))(fun)

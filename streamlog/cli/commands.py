@@ -268,7 +268,7 @@ class AppCommand(Command):
         fun: Any = invoke
         for decorator in reversed(list(cls.options or ())):
             fun = decorator(fun)
-        return click.command(help=cls.__doc__)(fun)
+        return click.command(help=inspect.cleandoc(cls.__doc__) if cls.__doc__ else None)(fun)
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         """Start the app as a client, ``run``, then ``on_stop``."""
