@@ -4,7 +4,7 @@ Importing this package defines things and does nothing else: no connection, no t
 no logging configuration.
 """
 
-from streamlog import web  # Faust's ``faust.web`` (aiohttp is imported when used)
+from streamlog import types, web  # faust.types; faust.web (aiohttp imported when used)
 from streamlog.dsl import (
     Agent,
     AgentError,
@@ -54,10 +54,21 @@ from streamlog.state.windows import (
     TumblingWindow,
     WindowRange,
 )
+from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentT",
+    "AppT",
+    "ChannelT",
+    "EventT",
+    "ModelT",
+    "StreamT",
+    "TableT",
+    "TopicT",
+    "Worker",
+    "types",
     "CoPartitioningError",
     "Crontab",
     "CrontabError",
@@ -106,3 +117,13 @@ __all__ = [
     "default_codecs",
     "web",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``streamlog.Worker`` (Faust's ``faust.Worker``), imported when first used: it is the
+    command line's worker, which ``import streamlog`` does not load."""
+    if name == "Worker":
+        from streamlog.cli.worker import Worker
+
+        return Worker
+    raise AttributeError(f"module 'streamlog' has no attribute {name!r}")

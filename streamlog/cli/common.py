@@ -5,7 +5,8 @@
 * ``run_with_transport``: run one coroutine with a started transport, close it whatever
   happens, and turn a ``TransportError`` (an unreachable broker, an unknown topic...)
   into a one-line ``click.ClickException``: exit code 1, never a traceback.
-  Ctrl-C (SIGINT) or SIGTERM cancels the coroutine once; the tools stop cleanly then.
+  Ctrl-C (SIGINT) or SIGTERM cancels the coroutine once; the tools stop cleanly then
+  (``run_interruptibly`` does that part, for commands that open their own transport).
 * ``format_table``: the aligned, space-separated tables the tools print.
 
 Only ``click`` and the lightweight ``streamlog.transport.url`` are imported at module
@@ -31,9 +32,13 @@ if TYPE_CHECKING:
 __all__ = [
     "broker_option",
     "run_with_transport",
+    "run_interruptibly",
     "format_table",
     "one_line",
     "Interrupted",
+    "LOGLEVELS",
+    "loglevel_option_type",
+    "normalize_loglevel",
 ]
 
 T = TypeVar("T")
@@ -53,6 +58,22 @@ def broker_option(f: F) -> F:
         metavar="URL",
         help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.",
     )(f)
+
+
+#: ``-l``/``--loglevel`` values: streamlog's names and Faust's (``warn``, ``crit``).
+LOGLEVELS = ("debug", "info", "warning", "warn", "error", "critical", "crit")
+_LOGLEVEL_ALIASES = {"warn": "warning", "crit": "critical"}
+
+
+def loglevel_option_type() -> click.Choice:
+    """The type of a ``--loglevel`` option: any of ``LOGLEVELS``, in any case."""
+    return click.Choice(LOGLEVELS, case_sensitive=False)
+
+
+def normalize_loglevel(level: str) -> str:
+    """``level`` as a ``logging`` level name (Faust's ``WARN`` is ``warning``)."""
+    lowered = level.lower()
+    return _LOGLEVEL_ALIASES.get(lowered, lowered)
 
 
 def one_line(exc: BaseException) -> str:
@@ -81,15 +102,33 @@ def run_with_transport(
         finally:
             await transport.close()
 
-    async def run() -> T | None:
-        task = asyncio.ensure_future(with_transport())
+    try:
+        return run_interruptibly(with_transport)
+    except Interrupted:
+        if interruptible:
+            return None
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except TransportError as exc:
+        raise click.ClickException(one_line(exc)) from None
+
+
+def run_interruptibly(main: Callable[[], Awaitable[T]]) -> T:
+    """``asyncio.run(main())``, where the first Ctrl-C or SIGTERM cancels ``main``.
+
+    ``main`` may catch the ``asyncio.CancelledError`` to finish its work and return
+    normally; if it lets it through, ``Interrupted`` is raised. A second signal falls back
+    to Python's ``KeyboardInterrupt`` (for when the clean stop itself hangs).
+    """
+
+    async def run() -> T:
+        task = asyncio.ensure_future(main())
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM)
         interrupted = False
 
         def interrupt() -> None:
-            # Once: a second Ctrl-C falls back to Python's KeyboardInterrupt, for when
-            # the clean stop itself hangs.
             nonlocal interrupted
             interrupted = True
             for sig in signals:
@@ -108,16 +147,7 @@ def run_with_transport(
             for sig in signals:
                 loop.remove_signal_handler(sig)
 
-    try:
-        return asyncio.run(run())
-    except Interrupted:
-        if interruptible:
-            return None
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except TransportError as exc:
-        raise click.ClickException(one_line(exc)) from None
+    return asyncio.run(run())
 
 
 LISTENER_FILE = ".listener"

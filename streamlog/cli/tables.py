@@ -27,16 +27,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from streamlog.cli.builtin import BuiltinCommand
+from streamlog.cli.commands import CliState
 from streamlog.cli.common import format_table, one_line
 from streamlog.cli.errors import CliError
-from streamlog.cli.topology import load_app_or_exit
 
 if TYPE_CHECKING:
     from streamlog.dsl import App
     from streamlog.dsl.tables.table import Table
     from streamlog.transport.base import Transport
 
-__all__ = ["tables", "render", "table_rows", "window_rows", "read_changelog", "read_store"]
+__all__ = [
+    "TABLES",
+    "tables",
+    "render",
+    "table_rows",
+    "window_rows",
+    "read_changelog",
+    "read_store",
+]
 
 
 def render(
@@ -220,34 +229,17 @@ def _describe(app: App) -> list[str]:
     return format_table(headers, rows)
 
 
-@click.command("tables")
-@click.argument("app_spec", metavar="APP")
-@click.argument("name", required=False)
-@click.option(
-    "--from",
-    "source",
-    type=click.Choice(["changelog", "store"]),
-    default="changelog",
-    show_default=True,
-    help="Where NAME's contents come from: its changelog topic or its RocksDB store.",
-)
-@click.option(
-    "-b", "--broker", "broker_url", metavar="URL", default=None, help="Override the app's broker."
-)
-@click.option("--datadir", metavar="DIR", default=None, help="Override the app's data directory.")
-@click.option(
-    "--limit", type=click.IntRange(min=0), default=0, metavar="N", help="Show at most N rows."
-)
-def tables(
-    app_spec: str,
+def _run_tables(
+    load: Callable[[], App],
+    state: CliState,
+    *,
     name: str | None,
     source: str,
     broker_url: str | None,
     datadir: str | None,
     limit: int,
 ) -> None:
-    """List APP's tables, or print table NAME's contents (as Faust's as_ansitable)."""
-    app = load_app_or_exit(app_spec)
+    app = load()
     if name is None:
         for line in _describe(app):
             click.echo(line)
@@ -261,6 +253,43 @@ def tables(
     else:
         raw = _read_changelog_at(broker_url or app.conf.broker, app, table)
     click.echo(render(table, raw, limit=limit))
+
+
+TABLES = BuiltinCommand(
+    "tables",
+    _run_tables,
+    help="List the app's tables, or print table NAME's contents (as Faust's as_ansitable).",
+    options=(
+        click.argument("name", required=False),
+        click.option(
+            "--from",
+            "source",
+            type=click.Choice(["changelog", "store"]),
+            default="changelog",
+            show_default=True,
+            help="Where NAME's contents come from: its changelog topic or its RocksDB store.",
+        ),
+        click.option(
+            "-b",
+            "--broker",
+            "broker_url",
+            metavar="URL",
+            default=None,
+            help="Override the app's broker.",
+        ),
+        click.option(
+            "--datadir", metavar="DIR", default=None, help="Override the app's data directory."
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            default=0,
+            metavar="N",
+            help="Show at most N rows.",
+        ),
+    ),
+)
+tables = TABLES.standalone()
 
 
 def _read_changelog_at(url: str, app: App, table: Table) -> dict[int, list[tuple[bytes, bytes]]]:

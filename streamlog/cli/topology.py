@@ -8,49 +8,27 @@ also writes Graphviz DOT (``--dot -``: DOT on standard output instead of the tex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
+from streamlog.cli.builtin import BuiltinCommand, load_app_or_exit
+from streamlog.cli.commands import CliState
+
 if TYPE_CHECKING:
     from streamlog.dsl import App
 
-__all__ = ["topology", "load_app_or_exit"]
+__all__ = ["TOPOLOGY", "topology", "load_app_or_exit"]
 
 
-def load_app_or_exit(spec: str) -> App:
-    """The app of ``spec``; a one-line error (exit code 1) when there is none."""
-    from streamlog.cli.app_loader import load_app
-    from streamlog.dsl import AppNotFoundError
-
-    try:
-        return load_app(spec)
-    except AppNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@click.command("topology")
-@click.argument("app_spec", metavar="APP")
-@click.option(
-    "--dot",
-    "dot_path",
-    metavar="FILE",
-    default=None,
-    help="Also write the graph as Graphviz DOT to FILE ('-': DOT instead of the text).",
-)
-@click.option(
-    "--png",
-    "png_path",
-    metavar="FILE",
-    default=None,
-    help="Also render the graph to a PNG (needs Graphviz's 'dot' program).",
-)
-def topology(app_spec: str, dot_path: str | None, png_path: str | None) -> None:
-    """Print APP's topology: sources, agents and DSL nodes, tables, changelogs, sinks."""
+def _run_topology(
+    load: Callable[[], App], state: CliState, *, dot_path: str | None, png_path: str | None
+) -> None:
     from streamlog.dsl.errors import StreamlogError
     from streamlog.dsl.topology.graph import build_topology
 
-    app = load_app_or_exit(app_spec)
+    app = load()
     graph = build_topology(app)
     if dot_path == "-":
         click.echo(graph.to_dot(), nl=False)
@@ -69,3 +47,27 @@ def topology(app_spec: str, dot_path: str | None, png_path: str | None) -> None:
         except StreamlogError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"wrote PNG to {png_path}", err=True)
+
+
+TOPOLOGY = BuiltinCommand(
+    "topology",
+    _run_topology,
+    help="Print the app's topology: sources, agents and DSL nodes, tables, changelogs, sinks.",
+    options=(
+        click.option(
+            "--dot",
+            "dot_path",
+            metavar="FILE",
+            default=None,
+            help="Also write the graph as Graphviz DOT to FILE ('-': DOT instead of the text).",
+        ),
+        click.option(
+            "--png",
+            "png_path",
+            metavar="FILE",
+            default=None,
+            help="Also render the graph to a PNG (needs Graphviz's 'dot' program).",
+        ),
+    ),
+)
+topology = TOPOLOGY.standalone()

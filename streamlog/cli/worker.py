@@ -1,4 +1,9 @@
-"""``streamlog worker``, ``streamlog send`` and ``streamlog agents``: commands over an app."""
+"""``worker``, ``send`` and ``agents``: commands over an app (``BuiltinCommand``s, so
+``streamlog worker app.py`` and ``python app.py worker`` are one implementation).
+
+``run_app_worker`` is the worker itself, for the ``worker`` command and Faust's
+``Worker(app).execute_from_commandline()``.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,36 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from streamlog.cli.common import listener_path, one_line, start_transport
+from streamlog.cli.builtin import BuiltinCommand
+from streamlog.cli.commands import CliState
+from streamlog.cli.common import (
+    listener_path,
+    loglevel_option_type,
+    normalize_loglevel,
+    one_line,
+    start_transport,
+)
 
-__all__ = ["worker", "send", "agents"]
+if TYPE_CHECKING:
+    from streamlog.dsl import App
+
+__all__ = [
+    "AGENTS",
+    "SEND",
+    "WORKER",
+    "Worker",
+    "agents",
+    "run_app_worker",
+    "send",
+    "worker",
+]
 
 log = logging.getLogger("streamlog.worker")
-
-
-def _load(spec: str) -> Any:
-    from streamlog.cli.app_loader import load_app
-    from streamlog.dsl import AppNotFoundError
-
-    try:
-        return load_app(spec)
-    except AppNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _parse_listen(value: str) -> tuple[str, int] | None:
@@ -37,97 +53,75 @@ def _parse_listen(value: str) -> tuple[str, int] | None:
     return host or "127.0.0.1", int(port)
 
 
-@click.command()
-@click.argument("app_spec", metavar="APP")
-@click.option(
-    "-b",
-    "--broker",
-    "broker_url",
-    metavar="URL",
-    default=None,
-    help="Override the app's broker: file://PATH, memory:// or kafka://HOST:PORT.",
-)
-@click.option(
-    "--data-dir",
-    metavar="DIR",
-    default=None,
-    help="Where table stores live (the app's datadir setting).",
-)
-@click.option(
-    "-l",
-    "--loglevel",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False),
-)
-@click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="json: one JSON object per log line (structured logs).",
-)
-@click.option(
-    "--web-port",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Serve the web endpoint (the app's pages, a status page at /, /health, /stats, "
-    "/metrics) on port N of the app's web_host (127.0.0.1 by default); 0 picks a free port "
-    "(logged). Without it the endpoint runs on web_port (6066) when the app sets "
-    "web_enabled=True or declares pages.",
-)
-@click.option(
-    "--listen",
-    default="127.0.0.1:9092",
-    show_default=True,
-    metavar="HOST:PORT",
-    help="On file://, also serve the app's log over the Kafka protocol here so other "
-    "processes (streamlog produce/consume, kcat, Kafka clients) can use it; 'none' to "
-    "turn off. A busy port falls back to a free one (logged, and written to "
-    "DATA_DIR/.listener).",
-)
-@click.option(
-    "--lag-interval",
-    type=float,
-    default=30.0,
-    show_default=True,
-    metavar="S",
-    help="Log consumer lag every S seconds (0: never).",
-)
-def worker(
-    app_spec: str,
+def _run_worker_command(
+    load: Callable[[], App],
+    state: CliState,
+    *,
     broker_url: str | None,
     data_dir: str | None,
-    loglevel: str,
+    loglevel: str | None,
     log_format: str,
     web_port: int | None,
+    web_host: str | None,
+    with_web: bool | None,
     listen: str,
     lag_interval: float,
 ) -> None:
-    """Run APP (app.py, app.py:attr or module:attr) until Ctrl-C or SIGTERM.
-
-    Creates missing topics, runs agents, timers and tasks; on a signal it stops consuming,
-    finishes the events in hand, commits and exits 0. Exit code 1: the app crashed or
-    could not start; 2: stopping overran its bound; 130: a second signal cut the stop short.
-    """
     from streamlog.dsl.app.logs import configure_logging
+
+    configure_logging(normalize_loglevel(loglevel or state.loglevel or "info"), log_format)
+    address = _parse_listen(listen)
+    app = load()
+    code = run_app_worker(
+        app,
+        broker_url=broker_url,
+        data_dir=data_dir,
+        web_port=web_port,
+        web_host=web_host,
+        with_web=with_web,
+        listen=address,
+        lag_interval=lag_interval,
+    )
+    sys.exit(code)
+
+
+def run_app_worker(
+    app: App,
+    *,
+    broker_url: str | None = None,
+    data_dir: str | None = None,
+    web_port: int | None = None,
+    web_host: str | None = None,
+    with_web: bool | None = None,
+    listen: tuple[str, int] | None = ("127.0.0.1", 9092),
+    lag_interval: float = 30.0,
+) -> int:
+    """Run ``app`` as ``streamlog worker`` does, until a signal; returns the exit status.
+
+    The overrides replace the app's settings (``broker``, ``datadir``, ``web_port``,
+    ``web_host``, ``web_enabled``); ``listen`` is where a ``file://`` log is also served
+    over the Kafka protocol (None: not served). Logging is the caller's to configure.
+    """
     from streamlog.dsl.app.worker import run_worker
 
-    configure_logging(loglevel, log_format)
-    app = _load(app_spec)
     if broker_url:
         app.conf.broker = broker_url
     if data_dir:
         app.conf.datadir = data_dir
-    address = _parse_listen(listen)
+    if web_host is not None:
+        app.conf.web_host = web_host
+    if with_web is not None:
+        app.conf.web_enabled = with_web
+    if web_port is not None and with_web is not False:
+        app.conf.web_port = web_port
+        app.conf.web_enabled = True
     server: dict[str, Any] = {}
 
     async def serve_log(app: Any) -> None:
         # before the app creates topics or consumes: tools (and the benchmark's clock) see
         # the listener as soon as the log is open
-        if address is not None and app.conf.broker.startswith("file://"):
-            await _start_listener(app, address, server)
+        if listen is not None and app.conf.broker.startswith("file://"):
+            await _start_listener(app, listen, server)
 
     app.transport_ready_hooks.append(serve_log)
 
@@ -140,15 +134,137 @@ def worker(
                 pass
             await broker.stop()
 
-    code = asyncio.run(
+    return asyncio.run(
         run_worker(
             app,
-            web_port=web_port,
+            web_port=app.conf.web_port if app.conf.web_enabled else None,
             lag_interval=lag_interval,
             on_stopping=on_stopping,
         )
     )
-    sys.exit(code)
+
+
+class Worker:
+    """Faust's ``faust.Worker``: ``Worker(app, loglevel="info").execute_from_commandline()``
+    runs ``app`` as ``python app.py worker`` does (``run_app_worker``) and exits with its
+    status. Faust's console, blocking detector and extra services are not here."""
+
+    def __init__(
+        self,
+        app: App,
+        *services: Any,
+        loglevel: str | int | None = None,
+        quiet: bool = False,
+        debug: bool = False,
+        workdir: str | None = None,
+        **options: Any,
+    ) -> None:
+        if services:
+            raise TypeError("streamlog's Worker runs one app: run a worker per app")
+        self.app = app
+        self.loglevel = loglevel
+        self.quiet = quiet
+        self.debug = debug
+        self.workdir = workdir
+        self.options = options  # Faust's others (logfile, blocking_timeout...): not used
+
+    def execute_from_commandline(self) -> NoReturn:
+        """Run the app until a signal and exit with the worker's status."""
+        from streamlog.dsl.app.logs import configure_logging
+
+        if self.workdir:
+            os.chdir(self.workdir)
+        level = self.loglevel
+        if isinstance(level, int):
+            level = logging.getLevelName(level)
+        configure_logging(normalize_loglevel(level or ("debug" if self.debug else "info")))
+        sys.exit(run_app_worker(self.app))
+
+
+WORKER = BuiltinCommand(
+    "worker",
+    _run_worker_command,
+    help="""Run the app until Ctrl-C or SIGTERM.
+
+    Creates missing topics, runs agents, timers and tasks; on a signal it stops consuming,
+    finishes the events in hand, commits and exits 0. Exit code 1: the app crashed or
+    could not start; 2: stopping overran its bound; 130: a second signal cut the stop short.
+    """,
+    options=(
+        click.option(
+            "-b",
+            "--broker",
+            "broker_url",
+            metavar="URL",
+            default=None,
+            help="Override the app's broker: file://PATH, memory:// or kafka://HOST:PORT.",
+        ),
+        click.option(
+            "--data-dir",
+            "--datadir",
+            "data_dir",
+            metavar="DIR",
+            default=None,
+            help="Where table stores live (the app's datadir setting).",
+        ),
+        click.option(
+            "-l",
+            "--loglevel",
+            default=None,
+            type=loglevel_option_type(),
+            help="Log level (Faust's warn and crit too).  [default: info]",
+        ),
+        click.option(
+            "--log-format",
+            default="text",
+            show_default=True,
+            type=click.Choice(["text", "json"]),
+            help="json: one JSON object per log line (structured logs).",
+        ),
+        click.option(
+            "-p",
+            "--web-port",
+            type=click.IntRange(0, 65535),
+            default=None,
+            metavar="N",
+            help="Serve the web endpoint (the app's pages, a status page at /, /health, "
+            "/stats, /metrics) on port N of the app's web_host (127.0.0.1 by default); 0 picks "
+            "a free port (logged). Without it the endpoint runs on web_port (6066) when the "
+            "app sets web_enabled=True or declares pages.",
+        ),
+        click.option(
+            "--web-host",
+            default=None,
+            metavar="HOST",
+            help="The address the web endpoint listens on (the app's web_host setting).",
+        ),
+        click.option(
+            "--with-web/--without-web",
+            default=None,
+            help="Serve the web endpoint on the app's web_port, or never.  "
+            "[default: the app's web_enabled setting, or on when --web-port is given]",
+        ),
+        click.option(
+            "--listen",
+            default="127.0.0.1:9092",
+            show_default=True,
+            metavar="HOST:PORT",
+            help="On file://, also serve the app's log over the Kafka protocol here so "
+            "other processes (streamlog produce/consume, kcat, Kafka clients) can use it; "
+            "'none' to turn off. A busy port falls back to a free one (logged, and written "
+            "to DATA_DIR/.listener).",
+        ),
+        click.option(
+            "--lag-interval",
+            type=float,
+            default=30.0,
+            show_default=True,
+            metavar="S",
+            help="Log consumer lag every S seconds (0: never).",
+        ),
+    ),
+)
+worker = WORKER.standalone()
 
 
 async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, Any]) -> None:
@@ -182,33 +298,10 @@ async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, 
     log.warning("Kafka listener not started: other processes cannot reach this app's log")
 
 
-@click.command()
-@click.argument("app_spec", metavar="APP")
-@click.argument("topic")
-@click.argument("value", required=False)
-@click.option("-k", "--key", default=None, help="The record key.")
-@click.option(
-    "-p",
-    "--partition",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="P",
-    help="Send to partition P (default: by key).",
-)
-@click.option(
-    "-r",
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    metavar="N",
-    help="Send it N times.",
-)
-@click.option(
-    "-b", "--broker", "broker_url", metavar="URL", default=None, help="Override the app's broker."
-)
-def send(
-    app_spec: str,
+def _run_send(
+    load: Callable[[], App],
+    state: CliState,
+    *,
     topic: str,
     value: str | None,
     key: str | None,
@@ -216,12 +309,7 @@ def send(
     repeat: int,
     broker_url: str | None,
 ) -> None:
-    """Send VALUE to TOPIC (a topic name or an agent's name) with the app's serializers.
-
-    For a JSON topic VALUE is parsed as JSON (a model's fields for a Record topic); text
-    that is not JSON is sent as a string. Prints where each record landed.
-    """
-    app = _load(app_spec)
+    app = load()
     url = broker_url or app.conf.broker
     channel = _find_channel(app, topic)
     raw_key, raw_value = _encode(channel, key, _coerce(channel, _parse_value(channel, value)))
@@ -259,6 +347,48 @@ def send(
             click.echo(f"{md.topic}[{md.partition}]@{md.offset}")
     except TransportError as exc:
         raise click.ClickException(one_line(exc)) from None
+
+
+SEND = BuiltinCommand(
+    "send",
+    _run_send,
+    help="""Send VALUE to TOPIC (a topic name or an agent's name) with the app's serializers.
+
+    For a JSON topic VALUE is parsed as JSON (a model's fields for a Record topic); text
+    that is not JSON is sent as a string. Prints where each record landed.
+    """,
+    options=(
+        click.argument("topic"),
+        click.argument("value", required=False),
+        click.option("-k", "--key", default=None, help="The record key."),
+        click.option(
+            "-p",
+            "--partition",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="P",
+            help="Send to partition P (default: by key).",
+        ),
+        click.option(
+            "-r",
+            "--repeat",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="Send it N times.",
+        ),
+        click.option(
+            "-b",
+            "--broker",
+            "broker_url",
+            metavar="URL",
+            default=None,
+            help="Override the app's broker.",
+        ),
+    ),
+)
+send = SEND.standalone()
 
 
 def _find_channel(app: Any, name: str) -> Any:
@@ -322,15 +452,12 @@ def _encode(channel: Any, key: str | None, value: Any) -> tuple[bytes | None, by
     return raw_key, raw_value
 
 
-@click.command()
-@click.argument("app_spec", metavar="APP")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
-def agents(app_spec: str, as_json: bool) -> None:
-    """List APP's agents: name, topic, concurrency, sinks and what each is for."""
+def _run_agents(load: Callable[[], App], state: CliState, *, as_json: bool) -> None:
     from streamlog.cli.common import format_table
 
-    app = _load(app_spec)
-    rows = []
+    as_json = as_json or state.json
+    app = load()
+    rows: list[dict[str, Any]] = []
     for name, agent in sorted(app.agents.items()):
         doc = (agent.fun.__doc__ or "").strip().splitlines()
         rows.append(
@@ -366,3 +493,12 @@ def agents(app_spec: str, as_json: bool) -> None:
     )
     for line in table:
         click.echo(line)
+
+
+AGENTS = BuiltinCommand(
+    "agents",
+    _run_agents,
+    help="List the app's agents: name, topic, concurrency, sinks and what each is for.",
+    options=(click.option("--json", "as_json", is_flag=True, help="One JSON object per agent."),),
+)
+agents = AGENTS.standalone()

@@ -88,6 +88,9 @@ class WorkerProcess:
     workdir: str
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # the argv before the options (None: ``streamlog worker APP``), e.g.
+    # ``(sys.executable, "app.py", "worker")`` for a program that calls ``app.main()``
+    command: tuple[str, ...] | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: str = ""
     runs: int = 0
@@ -108,9 +111,7 @@ class WorkerProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
-                    STREAMLOG,
-                    "worker",
-                    self.app,
+                    *(self.command or (STREAMLOG, "worker", self.app)),
                     *(("--broker", self.broker) if self.broker is not None else ()),
                     "--listen",
                     "127.0.0.1:0",

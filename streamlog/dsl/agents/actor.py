@@ -63,7 +63,7 @@ class ActorContext:
         stop."""
         agent = self.agent
         while True:
-            stream = Stream(self.cursor, self, source=agent.channel)
+            stream: Stream[Any] = Stream(self.cursor, self, source=agent.channel)
             self.stream = stream
             read_from(self.cursor)  # current_event(): what this cursor handed out last
             try:
@@ -204,7 +204,7 @@ class ActorContext:
             )
         if label not in self._cursors:
             self._cursors[label] = Cursor(inbox)
-        stream = Stream(self._cursors[label], self, source=target)
+        stream: Stream[Any] = Stream(self._cursors[label], self, source=target)
         self.stream = stream
         read_from(self._cursors[label])  # the function reads this stream from now on
         return stream

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.events import Event, event_at
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Stream", "StreamOwner"]
 
 _SKIP = object()
+
+T_co = TypeVar("T_co", covariant=True)
 
 
 class StreamOwner(Protocol):
@@ -75,8 +77,12 @@ class _Processor:
         self.targets = targets
 
 
-class Stream:
-    """An async iterator of decoded values from one reader's cursor."""
+class Stream(Generic[T_co]):
+    """An async iterator of decoded values from one reader's cursor.
+
+    Generic in the value type only for annotations (``stream: Stream[Order]``, as Faust's
+    ``Stream[T]``); nothing is checked at run time.
+    """
 
     def __init__(
         self,

@@ -15,15 +15,15 @@ timers; ``await app.stop()`` undoes it in the order that loses nothing:
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from streamlog.dsl.agents.agent import Agent, AgentFun
+from streamlog.dsl.agents.naming import callable_name
 from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
 from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
@@ -83,17 +83,6 @@ def topic_name_for(text: str) -> str:
     return name if len(name) <= 249 else name[:200] + "-" + _digest(name)
 
 
-def callable_name(fun: Any) -> str:
-    """``module.qualname`` of a function, also of a ``functools.partial`` or a callable
-    object (Faust programs schedule both): names agents, timers and tasks."""
-    target = fun
-    while isinstance(target, functools.partial):
-        target = target.func
-    module = getattr(target, "__module__", None) or type(target).__module__
-    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}.{qualname}"
-
-
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -131,6 +120,7 @@ class App:
         self.topics: dict[str, Topic] = {}
         self.timers: list[Timer | CronJob | AppTask] = []
         self.tables: dict[str, Table] = {}
+        self.commands: dict[str, Any] = {}  # @app.command classes, by function name
         self.barrier: ProcessingBarrier | None = None
         self._checkpoint: Checkpoint | None = None
         self._transport: Transport | None = None
@@ -502,13 +492,7 @@ class App:
         try:
             for hook in self.transport_ready_hooks:
                 await hook(self)
-            self._producer = transport.producer(
-                acks=conf.producer_acks,
-                linger_ms=conf.producer_linger_ms,
-                compression=conf.producer_compression,
-                batch_size=conf.producer_max_batch_size,
-                client_id=conf.client_id,
-            )
+            self._producer = self._new_producer(transport)
             self.barrier = ProcessingBarrier() if self.tables else None
             self._checkpoint = self._new_checkpoint()
             for agent in self.agents.values():
@@ -649,6 +633,90 @@ class App:
         if self._stop_requested is None:
             raise AppNotRunningError(f"app {self.conf.id!r} is not started")
         await self._stop_requested.wait()
+
+    # ------------------------------------------------------------------ command line
+
+    def main(self, argv: Sequence[str] | None = None) -> NoReturn:
+        """Run the app's command line and exit (Faust's ``app.main()``).
+
+        ``python app.py worker -l info`` runs this app (the one already built, agents
+        registered in a ``main()`` included: the file is not imported again); ``send``,
+        ``agents``, ``tables``, ``topology`` and the app's ``@app.command``s are the other
+        commands (``streamlog.cli.app_main``). ``argv`` defaults to ``sys.argv[1:]``.
+        """
+        # The one call from the DSL up into the CLI layer, as Faust's App.main makes it;
+        # pyproject's layers contract names this import as its only exception.
+        from streamlog.cli.app_main import run_main
+
+        run_main(self, argv)
+
+    def command(
+        self, *options: Any, base: type | None = None, **attrs: Any
+    ) -> Callable[[Callable[..., Awaitable[Any]]], type]:
+        """Make ``async def fun`` a command of the app's command line (Faust's
+        ``@app.command(option(...), argument(...))``): ``python app.py fun ...``.
+
+        Faust's calling convention: a function with parameters gets the command instance
+        first (``self.app``, ``self.say``), then the options and arguments by name. See
+        ``streamlog.cli.commands``. Returns the command class (a subclass of ``base``,
+        default ``streamlog.cli.AppCommand``).
+        """
+        from streamlog.cli.app_main import command_class
+
+        def decorate(fun: Callable[..., Awaitable[Any]]) -> type:
+            cls = command_class(fun, options, base=base, attrs=attrs)
+            self.commands[fun.__name__] = cls
+            return cls
+
+        return decorate
+
+    async def start_client(self, transport: Transport | None = None) -> None:
+        """Open what sending needs and nothing else (Faust's ``start_client``): the
+        transport (``transport`` when given, already started: the app closes it), the
+        producer, and the declared topics that are missing. No agent, timer or consumer
+        group runs. ``@app.command``s run inside it; ``stop_client`` undoes it."""
+        if self.started or self._transport is not None:
+            if transport is not None and transport is not self._transport:
+                await transport.close()
+            return
+        self.clock = self._clock_given or SystemAsyncClock()
+        self._stop_requested = asyncio.Event()
+        self._replies_lock = asyncio.Lock()
+        if transport is None:
+            transport = open_transport(self.conf.broker)
+            await transport.start()
+        self._transport = transport
+        try:
+            self._producer = self._new_producer(transport)
+            await self._create_topics()
+        except BaseException:
+            await self._close_transport()
+            raise
+
+    async def stop_client(self) -> None:
+        """Flush and close what ``start_client`` opened (nothing if the app was started as
+        a worker: ``stop`` stops that)."""
+        if self.started:
+            return
+        try:
+            if self._producer is not None:
+                await self._producer.flush()  # a failed send raises here, not in a log line
+        finally:
+            replies, self._replies = self._replies, None
+            if replies is not None:
+                await replies.stop()
+            await self._close_transport()
+            self._known_topics = None
+
+    def _new_producer(self, transport: Transport) -> Producer:
+        conf = self.conf
+        return transport.producer(
+            acks=conf.producer_acks,
+            linger_ms=conf.producer_linger_ms,
+            compression=conf.producer_compression,
+            batch_size=conf.producer_max_batch_size,
+            client_id=conf.client_id,
+        )
 
     # ------------------------------------------------------------------ commits and rebalances
 

@@ -52,6 +52,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.agents.agent import Agent
+from streamlog.dsl.agents.naming import callable_name
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.durations import Seconds
@@ -214,7 +215,7 @@ def _declare_like(
 
 
 def _node_name(fun: Callable[..., Any], name: str | None) -> str:
-    return name or f"{fun.__module__}.{fun.__qualname__}"
+    return name or callable_name(fun)
 
 
 def _is_async(fun: Callable[..., Any]) -> bool:

@@ -98,7 +98,7 @@ class _ProbeOwner:
 def probe_agent(agent: Agent, *, max_steps: int = 1000) -> ProbeResult:
     """Run ``agent``'s function up to its first read, without an event loop or a log."""
     owner = _ProbeOwner(agent)
-    stream = Stream(Cursor(_ProbeInbox(agent.name)), owner, source=agent.channel)
+    stream: Stream[Any] = Stream(Cursor(_ProbeInbox(agent.name)), owner, source=agent.channel)
     try:
         result = agent.fun(stream)
     except Exception as exc:  # noqa: BLE001 - user code: report, do not fail the topology

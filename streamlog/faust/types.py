@@ -1,0 +1,48 @@
+"""``faust.types``: the abstract type names (``StreamT``, ``ChannelT``...), from
+``streamlog.types``."""
+
+from streamlog.types import (
+    TP,
+    AgentT,
+    AppT,
+    ChannelT,
+    CodecArg,
+    CodecT,
+    CollectionT,
+    EventT,
+    HeadersArg,
+    K,
+    Message,
+    ModelArg,
+    ModelT,
+    RecordMetadata,
+    StreamT,
+    TableT,
+    TopicT,
+    V,
+    WindowRange,
+    WindowT,
+)
+
+__all__ = [
+    "AgentT",
+    "AppT",
+    "ChannelT",
+    "CodecArg",
+    "CodecT",
+    "CollectionT",
+    "EventT",
+    "HeadersArg",
+    "K",
+    "Message",
+    "ModelArg",
+    "ModelT",
+    "RecordMetadata",
+    "StreamT",
+    "TP",
+    "TableT",
+    "TopicT",
+    "V",
+    "WindowRange",
+    "WindowT",
+]

@@ -1,0 +1,5 @@
+"""``faust.windows``: the window kinds."""
+
+from streamlog.state.windows import HoppingWindow, SlidingWindow, TumblingWindow
+
+__all__ = ["HoppingWindow", "SlidingWindow", "TumblingWindow"]
