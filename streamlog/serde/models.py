@@ -66,6 +66,12 @@ _JSON = msgspec.json.Encoder()
 _MSGPACK = msgspec.msgpack.Encoder()
 
 
+def _record_hash(self: Any) -> int:
+    """Faust's Record hash: the hash of the field values (a Record with an unhashable field
+    value, a list, is unhashable, as in Faust)."""
+    return hash(tuple(getattr(self, name) for name in self.__struct_fields__))
+
+
 class _RecordMeta(msgspec.StructMeta):
     """Takes Faust's class options (``streamlog.serde.options``) off before msgspec sees
     the keywords, and keeps ``@dataclass`` from rewriting a Record."""
@@ -120,6 +126,10 @@ class _RecordMeta(msgspec.StructMeta):
         set_class(cls, "__record_serial__", creation_serial())
         if user_post_init is not None and options.coerce:
             set_class(cls, "__record_user_post_init__", user_post_init)
+        if namespace.get("__hash__") is None and cls.__dict__.get("__hash__") is None:
+            # hashable by its fields, as Faust's Records are (a SetTable's members, dict
+            # keys); a frozen Struct or a class's own __hash__ is kept
+            set_class(cls, "__hash__", _record_hash)
         return cls
 
     def __setattr__(cls, name: str, value: Any) -> None:

@@ -150,7 +150,15 @@ class SetView:
 
 
 class SetTable(Table):
-    """See the module docstring. ``table[key]`` never raises: a missing key is an empty set."""
+    """See the module docstring. ``table[key]`` never raises: a missing key is an empty set.
+
+    ``value_type`` is the members' type, as in Faust (``SetTable(value_type=Order)`` holds
+    sets of Orders): the stored value is the list of members."""
+
+    def __init__(self, *args: Any, value_type: Any = None, **kwargs: Any) -> None:
+        self.member_type = value_type
+        stored = None if value_type is None else list[value_type]  # type: ignore[valid-type]
+        super().__init__(*args, value_type=stored, **kwargs)
 
     def __getitem__(self, key: Any) -> SetView:
         return SetView(self, key)

@@ -455,16 +455,34 @@ class Table:
         """The owned partitions' contents as a dict."""
         return dict(self.items())
 
-    def as_ansitable(self, *, title: str | None = None, sort: bool = True, limit: int = 0) -> str:
-        """The table as a text table for people (Faust's ``as_ansitable``)."""
+    def as_ansitable(
+        self,
+        *,
+        title: str | None = None,
+        key: str = "KEY",
+        value: str = "VALUE",
+        sort: bool = True,
+        sortkey: Callable[[tuple[Any, Any]], Any] | None = None,
+        limit: int = 0,
+        target: Any = None,
+    ) -> str:
+        """The table as a text table for people (Faust's ``as_ansitable``): ``title`` may
+        name the table as Faust's does (``"{table.name}"``), ``key``/``value`` head the
+        columns, ``sortkey`` orders the (key, value) items. Unlike Faust's, rows are sorted
+        by default (a stable picture); ``target`` (Faust's tty check) is accepted unused."""
+        del target
         if self.windowed is not None:
             return self.windowed.as_ansitable(title=title, sort=sort, limit=limit)
-        rows = [(repr(k), repr(v)) for k, v in self.items()]
-        if sort:
+        items = list(self.items())
+        if sortkey is not None:
+            items.sort(key=sortkey)
+        rows = [(repr(k), repr(v)) for k, v in items]
+        if sort and sortkey is None:
             rows.sort()
         if limit:
             rows = rows[:limit]
-        return ansitable(title or self.name, ("KEY", "VALUE"), rows)
+        heading = self.name if title is None else title.format(table=self)
+        return ansitable(heading, (key, value), rows)
 
     # ------------------------------------------------------------------ windows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import streamlog
 from tests.dsl.helpers import run, wait_for
@@ -58,7 +59,7 @@ def test_global_table_is_whole_on_every_worker(dsl_broker, app_id):
 def test_set_table_adds_and_discards_members(app_id):
     app = streamlog.App(app_id, broker="memory://", topic_partitions=2, store="memory://")
     events = app.topic(f"{app_id}-events", key_type=str, value_type=list)
-    followers = app.SetTable("followers", key_type=str, value_type=list)
+    followers = app.SetTable("followers", key_type=str, value_type=str)  # the members' type
     done = []
 
     @app.agent(events)
@@ -95,3 +96,81 @@ def test_set_table_adds_and_discards_members(app_id):
     contents, has_bob, dee_size, ann = run(main())
     assert contents == {"ann": {"bob"}}  # dee's set became empty: the key is gone
     assert (has_bob, dee_size, ann) == (True, 0, ["bob"])
+
+
+class Visit(streamlog.Record):
+    page: str
+    ms: int
+
+
+def test_set_table_value_type_is_the_members_type(app_id):
+    # Faust's SetTable(value_type=X) holds sets of X: Records come back as Records (hashable
+    # by their fields, as Faust's are), ints as ints
+    def declare() -> tuple[streamlog.App, Any, Any, Any, list[int]]:
+        app = streamlog.App(app_id, broker="memory://", topic_partitions=1, store="memory://")
+        visits = app.topic(f"{app_id}-visits", key_type=str, value_type=Visit)
+        pages = app.SetTable("pages", key_type=str, value_type=Visit)
+        durations = app.SetTable("durations", key_type=str, value_type=int)
+        done: list[int] = []
+
+        @app.agent(visits)
+        async def track(stream):
+            async for user, visit in stream.items():
+                pages[user].add(visit)
+                durations[user].add(visit.ms)
+                done.append(1)
+
+        return app, visits, pages, durations, done
+
+    app, visits, pages, durations, done = declare()
+    sent = [("ann", Visit("/a", 5)), ("ann", Visit("/b", 7)), ("ann", Visit("/a", 5))]
+
+    async def main():
+        async with app:
+            for user, visit in sent:
+                await visits.send(key=user, value=visit)
+            await wait_for(lambda: len(done) == len(sent))
+            await asyncio.sleep(0)
+            members = set(pages["ann"])
+            return members, set(durations["ann"]), Visit("/a", 5) in pages["ann"]
+
+    members, ms, found = run(main())
+    assert members == {Visit("/a", 5), Visit("/b", 7)}
+    assert all(type(m) is Visit for m in members)
+    assert ms == {5, 7} and found
+    assert hash(Visit("/a", 5)) == hash(Visit("/a", 5)) != hash(Visit("/b", 7))
+
+
+def test_as_ansitable_takes_fausts_arguments(app_id):
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=1, store="memory://")
+    words = app.topic(f"{app_id}-words", key_type=str, value_type=str)
+    counts = app.Table("word_counts", default=int, key_type=str, value_type=int)
+    done: list[str] = []
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream:
+            counts[word] += 1
+            done.append(word)
+
+    async def main():
+        async with app:
+            for word in ["b", "a", "b"]:
+                await words.send(key=word, value=word)
+            await wait_for(lambda: len(done) == 3)
+            return (
+                counts.as_ansitable(title="Counts of {table.name}", key="Word", value="Count"),
+                counts.as_ansitable(sortkey=lambda item: -item[1]),
+            )
+
+    named, by_count = run(main())
+    assert named.splitlines() == [
+        "Counts of word_counts",
+        "+------+-------+",
+        "| Word | Count |",
+        "+------+-------+",
+        "| 'a'  | 1     |",
+        "| 'b'  | 2     |",
+        "+------+-------+",
+    ]
+    assert [line.split()[1] for line in by_count.splitlines()[4:6]] == ["'b'", "'a'"]
