@@ -26,7 +26,7 @@ app = streamlog.App(
 )
 source = app.topic(env("BENCH_INPUT", "bench-in"), key_type=str, value_type=dict)
 sink = app.topic(env("BENCH_OUTPUT", "bench-out"), value_type=dict)
-counts = app.Table("counts", default=int, key_type=str, value_type=int).tumbling(WINDOW_S)
+counts = app.Table("counts", default=int, key_type=str, value_type=int).tumbling(WINDOW_S, grace=0)
 
 
 @app.agent(source, sink=[sink])

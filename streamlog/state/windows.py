@@ -37,6 +37,7 @@ from typing import NamedTuple
 from streamlog.state.errors import StateError, WindowConfigError, WindowKeyError
 
 __all__ = [
+    "NEVER_MS",
     "Duration",
     "WindowConfigError",
     "WindowKeyError",
@@ -56,6 +57,11 @@ __all__ = [
 
 Duration = int | timedelta
 """A span of time: an int of milliseconds, or a ``timedelta`` of whole milliseconds."""
+
+
+NEVER_MS = 1 << 53
+"""A grace or expiry that never comes: Faust's windows declared without ``expires`` take
+events and stay in the store for ever (end + NEVER_MS still fits a signed 8-byte time)."""
 
 
 class WindowRange(NamedTuple):

@@ -62,6 +62,7 @@ from streamlog.state.rocksdb_store import RocksDBStore
 from streamlog.state.stores import Store, StorePartition
 from streamlog.state.transaction import PartitionTransaction
 from streamlog.state.windows import (
+    NEVER_MS,
     HoppingWindow,
     SessionWindow,
     SlidingWindow,
@@ -84,6 +85,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _grace_and_expiry(grace: Seconds | None, expires: Seconds | None) -> tuple[int, int | None]:
+    """(grace, expires) in ms of an aligned window. No ``grace`` is Faust's way: a window
+    takes events until it expires, so grace is the expiry (``NEVER_MS`` without one)."""
+    expires_ms = None if expires is None else to_ms(expires, "expires")
+    if grace is not None:
+        return to_ms(grace, "grace"), expires_ms
+    if expires_ms is None:
+        return NEVER_MS, NEVER_MS
+    return expires_ms, expires_ms
 
 
 class Table:
@@ -491,7 +503,7 @@ class Table:
         size: Seconds,
         expires: Seconds | None = None,
         *,
-        grace: Seconds = 0,
+        grace: Seconds | None = None,
         key_index: bool = False,
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
@@ -499,15 +511,17 @@ class Table:
     ) -> WindowedView:
         """Windowed by back-to-back windows of ``size`` seconds (Faust's ``tumbling``).
 
-        ``expires`` (default ``size + grace``) is how long after its end a window stays in
-        the store; ``grace`` how long after its end it still takes late events.
+        Declared the Faust way (no ``grace``), Faust's rules: a window takes every event
+        that falls in it, late or not, until it expires ``expires`` seconds after its end
+        (never, without ``expires``), and ``on_window_close`` runs at expiry. With
+        ``grace=`` Kafka Streams' rules: a window closes ``grace`` seconds after its end
+        (later events for it are late: dropped, counted, ``on_late``) and stays in the
+        store until ``expires`` (default ``size + grace``). Times are the stream time of
+        the table partition (event time), not the wall clock Faust's expiry reads.
         ``key_index`` is accepted for Faust compatibility: ``keys()`` always works.
         """
-        window = TumblingWindow(
-            to_ms(size, "size"),
-            None if expires is None else to_ms(expires, "expires"),
-            to_ms(grace, "grace"),
-        )
+        grace_ms, expires_ms = _grace_and_expiry(grace, expires)
+        window = TumblingWindow(to_ms(size, "size"), expires_ms, grace_ms)
         return self._windowed_by(window, on_window_close, on_late, idle_advance)
 
     def hopping(
@@ -516,19 +530,16 @@ class Table:
         step: Seconds,
         expires: Seconds | None = None,
         *,
-        grace: Seconds = 0,
+        grace: Seconds | None = None,
         key_index: bool = False,
         on_window_close: OnWindowClose | None = None,
         on_late: OnLate | None = None,
         idle_advance: bool = True,
     ) -> WindowedView:
-        """Windowed by overlapping windows of ``size`` seconds every ``step`` seconds."""
-        window = HoppingWindow(
-            to_ms(size, "size"),
-            to_ms(step, "step"),
-            None if expires is None else to_ms(expires, "expires"),
-            to_ms(grace, "grace"),
-        )
+        """Windowed by overlapping windows of ``size`` seconds every ``step`` seconds
+        (Faust's ``hopping``); ``grace`` and ``expires`` as for ``tumbling``."""
+        grace_ms, expires_ms = _grace_and_expiry(grace, expires)
+        window = HoppingWindow(to_ms(size, "size"), to_ms(step, "step"), expires_ms, grace_ms)
         return self._windowed_by(window, on_window_close, on_late, idle_advance)
 
     def sliding(

@@ -22,10 +22,12 @@ Semantics, per input event:
 * ``aggregate(..., window=)`` (or ``into=`` a windowed table such as
   ``app.Table("clicks", default=int).tumbling(60)``): every open window holding the
   event's time becomes ``fun(acc, value)`` (``fun`` must be sync; late events are
-  dropped by the windowed table's rules). ``window=`` is seconds (tumbling), a window of
-  ``streamlog.state.windows`` or ``lambda table: table.hopping(60, 10)``. ``to`` gets
-  *final* results only: one record per window when it closes, key -> ``{"start",
-  "end", "value"}`` (the windowed table's ``emit_final``).
+  dropped by the windowed table's rules). ``window=`` is seconds (tumbling, Kafka
+  Streams' rules: grace 0), a window of ``streamlog.state.windows`` or ``lambda table:
+  table.hopping(60, 10, grace=0)`` (without ``grace=`` a table follows Faust's rules:
+  windows close only when they expire). ``to`` gets *final* results only: one record
+  per window when it closes, key -> ``{"start", "end", "value"}`` (the windowed table's
+  ``emit_final``).
 * ``join(left, right, ..., to=)``: ``fun(left, right) -> result`` is the joiner of
   ``streamlog.dsl.joins.api.join`` (stream-table, windowed stream-stream or table-table, as
   the arguments say); the decorator returns the join object.
@@ -516,7 +518,7 @@ def _windowed(windows: Any, table: Table, window: Any) -> Any:
     if isinstance(window, TumblingWindow | HoppingWindow | SlidingWindow | SessionWindow):
         return table.app.window_table(table, window)
     if isinstance(window, int | float | timedelta) and not isinstance(window, bool):
-        return table.tumbling(window)
+        return table.tumbling(window, grace=0)  # Kafka Streams' rules: final results at end
     if callable(window):
         made = window(table)
         if isinstance(made, windows.WindowedTable):

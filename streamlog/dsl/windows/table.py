@@ -30,6 +30,7 @@ from streamlog.serde import field_name
 from streamlog.state.changelog import changelog_configs
 from streamlog.state.window_store import is_reserved, split_window_key, unpack_time
 from streamlog.state.windows import (
+    NEVER_MS,
     HoppingWindow,
     SessionWindow,
     SlidingWindow,
@@ -64,8 +65,11 @@ def _default_merge(left: Any, right: Any) -> Any:
     )
 
 
-def _three_arguments(callback: Callable[..., Any] | None) -> OnWindowClose | None:
-    """``on_window_close`` as (key, window, value); Faust's (``(key, window), value``) too."""
+def _three_arguments(
+    callback: Callable[..., Any] | None, *, inclusive_end: bool
+) -> OnWindowClose | None:
+    """``on_window_close`` as (key, window, value); Faust's (``(key, window), value``) too,
+    given the window as Faust's float seconds."""
     if callback is None:
         return None
     try:
@@ -75,8 +79,16 @@ def _three_arguments(callback: Callable[..., Any] | None) -> OnWindowClose | Non
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(positional) == 2 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
         faust_style = callback
-        return lambda key, window, value: faust_style((key, window), value)
+        if inclusive_end:  # sliding, sessions: no Faust counterpart; seconds, bounds as they are
+            return lambda key, w, value: faust_style((key, (w.start / 1000, w.end / 1000)), value)
+        return lambda key, window, value: faust_style((key, faust_range(window)), value)
     return callback
+
+
+def faust_range(window: WindowRange) -> tuple[float, float]:
+    """A window as Faust hands it to its callbacks: float seconds, ``end`` 0.1 s before
+    the next window's start (Faust's ``WindowRange_from_start``)."""
+    return (window.start / 1000, window.end / 1000 - 0.1)
 
 
 # ---------------------------------------------------------------------- public API
@@ -166,7 +178,9 @@ class WindowedTable:
         )
         closer = WindowCloser(engine)
         table.changelog_topic.config = changelog_configs(
-            retention_ms=kind.lifetime + _EXTRA_RETENTION_MS
+            # windows that never expire (Faust's, declared without expires) keep their
+            # changelog records for ever too: compacted only
+            retention_ms=None if kind.lifetime >= NEVER_MS else kind.lifetime + _EXTRA_RETENTION_MS
         )
         view = cls(engine, closer, ("stream", None))
         table.attach_windowed(view, engine)
@@ -465,7 +479,7 @@ def make_windowed(
         host,
         table,
         kind,
-        on_window_close=_three_arguments(on_window_close),
+        on_window_close=_three_arguments(on_window_close, inclusive_end=kind.header),
         on_late=on_late,
         idle_advance=idle_advance,
     )

@@ -299,7 +299,7 @@ def test_hopping_event_goes_to_the_windows_still_open_only():
     # [5, 15) open; an event at 7 s lands in [5, 15) alone and is not late
     events = [("a", BASE + 12_000, 1), ("a", BASE + 7_000, 10), ("a", BASE + 1_000, 100)]
     seen = drive(
-        lambda t, s: t.hopping(10, 5, on_window_close=s.on_close, on_late=s.on_late),
+        lambda t, s: t.hopping(10, 5, grace=0, on_window_close=s.on_close, on_late=s.on_late),
         events,
         BASE + 10**7,
     )
@@ -361,7 +361,7 @@ def test_stream_time_is_kept_per_table_partition():
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
     lates: list[tuple[str, int, int]] = []
     counts = app.Table("c", default=int, key_type=str, value_type=int).tumbling(
-        10, on_late=lambda k, v, ts: lates.append((k, v, ts))
+        10, grace=0, on_late=lambda k, v, ts: lates.append((k, v, ts))
     )
     k0, k1 = (next(f"k{i}" for i in range(100) if partition_for_key(f"k{i}".encode(), 2) == n)
               for n in (0, 1))  # fmt: skip
@@ -453,7 +453,7 @@ def test_async_on_window_close_and_async_on_late_are_awaited():
         lates.append((key, value, ts))
 
     table = app.Table("t", default=int, key_type=str, value_type=int, on_window_close=on_close)
-    counts = table.tumbling(1, on_late=on_late)  # Faust's place for on_window_close
+    counts = table.tumbling(1, grace=0, on_late=on_late)  # Faust's place for on_window_close
     done: list[int] = []
 
     @app.agent(source)
@@ -480,7 +480,7 @@ def test_idle_keys_close_on_the_wall_clock_timer():
     source = app.topic(f"{app.conf.id}-in", key_type=str, value_type=int)
     closes: list[tuple[str, tuple[int, int], int]] = []
     counts = app.Table("c", default=int, key_type=str, value_type=int).tumbling(
-        10, on_window_close=lambda k, w, v: closes.append((k, tuple(w), v))
+        10, grace=0, on_window_close=lambda k, w, v: closes.append((k, tuple(w), v))
     )
     done: list[int] = []
 
@@ -873,13 +873,17 @@ def test_the_plain_table_api_refuses_keys_once_windowed():
 
 
 def test_faust_style_on_window_close_gets_key_and_window_together():
+    # Faust's two-argument callback: ((key, window), value), the window in Faust's float
+    # seconds ([start, start + size - 0.1]), called when the window expires
     got: list[tuple[Any, Any]] = []
     seen = drive(
-        lambda t, s: t.tumbling(1, on_window_close=lambda key, value: got.append((key, value))),
+        lambda t, s: t.tumbling(
+            1, expires=2, on_window_close=lambda key, value: got.append((key, value))
+        ),
         [("a", BASE + 100, 1), ("a", BASE + 900, 2), ("b", BASE + 1_000, 4)],
         BASE + 10**7,
     )
-    assert got[:1] == [(("a", (BASE, BASE + 1_000)), 3)]
+    assert got[:1] == [(("a", (BASE / 1000, BASE / 1000 + 0.9)), 3)]
     assert seen.closes == []
 
 
@@ -961,3 +965,58 @@ def test_a_commit_leaves_no_expired_window_in_the_store(tmp_path, store):
     last = {r.key: r.value for r in sorted(changelog, key=lambda r: r.offset)}
     assert last[window_key(b'"a"', BASE)] is None
     assert len(changelog) == 4  # three windows and the stream time, each once
+
+
+# ---------------------------------------------------------------------- Faust's rules
+
+
+def test_faust_way_a_late_event_counts_until_its_window_expires():
+    # tumbling(1, expires=5), no grace=: Faust has no grace, so the event at 0.5 s that
+    # arrives after stream time reached 3 s still counts in [0, 1 s); the window closes
+    # (on_window_close) only when it expires at stream time 1 + 5 = 6 s; an event for it
+    # after that is late
+    events = [("a", BASE + 100, 1), ("b", BASE + 3_000, 1), ("a", BASE + 500, 1)]
+    seen = drive(
+        lambda t, s: t.tumbling(1, expires=5, on_window_close=s.on_close, on_late=s.on_late),
+        events,
+        BASE + 6_000,
+    )
+    assert seen.before == {("a", (BASE, BASE + 1_000)): 2, ("b", (BASE + 3_000, BASE + 4_000)): 1}
+    assert seen.closes_before == [] and seen.lates == []
+    assert seen.closes == [("a", (BASE, BASE + 1_000), 2)]
+    assert ("a", (BASE, BASE + 1_000)) not in seen.after  # expired with its close
+
+    # the same input under Kafka Streams' rules (grace=0): the late event is dropped
+    strict = drive(
+        lambda t, s: t.tumbling(1, expires=5, grace=0, on_late=s.on_late), events, BASE + 6_000
+    )
+    assert strict.before[("a", (BASE, BASE + 1_000))] == 1
+    assert strict.lates == [("a", 1, BASE + 500)]
+
+
+def test_faust_way_without_expires_keeps_every_window():
+    # Faust without expires: no window ever closes or expires, however far stream time goes
+    events = [("a", BASE + 100, 1), ("a", BASE + 50_000_000, 1), ("a", BASE + 200, 1)]
+    seen = drive(
+        lambda t, s: t.tumbling(10, on_window_close=s.on_close, on_late=s.on_late),
+        events,
+        BASE + 10**9,
+    )
+    assert seen.after == {
+        ("a", (BASE, BASE + 10_000)): 2,
+        ("a", (BASE + 50_000_000, BASE + 50_010_000)): 1,
+    }
+    assert seen.closes == [] and seen.lates == [] and seen.late_events == 0
+
+
+def test_faust_way_changelogs_are_kept_as_faust_keeps_its_windows():
+    app = new_app("changelogs")
+    forever = app.Table("forever", default=int).tumbling(10)
+    hour = app.Table("hour", default=int).hopping(10, 5, expires=3600)
+    strict = app.Table("strict", default=int).tumbling(10, grace=0)
+    configs = {t.name: t.table.changelog_topic.config for t in (forever, hour, strict)}
+    assert configs["forever"]["cleanup.policy"] == "compact"
+    assert configs["forever"]["retention.ms"] == "-1"
+    day = 24 * 3600 * 1000
+    assert configs["hour"]["retention.ms"] == str(10_000 + 3_600_000 + day)
+    assert configs["strict"]["retention.ms"] == str(10_000 + 10_000 + day)
