@@ -16,6 +16,7 @@ from streamlog.dsl import (
     ImproperlyConfigured,
     ManualAsyncClock,
     Message,
+    Settings,
     Stream,
     StreamlogError,
     StreamsError,
@@ -55,6 +56,7 @@ from streamlog.state.windows import (
     WindowRange,
 )
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
+from streamlog.uuids import uuid
 
 __version__ = "0.1.0"
 
@@ -106,6 +108,7 @@ __all__ = [
     "Record",
     "Schema",
     "SerdeError",
+    "Settings",
     "Stream",
     "StreamlogError",
     "StreamsError",
@@ -115,15 +118,24 @@ __all__ = [
     "codecs",
     "current_event",
     "default_codecs",
+    "uuid",
     "web",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """``streamlog.Worker`` (Faust's ``faust.Worker``), imported when first used: it is the
-    command line's worker, which ``import streamlog`` does not load."""
+    """``streamlog.Worker`` (Faust's ``faust.Worker``), ``streamlog.cli`` (``faust.cli``'s
+    ``option``/``argument``) and ``streamlog.windows`` (``faust.windows``), imported when
+    first used: the command line, which ``import streamlog`` does not load, and the names
+    a program ported by ``import streamlog as faust`` reaches for."""
     if name == "Worker":
         from streamlog.cli.worker import Worker
 
         return Worker
+    if name in ("cli", "windows"):
+        import importlib
+
+        return importlib.import_module(
+            "streamlog.cli" if name == "cli" else "streamlog.faust.windows"
+        )
     raise AttributeError(f"module 'streamlog' has no attribute {name!r}")

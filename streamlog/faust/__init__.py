@@ -27,7 +27,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import uuid as _uuid
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +39,7 @@ from streamlog.dsl.tables.table import Table
 from streamlog.serde import Codec, Record, Schema
 from streamlog.state.windows import HoppingWindow, SlidingWindow, TumblingWindow
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
+from streamlog.uuids import uuid
 
 __all__ = [
     "Agent",
@@ -82,11 +82,6 @@ __all__ = [
 
 #: The submodules, imported when first used (``faust.web`` needs the web server's module).
 SUBMODULES = ("cli", "types", "web", "windows", "worker")
-
-
-def uuid() -> str:
-    """A random UUID as text (Faust's ``faust.uuid()``: ``str(uuid.uuid4())``)."""
-    return str(_uuid.uuid4())
 
 
 def install() -> bool:

@@ -123,3 +123,20 @@ def test_python_runs_a_faust_program_only_through_streamlog(tmp_path):
     out = run(sys.executable, "-m", "streamlog.faust", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith("usage: python -m streamlog.faust PROGRAM.py [ARGS]...")
+
+
+def test_a_program_ported_by_import_streamlog_as_faust_finds_faust_s_names():
+    # ``import streamlog as faust``: every name of the faust namespace a program uses is
+    # on streamlog itself (install is the namespace's own; faust.worker is a module there)
+    import uuid
+
+    import streamlog
+    import streamlog.faust
+
+    names = set(streamlog.faust.__all__) - {"install", "worker", "Command", "AppCommand"}
+    missing = sorted(n for n in names if not hasattr(streamlog, n))
+    assert missing == []
+    made = streamlog.uuid()
+    assert str(uuid.UUID(made)) == made and made != streamlog.uuid()
+    assert streamlog.cli.option is streamlog.faust.cli.option
+    assert streamlog.windows.TumblingWindow is streamlog.TumblingWindow
