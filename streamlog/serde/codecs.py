@@ -50,7 +50,7 @@ from streamlog.serde.lenient import (
     plan_of,
 )
 from streamlog.serde.options import RecordOptions
-from streamlog.serde.tagging import record_encoder, tagged_builtins
+from streamlog.serde.tagging import MSGPACK_NATIVE, record_encoder, tagged_builtins
 from streamlog.serde.typecheck import instance_checker, is_untyped, type_name
 
 __all__ = [
@@ -202,6 +202,12 @@ class _MsgspecCodec(CodecBase):
                 type(obj), self._encoder.encode, self._format
             )
             return encode(obj)
+        kind = type(obj)
+        if (kind is list or kind is tuple or kind is dict) and _holds_records(obj):
+            # Records in a container are tagged too, as Faust's json writes them
+            native = MSGPACK_NATIVE if self._format is msgspec.msgpack else None
+            tagged: bytes = self._encoder.encode(tagged_builtins(obj, native))
+            return tagged
         data: bytes = self._encoder.encode(obj)
         return data
 
@@ -228,6 +234,21 @@ class _MsgspecCodec(CodecBase):
 
 
 _PLAIN_TYPES: frozenset[Any] = frozenset({int, float, str, bool, bytes, type(None)})
+
+_SCANNED = 64  # items of a container looked at for Records (then only its ends)
+
+
+def _holds_records(obj: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
+    """Whether a list, tuple or dict holds Records as items (every item of a small one;
+    the first and last of a large one, which hold one kind of item in practice)."""
+    items: Any = obj.values() if type(obj) is dict else obj
+    if len(obj) > _SCANNED:
+        items = list(items)
+        items = (items[0], items[-1])
+    for item in items:
+        if isinstance(item, msgspec.Struct) and is_record_class(type(item)):
+            return True
+    return False
 
 
 class JsonCodec(_MsgspecCodec):

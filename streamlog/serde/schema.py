@@ -261,20 +261,43 @@ def _compile_loads(
 
 def _reconstructing(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     """Faust's ``Model._maybe_reconstruct``: an untyped value that is a dict tagged with a
-    Record's namespace becomes that Record (an unknown namespace leaves the dict)."""
+    Record's namespace becomes that Record (an unknown namespace leaves the dict); so do
+    tagged dicts inside lists and dicts, which Faust's default in-memory tables hand back
+    as the Records they were given."""
     index = NamespaceIndex(Record)
+
+    def rebuild(value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            if TAG in value:
+                tag = value[TAG]
+                ns = tag.get("ns") if type(tag) is dict else None
+                cls = index.get(ns) if type(ns) is str else None
+                if cls is not None:
+                    return plan_of(cls).from_builtins(value)
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    value[key] = rebuild(item)
+        elif kind is list:
+            for i, item in enumerate(value):
+                if type(item) is dict or type(item) is list:
+                    value[i] = rebuild(item)
+        return value
 
     def decode_untyped(data: bytes) -> Any:
         value = decode(data)
         if type(value) is dict and TAG in value:
-            tag = value[TAG]
-            ns = tag.get("ns") if type(tag) is dict else None
-            cls = index.get(ns) if type(ns) is str else None
-            if cls is not None:
-                return plan_of(cls).from_builtins(value)
+            return rebuild(value)
+        if (type(value) is list or type(value) is dict) and _TAG_BYTES in bytes(data):
+            # Records inside a list or dict (a table whose values are lists of Records,
+            # as Faust's examples keep them) come back as Records too
+            return rebuild(value)
         return value
 
     return decode_untyped
+
+
+_TAG_BYTES = TAG.encode()
 
 
 def _loads_bytes(data: bytes | None) -> bytes | None:

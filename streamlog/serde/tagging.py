@@ -22,11 +22,11 @@ import msgspec
 
 from streamlog.serde.namespaces import TAG
 
-__all__ = ["record_encoder", "tagged_builtins", "holds_records"]
+__all__ = ["MSGPACK_NATIVE", "record_encoder", "tagged_builtins", "holds_records"]
 
 Encoder = Callable[[Any], bytes]
 
-_MSGPACK_NATIVE = (
+MSGPACK_NATIVE = (
     bytes,
     bytearray,
     memoryview,
@@ -43,7 +43,7 @@ def record_encoder(cls: Any, encode: Encoder, fmt: Any) -> Encoder:
     if not options.include_metadata or cls.__struct_config__.array_like:
         return encode
     if holds_records(cls):
-        native = _MSGPACK_NATIVE if fmt is msgspec.msgpack else None
+        native = MSGPACK_NATIVE if fmt is msgspec.msgpack else None
 
         def encode_nested(obj: Any) -> bytes:
             return encode(tagged_builtins(obj, native))

@@ -87,3 +87,28 @@ def test_withdrawals_example_counts_a_late_withdrawal_in_its_window(tmp_path):
     finally:
         code = worker.stop()
     assert code == 0, worker.logs()
+
+
+def test_windowed_lists_of_records_summarised_when_each_window_closes(tmp_path):
+    copy_program("window_means.py", tmp_path)
+    worker = WorkerProcess(app="window_means.py", broker=None, workdir=str(tmp_path))
+    worker.start()
+    try:
+        t0 = time.time() // 10 * 10 - 600
+        # window [t0, t0 + 10): 1.0 .. 4.0; window [t0 + 10, t0 + 20): 10.0, 20.0; the
+        # reading at t0 + 31 moves stream time past both windows' expiry (end + 1 s)
+        readings = [(1, 1.0), (3, 2.0), (5, 3.0), (9, 4.0), (12, 10.0), (18, 20.0), (31, 0.0)]
+        produce(
+            worker.kafka_url,
+            "readings",
+            [json.dumps({"date": t0 + at, "value": v}) for at, v in readings],
+        )
+        got = [json.loads(v) for v in read_values(worker.kafka_url, "summaries", at_least=2)]
+        tag = {"ns": "window_means.Summary"}
+        assert sorted(got, key=lambda s: s["start"]) == [
+            {"start": t0, "count": 4, "mean": 2.5, "__faust": tag},
+            {"start": t0 + 10, "count": 2, "mean": 15.0, "__faust": tag},
+        ]
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.logs()

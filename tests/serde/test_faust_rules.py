@@ -349,6 +349,9 @@ FAUST_SIDE = textwrap.dedent(
         print(base64.b64encode(value.dumps(serializer="json")).decode())
     for key in ["word", 42, -7, ["k", [1700000000.0, 1700000009.9]], True]:
         print(base64.b64encode(faust.serializers.codecs.dumps("json", key)).decode())
+    # a table value that is a list of Records (default=list), as its changelog holds it
+    listed = [Point(1, 2), Point(3, 4)]
+    print(base64.b64encode(faust.serializers.codecs.dumps("json", listed)).decode())
     """
 )
 
@@ -404,7 +407,14 @@ def test_faust_json_keys_are_what_table_keys_are_written_as() -> None:
     faust = _faust_output()
     codec = FaustJsonCodec()
     keys = ["word", 42, -7, ("k", (1700000000.0, 1700000009.9)), True]
-    assert [codec.dumps(key) for key in keys] == faust[5:]
+    assert [codec.dumps(key) for key in keys] == faust[5:10]
+
+
+def test_a_list_of_records_is_what_faust_writes_and_reads_back_as_records() -> None:
+    faust = _faust_output()
+    schema = Schema()
+    assert schema.dumps_value([CPoint(1, 2), CPoint(3, 4)]) == faust[10]
+    assert schema.loads_value(faust[10]) == [CPoint(1, 2), CPoint(3, 4)]
 
 
 def test_main_module_namespace_is_named_after_the_file(tmp_path: Any) -> None:
@@ -419,3 +429,25 @@ def test_main_module_namespace_is_named_after_the_file(tmp_path: Any) -> None:
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == '{"rider":"ann","__faust":{"ns":"app.Ride"}}'
+
+
+def test_records_inside_untyped_lists_and_dicts_are_tagged_and_come_back():
+    # Faust's json tags every Record it writes, in a list or dict too; its default
+    # (in-memory) tables hand the Records back, so a table of lists of Records reads back
+    # Records here, in either format
+    from streamlog.serde import Record, Schema
+
+    class Point(Record, namespace="tests.Point"):
+        x: int
+
+    for serializer in ("json", "msgpack"):
+        schema = Schema(value_serializer=serializer)
+        data = schema.dumps_value([Point(1), Point(2)])
+        assert data.count(b"tests.Point") == 2
+        assert schema.loads_value(data) == [Point(1), Point(2)]
+        nested = schema.loads_value(schema.dumps_value({"a": Point(3), "b": [Point(4), 5]}))
+        assert nested == {"a": Point(3), "b": [Point(4), 5]}
+        assert schema.loads_value(schema.dumps_value({"plain": [1, 2]})) == {"plain": [1, 2]}
+    assert Schema(value_serializer="json").dumps_value([Point(1)]) == (
+        b'[{"x":1,"__faust":{"ns":"tests.Point"}}]'
+    )
