@@ -23,7 +23,8 @@ from typing import Any
 
 from streamlog.dsl.app.web import exceptions
 from streamlog.dsl.app.web.driver import Web
-from streamlog.dsl.app.web.routing import Router, SameNode
+from streamlog.dsl.app.web.errors import SameNode
+from streamlog.dsl.app.web.routing import Router
 from streamlog.dsl.app.web.server import WebServer, WebServerError
 from streamlog.dsl.app.web.views import View, gives_model, takes_model
 

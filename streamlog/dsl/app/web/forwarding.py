@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamlog.dsl.app.web.directory import WebWorker
-from streamlog.dsl.app.web.exceptions import GatewayTimeout, ServiceUnavailable, WebError
+from streamlog.dsl.app.web.errors import BadGateway, GatewayTimeout, ServiceUnavailable
 
 if TYPE_CHECKING:
     from aiohttp import ClientResponse, ClientSession
@@ -54,13 +54,6 @@ _NOT_FORWARDED = frozenset(
         "content-length",
     }
 )
-
-
-class BadGateway(WebError):
-    """502: the owner's answer could not be passed on."""
-
-    code = 502
-    detail = "The worker holding the data gave an answer that cannot be passed on."
 
 
 class Forwarder:

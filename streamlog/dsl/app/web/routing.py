@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.app.web.directory import Directory, WebWorker
-from streamlog.dsl.app.web.exceptions import ServerError, ServiceUnavailable, ValidationError
+from streamlog.dsl.app.web.errors import SameNode, ServerError, ServiceUnavailable, ValidationError
 from streamlog.dsl.app.web.forwarding import Forwarder
 from streamlog.dsl.app.web.views import View, ViewHandler
-from streamlog.dsl.errors import StreamlogError
 from streamlog.dsl.tables.kinds import GlobalTable
 from streamlog.dsl.topology.copartitioning import sources_of
 from streamlog.serde import SerdeError
@@ -61,10 +60,6 @@ __all__ = [
 ]
 
 HostToPartitionMap = dict[str, dict[str, list[int]]]  # worker URL -> topic -> partitions
-
-
-class SameNode(StreamlogError):
-    """The key is held by this worker: answer the request here (Faust's ``SameNode``)."""
 
 
 @dataclass(frozen=True, slots=True)

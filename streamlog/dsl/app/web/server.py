@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.app.web.directory import encode_card
-from streamlog.dsl.app.web.exceptions import NotFound, ServiceUnavailable, WebError
+from streamlog.dsl.app.web.errors import NotFound, ServiceUnavailable, WebError
 from streamlog.dsl.app.web.forwarding import CONNECT_TIMEOUT, FORWARD_TIMEOUT, Forwarder
 from streamlog.dsl.app.web.status import prometheus_text, state_of, stats_body, status_page
 from streamlog.dsl.errors import PartitionNotOwnedError, WebServerError

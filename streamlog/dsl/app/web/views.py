@@ -21,7 +21,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from streamlog.dsl.app.web import exceptions
-from streamlog.dsl.app.web.exceptions import WebError
+from streamlog.dsl.app.web.errors import WebError
 
 if TYPE_CHECKING:
     from aiohttp.web import Request, Response
