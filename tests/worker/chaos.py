@@ -169,7 +169,12 @@ class Ledger:
             (r.value or b"").decode() for r in read_topic(url, OUTPUT, timeout=120)
         )
         return cls(
-            _table(url, CHANGELOG), outputs, _table(url, BUCKETS_CHANGELOG, json_keys=True), inputs
+            # both tables' keys are JSON: ``seen`` is declared the Faust way (Faust's json
+            # key codec), ``buckets`` with key_serializer="json"
+            _table(url, CHANGELOG, json_keys=True),
+            outputs,
+            _table(url, BUCKETS_CHANGELOG, json_keys=True),
+            inputs,
         )
 
 
