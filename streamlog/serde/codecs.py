@@ -194,20 +194,26 @@ class _MsgspecCodec(CodecBase):
         self._records: dict[type, Encoder] = {}
 
     def dumps(self, obj: Any) -> bytes:
-        encode = self._records.get(type(obj))
+        kind = type(obj)
+        if kind is dict or kind is list or kind is tuple:
+            if len(obj) <= _SCANNED and _LEAVES.issuperset(
+                map(type, obj.values() if kind is dict else obj)
+            ):  # scalars only (the common case), checked in C
+                plain_data: bytes = self._encoder.encode(obj)
+                return plain_data
+            if _holds_records(obj):
+                # Records in a container are tagged too, as Faust's json writes them
+                native = MSGPACK_NATIVE if self._format is msgspec.msgpack else None
+                tagged: bytes = self._encoder.encode(tagged_builtins(obj, native))
+                return tagged
+            plain: bytes = self._encoder.encode(obj)
+            return plain
+        encode = self._records.get(kind)
         if encode is not None:
             return encode(obj)
-        if isinstance(obj, msgspec.Struct) and is_record_class(type(obj)):
-            encode = self._records[type(obj)] = record_encoder(
-                type(obj), self._encoder.encode, self._format
-            )
+        if isinstance(obj, msgspec.Struct) and is_record_class(kind):
+            encode = self._records[kind] = record_encoder(kind, self._encoder.encode, self._format)
             return encode(obj)
-        kind = type(obj)
-        if (kind is list or kind is tuple or kind is dict) and _holds_records(obj):
-            # Records in a container are tagged too, as Faust's json writes them
-            native = MSGPACK_NATIVE if self._format is msgspec.msgpack else None
-            tagged: bytes = self._encoder.encode(tagged_builtins(obj, native))
-            return tagged
         data: bytes = self._encoder.encode(obj)
         return data
 
@@ -236,6 +242,7 @@ class _MsgspecCodec(CodecBase):
 _PLAIN_TYPES: frozenset[Any] = frozenset({int, float, str, bool, bytes, type(None)})
 
 _SCANNED = 64  # items of a container looked at for Records (then only its ends)
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _holds_records(obj: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
@@ -245,6 +252,8 @@ def _holds_records(obj: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
     if len(obj) > _SCANNED:
         items = list(items)
         items = (items[0], items[-1])
+    elif _LEAVES.issuperset(map(type, items)):  # the common case, in C: scalars only
+        return False
     for item in items:
         if isinstance(item, msgspec.Struct) and is_record_class(type(item)):
             return True
