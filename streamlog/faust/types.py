@@ -1,48 +1,5 @@
-"""``faust.types``: the abstract type names (``StreamT``, ``ChannelT``...), from
-``streamlog.types``."""
+"""``faust.types``: the abstract type names (``StreamT``, ``ChannelT``...): exactly
+``streamlog.types``'s, which this module re-exports."""
 
-from streamlog.types import (
-    TP,
-    AgentT,
-    AppT,
-    ChannelT,
-    CodecArg,
-    CodecT,
-    CollectionT,
-    EventT,
-    HeadersArg,
-    K,
-    Message,
-    ModelArg,
-    ModelT,
-    RecordMetadata,
-    StreamT,
-    TableT,
-    TopicT,
-    V,
-    WindowRange,
-    WindowT,
-)
-
-__all__ = [
-    "AgentT",
-    "AppT",
-    "ChannelT",
-    "CodecArg",
-    "CodecT",
-    "CollectionT",
-    "EventT",
-    "HeadersArg",
-    "K",
-    "Message",
-    "ModelArg",
-    "ModelT",
-    "RecordMetadata",
-    "StreamT",
-    "TP",
-    "TableT",
-    "TopicT",
-    "V",
-    "WindowRange",
-    "WindowT",
-]
+from streamlog.types import *  # noqa: F403 - the same names, under Faust's module name
+from streamlog.types import __all__ as __all__
