@@ -226,6 +226,10 @@ class Stream(Generic[T_co]):
                 key = batch.loads_key(record.key)
                 for target in processor.targets:
                     await self._owner.send_to(target, key, value)
+            else:  # "map": Faust's processors give the value the stream hands on
+                value = processor.fun(value)
+                if processor.is_async:
+                    value = await value
         return value
 
     async def _next_position(self) -> tuple[Batch, int, Any] | None:
@@ -343,11 +347,32 @@ class Stream(Generic[T_co]):
         Events in a list are acknowledged when the next list is asked for, i.e. after the
         agent has processed the whole list.
         """
+        async for taken in self._take(max_, within):
+            yield [value for _, _, value in taken]
+
+    async def take_events(
+        self, max_: int, within: float | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """``take``, as lists of ``Event``s (key, value, headers, message): Faust's
+        ``take_events``."""
+        async for taken in self._take(max_, within):
+            yield [event_at(batch, index, value) for batch, index, value in taken]
+
+    async def noack_take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
+        """``take`` without acknowledging: the agent calls ``stream.ack(event)`` for each
+        (Faust's ``noack_take``)."""
+        async for values in self.noack().take(max_, within):
+            yield values
+
+    async def _take(
+        self, max_: int, within: float | None
+    ) -> AsyncIterator[list[tuple[Batch, int, Any]]]:
+        """Lists of up to ``max_`` (batch, index, value) positions; see ``take``."""
         if max_ < 1:
             raise ValueError(f"take needs max_ >= 1, got {max_}")
         clock = self._owner.clock
         while True:
-            values: list[Any] = []
+            values: list[tuple[Batch, int, Any]] = []
             sources: list[Batch] = []  # the batch of each value
             positions: list[tuple[Batch, int]] = []
             deadline = None if within is None else clock.monotonic() + within
@@ -382,7 +407,7 @@ class Stream(Generic[T_co]):
                     if value is _SKIP:
                         positions.append((batch, index))
                         continue
-                values.append(value)
+                values.append((batch, index, value))
                 sources.append(batch)
                 positions.append((batch, index))
                 if deadline is None and within is not None:
@@ -412,6 +437,12 @@ class Stream(Generic[T_co]):
     def echo(self, *channels: Any) -> Stream:
         """Also send every value to ``channels`` (topics, channels, agents)."""
         return self._derive(_Processor("echo", _identity, tuple(channels)))
+
+    def add_processor(self, processor: Callable[[Any], Any]) -> None:
+        """Pass every value through ``processor`` (sync or async) before it is handed
+        out; what it returns is the value (Faust's ``add_processor``: it changes this
+        stream, as Faust's does)."""
+        self._processors = self._processors + (_Processor("map", processor),)
 
     def noack(self) -> Stream:
         """Stop acknowledging automatically: call ``stream.ack(event)`` when done."""

@@ -77,6 +77,57 @@ def test_take_acknowledges_a_list_only_after_it_was_processed(app_id):
     assert lists == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
+def test_take_events_noack_take_and_add_processor_as_faust_has_them(app_id):
+    # Faust's take_events (lists of events), noack_take (the agent acks) and add_processor
+    # (values pass through it, sync or async, before the agent sees them)
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=1, broker_commit_interval=60)
+    events_topic = app.topic(f"{app_id}-events", key_type=str, value_type=int)
+    noack_topic = app.topic(f"{app_id}-noack", value_type=int)
+    mapped_topic = app.topic(f"{app_id}-mapped", value_type=int)
+    got: dict[str, list] = {"events": [], "noack": [], "mapped": []}
+
+    @app.agent(events_topic)
+    async def as_events(stream):
+        async for events in stream.take_events(2):
+            got["events"].append([(e.key, e.value, e.message.offset) for e in events])
+
+    @app.agent(noack_topic)
+    async def by_hand(stream):
+        async for values in stream.noack_take(2):
+            got["noack"].append(values)
+            if values == [2, 3]:  # the last event of the second list is acked by hand
+                stream.ack(stream.current_event)
+
+    async def tenfold(value: int) -> int:
+        return value * 10
+
+    @app.agent(mapped_topic)
+    async def mapped(stream):
+        stream.add_processor(lambda value: value + 1)
+        stream.add_processor(tenfold)
+        async for value in stream:
+            got["mapped"].append(value)
+
+    async def main():
+        async with app:
+            for n in range(4):
+                await events_topic.send(key=f"k{n}", value=n)
+                await noack_topic.send(value=n)
+                await mapped_topic.send(value=n)
+            await wait_for(lambda: len(got["events"]) == 2 and len(got["mapped"]) == 4)
+            await wait_for(lambda: len(got["noack"]) == 2)
+            return app.conductor.committable()
+
+    committable = run(main())
+    assert got["events"] == [[("k0", 0, 0), ("k1", 1, 1)], [("k2", 2, 2), ("k3", 3, 3)]]
+    assert got["noack"] == [[0, 1], [2, 3]]
+    assert got["mapped"] == [10, 20, 30, 40]
+    # nothing of noack_take's lists was acknowledged but the event acked by hand (offset 3,
+    # out of order: the committable offset stays at 0 until 0..2 are acked)
+    assert committable[TopicPartition(noack_topic.name, 0)] == 0
+    assert committable[TopicPartition(events_topic.name, 0)] == 4
+
+
 def test_timer_fires_once_per_interval_on_a_fake_clock(app_id):
     clock = ManualAsyncClock()
     app = streamlog.App(app_id, broker="memory://", clock=clock)
