@@ -109,3 +109,15 @@ def test_a_log_held_by_another_process_is_a_one_line_error(tmp_path) -> None:
             holder.kill()
             holder.wait(5)
     assert ok("topics", "list", broker=url) == ["t"]
+
+
+def test_an_unknown_host_says_the_name_did_not_resolve() -> None:
+    # .invalid never resolves (RFC 6761); getaddrinfo's error code is not an errno, so
+    # the message must not be os.strerror's "Unknown error -2".
+    out = streamlog("topics", "list", broker="kafka://nosuchhost.invalid:9092", timeout=30)
+    assert out.returncode == 1, out
+    assert out.stdout == ""
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("Error: no broker of kafka://nosuchhost.invalid:9092 answered: ")
+    assert "host name 'nosuchhost.invalid' did not resolve" in out.stderr
+    assert "Unknown error" not in out.stderr
