@@ -1,7 +1,10 @@
 """What the client tools (``topics``, ``groups``, ``produce``, ``consume``) share.
 
-* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER`` or
-  ``kafka://127.0.0.1:9092``.
+* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER``, else the app
+  next to the tool (``file://./.streamlog`` when that directory exists: an app's own
+  default log, reached through its worker's listener while a worker holds it), else
+  ``kafka://127.0.0.1:9092``. A tool that chose the broker itself says which, in one line
+  on stderr, so that it never talks to another process on 9092 without saying so.
 * ``run_with_transport``: run one coroutine with a started transport, close it whatever
   happens, and turn a ``TransportError`` (an unreachable broker, an unknown topic...)
   into a one-line ``click.ClickException``: exit code 1, never a traceback.
@@ -16,6 +19,7 @@ level, so that ``streamlog --help`` stays fast; the transports load when a tool 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,7 +34,9 @@ if TYPE_CHECKING:
     from streamlog.transport.base import Transport
 
 __all__ = [
+    "APP_DATA_DIR",
     "broker_option",
+    "default_broker_url",
     "run_with_transport",
     "run_interruptibly",
     "format_table",
@@ -45,19 +51,33 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: An app's default log directory (``streamlog.dsl.settings.DEFAULT_BROKER``; not imported
+#: from there because the DSL is slow to import and the tools' ``--help`` must stay fast).
+APP_DATA_DIR = "./.streamlog"
+
+
 def broker_option(f: F) -> F:
-    """The ``--broker URL`` option every client tool takes."""
+    """The ``--broker URL`` option every client tool takes (None: not given; see
+    ``default_broker_url``)."""
     return click.option(
         "-b",
         "--broker",
         "broker_url",
         envvar=BROKER_ENV,
-        default=DEFAULT_BROKER_URL,
-        show_default=True,
+        default=None,
         show_envvar=True,
         metavar="URL",
-        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.",
+        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.  [default: "
+        f"file://{APP_DATA_DIR} if that directory exists, else {DEFAULT_BROKER_URL}]",
     )(f)
+
+
+def default_broker_url() -> str:
+    """The broker a tool uses when given none: the app next to it when ``./.streamlog``
+    exists (what ``streamlog worker`` uses by default), else the usual Kafka address."""
+    if os.path.isdir(APP_DATA_DIR):
+        return f"file://{APP_DATA_DIR}"
+    return DEFAULT_BROKER_URL
 
 
 #: ``-l``/``--loglevel`` values: streamlog's names and Faust's (``warn``, ``crit``).
@@ -83,9 +103,15 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_with_transport(
-    url: str, main: Callable[[Transport], Awaitable[T]], *, interruptible: bool = False
+    url: str | None,
+    main: Callable[[Transport], Awaitable[T]],
+    *,
+    interruptible: bool = False,
 ) -> T | None:
     """Run ``main(transport)`` with the transport of ``url`` started, then close it.
+
+    ``url`` None: the tool was given no broker; ``default_broker_url`` picks one and one
+    line on stderr says which.
 
     Returns what ``main`` returns. Ctrl-C or SIGTERM cancels ``main``; it may catch the
     ``asyncio.CancelledError`` to finish its work (a last commit) and return normally.
@@ -95,8 +121,20 @@ def run_with_transport(
     """
     from streamlog.transport import TransportError
 
+    chosen = not url
+    broker_url = url or default_broker_url()
+    # A file:// log's line waits for the start (a worker's listener may stand in for it);
+    # another's comes first, so that it still shows if the broker does not answer.
+    said = chosen and not broker_url.startswith("file://")
+    if said:
+        click.echo(_chosen_line(broker_url, None), err=True)
+
     async def with_transport() -> T:
-        transport = await start_transport(url)
+        transport, listener = await _start_transport(broker_url)
+        if chosen and not said:
+            click.echo(_chosen_line(broker_url, listener), err=True)
+        elif listener is not None:
+            click.echo(_listener_line(broker_url, listener), err=True)
         try:
             return await main(transport)
         finally:
@@ -160,13 +198,37 @@ def listener_path(data_dir: str) -> str:
     return os.path.join(data_dir, LISTENER_FILE)
 
 
+def _chosen_line(url: str, listener: str | None) -> str:
+    """What a tool given no broker says about the one it used."""
+    if listener is not None:
+        return f"using {url} (worker listener {listener})"
+    if url.startswith("file://"):
+        return f"using {url} (no worker running: the directory itself)"
+    return f"using {url} (the default: no {APP_DATA_DIR} here)"
+
+
+def _listener_line(url: str, listener: str) -> str:
+    return f"{url} is in use by a worker; using its listener kafka://{listener}"
+
+
 async def start_transport(url: str) -> Transport:
-    """Open and start the transport of ``url``.
+    """Open and start the transport of ``url`` (``_start_transport``), saying on stderr
+    when a worker's listener stands in for a ``file://`` directory."""
+    transport, listener = await _start_transport(url)
+    if listener is not None:
+        click.echo(_listener_line(url, listener), err=True)
+    return transport
+
+
+async def _start_transport(url: str) -> tuple[Transport, str | None]:
+    """The started transport of ``url``, and the worker listener used instead, if one was.
 
     A ``file://`` directory is owned by one process at a time. When a ``streamlog worker``
     owns it, the worker also serves the Kafka protocol on loopback and writes the address
     to ``DATA_DIR/.listener``: the tools then talk to the worker through that listener, so
-    ``streamlog produce``/``consume``/``topics`` keep working next to a running app.
+    ``streamlog produce``/``consume``/``topics`` keep working next to a running app. The
+    directory's lock, not the file, says whether a worker runs: a ``.listener`` left by a
+    killed worker is never used while the directory can be opened.
     """
     from streamlog.transport import BrokerUnavailableError, open_transport
     from streamlog.transport.url import parse_broker_url
@@ -174,7 +236,7 @@ async def start_transport(url: str) -> Transport:
     transport = open_transport(url)
     try:
         await transport.start()
-        return transport
+        return transport, None
     except BrokerUnavailableError:
         await transport.close()
         parsed = parse_broker_url(url)
@@ -188,9 +250,8 @@ async def start_transport(url: str) -> Transport:
         if address is None:
             raise
         shared = open_transport(f"kafka://{address}")
-        click.echo(f"{url} is in use by a worker; using its listener kafka://{address}", err=True)
         await shared.start()
-        return shared
+        return shared, address
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -158,7 +158,7 @@ async def _tick(progress: Progress) -> None:
     help="Split each line at the first SEP into key and value.",
 )
 @broker_option
-def produce(topic: str, key_separator: str | None, broker_url: str) -> None:
+def produce(topic: str, key_separator: str | None, broker_url: str | None) -> None:
     """Send each line of stdin to TOPIC as one record.
 
     Stops at the end of input, or on Ctrl-C after sending what it read.
@@ -314,7 +314,7 @@ def consume(
     print_timestamp: bool,
     partition: int | None,
     timeout_ms: int | None,
-    broker_url: str,
+    broker_url: str | None,
 ) -> None:
     """Print the records of TOPIC, one per line.
 

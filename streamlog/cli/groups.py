@@ -29,7 +29,7 @@ def groups() -> None:
 
 @groups.command("list")
 @broker_option
-def list_(broker_url: str) -> None:
+def list_(broker_url: str | None) -> None:
     """List the consumer groups, one per line."""
 
     async def run(transport: Transport) -> list[str]:
@@ -88,7 +88,7 @@ def describe_lines(info: GroupInfo) -> list[str]:
 @groups.command("describe")
 @click.argument("group")
 @broker_option
-def describe(group: str, broker_url: str) -> None:
+def describe(group: str, broker_url: str | None) -> None:
     """Committed offset, log end offset, lag and owner of each partition of GROUP."""
 
     async def run(transport: Transport) -> GroupInfo:

@@ -44,7 +44,9 @@ def _parse_configs(values: tuple[str, ...]) -> dict[str, str]:
     help="A topic config, e.g. cleanup.policy=compact (repeatable).",
 )
 @broker_option
-def create(name: str, partitions: int, config_values: tuple[str, ...], broker_url: str) -> None:
+def create(
+    name: str, partitions: int, config_values: tuple[str, ...], broker_url: str | None
+) -> None:
     """Create topic NAME."""
     configs = _parse_configs(config_values)
 
@@ -58,7 +60,7 @@ def create(name: str, partitions: int, config_values: tuple[str, ...], broker_ur
 @topics.command("list")
 @click.option("--internal", is_flag=True, help="Also list internal topics (__consumer_offsets).")
 @broker_option
-def list_(internal: bool, broker_url: str) -> None:
+def list_(internal: bool, broker_url: str | None) -> None:
     """List the topics, one per line."""
 
     async def run(transport: Transport) -> list[str]:
@@ -108,7 +110,7 @@ def _offset(offset: int) -> str:
 @topics.command("describe")
 @click.argument("name")
 @broker_option
-def describe(name: str, broker_url: str) -> None:
+def describe(name: str, broker_url: str | None) -> None:
     """Partitions of topic NAME (leader, replicas, in-sync replicas, offsets) and configs."""
 
     async def run(transport: Transport) -> TopicInfo:
@@ -131,7 +133,7 @@ def describe(name: str, broker_url: str) -> None:
     help="The partition count to grow the topic to.",
 )
 @broker_option
-def add_partitions(name: str, partitions: int, broker_url: str) -> None:
+def add_partitions(name: str, partitions: int, broker_url: str | None) -> None:
     """Grow topic NAME to TOTAL partitions (keyed records may change partition)."""
 
     async def run(transport: Transport) -> None:
@@ -144,7 +146,7 @@ def add_partitions(name: str, partitions: int, broker_url: str) -> None:
 @topics.command("delete")
 @click.argument("name")
 @broker_option
-def delete(name: str, broker_url: str) -> None:
+def delete(name: str, broker_url: str | None) -> None:
     """Delete topic NAME and its records."""
 
     async def run(transport: Transport) -> None:

@@ -57,9 +57,12 @@ def test_the_broker_url_comes_from_the_environment(tmp_path) -> None:
     assert (out.returncode, out.stdout) == (0, "")
 
 
-def test_the_default_broker_is_kafka_on_localhost_9092() -> None:
+def test_the_default_broker_is_the_app_next_to_the_tool_else_kafka_on_9092() -> None:
     out = streamlog("consume", "--help")
-    assert "default: kafka://127.0.0.1:9092" in " ".join(out.stdout.split())
+    assert (
+        "[default: file://./.streamlog if that directory exists, else kafka://127.0.0.1:9092]"
+        in " ".join(out.stdout.split())
+    )
     assert "STREAMLOG_BROKER" in out.stdout
 
 
