@@ -5,6 +5,10 @@
   default log, reached through its worker's listener while a worker holds it), else
   ``kafka://127.0.0.1:9092``. A tool that chose the broker itself says which, in one line
   on stderr, so that it never talks to another process on 9092 without saying so.
+* A tool never creates a ``file://`` data directory unless it was told to create
+  something (``topics create``, ``--create``): a mistyped path is an error, not a new log.
+* ``require_topic`` and ``unknown_name``: a tool writes only to a topic that exists (or
+  creates it when given ``--create``); an unknown name is an error listing near matches.
 * ``run_with_transport``: run one coroutine with a started transport, close it whatever
   happens, and turn a ``TransportError`` (an unreachable broker, an unknown topic...)
   into a one-line ``click.ClickException``: exit code 1, never a traceback.
@@ -19,6 +23,7 @@ level, so that ``streamlog --help`` stays fast; the transports load when a tool 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import signal
 import sys
@@ -31,12 +36,15 @@ from streamlog.cli.errors import Interrupted
 from streamlog.transport.url import BROKER_ENV, DEFAULT_BROKER_URL
 
 if TYPE_CHECKING:
-    from streamlog.transport.base import Transport
+    from streamlog.transport.base import Admin, Transport
 
 __all__ = [
     "APP_DATA_DIR",
     "broker_option",
+    "check_data_dir",
     "default_broker_url",
+    "require_topic",
+    "unknown_name",
     "run_with_transport",
     "run_interruptibly",
     "format_table",
@@ -80,6 +88,62 @@ def default_broker_url() -> str:
     return DEFAULT_BROKER_URL
 
 
+def check_data_dir(url: str, *, create: bool) -> None:
+    """A ``file://`` directory must exist unless the command is there to create things."""
+    from streamlog.transport.url import parse_broker_url
+
+    parsed = parse_broker_url(url)
+    if create or parsed.scheme != "file" or parsed.path is None:
+        return
+    if not os.path.isdir(parsed.path):
+        what = "is not a directory" if os.path.exists(parsed.path) else "does not exist"
+        raise click.ClickException(
+            f"{url}: directory {parsed.path} {what} (tools create a data directory only "
+            "when told to create something: topics create, --create)"
+        )
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> str:
+    """``KIND 'NAME' does not exist (did you mean: A, B?); HINT``, the near matches found
+    by ``difflib`` among ``known``."""
+    message = f"{kind} {name!r} does not exist"
+    matches = difflib.get_close_matches(name, sorted(set(known)), n=3)
+    if matches:
+        message += f" (did you mean: {', '.join(matches)}?)"
+    return message + (f"; {hint}" if hint else "")
+
+
+async def require_topic(
+    admin: Admin,
+    name: str,
+    *,
+    create: bool = False,
+    partitions: int = 1,
+    configs: dict[str, str] | None = None,
+    also_known: Iterable[str] = (),
+    hint: str = "pass --create to create it",
+) -> bool:
+    """Make sure topic ``name`` exists before a tool uses it; returns whether it was created.
+
+    A missing topic is created only when ``create`` (the tool's ``--create``), so that a
+    mistyped name is an error naming its near matches (among the broker's topics and
+    ``also_known``), followed by ``hint``, rather than a new topic quietly holding the
+    records.
+    """
+    from streamlog.transport.errors import TopicExistsError
+
+    existing = await admin.list_topics(include_internal=True)
+    if name in existing:
+        return False
+    if not create:
+        raise click.ClickException(unknown_name("topic", name, [*existing, *also_known], hint))
+    try:
+        await admin.create_topic(name, partitions, configs)
+    except TopicExistsError:  # created meanwhile by someone else: as good
+        return False
+    return True
+
+
 #: ``-l``/``--loglevel`` values: streamlog's names and Faust's (``warn``, ``crit``).
 LOGLEVELS = ("debug", "info", "warning", "warn", "error", "critical", "crit")
 _LOGLEVEL_ALIASES = {"warn": "warning", "crit": "critical"}
@@ -107,11 +171,13 @@ def run_with_transport(
     main: Callable[[Transport], Awaitable[T]],
     *,
     interruptible: bool = False,
+    create: bool = False,
 ) -> T | None:
     """Run ``main(transport)`` with the transport of ``url`` started, then close it.
 
     ``url`` None: the tool was given no broker; ``default_broker_url`` picks one and one
-    line on stderr says which.
+    line on stderr says which. A ``file://`` directory that does not exist is an error
+    unless ``create`` (the command creates things: the directory comes with them).
 
     Returns what ``main`` returns. Ctrl-C or SIGTERM cancels ``main``; it may catch the
     ``asyncio.CancelledError`` to finish its work (a last commit) and return normally.
@@ -130,6 +196,7 @@ def run_with_transport(
         click.echo(_chosen_line(broker_url, None), err=True)
 
     async def with_transport() -> T:
+        check_data_dir(broker_url, create=create)
         transport, listener = await _start_transport(broker_url)
         if chosen and not said:
             click.echo(_chosen_line(broker_url, listener), err=True)

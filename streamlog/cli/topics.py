@@ -53,7 +53,7 @@ def create(
     async def run(transport: Transport) -> None:
         await transport.admin().create_topic(name, partitions, configs)
 
-    run_with_transport(broker_url, run)
+    run_with_transport(broker_url, run, create=True)
     click.echo(f"Created topic {name}.")
 
 

@@ -51,10 +51,15 @@ def test_the_broker_url_comes_from_the_environment(tmp_path) -> None:
     out = streamlog("topics", "create", "from-env", env=env)
     assert (out.returncode, out.stdout) == (0, "Created topic from-env.\n"), out.stderr
     assert ok("topics", "list", broker=f"file://{tmp_path}") == ["from-env"]
-    # --broker wins over the environment.
+    # --broker wins over the environment (and a tool does not create the directory).
     other = tmp_path / "other"
     out = streamlog("topics", "list", broker=f"file://{other}", env=env)
-    assert (out.returncode, out.stdout) == (0, "")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == (
+        f"Error: file://{other}: directory {other} does not exist (tools create a data "
+        "directory only when told to create something: topics create, --create)\n"
+    )
+    assert not other.exists()
 
 
 def test_the_default_broker_is_the_app_next_to_the_tool_else_kafka_on_9092() -> None:
@@ -77,7 +82,7 @@ def test_a_bad_url_is_a_one_line_error() -> None:
 
 def test_memory_url_works_within_one_command() -> None:
     assert ok("topics", "list", broker="memory://") == []
-    assert ok("produce", "t", broker="memory://", input="x\n") == []
+    assert ok("produce", "t", "--create", broker="memory://", input="x\n") == []
 
 
 def test_a_log_held_by_another_process_is_a_one_line_error(tmp_path) -> None:
