@@ -119,3 +119,19 @@ def test_send_to_an_undeclared_unknown_topic_needs_create(tmp_path) -> None:
         "Topic: wrds  Partitions: 4  Replication factor: 1"
     )
     assert ok("consume", "wrds", "--from-beginning", "--max", "1", broker=url) == ['"hello"']
+
+
+def test_topic_commands_name_near_matches(broker_url: str, topic: str) -> None:
+    ok("topics", "create", topic, broker=broker_url)
+    typo = topic[:-1]
+    for args in (
+        ("topics", "describe", typo),
+        ("topics", "delete", typo),
+        ("topics", "add-partitions", typo, "--partitions", "3"),
+    ):
+        out = streamlog(*args, broker=broker_url)
+        assert (out.returncode, out.stdout) == (1, ""), args
+        assert out.stderr == f"Error: topic '{typo}' does not exist (did you mean: {topic}?)\n"
+    assert ok("topics", "describe", topic, broker=broker_url)[0].startswith(
+        f"Topic: {topic}  Partitions: 1 "
+    )
