@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
-__all__ = ["BrokerConfig", "is_loopback"]
+__all__ = ["BrokerConfig", "is_loopback", "is_wildcard"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +16,10 @@ class BrokerConfig:
     host: str = "127.0.0.1"
     port: int = 9092
     data_dir: str = ".streamlog"
+    # What Metadata and FindCoordinator tell clients to connect to (--advertise HOST:PORT);
+    # None: see ``advertised_address``.
     advertised_host: str | None = None
+    advertised_port: int | None = None
     node_id: int = 0
     # Topics
     auto_create_topics: bool = True
@@ -56,9 +60,15 @@ class BrokerConfig:
     # Background maintenance (flush.ms, retention, compaction)
     maintenance_interval_ms: int = 1_000
 
-    @property
-    def advertised(self) -> str:
-        return self.advertised_host or self.host
+    def advertised_address(self, bound_port: int) -> tuple[str, int]:
+        """(host, port) the broker gives clients to connect to, once listening on
+        ``bound_port``: the ``--advertise`` values where given, else the listen host when
+        it names one address, and the machine's host name when it is a wildcard (0.0.0.0,
+        ::), which a client cannot connect to; the bound port by default."""
+        host = self.advertised_host
+        if not host:
+            host = socket.gethostname() if is_wildcard(self.host) else self.host
+        return host, self.advertised_port or bound_port
 
     @property
     def authentication_required(self) -> bool:
@@ -70,6 +80,16 @@ class BrokerConfig:
         if self.max_unauthenticated_connections is not None:
             return self.max_unauthenticated_connections
         return max(1, self.max_connections // 2)
+
+
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` is a listen address meaning every interface ("", 0.0.0.0, ::)."""
+    if host == "":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def is_loopback(host: str) -> bool:

@@ -34,6 +34,11 @@ class BrokerContext:
     def node_id(self) -> int:
         return self.config.node_id
 
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """(host, port) clients are told to connect to (``BrokerConfig.advertised_address``)."""
+        return self.config.advertised_address(self.port)
+
 
 @dataclass(slots=True)
 class Session:

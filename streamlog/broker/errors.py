@@ -7,6 +7,7 @@ from streamlog.errors import StreamlogError
 __all__ = [
     "BrokerError",
     "BrokerStartError",
+    "NoPasswordError",
     "PartitionLimitError",
     "SaslStateError",
     "UsersFileError",
@@ -31,6 +32,11 @@ class UsersFileError(BrokerError, ValueError):
         self.source = source
         self.line = line
         self.problem = problem
+
+
+class NoPasswordError(BrokerError):
+    """``python -m streamlog.broker.users hash``: the input ended (Ctrl-D, or stdin
+    closed) before a password was given."""
 
 
 class SaslStateError(BrokerError):

@@ -65,7 +65,9 @@ class Broker:
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.config.advertised}:{self.port}"
+        """``HOST:PORT`` as the broker advertises itself."""
+        host, port = self.config.advertised_address(self.port)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def start(self) -> None:
         cfg = self.config

@@ -19,6 +19,28 @@ def _host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _advertised(value: str) -> tuple[str, int]:
+    """``--advertise HOST:PORT``: a host clients can reach and a port they can connect to."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(
+            f"expected HOST:PORT with a port in 1..65535, got {value!r}", param_hint="--advertise"
+        )
+    return _advertised_host(host.strip("[]"), "--advertise"), int(port)
+
+
+def _advertised_host(host: str, option: str) -> str:
+    from streamlog.broker.config import is_wildcard
+
+    if is_wildcard(host):
+        raise click.BadParameter(
+            f"{host or 'an empty host'} means every interface, which no client can connect "
+            "to: advertise a host name or address",
+            param_hint=option,
+        )
+    return host
+
+
 @click.command("broker")
 @click.option(
     "--data-dir",
@@ -34,9 +56,18 @@ def _host_port(value: str) -> tuple[str, int]:
     help="Address to listen on; port 0 picks a free port.",
 )
 @click.option(
+    "--advertise",
+    default=None,
+    metavar="HOST:PORT",
+    help="Where clients are told to connect (Metadata, FindCoordinator): for a broker "
+    "behind NAT, a proxy or a container's port mapping.  [default: the listen address; "
+    "on 0.0.0.0 or :: the machine's host name and the bound port]",
+)
+@click.option(
     "--advertised-host",
     default=None,
-    help="Host name clients should connect to (default: the listen host).",
+    metavar="HOST",
+    help="The host part of --advertise alone (the port stays the bound one).",
 )
 @click.option(
     "--partitions",
@@ -145,6 +176,7 @@ def _host_port(value: str) -> tuple[str, int]:
 def broker(
     data_dir: str,
     listen: str,
+    advertise: str | None,
     advertised_host: str | None,
     default_partitions: int,
     no_auto_create: bool,
@@ -175,11 +207,19 @@ def broker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     host, port = _host_port(listen)
+    advertised_port = None
+    if advertise is not None:
+        if advertised_host is not None:
+            raise click.UsageError("give --advertise HOST:PORT or --advertised-host, not both")
+        advertised_host, advertised_port = _advertised(advertise)
+    elif advertised_host is not None:
+        advertised_host = _advertised_host(advertised_host, "--advertised-host")
     config = BrokerConfig(
         host=host,
         port=port,
         data_dir=data_dir,
         advertised_host=advertised_host,
+        advertised_port=advertised_port,
         default_partitions=default_partitions,
         auto_create_topics=not no_auto_create,
         users_file=users_file,

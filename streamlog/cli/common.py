@@ -1,7 +1,14 @@
 """What the client tools (``topics``, ``groups``, ``produce``, ``consume``) share.
 
-* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER`` or
-  ``kafka://127.0.0.1:9092``.
+* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER``, else the app
+  next to the tool (``file://./.streamlog`` when that directory exists: an app's own
+  default log, reached through its worker's listener while a worker holds it), else
+  ``kafka://127.0.0.1:9092``. A tool that chose the broker itself says which, in one line
+  on stderr, so that it never talks to another process on 9092 without saying so.
+* A tool never creates a ``file://`` data directory unless it was told to create
+  something (``topics create``, ``--create``): a mistyped path is an error, not a new log.
+* ``require_topic`` and ``unknown_name``: a tool writes only to a topic that exists (or
+  creates it when given ``--create``); an unknown name is an error listing near matches.
 * ``run_with_transport``: run one coroutine with a started transport, close it whatever
   happens, and turn a ``TransportError`` (an unreachable broker, an unknown topic...)
   into a one-line ``click.ClickException``: exit code 1, never a traceback.
@@ -16,6 +23,8 @@ level, so that ``streamlog --help`` stays fast; the transports load when a tool 
 from __future__ import annotations
 
 import asyncio
+import difflib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -27,10 +36,15 @@ from streamlog.cli.errors import Interrupted
 from streamlog.transport.url import BROKER_ENV, DEFAULT_BROKER_URL
 
 if TYPE_CHECKING:
-    from streamlog.transport.base import Transport
+    from streamlog.transport.base import Admin, Transport
 
 __all__ = [
+    "APP_DATA_DIR",
     "broker_option",
+    "check_data_dir",
+    "default_broker_url",
+    "require_topic",
+    "unknown_name",
     "run_with_transport",
     "run_interruptibly",
     "format_table",
@@ -45,19 +59,89 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: An app's default log directory (``streamlog.dsl.settings.DEFAULT_BROKER``; not imported
+#: from there because the DSL is slow to import and the tools' ``--help`` must stay fast).
+APP_DATA_DIR = "./.streamlog"
+
+
 def broker_option(f: F) -> F:
-    """The ``--broker URL`` option every client tool takes."""
+    """The ``--broker URL`` option every client tool takes (None: not given; see
+    ``default_broker_url``)."""
     return click.option(
         "-b",
         "--broker",
         "broker_url",
         envvar=BROKER_ENV,
-        default=DEFAULT_BROKER_URL,
-        show_default=True,
+        default=None,
         show_envvar=True,
         metavar="URL",
-        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.",
+        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.  [default: "
+        f"file://{APP_DATA_DIR} if that directory exists, else {DEFAULT_BROKER_URL}]",
     )(f)
+
+
+def default_broker_url() -> str:
+    """The broker a tool uses when given none: the app next to it when ``./.streamlog``
+    exists (what ``streamlog worker`` uses by default), else the usual Kafka address."""
+    if os.path.isdir(APP_DATA_DIR):
+        return f"file://{APP_DATA_DIR}"
+    return DEFAULT_BROKER_URL
+
+
+def check_data_dir(url: str, *, create: bool) -> None:
+    """A ``file://`` directory must exist unless the command is there to create things."""
+    from streamlog.transport.url import parse_broker_url
+
+    parsed = parse_broker_url(url)
+    if create or parsed.scheme != "file" or parsed.path is None:
+        return
+    if not os.path.isdir(parsed.path):
+        what = "is not a directory" if os.path.exists(parsed.path) else "does not exist"
+        raise click.ClickException(
+            f"{url}: directory {parsed.path} {what} (tools create a data directory only "
+            "when told to create something: topics create, --create)"
+        )
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> str:
+    """``KIND 'NAME' does not exist (did you mean: A, B?); HINT``, the near matches found
+    by ``difflib`` among ``known``."""
+    message = f"{kind} {name!r} does not exist"
+    matches = difflib.get_close_matches(name, sorted(set(known)), n=3)
+    if matches:
+        message += f" (did you mean: {', '.join(matches)}?)"
+    return message + (f"; {hint}" if hint else "")
+
+
+async def require_topic(
+    admin: Admin,
+    name: str,
+    *,
+    create: bool = False,
+    partitions: int = 1,
+    configs: dict[str, str] | None = None,
+    also_known: Iterable[str] = (),
+    hint: str = "pass --create to create it",
+) -> bool:
+    """Make sure topic ``name`` exists before a tool uses it; returns whether it was created.
+
+    A missing topic is created only when ``create`` (the tool's ``--create``), so that a
+    mistyped name is an error naming its near matches (among the broker's topics and
+    ``also_known``), followed by ``hint``, rather than a new topic quietly holding the
+    records.
+    """
+    from streamlog.transport.errors import TopicExistsError
+
+    existing = await admin.list_topics(include_internal=True)
+    if name in existing:
+        return False
+    if not create:
+        raise click.ClickException(unknown_name("topic", name, [*existing, *also_known], hint))
+    try:
+        await admin.create_topic(name, partitions, configs)
+    except TopicExistsError:  # created meanwhile by someone else: as good
+        return False
+    return True
 
 
 #: ``-l``/``--loglevel`` values: streamlog's names and Faust's (``warn``, ``crit``).
@@ -83,9 +167,17 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_with_transport(
-    url: str, main: Callable[[Transport], Awaitable[T]], *, interruptible: bool = False
+    url: str | None,
+    main: Callable[[Transport], Awaitable[T]],
+    *,
+    interruptible: bool = False,
+    create: bool = False,
 ) -> T | None:
     """Run ``main(transport)`` with the transport of ``url`` started, then close it.
+
+    ``url`` None: the tool was given no broker; ``default_broker_url`` picks one and one
+    line on stderr says which. A ``file://`` directory that does not exist is an error
+    unless ``create`` (the command creates things: the directory comes with them).
 
     Returns what ``main`` returns. Ctrl-C or SIGTERM cancels ``main``; it may catch the
     ``asyncio.CancelledError`` to finish its work (a last commit) and return normally.
@@ -95,8 +187,21 @@ def run_with_transport(
     """
     from streamlog.transport import TransportError
 
+    chosen = not url
+    broker_url = url or default_broker_url()
+    # A file:// log's line waits for the start (a worker's listener may stand in for it);
+    # another's comes first, so that it still shows if the broker does not answer.
+    said = chosen and not broker_url.startswith("file://")
+    if said:
+        click.echo(_chosen_line(broker_url, None), err=True)
+
     async def with_transport() -> T:
-        transport = await start_transport(url)
+        check_data_dir(broker_url, create=create)
+        transport, listener = await _start_transport(broker_url)
+        if chosen and not said:
+            click.echo(_chosen_line(broker_url, listener), err=True)
+        elif listener is not None:
+            click.echo(_listener_line(broker_url, listener), err=True)
         try:
             return await main(transport)
         finally:
@@ -160,13 +265,37 @@ def listener_path(data_dir: str) -> str:
     return os.path.join(data_dir, LISTENER_FILE)
 
 
+def _chosen_line(url: str, listener: str | None) -> str:
+    """What a tool given no broker says about the one it used."""
+    if listener is not None:
+        return f"using {url} (worker listener {listener})"
+    if url.startswith("file://"):
+        return f"using {url} (no worker running: the directory itself)"
+    return f"using {url} (the default: no {APP_DATA_DIR} here)"
+
+
+def _listener_line(url: str, listener: str) -> str:
+    return f"{url} is in use by a worker; using its listener kafka://{listener}"
+
+
 async def start_transport(url: str) -> Transport:
-    """Open and start the transport of ``url``.
+    """Open and start the transport of ``url`` (``_start_transport``), saying on stderr
+    when a worker's listener stands in for a ``file://`` directory."""
+    transport, listener = await _start_transport(url)
+    if listener is not None:
+        click.echo(_listener_line(url, listener), err=True)
+    return transport
+
+
+async def _start_transport(url: str) -> tuple[Transport, str | None]:
+    """The started transport of ``url``, and the worker listener used instead, if one was.
 
     A ``file://`` directory is owned by one process at a time. When a ``streamlog worker``
     owns it, the worker also serves the Kafka protocol on loopback and writes the address
     to ``DATA_DIR/.listener``: the tools then talk to the worker through that listener, so
-    ``streamlog produce``/``consume``/``topics`` keep working next to a running app.
+    ``streamlog produce``/``consume``/``topics`` keep working next to a running app. The
+    directory's lock, not the file, says whether a worker runs: a ``.listener`` left by a
+    killed worker is never used while the directory can be opened.
     """
     from streamlog.transport import BrokerUnavailableError, open_transport
     from streamlog.transport.url import parse_broker_url
@@ -174,7 +303,7 @@ async def start_transport(url: str) -> Transport:
     transport = open_transport(url)
     try:
         await transport.start()
-        return transport
+        return transport, None
     except BrokerUnavailableError:
         await transport.close()
         parsed = parse_broker_url(url)
@@ -188,9 +317,8 @@ async def start_transport(url: str) -> Transport:
         if address is None:
             raise
         shared = open_transport(f"kafka://{address}")
-        click.echo(f"{url} is in use by a worker; using its listener kafka://{address}", err=True)
         await shared.start()
-        return shared
+        return shared, address
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

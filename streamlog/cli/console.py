@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from streamlog.cli.common import broker_option, run_with_transport
+from streamlog.cli.common import broker_option, require_topic, run_with_transport
 
 if TYPE_CHECKING:
     from streamlog.transport.base import Consumer, Transport
@@ -157,17 +157,25 @@ async def _tick(progress: Progress) -> None:
     metavar="SEP",
     help="Split each line at the first SEP into key and value.",
 )
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create TOPIC (one partition) if it does not exist; without it an unknown topic "
+    "is an error.",
+)
 @broker_option
-def produce(topic: str, key_separator: str | None, broker_url: str) -> None:
+def produce(topic: str, key_separator: str | None, create: bool, broker_url: str | None) -> None:
     """Send each line of stdin to TOPIC as one record.
 
-    Stops at the end of input, or on Ctrl-C after sending what it read.
+    TOPIC must exist, or --create creates it. Stops at the end of input, or on Ctrl-C
+    after sending what it read.
     """
     separator = key_separator.encode() if key_separator else None
     stderr = sys.stderr
     progress = Progress(stderr) if stderr is not None and stderr.isatty() else None
 
     async def run(transport: Transport) -> None:
+        await require_topic(transport.admin(), topic, create=create)
         producer = transport.producer(client_id="streamlog-console-producer")
         acks: deque[Awaitable[RecordMetadata]] = deque()
         ticker = asyncio.create_task(_tick(progress)) if progress is not None else None
@@ -193,7 +201,7 @@ def produce(topic: str, key_separator: str | None, broker_url: str) -> None:
             if progress is not None:
                 progress.finish()
 
-    run_with_transport(broker_url, run, interruptible=True)
+    run_with_transport(broker_url, run, interruptible=True, create=create)
 
 
 def _uncancel() -> None:
@@ -228,6 +236,7 @@ async def _position(
     """Assign the partitions of ``topic`` (or just ``partition``) and seek as asked."""
     from streamlog.transport.types import TopicPartition
 
+    await require_topic(transport.admin(), topic, hint="")
     info = await transport.admin().describe_topic(topic)
     partitions = [TopicPartition(topic, p.partition) for p in info.partitions]
     if partition is not None:
@@ -314,7 +323,7 @@ def consume(
     print_timestamp: bool,
     partition: int | None,
     timeout_ms: int | None,
-    broker_url: str,
+    broker_url: str | None,
 ) -> None:
     """Print the records of TOPIC, one per line.
 
@@ -359,6 +368,8 @@ def consume(
         printed: dict[TopicPartition, int] = {}  # next offset after the last printed record
         committed: dict[TopicPartition, int] = {}
         if group is not None:
+            # Subscribing to a missing topic would create it on the bundled log.
+            await require_topic(transport.admin(), topic, hint="")
             await consumer.subscribe([topic])
         else:
             await _position(

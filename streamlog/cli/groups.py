@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from streamlog.cli.common import broker_option, format_table, run_with_transport
+from streamlog.cli.common import broker_option, format_table, run_with_transport, unknown_name
 
 if TYPE_CHECKING:
     from streamlog.transport.base import Transport
@@ -29,7 +29,7 @@ def groups() -> None:
 
 @groups.command("list")
 @broker_option
-def list_(broker_url: str) -> None:
+def list_(broker_url: str | None) -> None:
     """List the consumer groups, one per line."""
 
     async def run(transport: Transport) -> list[str]:
@@ -88,16 +88,19 @@ def describe_lines(info: GroupInfo) -> list[str]:
 @groups.command("describe")
 @click.argument("group")
 @broker_option
-def describe(group: str, broker_url: str) -> None:
+def describe(group: str, broker_url: str | None) -> None:
     """Committed offset, log end offset, lag and owner of each partition of GROUP."""
 
     async def run(transport: Transport) -> GroupInfo:
-        return await transport.admin().describe_group(group)
+        admin = transport.admin()
+        info = await admin.describe_group(group)
+        if not info.members and not info.partitions and info.state in ("Dead", ""):
+            known = await admin.list_groups()
+            raise click.ClickException(unknown_name("consumer group", group, known))
+        return info
 
     info = run_with_transport(broker_url, run)
     if info is None:
         return
-    if not info.members and not info.partitions and info.state in ("Dead", ""):
-        raise click.ClickException(f"consumer group {group!r} does not exist")
     for line in describe_lines(info):
         click.echo(line)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from streamlog.cli.common import broker_option, format_table, run_with_transport
+from streamlog.cli.common import broker_option, format_table, run_with_transport, unknown_name
 
 if TYPE_CHECKING:
-    from streamlog.transport.base import Transport
+    from streamlog.transport.base import Admin, Transport
     from streamlog.transport.types import TopicInfo
+
+T = TypeVar("T")
 
 __all__ = ["topics", "describe_lines"]
 
@@ -18,6 +21,18 @@ __all__ = ["topics", "describe_lines"]
 @click.group("topics")
 def topics() -> None:
     """Create, list, describe, grow and delete topics."""
+
+
+async def _on_topic(transport: Transport, name: str, action: Callable[[Admin], Awaitable[T]]) -> T:
+    """``action(admin)`` on topic ``name``; an unknown topic is an error naming near matches."""
+    from streamlog.transport.errors import UnknownTopicError
+
+    admin = transport.admin()
+    try:
+        return await action(admin)
+    except UnknownTopicError:
+        known = await admin.list_topics(include_internal=True)
+        raise click.ClickException(unknown_name("topic", name, known)) from None
 
 
 def _parse_configs(values: tuple[str, ...]) -> dict[str, str]:
@@ -44,21 +59,23 @@ def _parse_configs(values: tuple[str, ...]) -> dict[str, str]:
     help="A topic config, e.g. cleanup.policy=compact (repeatable).",
 )
 @broker_option
-def create(name: str, partitions: int, config_values: tuple[str, ...], broker_url: str) -> None:
+def create(
+    name: str, partitions: int, config_values: tuple[str, ...], broker_url: str | None
+) -> None:
     """Create topic NAME."""
     configs = _parse_configs(config_values)
 
     async def run(transport: Transport) -> None:
         await transport.admin().create_topic(name, partitions, configs)
 
-    run_with_transport(broker_url, run)
+    run_with_transport(broker_url, run, create=True)
     click.echo(f"Created topic {name}.")
 
 
 @topics.command("list")
 @click.option("--internal", is_flag=True, help="Also list internal topics (__consumer_offsets).")
 @broker_option
-def list_(internal: bool, broker_url: str) -> None:
+def list_(internal: bool, broker_url: str | None) -> None:
     """List the topics, one per line."""
 
     async def run(transport: Transport) -> list[str]:
@@ -108,11 +125,11 @@ def _offset(offset: int) -> str:
 @topics.command("describe")
 @click.argument("name")
 @broker_option
-def describe(name: str, broker_url: str) -> None:
+def describe(name: str, broker_url: str | None) -> None:
     """Partitions of topic NAME (leader, replicas, in-sync replicas, offsets) and configs."""
 
     async def run(transport: Transport) -> TopicInfo:
-        return await transport.admin().describe_topic(name)
+        return await _on_topic(transport, name, lambda admin: admin.describe_topic(name))
 
     info = run_with_transport(broker_url, run)
     if info is not None:
@@ -131,11 +148,11 @@ def describe(name: str, broker_url: str) -> None:
     help="The partition count to grow the topic to.",
 )
 @broker_option
-def add_partitions(name: str, partitions: int, broker_url: str) -> None:
+def add_partitions(name: str, partitions: int, broker_url: str | None) -> None:
     """Grow topic NAME to TOTAL partitions (keyed records may change partition)."""
 
     async def run(transport: Transport) -> None:
-        await transport.admin().add_partitions(name, partitions)
+        await _on_topic(transport, name, lambda admin: admin.add_partitions(name, partitions))
 
     run_with_transport(broker_url, run)
     click.echo(f"Topic {name} now has {partitions} partitions.")
@@ -144,11 +161,11 @@ def add_partitions(name: str, partitions: int, broker_url: str) -> None:
 @topics.command("delete")
 @click.argument("name")
 @broker_option
-def delete(name: str, broker_url: str) -> None:
+def delete(name: str, broker_url: str | None) -> None:
     """Delete topic NAME and its records."""
 
     async def run(transport: Transport) -> None:
-        await transport.admin().delete_topic(name)
+        await _on_topic(transport, name, lambda admin: admin.delete_topic(name))
 
     run_with_transport(broker_url, run)
     click.echo(f"Deleted topic {name}.")

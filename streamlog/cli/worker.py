@@ -20,10 +20,12 @@ import click
 from streamlog.cli.builtin import BuiltinCommand
 from streamlog.cli.commands import CliState
 from streamlog.cli.common import (
+    check_data_dir,
     listener_path,
     loglevel_option_type,
     normalize_loglevel,
     one_line,
+    require_topic,
     start_transport,
 )
 
@@ -308,24 +310,33 @@ def _run_send(
     partition: int | None,
     repeat: int,
     broker_url: str | None,
+    create: bool,
 ) -> None:
     app = load()
     url = broker_url or app.conf.broker
+    declared = set(app.topics)
     channel = _find_channel(app, topic)
+    # A topic the app declares is created as its worker would create it; any other name
+    # only with --create, so that a typo is an error instead of a new topic.
+    may_create = create or channel.name in declared
     raw_key, raw_value = _encode(channel, key, _coerce(channel, _parse_value(channel, value)))
 
     async def run() -> list[Any]:
+        if not may_create:
+            check_data_dir(url, create=False)
         transport = await start_transport(url)
         producer = transport.producer(client_id=app.conf.id)
         try:
             admin = transport.admin()
             try:
-                if channel.name not in await admin.list_topics(include_internal=True):
-                    await admin.create_topic(
-                        channel.name,
-                        channel.partitions or app.conf.topic_partitions,
-                        channel.topic_configs(),
-                    )
+                await require_topic(
+                    admin,
+                    channel.name,
+                    create=may_create,
+                    partitions=channel.partitions or app.conf.topic_partitions,
+                    configs=channel.topic_configs(),
+                    also_known=[*declared, *app.agents],
+                )
             finally:
                 await admin.close()
             results = []
@@ -385,6 +396,12 @@ SEND = BuiltinCommand(
             metavar="URL",
             default=None,
             help="Override the app's broker.",
+        ),
+        click.option(
+            "--create",
+            is_flag=True,
+            help="Create TOPIC if it exists neither on the broker nor in the app (a topic "
+            "the app declares is created as its worker would).",
         ),
     ),
 )

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +20,9 @@ from streamlog.broker.users import (
     UsersFileError,
     UserStore,
     load_users,
-    main,
     parse_users,
 )
+from streamlog.broker.users.cli import main
 
 RFC_SALT = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
 # RFC 7677's user "user" with password "pencil", as PostgreSQL would store it.
@@ -196,3 +201,84 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert parse_users(out.stdout)["alice"].check_password(b"pencil")
+
+
+def test_runs_as_a_module_without_a_runtime_warning(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("alice:pw\n")
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "streamlog.broker.users", "check", str(users)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "1 user(s): alice\n", "")
+
+
+def test_end_of_stdin_instead_of_a_password_is_one_line() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "streamlog.broker.users", "hash", "alice"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == (
+        "python -m streamlog.broker.users: no password given (stdin ended before a password line)\n"
+    )
+
+
+def _at_the_password_prompt() -> tuple[subprocess.Popen[bytes], int, bytes]:
+    """``hash`` on a terminal (a pty, in a new session so that getpass uses it as stdin),
+    once it shows its prompt; returns the process, the terminal's master side and the
+    stderr read so far."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlog.broker.users", "hash", "alice"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    os.close(slave)
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"Password: " not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no prompt, only {seen!r}"
+        if select.select([proc.stderr], [], [], left)[0]:
+            chunk = os.read(proc.stderr.fileno(), 1024)
+            assert chunk, f"stderr closed after {seen!r}"
+            seen += chunk
+    return proc, master, seen
+
+
+@pytest.mark.parametrize("key", ["ctrl-d", "ctrl-c"])
+def test_ctrl_d_or_ctrl_c_at_the_prompt_is_one_line_and_no_traceback(key: str) -> None:
+    proc, master, prompt = _at_the_password_prompt()
+    try:
+        if key == "ctrl-d":
+            os.write(master, b"\x04")  # the terminal's EOF character: read() returns 0
+        else:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert out == b""
+    assert b"Traceback" not in err
+    lines = (prompt + err).decode().split("Password: ", 1)[1].splitlines()
+    if key == "ctrl-d":
+        assert proc.returncode == 1
+        assert lines == [
+            "",
+            "python -m streamlog.broker.users: no password given "
+            "(end of input at the password prompt)",
+        ]
+    else:
+        assert proc.returncode == 130
+        assert lines == ["", "python -m streamlog.broker.users: interrupted, no verifier made"]

@@ -39,7 +39,10 @@ def test_produce_with_key_separator_then_consume_from_beginning(
 
 
 def test_records_without_key_print_null_key(broker_url: str, topic: str) -> None:
-    ok("produce", topic, broker=broker_url, input="first\r\nsecond\nlast without newline")
+    ok(
+        "produce", topic, "--create", broker=broker_url,
+        input="first\r\nsecond\nlast without newline",
+    )  # fmt: skip
     assert ok(
         "consume", topic, "--from-beginning", "--max", "3", "-k", "\t", broker=broker_url
     ) == ["null\tfirst", "null\tsecond", "null\tlast without newline"]
@@ -97,7 +100,9 @@ def test_partition_picks_one_partition(broker_url: str, topic: str) -> None:
 def test_line_without_separator_stops_produce_after_the_lines_before(
     broker_url: str, topic: str
 ) -> None:
-    out = streamlog("produce", topic, "-k", ":", broker=broker_url, input="a:1\nb2\nc:3\n")
+    out = streamlog(
+        "produce", topic, "--create", "-k", ":", broker=broker_url, input="a:1\nb2\nc:3\n"
+    )
     assert out.returncode == 1
     assert out.stderr == "Error: line 2 has no key separator ':'\n"
     assert ok("consume", topic, "--from-beginning", "--timeout-ms", "1000", broker=broker_url) == [
@@ -191,7 +196,7 @@ def test_progress_on_a_terminal_only(broker_url: str, topic: str) -> None:
     # every 0.5 s with the count and rate, then the total.
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [STREAMLOG, "produce", topic, "--broker", broker_url],
+        [STREAMLOG, "produce", topic, "--create", "--broker", broker_url],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=slave,

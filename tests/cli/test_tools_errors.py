@@ -51,15 +51,23 @@ def test_the_broker_url_comes_from_the_environment(tmp_path) -> None:
     out = streamlog("topics", "create", "from-env", env=env)
     assert (out.returncode, out.stdout) == (0, "Created topic from-env.\n"), out.stderr
     assert ok("topics", "list", broker=f"file://{tmp_path}") == ["from-env"]
-    # --broker wins over the environment.
+    # --broker wins over the environment (and a tool does not create the directory).
     other = tmp_path / "other"
     out = streamlog("topics", "list", broker=f"file://{other}", env=env)
-    assert (out.returncode, out.stdout) == (0, "")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == (
+        f"Error: file://{other}: directory {other} does not exist (tools create a data "
+        "directory only when told to create something: topics create, --create)\n"
+    )
+    assert not other.exists()
 
 
-def test_the_default_broker_is_kafka_on_localhost_9092() -> None:
+def test_the_default_broker_is_the_app_next_to_the_tool_else_kafka_on_9092() -> None:
     out = streamlog("consume", "--help")
-    assert "default: kafka://127.0.0.1:9092" in " ".join(out.stdout.split())
+    assert (
+        "[default: file://./.streamlog if that directory exists, else kafka://127.0.0.1:9092]"
+        in " ".join(out.stdout.split())
+    )
     assert "STREAMLOG_BROKER" in out.stdout
 
 
@@ -74,7 +82,7 @@ def test_a_bad_url_is_a_one_line_error() -> None:
 
 def test_memory_url_works_within_one_command() -> None:
     assert ok("topics", "list", broker="memory://") == []
-    assert ok("produce", "t", broker="memory://", input="x\n") == []
+    assert ok("produce", "t", "--create", broker="memory://", input="x\n") == []
 
 
 def test_a_log_held_by_another_process_is_a_one_line_error(tmp_path) -> None:
@@ -109,3 +117,15 @@ def test_a_log_held_by_another_process_is_a_one_line_error(tmp_path) -> None:
             holder.kill()
             holder.wait(5)
     assert ok("topics", "list", broker=url) == ["t"]
+
+
+def test_an_unknown_host_says_the_name_did_not_resolve() -> None:
+    # .invalid never resolves (RFC 6761); getaddrinfo's error code is not an errno, so
+    # the message must not be os.strerror's "Unknown error -2".
+    out = streamlog("topics", "list", broker="kafka://nosuchhost.invalid:9092", timeout=30)
+    assert out.returncode == 1, out
+    assert out.stdout == ""
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("Error: no broker of kafka://nosuchhost.invalid:9092 answered: ")
+    assert "host name 'nosuchhost.invalid' did not resolve" in out.stderr
+    assert "Unknown error" not in out.stderr

@@ -48,7 +48,7 @@ def test_describe_shows_committed_offsets_and_lag(broker_url: str, topic: str) -
 
 def test_a_new_group_without_from_beginning_starts_at_the_end(broker_url: str, topic: str) -> None:
     group = topic + "-late"
-    ok("produce", topic, broker=broker_url, input="old\n")
+    ok("produce", topic, "--create", broker=broker_url, input="old\n")
     assert ok("consume", topic, "--group", group, "--timeout-ms", "1000", broker=broker_url) == []
     # It committed the end it started at: the old record is not lag.
     assert ok("groups", "describe", group, broker=broker_url)[-1].split()[:5] == [

@@ -269,6 +269,19 @@ def test_nothing_listening_raises_broker_unavailable_at_once() -> None:
     run(body())
 
 
+def test_an_unknown_host_is_named_as_not_resolving() -> None:
+    async def body() -> None:
+        conn = Connection("nosuchhost.invalid", 9092, connect_timeout=20)
+        with pytest.raises(BrokerUnavailableError) as caught:
+            await conn.open()
+        assert str(caught.value).startswith(
+            "nosuchhost.invalid:9092: host name 'nosuchhost.invalid' did not resolve ("
+        )
+        assert "Unknown error" not in str(caught.value)
+
+    run(body())
+
+
 def test_silent_broker_times_out_with_a_one_line_error() -> None:
     """A peer that accepts connections and never answers: every wait has a deadline."""
 

@@ -368,11 +368,12 @@ def _broker_entry(key: str, value: str) -> dict[str, Any]:
 
 def _broker_configs(ctx: BrokerContext) -> dict[str, str]:
     cfg = ctx.config
+    host, port = ctx.advertised
     return {
         "broker.id": str(cfg.node_id),
         "log.dirs": os.path.abspath(cfg.data_dir),
         "listeners": f"PLAINTEXT://{cfg.host}:{ctx.port}",
-        "advertised.listeners": f"PLAINTEXT://{cfg.advertised}:{ctx.port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "auto.create.topics.enable": str(cfg.auto_create_topics).lower(),
         "num.partitions": str(cfg.default_partitions),
         "default.replication.factor": "1",

@@ -93,13 +93,14 @@ async def handle_find_coordinator(
 
 def _coordinator_for(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
     if key_type == _GROUP_KEY and ctx.coordinator is not None:
+        host, port = ctx.advertised
         return {
             "key": key,
             "error_code": ErrorCode.NONE,
             "error_message": None,
             "node_id": ctx.node_id,
-            "host": ctx.config.advertised,
-            "port": ctx.port,
+            "host": host,
+            "port": port,
         }
     if key_type in (_GROUP_KEY, _TRANSACTION_KEY):
         code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, "no coordinator for this key type"

@@ -77,14 +77,15 @@ async def handle_metadata(
                 topics.append(topic_metadata(ctx, name))
             except LogError as exc:
                 topics.append(_error_topic(name, error_code_for(exc)))
+    host, port = ctx.advertised
     return build_message(
         response_class(ApiKey.METADATA, version),
         throttle_time=0,
         brokers=[
             {
                 "node_id": ctx.node_id,
-                "host": ctx.config.advertised,
-                "port": ctx.port,
+                "host": host,
+                "port": port,
                 "rack": None,
             }
         ],

@@ -124,6 +124,12 @@ class Connection:
             raise BrokerUnavailableError(
                 f"{self.address}: no connection within {self.connect_timeout:g} s"
             ) from None
+        except socket.gaierror as e:
+            # getaddrinfo's errors are EAI_* codes, not errno values: os.strerror(-2) is
+            # "Unknown error -2", so say what failed in words.
+            raise BrokerUnavailableError(
+                f"{self.address}: host name {self.host!r} did not resolve ({e.strerror})"
+            ) from None
         except OSError as e:
             reason = os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
             raise BrokerUnavailableError(f"{self.address}: cannot connect ({reason})") from None

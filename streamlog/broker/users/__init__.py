@@ -20,14 +20,11 @@ password sent and comparing.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import getpass
 import hashlib
 import hmac
 import secrets
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +240,7 @@ def parse_users(text: str, *, source: str = "<string>") -> UserStore:
         username, sep, secret = raw.partition(":")
         if not sep:
             raise UsersFileError(source, number, "expected username:password or username:verifier")
-        problem = _username_problem(username)
+        problem = username_problem(username)
         if problem is not None:
             raise UsersFileError(source, number, problem)
         if username in first_seen:
@@ -260,7 +257,8 @@ def parse_users(text: str, *, source: str = "<string>") -> UserStore:
     return UserStore(credentials)
 
 
-def _username_problem(username: str) -> str | None:
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot be a user's name, or None (the file and the CLI share it)."""
     if not username:
         return "empty username"
     if username != username.strip():
@@ -285,57 +283,3 @@ def _credential_of(secret: str) -> ScramCredential:
     if "\x00" in secret:
         raise ValueError("password contains NUL, which SASL/PLAIN cannot carry")
     return ScramCredential.from_password(secret)
-
-
-# --- python -m streamlog.broker.users ------------------------------------------------------
-
-
-def _read_password() -> str:
-    if sys.stdin.isatty():
-        first = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != first:
-            raise SystemExit("passwords differ")
-        return first
-    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m streamlog.broker.users",
-        description="Make and check users files for 'streamlog broker --users-file'.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    hash_cmd = commands.add_parser(
-        "hash",
-        help="print a SCRAM-SHA-256 verifier for a password (asked for, or read from stdin)",
-    )
-    hash_cmd.add_argument("username", nargs="?", help="print a whole 'username:verifier' line")
-    hash_cmd.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
-    check_cmd = commands.add_parser("check", help="parse a users file and list its users")
-    check_cmd.add_argument("path")
-    args = parser.parse_args(argv)
-
-    if args.command == "hash":
-        if not MIN_ITERATIONS <= args.iterations <= MAX_ITERATIONS:
-            parser.error(f"--iterations must be within {MIN_ITERATIONS}..{MAX_ITERATIONS}")
-        if args.username is not None and (problem := _username_problem(args.username)):
-            parser.error(problem)
-        if args.username is not None and ":" in args.username:
-            parser.error("a username cannot contain ':'")
-        password = _read_password()
-        if not password:
-            parser.error("empty password")
-        verifier = ScramCredential.from_password(password, iterations=args.iterations).verifier()
-        print(verifier if args.username is None else f"{args.username}:{verifier}")
-        return 0
-    try:
-        store = load_users(args.path)
-    except UsersFileError as e:
-        print(e, file=sys.stderr)
-        return 1
-    print(f"{len(store)} user(s): {', '.join(store)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
