@@ -209,8 +209,12 @@ class GroupCoordinator:
         """Store ``offsets`` if the committer may; the error applies to every partition.
 
         Generation -1 with no member id is a consumer that only stores offsets here: it
-        may commit while the group has no members.
+        may commit while the group has no members. A group with live in-process members
+        (``local_groups``) has none here, so every commit to it gets UNKNOWN_MEMBER_ID,
+        Kafka's answer to a non-member committing to an active group.
         """
+        if self._local is not None and self._local.describe(group_id) is not None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
         error = self._membership.validate_commit(
             group_id, member_id, generation_id, group_instance_id
         )

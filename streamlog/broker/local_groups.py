@@ -7,7 +7,8 @@ groups, so the coordinator consults this view first: a group with live members h
 described and listed as they are (state, members, subscriptions, assignment), not as an
 Empty group known only by its committed offsets. Such a group belongs to the process that
 owns it: a Kafka client trying to join it through the listener is refused (it would
-consume the same partitions as the in-process members, under a second coordinator).
+consume the same partitions as the in-process members, under a second coordinator), and
+so is an offset commit to it (it would move the members' offsets under them).
 """
 
 from __future__ import annotations

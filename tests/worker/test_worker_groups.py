@@ -1,7 +1,8 @@
 """A ``file://`` worker's consumer group as other processes see it: ``streamlog groups
 describe`` (a real process) against the worker's Kafka listener and against its data
 directory reports the worker's in-process group as it is (Stable, its member, the
-partitions it owns), and a Kafka client cannot join that group through the listener."""
+partitions it owns), and a Kafka client can neither join that group through the listener
+nor commit offsets to it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from streamlog.transport import open_transport
 from streamlog.transport.errors import GroupError, TransportError
+from streamlog.transport.types import TopicPartition
 
 from .workerproc import APPS, WorkerProcess, group_offsets, produce, run_cli, wait_until
 
@@ -79,8 +81,26 @@ async def _join(url: str, group: str) -> BaseException | None:
     return None
 
 
+async def _commit(url: str, group: str, offset: int) -> BaseException | None:
+    """Commit ``offset`` for words[0] as ``group`` without joining it (manual assignment)."""
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        consumer = transport.consumer(group_id=group)
+        try:
+            consumer.assign([TopicPartition("words", 0)])
+            await consumer.commit({TopicPartition("words", 0): offset})
+        except TransportError as exc:
+            return exc
+        finally:
+            await consumer.close()
+    finally:
+        await transport.close()
+    return None
+
+
 @pytest.mark.timeout(90)
-def test_a_kafka_client_cannot_join_a_file_workers_group_through_its_listener(tmp_path):
+def test_a_kafka_client_cannot_join_or_commit_to_a_file_workers_group(tmp_path):
     worker = WorkerProcess(WORDCOUNT, f"file://{tmp_path / 'data'}", str(tmp_path))
     try:
         worker.start()
@@ -89,7 +109,15 @@ def test_a_kafka_client_cannot_join_a_file_workers_group_through_its_listener(tm
         assert isinstance(refused, GroupError), repr(refused)
         assert "INCONSISTENT_GROUP_PROTOCOL" in str(refused), str(refused)
         assert "refused a member" in worker.logs()
-        # another group id joins as usual, and the worker's group is still its own
+        committed = group_offsets(listener, "wordcount")
+        refused = asyncio.run(asyncio.wait_for(_commit(listener, "wordcount", 99), 60))
+        assert isinstance(refused, TransportError) and "UNKNOWN_MEMBER_ID" in str(refused), repr(
+            refused
+        )
+        assert group_offsets(listener, "wordcount") == committed
+        # another group id joins and commits as usual; the worker's group is still its own
+        assert asyncio.run(asyncio.wait_for(_commit(listener, "tools", 1), 60)) is None
+        assert group_offsets(listener, "tools") == {TopicPartition("words", 0): 1}
         assert asyncio.run(asyncio.wait_for(_join(listener, "tools"), 60)) is None
         lines = describe(listener).splitlines()
         assert lines[0] == "Group: wordcount  State: Stable  Members: 1  Assignor: range"
