@@ -60,6 +60,21 @@ def test_groups_describe_shows_a_file_workers_members_and_assignment(tmp_path):
             assert committed == 2
         out = run_cli("groups", "list", "--broker", listener)
         assert out.returncode == 0 and out.stdout.splitlines() == ["wordcount"], out
+
+        # a Kafka admin client (librdkafka) reads the same: the assignment bytes are the
+        # consumer protocol's
+        from confluent_kafka import ConsumerGroupState
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": worker.listener()})
+        group = admin.describe_consumer_groups(["wordcount"])["wordcount"].result(30)
+        assert (group.state, group.partition_assignor) == (ConsumerGroupState.STABLE, "range")
+        [member] = group.members
+        assert re.fullmatch(MEMBER, member.member_id) and member.client_id == "wordcount"
+        assert sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions) == [
+            ("wordcount-__assignor-__leader", 0),
+            *(("words", p) for p in range(4)),
+        ]
     finally:
         worker.stop()
 
