@@ -2,7 +2,7 @@
 ``apps/stuck.py`` (one partition) passes ``a`` on, then hangs for good on ``hang``, so with
 ``a hang b c d`` at offsets 0-4 the first unprocessed offset stays 1 and the worker is
 exactly 4 records behind. ``/stats`` (JSON) and ``/metrics`` (Prometheus text) both say
-so, per partition and in total."""
+so, per partition and in total, and the status page shows the total."""
 
 from __future__ import annotations
 
@@ -66,5 +66,9 @@ def test_stats_and_metrics_report_the_lag_of_a_known_backlog(tmp_path):
         assert 'streamlog_consumer_lag_sum{app="stuck"} 4' in lines
         per_partition = [line for line in lines if line.startswith("streamlog_consumer_lag{")]
         assert len(per_partition) == len(lag["partitions"])
+
+        kind, page = get(f"{base}/")
+        assert kind.startswith("text/html")
+        assert '<dt>records behind</dt><dd id="lag">4</dd>' in page.decode()
     finally:
         worker.kill()

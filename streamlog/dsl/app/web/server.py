@@ -259,7 +259,7 @@ class WebServer:
 
     async def _status_page(self, request: Request) -> StreamResponse:
         app = self.app
-        page = status_page(app, self.url, app.router.directory(), app.web.paths)
+        page = status_page(app, self.url, app.router.directory(), app.web.paths, await self._lag())
         return app.web.html(page)
 
     async def _router_tables(self, request: Request) -> StreamResponse:

@@ -86,8 +86,14 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def status_page(app: App, own_url: str | None, directory: Directory, paths: list[str]) -> str:
-    """The HTML status page (module docstring)."""
+def status_page(
+    app: App,
+    own_url: str | None,
+    directory: Directory,
+    paths: list[str],
+    lag: ConsumerLag | None = None,
+) -> str:
+    """The HTML status page (module docstring); ``lag``: the records not processed yet."""
     stats = app.stats()
     state = state_of(app)
     agents = (
@@ -137,6 +143,7 @@ def status_page(app: App, own_url: str | None, directory: Directory, paths: list
         broker=_e(app.conf.broker),
         records=_e(stats["records_fetched"]),
         commits=_e(stats["commits"]),
+        lag=_e(lag.total if lag is not None else "-"),
         assignment=_e(assignment),
         agents=agents,
         tables=tables,
@@ -179,6 +186,7 @@ footer {{ margin-top: 2rem; color: #5b6478; font-size: .85rem; }}
 <dl>
 <dt>records fetched</dt><dd id="records-fetched">{records}</dd>
 <dt>commits</dt><dd id="commits">{commits}</dd>
+<dt>records behind</dt><dd id="lag">{lag}</dd>
 <dt>partitions held</dt><dd id="assignment">{assignment}</dd>
 </dl>
 
@@ -216,6 +224,7 @@ async function refresh() {{
     const stats = await answer.json();
     setText("records-fetched", stats.records_fetched);
     setText("commits", stats.commits);
+    setText("lag", stats.lag ? stats.lag.total : "-");
     setText("assignment", stats.assignment.join(", ") || "-");
     for (const row of document.querySelectorAll("#agents tr[data-agent]")) {{
       const agent = stats.agents[row.dataset.agent];
