@@ -31,6 +31,7 @@ from streamlog.broker.group_metadata import (
     LeaveResult,
     SyncResult,
 )
+from streamlog.broker.local_groups import LocalGroups
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.errors import InvalidRecordError
 from streamlog.log.group_offsets import GroupOffsetStore, OffsetAndMetadata
@@ -59,12 +60,15 @@ class GroupCoordinator:
         clock: Clock | None = None,
         offsets: GroupOffsetStore | None = None,
         config: BrokerConfig | None = None,
+        local_groups: LocalGroups | None = None,
     ) -> None:
         """``GroupCoordinator(ctx)`` takes the clock, the offset store (``ctx.log``) and the
         ``group_*`` settings from the broker; without a context (unit tests) they are given
         one by one, a missing config meaning the defaults and missing offsets meaning
-        COORDINATOR_NOT_AVAILABLE for offset requests."""
+        COORDINATOR_NOT_AVAILABLE for offset requests. ``local_groups``: groups the
+        process sharing this broker's log coordinates itself (``local_groups.py``)."""
         self._ctx = ctx
+        self._local = local_groups
         self._clock: Clock = clock or (ctx.clock if ctx is not None else SystemClock())
         self._given_offsets = offsets
         config = config or (ctx.config if ctx is not None else BrokerConfig())
@@ -124,7 +128,17 @@ class GroupCoordinator:
         ``require_known_member_id`` is KIP-394's rule (JoinGroup v4+ without an instance
         id): a member without an id gets MEMBER_ID_REQUIRED and an id to rejoin with.
         A negative ``rebalance_timeout_ms`` means the session timeout (JoinGroup v0).
+        A group with live in-process members (``local_groups``) answers
+        INCONSISTENT_GROUP_PROTOCOL, as Kafka answers a member its group cannot take.
         """
+        if self._local is not None and self._local.describe(group_id) is not None:
+            log.warning(
+                "group %s: refused a member from %s: the group's members run in this "
+                "process (a worker on its own log); use another group id",
+                group_id,
+                client_host or "?",
+            )
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
         outcome = self._membership.join(
             group_id,
             member_id,
@@ -195,8 +209,12 @@ class GroupCoordinator:
         """Store ``offsets`` if the committer may; the error applies to every partition.
 
         Generation -1 with no member id is a consumer that only stores offsets here: it
-        may commit while the group has no members.
+        may commit while the group has no members. A group with live in-process members
+        (``local_groups``) has none here, so every commit to it gets UNKNOWN_MEMBER_ID,
+        Kafka's answer to a non-member committing to an active group.
         """
+        if self._local is not None and self._local.describe(group_id) is not None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
         error = self._membership.validate_commit(
             group_id, member_id, generation_id, group_instance_id
         )
@@ -233,6 +251,7 @@ class GroupCoordinator:
         """
         with_offsets = set(self._offsets.groups()) if self._offsets is not None else set()
         found: dict[str, GroupOverview] = {}
+        local = self._local.overviews() if self._local is not None else []
         for group in self._membership.groups.values():
             if group.state is GroupState.DEAD:
                 continue
@@ -244,6 +263,8 @@ class GroupCoordinator:
             found[group.group_id] = overview
         for group_id in with_offsets - found.keys():
             found[group_id] = GroupOverview(group_id, OFFSET_ONLY_PROTOCOL_TYPE, GroupState.EMPTY)
+        for overview in local:  # live in-process members: what the group is now
+            found[overview.group_id] = overview
         wanted = None if not states else {s.lower() for s in states}
         return [
             found[g]
@@ -252,7 +273,14 @@ class GroupCoordinator:
         ]
 
     def describe_group(self, group_id: str) -> GroupDescription:
-        """The group's state and members; an unknown group is Dead, as Kafka reports it."""
+        """The group's state and members; an unknown group is Dead, as Kafka reports it.
+
+        A group with live in-process members (``local_groups``) is described as they are.
+        """
+        if self._local is not None:
+            described = self._local.describe(group_id)
+            if described is not None:
+                return described
         group = self._membership.groups.get(group_id)
         if group is not None and group.state is not GroupState.DEAD:
             return group.describe()

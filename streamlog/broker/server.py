@@ -21,6 +21,7 @@ from streamlog.broker.context import BrokerContext
 from streamlog.broker.coordinator import GroupCoordinator
 from streamlog.broker.errors import BrokerStartError, UsersFileError
 from streamlog.broker.handlers import handler_table
+from streamlog.broker.local_groups import LocalGroups
 from streamlog.broker.sasl import SUPPORTED_MECHANISMS
 from streamlog.broker.users import load_users
 from streamlog.log.clock import Clock, SystemClock
@@ -39,11 +40,14 @@ class Broker:
         config: BrokerConfig,
         clock: Clock | None = None,
         manager: LogManager | None = None,
+        local_groups: LocalGroups | None = None,
     ) -> None:
         """``manager``: serve a log another component owns (a ``streamlog worker`` on
         ``file://`` shares its log this way); the broker then neither opens nor closes it
-        and runs no maintenance of its own."""
+        and runs no maintenance of its own. ``local_groups``: that component's own
+        consumer groups, which ListGroups and DescribeGroups then report as they are."""
         self.config = config
+        self._local_groups = local_groups
         self.clock: Clock = clock or (manager.clock if manager is not None else SystemClock())
         self._shared_manager = manager
         self.ctx: BrokerContext | None = None
@@ -107,7 +111,7 @@ class Broker:
                 port=cfg.port,
                 users=users,
             )
-            ctx.coordinator = GroupCoordinator(ctx)
+            ctx.coordinator = GroupCoordinator(ctx, local_groups=self._local_groups)
             self._server = await asyncio.start_server(
                 self._accept, cfg.host, cfg.port, limit=1 << 20, reuse_address=True
             )

@@ -248,6 +248,8 @@ def _run_tables(
     if table is None:
         known = ", ".join(sorted(app.tables)) or "none"
         raise click.ClickException(f"app {app.conf.id} has no table {name!r} (tables: {known})")
+    if broker_url:
+        app.conf.broker = broker_url  # a datadir left to its default follows the broker
     if source == "store":
         raw = read_store(table, datadir or str(app.conf.datadir))
     else:

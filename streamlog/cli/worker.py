@@ -270,19 +270,22 @@ worker = WORKER.standalone()
 
 
 async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, Any]) -> None:
-    """Serve the worker's own log over the Kafka protocol (the broker shares its LogManager).
+    """Serve the worker's own log over the Kafka protocol (the broker shares its LogManager
+    and reports the worker's in-process consumer groups as they are).
 
     A busy port falls back to a free one. The address goes to ``DATA_DIR/.listener``,
     written whole (renamed into place) so that a tool never reads half of it.
     """
     from streamlog.broker.config import BrokerConfig
     from streamlog.broker.server import Broker
+    from streamlog.cli.embedded_groups import EmbeddedGroupsView
 
     manager = app.transport.manager
+    groups = EmbeddedGroupsView(app.transport.groups)
     host, port = address
     for attempt_port in (port, 0) if port else (0,):
         config = BrokerConfig(host=host, port=attempt_port, data_dir=str(manager.data_dir))
-        broker = Broker(config, manager=manager)
+        broker = Broker(config, manager=manager, local_groups=groups)
         try:
             await broker.start()
         except OSError as exc:

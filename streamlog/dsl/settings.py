@@ -24,6 +24,7 @@ from streamlog.dsl.errors import ImproperlyConfigured
 
 __all__ = [
     "Settings",
+    "default_datadir",
     "DEFAULT_BROKER",
     "BROKER_ENV",
     "PROCESSING_GUARANTEES",
@@ -118,7 +119,7 @@ class UnknownSettingWarning(UserWarning):
 class Settings:
     id: str
     broker: str = field(default_factory=lambda: os.environ.get(BROKER_ENV) or DEFAULT_BROKER)
-    datadir: str | None = None  # default: "<id>-data", next to where the worker runs
+    datadir: str | None = None  # default: follows the broker (``default_datadir``)
     tabledir: str = "tables"  # table stores go to <datadir>/<tabledir>
     version: int = 1  # Faust's: version > 1 makes a new, isolated app ("<id>-v<version>")
     id_format: str = "{id}-v{self.version}"
@@ -205,8 +206,21 @@ class Settings:
             )
         if self.producer_linger is not None:
             self.producer_linger_ms = round(float(self.producer_linger) * 1000)
+        self.__dict__["_datadir_follows_broker"] = self.datadir is None
         if self.datadir is None:
-            self.datadir = f"{self.name}-data"
+            object.__setattr__(self, "datadir", default_datadir(self.broker, self.name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A ``datadir`` left to its default follows ``broker``: the worker's ``--broker``
+        (set after the app was made) moves the table stores along with the log; setting
+        ``datadir`` to None returns it to its default."""
+        if name == "datadir" and "_datadir_follows_broker" in self.__dict__:
+            self.__dict__["_datadir_follows_broker"] = value is None
+            if value is None:
+                value = default_datadir(self.broker, self.name)
+        object.__setattr__(self, name, value)
+        if name == "broker" and self.__dict__.get("_datadir_follows_broker"):
+            object.__setattr__(self, "datadir", default_datadir(value, self.name))
 
     @classmethod
     def from_kwargs(cls, id: str, options: dict[str, Any]) -> Settings:
@@ -234,8 +248,8 @@ class Settings:
 
     @property
     def app_datadir(self) -> str:
-        """Where this app's data lives (``datadir``, default ``<id>-data``)."""
-        return self.datadir or f"{self.name}-data"
+        """Where this app's data lives (``datadir``, by default ``default_datadir``)."""
+        return self.datadir or default_datadir(self.broker, self.name)
 
     @property
     def client_id(self) -> str:
@@ -246,6 +260,27 @@ class Settings:
     def reply_topic(self) -> str:
         """Where replies to this app's ``ask`` come back."""
         return self.reply_to or f"{self.id}-replies"
+
+
+STATE_DIR = "state"
+
+
+def default_datadir(broker: str, name: str) -> str:
+    """Where an app named ``name`` keeps its table stores when ``datadir`` is not given.
+
+    On ``file://DIR`` the stores are the local half of changelogs kept in DIR, so they
+    live there too, in ``DIR/state/<name>``: deleting DIR (``rm -rf .streamlog``) removes
+    the app's state with its log, so a new start never finds stores ahead of changelogs
+    that no longer exist, and apps sharing DIR keep apart. The log engine takes only
+    ``<topic>-<N>`` directories for partitions, so ``state`` is left alone.
+    On ``kafka://`` (and ``memory://``) the log is elsewhere (or nowhere) and each worker
+    process needs stores of its own: ``./<name>-data``, where the worker runs (Faust's
+    default); a second worker on the same machine is given its own ``datadir``.
+    """
+    scheme, sep, rest = broker.partition("://")
+    if sep and scheme.lower() == "file" and rest:
+        return os.path.join(os.path.expanduser(rest), STATE_DIR, name)
+    return f"{name}-data"
 
 
 def _broker_url(value: Any) -> str:

@@ -91,15 +91,19 @@ async def recover_partition(
     stored = store.changelog_offset()
     reason = None
     if stored is None and not store.is_empty():
-        reason = "it holds keys but no changelog offset"
-    elif stored is not None and stored >= end:
         reason = (
-            f"it reflects changelog offset {stored} but {_name(tp)} ends at {end} "
-            "(deleted or recreated)"
+            "the store holds keys but records no changelog offset, so which changelog "
+            "records it reflects is unknown"
         )
+    elif stored is not None and stored >= end:
+        reason = _ahead_reason(tp, stored, end)
         stored = None
     if reason is not None:
-        log.warning("table store for %s is wiped: %s", _name(tp), reason)
+        log.warning(
+            "table store for %s discarded and rebuilt from its changelog because %s",
+            _name(tp),
+            reason,
+        )
         store.wipe()
     full = stored is None
     # Wiped now, or found unusable and wiped when the store was opened.
@@ -162,6 +166,26 @@ async def recover_partition(
         f", {skipped} without a key ignored" if skipped else "",
     )
     return result
+
+
+def _ahead_reason(tp: TopicPartition, stored: int, end: int) -> str:
+    """Why a store whose offset is at or past its changelog's end cannot be kept.
+
+    Offsets are those of the changelog's records: a store at offset N has applied the
+    record at N, so its changelog must hold N, i.e. end past N. When it does not, the
+    changelog is not the one the store was written from.
+    """
+    name = _name(tp)
+    if end == 0:
+        now = f"{name} is empty (no records, or no such topic)"
+    else:
+        now = f"{name} holds records only up to offset {end - 1}"
+    return (
+        f"the store is ahead of its changelog: it reflects changelog records up to offset "
+        f"{stored}, but {now}. The changelog was deleted or recreated after the store was "
+        "written (for example the log's directory was removed and the table stores were "
+        "kept), so the store no longer matches it"
+    )
 
 
 async def _bounds(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:

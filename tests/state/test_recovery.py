@@ -174,12 +174,16 @@ def test_a_missing_changelog_empties_the_store(store: StorePartition, caplog) ->
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         result = run(body())
     reason = (
-        "it reflects changelog offset 41 but app-table-changelog-0 ends at 0 (deleted or recreated)"
+        "the store is ahead of its changelog: it reflects changelog records up to offset 41, "
+        "but app-table-changelog-0 is empty (no records, or no such topic). The changelog was "
+        "deleted or recreated after the store was written (for example the log's directory "
+        "was removed and the table stores were kept), so the store no longer matches it"
     )
     assert (result.records, result.full, result.wiped) == (0, True, reason)
     assert store.is_empty() and store.changelog_offset() is None
     assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
-        f"table store for app-table-changelog-0 is wiped: {reason}"
+        "table store for app-table-changelog-0 discarded and rebuilt from its changelog "
+        f"because {reason}"
     ]
 
 
@@ -196,7 +200,11 @@ def test_a_recreated_shorter_changelog_is_replayed_into_a_wiped_store(
             renewed: list[Changes] = [{b"a": b"1", b"b": b"2"}, {b"a": None, b"c": b"3"}]
             await commit_all(transport, MemoryStorePartition(), renewed)
             result = await recover(transport, store)
-            assert result.wiped is not None and "ends at 4" in result.wiped
+            assert result.wiped is not None
+            assert (
+                "it reflects changelog records up to offset 78, but app-table-changelog-0 "
+                "holds records only up to offset 3. The changelog was deleted or recreated"
+            ) in result.wiped
             assert (result.start_offset, result.records, result.full) == (0, 4, True)
             assert list(store.items()) == [(b"b", b"2"), (b"c", b"3")]
             assert store.changelog_offset() == 3
@@ -210,7 +218,10 @@ def test_keys_without_an_offset_are_wiped_before_a_full_replay(store: StoreParti
             await commit_all(transport, MemoryStorePartition(), [{b"a": b"1"}])
             store.write({b"leftover": b"x"}, None)
             result = await recover(transport, store)
-            assert result.wiped == "it holds keys but no changelog offset"
+            assert result.wiped == (
+                "the store holds keys but records no changelog offset, so which changelog "
+                "records it reflects is unknown"
+            )
             assert list(store.items()) == [(b"a", b"1")]
 
     run(body())

@@ -234,7 +234,10 @@ def test_clean_stop_and_restart_counts_exactly(tmp_path, store, setup):
     assert read_table(url, "counts") == plain_reference
     assert read_table(url, "windows") == windowed_reference
     if store == "rocksdb://":
-        datadir = str(tmp_path / "tablecount-data")
+        # on file://DIR the stores live in DIR/state/<app> by default
+        datadir = str(tmp_path / "log" / "state" / "tablecount")
+        assert os.path.isdir(os.path.join(datadir, "tables", "counts"))
+        assert not os.path.exists(tmp_path / "tablecount-data")
         assert read_table(url, "counts", datadir) == plain_reference
         assert read_table(url, "windows", datadir) == windowed_reference
 

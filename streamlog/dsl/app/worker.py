@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streamlog.dsl.app.app import App
+from streamlog.dsl.app.lag import measure_lag
 from streamlog.dsl.app.web import WebServer
 from streamlog.dsl.runtime.clock import running_clock
 from streamlog.errors import StreamlogError
@@ -202,32 +203,17 @@ def _on_signal(app: App, signum: int) -> None:
 
 
 async def _report_lag(app: App, interval: float) -> None:
-    """One line per interval: records not processed yet, per topic, for this worker.
-
-    Counted from the first unacknowledged offset of each assigned partition (what the next
-    commit would store), not from the fetch position: fetched records waiting in an
-    agent's inbox are not done. A partition nothing was fetched from yet counts from its
-    position.
-    """
+    """One line per interval: records not processed yet, per topic, for this worker
+    (``measure_lag``; the web endpoint's ``/stats`` and ``/metrics`` show the same)."""
     clock = running_clock(app.clock)
     while True:
         await clock.sleep(interval)
-        consumer = app.conductor.consumer
-        if consumer is None:
-            continue
         try:
-            ends = await consumer.end_offsets(consumer.assignment())
-            by_topic: dict[str, int] = {}
-            for tp, end in ends.items():
-                tracker = app.conductor.trackers.get(tp)
-                if tracker is not None and not tracker.revoked and tracker.next_offset >= 0:
-                    done = tracker.committable()
-                else:
-                    done = await consumer.position(tp)
-                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + max(0, end - done)
-            total = sum(by_topic.values())
-            detail = ", ".join(f"{t}={n}" for t, n in sorted(by_topic.items()) if n)
-            log.info("lag: %d record(s) behind%s", total, f" ({detail})" if detail else "")
+            lag = await measure_lag(app)
+            if lag is None:
+                continue
+            detail = ", ".join(f"{t}={n}" for t, n in sorted(lag.by_topic().items()) if n)
+            log.info("lag: %d record(s) behind%s", lag.total, f" ({detail})" if detail else "")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a report, not a duty

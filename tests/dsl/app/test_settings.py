@@ -138,9 +138,9 @@ def test_an_impossible_value_still_fails_at_once():
 
 
 def test_version_makes_a_new_app_id_and_keeps_the_name():
-    app = streamlog.App("orders", version=3)
+    app = streamlog.App("orders", version=3, broker="file://./.streamlog")
     assert (app.conf.id, app.conf.name) == ("orders-v3", "orders")
-    assert app.conf.app_datadir == "orders-data"
+    assert app.conf.app_datadir == "./.streamlog/state/orders"
     counts = app.Table("counts", default=int)
     assert counts.changelog_topic.name == "orders-v3-counts-changelog"
     assert streamlog.App("orders", version=1).conf.id == "orders"
@@ -185,3 +185,28 @@ def test_crontabs_use_the_app_timezone_by_default():
         pass
 
     assert app.timers[-1].crontab.tz == ZoneInfo("Europe/Paris")
+
+
+def test_the_default_datadir_lives_in_a_file_log_and_follows_the_broker():
+    # file://DIR: the stores go inside DIR, so removing DIR removes the app's state too
+    app = streamlog.App("orders", broker="file://./.streamlog")
+    assert app.conf.datadir == "./.streamlog/state/orders"
+    assert streamlog.App("o", broker="file:///srv/log").conf.datadir == "/srv/log/state/o"
+    # kafka:// and memory://: the worker's own directory, Faust's default
+    assert streamlog.App("orders", broker="kafka://h:9092").conf.datadir == "orders-data"
+    assert streamlog.App("orders", broker="memory://").conf.datadir == "orders-data"
+    # the worker's --broker arrives after the app is made: the default moves with it
+    app.conf.broker = "file:///tmp/elsewhere"
+    assert app.conf.datadir == "/tmp/elsewhere/state/orders"
+    app.conf.broker = "kafka://h:9092"
+    assert app.conf.datadir == "orders-data"
+    # an explicit datadir wins, whatever the broker; None is the default again
+    app.conf.datadir = "mine"
+    app.conf.broker = "file:///tmp/elsewhere"
+    assert app.conf.datadir == "mine"
+    app.conf.datadir = None
+    assert app.conf.datadir == "/tmp/elsewhere/state/orders"
+    given = streamlog.App("orders", broker="file://./.streamlog", datadir="/var/orders")
+    assert given.conf.datadir == "/var/orders"
+    given.conf.broker = "kafka://h:9092"
+    assert given.conf.datadir == "/var/orders"

@@ -27,6 +27,7 @@ traceback); a path with no route 404 listing the routes. A request body is bound
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -34,6 +35,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from streamlog.dsl.app.lag import ConsumerLag, measure_lag
 from streamlog.dsl.app.web.directory import encode_card
 from streamlog.dsl.app.web.errors import NotFound, ServiceUnavailable, WebError
 from streamlog.dsl.app.web.forwarding import CONNECT_TIMEOUT, FORWARD_TIMEOUT, Forwarder
@@ -233,19 +235,31 @@ class WebServer:
     async def _stats(self, request: Request) -> StreamResponse:
         from aiohttp import web
 
-        return web.Response(body=stats_body(self.app), content_type="application/json")
+        lag = await self._lag()
+        return web.Response(body=stats_body(self.app, lag), content_type="application/json")
 
     async def _metrics(self, request: Request) -> StreamResponse:
         from aiohttp import web
 
+        lag = await self._lag()
         return web.Response(
-            body=prometheus_text(self.app).encode(),
+            body=prometheus_text(self.app, lag).encode(),
             headers={"Content-Type": "text/plain; version=0.0.4"},
         )
 
+    async def _lag(self) -> ConsumerLag | None:
+        """The consumer lag now; None (and a debug line) if it cannot be measured."""
+        try:
+            return await measure_lag(self.app)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the other counters still answer
+            log.debug("lag not measured: %r", exc)
+            return None
+
     async def _status_page(self, request: Request) -> StreamResponse:
         app = self.app
-        page = status_page(app, self.url, app.router.directory(), app.web.paths)
+        page = status_page(app, self.url, app.router.directory(), app.web.paths, await self._lag())
         return app.web.html(page)
 
     async def _router_tables(self, request: Request) -> StreamResponse:

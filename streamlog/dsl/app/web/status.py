@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamlog.dsl.app.app import App
+    from streamlog.dsl.app.lag import ConsumerLag
     from streamlog.dsl.app.web.directory import Directory
 
 __all__ = ["state_of", "stats_body", "prometheus_text", "status_page", "REFRESH_SECONDS"]
@@ -29,13 +30,17 @@ def state_of(app: App) -> str:
     return "running" if app.started else "starting"
 
 
-def stats_body(app: App) -> bytes:
-    """``/stats``: ``App.stats()`` and the app's ``state`` as indented JSON."""
-    return json.dumps({**app.stats(), "state": state_of(app)}, indent=2).encode()
+def stats_body(app: App, lag: ConsumerLag | None) -> bytes:
+    """``/stats``: ``App.stats()``, the app's ``state`` and its consumer ``lag`` (null
+    when it could not be measured: no consumer yet, or the broker did not answer) as
+    indented JSON."""
+    body = {**app.stats(), "state": state_of(app), "lag": lag.as_json() if lag else None}
+    return json.dumps(body, indent=2).encode()
 
 
-def prometheus_text(app: App) -> str:
-    """``/metrics``: the counters in Prometheus' text exposition format 0.0.4."""
+def prometheus_text(app: App, lag: ConsumerLag | None) -> str:
+    """``/metrics``: the counters in Prometheus' text exposition format 0.0.4, and the
+    consumer lag as gauges (per partition, and their sum; none when not measured)."""
     stats = app.stats()
     label = f'app="{_label(app.conf.id)}"'
     lines = [
@@ -55,6 +60,20 @@ def prometheus_text(app: App) -> str:
         lines.append(
             f'streamlog_agent_dead_lettered_total{{{label},agent="{_label(name)}"}} {count}'
         )
+    if lag is not None:
+        lines.append(
+            "# HELP streamlog_consumer_lag Records of an assigned partition not processed "
+            "yet (log end offset - first unacknowledged offset)."
+        )
+        lines.append("# TYPE streamlog_consumer_lag gauge")
+        for p in lag.partitions:
+            lines.append(
+                f'streamlog_consumer_lag{{{label},topic="{_label(p.topic)}",'
+                f'partition="{p.partition}"}} {p.lag}'
+            )
+        lines.append("# HELP streamlog_consumer_lag_sum Records not processed yet, all partitions.")
+        lines.append("# TYPE streamlog_consumer_lag_sum gauge")
+        lines.append(f"streamlog_consumer_lag_sum{{{label}}} {lag.total}")
     return "\n".join(lines) + "\n"
 
 
@@ -67,8 +86,14 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def status_page(app: App, own_url: str | None, directory: Directory, paths: list[str]) -> str:
-    """The HTML status page (module docstring)."""
+def status_page(
+    app: App,
+    own_url: str | None,
+    directory: Directory,
+    paths: list[str],
+    lag: ConsumerLag | None = None,
+) -> str:
+    """The HTML status page (module docstring); ``lag``: the records not processed yet."""
     stats = app.stats()
     state = state_of(app)
     agents = (
@@ -118,6 +143,7 @@ def status_page(app: App, own_url: str | None, directory: Directory, paths: list
         broker=_e(app.conf.broker),
         records=_e(stats["records_fetched"]),
         commits=_e(stats["commits"]),
+        lag=_e(lag.total if lag is not None else "-"),
         assignment=_e(assignment),
         agents=agents,
         tables=tables,
@@ -160,6 +186,7 @@ footer {{ margin-top: 2rem; color: #5b6478; font-size: .85rem; }}
 <dl>
 <dt>records fetched</dt><dd id="records-fetched">{records}</dd>
 <dt>commits</dt><dd id="commits">{commits}</dd>
+<dt>records behind</dt><dd id="lag">{lag}</dd>
 <dt>partitions held</dt><dd id="assignment">{assignment}</dd>
 </dl>
 
@@ -197,6 +224,7 @@ async function refresh() {{
     const stats = await answer.json();
     setText("records-fetched", stats.records_fetched);
     setText("commits", stats.commits);
+    setText("lag", stats.lag ? stats.lag.total : "-");
     setText("assignment", stats.assignment.join(", ") || "-");
     for (const row of document.querySelectorAll("#agents tr[data-agent]")) {{
       const agent = stats.agents[row.dataset.agent];
