@@ -14,8 +14,10 @@ An HTML comment on the line just before a fence says how to treat it:
 (a long-running command, such as a worker or a broker, started in the background and
 ready once its output matches REGEX; it runs until the next background block starts,
 as the page asks the reader to stop one with Ctrl-C before starting the next, or until the
-page ends). Blocks of any other language are
-illustrations and are not run.
+page ends), or ``<!-- output varies: REASON -->`` (the output holds timestamps or the
+like: numbers are compared as "some number", the rest exactly). In a console block,
+``$ streamlog broker ... &`` or ``$ streamlog worker ... &`` starts it in the background.
+Blocks of any other language are illustrations and are not run.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 __all__ = ["Block", "Command", "DocBlockError", "extract", "console_commands"]
 
 _FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-_DIRECTIVE = re.compile(r"^<!--\s*(not run|background)\s*:\s*(.*?)\s*-->\s*$")
+_DIRECTIVE = re.compile(r"^<!--\s*(not run|background|output varies)\s*:\s*(.*?)\s*-->\s*$")
 _FILE_LINE = re.compile(r"^#\s*([\w./-]+\.py)\s*$")
 RUNNABLE = ("python", "sh", "console")
 
@@ -54,6 +56,7 @@ class Block:
     section: str
     not_run: str | None = None  # the reason given
     background: str | None = None  # the regex that says it is ready
+    varies: str | None = None  # why its output's numbers differ from run to run
     file: str | None = None  # a python block that is a file to write
     expect: str | None = None  # the text block shown after it
     commands: list[Command] = field(default_factory=list)  # console blocks
@@ -109,6 +112,8 @@ def extract(text: str) -> list[Block]:
                     raise DocBlockError(f"line {start}: <!-- {kind}: --> needs its reason")
                 if kind == "not run":
                     block.not_run = value
+                elif kind == "output varies":
+                    block.varies = value
                 else:
                     block.background = value
             if lang == "python" and body and _FILE_LINE.match(body[0]):

@@ -29,6 +29,7 @@ from tests.docs.blocks import Block
 __all__ = ["PageRunner", "VENV"]
 
 VENV = os.path.dirname(os.path.dirname(sys.executable))
+DEFAULT_ADDRESS = "127.0.0.1:9092"
 COMMAND_TIMEOUT = 60.0  # seconds, any one block or command
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -48,6 +49,9 @@ class PageRunner:
     workdir: str
     background: list[_Background] = field(default_factory=list)
     broker_url: str | None = None
+    address: str | None = None  # HOST:PORT a background process listens on instead of 9092
+    exported: dict[str, str] = field(default_factory=dict)  # a console block's `export`s
+    last_code: int = 0
     ran: list[Block] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,7 +65,12 @@ class PageRunner:
         env["PYTHONUNBUFFERED"] = "1"
         if self.broker_url is not None:
             env[BROKER_ENV] = self.broker_url
+        env.update({k: self._moved(v) for k, v in self.exported.items()})
         return env
+
+    def _moved(self, text: str) -> str:
+        """``text`` with the default listener's address replaced by the one in use."""
+        return text if self.address is None else text.replace(DEFAULT_ADDRESS, self.address)
 
     def run(self, block: Block) -> None:
         """Run one block (skipping the ``not run`` ones); AssertionError on a difference."""
@@ -72,7 +81,8 @@ class PageRunner:
                 f.write(block.code)
         elif block.background is not None:
             self.stop_background()  # the page's Ctrl-C before the next long-running one
-            self._start_background(block)
+            [line] = [ln for ln in block.code.splitlines() if ln.strip()]
+            self._start_background(block, line, block.background)
         elif block.lang == "python":
             path = os.path.join(self.workdir, f"_block_{block.line}.py")
             with open(path, "w") as f:
@@ -82,8 +92,23 @@ class PageRunner:
             self._check(block, ["bash", "-e", "-o", "pipefail", "-c", block.code], block.expect)
         else:  # console
             for command in block.commands:
-                self._check(block, ["bash", "-o", "pipefail", "-c", command.text], command.output)
+                self._console(block, command.text, command.output)
         self.ran.append(block)
+
+    def _console(self, block: Block, text: str, expect: str) -> None:
+        line = text.strip()
+        if line.endswith("&"):
+            self.stop_background()
+            argv = shlex.split(line[:-1])
+            ready = "worker ready" if argv[1:2] == ["worker"] else "listening on"
+            self._start_background(block, line[:-1], ready)
+        elif line.startswith("export "):
+            name, _, value = shlex.split(line, comments=True)[1].partition("=")
+            self.exported[name] = value
+        elif line == "echo $?":
+            assert f"{self.last_code}\n" == expect, f"{block.where}: exit {self.last_code}"
+        else:
+            self._check(block, ["bash", "-o", "pipefail", "-c", self._moved(text)], expect)
 
     def _check(self, block: Block, argv: list[str], expect: str | None) -> None:
         shown = argv[-1] if argv[0] == "bash" else block.code
@@ -101,19 +126,22 @@ class PageRunner:
             raise AssertionError(
                 f"{block.where}: still running after {COMMAND_TIMEOUT} s:\n{shown}"
             ) from None
+        self.last_code = out.returncode
         if expect is None or not _is_error(expect):
             assert out.returncode == 0, (
                 f"{block.where}: exit {out.returncode}:\n{shown}\n{out.stdout}{out.stderr}"
             )
         if expect is not None:
             printed = out.stdout + (out.stderr if _is_error(expect) else "")
-            assert printed.rstrip("\n") == expect.rstrip("\n"), (
+            shown_out = self._moved(expect)
+            if block.varies is not None:
+                printed, shown_out = _numbers(printed), _numbers(shown_out)
+            assert printed.rstrip("\n") == shown_out.rstrip("\n"), (
                 f"{block.where}: the page shows\n{expect}but it printed\n{printed}"
                 f"(stderr: {out.stderr})\n{shown}"
             )
 
-    def _start_background(self, block: Block) -> None:
-        [line] = [ln for ln in block.code.splitlines() if ln.strip()]
+    def _start_background(self, block: Block, line: str, ready_text: str) -> None:
         argv = shlex.split(line, comments=True)
         command = os.path.basename(argv[0])
         if command != "streamlog" or argv[1] not in ("worker", "broker"):
@@ -131,9 +159,10 @@ class PageRunner:
                 argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         self.background.append(_Background(block, process, log_path))
-        ready = re.compile(block.background or "")
+        ready = re.compile(ready_text)
         deadline = time.monotonic() + READY_TIMEOUT
-        while not ready.search(_read(log_path)):
+        is_broker = argv[1] == "broker"
+        while not ready.search(_read(log_path)) or (is_broker and not _read(port_file).strip()):
             if process.poll() is not None or time.monotonic() > deadline:
                 self.stop_background()
                 raise AssertionError(f"{block.where}: {line!r} not ready:\n{_read(log_path)}")
@@ -142,7 +171,8 @@ class PageRunner:
             self.broker_url = "file://./.streamlog"
         else:
             with open(port_file) as f:
-                self.broker_url = f"kafka://127.0.0.1:{f.read().strip()}"
+                self.address = f"127.0.0.1:{f.read().strip()}"
+            self.broker_url = f"kafka://{self.address}"
 
     def stop_background(self) -> None:
         """Ctrl-C (SIGINT) every background process, as the page asks; check it stopped
@@ -160,13 +190,18 @@ class PageRunner:
                 code = None
             if code != 0:
                 failures.append(f"{bg.block.where}: exit {code}:\n{_read(bg.log_path)}")
-        self.broker_url = None
+        self.broker_url = self.address = None
         assert not failures, "\n".join(failures)
 
 
 def _is_error(expect: str) -> bool:
     """A page shows an error's text: it goes to stderr, and the command fails."""
     return expect.startswith(("Error:", "Usage:", "Traceback"))
+
+
+def _numbers(text: str) -> str:
+    """``text`` with every number replaced by ``N`` (for outputs that vary)."""
+    return re.sub(r"\d+", "N", text)
 
 
 def _read(path: str) -> str:
