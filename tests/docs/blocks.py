@@ -16,7 +16,8 @@ ready once its output matches REGEX; it runs until the next background block sta
 as the page asks the reader to stop one with Ctrl-C before starting the next, or until the
 page ends), or ``<!-- output varies: REASON -->`` (the output holds timestamps or the
 like: numbers are compared as "some number", the rest exactly). In a console block,
-``$ streamlog broker ... &`` or ``$ streamlog worker ... &`` starts it in the background.
+``$ streamlog broker ... &`` or ``$ streamlog worker ... &`` starts it in the background
+and ``$ kill %1`` stops it.
 Blocks of any other language are illustrations and are not run.
 """
 

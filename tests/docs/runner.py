@@ -102,6 +102,8 @@ class PageRunner:
             argv = shlex.split(line[:-1])
             ready = "worker ready" if argv[1:2] == ["worker"] else "listening on"
             self._start_background(block, line[:-1], ready)
+        elif re.fullmatch(r"kill %\d+", line):  # the page stops its background job
+            self.stop_background()
         elif line.startswith("export "):
             name, _, value = shlex.split(line, comments=True)[1].partition("=")
             self.exported[name] = value
