@@ -134,11 +134,17 @@ class PageRunner:
                 f"{block.where}: exit {out.returncode}:\n{shown}\n{out.stdout}{out.stderr}"
             )
         if expect is not None:
-            printed = out.stdout + (out.stderr if _is_error(expect) else "")
-            shown_out = self._moved(expect)
+            # a terminal shows both streams: a page may show a tool's line on stderr
+            # (which broker it used) above what it printed
+            shown_out = self._moved(expect).rstrip("\n")
+            candidates = [out.stdout, out.stderr + out.stdout]
             if block.varies is not None:
-                printed, shown_out = _numbers(printed), _numbers(shown_out)
-            assert printed.rstrip("\n") == shown_out.rstrip("\n"), (
+                shown_out = _numbers(shown_out)
+                candidates = [_numbers(c) for c in candidates]
+            printed = candidates[1 if _is_error(expect) else 0]
+            if shown_out == candidates[1].rstrip("\n"):
+                printed = candidates[1]
+            assert printed.rstrip("\n") == shown_out, (
                 f"{block.where}: the page shows\n{expect}but it printed\n{printed}"
                 f"(stderr: {out.stderr})\n{shown}"
             )

@@ -1,10 +1,11 @@
-"""README.md, followed top to bottom in a fresh directory: every block runs, in order,
-and prints what the README shows (``tests.docs.runner``); the blocks marked
+"""README.md, followed top to bottom in a fresh clone of this checkout: every block runs,
+in order, and prints what the README shows (``tests.docs.runner``); the blocks marked
 ``<!-- not run: ... -->`` are the only ones skipped, each with its reason."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -28,6 +29,12 @@ def test_the_readme_marks_what_it_does_not_run():
 
 @pytest.mark.timeout(240)
 def test_the_readme_runs_top_to_bottom(tmp_path):
+    # a fresh clone (committed files only, nothing a previous run left in the checkout);
+    # the README read is this checkout's, so an edit is tested before it is committed
+    clone = tmp_path / "streamlog"
+    subprocess.run(["git", "clone", "-q", "--shared", ROOT, str(clone)], check=True, timeout=60)
+    assert not (clone / ".streamlog").exists()
+    tmp_path = clone
     runner = PageRunner(str(tmp_path))
     blocks = readme_blocks()
     try:
