@@ -102,6 +102,10 @@ class PageRunner:
             argv = shlex.split(line[:-1])
             ready = "worker ready" if argv[1:2] == ["worker"] else "listening on"
             self._start_background(block, line[:-1], ready)
+        elif re.match(r"streamlog worker ", line):  # runs until Ctrl-C: its log so far
+            self.stop_background()
+            log_path = self._start_background(block, line, "worker ready")
+            _assert_excerpt(block, _read(log_path), expect)
         elif re.fullmatch(r"kill %\d+", line):  # the page stops its background job
             self.stop_background()
         elif line.startswith("export "):
@@ -149,7 +153,9 @@ class PageRunner:
                 f"(stderr: {out.stderr})\n{shown}"
             )
 
-    def _start_background(self, block: Block, line: str, ready_text: str) -> None:
+    def _start_background(self, block: Block, line: str, ready_text: str) -> str:
+        """Start ``line`` (a worker or a broker) and wait until it is ready; returns the
+        path of its log."""
         argv = shlex.split(line, comments=True)
         command = os.path.basename(argv[0])
         if command != "streamlog" or argv[1] not in ("worker", "broker"):
@@ -177,10 +183,13 @@ class PageRunner:
             time.sleep(0.05)
         if argv[1] == "worker":
             self.broker_url = "file://./.streamlog"
+            served = re.search(r"over the Kafka protocol on (\S+)", _read(log_path))
+            self.address = served.group(1) if served else None
         else:
             with open(port_file) as f:
                 self.address = f"127.0.0.1:{f.read().strip()}"
             self.broker_url = f"kafka://{self.address}"
+        return log_path
 
     def stop_background(self) -> None:
         """Ctrl-C (SIGINT) every background process, as the page asks; check it stopped
@@ -205,6 +214,22 @@ class PageRunner:
 def _is_error(expect: str) -> bool:
     """A page shows an error's text: it goes to stderr, and the command fails."""
     return expect.startswith(("Error:", "Usage:", "Traceback"))
+
+
+def _assert_excerpt(block: Block, log: str, expect: str) -> None:
+    """Each line the page shows of a log is in the log, in that order (timestamps and
+    other numbers compared as numbers): a page shows an excerpt of a worker's log."""
+    lines = [_numbers(ln.split("] ", 1)[-1]) for ln in log.splitlines()]
+    position = 0
+    for shown in expect.splitlines():
+        wanted = _numbers(shown.split("] ", 1)[-1])
+        try:
+            position = lines.index(wanted, position) + 1
+        except ValueError:
+            raise AssertionError(
+                f"{block.where}: the page shows the log line\n{shown}\nwhich is not in the log "
+                f"(after the lines before it):\n{log}"
+            ) from None
 
 
 def _numbers(text: str) -> str:
