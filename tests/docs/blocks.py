@@ -3,7 +3,8 @@
 A page is read as a newcomer reads it: every fenced block in order. What counts:
 
 * ```` ```python ```` whose first line is ``# NAME.py``: a file the page asks you to write
-  (written, not run); any other ```` ```python ````: a program run with the venv's python.
+  (written, not run; ``# NAME.py, continued`` adds to its end); any other
+  ```` ```python ````: a program run with the venv's python.
 * ```` ```sh ````: shell commands, run as one ``bash`` script; a ```` ```text ```` block
   right after it (or after a Python block) is what that block prints.
 * ```` ```console ````: ``$ COMMAND`` lines (``\\`` continues a line), each followed by
@@ -15,9 +16,12 @@ An HTML comment on the line just before a fence says how to treat it:
 ready once its output matches REGEX; it runs until the next background block starts,
 as the page asks the reader to stop one with Ctrl-C before starting the next, or until the
 page ends), or ``<!-- output varies: REASON -->`` (the output holds timestamps or the
-like: numbers are compared as "some number", the rest exactly). In a console block,
-``$ streamlog broker ... &`` or ``$ streamlog worker ... &`` starts it in the background
-and ``$ kill %1`` stops it.
+like: numbers are compared as "some number", the rest exactly), or, before a
+```` ```text ```` block, ``<!-- file: NAME -->`` (a file the page asks you to write). In
+a console block,
+``$ streamlog broker ...`` or ``$ streamlog worker ...`` (with ``&`` or without) starts
+it in the background, the lines shown under it must be in its log, in order, and
+``$ kill %1`` stops it.
 Blocks of any other language are illustrations and are not run.
 """
 
@@ -29,8 +33,8 @@ from dataclasses import dataclass, field
 __all__ = ["Block", "Command", "DocBlockError", "extract", "console_commands"]
 
 _FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-_DIRECTIVE = re.compile(r"^<!--\s*(not run|background|output varies)\s*:\s*(.*?)\s*-->\s*$")
-_FILE_LINE = re.compile(r"^#\s*([\w./-]+\.py)\s*$")
+_DIRECTIVE = re.compile(r"^<!--\s*(not run|background|output varies|file)\s*:\s*(.*?)\s*-->\s*$")
+_FILE_LINE = re.compile(r"^#\s*([\w./-]+\.py)(, continued)?\s*$")
 RUNNABLE = ("python", "sh", "console")
 
 
@@ -59,6 +63,7 @@ class Block:
     background: str | None = None  # the regex that says it is ready
     varies: str | None = None  # why its output's numbers differ from run to run
     file: str | None = None  # a python block that is a file to write
+    continued: bool = False  # ... or to add to the end of (``# NAME.py, continued``)
     expect: str | None = None  # the text block shown after it
     commands: list[Command] = field(default_factory=list)  # console blocks
 
@@ -100,6 +105,11 @@ def extract(text: str) -> list[Block]:
             i += 1
         i += 1  # the closing fence
         code = "\n".join(body) + "\n"
+        if lang == "text" and directive is not None and directive[0] == "file":
+            blocks.append(Block(lang, code, start, section, file=directive[1]))
+            directive = None
+            last_runnable = None
+            continue
         if lang == "text" and last_runnable is not None and last_runnable.expect is None:
             last_runnable.expect = code
             last_runnable = None
@@ -117,8 +127,9 @@ def extract(text: str) -> list[Block]:
                     block.varies = value
                 else:
                     block.background = value
-            if lang == "python" and body and _FILE_LINE.match(body[0]):
-                block.file = _FILE_LINE.match(body[0]).group(1)  # type: ignore[union-attr]
+            named = _FILE_LINE.match(body[0]) if lang == "python" and body else None
+            if named:
+                block.file, block.continued = named.group(1), bool(named.group(2))
             if lang == "console":
                 block.commands = console_commands(code)
             blocks.append(block)

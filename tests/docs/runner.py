@@ -76,8 +76,13 @@ class PageRunner:
         """Run one block (skipping the ``not run`` ones); AssertionError on a difference."""
         if block.not_run is not None:
             return
-        if block.file is not None:
+        if block.file is not None and block.lang == "text":
             with open(os.path.join(self.workdir, block.file), "w") as f:
+                f.write(block.code)
+            self.ran.append(block)
+            return
+        if block.file is not None:
+            with open(os.path.join(self.workdir, block.file), "a" if block.continued else "w") as f:
                 f.write(block.code)
         elif block.background is not None:
             self.stop_background()  # the page's Ctrl-C before the next long-running one
@@ -97,14 +102,14 @@ class PageRunner:
 
     def _console(self, block: Block, text: str, expect: str) -> None:
         line = text.strip()
-        if line.endswith("&"):
+        words = shlex.split(line, comments=True)
+        if words[:2] in (["streamlog", "worker"], ["streamlog", "broker"]):
+            # `... &`, or a command that runs until Ctrl-C: what it logged once ready
             self.stop_background()
-            argv = shlex.split(line[:-1])
-            ready = "worker ready" if argv[1:2] == ["worker"] else "listening on"
-            self._start_background(block, line[:-1], ready)
-        elif re.match(r"streamlog worker ", line):  # runs until Ctrl-C: its log so far
-            self.stop_background()
-            log_path = self._start_background(block, line, "worker ready")
+            if words[-1] == "&":
+                words.pop()
+            ready = "worker ready" if words[1] == "worker" else "listening on"
+            log_path = self._start_background(block, shlex.join(words), ready)
             _assert_excerpt(block, _read(log_path), expect)
         elif re.fullmatch(r"kill %\d+", line):  # the page stops its background job
             self.stop_background()
@@ -156,7 +161,7 @@ class PageRunner:
     def _start_background(self, block: Block, line: str, ready_text: str) -> str:
         """Start ``line`` (a worker or a broker) and wait until it is ready; returns the
         path of its log."""
-        argv = shlex.split(line, comments=True)
+        argv = shlex.split(self._moved(line), comments=True)
         command = os.path.basename(argv[0])
         if command != "streamlog" or argv[1] not in ("worker", "broker"):
             raise AssertionError(f"{block.where}: no way to run {line!r} in the background")
