@@ -123,20 +123,11 @@ class PageRunner:
 
     def _check(self, block: Block, argv: list[str], expect: str | None) -> None:
         shown = argv[-1] if argv[0] == "bash" else block.code
-        try:
-            out = subprocess.run(
-                argv,
-                cwd=self.workdir,
-                env=self.environ(),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
+        out = _run(argv, self.workdir, self.environ())
+        if out is None:
             raise AssertionError(
                 f"{block.where}: still running after {COMMAND_TIMEOUT} s:\n{shown}"
-            ) from None
+            )
         self.last_code = out.returncode
         if expect is None or not _is_error(expect):
             assert out.returncode == 0, (
@@ -219,6 +210,37 @@ class PageRunner:
 def _is_error(expect: str) -> bool:
     """A page shows an error's text: it goes to stderr, and the command fails."""
     return expect.startswith(("Error:", "Usage:", "Traceback"))
+
+
+def _run(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
+    """Run a block or command to its end in a process group of its own; None if it
+    overran ``COMMAND_TIMEOUT``. The group is killed afterwards either way: a command
+    that does not end (a worker) is a child of the shell running it, and outlives it."""
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        process.communicate(timeout=10)
+        return None
+    _kill_group(process.pid)  # anything it left running in the background
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _assert_excerpt(block: Block, log: str, expect: str) -> None:
