@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.dsl.durations import Seconds, to_ms
 from streamlog.dsl.errors import ImproperlyConfigured, PartitionNotOwnedError, WindowedTableError
-from streamlog.dsl.runtime.context import current_partition
+from streamlog.dsl.runtime.context import current_event, current_partition
 from streamlog.dsl.tables.text import ansitable
 from streamlog.dsl.tables.views import OnLate, OnWindowClose, PartitionListener, WindowedView
 from streamlog.serde import Codec, Schema
@@ -262,18 +262,40 @@ class Table:
 
     def require_owned(self, number: int, raw_key: bytes | None = None) -> None:
         """``PartitionNotOwnedError`` unless this worker owns partition ``number``
-        (``raw_key``, the key being accessed, only makes the message clearer)."""
-        if number not in self._active:
-            if raw_key is None:
-                raise PartitionNotOwnedError(
-                    f"table {self.name}: partition {number} is not owned here "
-                    f"(owned: {self.active_partitions})"
-                )
+        (``raw_key``, the key being accessed, makes the message say how to fix it)."""
+        if number in self._active:
+            return
+        owned = self.active_partitions
+        if raw_key is None:
             raise PartitionNotOwnedError(
-                f"table {self.name}: key {raw_key!r} belongs to partition {number}, which this "
-                f"worker does not own (owned: {self.active_partitions}); re-key the stream "
-                "with group_by so a table key is read from its own partition"
+                f"table {self.name}: partition {number} is not owned here (owned: {owned})"
             )
+        raise PartitionNotOwnedError(self._not_owned_message(number, raw_key, owned))
+
+    def _not_owned_message(self, number: int, raw_key: bytes, owned: list[int]) -> str:
+        """Why a key's partition is elsewhere and how to fix it: the usual cause is a
+        stream read from partitions that are not its keys' (an unkeyed topic counted by
+        word), which works with one worker and fails once a second one owns the rest."""
+        try:
+            key: Any = self._loads_key(raw_key)
+        except Exception:  # the message must not fail on an odd key: show the bytes
+            key = raw_key
+        event = current_event()
+        source = (
+            ""
+            if event is None
+            else f"; the event using it was read from {event.message.topic}"
+            f"[{event.message.partition}]"
+        )
+        return (
+            f"table {self.name}: key {key!r} belongs to partition {number} of {self.partitions}, "
+            f"which this worker does not own (it owns {owned}){source}. "
+            "Re-key the stream with group_by so each key is read from its own partition, "
+            "e.g. "
+            '`async for word in stream.group_by(lambda word: word, name="word"):`, or '
+            "send records keyed by the table's key, e.g. "
+            "`await words.send(key=word, value=word)`"
+        )
 
     def transaction(self, number: int, raw_key: bytes | None = None) -> PartitionTransaction:
         """The open transaction of owned partition ``number``: writes go there, reads see

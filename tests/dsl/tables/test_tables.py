@@ -168,11 +168,51 @@ def test_writing_a_key_of_a_partition_not_owned_is_a_clear_error(app_id):
         async with app:
             await table.assign(set())
             table.revoke({0})
-            with pytest.raises(PartitionNotOwnedError, match="re-key the stream with group_by"):
+            with pytest.raises(PartitionNotOwnedError, match="Re-key the stream with group_by"):
                 for key in ("a", "b", "c", "d"):
                     table[key] = 1
 
     run(main())
+
+
+def test_an_event_using_a_key_of_a_partition_not_owned_says_how_to_fix_it(app_id):
+    # An unkeyed topic counted by word: the event is read from one partition and the key
+    # belongs to another, which a second worker owns. The error names the table, the key,
+    # both partitions and the fix.
+    from streamlog.transport import partition_for_key
+
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=2, store="memory://")
+    lines = app.topic(f"{app_id}-lines", value_type=str, value_serializer="raw")
+    counts = app.Table("counts", default=int, key_type=str, value_type=int, key_serializer="raw")
+    errors: list[str] = []
+
+    @app.agent(lines)
+    async def count(stream):
+        async for word in stream:
+            try:
+                counts[word] += 1
+            except PartitionNotOwnedError as exc:
+                errors.append(str(exc))
+
+    home = partition_for_key(b"the", 2)
+    read_from = 1 - home
+
+    async def main():
+        async with app:
+            await wait_for(lambda: counts.active_partitions == [0, 1])
+            counts.revoke({home})  # as if a second worker owned it
+            await lines.send(value="the", partition=read_from)
+            await wait_for(lambda: errors)
+
+    run(main())
+    assert errors == [
+        f"table counts: key 'the' belongs to partition {home} of 2, which this worker does "
+        f"not own (it owns [{read_from}]); the event using it was read from "
+        f"{app_id}-lines[{read_from}]. Re-key the stream with group_by so each key is read "
+        "from its own partition, e.g. "
+        '`async for word in stream.group_by(lambda word: word, name="word"):`, or send '
+        "records keyed by the table's key, e.g. `await words.send(key=word, value=word)`"
+    ]
 
 
 def test_a_table_not_partitioned_like_its_input_is_refused_at_start(app_id):
