@@ -98,10 +98,15 @@ async def _chunks(fd: int) -> AsyncIterator[bytes]:
     waits for input. ``os.read``, not ``sys.stdin.buffer``: a thread blocked inside a
     buffered reader holds its lock, which interpreter shutdown then cannot take."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | OSError | None] = asyncio.Queue(maxsize=16)
+    queue: asyncio.Queue[bytes | OSError | None] = asyncio.Queue()
+    room = threading.BoundedSemaphore(16)  # chunks read ahead of the loop at most
 
     def put(item: bytes | OSError | None) -> None:
-        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+        # a plain callback, not a coroutine: if the loop stops first (an error in the
+        # input), nothing is left un-awaited; call_soon_threadsafe then raises and the
+        # thread ends
+        room.acquire()
+        loop.call_soon_threadsafe(queue.put_nowait, item)
 
     def read() -> None:
         try:
@@ -120,6 +125,7 @@ async def _chunks(fd: int) -> AsyncIterator[bytes]:
     threading.Thread(target=read, name="streamlog-stdin", daemon=True).start()
     while True:
         item = await queue.get()
+        room.release()
         if item is None:
             return
         if isinstance(item, OSError):
