@@ -47,6 +47,10 @@ activity = app.Table("activity", default=dict, key_type=str)
 domains = app.Table("domains", default=dict, key_type=str)
 reported = app.Table("reported", default=dict, key_type=str)
 flagged = app.GlobalTable("flagged", default=dict, key_type=str)
+# links by accounts whose ``users`` record has not been read yet (the two topics are read
+# independently, so a pin may come first); released when the account arrives
+waiting_links = app.Table("waiting-links", default=list, key_type=str)
+WAITING_MAX = 100  # links kept per unknown account; older ones are dropped
 
 
 async def send_flag(user_id: str, score: float, reason: str, ts: float) -> None:
@@ -59,10 +63,22 @@ async def send_flag(user_id: str, score: float, reason: str, ts: float) -> None:
 async def register(stream: Any) -> None:
     """Keeps each account's creation time, for the domain ring's age test."""
     async for user in stream:
-        accounts[user["user_id"]] = {
-            "created_ts": float(user["created_ts"]),
-            "verified": bool(user.get("verified", False)),
-        }
+        user_id = user["user_id"]
+        created = float(user["created_ts"])
+        accounts[user_id] = {"created_ts": created, "verified": bool(user.get("verified", False))}
+        waiting = list(waiting_links[user_id])
+        if waiting:
+            del waiting_links[user_id]
+            for link in waiting:
+                await link_domain(user_id, created, link["domain"], float(link["ts"]))
+
+
+async def link_domain(user_id: str, created: float | None, domain: str, ts: float) -> None:
+    """Passes a young account's link on to the domain's partition (``spam-domain-links``)."""
+    if domain_ring.is_young(created, ts, LIMITS.ring_account_age_s):
+        await domain_links.send(
+            key=domain, value={"domain": domain, "user_id": user_id, "ts": ts}, timestamp=ts
+        )
 
 
 @app.agent(pin_events)
@@ -94,12 +110,14 @@ async def watch_pins(stream: Any) -> None:
             await send_flag(user_id, fired, duplicate.NAME, ts)
         activity[user_id] = state
         domain = event.get("domain")
-        created = accounts[user_id].get("created_ts")
-        if domain and domain_ring.is_young(created, ts, LIMITS.ring_account_age_s):
-            await domain_links.send(
-                key=domain, value={"domain": domain, "user_id": user_id, "ts": ts},
-                timestamp=ts,
-            )  # fmt: skip
+        if not domain:
+            continue
+        account = accounts[user_id]
+        if account:
+            await link_domain(user_id, account["created_ts"], domain, ts)
+        else:
+            waiting = [*waiting_links[user_id], {"domain": domain, "ts": ts}]
+            waiting_links[user_id] = waiting[-WAITING_MAX:]
 
 
 @app.agent(domain_links)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 def _number(name: str, default: float) -> float:
@@ -30,7 +31,7 @@ class Thresholds:
     def from_environ(cls) -> Thresholds:
         """Defaults overridden by ``SPAM_BURST_COUNT``, ``SPAM_BURST_WINDOW_S`` and so on."""
         defaults = cls()
-        values = {}
+        values: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:
             value = _number(f"SPAM_{name.upper()}", getattr(defaults, name))
             values[name] = int(value) if name.endswith(("_count", "_accounts")) else value

@@ -20,18 +20,21 @@ def observe(
 ) -> list[tuple[str, float]]:
     """Add a link to the domain whose ``state`` this is by young account ``user_id`` at
     ``ts``; the ``(user, score)`` of each ring member whose episode starts now."""
+    # links come from every partition of ``pin_events``, so not in event-time order: the
+    # window ends at the latest link seen, and an older link still counts if inside it
+    now = max(ts, float(state.get("latest", ts)))
+    state["latest"] = now
     linkers: dict[str, float] = state.setdefault("linkers", {})
     linkers[user_id] = max(ts, linkers.get(user_id, ts))
-    for old in [u for u, t in linkers.items() if t <= ts - window_s]:
+    for old in [u for u, t in linkers.items() if t <= now - window_s]:
         del linkers[old]
-    members = [u for u, t in linkers.items() if t <= ts]
-    if len(members) < count_at:
+    if len(linkers) < count_at:
         return []
-    value = score(len(members), count_at)
+    value = score(len(linkers), count_at)
     fired: dict[str, float] = state.setdefault("fired", {})
-    flags = [(u, value) for u in sorted(members) if new_episode(fired.get(u), ts, window_s)]
-    for u in members:
-        fired[u] = ts
-    for old in [u for u, t in fired.items() if t <= ts - window_s]:
+    flags = [(u, value) for u in sorted(linkers) if new_episode(fired.get(u), now, window_s)]
+    for u in linkers:
+        fired[u] = now
+    for old in [u for u, t in fired.items() if t <= now - window_s]:
         del fired[old]
     return flags

@@ -168,3 +168,13 @@ def test_thresholds_from_the_environment(monkeypatch):
     assert limits.burst_count == 7 and isinstance(limits.burst_count, int)
     assert limits.ring_window_s == 120.0
     assert limits.duplicate_count == 10
+
+
+def test_ring_and_reports_count_links_that_arrive_out_of_event_time_order():
+    # the last member's link is read first (it came through another partition)
+    items = [("acct4", T0 + 240)] + [(f"acct{i}", T0 + i * 60) for i in range(4)]
+    results = run_ring(items)
+    assert [len(r) for r in results] == [0, 0, 0, 0, 5]
+    assert run_reports([("c", T0 + 2000), ("a", T0), ("b", T0 + 10)]) == [None, None, 0.5]
+    # a link older than the window's end minus its size does not count
+    assert run_ring([(f"acct{i}", T0 + 4000) for i in range(4)] + [("late", T0)]) == [[]] * 5
