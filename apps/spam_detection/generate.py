@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streamlog.transport import open_transport
+from streamlog.cli.common import start_transport
 
 from .scenario import build
 
@@ -49,8 +49,8 @@ async def send(
 ) -> None:
     """Every account, then every event in event-time order (paced: as their ``ts`` falls
     due relative to the first); waits for every acknowledgement."""
-    transport = open_transport(url)
-    await transport.start()
+    # as the streamlog tools do: a file:// log a worker owns is reached through its listener
+    transport = await start_transport(url)
     try:
         await _ensure_topics(transport, partitions)
         producer = transport.producer(client_id="spam-generator")

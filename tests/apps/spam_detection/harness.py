@@ -18,7 +18,7 @@ GROUP = "spam-detection"
 TOPICS = ("users", "pin_events", "spam-domain-links", "spam-reports", "spam_flags")
 
 
-def start_worker(url: str, workdir: str, env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(url: str | None, workdir: str, env: dict[str, str] | None = None) -> WorkerProcess:
     os.makedirs(workdir, exist_ok=True)
     return WorkerProcess(APP, url, workdir, extra_args=("--web-port", "0"), env=env or {}).start()
 

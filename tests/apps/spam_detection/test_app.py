@@ -156,3 +156,28 @@ def test_two_workers_four_partitions(tmp_path):
         for w in workers:
             w.kill()
         broker.stop()
+
+
+def test_on_the_bundled_log_fed_through_the_workers_listener(tmp_path):
+    """``file://``, as the docs run it: the generator finds the worker's listener."""
+    worker = start_worker(None, str(tmp_path))
+    try:
+        truth_path = tmp_path / "truth.json"
+        args = ["--rate", "20", "--duration", "60", "--seed", "5", "--start", str(T0)]
+        out = subprocess.run(
+            [sys.executable, "-m", "apps.spam_detection.generate", *args,
+             "--broker", f"file://{tmp_path / '.streamlog'}", "--truth", str(truth_path),
+             "--no-pace"],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "is in use by a worker; using its listener kafka://" in out.stderr
+        truth = json.loads(truth_path.read_text())
+        url = worker.kafka_url
+        wait_processed(url, truth["users"], truth["pin_events"])
+        flagged = {f["user_id"] for f in flags(url)}
+        precision, recall = precision_recall(flagged, set(truth["spammers"]))
+        assert precision >= 0.95 and recall >= 0.9, (precision, recall, flagged)
+        assert worker.stop() == 0, worker.logs()
+    finally:
+        worker.kill()
