@@ -23,6 +23,7 @@ from typing import Any
 
 from streamlog import App
 
+from . import records
 from .page import PAGE
 from .settings import Thresholds
 from .signals import burst, domain_ring, duplicate, reports
@@ -63,9 +64,11 @@ async def send_flag(user_id: str, score: float, reason: str, ts: float) -> None:
 async def register(stream: Any) -> None:
     """Keeps each account's creation time, for the domain ring's age test."""
     async for user in stream:
-        user_id = user["user_id"]
-        created = float(user["created_ts"])
-        accounts[user_id] = {"created_ts": created, "verified": bool(user.get("verified", False))}
+        parsed = records.account(user)
+        if parsed is None:
+            continue
+        user_id, created = parsed
+        accounts[user_id] = {"created_ts": created, "verified": user.get("verified") is True}
         waiting = list(waiting_links[user_id])
         if waiting:
             del waiting_links[user_id]
@@ -85,11 +88,12 @@ async def link_domain(user_id: str, created: float | None, domain: str, ts: floa
 async def watch_pins(stream: Any) -> None:
     """Per-user signals, and the re-keying the other two signals need."""
     async for event in stream:
-        user_id = event["user_id"]
-        ts = float(event["ts"])
-        action = event.get("action")
+        parsed = records.pin_event(event)
+        if parsed is None:
+            continue
+        user_id, action, ts = parsed
         if action == "report":
-            target = event.get("target_user_id")
+            target = records.text_field(event, "target_user_id")
             if target:
                 await report_events.send(
                     key=target, value={"target": target, "reporter": user_id, "ts": ts},
@@ -102,14 +106,14 @@ async def watch_pins(stream: Any) -> None:
         fired = burst.observe(state, ts, LIMITS.burst_count, LIMITS.burst_window_s)
         if fired is not None:
             await send_flag(user_id, fired, burst.NAME, ts)
-        text = event.get("text") or ""
+        text = records.text_field(event, "text")
         fired = duplicate.observe(
             state, text, ts, LIMITS.duplicate_count, LIMITS.duplicate_window_s
         )
         if fired is not None:
             await send_flag(user_id, fired, duplicate.NAME, ts)
         activity[user_id] = state
-        domain = event.get("domain")
+        domain = records.text_field(event, "domain")
         if not domain:
             continue
         account = accounts[user_id]

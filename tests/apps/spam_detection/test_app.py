@@ -13,6 +13,7 @@ import pytest
 
 from apps.spam_detection.scenario import build
 from tests.broker.brokerproc import BrokerProcess
+from tests.worker.workerproc import produce
 
 from .harness import REPO, flags, send, start_worker, wait_processed
 
@@ -72,12 +73,19 @@ def test_hand_built_scenarios_end_to_end(tmp_path):
     try:
         url = f"kafka://{broker.bootstrap}"
         worker = start_worker(url, str(tmp_path / "w"))
+        # malformed records first: skipped with a warning, the agents keep going
+        bad_pins = ['{"user_id": "x"}', '{"user_id": 5, "action": "create", "ts": 1}', "[1]"]
+        bad_users = ['{"user_id": "y", "created_ts": "yesterday"}']
+        produce(url, "pin_events", bad_pins)
+        produce(url, "users", bad_users)
         users, pins = hand_built()
         ring_users = [u for u in users if u["user_id"].startswith("ring")]
         others = [u for u in users if u not in ring_users]
         send(url, others, pins)
         send(url, ring_users, [])  # the ring's accounts arrive after their pins
-        wait_processed(url, len(users), len(pins))
+        wait_processed(url, len(users) + len(bad_users), len(pins) + len(bad_pins))
+        assert worker.logs().count("skipped a malformed pin_events record") == 3
+        assert worker.logs().count("skipped a malformed users record") == 1
         got = Counter((f["user_id"], r) for f in flags(url) for r in f["reasons"])
         expected = {("burster", "burst"), ("copier", "duplicate_text"), ("disliked", "reports")}
         expected |= {(f"ring{i}", "domain_ring") for i in range(6)}
