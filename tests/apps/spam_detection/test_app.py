@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 
 import pytest
 
 from apps.spam_detection.scenario import build
 from tests.broker.brokerproc import BrokerProcess
-from tests.worker.workerproc import produce
+from tests.worker.workerproc import produce, wait_until
 
 from .harness import REPO, flags, send, start_worker, wait_processed
 
@@ -158,6 +159,15 @@ def test_two_workers_four_partitions(tmp_path):
         assert precision >= 0.95 and recall >= 0.9, (precision, recall, flagged)
         per_reason = Counter((f["user_id"], r) for f in values for r in f["reasons"])
         assert max(per_reason.values()) == 1
+        # the flagged table is global: each worker's page lists every flagged user
+        for w in workers:
+            web = w.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ")[1]
+
+            def page_users(web: str = web) -> list[str]:
+                with urllib.request.urlopen(web + "/spam/flagged.json", timeout=10) as answer:
+                    return sorted(row["user_id"] for row in json.load(answer)["flagged"])
+
+            wait_until(lambda: page_users() == sorted(flagged), 30, "every flag on the page")
         for w in workers:
             assert w.stop() == 0, w.logs()
     finally:
