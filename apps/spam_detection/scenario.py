@@ -9,7 +9,7 @@ a user repeating a phrase a few times, a handful of new accounts sharing a domai
 user with two reports), so precision means something. Each spammer kind crosses exactly
 one signal's threshold:
 
-* ``burst``: 40 creates within 40 s by an established account;
+* ``burst``: 40 creates within 40 s (or the duration) by an established account;
 * ``duplicate_text``: 14 pins of one text with case and punctuation changes, minutes apart;
 * ``domain_ring``: 6 accounts created minutes before, each linking one domain twice;
 * ``reports``: a user whose pins 4 distinct users report within half an hour.
@@ -103,47 +103,52 @@ def build(
     for k in range(spammers_per_kind):
         busy = f"near-busy{k}"
         out.users.append({"user_id": busy, "created_ts": start - 30 * DAY, "verified": True})
-        t0 = when(50)
-        for j in range(25):  # 25 creates in a minute: busy, not a bot
-            pin(busy, "create", t0 + j * 2, domain=rng.choice(domains))
+        step = min(2.0, duration / 25)
+        t0 = when(24 * step)
+        for j in range(25):  # 25 creates in under a minute: busy, not a bot
+            pin(busy, "create", t0 + j * step, domain=rng.choice(domains))
         rep = f"near-repeat{k}"
         out.users.append({"user_id": rep, "created_ts": start - 40 * DAY, "verified": False})
-        phrase, t0 = _text(rng), when(300)
+        step = min(30.0, duration / 8)
+        phrase, t0 = _text(rng), when(7 * step)
         for j in range(8):
-            pin(rep, "create", t0 + j * 30, text=phrase if j % 2 else phrase.upper() + "!")
-        t0, shared = when(600), f"near-shared{k}.example"
+            pin(rep, "create", t0 + j * step, text=phrase if j % 2 else phrase.upper() + "!")
+        step = min(60.0, duration / 4)
+        t0, shared = when(3 * step), f"near-shared{k}.example"
         for j in range(4):  # four new accounts, one domain: under the ring's five
             uid = f"near-new{k}-{j}"
             out.users.append({"user_id": uid, "created_ts": t0 - 600, "verified": False})
-            pin(uid, "create", t0 + j * 60, domain=shared)
+            pin(uid, "create", t0 + j * step, domain=shared)
         disliked = rng.choice(normal)
         if disliked not in reported_once:
             reported_once.add(disliked)
-            t0 = when(600)
+            step = min(60.0, duration / 2)
+            t0 = when(step)
             for j, reporter in enumerate(rng.sample(normal, 2)):  # two reporters: under three
                 if reporter != disliked:
-                    report = {**_pin(reporter, 0, "report", t0 + j * 60, "", "")}
+                    report = {**_pin(reporter, 0, "report", t0 + j * step, "", "")}
                     out.pins.append({**report, "target_user_id": disliked})
 
     for k in range(spammers_per_kind):
         uid = f"spam-burst{k}"
         out.spammers[uid] = "burst"
         out.users.append({"user_id": uid, "created_ts": start - 10 * DAY, "verified": False})
-        t0 = when(40)
-        for j in range(40):
-            pin(uid, "create", t0 + j, domain=rng.choice(domains))
+        step = min(1.0, duration / 40)
+        t0 = when(39 * step)
+        for j in range(40):  # 40 creates in under a minute
+            pin(uid, "create", t0 + j * step, domain=rng.choice(domains))
 
         uid = f"spam-dup{k}"
         out.spammers[uid] = "duplicate_text"
         out.users.append({"user_id": uid, "created_ts": start - 5 * DAY, "verified": False})
-        phrase, t0 = f"Buy cheap {rng.choice(WORDS)} now", when(min(420, duration))
         step = min(30.0, duration / 14)
+        phrase, t0 = f"Buy cheap {rng.choice(WORDS)} now", when(13 * step)
         for j in range(14):
             variant = phrase.upper() if j % 3 == 0 else phrase + "!!" if j % 3 == 1 else phrase
             pin(uid, "create", t0 + j * step, text=variant)
 
-        t0, domain = when(min(1200, duration)), f"ring{k}.example"
         step = min(100.0, duration / (2 * RING_SIZE))
+        t0, domain = when((2 * RING_SIZE - 1) * step), f"ring{k}.example"
         for j in range(RING_SIZE):
             uid = f"spam-ring{k}-{j}"
             out.spammers[uid] = "domain_ring"
@@ -154,10 +159,11 @@ def build(
         uid = f"spam-reported{k}"
         out.spammers[uid] = "reports"
         out.users.append({"user_id": uid, "created_ts": start - 20 * DAY, "verified": False})
-        t0 = when(min(1800, duration))
+        step = min(400.0, duration / 5)
+        t0 = when(1 + 3 * step)
         pin(uid, "create", t0, domain=rng.choice(domains))
         for j, reporter in enumerate(rng.sample(normal, 4)):
-            report = _pin(reporter, 0, "report", t0 + 1 + j * min(400.0, duration / 5), "", "")
+            report = _pin(reporter, 0, "report", t0 + 1 + j * step, "", "")
             out.pins.append({**report, "target_user_id": uid})
 
     out.pins.sort(key=lambda p: p["ts"])

@@ -36,3 +36,11 @@ def test_every_kind_of_spammer_and_the_shapes():
         assert p["user_id"] in users
     assert len({p["pin_id"] for p in scenario.pins}) == len(scenario.pins)
     assert scenario.truth()["spammers"] == dict(sorted(scenario.spammers.items()))
+
+
+def test_every_event_falls_within_the_duration():
+    # so that a paced run of --duration S takes about S seconds
+    for duration in (4, 60, 3600):
+        scenario = build(6, 20, duration, T0)
+        assert T0 <= min(p["ts"] for p in scenario.pins)
+        assert max(p["ts"] for p in scenario.pins) <= T0 + duration + 1
