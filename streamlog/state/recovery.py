@@ -73,8 +73,12 @@ async def recover_partition(
     fetch_timeout_ms: int = 500,
     idle_timeout_ms: int = 30_000,
     progress_interval_ms: int = 1_000,
+    following: bool = False,
 ) -> RecoveryResult:
     """Bring ``store`` up to the end of its ``changelog`` partition (module docstring).
+
+    ``following``: called again and again to keep a store current (a global table), so
+    its routine lines go to DEBUG rather than INFO every few hundred milliseconds.
 
     ``consumer`` must be group-less: it is assigned ``changelog`` alone, and left with no
     assignment afterwards. Transport failures raise ``RecoveryError`` (cause chained);
@@ -83,6 +87,7 @@ async def recover_partition(
     clock = clock or SystemClock()
     tp = TopicPartition(*changelog)
     started = clock.monotonic_ms()
+    routine = logging.DEBUG if following else logging.INFO
     try:
         begin, end = await _bounds(consumer, tp)
     except TransportError as exc:
@@ -122,10 +127,11 @@ async def recover_partition(
 
     if start >= end:
         elapsed = clock.monotonic_ms() - started
-        log.info("table store for %s is up to date at offset %d", _name(tp), end)
+        log.log(routine, "table store for %s is up to date at offset %d", _name(tp), end)
         return RecoveryResult(tp, start, end, 0, 0, 0, full, wiped, elapsed)
 
-    log.info(
+    log.log(
+        routine,
         "recovering %s: offsets %d to %d (%d) into %s",
         _name(tp),
         start,
@@ -157,7 +163,8 @@ async def recover_partition(
     records, skipped, batches = counts
     elapsed = clock.monotonic_ms() - started
     result = RecoveryResult(tp, start, end, records, skipped, batches, full, wiped, elapsed)
-    log.info(
+    log.log(
+        routine,
         "recovered %s: %d records in %.2f s (%.0f records/s)%s",
         _name(tp),
         records,

@@ -69,6 +69,7 @@ class GlobalTable(Table):
                         partition,
                         TopicPartition(self.changelog_topic.name, number),
                         progress_interval_ms=60_000,
+                        following=True,
                     )
                     self.recovered_records += result.records
         except asyncio.CancelledError:

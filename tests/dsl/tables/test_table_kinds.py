@@ -174,3 +174,25 @@ def test_as_ansitable_takes_fausts_arguments(app_id):
         "+------+-------+",
     ]
     assert [line.split()[1] for line in by_count.splitlines()[4:6]] == ["'b'", "'a'"]
+
+
+def test_a_global_table_following_its_changelog_logs_no_routine_info(app_id, caplog):
+    # the follower re-reads the changelog every follow_interval: its "up to date" lines
+    # are DEBUG, so a worker's INFO log does not grow by one line per partition per tick
+    app = streamlog.App(app_id, broker="memory://", topic_partitions=2, store="memory://")
+    app.GlobalTable("settings", key_type=str, value_type=str, follow_interval=0.05)
+    recovery = "streamlog.state.recovery"
+
+    def lines(level: str) -> list[str]:
+        records = caplog.records
+        return [r.getMessage() for r in records if r.name == recovery and r.levelname == level]
+
+    async def main():
+        async with app:
+            # three rounds of following, two partitions each
+            await wait_for(lambda: len(lines("DEBUG")) >= 6, timeout=10)
+
+    with caplog.at_level("DEBUG", logger=recovery):
+        run(main())
+    assert len(lines("INFO")) <= 2  # the first recovery of each partition at most
+    assert all("up to date" in line for line in lines("DEBUG"))
