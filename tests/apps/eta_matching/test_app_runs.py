@@ -1,0 +1,98 @@
+"""The ETA app as a user runs it: ``streamlog worker apps/eta_matching/app.py`` processes,
+fed by the generator, on file:// and with 4 partitions and two workers on one
+``streamlog broker``; the topics' contents must keep every rule (checks.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from apps.eta_matching import generate
+from tests.apps.eta_matching.checks import check_run, values
+from tests.broker.brokerproc import BrokerProcess
+from tests.worker.workerproc import WorkerProcess, read_topic, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+APP = os.path.join(ROOT, "apps", "eta_matching", "app.py")
+
+
+def run_generator(url: str, seconds: int, seed: int) -> dict:
+    argv = [
+        "--rate",
+        "4",
+        "--duration",
+        str(seconds),
+        "--seed",
+        str(seed),
+        "--drivers",
+        "40",
+        "--time-scale",
+        "20",
+    ]
+    return asyncio.run(asyncio.wait_for(generate.main([*argv, "--broker", url]), seconds + 60))
+
+
+def check_topics(url: str, sent: dict) -> dict[str, int]:
+    requests = values(read_topic(url, "ride_requests", sent["ride_requests"]))
+    assert len(requests) == sent["ride_requests"]
+    matches = values(read_topic(url, "matches", len(requests), timeout=60))
+    completions = values(read_topic(url, "trips_completed", sent["trips_completed"]))
+    return check_run(requests, matches, completions)
+
+
+@pytest.mark.timeout(150)
+def test_one_worker_on_file_answers_every_request_once(tmp_path):
+    env = {"PYTHONPATH": ROOT}
+    worker = WorkerProcess(APP, f"file://{tmp_path / 'log'}", str(tmp_path), env=env)
+    worker.start()
+    try:
+        summary = run_generator(worker.kafka_url, 15, seed=3)
+        sent = summary["sent"]
+        assert sent["ride_requests"] > 20
+        counts = check_topics(worker.kafka_url, sent)
+        assert counts["matched"] > 0 and counts["requests"] == sent["ride_requests"]
+        # drivers finished trips and were matched again: the busy/complete cycle ran
+        assert sent["trips_completed"] > 0
+    finally:
+        assert worker.stop() == 0, worker.logs()
+
+
+@pytest.mark.timeout(200)
+def test_four_partitions_two_workers_on_a_streamlog_broker(tmp_path):
+    broker = BrokerProcess(
+        str(tmp_path / "broker"), ["--group-initial-rebalance-delay-ms", "0"]
+    ).start()
+    url = f"kafka://{broker.bootstrap}"
+    env = {"PYTHONPATH": ROOT, "ETA_PARTITIONS": "4", "ETA_APP_ID": "eta-two"}
+    workers = [
+        WorkerProcess(
+            APP,
+            url,
+            str(tmp_path / f"w{i}"),
+            env=env,
+            extra_args=("--data-dir", str(tmp_path / f"d{i}")),
+        )
+        for i in range(2)
+    ]
+    try:
+        for w in workers:
+            os.makedirs(w.workdir, exist_ok=True)
+            w.start()
+        # both members own partitions of the region topic before any traffic
+        for w in workers:
+            wait_until(
+                lambda w=w: (
+                    "eta-two-eta-region-events [" in w.logs().split("partitions assigned")[-1]
+                ),
+                60,
+                "each worker to own region partitions",
+            )
+        summary = run_generator(url, 15, seed=5)
+        counts = check_topics(url, summary["sent"])
+        assert counts["matched"] > 0
+    finally:
+        codes = [w.stop() for w in workers]
+        assert broker.stop() == 0
+        assert codes == [0, 0], [w.logs() for w in workers]
