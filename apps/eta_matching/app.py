@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import streamlog
 from apps.eta_matching.routing import BadEventError, DriverRouter, RegionDispatcher
 from apps.eta_matching.rules import MatchRules
+from apps.eta_matching.stats import LiveStats
+
+PAGE_HTML = (Path(__file__).parent / "page.html").read_text()
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,16 @@ def build_app(
     region_events = app.topic(f"{app_id}-eta-region-events", value_type=dict)
     router = DriverRouter()
     dispatcher = RegionDispatcher(rules or MatchRules())
-    app.eta_dispatcher = dispatcher  # type: ignore[attr-defined]  # the live page reads it
+    stats = LiveStats(dispatcher)
+
+    @app.page("/eta/")
+    async def live_page(web: Any, request: Any) -> Any:
+        """The live page: drawn in the browser from /eta/data/ (no external scripts)."""
+        return web.html(PAGE_HTML)
+
+    @app.page("/eta/data/")
+    async def live_data(web: Any, request: Any) -> Any:
+        return web.json(stats.snapshot())
 
     @app.agent(driver_locations)
     async def forward_locations(stream: Any) -> None:
@@ -141,6 +154,7 @@ def build_app(
                     key=region, value=region_event, timestamp=event.message.timestamp
                 )
             for match in decided:
+                stats.record(match)
                 await matches.send(
                     key=match["request_id"], value=match, timestamp=float(match["ts"])
                 )
