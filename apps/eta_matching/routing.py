@@ -86,6 +86,10 @@ class RegionDispatcher:
     rules: MatchRules = field(default_factory=MatchRules)
     fleets: dict[str, RegionFleet] = field(default_factory=dict)
     waiting: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    # request ids answered (id -> ts), so a request sent twice is answered once; trimmed
+    # to the last ``answered_kept_s`` seconds of event time
+    answered: dict[str, float] = field(default_factory=dict)
+    answered_kept_s: float = 3600.0
 
     def fleet(self, region: str) -> RegionFleet:
         fleet = self.fleets.get(region)
@@ -100,7 +104,13 @@ class RegionDispatcher:
         kind = event.get("kind")
         fleet = self.fleet(region)
         if kind == "request":
-            emit_match(fleet.match(event["request"]))
+            request = event["request"]
+            request_id, ts = str(request["request_id"]), float(request["ts"])
+            if request_id in self.answered:
+                return []  # a duplicate of an answered request: its answer stands
+            self.answered[request_id] = ts
+            self._trim_answered(ts)
+            emit_match(fleet.match(request))
             return []
         if kind == "join":
             driver = Driver.from_json(event["driver"])
@@ -114,6 +124,15 @@ class RegionDispatcher:
             self.waiting.setdefault((region, driver_id), []).append(event)
             return []
         return self._apply(region, fleet, event)
+
+    def _trim_answered(self, now: float) -> None:
+        """Forgets answers older than the keep time (dicts keep insertion order)."""
+        horizon = now - self.answered_kept_s
+        while self.answered:
+            oldest_id = next(iter(self.answered))
+            if self.answered[oldest_id] >= horizon:
+                break
+            del self.answered[oldest_id]
 
     def _apply(self, region: str, fleet: RegionFleet, event: dict[str, Any]) -> Outbox:
         kind = event["kind"]

@@ -168,3 +168,18 @@ def test_a_driver_crossing_regions_is_held_by_one_fleet_and_keeps_its_claim():
     deliver([(region_b, {"kind": "request", "request": request("q3", T + 81, b_lat)})])
     assert matches[-1]["driver_id"] == "d"
     assert [m["request_id"] for m in matches] == ["q1", "q2", "q3"]
+
+
+def test_a_request_sent_twice_is_answered_once():
+    router, dispatcher = DriverRouter(), RegionDispatcher()
+    matches: list[dict] = []
+    region = geo.region_of(LAT, LON)
+    for region_key, event in router.location(
+        {"driver_id": "d", "lat": LAT, "lon": LON, "status": "available", "ts": T}
+    ):
+        dispatcher.handle(region_key, event, matches.append)
+    for _ in range(2):
+        dispatcher.handle(
+            region, {"kind": "request", "request": request("q", T + 1)}, matches.append
+        )
+    assert [(m["request_id"], m["driver_id"]) for m in matches] == [("q", "d")]
