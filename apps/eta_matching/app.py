@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def _request_of(value: Any) -> dict[str, Any]:
     """A validated ride request (numbers as floats), or BadEventError."""
     try:
-        request = {
+        request: dict[str, Any] = {
             "request_id": str(value["request_id"]),
             "rider_id": str(value["rider_id"]),
             "ts": float(value["ts"]),
@@ -39,6 +39,10 @@ def _request_of(value: Any) -> dict[str, Any]:
             request[name] = float(value[name])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadEventError(f"bad ride request {value!r}: {exc}") from exc
+    for lat, lon in (("pickup_lat", "pickup_lon"), ("dropoff_lat", "dropoff_lon")):
+        # also refuses NaN and infinities, whose comparisons are false
+        if not (-90 <= request[lat] <= 90 and -180 <= request[lon] <= 180):
+            raise BadEventError(f"position out of range in ride request {value!r}")
     return request
 
 

@@ -34,7 +34,7 @@ class BadEventError(ValueError):
 
 def _report_of(value: dict[str, Any]) -> dict[str, Any]:
     try:
-        report = {
+        report: dict[str, Any] = {
             "driver_id": str(value["driver_id"]),
             "lat": float(value["lat"]),
             "lon": float(value["lon"]),

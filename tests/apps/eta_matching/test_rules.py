@@ -183,3 +183,28 @@ def test_a_request_sent_twice_is_answered_once():
             region, {"kind": "request", "request": request("q", T + 1)}, matches.append
         )
     assert [(m["request_id"], m["driver_id"]) for m in matches] == [("q", "d")]
+
+
+def test_bad_inputs_are_refused_with_a_clear_error():
+    import pytest
+
+    from apps.eta_matching.app import _request_of
+    from apps.eta_matching.routing import BadEventError
+
+    router = DriverRouter()
+    good = {"driver_id": "d", "lat": LAT, "lon": LON, "status": "available", "ts": T}
+    for bad in (
+        {**good, "status": "sleeping"},
+        {**good, "lat": float("nan")},
+        {**good, "lon": 500},
+        {k: v for k, v in good.items() if k != "ts"},
+        {**good, "lat": "north"},
+    ):
+        with pytest.raises(BadEventError):
+            router.location(bad)
+    assert router.region_of_driver == {}  # nothing was half-applied
+    with pytest.raises(BadEventError):
+        _request_of({**request("q"), "pickup_lat": float("inf")})
+    with pytest.raises(BadEventError):
+        _request_of({"request_id": "q"})
+    assert _request_of(request("q"))["pickup_lat"] == LAT
