@@ -45,7 +45,10 @@ def check_topics(url: str, sent: dict) -> dict[str, int]:
 @pytest.mark.timeout(150)
 def test_one_worker_on_file_answers_every_request_once(tmp_path):
     env = {"PYTHONPATH": ROOT}
-    worker = WorkerProcess(APP, f"file://{tmp_path / 'log'}", str(tmp_path), env=env)
+    # the app declares pages, so it serves the web: a free port each (6066 may be taken)
+    worker = WorkerProcess(
+        APP, f"file://{tmp_path / 'log'}", str(tmp_path), env=env, extra_args=("--web-port", "0")
+    )
     worker.start()
     try:
         summary = run_generator(worker.kafka_url, 15, seed=3)
@@ -72,7 +75,7 @@ def test_four_partitions_two_workers_on_a_streamlog_broker(tmp_path):
             url,
             str(tmp_path / f"w{i}"),
             env=env,
-            extra_args=("--data-dir", str(tmp_path / f"d{i}")),
+            extra_args=("--data-dir", str(tmp_path / f"d{i}"), "--web-port", "0"),
         )
         for i in range(2)
     ]
