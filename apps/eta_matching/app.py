@@ -7,7 +7,8 @@ docs/apps.md): ``eta-driver-events`` keyed by driver id (the router) and
 ``eta-region-events`` keyed by h3 region (the fleets, which match).
 
 Settings from the environment: ``ETA_BROKER`` (default ``file://./.streamlog``),
-``ETA_PARTITIONS`` (default 4), ``ETA_APP_ID`` (default ``eta-matching``).
+``ETA_PARTITIONS`` (default 4), ``ETA_APP_ID`` (default ``eta-matching``),
+``ETA_REGION_RES`` (h3 resolution of a region, default 4; 5 splits a city among more workers).
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def build_app(
     matches = app.topic(f"{prefix}matches", value_type=dict)
     driver_events = app.topic(f"{app_id}-eta-driver-events", value_type=dict)
     region_events = app.topic(f"{app_id}-eta-region-events", value_type=dict)
-    router = DriverRouter()
-    dispatcher = RegionDispatcher(rules or MatchRules())
+    if rules is None:
+        rules = MatchRules(region_res=int(os.environ.get("ETA_REGION_RES", "4")))
+    router = DriverRouter(region_res=rules.region_res)
+    dispatcher = RegionDispatcher(rules)
     stats = LiveStats(dispatcher)
 
     @app.page("/eta/")
@@ -119,7 +122,9 @@ def build_app(
         async for event in stream.events():
             try:
                 request = _request_of(event.value)
-                region = geo.region_of(request["pickup_lat"], request["pickup_lon"])
+                region = geo.region_of(
+                    request["pickup_lat"], request["pickup_lon"], rules.region_res
+                )
             except (BadEventError, ValueError) as exc:
                 log.warning("skipping: %s", exc)
                 continue

@@ -41,9 +41,12 @@ def area_cells(area: str) -> list[str]:
     return [str(c) for c in h3.cell_to_children(area, SEARCH_RES)]
 
 
-def region_of(lat: float, lon: float) -> str:
-    """The region (res-4 parent of the search cell), the unit one worker owns."""
-    return str(h3.cell_to_parent(h3.latlng_to_cell(lat, lon, SEARCH_RES), REGION_RES))
+def region_of(lat: float, lon: float, res: int = REGION_RES) -> str:
+    """The region (by default the res-4 parent of the search cell), the unit one worker
+    owns; a finer ``res`` spreads a city over more workers, with more borders."""
+    if not 0 <= res <= AREA_RES:
+        raise ValueError(f"region resolution {res} not in 0..{AREA_RES}")
+    return str(h3.cell_to_parent(h3.latlng_to_cell(lat, lon, SEARCH_RES), res))
 
 
 def rings_for(radius_km: float) -> int:

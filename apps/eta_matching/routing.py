@@ -55,11 +55,12 @@ class DriverRouter:
     """The driver-id keyed step: a driver's owning region, and where each event goes."""
 
     region_of_driver: dict[str, str] = field(default_factory=dict)
+    region_res: int = geo.REGION_RES
 
     def location(self, value: dict[str, Any]) -> Outbox:
         report = _report_of(value)
         driver_id = report["driver_id"]
-        region = geo.region_of(report["lat"], report["lon"])
+        region = geo.region_of(report["lat"], report["lon"], self.region_res)
         owner = self.region_of_driver.get(driver_id)
         self.region_of_driver[driver_id] = region
         if owner is None:

@@ -5,11 +5,14 @@ fed by the generator, on file:// and with 4 partitions and two workers on one
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import urllib.request
 
 import pytest
 
 from apps.eta_matching import generate
+from streamlog.log.partitioner import partition_for_key
 from tests.apps.eta_matching.checks import check_run, values
 from tests.broker.brokerproc import BrokerProcess
 from tests.worker.workerproc import WorkerProcess, read_topic, wait_until
@@ -32,6 +35,14 @@ def run_generator(url: str, seconds: int, seed: int) -> dict:
         "20",
     ]
     return asyncio.run(asyncio.wait_for(generate.main([*argv, "--broker", url]), seconds + 60))
+
+
+def answered_by(worker: WorkerProcess) -> int:
+    """Requests this worker's fleets answered, from its live page's data."""
+    url = worker.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ", 1)[1]
+    with urllib.request.urlopen(url + "/eta/data/", timeout=10) as answer:
+        data = json.load(answer)
+    return sum(p["matched"] + p["unmatched"] for p in data["per_minute"])
 
 
 def check_topics(url: str, sent: dict) -> dict[str, int]:
@@ -68,7 +79,12 @@ def test_four_partitions_two_workers_on_a_streamlog_broker(tmp_path):
         str(tmp_path / "broker"), ["--group-initial-rebalance-delay-ms", "0"]
     ).start()
     url = f"kafka://{broker.bootstrap}"
-    env = {"PYTHONPATH": ROOT, "ETA_PARTITIONS": "4", "ETA_APP_ID": "eta-two"}
+    env = {
+        "PYTHONPATH": ROOT,
+        "ETA_PARTITIONS": "4",
+        "ETA_APP_ID": "eta-two",
+        "ETA_REGION_RES": "5",
+    }
     workers = [
         WorkerProcess(
             APP,
@@ -95,6 +111,25 @@ def test_four_partitions_two_workers_on_a_streamlog_broker(tmp_path):
         summary = run_generator(url, 15, seed=5)
         counts = check_topics(url, summary["sent"])
         assert counts["matched"] > 0
+        # each worker answered the requests of the regions it owns, together all of them
+        answered = [answered_by(w) for w in workers]
+        assert sum(answered) == counts["requests"]
+        assert all(n > 0 for n in answered), answered
+        # drivers were handed between regions on different partitions (ETA_REGION_RES=5
+        # splits the city in three regions), so the hand-off ran across partitions
+        events = read_topic(url, "eta-two-eta-region-events")
+        # region keys are stored as their text, so the partitioner places "to" the same way
+        assert all(partition_for_key(r.key, 4) == r.partition for r in events)
+        moves = [
+            (r.partition, partition_for_key(json.loads(r.value)["to"].encode(), 4))
+            for r in events
+            if json.loads(r.value)["kind"] == "leave"
+        ]
+        assert any(src != dst for src, dst in moves), moves
+        keys = {r.key for r in events}
+        assert all(
+            json.loads(r.value)["to"].encode() in keys for r in events if b'"leave"' in r.value
+        )
     finally:
         codes = [w.stop() for w in workers]
         assert broker.stop() == 0
