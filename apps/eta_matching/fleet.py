@@ -134,7 +134,11 @@ class RegionFleet:
             value["reason"] = "no_driver_within_radius" if self.drivers else "no_drivers_in_region"
             return value
         km, driver_id = best
-        self.drivers[driver_id].claimed_by = str(request["request_id"])
+        driver = self.drivers[driver_id]
+        driver.claimed_by = str(request["request_id"])
+        # when the claim took effect in event time: a request can wait in the log while
+        # the driver finishes a trip that ends after the request was made
+        value["claimed_ts"] = max(now, driver.ts)
         trip_km = geo.haversine_km(plat, plon, dlat, dlon)
         trip_speed = (
             self.speed_kmh(pickup_area, now) + self.speed_kmh(geo.area_of(dlat, dlon), now)

@@ -39,10 +39,10 @@ def check_run(
         assert km / 150 * 3600 - 1 <= m["pickup_eta_s"] <= km / 3 * 3600 + 1, m
         assert m["trip_eta_s"] >= 0, m
     for driver_id, ms in by_driver.items():
-        ms.sort(key=lambda m: m["ts"])
+        ms.sort(key=lambda m: m["claimed_ts"])
         for first, second in zip(ms, ms[1:], strict=False):
             freed = done_at.get((driver_id, first["request_id"]))
-            assert freed is not None and freed <= second["ts"], (
+            assert freed is not None and freed <= second["claimed_ts"], (
                 f"{driver_id} matched to {second['request_id']} while still on "
                 f"{first['request_id']}"
             )

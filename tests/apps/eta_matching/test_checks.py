@@ -10,7 +10,7 @@ from tests.apps.eta_matching.checks import check_run
 def m(rid, driver, ts, km=1.0):
     eta = None if driver is None else km / 25 * 3600
     out = {"request_id": rid, "driver_id": driver, "distance_km": km, "pickup_eta_s": eta}
-    out.update(trip_eta_s=100.0, surge=1.0, ts=ts)
+    out.update(trip_eta_s=100.0, surge=1.0, ts=ts, claimed_ts=ts)
     if driver is None:
         out["reason"] = "no_driver_within_radius"
     return out

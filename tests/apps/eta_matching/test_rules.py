@@ -208,3 +208,13 @@ def test_bad_inputs_are_refused_with_a_clear_error():
     with pytest.raises(BadEventError):
         _request_of({"request_id": "q"})
     assert _request_of(request("q"))["pickup_lat"] == LAT
+
+
+def test_a_request_that_waited_for_a_trip_to_end_is_claimed_at_the_trip_end():
+    fleet = fleet_with(("d", 1.0, "available", T))
+    first = fleet.match(request("q1", T + 1))
+    assert first["claimed_ts"] == T + 1
+    fleet.complete("d", T + 20)
+    # made at T + 15, processed after the completion at T + 20
+    late = fleet.match(request("q2", T + 15))
+    assert late["driver_id"] == "d" and late["ts"] == T + 15 and late["claimed_ts"] == T + 20
