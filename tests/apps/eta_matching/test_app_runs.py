@@ -31,8 +31,10 @@ def run_generator(url: str, seconds: int, seed: int) -> dict:
         str(seed),
         "--drivers",
         "40",
+        # 10 min of event time: trips of up to 5 km to the pickup and 6 km on board end
+        # within the run even when the machine is busy
         "--time-scale",
-        "20",
+        "40",
     ]
     return asyncio.run(asyncio.wait_for(generate.main([*argv, "--broker", url]), seconds + 60))
 
