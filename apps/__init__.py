@@ -1,0 +1,1 @@
+"""Sample applications built on streamlog (see docs/apps.md)."""

@@ -22,6 +22,7 @@ PAGES = [
     "docs/broker.md",
     "docs/broker-auth.md",
     "docs/from-faust.md",
+    "docs/apps.md",
     "docs/apps-spam.md",
 ]
 OWN_MODULE = ["docs/cli.md", "docs/tables.md", "docs/models.md", "docs/worker.md"]

@@ -1,0 +1,1 @@
+"""Ride ETA and driver matching: ``streamlog worker apps/eta_matching/app.py``."""
