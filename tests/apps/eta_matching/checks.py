@@ -28,7 +28,9 @@ def check_run(
     }
     by_driver: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in matches:
-        assert 1.0 <= m["surge"] <= 3.0 and round(m["surge"], 1) == m["surge"], m
+        surge = m["surge"]
+        assert surge >= 1.0 and surge <= 3.0, m  # clamped
+        assert round(surge, 1) == surge, m  # rounded to 0.1
         if m["driver_id"] is None:
             assert m["reason"], m
             continue
