@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import streamlog
+from apps.eta_matching.answers import TableAnswers
 from apps.eta_matching.routing import BadEventError, DriverRouter, RegionDispatcher
 from apps.eta_matching.rules import MatchRules
 from apps.eta_matching.stats import LiveStats
+from apps.eta_matching.windows import TableAreaWindows
 
 PAGE_HTML = (Path(__file__).parent / "page.html").read_text()
 
@@ -74,9 +76,33 @@ def build_app(
     region_events = app.topic(f"{app_id}-eta-region-events", value_type=dict)
     if rules is None:
         rules = MatchRules(region_res=int(os.environ.get("ETA_REGION_RES", "4")))
-    router = DriverRouter(region_res=rules.region_res)
-    dispatcher = RegionDispatcher(rules)
-    stats = LiveStats(dispatcher)
+    # All state is in changelogged tables (docs/apps.md, "State"): a worker that takes a
+    # partition over, after a restart or in a rebalance, recovers it from the changelogs.
+    # The router's table is keyed by driver id (the partition of driver_events); the
+    # fleet's tables by region-prefixed keys, so they live in the region's partition.
+    owners = app.Table("eta-driver-owners", key_type=str, help="driver -> region, seq")
+    size, step = rules.window_size_s, rules.window_step_s
+    windows = TableAreaWindows(
+        app.Table("eta-area-speeds", default=list, key_type=str).hopping(size, step, expires=size),
+        app.Table("eta-area-demand", default=int, key_type=str).hopping(size, step, expires=size),
+        size,
+        step,
+    )
+    router = DriverRouter(owners, region_res=rules.region_res)
+    dispatcher = RegionDispatcher(
+        rules,
+        drivers=app.Table("eta-fleet-drivers", key_type=str, help="region|driver -> driver"),
+        cells=app.Table("eta-fleet-cells", key_type=str, help="region|h3 cell -> driver ids"),
+        regions=app.Table("eta-fleet-regions", key_type=str, help="region -> count, areas"),
+        waiting=app.Table("eta-fleet-waiting", key_type=str, help="region|driver -> events"),
+        answers=TableAnswers(
+            app.Table("eta-answers", default=dict, key_type=str).tumbling(
+                rules.answers_kept_s, expires=rules.answers_kept_s
+            )
+        ),
+        windows=windows,
+    )
+    stats = LiveStats(dispatcher, windows)
 
     @app.page("/eta/")
     async def live_page(web: Any, request: Any) -> Any:
@@ -139,11 +165,12 @@ def build_app(
         """Owns each driver's region; hands drivers from region to region."""
         async for event in stream.events():
             value = event.value
+            position = (event.message.partition, event.message.offset)
             try:
                 if value["kind"] == "location":
-                    out = router.location(value["value"])
+                    out = router.location(value["value"], position)
                 else:
-                    out = router.completed(value["value"])
+                    out = router.completed(value["value"], position)
             except (BadEventError, KeyError, TypeError) as exc:
                 log.warning("skipping: %s", exc)
                 continue
@@ -157,7 +184,8 @@ def build_app(
         """The fleets: applies driver events and answers each request exactly once."""
         async for event in stream.events():
             decided: list[dict[str, Any]] = []
-            out = dispatcher.handle(str(event.key), event.value, decided.append)
+            position = (event.message.partition, event.message.offset)
+            out = dispatcher.handle(str(event.key), event.value, decided.append, position)
             for region, region_event in out:
                 await region_events.send(
                     key=region, value=region_event, timestamp=event.message.timestamp

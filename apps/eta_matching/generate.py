@@ -209,7 +209,9 @@ class Generator:
         for records in (await consumer.getmany(timeout_ms=0)).values():
             for record in records:
                 match = json.loads(record.value)
-                where = self.pending.pop(match["request_id"], None)
+                if match["request_id"] not in self.pending:
+                    continue  # a copy of an answer already seen (sent again after a crash)
+                where = self.pending.pop(match["request_id"])
                 if match.get("driver_id") is None:
                     self.unmatched += 1
                     continue

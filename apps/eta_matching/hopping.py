@@ -11,6 +11,11 @@ import collections
 import math
 
 
+def window_start(now: float, size_s: float, step_s: float) -> float:
+    """The start of the window reported at ``now`` (see the module docstring)."""
+    return math.floor(now / step_s) * step_s + step_s - size_s
+
+
 class HoppingSamples:
     """(ts, value) samples per area, trimmed to the current window as event time advances."""
 
@@ -20,7 +25,7 @@ class HoppingSamples:
         self._samples: dict[str, collections.deque[tuple[float, float]]] = {}
 
     def window_start(self, now: float) -> float:
-        return math.floor(now / self._step) * self._step + self._step - self._size
+        return window_start(now, self._size, self._step)
 
     def add(self, area: str, ts: float, value: float) -> None:
         self._samples.setdefault(area, collections.deque()).append((ts, value))

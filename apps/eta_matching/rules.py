@@ -16,4 +16,5 @@ class MatchRules:
     window_step_s: float = 60.0  # ... every 1 min
     surge_min: float = 1.0
     surge_max: float = 3.0
+    answers_kept_s: float = 3600.0  # a request seen again within this is answered once
     region_res: int = 4  # h3 resolution of the regions one worker owns whole

@@ -9,13 +9,15 @@ from typing import Any
 import h3
 
 from apps.eta_matching.routing import RegionDispatcher
+from apps.eta_matching.windows import TableAreaWindows
 
 MINUTES_KEPT = 30
 
 
 class LiveStats:
-    def __init__(self, dispatcher: RegionDispatcher) -> None:
+    def __init__(self, dispatcher: RegionDispatcher, windows: TableAreaWindows) -> None:
         self.dispatcher = dispatcher
+        self.windows = windows
         self.per_minute: Counter[int] = Counter()  # event-time minute -> matched
         self.unmatched_per_minute: Counter[int] = Counter()
         self.reasons: Counter[str] = Counter()
@@ -38,7 +40,9 @@ class LiveStats:
     def snapshot(self) -> dict[str, Any]:
         now = self.latest_ts
         areas = []
-        for fleet in self.dispatcher.fleets.values():
+        frozen = self.windows.frozen(now)
+        for region in sorted({str(k) for k, _ in self.dispatcher.regions.items()}):
+            fleet = self.dispatcher.fleet(region, frozen)
             for area in fleet.areas():
                 lat, lon = h3.cell_to_latlng(area)
                 areas.append(

@@ -17,8 +17,20 @@ def check_run(
     requests: list[dict[str, Any]],
     matches: list[dict[str, Any]],
     completions: list[dict[str, Any]],
+    *,
+    identical_copies: bool = False,
 ) -> dict[str, int]:
-    """Fails (AssertionError naming the breach) unless the run kept every rule."""
+    """Fails (AssertionError naming the breach) unless the run kept every rule.
+
+    ``identical_copies``: a run with a crash (at-least-once) may send an answer again;
+    every copy must then be the same answer, and the rules are checked on one of each.
+    """
+    if identical_copies:
+        first: dict[str, dict[str, Any]] = {}
+        for m in matches:
+            seen = first.setdefault(m["request_id"], m)
+            assert seen == m, f"two different answers to {m['request_id']}: {seen} {m}"
+        matches = list(first.values())
     asked = [r["request_id"] for r in requests]
     answered = [m["request_id"] for m in matches]
     assert len(answered) == len(set(answered)), "a request answered twice"

@@ -46,3 +46,18 @@ def test_an_eta_slower_than_walking_pace_fails():
     bad["pickup_eta_s"] = 2000.0  # 1 km in 2000 s: 1.8 km/h
     with pytest.raises(AssertionError):
         check_run(REQS[:1], [bad], [])
+
+
+def test_copies_of_an_answer_pass_only_when_identical():
+    done = [{"driver_id": "d", "request_id": "a", "ts": 5.0}]
+    copies = [m("a", "d", 1.0), m("a", "d", 1.0), m("b", "d", 6.0)]
+    assert check_run(REQS, copies, done, identical_copies=True)["matched"] == 2
+    with pytest.raises(AssertionError, match="twice"):
+        check_run(REQS, copies, done)
+    with pytest.raises(AssertionError, match="two different answers to a"):
+        check_run(
+            REQS,
+            [m("a", "d", 1.0), m("a", None, 1.0), m("b", "d", 6.0)],
+            done,
+            identical_copies=True,
+        )

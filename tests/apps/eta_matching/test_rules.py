@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 
 from apps.eta_matching import geo
+from apps.eta_matching.answers import MemoryAnswers
 from apps.eta_matching.fleet import Driver, RegionFleet
 from apps.eta_matching.routing import DriverRouter, RegionDispatcher
+from apps.eta_matching.rules import MatchRules
+from apps.eta_matching.windows import MemoryAreaWindows
 
 LAT, LON = 52.52, 13.40  # Berlin
 T = 1_700_000_000.0
@@ -25,9 +28,26 @@ def request(rid: str, ts: float = T, lat: float = LAT, lon: float = LON) -> dict
     }
 
 
+def new_dispatcher() -> RegionDispatcher:
+    """A dispatcher on dicts (the app gives it changelogged tables)."""
+    return RegionDispatcher(
+        MatchRules(),
+        drivers={},
+        cells={},
+        regions={},
+        waiting={},
+        answers=MemoryAnswers(),
+        windows=MemoryAreaWindows(),
+    )
+
+
+def new_fleet() -> RegionFleet:
+    return new_dispatcher().fleet(geo.region_of(LAT, LON))
+
+
 def fleet_with(*drivers: tuple[str, float, str, float]) -> RegionFleet:
     """Drivers (id, km north of the pickup, status, report ts)."""
-    fleet = RegionFleet()
+    fleet = new_fleet()
     for driver_id, km, status, ts in drivers:
         fleet.join(Driver(driver_id, LAT + km * KM_LAT, LON, status, ts))
     return fleet
@@ -40,7 +60,7 @@ def test_nearest_available_driver_is_matched_and_claimed():
     assert abs(m["distance_km"] - 1.0) < 0.01
     # default speed 25 km/h: 1 km takes 144 s; the 3 km trip 432 s
     assert abs(m["pickup_eta_s"] - 144) < 2 and abs(m["trip_eta_s"] - 432) < 3
-    assert fleet.drivers["d2"].claimed_by == "q1"
+    assert fleet.driver("d2").claimed_by == "q1"
     # the claimed driver is never matched again: the next request gets d1
     assert fleet.match(request("q2"))["driver_id"] == "d1"
     third = fleet.match(request("q3"))
@@ -48,7 +68,7 @@ def test_nearest_available_driver_is_matched_and_claimed():
 
 
 def test_ties_go_to_the_smaller_driver_id():
-    fleet = RegionFleet()
+    fleet = new_fleet()
     fleet.join(Driver("b", LAT + KM_LAT, LON, "available", T))
     fleet.join(Driver("a", LAT - KM_LAT, LON, "available", T))  # same distance, south
     m = fleet.match(request("q"))
@@ -104,7 +124,7 @@ def test_surge_is_demand_over_supply_clamped_and_rounded():
 
 def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds():
     rng = random.Random(7)
-    fleet = RegionFleet()
+    fleet = new_fleet()
     for i in range(400):
         fleet.join(
             Driver(
@@ -117,7 +137,7 @@ def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds():
         )
     for i in range(60):
         lat, lon = LAT + rng.uniform(-0.06, 0.06), LON + rng.uniform(-0.1, 0.1)
-        free = [d for d in fleet.drivers.values() if d.claimed_by is None]
+        free = [d for d in (fleet.driver(f"d{j:03}") for j in range(400)) if d.claimed_by is None]
         expected = min(
             ((geo.haversine_km(lat, lon, d.lat, d.lon), d.driver_id) for d in free),
             default=None,
@@ -128,7 +148,7 @@ def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds():
 
 
 def test_a_driver_crossing_regions_is_held_by_one_fleet_and_keeps_its_claim():
-    router, dispatcher = DriverRouter(), RegionDispatcher()
+    router, dispatcher = DriverRouter({}), new_dispatcher()
     matches: list[dict] = []
     a_lat, b_lat = LAT, LAT + 0.5  # ~55 km apart: different res-4 regions
     region_a, region_b = geo.region_of(a_lat, LON), geo.region_of(b_lat, LON)
@@ -157,10 +177,10 @@ def test_a_driver_crossing_regions_is_held_by_one_fleet_and_keeps_its_claim():
     assert leave[0][0] == region_a and report[0][0] == region_b
     # B sees the later report before A's hand-off reaches it: B waits for the join
     deliver(report)
-    assert "d" not in dispatcher.fleet(region_b).drivers
+    assert dispatcher.fleet(region_b).driver("d") is None
     deliver(leave)
-    assert "d" not in dispatcher.fleet(region_a).drivers
-    held = dispatcher.fleet(region_b).drivers["d"]
+    assert dispatcher.fleet(region_a).driver("d") is None
+    held = dispatcher.fleet(region_b).driver("d")
     assert held.claimed_by == "q1" and held.ts == T + 70
     deliver([(region_b, {"kind": "request", "request": request("q2", T + 71, b_lat)})])
     assert matches[-1]["driver_id"] is None  # still busy with q1
@@ -171,7 +191,7 @@ def test_a_driver_crossing_regions_is_held_by_one_fleet_and_keeps_its_claim():
 
 
 def test_a_request_sent_twice_is_answered_once():
-    router, dispatcher = DriverRouter(), RegionDispatcher()
+    router, dispatcher = DriverRouter({}), new_dispatcher()
     matches: list[dict] = []
     region = geo.region_of(LAT, LON)
     for region_key, event in router.location(
@@ -191,7 +211,7 @@ def test_bad_inputs_are_refused_with_a_clear_error():
     from apps.eta_matching.app import _request_of
     from apps.eta_matching.routing import BadEventError
 
-    router = DriverRouter()
+    router = DriverRouter({})
     good = {"driver_id": "d", "lat": LAT, "lon": LON, "status": "available", "ts": T}
     for bad in (
         {**good, "status": "sleeping"},
@@ -202,7 +222,7 @@ def test_bad_inputs_are_refused_with_a_clear_error():
     ):
         with pytest.raises(BadEventError):
             router.location(bad)
-    assert router.region_of_driver == {}  # nothing was half-applied
+    assert router.owners == {}  # nothing was half-applied
     with pytest.raises(BadEventError):
         _request_of({**request("q"), "pickup_lat": float("inf")})
     with pytest.raises(BadEventError):
