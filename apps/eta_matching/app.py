@@ -72,8 +72,8 @@ def build_app(
     ride_requests = app.topic(f"{prefix}ride_requests", value_type=dict)
     trips_completed = app.topic(f"{prefix}trips_completed", value_type=dict)
     matches = app.topic(f"{prefix}matches", value_type=dict)
-    driver_events = app.topic(f"{app_id}-eta-driver-events", value_type=dict)
-    region_events = app.topic(f"{app_id}-eta-region-events", value_type=dict)
+    driver_events = app.topic(f"{app_id}-eta-driver-events", key_type=str, value_type=dict)
+    region_events = app.topic(f"{app_id}-eta-region-events", key_type=str, value_type=dict)
     if rules is None:
         rules = MatchRules(region_res=int(os.environ.get("ETA_REGION_RES", "4")))
     # All state is in changelogged tables (docs/apps.md, "State"): a worker that takes a

@@ -238,3 +238,50 @@ def test_a_request_that_waited_for_a_trip_to_end_is_claimed_at_the_trip_end():
     # made at T + 15, processed after the completion at T + 20
     late = fleet.match(request("q2", T + 15))
     assert late["driver_id"] == "d" and late["ts"] == T + 15 and late["claimed_ts"] == T + 20
+
+
+def test_events_delivered_again_after_a_crash_change_nothing():
+    router, dispatcher = DriverRouter({}), new_dispatcher()
+    matches: list[dict] = []
+    a_lat, b_lat = LAT, LAT + 0.5
+    region_a, region_b = geo.region_of(a_lat, LON), geo.region_of(b_lat, LON)
+
+    def deliver(outbox, at=None):
+        for region, event in outbox:
+            dispatcher.handle(region, event, matches.append, at)
+
+    loc = {"driver_id": "d", "lat": a_lat, "lon": LON, "status": "available", "ts": T}
+    joined = router.location(loc, (0, 10))
+    # the router's input delivered again: the same events (the first may be lost), and
+    # an older input of the same partition sends nothing
+    assert router.location(loc, (0, 10)) == joined
+    deliver(joined)
+    deliver(joined)  # the region skips a sequence number it applied
+    assert dispatcher.fleet(region_a).held_count() == 1
+    deliver([(region_a, {"kind": "request", "request": request("q1", T + 1, a_lat)})], (3, 7))
+    assert [m["driver_id"] for m in matches] == ["d"]
+    # the same request record again: its stored answer again, identical
+    deliver([(region_a, {"kind": "request", "request": request("q1", T + 1, a_lat)})], (3, 7))
+    assert matches[1] == matches[0]
+    # another copy of the request (another offset): nothing, the answer stands
+    deliver([(region_a, {"kind": "request", "request": request("q1", T + 1, a_lat)})], (3, 9))
+    assert len(matches) == 2
+    leave = router.location({**loc, "lat": b_lat, "ts": T + 60}, (0, 11))
+    assert router.location({**loc, "ts": T + 5}, (0, 9)) == []  # older than applied
+    handoff = []
+    for region, event in leave:
+        handoff += dispatcher.handle(region, event, matches.append)
+    # the leave again after the hand-off: skipped, not queued waiting for the driver
+    for region, event in leave:
+        assert dispatcher.handle(region, event, matches.append) == []
+    assert dispatcher.waiting == {}
+    deliver(handoff)
+    deliver(handoff)  # a join delivered twice installs the driver once
+    held = dispatcher.fleet(region_b).driver("d")
+    assert held.claimed_by == "q1" and dispatcher.fleet(region_b).held_count() == 1
+    assert dispatcher.fleet(region_a).held_count() == 0
+    # a completion of another trip (an old one, delivered again) does not free it
+    deliver(router.completed({"request_id": "q0", "driver_id": "d", "ts": T + 61}))
+    assert dispatcher.fleet(region_b).driver("d").claimed_by == "q1"
+    deliver(router.completed({"request_id": "q1", "driver_id": "d", "ts": T + 62}))
+    assert dispatcher.fleet(region_b).driver("d").claimed_by is None
