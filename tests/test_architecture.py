@@ -39,9 +39,9 @@ def _tool(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
-def test_mypy_passes_on_the_package() -> None:
+def test_mypy_passes_on_the_package_and_the_sample_apps() -> None:
     out = subprocess.run(
-        [_tool("mypy"), "streamlog"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [_tool("mypy"), "streamlog", "apps"], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success: no issues found" in out.stdout
@@ -49,7 +49,7 @@ def test_mypy_passes_on_the_package() -> None:
 
 def test_ruff_finds_nothing() -> None:
     out = subprocess.run(
-        [_tool("ruff"), "check", "streamlog", "tests", "benchmarks"],
+        [_tool("ruff"), "check", "streamlog", "apps", "tests", "benchmarks"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -89,11 +89,12 @@ def build_app(
         step,
     )
     router = DriverRouter(owners, region_res=rules.region_res)
+    regions = app.Table("eta-fleet-regions", key_type=str, help="region -> count, areas")
     dispatcher = RegionDispatcher(
         rules,
         drivers=app.Table("eta-fleet-drivers", key_type=str, help="region|driver -> driver"),
         cells=app.Table("eta-fleet-cells", key_type=str, help="region|h3 cell -> driver ids"),
-        regions=app.Table("eta-fleet-regions", key_type=str, help="region -> count, areas"),
+        regions=regions,
         waiting=app.Table("eta-fleet-waiting", key_type=str, help="region|driver -> events"),
         answers=TableAnswers(
             app.Table("eta-answers", default=dict, key_type=str).tumbling(
@@ -102,7 +103,7 @@ def build_app(
         ),
         windows=windows,
     )
-    stats = LiveStats(dispatcher, windows)
+    stats = LiveStats(dispatcher, windows, regions)
 
     @app.page("/eta/")
     async def live_page(web: Any, request: Any) -> Any:

@@ -15,9 +15,12 @@ MINUTES_KEPT = 30
 
 
 class LiveStats:
-    def __init__(self, dispatcher: RegionDispatcher, windows: TableAreaWindows) -> None:
+    def __init__(
+        self, dispatcher: RegionDispatcher, windows: TableAreaWindows, regions: Any
+    ) -> None:
         self.dispatcher = dispatcher
         self.windows = windows
+        self.regions = regions  # the fleet's regions table: the regions held here
         self.per_minute: Counter[int] = Counter()  # event-time minute -> matched
         self.unmatched_per_minute: Counter[int] = Counter()
         self.reasons: Counter[str] = Counter()
@@ -41,7 +44,7 @@ class LiveStats:
         now = self.latest_ts
         areas = []
         frozen = self.windows.frozen(now)
-        for region in sorted({str(k) for k, _ in self.dispatcher.regions.items()}):
+        for region in sorted({str(k) for k, _ in self.regions.items()}):
             fleet = self.dispatcher.fleet(region, frozen)
             for area in fleet.areas():
                 lat, lon = h3.cell_to_latlng(area)
