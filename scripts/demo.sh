@@ -37,11 +37,5 @@ echo "generating traffic for $SECONDS_TO_RUN s ..."
     --time-scale 10 --broker "$BROKER" >"$WORK/generated.json"
 echo "generated: $(cat "$WORK/generated.json")"
 # every request answered before the summary (bounded: 60 s)
-REQUESTS=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"]["ride_requests"])' "$WORK/generated.json")
-for _ in $(seq 120); do
-    ANSWERED=$("$PY" -m apps.eta_matching.summary --broker "$BROKER" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["answered"])')
-    [ "$ANSWERED" -ge "$REQUESTS" ] && break
-    sleep 0.5
-done
-"$PY" -m apps.eta_matching.summary --broker "$BROKER"
+"$PY" -m apps.eta_matching.summary --broker "$BROKER" --wait 60
 echo "live page was: $PAGE/"

@@ -26,9 +26,15 @@ from typing import Any
 from apps.eta_matching.city import City, step_along
 from streamlog.transport import BrokerUnavailableError, open_transport
 from streamlog.transport.base import Transport
+from streamlog.transport.errors import UnknownTopicError
 from streamlog.transport.types import TopicPartition
 
 REPORT_EVERY_S = 4
+APP_WAIT_S = 60.0  # how long to wait for the app to create its topics
+
+
+class AppNotRunningError(RuntimeError):
+    """The app's topics do not exist: no worker of the app ran on this broker."""
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Generator:
         self.next_request = 0
         # requests sent and not answered yet: where to drive when a match names a driver
         self.pending: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+        self.said_waiting = False
 
     async def run(self, transport: Transport) -> dict[str, Any]:
         producer = transport.producer(client_id="eta-generate")
@@ -107,10 +114,26 @@ class Generator:
         }
 
     async def _follow(self, transport: Transport, consumer: Any, topic: str) -> None:
-        """Reads ``matches`` from its end (made if missing, so the app and we agree)."""
+        """Reads ``matches`` from its end. The app creates it: a worker started in the
+        background a moment ago may not have yet, so this waits (``APP_WAIT_S``)."""
         admin = transport.admin()
+        deadline = time.monotonic() + APP_WAIT_S
         try:
-            info = await admin.describe_topic(topic)
+            while True:
+                try:
+                    info = await admin.describe_topic(topic)
+                    break
+                except UnknownTopicError:
+                    if time.monotonic() >= deadline:
+                        raise AppNotRunningError(
+                            f"topic {topic!r} does not exist after {APP_WAIT_S:.0f} s: "
+                            "start the app (streamlog worker apps/eta_matching/app.py) "
+                            "on the same broker first"
+                        ) from None
+                    if not self.said_waiting:
+                        print(f"waiting for the app to create {topic!r} ...", file=sys.stderr)
+                        self.said_waiting = True
+                    await asyncio.sleep(0.2)
         finally:
             await admin.close()
         tps = [TopicPartition(topic, p.partition) for p in info.partitions]
@@ -259,4 +282,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1:]))))
+    try:
+        print(json.dumps(asyncio.run(main(sys.argv[1:]))))
+    except AppNotRunningError as exc:
+        sys.exit(f"error: {exc}")

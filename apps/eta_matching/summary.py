@@ -12,6 +12,7 @@ import asyncio
 import json
 import statistics
 import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -45,6 +46,8 @@ async def read_all(transport: Transport, topic: str) -> list[dict[str, Any]]:
 
 def summarise(requests: list[dict[str, Any]], matches: list[dict[str, Any]]) -> dict[str, Any]:
     pickup_area = {r["request_id"]: geo.area_of(r["pickup_lat"], r["pickup_lon"]) for r in requests}
+    # one answer per request: after a crash an answer can be in the topic twice (identical)
+    matches = list({m["request_id"]: m for m in reversed(matches)}.values())
     matched = [m for m in matches if m.get("driver_id") is not None]
     unmatched = [m for m in matches if m.get("driver_id") is None]
     etas = [m["pickup_eta_s"] for m in matched]
@@ -79,14 +82,26 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m apps.eta_matching.summary")
     parser.add_argument("--broker", default="file://./.streamlog")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for every request to be answered (workers may lag)",
+    )
     args = parser.parse_args(argv)
     transport = await open_broker(args.broker)
+    deadline = time.monotonic() + args.wait
     try:
-        requests = await read_all(transport, "ride_requests")
-        matches = await read_all(transport, "matches")
+        while True:
+            requests = await read_all(transport, "ride_requests")
+            matches = await read_all(transport, "matches")
+            summary = summarise(requests, matches)
+            if summary["answered"] >= summary["requests"] or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.5)
     finally:
         await transport.close()
-    summary = summarise(requests, matches)
     print(json.dumps(summary) if args.json else as_text(summary))
     return summary
 
