@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlog
+from apps.eta_matching import geo
 from apps.eta_matching.answers import TableAnswers
 from apps.eta_matching.routing import BadEventError, DriverRouter, RegionDispatcher
 from apps.eta_matching.rules import MatchRules
@@ -114,52 +115,31 @@ def build_app(
     async def live_data(web: Any, request: Any) -> Any:
         return web.json(stats.snapshot())
 
-    @app.agent(driver_locations)
-    async def forward_locations(stream: Any) -> None:
-        """Re-keys nothing (already by driver id): joins locations and completions in order."""
-        async for event in stream.events():
-            value = event.value
-            if not isinstance(value, dict) or "driver_id" not in value:
-                log.warning("skipping a driver location that is not an object: %r", value)
-                continue
-            await driver_events.send(
-                key=str(value["driver_id"]),
-                value={"kind": "location", "value": value},
-                timestamp=event.message.timestamp,
-            )
+    @app.map(driver_locations, to=driver_events, key=lambda out: out["driver_id"])
+    def forward_location(value: Any) -> dict[str, Any] | None:
+        """Keyed by the driver the value names, to meet its completions in one stream."""
+        if not isinstance(value, dict) or "driver_id" not in value:
+            log.warning("skipping a driver location that is not an object: %r", value)
+            return None
+        return {"kind": "location", "driver_id": str(value["driver_id"]), "value": value}
 
-    @app.agent(trips_completed)
-    async def forward_completions(stream: Any) -> None:
-        async for event in stream.events():
-            value = event.value
-            if not isinstance(value, dict) or "driver_id" not in value:
-                log.warning("skipping a trip completion that is not an object: %r", value)
-                continue
-            await driver_events.send(
-                key=str(value["driver_id"]),
-                value={"kind": "completed", "value": value},
-                timestamp=event.message.timestamp,
-            )
+    @app.map(trips_completed, to=driver_events, key=lambda out: out["driver_id"])
+    def forward_completion(value: Any) -> dict[str, Any] | None:
+        if not isinstance(value, dict) or "driver_id" not in value:
+            log.warning("skipping a trip completion that is not an object: %r", value)
+            return None
+        return {"kind": "completed", "driver_id": str(value["driver_id"]), "value": value}
 
-    @app.agent(ride_requests)
-    async def route_requests(stream: Any) -> None:
+    @app.map(ride_requests, to=region_events, key=lambda out: out["region"])
+    def route_request(value: Any) -> dict[str, Any] | None:
         """Sends each request to the region of its pickup."""
-        from apps.eta_matching import geo
-
-        async for event in stream.events():
-            try:
-                request = _request_of(event.value)
-                region = geo.region_of(
-                    request["pickup_lat"], request["pickup_lon"], rules.region_res
-                )
-            except (BadEventError, ValueError) as exc:
-                log.warning("skipping: %s", exc)
-                continue
-            await region_events.send(
-                key=region,
-                value={"kind": "request", "request": request},
-                timestamp=event.message.timestamp,
-            )
+        try:
+            request = _request_of(value)
+            region = geo.region_of(request["pickup_lat"], request["pickup_lon"], rules.region_res)
+        except (BadEventError, ValueError) as exc:
+            log.warning("skipping: %s", exc)
+            return None
+        return {"kind": "request", "region": region, "request": request}
 
     @app.agent(driver_events)
     async def route_drivers(stream: Any) -> None:

@@ -313,9 +313,12 @@ class App:
         name: str | None = None,
         concurrency: int = 1,
         on_error: str | None = None,
+        key: Callable[[Any], Any] | None = None,
     ) -> Callable[[Callable[[Any], Any]], Agent]:
-        """``@app.map(source, to=)``: see ``streamlog.dsl.topology.nodes``."""
-        return map_node(self, source, to=to, name=name, concurrency=concurrency, on_error=on_error)
+        """``@app.map(source, to=, key=)``: see ``streamlog.dsl.topology.nodes``."""
+        return map_node(
+            self, source, to=to, name=name, concurrency=concurrency, on_error=on_error, key=key
+        )
 
     def filter(
         self,

@@ -255,12 +255,23 @@ def map_node(
     name: str | None = None,
     concurrency: int = 1,
     on_error: str | None = None,
+    key: Callable[[Any], Any] | None = None,
 ) -> Callable[[Callable[[Any], Any]], Agent]:
-    """``@app.map(source, to=)``: write ``fun(value)`` for each event (None drops it)."""
+    """``@app.map(source, to=)``: write ``fun(value)`` for each event (None drops it).
+
+    ``key=``: a function of the written value giving the written record's key (Kafka
+    Streams' ``map`` to a new key): a step that re-keys, e.g. to route events to the
+    partition of an entity they name, stays a node. Without it the input's key is kept.
+    """
 
     def decorate(fun: Callable[[Any], Any]) -> Agent:
         channel = _source(app, source, "map")
-        outputs = _outputs(app, to, channel, "map", value_type=None, value_serializer=None)
+        if key is not None and not callable(key):
+            raise ImproperlyConfigured(f"map: key= takes a function of the value, not {key!r}")
+        overrides: dict[str, Any] = {"value_type": None, "value_serializer": None}
+        if key is not None:  # new keys: the source's key type no longer describes them
+            overrides.update(key_type=None)
+        outputs = _outputs(app, to, channel, "map", **overrides)
         spec = NodeSpec("map", _node_name(fun, name), fun, (("reads", channel),), outputs)
         is_async = _is_async(fun)
 
@@ -272,7 +283,8 @@ def map_node(
                 if result is None:
                     continue
                 if outputs:
-                    await _emit(outputs, event.key, result, event.message)
+                    out_key = event.key if key is None else key(result)
+                    await _emit(outputs, out_key, result, event.message)
                 else:
                     yield result
 

@@ -410,6 +410,38 @@ def test_map_then_filter_keep_keys_and_timestamps_end_to_end(broker_url, app_id)
     )
 
 
+def test_map_with_key_re_keys_to_the_partition_of_the_new_key(broker_url, app_id):
+    from streamlog.log.partitioner import partition_for_key
+
+    app = dsl_app(app_id, broker_url)
+    orders = app.topic(f"{app_id}-orders", key_type=str, value_type=Order)
+
+    @map_node(app, orders, to=f"{app_id}-by-user", key=lambda out: out["user"])
+    def by_user(order):  # orders keyed by order id, written keyed by user
+        return None if order.amount == 0 else {"user": order.user, "amount": order.amount}
+
+    sent = [("o1", "ann", 5), ("o2", "bob", 0), ("o3", "cy", 20), ("o4", "ann", 7)]
+    base = recent_seconds()
+
+    async def main():
+        async with app:
+            for i, (order_id, user, n) in enumerate(sent):
+                await orders.send(key=order_id, value=Order(i, user, n), timestamp=base + i)
+            return await read_topic(app, f"{app_id}-by-user", 3)
+
+    out = run(main())
+    t0 = base * 1000
+    assert decoded(out, sort_key=lambda r: r.timestamp) == [
+        (b"ann", {"user": "ann", "amount": 5}, t0),
+        (b"cy", {"user": "cy", "amount": 20}, t0 + 2000),
+        (b"ann", {"user": "ann", "amount": 7}, t0 + 3000),
+    ]
+    # each record is in its new key's partition: the two "ann" records share one
+    assert all(r.partition == partition_for_key(r.key, 2) for r in out)
+    with pytest.raises(ImproperlyConfigured, match="key= takes a function"):
+        map_node(app, orders, to="x", key="user")(lambda v: v)
+
+
 def test_aggregate_by_field_emits_key_and_running_total():
     app = dsl_app("agg-field", "memory://")
     # One partition, so the order of one user's updates is the order sent.
