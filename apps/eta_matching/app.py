@@ -115,7 +115,12 @@ def build_app(
     async def live_data(web: Any, request: Any) -> Any:
         return web.json(stats.snapshot())
 
-    @app.map(driver_locations, to=driver_events, key=lambda out: out["driver_id"])
+    @app.map(
+        driver_locations,
+        to=driver_events,
+        key=lambda out: out["driver_id"],
+        name="forward_location",
+    )
     def forward_location(value: Any) -> dict[str, Any] | None:
         """Keyed by the driver the value names, to meet its completions in one stream."""
         if not isinstance(value, dict) or "driver_id" not in value:
@@ -123,14 +128,19 @@ def build_app(
             return None
         return {"kind": "location", "driver_id": str(value["driver_id"]), "value": value}
 
-    @app.map(trips_completed, to=driver_events, key=lambda out: out["driver_id"])
+    @app.map(
+        trips_completed,
+        to=driver_events,
+        key=lambda out: out["driver_id"],
+        name="forward_completion",
+    )
     def forward_completion(value: Any) -> dict[str, Any] | None:
         if not isinstance(value, dict) or "driver_id" not in value:
             log.warning("skipping a trip completion that is not an object: %r", value)
             return None
         return {"kind": "completed", "driver_id": str(value["driver_id"]), "value": value}
 
-    @app.map(ride_requests, to=region_events, key=lambda out: out["region"])
+    @app.map(ride_requests, to=region_events, key=lambda out: out["region"], name="route_request")
     def route_request(value: Any) -> dict[str, Any] | None:
         """Sends each request to the region of its pickup."""
         try:
@@ -141,7 +151,7 @@ def build_app(
             return None
         return {"kind": "request", "region": region, "request": request}
 
-    @app.agent(driver_events)
+    @app.agent(driver_events, name="route_drivers")
     async def route_drivers(stream: Any) -> None:
         """Owns each driver's region; hands drivers from region to region."""
         async for event in stream.events():
@@ -160,7 +170,7 @@ def build_app(
                     key=region, value=region_event, timestamp=event.message.timestamp
                 )
 
-    @app.agent(region_events)
+    @app.agent(region_events, name="match_in_region")
     async def match_in_region(stream: Any) -> None:
         """The fleets: applies driver events and answers each request exactly once."""
         async for event in stream.events():
