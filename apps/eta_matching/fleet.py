@@ -87,6 +87,14 @@ class Driver:
         )
 
 
+def _index_cell(driver: Driver) -> str | None:
+    """The search cell a driver is indexed in: only one that a request could take (not
+    claimed, last reported ``available``; staleness is checked when reading)."""
+    if driver.claimed_by is not None or driver.status != "available":
+        return None
+    return geo.search_cell(driver.lat, driver.lon)
+
+
 class RegionFleet:
     """The drivers of one region, read from and written to the stores on every call."""
 
@@ -124,16 +132,21 @@ class RegionFleet:
 
     def join(self, driver: Driver) -> None:
         """Takes ``driver`` into this fleet (a new driver, or one handed over by a region)."""
-        if self.driver(driver.driver_id) is None:
+        before = self.driver(driver.driver_id)
+        if before is None:
             self._count_driver(+1)
-        self._store(driver, old_cell=self._cell_of(driver.driver_id))
+        self._store(driver, before)
 
     def leave(self, driver_id: str, seq: int) -> Driver | None:
         """Removes a driver (it moved to another region); its state goes with it."""
         driver = self.driver(driver_id)
         if driver is None:
             return None
-        self._unindex(driver_id, geo.search_cell(driver.lat, driver.lon))
+        cell = _index_cell(driver)
+        if cell is not None:
+            self._unindex(driver_id, cell)
+        if driver.claimed_by is not None:  # the claim goes with the driver
+            self._forget_claim(driver.claimed_by)
         self._drivers[self._key(driver_id)] = {"left": True, "seq": seq}
         self._count_driver(-1)
         driver.seq = seq
@@ -143,12 +156,13 @@ class RegionFleet:
         self, driver_id: str, lat: float, lon: float, status: str, ts: float, seq: int = 0
     ) -> None:
         """A location report: moves the driver, records a speed sample; a claim survives."""
-        driver = self.driver(driver_id)
-        if driver is None:
+        before = self.driver(driver_id)
+        if before is None:
             raise KeyError(driver_id)
+        driver = Driver(**vars(before))
         driver.seq = max(driver.seq, seq)
         if ts < driver.ts:
-            self._store(driver, old_cell=self._cell_of(driver_id))
+            self._store(driver, before)
             return  # an older report than one applied: the newer position stands
         dt = ts - driver.ts
         if dt > 0:
@@ -157,9 +171,8 @@ class RegionFleet:
                 area = geo.area_of(lat, lon)
                 self._note_area(area)
                 self._windows.add_speed(area, ts, kmh)
-        old_cell = geo.search_cell(driver.lat, driver.lon)
         driver.lat, driver.lon, driver.status, driver.ts = lat, lon, status, ts
-        self._store(driver, old_cell=old_cell)
+        self._store(driver, before)
 
     def complete(
         self, driver_id: str, ts: float, request_id: str | None = None, seq: int = 0
@@ -169,22 +182,22 @@ class RegionFleet:
         With ``request_id``, only the trip the driver is claimed for ends it: a completion
         delivered again after a crash cannot free a driver claimed since.
         """
-        driver = self.driver(driver_id)
-        if driver is None:
+        before = self.driver(driver_id)
+        if before is None:
             raise KeyError(driver_id)
+        driver = Driver(**vars(before))
         driver.seq = max(driver.seq, seq)
-        if request_id is None or driver.claimed_by == request_id:
+        if driver.claimed_by is not None and request_id in (None, driver.claimed_by):
+            self._forget_claim(driver.claimed_by)
             driver.claimed_by = None
             driver.status = "available"
             driver.ts = max(driver.ts, ts)
-        self._store(driver, old_cell=geo.search_cell(driver.lat, driver.lon))
+        self._store(driver, before)
 
-    def is_available(self, driver: Driver, now: float, request_id: str | None = None) -> bool:
-        # a driver claimed by this very request is its own (a request processed again
-        # after a crash that kept the claim but not the answer)
+    def is_available(self, driver: Driver, now: float) -> bool:
         return (
-            (driver.claimed_by is None or driver.claimed_by == request_id)
-            and (driver.status == "available" or driver.claimed_by is not None)
+            driver.claimed_by is None
+            and driver.status == "available"
             and now - driver.ts <= self.rules.stale_after_s
         )
 
@@ -208,12 +221,29 @@ class RegionFleet:
         surge = self.surge(pickup_area, now)
         best: tuple[float, str] | None = None
         best_driver: Driver | None = None
-        for driver in self._drivers_near(plat, plon):
-            if not self.is_available(driver, now, request_id):
-                continue
-            km = geo.haversine_km(plat, plon, driver.lat, driver.lon)
-            if km <= self.rules.max_pickup_km and (best is None or (km, driver.driver_id) < best):
-                best, best_driver = (km, driver.driver_id), driver
+        claimed = self._claimed_for(request_id)
+        if claimed is not None:  # processed again after a crash kept the claim, not the answer
+            km = geo.haversine_km(plat, plon, claimed.lat, claimed.lon)
+            best, best_driver = (km, claimed.driver_id), claimed
+        # ring by ring outwards, stopping once no farther ring can hold a nearer driver
+        for ring in range(geo.rings_for(self.rules.max_pickup_km) + 1):
+            if claimed is not None or (
+                best is not None and best[0] < geo.nearer_than_ring_km(ring)
+            ):
+                break
+            for cell in geo.ring_cells(plat, plon, ring):
+                if best is not None:
+                    clat, clon, reach = geo.cell_reach(cell)
+                    if geo.haversine_km(plat, plon, clat, clon) - reach > best[0]:
+                        continue  # no point of this cell is nearer than the best so far
+                for driver in self._drivers_in(cell):
+                    if not self.is_available(driver, now):
+                        continue
+                    km = geo.haversine_km(plat, plon, driver.lat, driver.lon)
+                    if km <= self.rules.max_pickup_km and (
+                        best is None or (km, driver.driver_id) < best
+                    ):
+                        best, best_driver = (km, driver.driver_id), driver
         value: dict[str, Any] = {
             "request_id": request_id,
             "driver_id": None,
@@ -229,9 +259,10 @@ class RegionFleet:
             )
             return value
         km, driver_id = best
-        driver = best_driver
+        driver = Driver(**vars(best_driver))
         driver.claimed_by = request_id
-        self._store(driver, old_cell=geo.search_cell(driver.lat, driver.lon))
+        self._store(driver, best_driver)
+        self._drivers[self._claim_key(request_id)] = driver_id
         # when the claim took effect in event time: a request can wait in the log while
         # the driver finishes a trip that ends after the request was made
         value["claimed_ts"] = max(now, driver.ts)
@@ -259,7 +290,7 @@ class RegionFleet:
             1
             for cell in geo.area_cells(area)
             for driver in self._drivers_in(cell)
-            if driver.claimed_by is None and self.is_available(driver, now)
+            if self.is_available(driver, now)
         )
 
     def surge(self, area: str, now: float) -> float:
@@ -272,9 +303,18 @@ class RegionFleet:
     def _key(self, suffix: str) -> str:
         return f"{self.region}|{suffix}"
 
-    def _cell_of(self, driver_id: str) -> str | None:
-        driver = self.driver(driver_id)
-        return None if driver is None else geo.search_cell(driver.lat, driver.lon)
+    def _claim_key(self, request_id: str) -> str:
+        return self._key(f"#claim|{request_id}")
+
+    def _claimed_for(self, request_id: str) -> Driver | None:
+        driver_id = self._drivers.get(self._claim_key(request_id))
+        driver = None if driver_id is None else self.driver(driver_id)
+        return driver if driver is not None and driver.claimed_by == request_id else None
+
+    def _forget_claim(self, request_id: str) -> None:
+        key = self._claim_key(request_id)
+        if key in self._drivers:
+            del self._drivers[key]
 
     def _drivers_in(self, cell: str) -> Iterator[Driver]:
         for driver_id in self._cells.get(self._key(cell)) or ():
@@ -282,19 +322,18 @@ class RegionFleet:
             if driver is not None:
                 yield driver
 
-    def _drivers_near(self, lat: float, lon: float) -> Iterator[Driver]:
-        for cell in geo.cells_around(lat, lon, geo.rings_for(self.rules.max_pickup_km)):
-            yield from self._drivers_in(cell)
-
-    def _store(self, driver: Driver, *, old_cell: str | None) -> None:
+    def _store(self, driver: Driver, before: Driver | None) -> None:
+        """Writes ``driver`` (changed from ``before``) and moves it in the cell index."""
         self._drivers[self._key(driver.driver_id)] = driver.to_json()
-        cell = geo.search_cell(driver.lat, driver.lon)
+        old_cell = None if before is None else _index_cell(before)
+        cell = _index_cell(driver)
         if old_cell != cell:
             if old_cell is not None:
                 self._unindex(driver.driver_id, old_cell)
-            ids = set(self._cells.get(self._key(cell)) or ())
-            ids.add(driver.driver_id)
-            self._cells[self._key(cell)] = sorted(ids)
+            if cell is not None:
+                ids = set(self._cells.get(self._key(cell)) or ())
+                ids.add(driver.driver_id)
+                self._cells[self._key(cell)] = sorted(ids)
 
     def _unindex(self, driver_id: str, cell: str) -> None:
         key = self._key(cell)

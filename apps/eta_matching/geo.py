@@ -7,6 +7,7 @@ drivers are indexed by, an *area* (res 6) that speeds and surge are reported for
 
 from __future__ import annotations
 
+import functools
 import math
 
 import h3
@@ -56,8 +57,35 @@ def rings_for(radius_km: float) -> int:
     one ring more covers a driver at the far edge of its cell, so the ring search never
     misses a driver the radius allows (tests/apps/eta_matching/test_geo.py checks it).
     """
-    return math.ceil(radius_km / (_SEARCH_CELL_SPACING_KM * math.sqrt(3) / 2)) + 1
+    return math.ceil(radius_km / ring_advance_km()) + 1
 
 
-def cells_around(lat: float, lon: float, rings: int) -> list[str]:
-    return [str(c) for c in h3.grid_disk(h3.latlng_to_cell(lat, lon, SEARCH_RES), rings)]
+def ring_advance_km() -> float:
+    """The least distance one ring of search cells adds in every direction."""
+    return _SEARCH_CELL_SPACING_KM * math.sqrt(3) / 2
+
+
+def nearer_than_ring_km(ring: int) -> float:
+    """Every driver in ring ``ring`` (or beyond) of the pickup's cell is farther than this.
+
+    The converse of ``rings_for``: a driver within d km is in a ring <= ceil(d / advance) +
+    1, so one in ring j is farther than (j - 2) * advance.
+    """
+    return max(0.0, (ring - 2) * ring_advance_km())
+
+
+def ring_cells(lat: float, lon: float, ring: int) -> list[str]:
+    """The search cells exactly ``ring`` steps from the one holding (lat, lon)."""
+    return [str(c) for c in h3.grid_ring(h3.latlng_to_cell(lat, lon, SEARCH_RES), ring)]
+
+
+@functools.lru_cache(maxsize=65536)
+def cell_reach(cell: str) -> tuple[float, float, float]:
+    """(centre lat, centre lon, km from the centre to its farthest vertex plus a margin):
+    no point of the cell is farther from the centre, so a cell whose centre is farther
+    than the best candidate's distance plus this holds no nearer driver. The margin
+    (2 % and 20 m) covers h3's edges being straight in its projection, not on the sphere.
+    A pure function of the cell, cached (cells do not change)."""
+    lat, lon = h3.cell_to_latlng(cell)
+    far = max(haversine_km(lat, lon, vlat, vlon) for vlat, vlon in h3.cell_to_boundary(cell))
+    return lat, lon, far * 1.02 + 0.02

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from apps.eta_matching import geo
 from apps.eta_matching.answers import MemoryAnswers
 from apps.eta_matching.fleet import Driver, RegionFleet
@@ -122,10 +124,11 @@ def test_surge_is_demand_over_supply_clamped_and_rounded():
     assert surges == [1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
 
 
-def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds():
+@pytest.mark.parametrize("fleet_size", [400, 25])  # dense: stops early; sparse: all rings
+def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds(fleet_size):
     rng = random.Random(7)
     fleet = new_fleet()
-    for i in range(400):
+    for i in range(fleet_size):
         fleet.join(
             Driver(
                 f"d{i:03}",
@@ -137,7 +140,9 @@ def test_ring_search_finds_exactly_the_drivers_a_full_scan_finds():
         )
     for i in range(60):
         lat, lon = LAT + rng.uniform(-0.06, 0.06), LON + rng.uniform(-0.1, 0.1)
-        free = [d for d in (fleet.driver(f"d{j:03}") for j in range(400)) if d.claimed_by is None]
+        free = [
+            d for d in (fleet.driver(f"d{j:03}") for j in range(fleet_size)) if d.claimed_by is None
+        ]
         expected = min(
             ((geo.haversine_km(lat, lon, d.lat, d.lon), d.driver_id) for d in free),
             default=None,
