@@ -96,6 +96,11 @@ class Sessions:
         found = [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
         return max(found) if found else None
 
+    def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
+        """The ends of the sessions containing ``t`` (open ones never overlap; a closed
+        one may still be stored beside an open one that a later record started)."""
+        return [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
+
     def rebuild(self, part: PartitionWindows, raw: bytes, end: int, data: bytes) -> WindowRange:
         window = self.range_of(end, data)
         part.sessions.setdefault(raw, []).append(Session(*window))
