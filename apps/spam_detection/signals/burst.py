@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..settings import Thresholds
-from .window import first_of_episode, firing_windows, score, within
+from .window import firing_windows, first_of_episode, score, within
 
 NAME = "burst"
 

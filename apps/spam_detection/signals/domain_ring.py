@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..settings import Thresholds
-from .window import first_of_episode, firing_windows, score, with_member, within
+from .window import firing_windows, first_of_episode, score, with_member, within
 
 NAME = "domain_ring"
 
