@@ -97,8 +97,8 @@ class Sessions:
         return max(found) if found else None
 
     def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
-        """The ends of the sessions containing ``t`` (open ones never overlap; a closed
-        one may still be stored beside an open one that a later record started)."""
+        """The end of the session containing ``t``, if any (a key's sessions never
+        overlap: an event inside a closed session is late, so it starts none)."""
         return [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
 
     def rebuild(self, part: PartitionWindows, raw: bytes, end: int, data: bytes) -> WindowRange:
