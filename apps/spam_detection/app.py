@@ -3,17 +3,20 @@
 Topology (see docs/apps-spam.md):
 
 * ``users`` (key user id) -> ``accounts``, a table co-partitioned with ``pin_events``;
-* ``pin_events`` (key user id) -> burst and duplicate-text signals in ``activity`` (per
-  user); ``create`` pins with a domain are re-keyed by domain into ``spam-domain-links``
-  carrying the account's creation time; ``report`` events re-keyed by the reported user
-  into ``spam-reports``;
-* ``spam-domain-links`` (key domain) -> the domain-ring signal in ``domains``;
-* ``spam-reports`` (key reported user) -> the report signal in ``reported``;
+* ``pin_events`` (key user id) -> burst and duplicate-text signals (sliding windows per
+  user and per user and text); ``create`` pins with a domain by a young account are
+  re-keyed by domain into ``spam-domain-links``; ``report`` events re-keyed by the
+  reported user into ``spam-reports``;
+* ``spam-domain-links`` (key domain) -> the domain-ring signal (sliding windows of the
+  distinct young accounts per domain);
+* ``spam-reports`` (key reported user) -> the report signal (sliding windows of the
+  distinct reporters);
 * every signal sends to ``spam_flags`` (key user id); ``spam_flags`` -> ``flagged``, a
   global table every worker serves on its page ``/spam/``.
 
-Each record's timestamp is the event time (the value's ``ts``), and the signals' windows
-run on it, so replaying a day of events gives the flags it gave live.
+Each record's timestamp is the event time (the value's ``ts``), and the signals' windowed
+tables run on it, so replaying a day of events gives the flags it gave live. Each signal
+also keeps a session-windowed table of its firings: a signal flags once per episode.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from . import records
 from .page import PAGE
 from .settings import Thresholds
 from .signals import burst, domain_ring, duplicate, reports
+from .signals.burst import Burst
+from .signals.domain_ring import DomainRing
+from .signals.duplicate import Duplicate
+from .signals.reports import Reports
 
 LIMITS = Thresholds.from_environ()
 
@@ -44,9 +51,10 @@ domain_links = app.topic("spam-domain-links", key_type=str, value_serializer="js
 report_events = app.topic("spam-reports", key_type=str, value_serializer="json")
 
 accounts = app.Table("accounts", default=dict, key_type=str)
-activity = app.Table("activity", default=dict, key_type=str)
-domains = app.Table("domains", default=dict, key_type=str)
-reported = app.Table("reported", default=dict, key_type=str)
+bursts = Burst.declare(app, LIMITS)
+duplicates = Duplicate.declare(app, LIMITS)
+rings = DomainRing.declare(app, LIMITS)
+reported = Reports.declare(app, LIMITS)
 flagged = app.GlobalTable("flagged", default=dict, key_type=str)
 # links by accounts whose ``users`` record has not been read yet (the two topics are read
 # independently, so a pin may come first); released when the account arrives
@@ -102,17 +110,12 @@ async def watch_pins(stream: Any) -> None:
             continue
         if action != "create":
             continue
-        state = dict(activity[user_id])
-        fired = burst.observe(state, ts, LIMITS.burst_count, LIMITS.burst_window_s)
+        fired = bursts.observe(user_id)
         if fired is not None:
             await send_flag(user_id, fired, burst.NAME, ts)
-        text = records.text_field(event, "text")
-        fired = duplicate.observe(
-            state, text, ts, LIMITS.duplicate_count, LIMITS.duplicate_window_s
-        )
+        fired = duplicates.observe(user_id, records.text_field(event, "text"))
         if fired is not None:
             await send_flag(user_id, fired, duplicate.NAME, ts)
-        activity[user_id] = state
         domain = records.text_field(event, "domain")
         if not domain:
             continue
@@ -128,28 +131,17 @@ async def watch_pins(stream: Any) -> None:
 async def watch_domains(stream: Any) -> None:
     """The domain ring: distinct young accounts per domain in the window."""
     async for link in stream:
-        ts = float(link["ts"])
-        state = dict(domains[link["domain"]])
-        members = domain_ring.observe(
-            state, link["user_id"], ts, LIMITS.ring_accounts, LIMITS.ring_window_s
-        )
-        domains[link["domain"]] = state
-        for user_id, value in members:
-            await send_flag(user_id, value, domain_ring.NAME, ts)
+        for user_id, value in rings.observe(link["domain"], link["user_id"]):
+            await send_flag(user_id, value, domain_ring.NAME, float(link["ts"]))
 
 
 @app.agent(report_events)
 async def watch_reports(stream: Any) -> None:
     """Distinct reporters per reported user in the window."""
     async for report in stream:
-        ts = float(report["ts"])
-        state = dict(reported[report["target"]])
-        fired = reports.observe(
-            state, report["reporter"], ts, LIMITS.report_count, LIMITS.report_window_s
-        )
-        reported[report["target"]] = state
+        fired = reported.observe(report["target"], report["reporter"])
         if fired is not None:
-            await send_flag(report["target"], fired, reports.NAME, ts)
+            await send_flag(report["target"], fired, reports.NAME, float(report["ts"]))
 
 
 @app.agent(spam_flags)

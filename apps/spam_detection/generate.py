@@ -60,7 +60,7 @@ async def send(
                 pending.append(
                     await producer.send(
                         "users", _record(user), key=user["user_id"].encode(),
-                        timestamp_ms=int(user["created_ts"] * 1000),
+                        timestamp_ms=round(user["created_ts"] * 1000),
                     )
                 )  # fmt: skip
             first = pins[0]["ts"] if pins else 0.0
@@ -74,7 +74,7 @@ async def send(
                 pending.append(
                     await producer.send(
                         "pin_events", _record(event), key=event["user_id"].encode(),
-                        timestamp_ms=int(event["ts"] * 1000),
+                        timestamp_ms=round(event["ts"] * 1000),
                     )
                 )  # fmt: skip
             await producer.flush()

@@ -26,6 +26,14 @@ class Thresholds:
     ring_account_age_s: float = 86400.0
     report_count: int = 3
     report_window_s: float = 3600.0
+    # How far behind its table partition's stream time (the newest event time seen) an
+    # event may arrive and still count (the windows' grace). The per-user signals read
+    # one partition in order; links and reports are re-keyed from every partition, so
+    # they arrive as far apart as the partitions are read: a window's length by default.
+    burst_grace_s: float = 60.0
+    duplicate_grace_s: float = 600.0
+    ring_grace_s: float = 3600.0
+    report_grace_s: float = 3600.0
 
     @classmethod
     def from_environ(cls) -> Thresholds:

@@ -1,11 +1,18 @@
-"""Duplicate text: one user posting the same text again and again (copy-paste spam)."""
+"""Duplicate text: one user posting the same text again and again (copy-paste spam).
+
+``texts``: a count per (user, normalised text) in sliding windows of
+``within(duplicate_window_s)``; the key holds the user, so it lives in the user's
+partition (Faust's rule: a table write goes to the current event's partition)."""
 
 from __future__ import annotations
 
+import operator
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from .window import new_episode, prune, score
+from ..settings import Thresholds
+from .window import firing_windows, first_of_episode, score, within
 
 NAME = "duplicate_text"
 _NOT_WORD = re.compile(r"[^\w]+")
@@ -17,21 +24,30 @@ def normalise(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
-def observe(
-    state: dict[str, Any], text: str, ts: float, count_at: int, window_s: float
-) -> float | None:
-    """Add one pin with ``text`` at ``ts``; the score if this starts a new episode."""
-    key = normalise(text)
-    if not key:
-        return None
-    texts: dict[str, list[float]] = state.setdefault("texts", {})
-    times = prune([*texts.get(key, []), ts], ts, window_s)
-    texts[key] = times
-    for other in [k for k, v in texts.items() if not prune(v, ts, window_s)]:
-        del texts[other]  # keeps the state bounded by what is still in the window
-    if len(times) < count_at:
-        return None
-    fired: dict[str, float] = state.setdefault("fired", {})
-    fire = new_episode(fired.get(key), ts, window_s)
-    fired[key] = ts
-    return score(len(times), count_at) if fire else None
+@dataclass(frozen=True)
+class Duplicate:
+    texts: Any  # WindowedTable: [user id, text] -> pins in the window
+    episodes: Any  # WindowedTable (sessions): [user id, text] -> firings in the episode
+    count_at: int
+
+    @classmethod
+    def declare(cls, app: Any, limits: Thresholds) -> Duplicate:
+        window, grace = limits.duplicate_window_s, limits.duplicate_grace_s
+        return cls(
+            app.Table("duplicate-texts", default=int).sliding(within(window), grace=grace),
+            app.Table("duplicate-episodes", default=int).session(within(window), grace=grace),
+            limits.duplicate_count,
+        )
+
+    def observe(self, user_id: str, text: str) -> float | None:
+        """One pin by ``user_id`` with ``text``; the score if it starts a new episode."""
+        normal = normalise(text)
+        if not normal:
+            return None
+        key = [user_id, normal]
+        if not self.texts.apply(key, operator.add, 1):
+            return None
+        full = firing_windows(self.texts, key, self.count_at)
+        if not full or not first_of_episode(self.episodes, key):
+            return None
+        return score(max(count for _, count in full), self.count_at)

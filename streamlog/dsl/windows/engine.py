@@ -284,6 +284,33 @@ class WindowEngine:
             data = data[HEADER_SIZE:]
         return self.loads(data)
 
+    def values_containing(self, ref: WindowSet, t: int) -> list[tuple[WindowRange, Any]]:
+        """Every live window of ``ref``'s key that contains ``t``, with its value, oldest
+        first: point reads of the windows the kind's index names (no range scan)."""
+        found = ref.place
+        if found is None:
+            found = self.place_of(ref)
+        raw, prefix, number = found
+        part = self.parts.get(number)
+        if part is None:
+            self.table.require_owned(number, raw)
+            return []
+        kind = self.kind
+        txn = part.txn
+        reader = txn if txn is not None and txn.open else self.table.reader(number, raw)
+        out = []
+        for at in kind.windows_at(part, raw, t):
+            key = window_key_at(prefix, at)
+            if self.unique_expiry and key not in part.live:
+                continue
+            data = reader.get(key)
+            if data is None:
+                continue
+            window = kind.range_of(at, data)
+            if not self.expired(part, window):
+                out.append((window, self.loads(self.payload(data))))
+        return out
+
     def expired(self, part: PartitionWindows, window: WindowRange) -> bool:
         st = part.stream_time
         return st is not None and window.end + self.expire_delay <= st

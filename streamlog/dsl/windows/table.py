@@ -440,6 +440,23 @@ class WindowSet:
             return engine.value_at(self, engine.wall_ms() if t is None else t)
         return engine.value_at(self, engine.stream_event_time(event))
 
+    def current_windows(self, event: Event | None = None) -> list[tuple[WindowRange, Any]]:
+        """Every live window of the key containing the event's timestamp, with its
+        value, oldest first (what ``current()`` reads is one of them).
+
+        Kafka Streams forwards every window an event updates; this is that set, read
+        after ``+=``. "N events within W" is a sliding window whose count reaches N,
+        and an event that arrives out of order may complete a window ending after it,
+        which ``current()`` (the window ``[t - size, t]``) does not show. For hopping
+        windows these are the windows the event went to (closed ones included while
+        stored); for sessions, the session holding it.
+        """
+        engine = self._table._engine
+        if event is None:
+            t = current_timestamp_ms()
+            return engine.values_containing(self, engine.wall_ms() if t is None else t)
+        return engine.values_containing(self, engine.stream_event_time(event))
+
     def value(self, event: Event | None = None) -> Any:
         """The value of the window containing the table's time (see ``relative_to_*``)."""
         table = self._table

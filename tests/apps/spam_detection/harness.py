@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+import urllib.request
 from typing import Any
 
 from apps.spam_detection import generate
@@ -67,6 +69,64 @@ def flags(url: str) -> list[dict[str, Any]]:
         assert set(value) == {"user_id", "score", "reasons", "ts"}, value
         assert record.key == value["user_id"].encode()
         assert 0.5 <= value["score"] <= 1.0 and value["reasons"], value
-        assert record.timestamp == int(value["ts"] * 1000), (record.timestamp, value)
+        assert record.timestamp == round(value["ts"] * 1000), (record.timestamp, value)
         out.append(value)
     return out
+
+
+def committed_pins(url: str) -> int:
+    """Records of ``pin_events`` the group has committed past."""
+    return asyncio.run(asyncio.wait_for(_lags(url), 30)).get("pin_events", (0, 0))[1]
+
+
+class ChunkedSender:
+    """Sends pins in chunks from a thread, so a test can crash, add or stop workers while
+    input is still arriving (``done`` once every chunk is acknowledged; ``error`` if one
+    failed). The pause between chunks only spreads the input over a few seconds, as a
+    live producer would; nothing waits on it."""
+
+    def __init__(self, url: str, pins: list[dict[str, Any]], chunk: int, pause: float) -> None:
+        self.url, self.pins, self.chunk, self.pause = url, pins, chunk, pause
+        self.sent = 0
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spam-sender", daemon=True)
+
+    def __enter__(self) -> ChunkedSender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(90)
+
+    def _run(self) -> None:
+        try:
+            for at in range(0, len(self.pins), self.chunk):
+                if self._stop.is_set():
+                    return
+                batch = self.pins[at : at + self.chunk]
+                send(self.url, [], batch)
+                self.sent += len(batch)
+                self._stop.wait(self.pause)
+        except BaseException as error:  # reported by wait()
+            self.error = error
+        finally:
+            self.done.set()
+
+    def wait(self, timeout: float = 90.0) -> None:
+        """Until every chunk is acknowledged (re-raises a send's failure)."""
+        assert self.done.wait(timeout), f"the sender sent {self.sent} of {len(self.pins)}"
+        if self.error is not None:
+            raise self.error
+        assert self.sent == len(self.pins)
+
+
+def page_flagged(worker: WorkerProcess) -> set[str]:
+    """The user ids the worker's page ``/spam/flagged.json`` lists now."""
+    web = worker.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ")[1]
+    with urllib.request.urlopen(web + "/spam/flagged.json", timeout=10) as answer:
+        rows = json.load(answer)["flagged"]
+    assert len(rows) == len({r["user_id"] for r in rows}), rows  # one row per user
+    return {r["user_id"] for r in rows}

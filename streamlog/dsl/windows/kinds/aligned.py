@@ -75,6 +75,12 @@ class Aligned:
     def window_at(self, part: PartitionWindows, raw: bytes, t: int) -> int | None:
         return t - t % self.step  # the newest window containing t
 
+    def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
+        step = self.step
+        last = t - t % step
+        first = last - (last - t + self.size - 1) // step * step  # start + size > t
+        return list(range(first, last + 1, step))
+
     def rebuild(self, part: PartitionWindows, raw: bytes, start: int, data: bytes) -> WindowRange:
         part.live.add(window_key(raw, start))
         return WindowRange(start, start + self.size)

@@ -129,6 +129,13 @@ class WindowKind(Protocol):
         """The ``at`` of the window a read at time ``t`` sees for key ``raw``, if any."""
         ...
 
+    def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
+        """The ``at`` of every window of key ``raw`` that contains ``t``, oldest first
+        (some may be missing from the store or expired: the engine checks). Kafka
+        Streams forwards each window an event updated; this is how a reader finds them
+        all, not only the one ``window_at`` picks."""
+        ...
+
     def rebuild(self, part: PartitionWindows, raw: bytes, at: int, data: bytes) -> WindowRange:
         """Restore ``part``'s in-memory indexes from one stored window (on assignment,
         before ``finish_rebuild``); returns its bounds."""

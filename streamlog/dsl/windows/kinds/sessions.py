@@ -96,6 +96,11 @@ class Sessions:
         found = [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
         return max(found) if found else None
 
+    def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
+        """The end of the session containing ``t``, if any (a key's sessions never
+        overlap: an event inside a closed session is late, so it starts none)."""
+        return [s.end for s in part.sessions.get(raw, ()) if s.start <= t <= s.end]
+
     def rebuild(self, part: PartitionWindows, raw: bytes, end: int, data: bytes) -> WindowRange:
         window = self.range_of(end, data)
         part.sessions.setdefault(raw, []).append(Session(*window))

@@ -120,6 +120,25 @@ class Sliding:
             return times[lo - 1] + 1
         return times[hi - 1] - size
 
+    def windows_at(self, part: PartitionWindows, raw: bytes, t: int) -> list[int]:
+        """Starts in ``[t - size, t]``: the window a record r in ``[t, t + size]`` closes
+        (start ``r - size``), and the one opened just after a record r in
+        ``[t - size - 1, t - 1]`` that another follows within ``size`` (start ``r + 1``)."""
+        times = part.times.get(raw)
+        if not times:
+            return []
+        size = self.window.size
+        lo = bisect.bisect_left(times, t - size - 1)
+        hi = bisect.bisect_right(times, t + size)
+        starts: set[int] = set()
+        for i in range(lo, hi):
+            r = times[i]
+            if r >= t:
+                starts.add(r - size)
+            elif r >= t - size - 1 and i + 1 < len(times) and times[i + 1] - r <= size:
+                starts.add(r + 1)
+        return sorted(starts)
+
     def rebuild(self, part: PartitionWindows, raw: bytes, start: int, data: bytes) -> WindowRange:
         part.times.setdefault(raw, []).append(unpack_time(data))
         return WindowRange(start, start + self.window.size)
