@@ -158,7 +158,18 @@ def test_newer_subscription_versions_are_read() -> None:
             rack_id="rack-a",
         ),
     )
-    assert decode_subscription(buffer.getvalue()) == Subscription(("orders", "users"), b"u")
+    assert decode_subscription(buffer.getvalue()) == Subscription(
+        ("orders", "users"), b"u", frozenset({TP("orders", 0), TP("orders", 2)})
+    )
+
+
+def test_a_cooperative_subscription_says_what_the_member_owns() -> None:
+    owned = {TP("orders", 1), TP("users", 1)}
+    data = encode_subscription(["users", "orders"], b"card", owned)
+    assert struct.unpack(">h", data[:2]) == (1,)
+    assert decode_subscription(data) == Subscription(("orders", "users"), b"card", frozenset(owned))
+    # a v0 subscription (what eager members send) owns nothing
+    assert decode_subscription(encode_subscription(["orders"])).owned == frozenset()
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,6 +254,78 @@ def test_two_members_split_and_rebalance_with_callbacks_in_order(kafka: KafkaCas
         await producer.flush()
         again = await read_records(a, 8)
         assert sorted(int(r.value) for r in again) == list(range(40, 48))
+        await transport.close()
+
+    run(body(), timeout=150)
+
+
+def test_cooperative_members_keep_what_stays_put_through_joins_and_leaves(
+    kafka: KafkaCase,
+) -> None:
+    """KIP-429 over the classic protocol: a joining member takes its share in a second
+    round after the owner revoked only that share; the rest is never revoked. Ownership
+    is checked at every callback: no partition is held by two members at once."""
+
+    async def body() -> None:
+        transport = kafka.transport()
+        topic = kafka.name("coop")
+        group = kafka.name("coop-group")
+        await transport.admin().create_topic(topic, 6)
+        everything = {TP(topic, p) for p in range(6)}
+        held: dict[TP, str] = {}
+
+        class Owner(Recorder):
+            def __init__(self, name: str) -> None:
+                super().__init__()
+                self.name = name
+
+            async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+                for tp in revoked:
+                    assert held.pop(tp) == self.name
+                await super().on_partitions_revoked(revoked)
+
+            async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+                for tp in assigned:
+                    assert tp not in held, f"{tp} given to {self.name} while {held[tp]} holds it"
+                    held[tp] = self.name
+                await super().on_partitions_assigned(assigned)
+
+        coop = {"partition_assignment_strategy": ("cooperative-sticky",)}
+        a_events, b_events = Owner("a"), Owner("b")
+        a = kafka.consumer(transport, group_id=group, client_id="coop-a", **coop)
+        await a.subscribe([topic], a_events)
+        assert a.assignment() == everything
+        b = kafka.consumer(transport, group_id=group, client_id="coop-b", **coop)
+        await b.subscribe([topic], b_events)
+        await poll_until([a, b], lambda: len(a.assignment()) == 3 == len(b.assignment()), "3 and 3")
+        kept = frozenset(a.assignment())
+        moved = frozenset(everything - kept)
+        # a gave up only what moved; b got it in its own round
+        assert ("revoked", moved) in a_events.events
+        assert all(kind == "assigned" or parts == moved for kind, parts in a_events.events)
+        assert frozenset(b.assignment()) == moved
+        assert [p for kind, p in b_events.events if kind == "revoked"] == []
+        # records read once each, by their partition's member
+        producer = transport.producer(linger_ms=0)
+        for i in range(36):
+            await producer.send(topic, b"%d" % i, partition=i % 6)
+        await producer.flush()
+        got_a, got_b = await asyncio.gather(read_records(a, 18), read_records(b, 18))
+        assert sorted(int(r.value) for r in got_a + got_b) == list(range(36))
+        assert {TP(topic, r.partition) for r in got_a} == kept
+        await a.commit()
+        await b.commit()
+        # b leaves: a is given b's partitions and revokes nothing
+        revokes_before = [e for e in a_events.events if e[0] == "revoked"]
+        await b.close()
+        await poll_until([a], lambda: a.assignment() == everything, "a owns all 6 again")
+        assert [e for e in a_events.events if e[0] == "revoked"] == revokes_before
+        assert a_events.events[-1] == ("assigned", moved)
+        for i in range(36, 42):
+            await producer.send(topic, b"%d" % i, partition=i % 6)
+        await producer.flush()
+        again = await read_records(a, 6)
+        assert sorted(int(r.value) for r in again) == list(range(36, 42))  # from b's commit
         await transport.close()
 
     run(body(), timeout=150)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamlog.transport.errors import MalformedMemberDataError
+from streamlog.transport.sticky import Claim, cooperative_assign
 from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Assignor",
     "RangeAssignor",
     "RoundRobinAssignor",
+    "CooperativeStickyAssignor",
     "ASSIGNORS",
     "MalformedMemberDataError",
 ]
@@ -63,6 +65,7 @@ _INT32 = struct.Struct(">i")
 class Subscription:
     topics: tuple[str, ...]
     user_data: bytes | None = None
+    owned: frozenset[TopicPartition] = frozenset()  # owned_partitions (v1+)
 
 
 def _string(value: str) -> bytes:
@@ -76,11 +79,19 @@ def _nullable_bytes(value: bytes | None) -> bytes:
     return _INT32.pack(len(value)) + value
 
 
-def encode_subscription(topics: Iterable[str], user_data: bytes | None = None) -> bytes:
+def encode_subscription(
+    topics: Iterable[str],
+    user_data: bytes | None = None,
+    owned: Iterable[TopicPartition] | None = None,
+) -> bytes:
+    """Version 0, or version 1 with ``owned`` partitions (what a cooperative member
+    sends: the leader must know what each member holds)."""
     names = sorted(set(topics))
-    parts = [_INT16.pack(0), _INT32.pack(len(names))]
+    parts = [_INT16.pack(0 if owned is None else 1), _INT32.pack(len(names))]
     parts.extend(_string(name) for name in names)
     parts.append(_nullable_bytes(user_data))
+    if owned is not None:
+        parts.extend(_topic_partitions(owned))
     return b"".join(parts)
 
 
@@ -166,10 +177,15 @@ class _Reader:
 
 def decode_subscription(data: bytes) -> Subscription:
     r = _Reader(bytes(data))
-    if r.int16() < 0:
+    version = r.int16()
+    if version < 0:
         raise MalformedMemberDataError("negative subscription version")
     topics = tuple(r.string() for _ in range(r.count()))
-    return Subscription(topics, r.nullable_bytes())
+    user_data = r.nullable_bytes()
+    owned: frozenset[TopicPartition] = frozenset()
+    if version >= 1 and r.pos < len(r.buf):
+        owned = frozenset(_read_topic_partitions(r))
+    return Subscription(topics, user_data, owned)
 
 
 def _read_topic_partitions(r: _Reader) -> set[TopicPartition]:
@@ -282,7 +298,26 @@ class RoundRobinAssignor:
         return result
 
 
+class CooperativeStickyAssignor:
+    """Kafka's cooperative protocol (KIP-429) with streamlog's sticky, co-partitioned
+    rule (``streamlog.transport.sticky``): what stays put keeps being processed through a
+    rebalance; a partition that moves is withheld one round while its owner revokes it.
+    Members using it revoke only what they lose (``group.py``)."""
+
+    name = "cooperative-sticky"
+    cooperative = True
+
+    def assign(
+        self, partition_counts: Mapping[str, int], subscriptions: Mapping[str, Subscription]
+    ) -> dict[str, set[TopicPartition]]:
+        claims = {
+            member: Claim(frozenset(sub.topics), sub.owned) for member, sub in subscriptions.items()
+        }
+        return cooperative_assign(partition_counts, claims)
+
+
 ASSIGNORS: dict[str, Assignor] = {
     RangeAssignor.name: RangeAssignor(),
     RoundRobinAssignor.name: RoundRobinAssignor(),
+    CooperativeStickyAssignor.name: CooperativeStickyAssignor(),
 }

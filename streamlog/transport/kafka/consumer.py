@@ -10,7 +10,7 @@ else applies ``auto_offset_reset`` (ListOffsets: "earliest" or "latest"; "none" 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from streamlog.transport.base import RebalanceListener, tell_lost
 from streamlog.transport.errors import (
@@ -22,6 +22,7 @@ from streamlog.transport.errors import (
     TransportClosedError,
     TransportError,
 )
+from streamlog.transport.kafka.assignors import ASSIGNORS
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.fetcher import Fetcher, PartitionState
 from streamlog.transport.kafka.group import GroupMember
@@ -57,7 +58,15 @@ class KafkaConsumer:
         fetch_max_wait_ms: int = 500,
         fetch_min_bytes: int = 1,
         isolation_level: str = "read_uncommitted",
+        partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
     ) -> None:
+        unknown = [name for name in partition_assignment_strategy if name not in ASSIGNORS]
+        if unknown or not partition_assignment_strategy:
+            raise ValueError(
+                f"partition_assignment_strategy: unknown assignor(s) {unknown}; "
+                f"known: {sorted(ASSIGNORS)}"
+            )
+        self._assignors = tuple(partition_assignment_strategy)
         if auto_offset_reset not in (*_RESETS, "none"):
             raise ValueError(
                 f"auto_offset_reset must be 'earliest', 'latest' or 'none', not "
@@ -134,6 +143,7 @@ class KafkaConsumer:
             session_timeout_ms=self._session_timeout_ms,
             rebalance_timeout_ms=self._rebalance_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
+            assignors=self._assignors,
             user_data=user_data,
         )
         self._member = member
@@ -157,9 +167,11 @@ class KafkaConsumer:
         self._paused -= lost
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # added to what is held (a cooperative rebalance assigns only what is new; an
+        # eager one revoked everything first, so this is the whole assignment then)
         fetcher = self._fetcher
         new = [tp for tp in assigned if tp not in fetcher.states]
-        fetcher.set_assignment(assigned)
+        fetcher.set_assignment({*fetcher.states, *assigned})
         self._paused &= set(fetcher.states)
         # Held back until the listener has seen them (it may pause them itself): the
         # promise of RebalanceListener, which the group task running this callback beside

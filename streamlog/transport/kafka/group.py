@@ -275,8 +275,16 @@ class GroupMember:
 
     # ---------------------------------------------------------------- rebalancing
 
+    @property
+    def cooperative(self) -> bool:
+        """Whether the group's agreed protocol is incremental (KIP-429)."""
+        assignor = ASSIGNORS.get(self.protocol or "")
+        return bool(getattr(assignor, "cooperative", False))
+
     async def _rebalance(self) -> None:
-        if self.assignment:
+        # eager: give up everything before joining; cooperative: keep what is held (the
+        # subscription says so) and give up only what the new assignment leaves out
+        if self.assignment and (self.lost or not self.cooperative):
             lost = self.lost
             held, self.assignment = self.assignment, set()
             await self._call(self._on_lost if lost else self._on_revoked, held)
@@ -287,8 +295,15 @@ class GroupMember:
             if assigned is None:
                 await asyncio.sleep(_BACKOFF)
                 continue
+            revoked = self.assignment - assigned
+            added = assigned - self.assignment
+            if revoked:
+                await self._call(self._on_revoked, revoked)
             self.assignment = assigned
-            await self._call(self._on_assigned, set(assigned))
+            await self._call(self._on_assigned, added)
+            if revoked:
+                # what we gave up was withheld from its new owner: a new round gives it
+                self._rejoin.set()
             return
         raise TransportClosedError("the consumer is closing")
 
@@ -303,7 +318,12 @@ class GroupMember:
 
     async def _join_and_sync(self) -> set[TopicPartition] | None:
         """One join + sync round; None when it must be tried again."""
-        metadata = encode_subscription(self.topics, self.user_data)
+        owned = (
+            self.assignment
+            if any(getattr(a, "cooperative", False) for a in self._assignors)
+            else None
+        )
+        metadata = encode_subscription(self.topics, self.user_data, owned)
         conn = await self.coordinator.connection()
         join_timeout = self._rebalance_timeout_ms / 1000 + self.cluster.request_timeout
         try:
