@@ -136,6 +136,11 @@ class Settings:
     broker_heartbeat_interval: float = 1.0
     broker_max_poll_records: int = 10_000
     consumer_auto_offset_reset: str = "earliest"
+    # Kafka's partition.assignment.strategy, in order of preference: cooperative first, so
+    # partitions that stay put are processed on through a rebalance (KIP-429); "range"
+    # after it lets a group with eager-only members (aiokafka, older clients) agree on it.
+    # The embedded groups (memory://, file://) are always cooperative.
+    consumer_partition_assignment_strategy: tuple[str, ...] = ("cooperative-sticky", "range")
     key_serializer: str = "raw"
     value_serializer: str = "json"
     reply_to: str | None = None  # the reply topic of ``ask`` (default "<id>-replies")
@@ -200,6 +205,15 @@ class Settings:
                 raise ImproperlyConfigured(f"{name} must be > 0, not {value!r}")
         if self.consumer_auto_offset_reset not in ("earliest", "latest"):
             raise ImproperlyConfigured("consumer_auto_offset_reset must be 'earliest' or 'latest'")
+        strategy = self.consumer_partition_assignment_strategy
+        if isinstance(strategy, str):
+            strategy = self.consumer_partition_assignment_strategy = (strategy,)
+        known = ("cooperative-sticky", "range", "roundrobin")
+        if not strategy or any(name not in known for name in strategy):
+            raise ImproperlyConfigured(
+                f"consumer_partition_assignment_strategy must name assignors among {known}, "
+                f"not {strategy!r}"
+            )
         if self.store not in ("rocksdb://", "memory://"):
             raise ImproperlyConfigured(
                 f"store must be 'rocksdb://' or 'memory://', not {self.store!r}"

@@ -302,6 +302,7 @@ class Transport(Protocol):
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
+        partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
     ) -> Consumer: ...
 
     def admin(self) -> Admin: ...

@@ -57,13 +57,14 @@ def _order(task: Task) -> tuple[int, str]:
 
 
 def cooperative_assign(
-    counts: Mapping[str, int], claims: Mapping[str, Claim]
+    counts: Mapping[str, int], claims: Mapping[str, Claim], *, withhold: bool = True
 ) -> dict[str, set[TopicPartition]]:
     """Every member's partitions for this round (see the module docstring).
 
     Balanced: members differ by at most one task when all read the same topics. Sticky: a
     member keeps owned tasks up to its share. Safe: a task owned by another member now is
-    not given to a new member this round.
+    not given to a new member this round (``withhold=False`` gives the target anyway, for
+    a group whose members wait until their target is free, as the embedded groups do).
     """
     members = sorted(claims)
     tasks = sorted(tasks_of(counts, claims), key=_order)
@@ -117,7 +118,7 @@ def cooperative_assign(
             held_elsewhere = any(
                 other != member and task & claims[other].owned for other in members
             )
-            if (current is not None and current != member) or held_elsewhere:
+            if withhold and ((current is not None and current != member) or held_elsewhere):
                 continue
             out[member].update(task)
     return out

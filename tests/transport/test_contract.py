@@ -639,8 +639,45 @@ def test_commit_and_committed(transport: TransportCase) -> None:
     case.run(body())
 
 
-def test_group_members_split_partitions_and_rebalance(transport: TransportCase) -> None:
+def check_cooperative_sequence(
+    events: list[tuple[str, frozenset[TopicPartition]]], final: set[TopicPartition]
+) -> None:
+    """Incremental (KIP-429) listener calls: a revocation gives up only held partitions,
+    an assignment adds only new ones, and what they add up to is ``final``."""
+    held: set[TopicPartition] = set()
+    for kind, parts in events:
+        if kind == "revoked":
+            assert parts <= held, (parts, held, events)
+            held -= parts
+        else:
+            assert not parts & held, (parts, held, events)
+            held |= parts
+    assert held == final, events
+
+
+def held_now(events: list[tuple[str, frozenset[TopicPartition]]], cooperative: bool) -> set:
+    if not cooperative:
+        assigned = [parts for kind, parts in events if kind == "assigned"]
+        return set(assigned[-1]) if assigned else set()
+    held: set[TopicPartition] = set()
+    for kind, parts in events:
+        held = held - parts if kind == "revoked" else held | parts
+    return held
+
+
+@pytest.mark.parametrize("protocol", ["eager", "cooperative"])
+def test_group_members_split_partitions_and_rebalance(
+    transport: TransportCase, protocol: str
+) -> None:
+    """Two members split four partitions and one takes them all back when the other
+    leaves. Eager (Kafka's range): everything is revoked and assigned again; cooperative
+    (KIP-429; the embedded groups always are): a member gives up only what moves."""
     case = transport
+    cooperative = protocol == "cooperative"
+    if not cooperative and not case.is_kafka:
+        pytest.skip("the embedded groups are always cooperative")
+    strategy = ("cooperative-sticky",) if cooperative else ("range",)
+    check = check_cooperative_sequence if cooperative else check_eager_sequence
     topic = case.topic("members")
     group = case.group("g-members")
     everything = {TopicPartition(topic, p) for p in range(4)}
@@ -650,11 +687,15 @@ def test_group_members_split_partitions_and_rebalance(transport: TransportCase) 
         await admin.create_topic(topic, 4)
         await produce(case, topic, [b"%d" % i for i in range(40)])
         a_events, b_events = Recorder(), Recorder()
-        a = case.consumer(group_id=group, client_id="member-a")
-        b = case.consumer(group_id=group, client_id="member-b")
+        a = case.consumer(
+            group_id=group, client_id="member-a", partition_assignment_strategy=strategy
+        )
+        b = case.consumer(
+            group_id=group, client_id="member-b", partition_assignment_strategy=strategy
+        )
         await a.subscribe([topic], a_events)
         await drive([a], lambda: a.assignment() == everything, "A alone owns all 4")
-        check_eager_sequence(a_events.meaningful(), everything)
+        check(a_events.meaningful(), everything)
 
         await b.subscribe([topic], b_events)
 
@@ -664,24 +705,32 @@ def test_group_members_split_partitions_and_rebalance(transport: TransportCase) 
                 mine | theirs == everything
                 and not mine & theirs
                 and len(mine) == len(theirs) == 2
-                and a_events.last_assigned() == mine
-                and b_events.last_assigned() == theirs
+                and held_now(a_events.events, cooperative) == mine
+                and held_now(b_events.events, cooperative) == theirs
             )
 
         await drive([a, b], split, "A and B own 2 partitions each")
         a_seq = a_events.meaningful()
-        check_eager_sequence(a_seq, a.assignment())
-        assert ("revoked", frozenset(everything)) in a_seq  # A gave up all it had
-        check_eager_sequence(b_events.meaningful(), b.assignment())
+        check(a_seq, a.assignment())
+        if cooperative:  # A gave up only what B took; what it kept was never revoked
+            revoked = set().union(*(p for kind, p in a_seq if kind == "revoked"))
+            assert revoked == b.assignment()
+        else:
+            assert ("revoked", frozenset(everything)) in a_seq  # A gave up all it had
+        check(b_events.meaningful(), b.assignment())
 
-        # B leaves: A takes everything back, told revoked-then-assigned.
+        # B leaves: A takes everything back
         before = len(a_events.events)
+        kept = set(a.assignment())
         await b.close()
         await drive([a], lambda: a.assignment() == everything, "A owns all 4 again")
-        await drive([a], lambda: a_events.last_assigned() == everything, "A told")
+        await drive([a], lambda: held_now(a_events.events, cooperative) == everything, "A told")
         after = [e for e in a_events.events[before:] if e != ("revoked", frozenset())]
-        assert after[0][0] == "revoked" and after[-1] == ("assigned", frozenset(everything))
-        check_eager_sequence(a_events.meaningful(), everything)
+        if cooperative:
+            assert after == [("assigned", frozenset(everything - kept))]
+        else:
+            assert after[0][0] == "revoked" and after[-1] == ("assigned", frozenset(everything))
+        check(a_events.meaningful(), everything)
         await a.close()
 
     case.run(body(), timeout=150)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from streamlog.transport.embedded import EmbeddedTransport
-from streamlog.transport.embedded.groups import range_assign
 from streamlog.transport.errors import GroupError, RebalanceInProgressError
 from streamlog.transport.types import TopicPartition
 
@@ -43,18 +42,6 @@ class Recorder:
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.events.append(("assigned", set(assigned)))
-
-
-def test_range_assignment_is_kafkas() -> None:
-    result = range_assign({"c": ["t"], "a": ["t", "u"], "b": ["t"]}, {"t": 7, "u": 2})
-    # Members in id order take contiguous ranges; the first 7 % 3 get one more.
-    assert result == {
-        "a": tps("t", 0, 1, 2) | tps("u", 0, 1),
-        "b": tps("t", 3, 4),
-        "c": tps("t", 5, 6),
-    }
-    assert range_assign({"a": ["t"], "b": ["t"]}, {"t": 1}) == {"a": tps("t", 0), "b": set()}
-    assert range_assign({"a": ["missing"]}, {}) == {"a": set()}
 
 
 def test_group_commands_need_a_group_id() -> None:
@@ -227,7 +214,8 @@ def test_added_partitions_rebalance_the_subscribers() -> None:
             await admin.add_partitions("t", 3)
             await consumer.getmany()
             assert consumer.assignment() == tps("t", 0, 1, 2)
-            assert events.events[-2:] == [("revoked", tps("t", 0)), ("assigned", tps("t", 0, 1, 2))]
+            # incremental: partition 0 stays put (never revoked), the new ones are added
+            assert events.events == [("assigned", tps("t", 0)), ("assigned", tps("t", 1, 2))]
 
     run(body)
 
@@ -249,7 +237,7 @@ def test_group_listing_and_states() -> None:
             assert await admin.list_groups() == ["active", "committed-only"]
             assert (await admin.describe_group("committed-only")).state == "Empty"
             active = await admin.describe_group("active")
-            assert (active.state, active.protocol) == ("Stable", "range")
+            assert (active.state, active.protocol) == ("Stable", "cooperative-sticky")
             (lag,) = active.partitions
             assert (lag.committed_offset, lag.member_id) == (-1, active.members[0].member_id)
 

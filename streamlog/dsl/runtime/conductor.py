@@ -194,6 +194,7 @@ class Conductor:
                 conf.broker_heartbeat_interval, "broker_heartbeat_interval"
             ),
             max_poll_records=conf.broker_max_poll_records,
+            partition_assignment_strategy=conf.consumer_partition_assignment_strategy,
         )
         await self._subscribe(consumer)
         self._running = True

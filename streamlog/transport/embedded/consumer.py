@@ -236,12 +236,12 @@ class EmbeddedConsumer:
             if member.generation == group.generation:
                 return
             generation = group.generation
-            if member.owned:
-                revoked = set(member.owned)
+            if member.owned - member.target:
+                revoked = set(member.owned - member.target)
                 if self._listener is not None:
                     await self._listener.on_partitions_revoked(revoked)
                 group.release(member, revoked)
-                self._set_assignment(set())
+                self._set_assignment(set(member.owned))
                 continue  # the callback may have taken a while: look again
             blockers = group.blockers(member)
             if blockers:
@@ -268,12 +268,11 @@ class EmbeddedConsumer:
                 if self._closed:
                     return
                 continue
-            group.complete(member)
+            added = set(group.complete(member))
             self._peers = group.peers()
-            assigned = set(member.owned)
-            self._set_assignment(assigned)
+            self._set_assignment(set(member.owned))
             if self._listener is not None:
-                await self._listener.on_partitions_assigned(assigned)
+                await self._listener.on_partitions_assigned(added)
 
     # -- positions -----------------------------------------------------------------------
 

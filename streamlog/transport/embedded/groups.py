@@ -1,4 +1,4 @@
-"""Consumer groups inside one process: membership, range assignment, the rebalance barrier.
+"""Consumer groups inside one process: membership, sticky assignment, the rebalance barrier.
 
 The embedded transport has no group coordinator on the other side of a socket, so this
 module plays its part for the consumers of one transport. It follows Kafka's classic
@@ -6,14 +6,17 @@ module plays its part for the consumers of one transport. It follows Kafka's cla
 
 1. A member joins (``subscribe``), leaves (``close``), changes its subscription, or a
    subscribed topic changes its partition count: the group starts a new *generation*
-   and computes every member's *target* with Kafka's ``RangeAssignor``.
+   and computes every member's *target* with the cooperative sticky rule
+   (``streamlog.transport.sticky``: balanced, co-partitioned, keeping what members own).
 2. Each member notices the new generation on its next ``getmany`` (waiting members are
-   woken through the notifier key ``group.key``). It revokes everything it *owns*
-   (``on_partitions_revoked``; commits of those partitions still succeed inside the
-   callback) and releases it.
+   woken through the notifier key ``group.key``). It revokes what it owns and its
+   target leaves out (``on_partitions_revoked``; commits of those partitions still
+   succeed inside the callback) and releases it; what stays put is never revoked, so it
+   is processed on through the rebalance (Kafka's cooperative protocol, KIP-429).
 3. The member then waits until none of its target partitions is owned by another member:
    the join barrier, so that two members never read the same partition. When its target
-   is free it takes it (``on_partitions_assigned``) and has completed the generation.
+   is free it takes it (``on_partitions_assigned`` with what is new) and has completed
+   the generation.
 
 A member may advertise opaque ``user_data``; ``peers`` lists the members that did, with
 their target partitions (what a Kafka group's streamlog leader shares in assignments).
@@ -33,14 +36,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from streamlog.transport.sticky import Claim, cooperative_assign
 from streamlog.transport.types import GroupPeer, TopicPartition
 
-__all__ = ["Member", "ConsumerGroup", "GroupRegistry", "range_assign"]
+__all__ = ["Member", "ConsumerGroup", "GroupRegistry"]
 
-ASSIGNOR = "range"
+ASSIGNOR = "cooperative-sticky"
 
 
 @dataclass(eq=False)
@@ -60,30 +64,6 @@ class Member:
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
-
-
-def range_assign(
-    subscriptions: Mapping[str, Iterable[str]], counts: Mapping[str, int]
-) -> dict[str, set[TopicPartition]]:
-    """Kafka's ``RangeAssignor``: per topic, members in member-id order take contiguous
-    ranges, the first ``partitions % members`` of them one partition more."""
-    result: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
-    by_topic: dict[str, list[str]] = {}
-    for member_id, topics in subscriptions.items():
-        for topic in topics:
-            by_topic.setdefault(topic, []).append(member_id)
-    for topic, members in by_topic.items():
-        partitions = counts.get(topic, 0)
-        if not partitions:
-            continue
-        members.sort()
-        share, extra = divmod(partitions, len(members))
-        start = 0
-        for i, member_id in enumerate(members):
-            n = share + (1 if i < extra else 0)
-            result[member_id].update(TopicPartition(topic, p) for p in range(start, start + n))
-            start += n
-    return result
 
 
 class ConsumerGroup:
@@ -193,7 +173,8 @@ class ConsumerGroup:
         self.rebalance_started = time.monotonic()
         self._seen_version = self._metadata_version()
         self._counts = self._current_counts()
-        targets = range_assign({m: s.topics for m, s in self.members.items()}, self._counts)
+        claims = {m: Claim(s.topics, s.owned) for m, s in self.members.items()}
+        targets = cooperative_assign(self._counts, claims, withhold=False)
         for member_id, target in targets.items():
             self.members[member_id].target = frozenset(target)
         self._notify(self.key)
@@ -211,10 +192,13 @@ class ConsumerGroup:
             if other is not member and not other.owned.isdisjoint(member.target)
         ]
 
-    def complete(self, member: Member) -> None:
-        """The member takes its target for the current generation (its target is free)."""
+    def complete(self, member: Member) -> frozenset[TopicPartition]:
+        """The member takes its target for the current generation (its target is free);
+        returns what it did not own before."""
+        added = member.target - member.owned
         member.owned = member.target
         member.generation = self.generation
+        return added
 
     # -- views ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Sequence
 
 from streamlog.log import LogManager, TopicConfig
 from streamlog.log import errors as log_errors
@@ -236,7 +237,12 @@ class EmbeddedTransport:
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
+        partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
     ) -> EmbeddedConsumer:
+        """A consumer; its group, if any, is always cooperative and sticky (the embedded
+        groups wait for a partition to be free before giving it, so they need no other
+        protocol): ``partition_assignment_strategy`` is accepted for the same calls to
+        work on every transport."""
         self._require_started()
         consumer = EmbeddedConsumer(
             self,

@@ -386,6 +386,7 @@ class KafkaConsumer:
         if not wanted:
             return
         member = self._member
+        generation = None if member is None else member.generation
         try:
             if member is not None:
                 await self._coordinator.commit(
@@ -395,6 +396,16 @@ class KafkaConsumer:
                 await self._coordinator.commit(wanted)
         except MembershipLostError as exc:
             if member is not None:
+                if (
+                    isinstance(exc, StaleGenerationError)
+                    and member.cooperative
+                    and (member.rebalancing or member.generation != generation)
+                ):
+                    # a cooperative member keeps processing while it rejoins: this commit
+                    # raced its own join, the group moved on with it, nothing is lost; the
+                    # offsets are committed again at the next commit (asking to rejoin
+                    # here would start another generation, and race again)
+                    raise
                 member.membership_lost(
                     f"the group refused a commit: {exc}",
                     known=isinstance(exc, StaleGenerationError),

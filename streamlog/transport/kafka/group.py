@@ -98,6 +98,7 @@ class GroupMember:
         self.protocol: str | None = None
         self.leader = False
         self.assignment: set[TopicPartition] = set()
+        self.rebalancing = False  # a join + sync round is under way
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
         self._on_lost = on_lost or on_revoked
@@ -282,6 +283,13 @@ class GroupMember:
         return bool(getattr(assignor, "cooperative", False))
 
     async def _rebalance(self) -> None:
+        self.rebalancing = True
+        try:
+            await self._rebalance_round()
+        finally:
+            self.rebalancing = False
+
+    async def _rebalance_round(self) -> None:
         # eager: give up everything before joining; cooperative: keep what is held (the
         # subscription says so) and give up only what the new assignment leaves out
         if self.assignment and (self.lost or not self.cooperative):

@@ -7,6 +7,7 @@ that ``close`` closes whatever is still open.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streamlog.transport.errors import TransportClosedError, UnsupportedBrokerURLError
@@ -100,6 +101,7 @@ class KafkaTransport:
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
+        partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
         **options: Any,
     ) -> KafkaConsumer:
         consumer = KafkaConsumer(
@@ -111,6 +113,7 @@ class KafkaTransport:
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
             isolation_level=isolation_level,
+            partition_assignment_strategy=partition_assignment_strategy,
             **options,
         )
         self._clients.append(consumer)
