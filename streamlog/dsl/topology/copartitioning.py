@@ -26,7 +26,7 @@ from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
 from streamlog.dsl.tables.kinds import GlobalTable
 from streamlog.dsl.tables.table import Table
-from streamlog.dsl.topology.probe import referenced_objects
+from streamlog.dsl.topology.references import referenced_objects
 
 if TYPE_CHECKING:
     from streamlog.dsl.agents.agent import Agent

@@ -18,13 +18,15 @@ How it is found, without starting the app or touching the broker:
   that ``except Exception`` in user code does not swallow it) before any event. So the
   code *before* the first ``async for`` does run once per ``topology()`` call; code that
   awaits something real there (a send, a sleep) stops the probe, and a note says so;
-* tables and topics the function uses: the names its code refers to (``co_names`` of the
-  function and of the functions and comprehensions nested in it) resolved in its
-  globals, and its closure variables, kept when they are a ``Table`` (or an object whose
-  ``table`` attribute is one) of this app, a ``Topic`` or an ``Agent`` (its channel). A
-  heuristic: a table reached otherwise (``app.tables["x"]``, an attribute of some
-  object, a call into a helper function) is not seen, and an attribute that happens to
-  share a global's name is counted. Such edges are ``inferred`` and drawn dashed.
+* tables and topics the function uses: the objects its code reaches (``references.py``:
+  its closure variables and the globals its code names, then, transitively and bounded,
+  the user functions, methods and objects' attributes it names, never entering
+  streamlog, the stdlib or installed packages), kept when they are a ``Table`` (or an
+  object whose ``table`` attribute is one) of this app, a ``Topic`` or an ``Agent`` (its
+  channel). So a send in a helper function or in a method of an object the agent holds
+  is seen. A heuristic: a table reached by a computed lookup (``app.tables["x"]``) or
+  through an object built at run time is not seen, and an attribute that happens to
+  share a name the code uses is counted. Such edges are ``inferred`` and drawn dashed.
 
 ``to_text()`` and ``to_dot()`` are deterministic (processors and tables sorted by name,
 each one's edges in discovery order). ``write_png`` needs Graphviz's ``dot``.
@@ -44,7 +46,8 @@ from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import GraphvizNotFoundError, StreamsError
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import node_spec, window_label
-from streamlog.dsl.topology.probe import ProbeResult, probe_agent, referenced_objects
+from streamlog.dsl.topology.probe import ProbeResult, probe_agent
+from streamlog.dsl.topology.references import referenced_objects
 
 if TYPE_CHECKING:
     from streamlog.dsl.topology.host import TopologyHost
@@ -202,8 +205,12 @@ class Topology:
         ]
 
     def sinks(self) -> list[Node]:
-        """Topics, channels and functions the app writes and nothing in it reads: its outputs."""
-        written = {e.target for e in self._edges if not e.inferred}
+        """Topics, channels and functions the app writes and nothing in it reads: its outputs.
+
+        A topic an agent's code only refers to (an inferred ``uses`` edge) counts as
+        written, as in ``sources``: agents read nothing but their channel, so a topic
+        their code reaches is one they send to (``await matches.send(...)``)."""
+        written = {e.target for e in self._edges}
         read = {e.source for e in self._edges}
         return sorted(
             (
