@@ -19,14 +19,16 @@ How it is found, without starting the app or touching the broker:
   code *before* the first ``async for`` does run once per ``topology()`` call; code that
   awaits something real there (a send, a sleep) stops the probe, and a note says so;
 * tables and topics the function uses: the objects its code reaches (``references.py``:
-  its closure variables and the globals its code names, then, transitively and bounded,
-  the user functions, methods and objects' attributes it names, never entering
-  streamlog, the stdlib or installed packages), kept when they are a ``Table`` (or an
-  object whose ``table`` attribute is one) of this app, a ``Topic`` or an ``Agent`` (its
-  channel). So a send in a helper function or in a method of an object the agent holds
-  is seen. A heuristic: a table reached by a computed lookup (``app.tables["x"]``) or
-  through an object built at run time is not seen, and an attribute that happens to
-  share a name the code uses is counted. Such edges are ``inferred`` and drawn dashed.
+  its closure variables, the globals its bytecode loads and the modules it imports,
+  then, transitively and bounded, the user functions, methods and objects' attributes it
+  names, never entering streamlog, the stdlib or installed packages), kept when they are
+  a ``Table`` (or an object whose ``table`` attribute is one) of this app, a ``Topic`` or
+  an ``Agent`` (its channel). So a send in a helper function or in a method of an object
+  the agent holds is seen. A heuristic: a table reached by a computed lookup
+  (``app.tables["x"]``) or through an object built at run time is not seen, and an
+  attribute of a reached object that shares a name the code uses elsewhere is counted.
+  Such edges are ``inferred`` and drawn dashed. Agents read only their channel, so a
+  topic reached is one the agent sends to, its own input included.
 
 ``to_text()`` and ``to_dot()`` are deterministic (processors and tables sorted by name,
 each one's edges in discovery order). ``write_png`` needs Graphviz's ``dot``.
@@ -156,6 +158,10 @@ class Topology:
     def connected(self, a: str, b: str) -> bool:
         """True when an edge joins ``a`` and ``b`` (either way)."""
         return any({e.source, e.target} == {a, b} for e in self._edges)
+
+    def leads_to(self, source: str, target: str) -> bool:
+        """True when an edge goes from ``source`` to ``target``."""
+        return any(e.source == source and e.target == target for e in self._edges)
 
     # ------------------------------------------------------------------ reading
 
@@ -424,14 +430,17 @@ def build_topology(app: TopologyHost) -> Topology:
             used = _as_table(obj, tables)
             if used is not None:
                 other = table_node(used)
-            elif isinstance(obj, Topic | Channel):
-                other = channel_node(obj)
-            elif isinstance(obj, Agent):
-                other = channel_node(obj.channel)
+                if topo.connected(me, other):  # its join input or aggregate table
+                    continue
+            elif isinstance(obj, Topic | Channel | Agent):
+                # an agent reads only its channel, so code reaching a topic sends to it,
+                # the topic it reads included (a hand-off back into its own input)
+                other = channel_node(obj.channel if isinstance(obj, Agent) else obj)
+                if topo.leads_to(me, other):  # already a sink or a DSL node's output
+                    continue
             else:
                 continue
-            if not topo.connected(me, other):
-                topo.add_edge(me, other, "uses", inferred=True)
+            topo.add_edge(me, other, "uses", inferred=True)
 
     for name in sorted(app.tables):
         table = app.tables[name]

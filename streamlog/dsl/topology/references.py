@@ -2,10 +2,12 @@
 agents ``app.topology()`` draws as ``uses`` edges and the start-time co-partitioning
 check compares (``copartitioning.py``).
 
-A function's *names* are the ``co_names`` of its code and of the functions and
-comprehensions nested in it (globals and attribute names alike). What it reaches: its
-closure variables and the names resolved in its globals; then, so that a send or a table
-use inside a helper is seen, user code is followed:
+A function's code, and that of the functions and comprehensions nested in it, is read
+from its bytecode (``code_refs``): the global names it loads, the attribute names it uses
+and the modules it imports, kept apart (``order.amount`` does not count a global named
+``amount``). What it reaches: its closure variables, the globals it loads and the modules
+it imports (when imported already: nothing is imported here); then, so that a send or a
+table use inside a helper is seen, user code is followed:
 
 * a user function reached (a module-level helper, a function held in a closure variable
   or an attribute) is read the same way;
@@ -23,15 +25,17 @@ packages (site-packages, dist-packages): those are never entered, though their o
 ``max_depth`` calls deep from the agent's function and at most ``max_objects`` objects are
 returned, so an object graph of any size or shape costs a bounded walk.
 
-A heuristic, over-approximating rather than missing: an attribute that shares a name
-the code uses is counted whether or not that code path ever runs, and a table reached
-only by a computed lookup (``app.tables[name]``, ``getattr(obj, name)``) or through an
-object built at run time is not seen.
+A heuristic, over-approximating rather than missing: an attribute of a reached object
+that shares a name the code uses on some object is counted, whether or not that code
+path ever runs; a table reached only by a computed lookup (``app.tables[name]``,
+``getattr(obj, name)``) or through an object built at run time is not seen.
 """
 
 from __future__ import annotations
 
+import dis
 import functools
+import importlib.util
 import inspect
 import os
 import sys
@@ -39,21 +43,55 @@ import sysconfig
 import types
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["referenced_objects", "code_names"]
+__all__ = ["referenced_objects", "CodeRefs", "code_refs"]
 
 _MAX_ITEMS = 100  # items of one container followed
 _STREAMLOG_PACKAGE = __name__.split(".", 1)[0]
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
+_ATTRIBUTE_OPS = frozenset(
+    {"LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR", "IMPORT_FROM", "LOAD_SUPER_ATTR"}
+)
 
 
-def code_names(code: types.CodeType) -> list[str]:
-    """The names ``code`` refers to, with those of the code objects nested in it."""
-    names = list(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names.extend(code_names(const))
-    return names
+@dataclass(frozen=True, slots=True)
+class CodeRefs:
+    """What a code object names, read from its bytecode (nested code included).
+
+    ``globals``: names loaded from its globals, in the order first met. ``attributes``:
+    attribute names (``x.name``, ``from m import name``). ``imports``: modules its
+    ``import`` statements name, as (name, level) with level > 0 for a relative import.
+    Kept apart so that ``order.amount`` does not count a global named ``amount``.
+    """
+
+    globals: tuple[str, ...]
+    attributes: frozenset[str]
+    imports: tuple[tuple[str, int], ...]
+
+
+def code_refs(code: types.CodeType) -> CodeRefs:
+    """The names ``code`` and the code objects nested in it refer to (``CodeRefs``)."""
+    globals_: dict[str, None] = {}
+    attributes: set[str] = set()
+    imports: dict[tuple[str, int], None] = {}
+    stack = [code]
+    while stack:
+        current = stack.pop(0)
+        level = 0
+        for instruction in dis.get_instructions(current):
+            op = instruction.opname
+            if op in _GLOBAL_OPS:
+                globals_.setdefault(instruction.argval)
+            elif op in _ATTRIBUTE_OPS:
+                attributes.add(instruction.argval)
+            elif op == "IMPORT_NAME":
+                imports.setdefault((instruction.argval, level))
+            elif op == "LOAD_CONST" and isinstance(instruction.argval, int):
+                level = instruction.argval  # an import's level comes two constants before it
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return CodeRefs(tuple(globals_), frozenset(attributes), tuple(imports))
 
 
 @functools.cache
@@ -157,16 +195,21 @@ class _Walk:
         if depth > self.max_depth or key in self._read:
             return
         self._read.add(key)
-        names = frozenset(code_names(fun.__code__))
+        refs = code_refs(fun.__code__)
+        names = refs.attributes
         for cell in fun.__closure__ or ():
             try:
                 self._note(cell.cell_contents, names, depth)
             except ValueError:  # an empty cell (a variable not bound yet)
                 continue
         namespace = fun.__globals__
-        for name in code_names(fun.__code__):
+        for name in refs.globals:
             if name in namespace:
                 self._note(namespace[name], names, depth)
+        for name, level in refs.imports:
+            module = _imported(name, level, namespace)
+            if module is not None:
+                self._note(module, names, depth)
         if owner is not None:
             self._look_up(owner, names, depth)
 
@@ -232,6 +275,20 @@ class _Walk:
                 self._read_later(function, obj, depth + 1)  # a method: read bound
             else:
                 self._note(attr, names, depth)
+
+
+def _imported(name: str, level: int, namespace: dict[str, Any]) -> types.ModuleType | None:
+    """The module an ``import`` in code with globals ``namespace`` names, when it is
+    imported already (nothing is imported here)."""
+    if level > 0:
+        package = namespace.get("__package__")
+        if not isinstance(package, str) or not package:
+            return None
+        try:
+            name = importlib.util.resolve_name("." * level + name, package)
+        except ImportError:
+            return None
+    return sys.modules.get(name)
 
 
 def _in_instance_dict(obj: Any, name: str) -> bool:

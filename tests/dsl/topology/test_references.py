@@ -214,3 +214,29 @@ def test_cycles_end():
 
     refs = referenced_objects(agent_fun)
     assert refs == [items, node, out]
+
+
+def test_globals_are_told_from_attributes_and_imports_inside_functions_are_followed(monkeypatch):
+    app = streamlog.App("names", broker="memory://", topic_partitions=1)
+    alerts = app.topic("alerts")
+    monkeypatch.setitem(globals(), "ALERTS", alerts)
+    monkeypatch.setitem(globals(), "amount", app.topic("amount"))
+
+    def by_attribute(order):
+        return order.amount  # an attribute: not the global ``amount``
+
+    def by_absolute_import(order):
+        from tests.dsl.topology import test_references as here
+
+        return here.alert(order)
+
+    def by_relative_import(order):
+        from . import test_references
+
+        return test_references.alert(order)
+
+    assert referenced_objects(by_attribute) == []
+    package = sys.modules["tests.dsl.topology"]
+    this_module = sys.modules[__name__]
+    assert referenced_objects(by_absolute_import) == [package, this_module, alert, alerts]
+    assert referenced_objects(by_relative_import) == [package, this_module, alert, alerts]
