@@ -49,7 +49,7 @@ from streamlog.dsl.errors import GraphvizNotFoundError, StreamsError
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import node_spec, window_label
 from streamlog.dsl.topology.probe import ProbeResult, probe_agent
-from streamlog.dsl.topology.references import referenced_objects
+from streamlog.dsl.topology.references import referenced_objects, static_attribute
 
 if TYPE_CHECKING:
     from streamlog.dsl.topology.host import TopologyHost
@@ -354,10 +354,7 @@ def _as_table(obj: Any, tables: dict[int, Table]) -> Table | None:
         return tables[id(obj)]
     if isinstance(obj, types.ModuleType | type) or callable(obj):
         return None
-    try:
-        inner = getattr(obj, "table", None)
-    except Exception:  # noqa: BLE001 - a property of some user object failing
-        return None
+    inner = static_attribute(obj, "table")  # runs no property of a user object
     return tables.get(id(inner)) if inner is not None else None
 
 

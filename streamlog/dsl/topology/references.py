@@ -46,9 +46,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["referenced_objects", "CodeRefs", "code_refs"]
+__all__ = ["referenced_objects", "CodeRefs", "code_refs", "static_attribute"]
 
 _MAX_ITEMS = 100  # items of one container followed
+_MISSING = object()
 _STREAMLOG_PACKAGE = __name__.split(".", 1)[0]
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
 _ATTRIBUTE_OPS = frozenset(
@@ -123,13 +124,17 @@ def _is_library_module_name(name: object) -> bool:
 
 
 def _user_function(obj: Any) -> types.FunctionType | None:
-    """``obj`` (unwrapped from its decorators) when it is a Python function of user code."""
-    try:
-        target = inspect.unwrap(obj)
-    except ValueError:  # a __wrapped__ cycle
+    """``obj`` (unwrapped from decorators that keep ``__wrapped__``) when it is a Python
+    function of user code. Only functions are unwrapped: ``hasattr(obj, "__wrapped__")``
+    on another object could run its ``__getattr__``."""
+    if not isinstance(obj, types.FunctionType):
         return None
-    if not isinstance(target, types.FunctionType):
-        return None
+    target = obj
+    for _ in range(100):  # a __wrapped__ chain, perhaps a cycle
+        inner = target.__dict__.get("__wrapped__")
+        if not isinstance(inner, types.FunctionType):
+            break
+        target = inner
     if _is_library_module_name(target.__module__):
         return None
     return None if _is_library_file(target.__code__.co_filename) else target
@@ -166,8 +171,8 @@ class _Walk:
     def run(self, fun: Any) -> list[Any]:
         target = fun
         try:
-            target = inspect.unwrap(fun) if callable(fun) else fun
-        except ValueError:
+            target = inspect.unwrap(fun) if isinstance(fun, types.FunctionType) else fun
+        except ValueError:  # a __wrapped__ cycle
             pass
         if isinstance(target, types.FunctionType):
             # the agent's own function is read wherever it lives
@@ -253,13 +258,15 @@ class _Walk:
             if (id(obj), name) in self._looked_up:
                 continue
             self._looked_up.add((id(obj), name))
-            try:
-                attr = inspect.getattr_static(obj, name)
-            except AttributeError:
+            attr = static_attribute(obj, name, _MISSING)
+            if attr is _MISSING:
                 continue
             if isinstance(attr, staticmethod):
-                attr = attr.__func__
-            elif isinstance(attr, classmethod):
+                function = _user_function(attr.__func__)
+                if function is not None:
+                    self._read_later(function, None, depth + 1)
+                continue
+            if isinstance(attr, classmethod):
                 function = _user_function(attr.__func__)
                 if function is not None:
                     owner = obj if isinstance(obj, type) else type(obj)
@@ -289,6 +296,22 @@ def _imported(name: str, level: int, namespace: dict[str, Any]) -> types.ModuleT
         except ImportError:
             return None
     return sys.modules.get(name)
+
+
+def static_attribute(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name`` without running user code (``inspect.getattr_static``, with a slot's
+    value read from its member descriptor): a property, ``__getattr__`` or other
+    descriptor of user code is not run (the descriptor itself comes back)."""
+    try:
+        attr = inspect.getattr_static(obj, name)
+    except AttributeError:
+        return default
+    if isinstance(attr, types.MemberDescriptorType) and not isinstance(obj, type):
+        try:
+            return attr.__get__(obj, type(obj))
+        except AttributeError:  # a slot never set
+            return default
+    return attr
 
 
 def _in_instance_dict(obj: Any, name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import streamlog
@@ -133,20 +134,36 @@ def test_bound_methods_properties_classes_and_modules_are_followed():
         def send(self) -> Any:
             return via_method
 
+    @dataclass(slots=True)
+    class Slotted:
+        target: Any
+
+        def __getattr__(self, name: str) -> Any:
+            ran.append(f"__getattr__({name})")  # never run: attributes are read statically
+            raise AttributeError(name)
+
+        def emit(self) -> Any:
+            return self.target.send
+
     holder = Holder()
     bound = holder.send
+    slotted = Slotted(app.topic("via_slot"))
 
     async def agent_fun(stream):
         async for _ in stream:
             bound()
             _ = holder.out
             Holder.helper()
+            slotted.emit()
+            _ = slotted.missing
 
     refs = referenced_objects(agent_fun)
+    # in closure order (Holder, bound, holder, slotted), each one call deep
     assert [r for r in refs if isinstance(r, streamlog.Topic)] == [
-        via_method,
         via_static,
+        via_method,
         via_property,
+        slotted.target,
     ]
     assert ran == []
 
