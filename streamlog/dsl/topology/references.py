@@ -72,8 +72,12 @@ class CodeRefs:
     imports: tuple[tuple[str, int], ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def code_refs(code: types.CodeType) -> CodeRefs:
-    """The names ``code`` and the code objects nested in it refer to (``CodeRefs``)."""
+    """The names ``code`` and the code objects nested in it refer to (``CodeRefs``).
+
+    Cached: code objects are immutable, and the web router reads an agent's references
+    on requests (``copartitioning.sources_of``)."""
     globals_: dict[str, None] = {}
     attributes: set[str] = set()
     imports: dict[tuple[str, int], None] = {}
@@ -106,6 +110,7 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(os.path.realpath(root) + os.sep for root in roots)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_library_file(filename: str) -> bool:
     if filename.startswith("<"):  # "<frozen ...>" is the stdlib; "<string>" was exec'd
         return filename.startswith("<frozen")
