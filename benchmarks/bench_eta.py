@@ -26,13 +26,12 @@ sys.path.insert(0, ROOT)
 
 from apps.eta_matching.city import City  # noqa: E402
 from apps.eta_matching.summary import read_all  # noqa: E402
-from streamlog.transport import open_transport  # noqa: E402
+from streamlog import connect  # noqa: E402
 
 
 async def write_backlog(url: str, drivers: int, reports: int, requests: int, seed: int) -> int:
     rng, city = random.Random(seed), City()
-    transport = open_transport(url)
-    await transport.start()
+    transport = await connect(url)
     producer = transport.producer(client_id="bench-eta")
     t0 = time.time() - 600
     n_events = reports + requests
@@ -70,8 +69,7 @@ async def write_backlog(url: str, drivers: int, reports: int, requests: int, see
 
 
 async def count_matches(url: str) -> int:
-    transport = open_transport(url)
-    await transport.start()
+    transport = await connect(url)
     try:
         return len(await read_all(transport, "matches"))
     finally:

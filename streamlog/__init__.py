@@ -55,6 +55,11 @@ from streamlog.state.windows import (
     TumblingWindow,
     WindowRange,
 )
+
+# A program that feeds or reads an app's topics from outside the app (a data generator, a
+# test, a benchmark) needs a client for the URL the app uses; connect() is the one the
+# streamlog tools use, so it also reaches a file:// log that a running worker holds.
+from streamlog.transport.connect import connect
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 from streamlog.uuids import uuid
 
@@ -116,6 +121,7 @@ __all__ = [
     "ValueDecodeError",
     "__version__",
     "codecs",
+    "connect",
     "current_event",
     "default_codecs",
     "uuid",

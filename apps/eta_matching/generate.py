@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.eta_matching.city import City, step_along
-from streamlog.transport import BrokerUnavailableError, open_transport
+from streamlog import connect
 from streamlog.transport.base import Transport
 from streamlog.transport.errors import UnknownTopicError
 from streamlog.transport.types import TopicPartition
@@ -51,18 +50,7 @@ class SimDriver:
 async def open_broker(url: str) -> Transport:
     """The transport for ``url``; a ``file://`` directory a worker holds is reached through
     the worker's Kafka listener (its address in ``DATA_DIR/.listener``)."""
-    transport = open_transport(url)
-    try:
-        await transport.start()
-        return transport
-    except BrokerUnavailableError:
-        await transport.close()
-        if not url.startswith("file://"):
-            raise
-        with open(os.path.join(url[len("file://") :], ".listener")) as f:
-            shared = open_transport(f"kafka://{f.read().strip()}")
-        await shared.start()
-        return shared
+    return await connect(url)
 
 
 class Generator:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streamlog.cli.common import start_transport
+from streamlog import connect
 
 from .scenario import build
 
@@ -50,7 +50,7 @@ async def send(
     """Every account, then every event in event-time order (paced: as their ``ts`` falls
     due relative to the first); waits for every acknowledgement."""
     # as the streamlog tools do: a file:// log a worker owns is reached through its listener
-    transport = await start_transport(url)
+    transport = await connect(url)
     try:
         await _ensure_topics(transport, partitions)
         producer = transport.producer(client_id="spam-generator")

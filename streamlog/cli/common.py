@@ -255,16 +255,6 @@ def run_interruptibly(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-LISTENER_FILE = ".listener"
-
-
-def listener_path(data_dir: str) -> str:
-    """Where a ``streamlog worker`` on ``file://DATA_DIR`` writes its Kafka listener address."""
-    import os
-
-    return os.path.join(data_dir, LISTENER_FILE)
-
-
 def _chosen_line(url: str, listener: str | None) -> str:
     """What a tool given no broker says about the one it used."""
     if listener is not None:
@@ -288,37 +278,12 @@ async def start_transport(url: str) -> Transport:
 
 
 async def _start_transport(url: str) -> tuple[Transport, str | None]:
-    """The started transport of ``url``, and the worker listener used instead, if one was.
+    """The started transport of ``url``, and the worker listener used instead, if one was
+    (``streamlog.transport.connect``: the tools talk to a worker that holds a ``file://``
+    directory through its Kafka listener)."""
+    from streamlog.transport.connect import connect_noting_listener
 
-    A ``file://`` directory is owned by one process at a time. When a ``streamlog worker``
-    owns it, the worker also serves the Kafka protocol on loopback and writes the address
-    to ``DATA_DIR/.listener``: the tools then talk to the worker through that listener, so
-    ``streamlog produce``/``consume``/``topics`` keep working next to a running app. The
-    directory's lock, not the file, says whether a worker runs: a ``.listener`` left by a
-    killed worker is never used while the directory can be opened.
-    """
-    from streamlog.transport import BrokerUnavailableError, open_transport
-    from streamlog.transport.url import parse_broker_url
-
-    transport = open_transport(url)
-    try:
-        await transport.start()
-        return transport, None
-    except BrokerUnavailableError:
-        await transport.close()
-        parsed = parse_broker_url(url)
-        address = None
-        if parsed.scheme == "file" and parsed.path is not None:
-            try:
-                with open(listener_path(parsed.path)) as f:
-                    address = f.read().strip() or None
-            except OSError:
-                pass
-        if address is None:
-            raise
-        shared = open_transport(f"kafka://{address}")
-        await shared.start()
-        return shared, address
+    return await connect_noting_listener(url)
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

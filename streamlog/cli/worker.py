@@ -21,13 +21,13 @@ from streamlog.cli.builtin import BuiltinCommand
 from streamlog.cli.commands import CliState
 from streamlog.cli.common import (
     check_data_dir,
-    listener_path,
     loglevel_option_type,
     normalize_loglevel,
     one_line,
     require_topic,
     start_transport,
 )
+from streamlog.transport.connect import listener_path
 
 if TYPE_CHECKING:
     from streamlog.dsl import App

@@ -1,6 +1,8 @@
 """The client side of streamlog: one async interface, embedded or over Kafka's protocol.
 
-``open_transport(url)`` picks the implementation from the broker URL. ``partition_for_key``
+``open_transport(url)`` picks the implementation from the broker URL; ``connect(url)``
+also starts it, reaching a ``file://`` log a running worker holds through the worker's
+Kafka listener (``connect.py``). ``partition_for_key``
 is the partitioner every transport uses for keyed records (Kafka's murmur2), for code
 above that must place keys where the log does (tables).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from streamlog.log.partitioner import partition_for_key
 from streamlog.transport.base import Admin, Consumer, Producer, RebalanceListener, Transport
+from streamlog.transport.connect import connect
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     TransportError,
@@ -47,6 +50,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnsupportedBrokerURLError",
+    "connect",
     "open_transport",
     "parse_broker_url",
     "partition_for_key",

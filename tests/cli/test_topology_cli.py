@@ -153,3 +153,80 @@ def test_errors_are_one_line(app_file, tmp_path):
     unwritable = invoke(app_file[0], "--dot", str(target))
     assert unwritable.exit_code == 1
     assert unwritable.stderr == f"Error: cannot write {target}: No such file or directory\n"
+
+
+HELPERS_APP = """\
+import streamlog
+import {app_id}_notify as notify
+
+app = streamlog.App({app_id!r}, broker="memory://", topic_partitions=2, store="memory://")
+orders = app.topic("orders", value_type=dict)
+alerts = app.topic("alerts", value_type=dict)
+totals = app.Table("totals", default=int)
+audit = notify.Auditor(app.topic("audit", value_type=dict))
+
+
+async def raise_alert(order):
+    await alerts.send(value=order)
+
+
+@app.agent(orders, name="check")
+async def check(stream):
+    async for order in stream:
+        notify.add(totals, order)
+        await raise_alert(order)
+        await audit.record(order)
+"""
+
+HELPERS_MODULE = """\
+def add(table, order):
+    table[order["user"]] += order["amount"]
+
+
+class Auditor:
+    def __init__(self, topic):
+        self.topic = topic
+
+    async def record(self, order):
+        await self.topic.send(value=order)
+"""
+
+
+def test_sends_in_helper_functions_and_methods_are_edges(tmp_path):
+    app_id = f"help{uuid.uuid4().hex[:6]}"  # 10 characters: the columns below assume it
+    (tmp_path / f"{app_id}_notify.py").write_text(HELPERS_MODULE)
+    spec = tmp_path / f"{app_id}.py"
+    spec.write_text(HELPERS_APP.format(app_id=app_id))
+    result = invoke(str(spec))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert (
+        result.stdout
+        == f"""\
+Topology of app {app_id}
+Sources: orders
+Sinks: alerts, audit
+
+agent check
+  <- topic orders
+  -> table totals  [uses]
+  -> topic alerts  [uses]
+  -> topic audit  [uses]
+
+table totals (memory, 2 partitions)
+  <- agent check  [uses]
+  -> changelog {app_id}-totals-changelog  [writes]
+
+Topics:
+  {"alerts":27}  topic      2 partitions  sink
+  {"audit":27}  topic      2 partitions  sink
+  {app_id}-totals-changelog  changelog  2 partitions
+  {"orders":27}  topic      2 partitions  source
+"""
+    )
+    dot = invoke(str(spec), "--dot", "-").stdout
+    uses = [line.strip() for line in dot.splitlines() if "uses" in line]
+    assert uses == [
+        '"agent:check" -> "table:totals" [label="uses", style=dashed];',
+        '"agent:check" -> "topic:alerts" [label="uses", style=dashed];',
+        '"agent:check" -> "topic:audit" [label="uses", style=dashed];',
+    ]

@@ -26,7 +26,7 @@ from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
 from streamlog.dsl.tables.kinds import GlobalTable
 from streamlog.dsl.tables.table import Table
-from streamlog.dsl.topology.probe import referenced_objects
+from streamlog.dsl.topology.references import referenced_objects, static_attribute
 
 if TYPE_CHECKING:
     from streamlog.dsl.agents.agent import Agent
@@ -55,7 +55,7 @@ def _updates(app: TopologyHost) -> list[tuple[Agent, Topic, list[Table]]]:
             # not ``a or b``: an empty table is falsy (it has a __len__)
             table = by_id.get(id(obj))
             if table is None:
-                table = by_id.get(id(getattr(obj, "table", None)))
+                table = by_id.get(id(static_attribute(obj, "table")))
             if table is not None and table not in tables:
                 tables.append(table)
         source = agent.reading()

@@ -18,13 +18,17 @@ How it is found, without starting the app or touching the broker:
   that ``except Exception`` in user code does not swallow it) before any event. So the
   code *before* the first ``async for`` does run once per ``topology()`` call; code that
   awaits something real there (a send, a sleep) stops the probe, and a note says so;
-* tables and topics the function uses: the names its code refers to (``co_names`` of the
-  function and of the functions and comprehensions nested in it) resolved in its
-  globals, and its closure variables, kept when they are a ``Table`` (or an object whose
-  ``table`` attribute is one) of this app, a ``Topic`` or an ``Agent`` (its channel). A
-  heuristic: a table reached otherwise (``app.tables["x"]``, an attribute of some
-  object, a call into a helper function) is not seen, and an attribute that happens to
-  share a global's name is counted. Such edges are ``inferred`` and drawn dashed.
+* tables and topics the function uses: the objects its code reaches (``references.py``:
+  its closure variables, the globals its bytecode loads and the modules it imports,
+  then, transitively and bounded, the user functions, methods and objects' attributes it
+  names, never entering streamlog, the stdlib or installed packages), kept when they are
+  a ``Table`` (or an object whose ``table`` attribute is one) of this app, a ``Topic`` or
+  an ``Agent`` (its channel). So a send in a helper function or in a method of an object
+  the agent holds is seen. A heuristic: a table reached by a computed lookup
+  (``app.tables["x"]``) or through an object built at run time is not seen, and an
+  attribute of a reached object that shares a name the code uses elsewhere is counted.
+  Such edges are ``inferred`` and drawn dashed. Agents read only their channel, so a
+  topic reached is one the agent sends to, its own input included.
 
 ``to_text()`` and ``to_dot()`` are deterministic (processors and tables sorted by name,
 each one's edges in discovery order). ``write_png`` needs Graphviz's ``dot``.
@@ -44,7 +48,8 @@ from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import GraphvizNotFoundError, StreamsError
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.nodes import node_spec, window_label
-from streamlog.dsl.topology.probe import ProbeResult, probe_agent, referenced_objects
+from streamlog.dsl.topology.probe import ProbeResult, probe_agent
+from streamlog.dsl.topology.references import referenced_objects, static_attribute
 
 if TYPE_CHECKING:
     from streamlog.dsl.topology.host import TopologyHost
@@ -154,6 +159,10 @@ class Topology:
         """True when an edge joins ``a`` and ``b`` (either way)."""
         return any({e.source, e.target} == {a, b} for e in self._edges)
 
+    def leads_to(self, source: str, target: str) -> bool:
+        """True when an edge goes from ``source`` to ``target``."""
+        return any(e.source == source and e.target == target for e in self._edges)
+
     # ------------------------------------------------------------------ reading
 
     @property
@@ -202,8 +211,12 @@ class Topology:
         ]
 
     def sinks(self) -> list[Node]:
-        """Topics, channels and functions the app writes and nothing in it reads: its outputs."""
-        written = {e.target for e in self._edges if not e.inferred}
+        """Topics, channels and functions the app writes and nothing in it reads: its outputs.
+
+        A topic an agent's code only refers to (an inferred ``uses`` edge) counts as
+        written, as in ``sources``: agents read nothing but their channel, so a topic
+        their code reaches is one they send to (``await matches.send(...)``)."""
+        written = {e.target for e in self._edges}
         read = {e.source for e in self._edges}
         return sorted(
             (
@@ -341,10 +354,7 @@ def _as_table(obj: Any, tables: dict[int, Table]) -> Table | None:
         return tables[id(obj)]
     if isinstance(obj, types.ModuleType | type) or callable(obj):
         return None
-    try:
-        inner = getattr(obj, "table", None)
-    except Exception:  # noqa: BLE001 - a property of some user object failing
-        return None
+    inner = static_attribute(obj, "table")  # runs no property of a user object
     return tables.get(id(inner)) if inner is not None else None
 
 
@@ -417,14 +427,17 @@ def build_topology(app: TopologyHost) -> Topology:
             used = _as_table(obj, tables)
             if used is not None:
                 other = table_node(used)
-            elif isinstance(obj, Topic | Channel):
-                other = channel_node(obj)
-            elif isinstance(obj, Agent):
-                other = channel_node(obj.channel)
+                if topo.connected(me, other):  # its join input or aggregate table
+                    continue
+            elif isinstance(obj, Topic | Channel | Agent):
+                # an agent reads only its channel, so code reaching a topic sends to it,
+                # the topic it reads included (a hand-off back into its own input)
+                other = channel_node(obj.channel if isinstance(obj, Agent) else obj)
+                if topo.leads_to(me, other):  # already a sink or a DSL node's output
+                    continue
             else:
                 continue
-            if not topo.connected(me, other):
-                topo.add_edge(me, other, "uses", inferred=True)
+            topo.add_edge(me, other, "uses", inferred=True)
 
     for name in sorted(app.tables):
         table = app.tables[name]

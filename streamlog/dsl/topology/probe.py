@@ -1,5 +1,5 @@
 """Probing an agent's function, without starting anything: which ``group_by``/``through``
-it calls, and which tables and topics its code refers to (see ``graph.py``'s docstring).
+it calls (see ``graph.py``'s docstring; what its code refers to is ``references.py``).
 
 The function is run once against a *probe* stream whose owner records the operators
 called, and whose first read stops the function (``_ProbeStop``, a ``BaseException`` so
@@ -9,7 +9,6 @@ that ``except Exception`` in user code does not swallow it) before any event.
 from __future__ import annotations
 
 import inspect
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from streamlog.dsl.runtime.acks import Batch
     from streamlog.dsl.runtime.barrier import ProcessingBarrier
 
-__all__ = ["ProbeResult", "probe_agent", "referenced_objects"]
+__all__ = ["ProbeResult", "probe_agent"]
 
 
 class _ProbeStop(BaseException):
@@ -149,40 +148,3 @@ def _close_asyncgen(gen: Any) -> None:
         pass
     finally:
         closing.close()
-
-
-# ---------------------------------------------------------------------------- references
-
-
-def _code_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names.extend(_code_names(const))
-    return names
-
-
-def referenced_objects(fun: Any) -> list[Any]:
-    """Objects ``fun``'s code names: its globals and closure variables (module docstring)."""
-    target = inspect.unwrap(fun) if callable(fun) else fun
-    code = getattr(target, "__code__", None)
-    if code is None:
-        return []
-    found: list[Any] = []
-    seen: set[int] = set()
-
-    def add(obj: Any) -> None:
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            found.append(obj)
-
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            add(cell.cell_contents)
-        except ValueError:  # an empty cell (a variable not bound yet)
-            continue
-    namespace = getattr(target, "__globals__", {})
-    for name in _code_names(code):
-        if name in namespace:
-            add(namespace[name])
-    return found

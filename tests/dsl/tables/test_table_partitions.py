@@ -5,6 +5,7 @@ disagrees with the source is refused, with the text that names both."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,37 @@ def test_an_existing_changelog_that_agrees_is_adopted(tmp_path):
 
     assert run(main()) == [0, 1, 2]
     assert counts.partitions == 3
+
+
+class Counter:
+    """Holds the table: the agent updates it only through a method."""
+
+    def __init__(self, table: Any) -> None:
+        self.table_of_counts = table
+
+    def add(self, word: str) -> None:
+        self.table_of_counts[word] += 1
+
+
+def test_a_table_updated_through_a_helper_is_checked_too(tmp_path):
+    url = f"file://{tmp_path}/log"
+    app_id = f"tp{next(_ids)}"
+    run(create_topic(url, f"{app_id}-counts-changelog", 4))
+    run(create_topic(url, f"{app_id}-words", 2))
+    app, words, counts = counting_app(url, app_id, f"{app_id}-words")
+    counter = Counter(counts)
+
+    @app.agent(words)
+    async def count(stream):
+        async for word in stream:
+            counter.add(word)
+
+    async def main():
+        with pytest.raises(ImproperlyConfigured) as caught:
+            await app.start()
+        return str(caught.value)
+
+    assert run(main()).startswith(
+        f"table 'counts' (4 partitions, changelog {app_id}-counts-changelog) is updated by agent "
+        f"{count.name} from topic '{app_id}-words', which has 2 partitions"
+    )
