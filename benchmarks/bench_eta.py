@@ -1,47 +1,55 @@
 """The ride ETA app (``apps/eta_matching``) in one worker, on ``file://`` and on ``kafka://``:
 the events/s it sustains draining a backlog, and its matching latency (request to match)
-under a steady paced load below that rate.
+under a steady paced load.
 
-    .venv/bin/python benchmarks/bench_eta.py [--logs file,kafka] [--drivers 2000] \\
-        [--reports 200000] [--requests 20000] [--rates 50%,2000] [--seconds 30] \\
-        [--warmup 5] [--request-share 0.1] [--trip-s 2] [--timeout 300]
+    .venv/bin/python benchmarks/bench_eta.py [--logs file,kafka] [--drivers 5000] \\
+        [--reports 45000] [--requests 5000] [--rates 25%,1000,2000] [--seconds 30] \\
+        [--warmup 5] [--request-share 0.1] [--trip-s 2] [--timeout 300] [--no-drain]
 
-Each run gets a fresh log: a ``file://`` directory, or a ``streamlog broker`` process on
-loopback (fresh data directory, stopped with SIGTERM at the end, even on errors), the four
-public topics created with the app's 4 partitions, and one ``streamlog worker
-apps/eta_matching/app.py`` (stopped with SIGTERM). The bench's own clients are streamlog's
-transport in this process; on ``file://`` the worker owns the directory, so once it runs
-the bench reaches the log through the worker's Kafka listener (``DATA_DIR/.listener``),
-and that serving runs in the worker's process.
+Each run (one drain, one paced rate) gets a fresh log: a ``file://`` directory, or a
+``streamlog broker`` process on loopback (fresh data directory; stopped with SIGTERM at
+the end, even on errors); the four public topics created with the app's 4 partitions;
+and one ``streamlog worker apps/eta_matching/app.py`` (stopped with SIGTERM). The bench's
+own clients are streamlog's transport in this process. On ``file://`` the worker owns the
+directory, so the bench reaches the log through the worker's Kafka listener
+(``DATA_DIR/.listener``), served inside the worker's process.
 
-**drain**: ``--reports`` driver reports (``available``, random walks on the grid city's
-corners) and ``--requests`` ride requests, seeded, in event-time order over 500 s of event
-time, all written before the worker starts. Timed from the worker's ``worker ready`` log
-line (polled every 50 ms) to the arrival, at a consumer in this process tailing
-``matches``, of the last request's ``matches`` record. Events/s and MB/s (keys + JSON
-values of the input records, 10^6 bytes) over that time; ``incl. start-up`` times the same
-from spawning the worker. Nothing completes a trip in the backlog, so once every driver is
-matched the rest of the requests are answered unmatched (the table shows the split).
+Both phases start the same way: every one of ``--drivers`` drivers reports ``available``,
+and the bench waits until the app's group has committed everything (the fleet is online).
 
-**paced**: a steady load of ``--request-share`` ride requests and the rest driver reports,
-at each rate of ``--rates`` events/s (``N%`` is N% of the same log's drain rate, measured
-first in the same run), for ``--warmup`` + ``--seconds`` seconds. Every driver first
-reports ``available``; every record carries the wall clock as its event time. When a
-match names a driver, the bench sends its ``trips_completed`` ``--trip-s`` seconds later
-(so drivers come back and requests keep being matched); completions count as events.
+**drain**: ``--reports`` driver reports (random walks on the grid city's corners) and
+``--requests`` ride requests spread evenly among them (seeded, event time over 60 s, so no
+driver goes stale), written as fast as this process can while the worker drains them.
+Timed from the first record written to the arrival of the last request's ``matches``
+record at a consumer in this process; events/s and MB/s (keys + JSON values of the input,
+10^6 bytes) over that time. Nothing completes a trip here, so a driver is matched at most
+once: keep ``--requests`` at or below ``--drivers``. (Writing the whole backlog before the
+worker starts does not measure matching: requests take one hop through the log to the
+matcher, driver reports two, so the requests overtake the reports and all come out
+unmatched.)
+
+**paced**: a steady load at each rate of ``--rates`` events/s (``N%`` is N% of the same
+log's drain rate, measured first in the same run): ``--request-share`` ride requests, the
+rest driver reports, every record stamped with the wall clock as its event time, for
+``--warmup`` + ``--seconds`` seconds. When a match names a driver, the bench sends its
+``trips_completed`` ``--trip-s`` seconds later, so drivers come back; completions are
+counted as events (``achieved`` is above the target by about that much).
 Latency is per request sent after the warm-up: from ``time.monotonic()`` just before this
 process hands the request to its producer to the moment its ``matches`` record comes out
 of this process's consumer (``getmany``). It includes the producer's 5 ms linger and its
-round trip to the log, the worker's fetch of ``ride_requests``, the app's two hops through
-the log (``ride_requests`` -> ``eta-matching-eta-region-events`` -> the matcher ->
+trip to the log, the worker's fetch of ``ride_requests``, the app's two hops through the
+log (``ride_requests`` -> ``eta-matching-eta-region-events`` -> the matcher ->
 ``matches``), the fetch back, and any wait for a core or for this process's event loop
-(which produces the load too): the figure a client of the app would see on this machine.
-``achieved`` is what the bench actually sent per second over the measured seconds (below
-the target when this process could not keep up); ``unanswered`` counts measured requests
-with no ``matches`` record ``--timeout`` seconds after the load stopped.
+(which produces the load too): what a client of the app sees on this machine. ``trend``
+is the median latency of the last quarter of the measured requests over the first's:
+about 1 below saturation; well above 1 means a queue was building (the rate is above
+what the worker sustains) and the percentiles grow with ``--seconds``. ``unanswered``
+counts measured requests with no ``matches`` record ``--timeout`` s after the load.
 
-The worker, the broker (``kafka://``) and this process share the machine: on 2 cores the
-``kafka://`` rows have three busy processes and read lower than ``file://``.
+``CPU %`` is each process's user + system time over the timed interval (/proc; 100 = one
+core): the worker, the broker (0 on ``file://``), this process. The worker, the broker and
+this process share the machine; a worker well under 100% while latency grows is waiting
+for a core other processes hold (the script prints the load average before and after).
 """
 
 from __future__ import annotations
@@ -333,6 +341,7 @@ class PacedResult:
     size: int = 0
     completions: int = 0
     latencies: list[float] = field(default_factory=list)
+    sent_times: list[float] = field(default_factory=list)  # of each latency's request
     matched: int = 0
     unanswered: int = 0
     duplicates: int = 0
@@ -357,6 +366,7 @@ async def paced_load(url: str, rate: float, cpu: CpuClock, args: argparse.Namesp
         answered.add(request_id)
         if request_id in measured:
             result.latencies.append(arrival - sent)
+            result.sent_times.append(sent)
             result.matched += value.get("driver_id") is not None
         if value.get("driver_id") is not None:
             completions.append((arrival + args.trip_s, value["driver_id"], request_id))
@@ -445,6 +455,19 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def trend(p: PacedResult) -> float:
+    """Median latency of the requests sent in the last quarter of the measured seconds
+    over that of the first quarter: about 1 below saturation, growing with the run's
+    length above it (a queue building up)."""
+    pairs = sorted(zip(p.sent_times, p.latencies, strict=True))
+    quarter = len(pairs) // 4
+    if quarter == 0:
+        return math.nan
+    first = [lat for _, lat in pairs[:quarter]]
+    last = [lat for _, lat in pairs[-quarter:]]
+    return percentile(last, 50) / percentile(first, 50)
+
+
 def rate_of(spec: str, drain_rate: float | None) -> float:
     if spec.endswith("%"):
         if drain_rate is None:
@@ -466,7 +489,7 @@ def main() -> None:
     parser.add_argument(
         "--requests", type=int, default=5_000, help="drain: ride requests (<= --drivers)"
     )
-    parser.add_argument("--rates", default="50%,2000", help="paced: events/s, N%% of drain")
+    parser.add_argument("--rates", default="25%,1000,2000", help="paced: events/s, N%% of drain")
     parser.add_argument("--seconds", type=float, default=30.0, help="paced: measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="paced: seconds not measured")
     parser.add_argument("--request-share", type=float, default=0.1)
@@ -505,9 +528,9 @@ def main() -> None:
     print("\npaced (latency: request sent -> its matches record received, in this process)")
     print(
         "| log | target ev/s | achieved ev/s | MB/s | requests | p50 ms | p99 ms | max ms "
-        "| matched | unanswered | CPU % worker / broker / bench |"
+        "| trend | matched | unanswered | CPU % worker / broker / bench |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind in logs:
         drain_rate = None
         if kind in drains:
@@ -521,8 +544,8 @@ def main() -> None:
             print(
                 f"| {kind}:// | {label} | {p.sent / args.seconds:,.0f} | "
                 f"{p.size / args.seconds / 1e6:.2f} | {len(p.latencies):,} | {ms[0]:.1f} | "
-                f"{ms[1]:.1f} | {ms[2]:.1f} | {p.matched / max(len(p.latencies), 1):.0%} | "
-                f"{p.unanswered} | {p.cpu} |",
+                f"{ms[1]:.1f} | {ms[2]:.1f} | {trend(p):.1f} | "
+                f"{p.matched / max(len(p.latencies), 1):.0%} | {p.unanswered} | {p.cpu} |",
                 flush=True,
             )
             if p.duplicates:
