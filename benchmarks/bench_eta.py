@@ -47,9 +47,12 @@ what the worker sustains) and the percentiles grow with ``--seconds``. ``unanswe
 counts measured requests with no ``matches`` record ``--timeout`` s after the load.
 
 ``CPU %`` is each process's user + system time over the timed interval (/proc; 100 = one
-core): the worker, the broker (0 on ``file://``), this process. The worker, the broker and
-this process share the machine; a worker well under 100% while latency grows is waiting
-for a core other processes hold (the script prints the load average before and after).
+core): the worker, the broker (0 on ``file://``), this process. ``worker waiting %`` is
+the time the worker's main thread was runnable but had no core (/proc/PID/schedstat): on
+a 2-core machine shared with other work, a worker well under 100% CPU while latency grows
+is being crowded out, not idle. ``worker us/event`` is the worker's CPU per input event
+(per event sent during the measured seconds, for paced runs): steadier than the rates on
+a shared machine. The script prints the load average before and after.
 """
 
 from __future__ import annotations
@@ -120,12 +123,17 @@ class Deployment:
             return self.worker.kafka_url
         return self.url
 
-    def cpu(self) -> tuple[float, float, float]:
-        """CPU seconds so far of the worker, the broker (0 for ``file://``) and this process."""
-        return (
-            process_cpu(self.worker.process.pid if self.worker and self.worker.process else 0),
-            process_cpu(self.broker.process.pid if self.broker and self.broker.process else 0),
+    def cpu(self) -> CpuSample:
+        """CPU seconds so far of the worker, the broker (0 for ``file://``) and this process,
+        and the seconds the worker's main thread has waited for a core."""
+        worker = self.worker.process.pid if self.worker and self.worker.process else 0
+        broker = self.broker.process.pid if self.broker and self.broker.process else 0
+        return CpuSample(
+            time.monotonic(),
+            process_cpu(worker),
+            process_cpu(broker),
             time.process_time(),
+            runqueue_wait(worker),
         )
 
     def close(self) -> None:
@@ -149,12 +157,56 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-CpuClock = Callable[[], tuple[float, float, float]]
+def runqueue_wait(pid: int) -> float:
+    """Seconds a process's main thread has been runnable but waiting for a core."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):  # kernels without schedstats
+        return math.nan
 
 
-def cpu_share(before: tuple[float, ...], after: tuple[float, ...], seconds: float) -> str:
-    """``worker / broker / bench`` CPU over ``seconds``, in % of one core."""
-    return " / ".join(f"{100 * (b - a) / seconds:.0f}" for a, b in zip(before, after, strict=True))
+@dataclass(frozen=True)
+class CpuSample:
+    at: float
+    worker: float
+    broker: float
+    bench: float
+    worker_waiting: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the processes used between two samples (fractions of one core)."""
+
+    worker: float
+    broker: float
+    bench: float
+    worker_waiting: float
+    worker_seconds: float
+
+    @classmethod
+    def between(cls, a: CpuSample, b: CpuSample) -> Usage:
+        span = b.at - a.at
+        return cls(
+            (b.worker - a.worker) / span,
+            (b.broker - a.broker) / span,
+            (b.bench - a.bench) / span,
+            (b.worker_waiting - a.worker_waiting) / span,
+            b.worker - a.worker,
+        )
+
+    def cells(self, events: int) -> str:
+        """``CPU % worker / broker / bench | worker waiting % | worker us/event``."""
+        share = " / ".join(f"{100 * x:.0f}" for x in (self.worker, self.broker, self.bench))
+        per_event = 1e6 * self.worker_seconds / events if events else math.nan
+        return f"{share} | {100 * self.worker_waiting:.0f} | {per_event:.0f}"
+
+
+NO_USAGE = Usage(math.nan, math.nan, math.nan, math.nan, math.nan)
+CpuClock = Callable[[], CpuSample]
 
 
 async def create_topics(url: str) -> None:
@@ -267,7 +319,7 @@ class DrainResult:
     seconds: float = 0.0
     matched: int = 0
     unmatched: int = 0
-    cpu: str = ""
+    usage: Usage = NO_USAGE
 
 
 async def drain_backlog(url: str, cpu: CpuClock, args: argparse.Namespace) -> DrainResult:
@@ -316,7 +368,7 @@ async def drain_backlog(url: str, cpu: CpuClock, args: argparse.Namespace) -> Dr
         await producer.flush()
         await asyncio.wait_for(tail, args.timeout)
         result.seconds = last[0] - began
-        result.cpu = cpu_share(cpu_before, cpu(), time.monotonic() - began)
+        result.usage = Usage.between(cpu_before, cpu())
     finally:
         tail.cancel()
         await producer.close()
@@ -345,7 +397,7 @@ class PacedResult:
     matched: int = 0
     unanswered: int = 0
     duplicates: int = 0
-    cpu: str = ""
+    usage: Usage = NO_USAGE
 
 
 async def paced_load(url: str, rate: float, cpu: CpuClock, args: argparse.Namespace) -> PacedResult:
@@ -388,11 +440,11 @@ async def paced_load(url: str, rate: float, cpu: CpuClock, args: argparse.Namesp
         measure_from = start + args.warmup
         end = measure_from + args.seconds
         n = requests = 0
-        cpu_before: tuple[float, float, float] | None = None
+        cpu_before: CpuSample | None = None
         while (now := time.monotonic()) < end:
             counted = now >= measure_from
             if counted and cpu_before is None:
-                cpu_before, measured_at = cpu(), now
+                cpu_before = cpu()
             while completions and completions[0][0] <= now:
                 _, driver_id, request_id = completions.popleft()
                 ts = time.time()
@@ -420,7 +472,7 @@ async def paced_load(url: str, rate: float, cpu: CpuClock, args: argparse.Namesp
                     result.size += size
             await asyncio.sleep(0.001)
         if cpu_before is not None:
-            result.cpu = cpu_share(cpu_before, cpu(), time.monotonic() - measured_at)
+            result.usage = Usage.between(cpu_before, cpu())
         await producer.flush()
         loading[0] = False
         try:
@@ -515,22 +567,24 @@ def main() -> None:
         )
         print(
             "| log | events | s | events/s | MB/s | matched | unmatched "
-            "| CPU % worker / broker / bench |"
+            "| CPU % worker / broker / bench | worker waiting % | worker us/event |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for kind in logs:
             d = drains[kind] = drain(kind, args)
             print(
                 f"| {kind}:// | {d.events:,} | {d.seconds:.2f} | {d.events / d.seconds:,.0f} | "
-                f"{d.size / d.seconds / 1e6:.2f} | {d.matched:,} | {d.unmatched:,} | {d.cpu} |",
+                f"{d.size / d.seconds / 1e6:.2f} | {d.matched:,} | {d.unmatched:,} | "
+                f"{d.usage.cells(d.events)} |",
                 flush=True,
             )
     print("\npaced (latency: request sent -> its matches record received, in this process)")
     print(
         "| log | target ev/s | achieved ev/s | MB/s | requests | p50 ms | p99 ms | max ms "
-        "| trend | matched | unanswered | CPU % worker / broker / bench |"
+        "| trend | matched | unanswered | CPU % worker / broker / bench | worker waiting % "
+        "| worker us/event |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- |" + " ---: |" * 13)
     for kind in logs:
         drain_rate = None
         if kind in drains:
@@ -545,7 +599,8 @@ def main() -> None:
                 f"| {kind}:// | {label} | {p.sent / args.seconds:,.0f} | "
                 f"{p.size / args.seconds / 1e6:.2f} | {len(p.latencies):,} | {ms[0]:.1f} | "
                 f"{ms[1]:.1f} | {ms[2]:.1f} | {trend(p):.1f} | "
-                f"{p.matched / max(len(p.latencies), 1):.0%} | {p.unanswered} | {p.cpu} |",
+                f"{p.matched / max(len(p.latencies), 1):.0%} | {p.unanswered} | "
+                f"{p.usage.cells(p.sent)} |",
                 flush=True,
             )
             if p.duplicates:
