@@ -287,11 +287,12 @@ def _broker_url(value: Any) -> str:
     """Faust's broker forms as a streamlog URL: a list of URLs, ``aiokafka://``."""
     if isinstance(value, list | tuple):
         urls = [_broker_url(v) for v in value]
-        if all(u.startswith("kafka://") for u in urls):
-            return "kafka://" + ",".join(u[len("kafka://") :] for u in urls)
+        for scheme in ("kafka://", "kafka+ssl://"):
+            if all(u.startswith(scheme) for u in urls):
+                return scheme + ",".join(u[len(scheme) :] for u in urls)
         if len(urls) == 1:
             return urls[0]
-        raise ImproperlyConfigured(f"broker: several URLs must all be kafka://, got {value!r}")
+        raise ImproperlyConfigured(f"broker: several URLs must all be kafka:// (or all kafka+ssl://), got {value!r}")
     text = str(value)
     for scheme in ("aiokafka://", "confluent://"):
         if text.startswith(scheme):
