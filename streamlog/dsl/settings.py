@@ -292,7 +292,9 @@ def _broker_url(value: Any) -> str:
                 return scheme + ",".join(u[len(scheme) :] for u in urls)
         if len(urls) == 1:
             return urls[0]
-        raise ImproperlyConfigured(f"broker: several URLs must all be kafka:// (or all kafka+ssl://), got {value!r}")
+        raise ImproperlyConfigured(
+            f"broker: several URLs must all be kafka:// (or all kafka+ssl://), got {value!r}"
+        )
     text = str(value)
     for scheme in ("aiokafka://", "confluent://"):
         if text.startswith(scheme):

@@ -409,6 +409,12 @@ class Connection:
                 " before answering ApiVersions (a TLS listener closes plaintext "
                 "connections: for TLS use kafka+ssl://HOST:PORT)"
             )
+        elif self._phase == "negotiating":
+            reason += (
+                " before answering ApiVersions (a TLS listener does that when it requires a "
+                "client certificate it was not given or does not trust: --ssl-certfile and "
+                "--ssl-keyfile)"
+            )
         elif self._phase == "authenticating":
             reason += f" during the SASL {self.security.sasl_mechanism} login"
         elif self._phase == "first request" and not self.security.sasl_mechanism:
