@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -43,8 +44,15 @@ def scram_server(users: UserStore, nonce: str | None = None) -> SaslServer:
     return server
 
 
-def scram_login(server: SaslServer, username: str, password: str, gs2: str = "n,,") -> SaslStep:
-    """A client written from RFC 5802 alone, so that the GS2 header can vary."""
+def scram_login(
+    server: SaslServer,
+    username: str,
+    password: str,
+    gs2: str = "n,,",
+    final_nonce: Callable[[str], str] = lambda nonce: nonce,
+) -> SaslStep:
+    """A client written from RFC 5802 alone, so that the GS2 header can vary, and the
+    nonce it sends back (``final_nonce`` of the server-first one)."""
     bare = f"n={username},r=clientnonce"
     server_first = server.step(f"{gs2}{bare}".encode()).challenge.decode()
     attrs = dict(p.split("=", 1) for p in server_first.split(","))
@@ -52,7 +60,7 @@ def scram_login(server: SaslServer, username: str, password: str, gs2: str = "n,
         "sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"])
     )
     client_key = hmac.digest(salted, b"Client Key", "sha256")
-    without_proof = f"c={base64.b64encode(gs2.encode()).decode()},r={attrs['r']}"
+    without_proof = f"c={base64.b64encode(gs2.encode()).decode()},r={final_nonce(attrs['r'])}"
     auth_message = f"{bare},{server_first},{without_proof}".encode()
     signature = hmac.digest(hashlib.sha256(client_key).digest(), auth_message, "sha256")
     proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
@@ -131,6 +139,46 @@ def test_replayed_final_message_fails_with_a_fresh_server_nonce(rfc_users: UserS
     assert step.failed
     assert step.challenge == b"e=other-error"
     assert "nonce" in (step.reason or "")
+
+
+def test_librdkafka_2_0s_doubled_client_nonce_is_accepted_as_kafka_does(
+    users: UserStore,
+) -> None:
+    # librdkafka 2.0 (kcat 1.7) sends client nonce + client nonce + server nonce; Kafka's
+    # ScramSaslServer checks only that the final nonce ends with the server-first nonce.
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "alice-secret", final_nonce=lambda r: "clientnonce" + r)
+    assert step.done and not step.failed
+    assert server.username == "alice"
+    assert step.challenge.startswith(b"v=")
+
+
+@pytest.mark.parametrize(
+    "final_nonce",
+    [
+        lambda r: r[len("clientnonce") :],  # the server's nonce alone
+        lambda r: r + "x",  # something after it
+        lambda r: r[:-1],  # cut short
+        lambda r: "clientnonce" + r[len("clientnonce") + 1 :],  # not the server's
+        lambda r: "a b" + r,  # a prefix Kafka's printable pattern refuses
+        lambda r: "é" + r,
+    ],
+)
+def test_a_final_nonce_not_ending_with_the_server_first_one_is_refused(
+    users: UserStore, final_nonce: Callable[[str], str]
+) -> None:
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "alice-secret", final_nonce=final_nonce)
+    assert step.failed and not step.done
+    assert step.challenge == b"e=other-error"
+    assert "nonce" in (step.reason or "")
+    assert server.state is SaslState.FAILED
+
+
+def test_a_doubled_nonce_still_needs_the_password(users: UserStore) -> None:
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "wrong", final_nonce=lambda r: "clientnonce" + r)
+    assert step.failed and step.challenge == b"e=invalid-proof"
 
 
 def test_server_nonces_differ_between_connections(users: UserStore) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,18 @@ from streamlog.transport.errors import (
 from streamlog.transport.security import ClientSecurity
 from streamlog.transport.types import TopicPartition
 from tests.broker.brokerproc import BrokerProcess
-from tests.tlscerts import HAVE_OPENSSL, Pki, make_pki
+from tests.broker.secure_brokers import (
+    USERS,
+    mtls_broker,
+    pki,
+    sasl_broker,
+    sasl_ssl_broker,
+    start_broker,
+    stop_broker,
+)
+from tests.tlscerts import HAVE_OPENSSL, Pki
+
+__all__ = ["mtls_broker", "pki", "sasl_broker", "sasl_ssl_broker"]  # fixtures
 
 from .test_kafka_connection import read_records, run
 
@@ -34,65 +44,7 @@ pytestmark = [
     pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl is not installed"),
 ]
 
-USERS = {"alice": "alice-secret", "bob": "p@ss,w=rd:x"}
 BASE_TS = time.time_ns() // 1_000_000 - 3_600_000
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-def _broker(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> BrokerProcess:
-    base = tmp_path_factory.mktemp(name)
-    users = base / "users.txt"
-    users.write_text("".join(f"{u}:{p}\n" for u, p in USERS.items()))
-    extra = [a.replace("USERS", str(users)) for a in args]
-    return BrokerProcess(str(base / "data"), extra_args=tuple(extra)).start()
-
-
-def _stopped(proc: BrokerProcess) -> None:
-    code = proc.stop()
-    assert code == 0, f"broker exited with {code}:\n{proc.logs()}"
-
-
-@pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    proc = _broker(tmp_path_factory, "sasl", "--users-file", "USERS")
-    yield proc
-    _stopped(proc)
-
-
-@pytest.fixture(scope="module")
-def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[BrokerProcess]:
-    proc = _broker(
-        tmp_path_factory,
-        "sasl-ssl",
-        "--users-file",
-        "USERS",
-        "--ssl-certfile",
-        pki.server_cert,
-        "--ssl-keyfile",
-        pki.server_key,
-    )
-    yield proc
-    _stopped(proc)
-
-
-@pytest.fixture(scope="module")
-def mtls_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[BrokerProcess]:
-    proc = _broker(
-        tmp_path_factory,
-        "mtls",
-        "--ssl-certfile",
-        pki.server_cert,
-        "--ssl-keyfile",
-        pki.server_key,
-        "--ssl-client-cafile",
-        pki.ca,
-    )
-    yield proc
-    _stopped(proc)
 
 
 async def _round_trip(url: str, security: ClientSecurity, topic: str, count: int = 300) -> None:
@@ -229,7 +181,7 @@ def test_sasl_against_a_broker_without_it_is_a_clear_error(tmp_path: Any) -> Non
     try:
         error = run(_start_error(f"kafka://{proc.bootstrap}", _sasl("PLAIN")))
     finally:
-        _stopped(proc)
+        stop_broker(proc)
     assert isinstance(error, AuthenticationError)
     assert "takes no SASL login on this listener" in str(error)
 
@@ -247,7 +199,7 @@ def test_an_untrusted_certificate_is_refused(sasl_ssl_broker: BrokerProcess, pki
 def test_the_host_name_is_checked_unless_turned_off(
     tmp_path_factory: pytest.TempPathFactory, pki: Pki
 ) -> None:
-    proc = _broker(
+    proc = start_broker(
         tmp_path_factory,
         "other-host",
         "--ssl-certfile",
@@ -263,7 +215,7 @@ def test_the_host_name_is_checked_unless_turned_off(
         insecure = ClientSecurity(ssl_cafile=pki.ca, ssl_check_hostname=False)
         run(_round_trip(url, insecure, "no-host-check", 10))
     finally:
-        _stopped(proc)
+        stop_broker(proc)
 
 
 def test_a_broker_requiring_a_client_certificate_refuses_a_client_without(
