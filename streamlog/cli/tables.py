@@ -308,7 +308,7 @@ def _read_changelog_at(url: str, app: App, table: Table) -> dict[int, list[tuple
         )
 
     async def run() -> dict[int, list[tuple[bytes, bytes]]]:
-        transport = await start_transport(url)
+        transport = await start_transport(url, app.conf.broker_security)
         try:
             return await read_changelog(transport, app, table)
         finally:

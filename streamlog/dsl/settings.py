@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.transport.security import ClientSecurity
 
 __all__ = [
     "Settings",
@@ -130,6 +131,9 @@ class Settings:
     topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
     processing_guarantee: str = "at_least_once"
     broker_client_id: str | None = None  # default: the app id
+    # SASL and TLS for kafka:// and kafka+ssl:// (None: from STREAMLOG_SASL_*/SSL_*; the
+    # worker's --sasl-*/--ssl-* options replace it)
+    broker_security: ClientSecurity | None = None
     broker_commit_every: int = 10_000
     broker_commit_interval: float = 2.8
     broker_session_timeout: float = 10.0
@@ -177,6 +181,13 @@ class Settings:
             self.id = self.id_format.format(id=self.name, self=self)
         self.broker = _broker_url(self.broker)
         self.timezone = _timezone(self.timezone)
+        if self.broker_security is not None and not isinstance(
+            self.broker_security, ClientSecurity
+        ):
+            raise ImproperlyConfigured(
+                "broker_security must be a streamlog.ClientSecurity, "
+                f"not {type(self.broker_security).__name__}"
+            )
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
