@@ -248,7 +248,8 @@ def _server_ssl_context(cfg: BrokerConfig) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile)
+        # never prompt for the password of an encrypted key: refuse it
+        context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile, password=lambda: "")
     except (OSError, ssl.SSLError) as e:
         raise BrokerStartError(
             f"cannot load the TLS certificate {cfg.ssl_certfile}"

@@ -7,7 +7,8 @@
   ``kafka://127.0.0.1:9092``. A tool that chose the broker itself says which, in one line
   on stderr, so that it never talks to another process on 9092 without saying so.
 * ``security_options``: ``--sasl-mechanism``, ``--sasl-username``, ``--sasl-password``,
-  ``--ssl-cafile``, ``--ssl-certfile``, ``--ssl-keyfile``, ``--no-ssl-check-hostname``,
+  ``--ssl-cafile``, ``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-key-password``,
+  ``--no-ssl-check-hostname``,
   each also read from its ``STREAMLOG_*`` variable. They are not passed to the command
   function: they are kept in the click context, and every transport a tool opens
   (``run_with_transport``, ``start_transport``) uses them, so no tool handles them itself.
@@ -153,6 +154,13 @@ SECURITY_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         type=click.Path(dir_okay=False),
         default=None,
         help="The client certificate's key (PEM).  [default: in --ssl-certfile]",
+    ),
+    _security_option(
+        "ssl_key_password",
+        "--ssl-key-password",
+        default=None,
+        metavar="PASSWORD",
+        help="Password of an encrypted --ssl-keyfile (prefer the environment variable).",
     ),
     _security_option(
         "ssl_check_hostname",

@@ -50,6 +50,7 @@ SECURITY_ENV: dict[str, str] = {
     "ssl_cafile": "STREAMLOG_SSL_CAFILE",
     "ssl_certfile": "STREAMLOG_SSL_CERTFILE",
     "ssl_keyfile": "STREAMLOG_SSL_KEYFILE",
+    "ssl_key_password": "STREAMLOG_SSL_KEY_PASSWORD",
     "ssl_check_hostname": "STREAMLOG_SSL_CHECK_HOSTNAME",
 }
 
@@ -73,13 +74,14 @@ class ClientSecurity:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    ssl_key_password: str | None = None  # for an encrypted key file
     ssl_check_hostname: bool = True
 
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "sasl_password" and value is not None:
+            if f.name in ("sasl_password", "ssl_key_password") and value is not None:
                 value = "***"
             if value != f.default:
                 shown.append(f"{f.name}={value!r}")
@@ -94,9 +96,8 @@ class ClientSecurity:
 
     @property
     def uses_ssl_options(self) -> bool:
-        return bool(self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile) or (
-            not self.ssl_check_hostname
-        )
+        files = (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile, self.ssl_key_password)
+        return any(files) or (not self.ssl_check_hostname)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSecurity:
@@ -118,6 +119,7 @@ class ClientSecurity:
             ssl_cafile=get("ssl_cafile"),
             ssl_certfile=get("ssl_certfile"),
             ssl_keyfile=get("ssl_keyfile"),
+            ssl_key_password=get("ssl_key_password"),
             ssl_check_hostname=(
                 True if check is None else parse_bool(check, SECURITY_ENV["ssl_check_hostname"])
             ),
@@ -181,12 +183,23 @@ class ClientSecurity:
                 ) from None
         if self.ssl_certfile:
             try:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile or None)
+                # a password callable, so that OpenSSL never prompts at a terminal for
+                # an encrypted key (a worker would hang): no password given is "" here
+                password = self.ssl_key_password or ""
+                context.load_cert_chain(
+                    self.ssl_certfile, self.ssl_keyfile or None, password=lambda: password
+                )
             except (OSError, ssl.SSLError) as e:
+                reason = _reason(e)
+                if _is_encrypted_key(self.ssl_keyfile or self.ssl_certfile):
+                    reason = (
+                        "the key is encrypted and --ssl-key-password (STREAMLOG_SSL_KEY_PASSWORD) "
+                        + ("is wrong" if self.ssl_key_password else "was not given")
+                    )
                 raise SecurityConfigError(
                     f"cannot load the client certificate {self.ssl_certfile}"
                     + (f" with key {self.ssl_keyfile}" if self.ssl_keyfile else "")
-                    + f": {_reason(e)}"
+                    + f": {reason}"
                 ) from None
         context.check_hostname = self.ssl_check_hostname
         return context
@@ -204,6 +217,16 @@ def parse_bool(text: str, what: str) -> bool:
 def _mechanism(name: str | None) -> str | None:
     """Mechanism names are case-insensitive on the command line; Kafka's are upper case."""
     return name.strip().upper() if name and name.strip() else None
+
+
+def _is_encrypted_key(path: str) -> bool:
+    """Whether a PEM file holds an encrypted private key (PKCS#8 or OpenSSL's old form)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return b"ENCRYPTED PRIVATE KEY" in head or b"Proc-Type: 4,ENCRYPTED" in head
 
 
 def _reason(e: BaseException) -> str:

@@ -9,7 +9,9 @@ refusal must say what went wrong (mechanism, broker's message, certificate, host
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -295,3 +297,22 @@ def test_settings_come_from_the_environment() -> None:
     assert "pw" not in repr(checked)
     with pytest.raises(SecurityConfigError, match="STREAMLOG_SSL_CHECK_HOSTNAME"):
         ClientSecurity.from_env({"STREAMLOG_SSL_CHECK_HOSTNAME": "maybe"})
+
+
+def test_an_encrypted_client_key_needs_its_password(
+    mtls_broker: BrokerProcess, pki: Pki, tmp_path: Any
+) -> None:
+    encrypted = str(tmp_path / "client-encrypted.key")
+    subprocess.run(
+        ["openssl", "pkey", "-in", pki.client_key, "-aes256", "-passout", "pass:sekret",
+         "-out", encrypted],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    with_key = ClientSecurity(
+        ssl_cafile=pki.ca, ssl_certfile=pki.client_cert, ssl_keyfile=encrypted
+    )
+    url = f"kafka+ssl://{mtls_broker.bootstrap}"
+    for password, why in ((None, "was not given"), ("wrong", "is wrong")):
+        with pytest.raises(SecurityConfigError, match=f"the key is encrypted and .* {why}"):
+            open_transport(url, replace(with_key, ssl_key_password=password))
+    run(_round_trip(url, replace(with_key, ssl_key_password="sekret"), "encrypted-key", 10))
