@@ -55,6 +55,7 @@ from streamlog.state.windows import (
     TumblingWindow,
     WindowRange,
 )
+from streamlog.transport.security import ClientSecurity
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 from streamlog.uuids import uuid
 
@@ -98,6 +99,7 @@ __all__ = [
     "AppNotFoundError",
     "AskTimeoutError",
     "Channel",
+    "ClientSecurity",
     "Codec",
     "CodecRegistry",
     "Event",
