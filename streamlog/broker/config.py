@@ -46,7 +46,7 @@ class BrokerConfig:
     max_fetch_wait_ms: int = 30_000
     # Authentication (Kafka: connection.failed.authentication.delay.ms)
     users_file: str | None = None
-    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
+    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
     allow_remote: bool = False
     authentication_timeout_ms: int = 10_000
     failed_authentication_delay_ms: int = 100

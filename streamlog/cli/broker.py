@@ -82,7 +82,7 @@ def _advertised_host(host: str, option: str) -> str:
     "--users-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Require SASL (PLAIN, SCRAM-SHA-256) with the users in this file.",
+    help="Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with the users in this file.",
 )
 @click.option(
     "--ssl-certfile",

@@ -121,7 +121,7 @@ def kcat_sasl(
     )
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
 @pytest.mark.parametrize("user", ["alice", "bob"])
 def test_kcat_logs_in_with_sasl_and_round_trips(sasl_broker, mechanism: str, user: str) -> None:
     # kcat 1.7 (librdkafka 2.0) sends SCRAM's final nonce as client nonce twice + server
@@ -143,7 +143,7 @@ def test_kcat_logs_in_with_sasl_and_round_trips(sasl_broker, mechanism: str, use
     assert rows == [[str(i), f"k{i % 7}", f"v{i}"] for i in range(500)]
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_kcat_with_a_wrong_password_is_refused(sasl_broker, mechanism: str) -> None:
     out = kcat_sasl(sasl_broker, mechanism, "alice", "wrong", "-L", "-m", "10")
     assert out.returncode != 0

@@ -67,7 +67,12 @@ def _confluent_settings(kind: str, pki: Pki, mechanism: str | None) -> dict[str,
     }
 
 
-CASES = [("ssl", None), ("sasl_ssl", "PLAIN"), ("sasl_ssl", "SCRAM-SHA-256")]
+CASES = [
+    ("ssl", None),
+    ("sasl_ssl", "PLAIN"),
+    ("sasl_ssl", "SCRAM-SHA-256"),
+    ("sasl_ssl", "SCRAM-SHA-512"),
+]
 
 
 def _bootstrap(request: pytest.FixtureRequest, kind: str) -> str:
