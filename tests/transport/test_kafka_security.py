@@ -329,3 +329,24 @@ def test_an_encrypted_client_key_needs_its_password(
         with pytest.raises(SecurityConfigError, match=f"the key is encrypted and .* {why}"):
             open_transport(url, replace(with_key, ssl_key_password=password))
     run(_round_trip(url, replace(with_key, ssl_key_password="sekret"), "encrypted-key", 10))
+
+
+def test_the_broker_refuses_an_encrypted_or_mismatched_key_at_start(
+    pki: Pki, tmp_path: Any
+) -> None:
+    encrypted = str(tmp_path / "server-encrypted.key")
+    subprocess.run(
+        ["openssl", "pkey", "-in", pki.server_key, "-aes256", "-passout", "pass:sekret",
+         "-out", encrypted],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    for key in (encrypted, pki.client_key):
+        proc = BrokerProcess(
+            str(tmp_path / "data"),
+            extra_args=("--ssl-certfile", pki.server_cert, "--ssl-keyfile", key),
+        )
+        with pytest.raises(RuntimeError, match="broker exited with 1") as info:
+            proc.start()
+        assert f"cannot load the TLS certificate {pki.server_cert} with key {key}" in str(
+            info.value
+        )

@@ -2,12 +2,12 @@
 
 A ``Connection`` opens (over TLS when given an ``ssl.SSLContext``) with ApiVersions, logs
 in with SASL when given a mechanism (SaslHandshake v1, then SaslAuthenticate per token,
-see ``sasl.py``), and keeps, per API key, the highest version both
-sides support; ``build`` makes a request of that version from plain values. ``send``
-writes a request at once and returns a future for its response, so any number of
-requests may be in flight (a Kafka broker answers them in order, one at a time per
-connection: a long-polling Fetch holds back everything sent after it, which is why each
-client keeps separate connections per purpose, see ``Cluster.connection``).
+see ``sasl.py``), and keeps, per API key, the highest version both sides support;
+``build`` makes a request of that version from plain values. ``send`` writes a request
+at once and returns a future for its response, so any number of requests may be in
+flight (a Kafka broker answers them in order, one at a time per connection: a
+long-polling Fetch holds back everything sent after it, which is why each client keeps
+separate connections per purpose, see ``Cluster.connection``).
 
 Every request has a deadline. A request that misses it, a broker that closes the socket
 or bytes that do not decode fail the pending futures with ``BrokerUnavailableError`` (or
