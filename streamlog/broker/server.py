@@ -138,11 +138,11 @@ class Broker:
                 manager.close()
             raise
         log.info(
-            "streamlog broker listening on %s:%d (%s, advertised %s), data directory %s",
+            "streamlog broker listening on %s:%d (advertised %s), %s, data directory %s",
             cfg.host,
             self.port,
-            cfg.security_protocol,
             self.bootstrap,
+            cfg.security_protocol,
             manager.data_dir,
         )
         if users is not None:
