@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tests.broker.brokerproc import BrokerProcess
-from tests.broker.secure_brokers import USERS, pki, sasl_broker, sasl_ssl_broker
+from tests.broker.secure_brokers import (
+    USERS,
+    pki,
+    sasl_broker,
+    sasl_ssl_broker,
+    start_broker,
+    stop_broker,
+)
 from tests.cli.test_tools_harness import streamlog
 from tests.tlscerts import HAVE_OPENSSL, Pki
 
@@ -97,3 +104,31 @@ def test_tls_options_with_a_plaintext_url_are_refused(sasl_broker: BrokerProcess
     )
     assert out.returncode == 1
     assert "use kafka+ssl://HOST:PORT" in out.stderr
+
+
+def test_the_host_name_check_can_be_turned_off_by_option_or_variable(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki
+) -> None:
+    proc = start_broker(
+        tmp_path_factory,
+        "cli-other-host",
+        "--ssl-certfile",
+        pki.other_host_cert,
+        "--ssl-keyfile",
+        pki.other_host_key,
+    )
+    try:
+        url = f"kafka+ssl://{proc.bootstrap}"
+        refused = streamlog("topics", "list", "--ssl-cafile", pki.ca, broker=url)
+        assert refused.returncode == 1
+        assert "the broker's TLS certificate is not accepted (IP address mismatch" in refused.stderr
+        by_option = streamlog(
+            "topics", "create", "no-check", "--ssl-cafile", pki.ca, "--no-ssl-check-hostname",
+            broker=url,
+        )  # fmt: skip
+        assert by_option.returncode == 0, by_option.stderr
+        env = {"STREAMLOG_SSL_CAFILE": pki.ca, "STREAMLOG_SSL_CHECK_HOSTNAME": "false"}
+        by_variable = streamlog("topics", "list", broker=url, env=env)
+        assert (by_variable.returncode, by_variable.stdout) == (0, "no-check\n"), by_variable
+    finally:
+        stop_broker(proc)
