@@ -60,6 +60,7 @@ from streamlog.state.windows import (
 # test, a benchmark) needs a client for the URL the app uses; connect() is the one the
 # streamlog tools use, so it also reaches a file:// log that a running worker holds.
 from streamlog.transport.connect import connect
+from streamlog.transport.security import ClientSecurity
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 from streamlog.uuids import uuid
 
@@ -103,6 +104,7 @@ __all__ = [
     "AppNotFoundError",
     "AskTimeoutError",
     "Channel",
+    "ClientSecurity",
     "Codec",
     "CodecRegistry",
     "Event",

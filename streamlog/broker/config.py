@@ -46,10 +46,16 @@ class BrokerConfig:
     max_fetch_wait_ms: int = 30_000
     # Authentication (Kafka: connection.failed.authentication.delay.ms)
     users_file: str | None = None
-    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
+    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
     allow_remote: bool = False
     authentication_timeout_ms: int = 10_000
     failed_authentication_delay_ms: int = 100
+    # TLS (Kafka: an SSL or SASL_SSL listener, ssl.keystore.*, ssl.client.auth=required
+    # with ssl.truststore.*): the listener speaks TLS when a certificate is given, and
+    # requires client certificates signed by ``ssl_client_cafile`` when that is given.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_client_cafile: str | None = None
     # Group coordinator (Kafka: group.min/max.session.timeout.ms,
     # group.initial.rebalance.delay.ms: a new group waits for more members before its first
     # generation, as in Kafka, so members starting together get one rebalance, not several)
@@ -73,6 +79,17 @@ class BrokerConfig:
     @property
     def authentication_required(self) -> bool:
         return self.users_file is not None
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_certfile is not None
+
+    @property
+    def security_protocol(self) -> str:
+        """Kafka's name for what this listener speaks (SASL_SSL, SSL, ...)."""
+        if self.authentication_required:
+            return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+        return "SSL" if self.tls else "PLAINTEXT"
 
     @property
     def unauthenticated_connection_limit(self) -> int:

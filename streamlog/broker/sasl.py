@@ -5,7 +5,7 @@ sockets or Kafka messages. Two mechanisms:
 
 * PLAIN (RFC 4616): one client token ``authzid NUL authcid NUL passwd``, answered with an
   empty token. The authzid must be empty or the authcid, as in Kafka.
-* SCRAM-SHA-256 (RFC 5802, RFC 7677): client-first ``n,,n=<user>,r=<cnonce>`` →
+* SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): client-first ``n,,n=<user>,r=<cnonce>`` →
   server-first ``r=<cnonce><snonce>,s=<salt>,i=<iterations>`` → client-final
   ``c=biws,r=<nonce>,p=<proof>`` → server-final ``v=<ServerSignature>``; a failure is
   answered ``e=<server-error-value>``. Channel binding is not offered (no -PLUS), so a
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamlog.broker.errors import SaslStateError
-from streamlog.broker.users import ScramCredential, UserStore
+from streamlog.broker.users import SCRAM_MECHANISMS, ScramCredential, UserStore
 
 __all__ = [
     "SUPPORTED_MECHANISMS",
@@ -41,7 +41,8 @@ __all__ = [
 
 PLAIN = "PLAIN"
 SCRAM_SHA_256 = "SCRAM-SHA-256"
-SUPPORTED_MECHANISMS: tuple[str, ...] = (PLAIN, SCRAM_SHA_256)
+SCRAM_SHA_512 = "SCRAM-SHA-512"
+SUPPORTED_MECHANISMS: tuple[str, ...] = (PLAIN, SCRAM_SHA_256, SCRAM_SHA_512)
 
 
 class SaslState(enum.Enum):
@@ -162,7 +163,7 @@ class SaslServer:
         if mechanism == PLAIN:
             self._exchange = _PlainExchange(self.users)
         else:
-            self._exchange = _ScramExchange(self.users, self._nonce)
+            self._exchange = _ScramExchange(self.users, self._nonce, mechanism)
         self._state = SaslState.AUTHENTICATE
         return True
 
@@ -231,13 +232,15 @@ class _PlainExchange:
         return b"", True
 
 
-# --- SCRAM-SHA-256 -----------------------------------------------------------------------
+# --- SCRAM-SHA-256 and SCRAM-SHA-512 ---------------------------------------------------
 
-# Kafka's words, which do not say whether the user exists
-_SCRAM_FAILED = (
-    "Authentication failed during authentication due to invalid credentials "
-    "with SASL mechanism SCRAM-SHA-256"
-)
+
+def _scram_failed(mechanism: str) -> str:
+    # Kafka's words, which do not say whether the user exists
+    return (
+        "Authentication failed during authentication due to invalid credentials "
+        f"with SASL mechanism {mechanism}"
+    )
 
 
 def _scram_error(value: str, error: str, reason: str | None = None) -> _Failure:
@@ -245,8 +248,8 @@ def _scram_error(value: str, error: str, reason: str | None = None) -> _Failure:
     return _Failure(f"{error} (e={value})", reason, b"e=" + value.encode("ascii"))
 
 
-def _malformed(what: str) -> _Failure:
-    return _scram_error("invalid-encoding", f"Invalid SCRAM-SHA-256 message: {what}")
+def _malformed(what: str, mechanism: str = SCRAM_SHA_256) -> _Failure:
+    return _scram_error("invalid-encoding", f"Invalid {mechanism} message: {what}")
 
 
 def _is_printable(text: str) -> bool:
@@ -267,9 +270,7 @@ def _decode_saslname(text: str) -> str:
             elif escape == "=3D":
                 out.append("=")
             else:
-                raise _scram_error(
-                    "invalid-username-encoding", "Invalid SCRAM-SHA-256 username encoding"
-                )
+                raise _scram_error("invalid-username-encoding", "Invalid SCRAM username encoding")
             i += 3
         else:
             out.append(c)
@@ -288,18 +289,16 @@ def _strict_b64decode(text: str) -> bytes | None:
         return None
 
 
-def _attribute(part: str, name: str, what: str) -> str:
-    if not part.startswith(name + "="):
-        raise _malformed(f"expected {name}= in the {what}, got {part[:20]!r}")
-    return part[len(name) + 1 :]
-
-
 class _ScramExchange:
     """RFC 5802 server: two client messages, answered with server-first and server-final."""
 
-    def __init__(self, users: UserStore, nonce: Callable[[], str]) -> None:
+    def __init__(
+        self, users: UserStore, nonce: Callable[[], str], mechanism: str = SCRAM_SHA_256
+    ) -> None:
         self.users = users
         self._make_nonce = nonce
+        self.mechanism = mechanism
+        self._hash = SCRAM_MECHANISMS[mechanism]
         self.username: str | None = None  # set on success only
         self._stage = 0
         self._gs2_header = b""
@@ -310,11 +309,16 @@ class _ScramExchange:
         self._client_first_bare = ""
         self._server_first = ""
 
+    def _attribute(self, part: str, name: str, what: str) -> str:
+        if not part.startswith(name + "="):
+            raise _malformed(f"expected {name}= in the {what}, got {part[:20]!r}", self.mechanism)
+        return part[len(name) + 1 :]
+
     def step(self, token: bytes) -> tuple[bytes, bool]:
         try:
             message = token.decode("utf-8")
         except UnicodeDecodeError:
-            raise _malformed("not UTF-8") from None
+            raise _malformed("not UTF-8", self.mechanism) from None
         # The SaslServer stops calling after the final message or a failure.
         if self._stage == 0:
             self._stage = 1
@@ -326,41 +330,43 @@ class _ScramExchange:
         flag, sep1, rest = message.partition(",")
         authzid_part, sep2, bare = rest.partition(",")
         if not sep1 or not sep2:
-            raise _malformed("client-first-message has no GS2 header")
+            raise _malformed("client-first-message has no GS2 header", self.mechanism)
         if flag.startswith("p="):
             raise _scram_error(
                 "channel-binding-not-supported",
-                "SCRAM-SHA-256 channel binding is not supported by this server",
+                f"{self.mechanism} channel binding is not supported by this server",
             )
         if flag not in ("n", "y"):
-            raise _malformed(f"bad GS2 channel binding flag {flag[:10]!r}")
+            raise _malformed(f"bad GS2 channel binding flag {flag[:10]!r}", self.mechanism)
         authzid = ""
         if authzid_part:
-            authzid = _decode_saslname(_attribute(authzid_part, "a", "GS2 header"))
+            authzid = _decode_saslname(self._attribute(authzid_part, "a", "GS2 header"))
         self._gs2_header = f"{flag},{authzid_part},".encode()
 
         parts = bare.split(",")
         if parts[0].startswith("m="):
             raise _scram_error(
-                "extensions-not-supported", "SCRAM-SHA-256 mandatory extensions are not supported"
+                "extensions-not-supported",
+                f"{self.mechanism} mandatory extensions are not supported",
             )
         if len(parts) < 2:
-            raise _malformed("client-first-message needs n= and r=")
-        username = _decode_saslname(_attribute(parts[0], "n", "client-first-message"))
-        client_nonce = _attribute(parts[1], "r", "client-first-message")
+            raise _malformed("client-first-message needs n= and r=", self.mechanism)
+        username = _decode_saslname(self._attribute(parts[0], "n", "client-first-message"))
+        client_nonce = self._attribute(parts[1], "r", "client-first-message")
         if not username:
-            raise _malformed("empty username")
+            raise _malformed("empty username", self.mechanism)
         if not _is_printable(client_nonce):
-            raise _malformed("client nonce is empty or not printable ASCII")
+            raise _malformed("client nonce is empty or not printable ASCII", self.mechanism)
         extensions = {}
         for part in parts[2:]:
             key, eq, value = part.partition("=")
             if not eq or not key:
-                raise _malformed(f"bad extension {part[:20]!r}")
+                raise _malformed(f"bad extension {part[:20]!r}", self.mechanism)
             extensions[key] = value
         if extensions.get("tokenauth", "").lower() == "true":
             raise _scram_error(
-                "other-error", "SCRAM-SHA-256 delegation token authentication is not supported"
+                "other-error",
+                f"{self.mechanism} delegation token authentication is not supported",
             )
         if authzid and authzid != username:
             raise _scram_error(
@@ -372,10 +378,10 @@ class _ScramExchange:
         server_nonce = self._make_nonce()
         if not _is_printable(server_nonce):
             raise ValueError(f"server nonce {server_nonce!r} is not printable ASCII")
-        credential = self.users.get(username)
+        credential = self.users.scram(username, self.mechanism)
         self._known = credential is not None
         if credential is None:
-            credential = self.users.mock_credential(username)
+            credential = self.users.mock_credential(username, self.mechanism)
         self._claimed = username
         self._credential = credential
         self._nonce = client_nonce + server_nonce
@@ -388,27 +394,31 @@ class _ScramExchange:
     def _client_final(self, message: str) -> bytes:
         without_proof, sep, proof_text = message.rpartition(",p=")
         if not sep or "," in proof_text:
-            raise _malformed("client-final-message has no proof (p=) at its end")
+            raise _malformed("client-final-message has no proof (p=) at its end", self.mechanism)
         parts = without_proof.split(",")
         if len(parts) < 2:
-            raise _malformed("client-final-message needs c= and r=")
-        channel_binding = _strict_b64decode(_attribute(parts[0], "c", "client-final-message"))
-        nonce = _attribute(parts[1], "r", "client-final-message")
+            raise _malformed("client-final-message needs c= and r=", self.mechanism)
+        channel_binding = _strict_b64decode(self._attribute(parts[0], "c", "client-final-message"))
+        nonce = self._attribute(parts[1], "r", "client-final-message")
         if channel_binding is None:
-            raise _malformed("channel binding (c=) is not base64")
+            raise _malformed("channel binding (c=) is not base64", self.mechanism)
         proof = _strict_b64decode(proof_text)
-        if proof is None or len(proof) != hashlib.sha256().digest_size:
-            raise _malformed("proof (p=) is not a base64 SHA-256 digest")
+        if proof is None or len(proof) != hashlib.new(self._hash).digest_size:
+            raise _malformed("proof (p=) is not a base64 digest of the right size", self.mechanism)
         if not hmac.compare_digest(channel_binding, self._gs2_header):
             raise _scram_error(
                 "channel-bindings-dont-match",
-                "SCRAM-SHA-256 channel binding does not match the GS2 header",
+                f"{self.mechanism} channel binding does not match the GS2 header",
             )
-        if not hmac.compare_digest(nonce.encode("utf-8"), self._nonce.encode("utf-8")):
+        # Kafka's ScramSaslServer accepts a final nonce that ends with the server-first
+        # nonce (client nonce + server nonce) rather than only an equal one, and
+        # librdkafka 2.0 (kcat 1.7) relies on it: it sends the client nonce twice. The
+        # proof covers the nonce as sent, so nothing is accepted without the password.
+        if not _is_printable(nonce) or not nonce.endswith(self._nonce):
             raise _scram_error(
                 "other-error",
-                "Invalid SCRAM-SHA-256 nonce in the client-final-message",
-                reason=f"SCRAM-SHA-256: nonce mismatch for user {self._claimed!r} (replay?)",
+                f"Invalid {self.mechanism} nonce in the client-final-message",
+                reason=f"{self.mechanism}: nonce mismatch for user {self._claimed!r} (replay?)",
             )
         credential = self._credential
         if credential is None:
@@ -416,18 +426,18 @@ class _ScramExchange:
         auth_message = ",".join(
             (self._client_first_bare, self._server_first, without_proof)
         ).encode("utf-8")
-        client_signature = hmac.digest(credential.stored_key, auth_message, "sha256")
+        client_signature = hmac.digest(credential.stored_key, auth_message, self._hash)
         client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
-        stored_key = hashlib.sha256(client_key).digest()
+        stored_key = hashlib.new(self._hash, client_key).digest()
         if not hmac.compare_digest(stored_key, credential.stored_key) or not self._known:
             raise _scram_error(
                 "invalid-proof",
-                _SCRAM_FAILED,
+                _scram_failed(self.mechanism),
                 reason=(
-                    f"SCRAM-SHA-256: {'invalid proof for' if self._known else 'unknown'} "
+                    f"{self.mechanism}: {'invalid proof for' if self._known else 'unknown'} "
                     f"user {self._claimed!r}"
                 ),
             )
         self.username = self._claimed
-        server_signature = hmac.digest(credential.server_key, auth_message, "sha256")
+        server_signature = hmac.digest(credential.server_key, auth_message, self._hash)
         return b"v=" + _b64(server_signature)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import uuid
 
 from streamlog.broker.admission import ConnectionSlots
@@ -75,11 +76,14 @@ class Broker:
 
     async def start(self) -> None:
         cfg = self.config
-        if not is_loopback(cfg.host) and cfg.users_file is None and not cfg.allow_remote:
+        authenticated = cfg.users_file is not None or cfg.ssl_client_cafile is not None
+        if not is_loopback(cfg.host) and not authenticated and not cfg.allow_remote:
             raise BrokerStartError(
                 f"refusing to listen on {cfg.host}, which is not a loopback address, without "
-                "authentication: give --users-file, or --allow-remote to accept anyone"
+                "authentication: give --users-file (or --ssl-client-cafile), or "
+                "--allow-remote to accept anyone"
             )
+        tls = _server_ssl_context(cfg)
         shared = self._shared_manager is not None
         if self._shared_manager is not None:
             manager = self._shared_manager
@@ -113,7 +117,14 @@ class Broker:
             )
             ctx.coordinator = GroupCoordinator(ctx, local_groups=self._local_groups)
             self._server = await asyncio.start_server(
-                self._accept, cfg.host, cfg.port, limit=1 << 20, reuse_address=True
+                self._accept,
+                cfg.host,
+                cfg.port,
+                limit=1 << 20,
+                reuse_address=True,
+                ssl=tls,
+                # a TLS handshake left unfinished holds no slot; this bounds its life
+                ssl_handshake_timeout=cfg.authentication_timeout_ms / 1000 if tls else None,
             )
             ctx.port = self.port
             self.ctx = ctx
@@ -127,10 +138,11 @@ class Broker:
                 manager.close()
             raise
         log.info(
-            "streamlog broker listening on %s:%d (advertised %s), data directory %s",
+            "streamlog broker listening on %s:%d (advertised %s), %s, data directory %s",
             cfg.host,
             self.port,
             self.bootstrap,
+            cfg.security_protocol,
             manager.data_dir,
         )
         if users is not None:
@@ -222,6 +234,38 @@ class _ThrottledLog:
         )
         log.warning("%s: %s%s", what, detail, suffix)
         self._next_ms[what] = now + self._interval_ms
+
+
+def _server_ssl_context(cfg: BrokerConfig) -> ssl.SSLContext | None:
+    """The listener's TLS context (TLS 1.2 or later), or None for a plaintext listener.
+
+    :raises BrokerStartError: a certificate, key or CA file that does not load.
+    """
+    if cfg.ssl_certfile is None:
+        if cfg.ssl_keyfile is not None or cfg.ssl_client_cafile is not None:
+            raise BrokerStartError("--ssl-keyfile and --ssl-client-cafile need --ssl-certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        # never prompt for the password of an encrypted key: refuse it
+        context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile, password=lambda: "")
+    except (OSError, ssl.SSLError) as e:
+        raise BrokerStartError(
+            f"cannot load the TLS certificate {cfg.ssl_certfile}"
+            + (f" with key {cfg.ssl_keyfile}" if cfg.ssl_keyfile else "")
+            + f": {getattr(e, 'reason', None) or getattr(e, 'strerror', None) or e}"
+        ) from None
+    if cfg.ssl_client_cafile is not None:
+        try:
+            context.load_verify_locations(cafile=cfg.ssl_client_cafile)
+        except (OSError, ssl.SSLError) as e:
+            raise BrokerStartError(
+                f"cannot load the client CA file {cfg.ssl_client_cafile}: "
+                f"{getattr(e, 'reason', None) or getattr(e, 'strerror', None) or e}"
+            ) from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _cluster_id(data_dir: str) -> str:

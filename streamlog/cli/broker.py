@@ -82,7 +82,26 @@ def _advertised_host(host: str, option: str) -> str:
     "--users-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Require SASL (PLAIN, SCRAM-SHA-256) with the users in this file.",
+    help="Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with the users in this file.",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Speak TLS with this certificate (PEM; the chain may follow it); with "
+    "--users-file the listener is Kafka's SASL_SSL, else SSL.",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The certificate's private key (PEM)  [default: in --ssl-certfile].",
+)
+@click.option(
+    "--ssl-client-cafile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Require client certificates signed by these CAs (PEM; Kafka's ssl.client.auth=required).",
 )
 @click.option(
     "--allow-remote", is_flag=True, help="Allow a non-loopback listener without authentication."
@@ -181,6 +200,9 @@ def broker(
     default_partitions: int,
     no_auto_create: bool,
     users_file: str | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    ssl_client_cafile: str | None,
     allow_remote: bool,
     max_connections: int,
     max_connections_per_ip: int,
@@ -223,6 +245,9 @@ def broker(
         default_partitions=default_partitions,
         auto_create_topics=not no_auto_create,
         users_file=users_file,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_client_cafile=ssl_client_cafile,
         allow_remote=allow_remote,
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,

@@ -274,7 +274,7 @@ class AppCommand(Command):
         """Start the app as a client, ``run``, then ``on_stop``."""
         from streamlog.cli.common import start_transport
 
-        transport = await start_transport(self.app.conf.broker)
+        transport = await start_transport(self.app.conf.broker, self.app.conf.broker_security)
         await self.app.start_client(transport)
         return await super().execute(*args, **kwargs)
 

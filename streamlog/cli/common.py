@@ -1,10 +1,17 @@
 """What the client tools (``topics``, ``groups``, ``produce``, ``consume``) share.
 
-* ``broker_option``: ``--broker URL``, defaulting to ``$STREAMLOG_BROKER``, else the app
+* ``broker_option``: ``--broker URL`` and the SASL/TLS options (``security_options``),
+  defaulting to ``$STREAMLOG_BROKER``, else the app
   next to the tool (``file://./.streamlog`` when that directory exists: an app's own
   default log, reached through its worker's listener while a worker holds it), else
   ``kafka://127.0.0.1:9092``. A tool that chose the broker itself says which, in one line
   on stderr, so that it never talks to another process on 9092 without saying so.
+* ``security_options``: ``--sasl-mechanism``, ``--sasl-username``, ``--sasl-password``,
+  ``--ssl-cafile``, ``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-key-password``,
+  ``--no-ssl-check-hostname``,
+  each also read from its ``STREAMLOG_*`` variable. They are not passed to the command
+  function: they are kept in the click context, and every transport a tool opens
+  (``run_with_transport``, ``start_transport``) uses them, so no tool handles them itself.
 * A tool never creates a ``file://`` data directory unless it was told to create
   something (``topics create``, ``--create``): a mistyped path is an error, not a new log.
 * ``require_topic`` and ``unknown_name``: a tool writes only to a topic that exists (or
@@ -33,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from streamlog.cli.errors import Interrupted
+from streamlog.transport.security import SASL_MECHANISMS, SECURITY_ENV, ClientSecurity
 from streamlog.transport.url import BROKER_ENV, DEFAULT_BROKER_URL
 
 if TYPE_CHECKING:
@@ -41,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = [
     "APP_DATA_DIR",
     "broker_option",
+    "security_options",
+    "SECURITY_OPTIONS",
+    "cli_security",
     "check_data_dir",
     "default_broker_url",
     "require_topic",
@@ -66,7 +77,8 @@ APP_DATA_DIR = "./.streamlog"
 
 def broker_option(f: F) -> F:
     """The ``--broker URL`` option every client tool takes (None: not given; see
-    ``default_broker_url``)."""
+    ``default_broker_url``), with the SASL and TLS options (``security_options``)."""
+    f = security_options(f)
     return click.option(
         "-b",
         "--broker",
@@ -75,9 +87,108 @@ def broker_option(f: F) -> F:
         default=None,
         show_envvar=True,
         metavar="URL",
-        help="kafka://HOST:PORT[,HOST:PORT...], file://PATH or memory://.  [default: "
-        f"file://{APP_DATA_DIR} if that directory exists, else {DEFAULT_BROKER_URL}]",
+        help="kafka://HOST:PORT[,HOST:PORT...], kafka+ssl://HOST:PORT (TLS), file://PATH or "
+        f"memory://.  [default: file://{APP_DATA_DIR} if that directory exists, else "
+        f"{DEFAULT_BROKER_URL}]",
     )(f)
+
+
+_SECURITY_META = "streamlog.security"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a security option in the context (shared with sub-contexts), not in kwargs."""
+    if param.name is not None:
+        ctx.meta.setdefault(_SECURITY_META, {})[param.name] = value
+    return value
+
+
+def _security_option(name: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    return click.option(
+        *decls,
+        name,
+        envvar=SECURITY_ENV[name],
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        **kwargs,
+    )
+
+
+#: The SASL and TLS options, each a click decorator (for commands declaring options as a
+#: list, such as ``streamlog worker``); ``security_options`` applies them all.
+SECURITY_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    _security_option(
+        "sasl_mechanism",
+        "--sasl-mechanism",
+        type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
+        default=None,
+        help="Log in to a Kafka broker with SASL (over TLS with kafka+ssl://).",
+    ),
+    _security_option("sasl_username", "--sasl-username", default=None, metavar="USER"),
+    _security_option(
+        "sasl_password",
+        "--sasl-password",
+        default=None,
+        metavar="PASSWORD",
+        help="Prefer the environment variable: a command line is visible to other users.",
+    ),
+    _security_option(
+        "ssl_cafile",
+        "--ssl-cafile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="CA certificates (PEM) to verify the broker with (kafka+ssl://).  "
+        "[default: the system's]",
+    ),
+    _security_option(
+        "ssl_certfile",
+        "--ssl-certfile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Client certificate (PEM), for brokers that require one.",
+    ),
+    _security_option(
+        "ssl_keyfile",
+        "--ssl-keyfile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="The client certificate's key (PEM).  [default: in --ssl-certfile]",
+    ),
+    _security_option(
+        "ssl_key_password",
+        "--ssl-key-password",
+        default=None,
+        metavar="PASSWORD",
+        help="Password of an encrypted --ssl-keyfile (prefer the environment variable).",
+    ),
+    _security_option(
+        "ssl_check_hostname",
+        "--ssl-check-hostname/--no-ssl-check-hostname",
+        default=True,
+        help="Check that the broker's certificate names the host connected to.  "
+        "Turning it off is insecure: any certificate from a trusted CA is then accepted.",
+    ),
+)
+
+
+def security_options(f: F) -> F:
+    """Add the ``SECURITY_OPTIONS`` to a command (see ``cli_security``)."""
+    for option in reversed(SECURITY_OPTIONS):
+        f = option(f)
+    return f
+
+
+def cli_security() -> ClientSecurity | None:
+    """The SASL/TLS settings given to the running command (options or ``STREAMLOG_*``
+    variables), or None when none were: the app's own settings then apply, if any.
+
+    Outside a command with ``security_options``, the environment alone.
+    """
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get(_SECURITY_META) if ctx is not None else None
+    security = ClientSecurity(**given) if given else ClientSecurity.from_env()
+    return None if security == ClientSecurity() else security
 
 
 def default_broker_url() -> str:
@@ -268,22 +379,26 @@ def _listener_line(url: str, listener: str) -> str:
     return f"{url} is in use by a worker; using its listener kafka://{listener}"
 
 
-async def start_transport(url: str) -> Transport:
+async def start_transport(url: str, security: ClientSecurity | None = None) -> Transport:
     """Open and start the transport of ``url`` (``_start_transport``), saying on stderr
-    when a worker's listener stands in for a ``file://`` directory."""
-    transport, listener = await _start_transport(url)
+    when a worker's listener stands in for a ``file://`` directory.
+
+    ``security``: an app's own SASL/TLS settings, used when the command was given none."""
+    transport, listener = await _start_transport(url, security)
     if listener is not None:
         click.echo(_listener_line(url, listener), err=True)
     return transport
 
 
-async def _start_transport(url: str) -> tuple[Transport, str | None]:
+async def _start_transport(
+    url: str, security: ClientSecurity | None = None
+) -> tuple[Transport, str | None]:
     """The started transport of ``url``, and the worker listener used instead, if one was
     (``streamlog.transport.connect``: the tools talk to a worker that holds a ``file://``
     directory through its Kafka listener)."""
     from streamlog.transport.connect import connect_noting_listener
 
-    return await connect_noting_listener(url)
+    return await connect_noting_listener(url, cli_security() or security or ClientSecurity())
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -29,7 +29,7 @@ import click
 
 from streamlog.cli.builtin import BuiltinCommand
 from streamlog.cli.commands import CliState
-from streamlog.cli.common import format_table, one_line
+from streamlog.cli.common import SECURITY_OPTIONS, format_table, one_line
 from streamlog.cli.errors import CliError
 
 if TYPE_CHECKING:
@@ -279,6 +279,7 @@ TABLES = BuiltinCommand(
             default=None,
             help="Override the app's broker.",
         ),
+        *SECURITY_OPTIONS,
         click.option(
             "--datadir", metavar="DIR", default=None, help="Override the app's data directory."
         ),
@@ -308,7 +309,7 @@ def _read_changelog_at(url: str, app: App, table: Table) -> dict[int, list[tuple
         )
 
     async def run() -> dict[int, list[tuple[bytes, bytes]]]:
-        transport = await start_transport(url)
+        transport = await start_transport(url, app.conf.broker_security)
         try:
             return await read_changelog(transport, app, table)
         finally:

@@ -20,7 +20,9 @@ import click
 from streamlog.cli.builtin import BuiltinCommand
 from streamlog.cli.commands import CliState
 from streamlog.cli.common import (
+    SECURITY_OPTIONS,
     check_data_dir,
+    cli_security,
     loglevel_option_type,
     normalize_loglevel,
     one_line,
@@ -31,6 +33,7 @@ from streamlog.transport.connect import listener_path
 
 if TYPE_CHECKING:
     from streamlog.dsl import App
+    from streamlog.transport.security import ClientSecurity
 
 __all__ = [
     "AGENTS",
@@ -77,6 +80,7 @@ def _run_worker_command(
     code = run_app_worker(
         app,
         broker_url=broker_url,
+        security=cli_security(),
         data_dir=data_dir,
         web_port=web_port,
         web_host=web_host,
@@ -91,6 +95,7 @@ def run_app_worker(
     app: App,
     *,
     broker_url: str | None = None,
+    security: ClientSecurity | None = None,
     data_dir: str | None = None,
     web_port: int | None = None,
     web_host: str | None = None,
@@ -100,14 +105,17 @@ def run_app_worker(
 ) -> int:
     """Run ``app`` as ``streamlog worker`` does, until a signal; returns the exit status.
 
-    The overrides replace the app's settings (``broker``, ``datadir``, ``web_port``,
-    ``web_host``, ``web_enabled``); ``listen`` is where a ``file://`` log is also served
-    over the Kafka protocol (None: not served). Logging is the caller's to configure.
+    The overrides replace the app's settings (``broker``, ``broker_security``,
+    ``datadir``, ``web_port``, ``web_host``, ``web_enabled``); ``listen`` is where a
+    ``file://`` log is also served over the Kafka protocol (None: not served). Logging is
+    the caller's to configure.
     """
     from streamlog.dsl.app.worker import run_worker
 
     if broker_url:
         app.conf.broker = broker_url
+    if security is not None:
+        app.conf.broker_security = security
     if data_dir:
         app.conf.datadir = data_dir
     if web_host is not None:
@@ -199,8 +207,10 @@ WORKER = BuiltinCommand(
             "broker_url",
             metavar="URL",
             default=None,
-            help="Override the app's broker: file://PATH, memory:// or kafka://HOST:PORT.",
+            help="Override the app's broker: file://PATH, memory://, kafka://HOST:PORT or "
+            "kafka+ssl://HOST:PORT.",
         ),
+        *SECURITY_OPTIONS,
         click.option(
             "--data-dir",
             "--datadir",
@@ -327,7 +337,7 @@ def _run_send(
     async def run() -> list[Any]:
         if not may_create:
             check_data_dir(url, create=False)
-        transport = await start_transport(url)
+        transport = await start_transport(url, app.conf.broker_security)
         producer = transport.producer(client_id=app.conf.id)
         try:
             admin = transport.admin()
@@ -400,6 +410,7 @@ SEND = BuiltinCommand(
             default=None,
             help="Override the app's broker.",
         ),
+        *SECURITY_OPTIONS,
         click.option(
             "--create",
             is_flag=True,

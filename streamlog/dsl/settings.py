@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.transport.security import ClientSecurity
 
 __all__ = [
     "Settings",
@@ -130,6 +131,9 @@ class Settings:
     topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
     processing_guarantee: str = "at_least_once"
     broker_client_id: str | None = None  # default: the app id
+    # SASL and TLS for kafka:// and kafka+ssl:// (None: from STREAMLOG_SASL_*/SSL_*; the
+    # worker's --sasl-*/--ssl-* options replace it)
+    broker_security: ClientSecurity | None = None
     broker_commit_every: int = 10_000
     broker_commit_interval: float = 2.8
     broker_session_timeout: float = 10.0
@@ -182,6 +186,13 @@ class Settings:
             self.id = self.id_format.format(id=self.name, self=self)
         self.broker = _broker_url(self.broker)
         self.timezone = _timezone(self.timezone)
+        if self.broker_security is not None and not isinstance(
+            self.broker_security, ClientSecurity
+        ):
+            raise ImproperlyConfigured(
+                "broker_security must be a streamlog.ClientSecurity, "
+                f"not {type(self.broker_security).__name__}"
+            )
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
@@ -301,11 +312,14 @@ def _broker_url(value: Any) -> str:
     """Faust's broker forms as a streamlog URL: a list of URLs, ``aiokafka://``."""
     if isinstance(value, list | tuple):
         urls = [_broker_url(v) for v in value]
-        if all(u.startswith("kafka://") for u in urls):
-            return "kafka://" + ",".join(u[len("kafka://") :] for u in urls)
+        for scheme in ("kafka://", "kafka+ssl://"):
+            if all(u.startswith(scheme) for u in urls):
+                return scheme + ",".join(u[len(scheme) :] for u in urls)
         if len(urls) == 1:
             return urls[0]
-        raise ImproperlyConfigured(f"broker: several URLs must all be kafka://, got {value!r}")
+        raise ImproperlyConfigured(
+            f"broker: several URLs must all be kafka:// (or all kafka+ssl://), got {value!r}"
+        )
     text = str(value)
     for scheme in ("aiokafka://", "confluent://"):
         if text.startswith(scheme):

@@ -17,6 +17,7 @@ import os
 
 from streamlog.transport.base import Transport
 from streamlog.transport.errors import BrokerUnavailableError
+from streamlog.transport.security import ClientSecurity
 from streamlog.transport.url import parse_broker_url
 
 __all__ = ["LISTENER_FILE", "connect", "connect_noting_listener", "listener_path"]
@@ -29,7 +30,7 @@ def listener_path(data_dir: str) -> str:
     return os.path.join(data_dir, LISTENER_FILE)
 
 
-async def connect(url: str) -> Transport:
+async def connect(url: str, security: ClientSecurity | None = None) -> Transport:
     """The started transport of broker URL ``url`` (``memory://``, ``file://PATH``,
     ``kafka://HOST:PORT``), for programs outside an app that produce to or consume from
     its topics; public as ``streamlog.connect`` because such a program (a generator, a
@@ -37,19 +38,23 @@ async def connect(url: str) -> Transport:
 
     A ``file://`` log that a running worker holds is reached through the worker's Kafka
     listener (module docstring), so the program works whether or not the app runs. Close
-    it with ``await transport.close()``. Raises ``BrokerUnavailableError`` when the
-    broker does not answer, or the directory is held and no listener address is found.
+    it with ``await transport.close()``. ``security`` is the login and TLS for a Kafka
+    broker (None: from the ``STREAMLOG_SASL_*``/``STREAMLOG_SSL_*`` variables). Raises
+    ``BrokerUnavailableError`` when the broker does not answer, or the directory is held
+    and no listener address is found.
     """
-    transport, _ = await connect_noting_listener(url)
+    transport, _ = await connect_noting_listener(url, security)
     return transport
 
 
-async def connect_noting_listener(url: str) -> tuple[Transport, str | None]:
+async def connect_noting_listener(
+    url: str, security: ClientSecurity | None = None
+) -> tuple[Transport, str | None]:
     """``connect(url)`` and the worker listener's ``HOST:PORT`` when it went through one
     (the ``streamlog`` tools say so on stderr), else None."""
     from streamlog.transport import open_transport  # the package imports this module
 
-    transport = open_transport(url)
+    transport = open_transport(url, security)
     try:
         await transport.start()
         return transport, None
@@ -65,7 +70,8 @@ async def connect_noting_listener(url: str) -> tuple[Transport, str | None]:
                 pass
         if address is None:
             raise
-        shared = open_transport(f"kafka://{address}")
+        # the worker's own loopback listener: plaintext, no login
+        shared = open_transport(f"kafka://{address}", ClientSecurity())
         try:
             await shared.start()
         except BaseException:

@@ -22,6 +22,9 @@ __all__ = [
     "UnsupportedBrokerURLError",
     "TransportClosedError",
     "MalformedMemberDataError",
+    "SecurityConfigError",
+    "AuthenticationError",
+    "TlsError",
 ]
 
 
@@ -35,6 +38,21 @@ class UnsupportedBrokerURLError(TransportError, ValueError):
 
 class BrokerUnavailableError(TransportError):
     """No broker of the URL answered (connection refused, timed out, closed)."""
+
+
+class SecurityConfigError(TransportError, ValueError):
+    """SASL or TLS settings that cannot work (an unknown mechanism, a missing password,
+    TLS files for a URL without TLS, a certificate file that does not load)."""
+
+
+class AuthenticationError(TransportError):
+    """The broker refused the client's SASL login; the message names the mechanism, the
+    user and the broker's own words. Not retried: the same credentials fail again."""
+
+
+class TlsError(TransportError):
+    """The TLS handshake failed in a way retrying does not cure: the broker's certificate
+    is not trusted or does not name the host."""
 
 
 class TransportClosedError(TransportError):

@@ -1,6 +1,7 @@
 """Broker URLs: ``memory://`` (the in-process log, nothing on disk), ``file://PATH`` (the
-in-process log on disk under PATH) and ``kafka://HOST:PORT[,...]`` (any Kafka-protocol
-broker: ``streamlog broker`` or a Kafka cluster)."""
+in-process log on disk under PATH), ``kafka://HOST:PORT[,...]`` (any Kafka-protocol
+broker: ``streamlog broker`` or a Kafka cluster) and ``kafka+ssl://HOST:PORT[,...]`` (the
+same over TLS; see ``streamlog.transport.security``)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ class BrokerURL:
     scheme: str  # "memory", "file" or "kafka"
     path: str | None = None  # file://
     servers: tuple[tuple[str, int], ...] = ()  # kafka://
+    tls: bool = False  # kafka+ssl://
 
     def __str__(self) -> str:
         if self.scheme == "memory":
             return "memory://"
         if self.scheme == "file":
             return f"file://{self.path}"
-        return "kafka://" + ",".join(f"{h}:{p}" for h, p in self.servers)
+        scheme = "kafka+ssl://" if self.tls else "kafka://"
+        return scheme + ",".join(f"{h}:{p}" for h, p in self.servers)
 
 
 def parse_broker_url(url: str) -> BrokerURL:
@@ -44,7 +47,7 @@ def parse_broker_url(url: str) -> BrokerURL:
         if not rest:
             raise UnsupportedBrokerURLError("file:// needs a path, e.g. file://./.streamlog")
         return BrokerURL("file", path=os.path.expanduser(rest))
-    if scheme == "kafka":
+    if scheme in ("kafka", "kafka+ssl"):
         servers = []
         for part in rest.split(","):
             part = part.strip().rstrip("/")
@@ -54,8 +57,8 @@ def parse_broker_url(url: str) -> BrokerURL:
                     f"kafka:// needs HOST:PORT[,HOST:PORT...], got {part!r} in {url!r}"
                 )
             servers.append((host.strip("[]"), int(port)))
-        return BrokerURL("kafka", servers=tuple(servers))
+        return BrokerURL("kafka", servers=tuple(servers), tls=scheme == "kafka+ssl")
     raise UnsupportedBrokerURLError(
         f"unsupported broker URL scheme {scheme!r} in {url!r}: "
-        "use memory://, file://PATH or kafka://HOST:PORT"
+        "use memory://, file://PATH, kafka://HOST:PORT or kafka+ssl://HOST:PORT"
     )

@@ -101,7 +101,7 @@ def test_plain_login(users: UserStore, version: int) -> None:
     session = new_session(ctx)
     response = handshake(ctx, session, "PLAIN")
     assert response.error_code == ErrorCode.NONE
-    assert list(response.mechanisms) == ["PLAIN", "SCRAM-SHA-256"]
+    assert list(response.mechanisms) == ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
     assert not session.authenticated
 
     response = authenticate(ctx, session, b"\x00alice\x00alice-secret", version)

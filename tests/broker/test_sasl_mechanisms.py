@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -43,8 +44,15 @@ def scram_server(users: UserStore, nonce: str | None = None) -> SaslServer:
     return server
 
 
-def scram_login(server: SaslServer, username: str, password: str, gs2: str = "n,,") -> SaslStep:
-    """A client written from RFC 5802 alone, so that the GS2 header can vary."""
+def scram_login(
+    server: SaslServer,
+    username: str,
+    password: str,
+    gs2: str = "n,,",
+    final_nonce: Callable[[str], str] = lambda nonce: nonce,
+) -> SaslStep:
+    """A client written from RFC 5802 alone, so that the GS2 header can vary, and the
+    nonce it sends back (``final_nonce`` of the server-first one)."""
     bare = f"n={username},r=clientnonce"
     server_first = server.step(f"{gs2}{bare}".encode()).challenge.decode()
     attrs = dict(p.split("=", 1) for p in server_first.split(","))
@@ -52,7 +60,7 @@ def scram_login(server: SaslServer, username: str, password: str, gs2: str = "n,
         "sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"])
     )
     client_key = hmac.digest(salted, b"Client Key", "sha256")
-    without_proof = f"c={base64.b64encode(gs2.encode()).decode()},r={attrs['r']}"
+    without_proof = f"c={base64.b64encode(gs2.encode()).decode()},r={final_nonce(attrs['r'])}"
     auth_message = f"{bare},{server_first},{without_proof}".encode()
     signature = hmac.digest(hashlib.sha256(client_key).digest(), auth_message, "sha256")
     proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
@@ -131,6 +139,46 @@ def test_replayed_final_message_fails_with_a_fresh_server_nonce(rfc_users: UserS
     assert step.failed
     assert step.challenge == b"e=other-error"
     assert "nonce" in (step.reason or "")
+
+
+def test_librdkafka_2_0s_doubled_client_nonce_is_accepted_as_kafka_does(
+    users: UserStore,
+) -> None:
+    # librdkafka 2.0 (kcat 1.7) sends client nonce + client nonce + server nonce; Kafka's
+    # ScramSaslServer checks only that the final nonce ends with the server-first nonce.
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "alice-secret", final_nonce=lambda r: "clientnonce" + r)
+    assert step.done and not step.failed
+    assert server.username == "alice"
+    assert step.challenge.startswith(b"v=")
+
+
+@pytest.mark.parametrize(
+    "final_nonce",
+    [
+        lambda r: r[len("clientnonce") :],  # the server's nonce alone
+        lambda r: r + "x",  # something after it
+        lambda r: r[:-1],  # cut short
+        lambda r: "clientnonce" + r[len("clientnonce") + 1 :],  # not the server's
+        lambda r: "a b" + r,  # a prefix Kafka's printable pattern refuses
+        lambda r: "é" + r,
+    ],
+)
+def test_a_final_nonce_not_ending_with_the_server_first_one_is_refused(
+    users: UserStore, final_nonce: Callable[[str], str]
+) -> None:
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "alice-secret", final_nonce=final_nonce)
+    assert step.failed and not step.done
+    assert step.challenge == b"e=other-error"
+    assert "nonce" in (step.reason or "")
+    assert server.state is SaslState.FAILED
+
+
+def test_a_doubled_nonce_still_needs_the_password(users: UserStore) -> None:
+    server = scram_server(users, "srvnonce")
+    step = scram_login(server, "alice", "wrong", final_nonce=lambda r: "clientnonce" + r)
+    assert step.failed and step.challenge == b"e=invalid-proof"
 
 
 def test_server_nonces_differ_between_connections(users: UserStore) -> None:
@@ -416,8 +464,8 @@ def test_unsupported_mechanism_fails(users: UserStore) -> None:
 
 
 def test_unknown_enabled_mechanism_is_a_configuration_error(users: UserStore) -> None:
-    with pytest.raises(ValueError, match="SCRAM-SHA-512"):
-        SaslServer(users, ["PLAIN", "SCRAM-SHA-512"])
+    with pytest.raises(ValueError, match="GSSAPI"):
+        SaslServer(users, ["PLAIN", "GSSAPI"])
 
 
 def test_out_of_order_calls(users: UserStore) -> None:
@@ -435,3 +483,56 @@ def test_raw_tokens_after_handshake_v0(users: UserStore) -> None:
     assert server.expects_raw_token
     assert server.step(b"\x00alice\x00alice-secret").done
     assert not server.expects_raw_token
+
+
+# --- SCRAM-SHA-512 -----------------------------------------------------------------------
+
+
+def _login_with_our_client(
+    store: UserStore, mechanism: str, username: str, password: str
+) -> tuple[SaslServer, SaslStep]:
+    """A whole exchange between the transport's SCRAM client and the server."""
+    from streamlog.transport.errors import AuthenticationError
+    from streamlog.transport.kafka.sasl import ScramClient
+
+    server = SaslServer(store)
+    assert server.select(mechanism)
+    client = ScramClient(mechanism, username, password)
+    step = server.step(client.first())
+    assert not step.failed
+    step = server.step(client.respond(step.challenge) or b"")
+    if step.done:
+        assert client.respond(step.challenge) is None  # the server's signature checks out
+    else:
+        with pytest.raises(AuthenticationError):
+            client.respond(step.challenge)
+    return server, step
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_scram_logins_with_the_transports_client(users: UserStore, mechanism: str) -> None:
+    server, step = _login_with_our_client(users, mechanism, "a,b=c", "odd name")
+    assert step.done and server.username == "a,b=c"
+    _, wrong = _login_with_our_client(users, mechanism, "alice", "nope")
+    assert wrong.failed and wrong.challenge == b"e=invalid-proof"
+    assert wrong.error == (
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        f"mechanism {mechanism} (e=invalid-proof)"
+    )
+    _, unknown = _login_with_our_client(users, mechanism, "mallory", "nope")
+    assert (unknown.error, unknown.challenge) == (wrong.error, wrong.challenge)
+
+
+def test_sha512_credentials_come_from_passwords_not_from_verifiers() -> None:
+    from streamlog.broker.users import parse_users
+
+    verifier = ScramCredential.from_password("pw-b").verifier()
+    store = parse_users(f"a:pw-a\nb:{verifier}\n")
+    a512 = store.scram("a", "SCRAM-SHA-512")
+    assert a512 is not None and len(a512.stored_key) == 64 and a512.check_password(b"pw-a")
+    assert store.scram("b", "SCRAM-SHA-512") is None
+    assert store.scram("b", "SCRAM-SHA-256") is store["b"]
+    _, step = _login_with_our_client(store, "SCRAM-SHA-512", "b", "pw-b")
+    assert step.failed and step.challenge == b"e=invalid-proof"
+    _, step = _login_with_our_client(store, "SCRAM-SHA-256", "b", "pw-b")
+    assert step.done

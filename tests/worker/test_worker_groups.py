@@ -43,7 +43,10 @@ def test_groups_describe_shows_a_file_workers_members_and_assignment(tmp_path):
         )
         for url in (listener, f"file://{data}"):
             lines = describe(url).splitlines()
-            assert lines[0] == "Group: wordcount  State: Stable  Members: 1  Assignor: cooperative-sticky"
+            assert (
+                lines[0]
+                == "Group: wordcount  State: Stable  Members: 1  Assignor: cooperative-sticky"
+            )
             rows = [line.split() for line in lines[3:]]
             # one member owns every partition of words and the leader topic
             members = {row[5] for row in rows}
@@ -68,7 +71,10 @@ def test_groups_describe_shows_a_file_workers_members_and_assignment(tmp_path):
 
         admin = AdminClient({"bootstrap.servers": worker.listener()})
         group = admin.describe_consumer_groups(["wordcount"])["wordcount"].result(30)
-        assert (group.state, group.partition_assignor) == (ConsumerGroupState.STABLE, "cooperative-sticky")
+        assert (group.state, group.partition_assignor) == (
+            ConsumerGroupState.STABLE,
+            "cooperative-sticky",
+        )
         [member] = group.members
         assert re.fullmatch(MEMBER, member.member_id) and member.client_id == "wordcount"
         assert sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions) == [
@@ -135,6 +141,8 @@ def test_a_kafka_client_cannot_join_or_commit_to_a_file_workers_group(tmp_path):
         assert group_offsets(listener, "tools") == {TopicPartition("words", 0): 1}
         assert asyncio.run(asyncio.wait_for(_join(listener, "tools"), 60)) is None
         lines = describe(listener).splitlines()
-        assert lines[0] == "Group: wordcount  State: Stable  Members: 1  Assignor: cooperative-sticky"
+        assert (
+            lines[0] == "Group: wordcount  State: Stable  Members: 1  Assignor: cooperative-sticky"
+        )
     finally:
         worker.stop()

@@ -13,9 +13,10 @@ PostgreSQL's notation, ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKe
 hold passwords. A secret that starts with ``SCRAM-SHA-256$`` is always read as a verifier.
 
 Whatever the file holds, only SCRAM credentials are kept (RFC 5802 §3, RFC 7677): a
-password is turned into (salt, iterations, StoredKey, ServerKey) as the line is read and
-dropped. The same credentials verify PLAIN logins, by deriving the StoredKey from the
-password sent and comparing.
+password is turned into (salt, iterations, StoredKey, ServerKey) for SCRAM-SHA-256 and for
+SCRAM-SHA-512 as the line is read, and dropped. A verifier line gives its user
+SCRAM-SHA-256 only. The SCRAM-SHA-256 credentials also verify PLAIN logins, by deriving
+the StoredKey from the password sent and comparing.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamlog.broker.errors import UsersFileError
 
 __all__ = [
+    "SCRAM_MECHANISMS",
     "DEFAULT_ITERATIONS",
     "MAX_ITERATIONS",
     "MIN_ITERATIONS",
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 VERIFIER_PREFIX = "SCRAM-SHA-256$"
+#: SCRAM mechanism -> the hash it is built on
+SCRAM_MECHANISMS: dict[str, str] = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+_DEFAULT_MECHANISM = "SCRAM-SHA-256"
 DEFAULT_ITERATIONS = 4096
 # Kafka's bounds for SCRAM-SHA-256 iterations (ScramMechanism.minIterations/maxIterations);
 # RFC 7677 asks for at least 4096, and some clients refuse much larger counts.
@@ -52,31 +57,40 @@ _SALT_BYTES = 16
 _KEY_BYTES = 32  # SHA-256
 
 
-def _hmac(key: bytes, message: bytes) -> bytes:
-    return hmac.digest(key, message, "sha256")
+def _hmac(key: bytes, message: bytes, hash_name: str = "sha256") -> bytes:
+    return hmac.digest(key, message, hash_name)
 
 
-def salted_password(password: bytes, salt: bytes, iterations: int) -> bytes:
-    """``Hi(Normalize(password), salt, i)`` of RFC 5802, which is PBKDF2-HMAC-SHA-256.
+def salted_password(
+    password: bytes, salt: bytes, iterations: int, hash_name: str = "sha256"
+) -> bytes:
+    """``Hi(Normalize(password), salt, i)`` of RFC 5802, which is PBKDF2-HMAC of the
+    mechanism's hash.
 
     The password is used as its UTF-8 bytes without SASLprep, as Kafka and its clients do.
     """
-    return hashlib.pbkdf2_hmac("sha256", password, salt, iterations)
+    return hashlib.pbkdf2_hmac(hash_name, password, salt, iterations)
 
 
 @dataclass(frozen=True, slots=True)
 class ScramCredential:
-    """What a SCRAM-SHA-256 server stores for a user (RFC 5802 §3): enough to verify a
-    client's proof and to prove itself to the client, not enough to log in as the user.
+    """What a SCRAM server stores for a user (RFC 5802 §3): enough to verify a client's
+    proof and to prove itself to the client, not enough to log in as the user.
 
     Invariants: ``salt`` is non-empty, ``MIN_ITERATIONS <= iterations <= MAX_ITERATIONS``
-    for credentials read from a file, and both keys are 32 bytes.
+    for credentials read from a file, and both keys are the size of ``mechanism``'s hash
+    (32 bytes for SCRAM-SHA-256, 64 for SCRAM-SHA-512).
     """
 
     salt: bytes
     iterations: int
     stored_key: bytes = field(repr=False)
     server_key: bytes = field(repr=False)
+    mechanism: str = _DEFAULT_MECHANISM
+
+    @property
+    def hash_name(self) -> str:
+        return SCRAM_MECHANISMS[self.mechanism]
 
     @classmethod
     def from_password(
@@ -85,18 +99,22 @@ class ScramCredential:
         *,
         salt: bytes | None = None,
         iterations: int = DEFAULT_ITERATIONS,
+        mechanism: str = _DEFAULT_MECHANISM,
     ) -> ScramCredential:
-        """Derive the credential of ``password``; a fresh random salt unless one is given."""
+        """Derive the ``mechanism`` credential of ``password``; a fresh random salt unless
+        one is given."""
         if isinstance(password, str):
             password = password.encode("utf-8")
         if salt is None:
             salt = secrets.token_bytes(_SALT_BYTES)
-        salted = salted_password(password, salt, iterations)
+        name = SCRAM_MECHANISMS[mechanism]
+        salted = salted_password(password, salt, iterations, name)
         return cls(
             salt=salt,
             iterations=iterations,
-            stored_key=hashlib.sha256(_hmac(salted, b"Client Key")).digest(),
-            server_key=_hmac(salted, b"Server Key"),
+            stored_key=hashlib.new(name, _hmac(salted, b"Client Key", name)).digest(),
+            server_key=_hmac(salted, b"Server Key", name),
+            mechanism=mechanism,
         )
 
     @classmethod
@@ -130,7 +148,10 @@ class ScramCredential:
         return cls(salt=salt, iterations=iterations, stored_key=stored_key, server_key=server_key)
 
     def verifier(self) -> str:
-        """This credential as a users-file secret (the inverse of ``from_verifier``)."""
+        """This credential as a users-file secret (the inverse of ``from_verifier``;
+        SCRAM-SHA-256 only)."""
+        if self.mechanism != _DEFAULT_MECHANISM:
+            raise ValueError(f"verifiers are SCRAM-SHA-256 only, not {self.mechanism}")
         b64 = _b64encode
         return (
             f"{VERIFIER_PREFIX}{self.iterations}:{b64(self.salt)}"
@@ -140,8 +161,9 @@ class ScramCredential:
     def check_password(self, password: bytes) -> bool:
         """Whether ``password`` is this credential's password (for PLAIN); constant time
         in the comparison, and as slow as the iteration count makes it."""
-        salted = salted_password(password, self.salt, self.iterations)
-        stored_key = hashlib.sha256(_hmac(salted, b"Client Key")).digest()
+        name = self.hash_name
+        salted = salted_password(password, self.salt, self.iterations, name)
+        stored_key = hashlib.new(name, _hmac(salted, b"Client Key", name)).digest()
         return hmac.compare_digest(stored_key, self.stored_key)
 
 
@@ -157,7 +179,9 @@ def _b64decode(text: str, what: str) -> bytes:
 
 
 class UserStore(Mapping[str, ScramCredential]):
-    """The users allowed to connect: a read-only mapping of username to credential.
+    """The users allowed to connect: a read-only mapping of username to SCRAM-SHA-256
+    credential (PLAIN is checked against it), with each user's other SCRAM credentials
+    beside it (``scram``).
 
     ``mock_credential`` gives a made-up credential for a name that is not here, the same
     one every time for the same name within this store's life, so that a SCRAM exchange
@@ -165,23 +189,44 @@ class UserStore(Mapping[str, ScramCredential]):
     servers not to reveal which names exist).
     """
 
-    __slots__ = ("_credentials", "_mock_key")
+    __slots__ = ("_credentials", "_others", "_mock_key")
 
-    def __init__(self, credentials: Mapping[str, ScramCredential] | None = None) -> None:
+    def __init__(
+        self,
+        credentials: Mapping[str, ScramCredential] | None = None,
+        others: Mapping[str, Sequence[ScramCredential]] | None = None,
+    ) -> None:
+        """``others``: more credentials per user, for mechanisms other than the main
+        credential's (SCRAM-SHA-512)."""
         self._credentials: dict[str, ScramCredential] = dict(credentials or {})
+        self._others: dict[tuple[str, str], ScramCredential] = {
+            (name, c.mechanism): c for name, creds in (others or {}).items() for c in creds
+        }
         self._mock_key = secrets.token_bytes(32)
 
     @classmethod
     def from_passwords(
         cls, passwords: Mapping[str, str], *, iterations: int = DEFAULT_ITERATIONS
     ) -> UserStore:
-        """A store for ``{username: password}`` (tests and embedding)."""
+        """A store for ``{username: password}`` (tests and embedding), every SCRAM
+        mechanism included."""
         return cls(
             {
                 name: ScramCredential.from_password(password, iterations=iterations)
                 for name, password in passwords.items()
-            }
+            },
+            {
+                name: _other_credentials(password, iterations)
+                for name, password in passwords.items()
+            },
         )
+
+    def scram(self, username: str, mechanism: str) -> ScramCredential | None:
+        """``username``'s credential for SCRAM ``mechanism``, or None."""
+        main = self._credentials.get(username)
+        if main is not None and main.mechanism == mechanism:
+            return main
+        return self._others.get((username, mechanism))
 
     def __getitem__(self, username: str) -> ScramCredential:
         return self._credentials[username]
@@ -195,13 +240,17 @@ class UserStore(Mapping[str, ScramCredential]):
     def __repr__(self) -> str:
         return f"UserStore({sorted(self._credentials)!r})"
 
-    def mock_credential(self, username: str) -> ScramCredential:
+    def mock_credential(
+        self, username: str, mechanism: str = _DEFAULT_MECHANISM
+    ) -> ScramCredential:
+        name = SCRAM_MECHANISMS[mechanism]
         seed = _hmac(self._mock_key, username.encode("utf-8", "surrogatepass"))
         return ScramCredential(
             salt=_hmac(seed, b"salt")[:_SALT_BYTES],
             iterations=DEFAULT_ITERATIONS,
-            stored_key=_hmac(seed, b"stored"),
-            server_key=_hmac(seed, b"server"),
+            stored_key=_hmac(seed, b"stored", name),
+            server_key=_hmac(seed, b"server", name),
+            mechanism=mechanism,
         )
 
 
@@ -230,6 +279,7 @@ def parse_users(text: str, *, source: str = "<string>") -> UserStore:
     :raises UsersFileError: as ``load_users``.
     """
     credentials: dict[str, ScramCredential] = {}
+    others: dict[str, list[ScramCredential]] = {}
     first_seen: dict[str, int] = {}
     # Only \n ends a line (not str.splitlines' \x85 or \u2028), so numbers match editors'.
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -249,12 +299,23 @@ def parse_users(text: str, *, source: str = "<string>") -> UserStore:
             )
         try:
             credentials[username] = _credential_of(secret)
+            if not secret.startswith(VERIFIER_PREFIX):
+                others[username] = _other_credentials(secret, DEFAULT_ITERATIONS)
         except ValueError as e:
             raise UsersFileError(source, number, f"user {username!r}: {e}") from None
         first_seen[username] = number
     if not credentials:
         raise UsersFileError(source, None, "defines no user; nobody could connect")
-    return UserStore(credentials)
+    return UserStore(credentials, others)
+
+
+def _other_credentials(password: str, iterations: int) -> list[ScramCredential]:
+    """A password's credentials for the SCRAM mechanisms but SCRAM-SHA-256."""
+    return [
+        ScramCredential.from_password(password, iterations=iterations, mechanism=mechanism)
+        for mechanism in SCRAM_MECHANISMS
+        if mechanism != _DEFAULT_MECHANISM
+    ]
 
 
 def username_problem(username: str) -> str | None:

@@ -489,7 +489,7 @@ class App:
         self._replies_lock = asyncio.Lock()
         conf = self.conf
         log.info("app %s starting on %s", conf.id, conf.broker)
-        transport = open_transport(conf.broker)
+        transport = open_transport(conf.broker, conf.broker_security)
         await transport.start()
         self._transport = transport
         try:
@@ -686,7 +686,7 @@ class App:
         self._stop_requested = asyncio.Event()
         self._replies_lock = asyncio.Lock()
         if transport is None:
-            transport = open_transport(self.conf.broker)
+            transport = open_transport(self.conf.broker, self.conf.broker_security)
             await transport.start()
         self._transport = transport
         try:

@@ -11,6 +11,7 @@ meet a topic they do not know or an error that says a leader moved.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import BrokerUnavailableError, TransportClosedError
 from streamlog.transport.kafka.connection import Connection
+from streamlog.transport.security import ClientSecurity
 
 __all__ = ["Cluster", "TopicMeta", "PartitionMeta", "ANY_NODE"]
 
@@ -56,13 +58,19 @@ class Cluster:
         client_id: str = "streamlog",
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
+        security: ClientSecurity | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``security`` and ``ssl_context``: see ``Connection``; every connection of the
+        client (to bootstrap servers and to the brokers the metadata names) uses them."""
         if not servers:
             raise ValueError("a Kafka cluster needs at least one bootstrap server")
         self.servers = list(servers)
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
+        self.security = security
+        self.ssl_context = ssl_context
         self.brokers: dict[int, tuple[str, int]] = {}
         self.controller_id = -1
         self.topics: dict[str, TopicMeta] = {}
@@ -140,6 +148,8 @@ class Cluster:
                 connect_timeout=self.connect_timeout,
                 request_timeout=self.request_timeout,
                 node_id=node_id,
+                security=self.security,
+                ssl_context=self.ssl_context,
             )
             await conn.open()
             if self._closed:

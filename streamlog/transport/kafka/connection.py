@@ -1,11 +1,13 @@
 """One TCP connection to one Kafka-protocol node: pipelined requests, responses by correlation id.
 
-A ``Connection`` opens with ApiVersions and keeps, per API key, the highest version both
-sides support; ``build`` makes a request of that version from plain values. ``send``
-writes a request at once and returns a future for its response, so any number of
-requests may be in flight (a Kafka broker answers them in order, one at a time per
-connection: a long-polling Fetch holds back everything sent after it, which is why each
-client keeps separate connections per purpose, see ``Cluster.connection``).
+A ``Connection`` opens (over TLS when given an ``ssl.SSLContext``) with ApiVersions, logs
+in with SASL when given a mechanism (SaslHandshake v1, then SaslAuthenticate per token,
+see ``sasl.py``), and keeps, per API key, the highest version both sides support;
+``build`` makes a request of that version from plain values. ``send`` writes a request
+at once and returns a future for its response, so any number of requests may be in
+flight (a Kafka broker answers them in order, one at a time per connection: a
+long-polling Fetch holds back everything sent after it, which is why each client keeps
+separate connections per purpose, see ``Cluster.connection``).
 
 Every request has a deadline. A request that misses it, a broker that closes the socket
 or bytes that do not decode fail the pending futures with ``BrokerUnavailableError`` (or
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from typing import Any
 
 from streamlog.protocol import (
@@ -38,10 +41,14 @@ from streamlog.protocol import (
     request_class,
 )
 from streamlog.transport.errors import (
+    AuthenticationError,
     BrokerUnavailableError,
+    TlsError,
     TransportClosedError,
     TransportError,
 )
+from streamlog.transport.kafka.sasl import sasl_client
+from streamlog.transport.security import ClientSecurity
 
 __all__ = ["Connection", "CLIENT_SOFTWARE_NAME", "CLIENT_SOFTWARE_VERSION"]
 
@@ -52,6 +59,13 @@ _MAX_UNANSWERED = 10_000
 
 # A pending request: api key, version, future, timer handle.
 _Pending = tuple[int, int, "asyncio.Future[Any]", asyncio.TimerHandle | None]
+
+
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"error code {code}"
 
 
 def _api_name(api_key: int) -> str:
@@ -77,7 +91,12 @@ class Connection:
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
         node_id: int | None = None,
+        security: ClientSecurity | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``security``: SASL credentials (and whether TLS is expected); ``ssl_context``:
+        the TLS context to connect with (``ClientSecurity.ssl_context``, made once per
+        client rather than per connection)."""
         self.host = host
         self.port = port
         self.node_id = node_id
@@ -91,6 +110,12 @@ class Connection:
         self._unanswered: dict[int, None] = {}
         self._next_correlation_id = 1
         self._closed_reason: str | None = None
+        self.security = security or ClientSecurity()
+        self._ssl_context = ssl_context
+        if self.security.tls and ssl_context is None:
+            raise ValueError("TLS security settings need an ssl_context")
+        # What the connection was doing when the broker closed it, to explain the close.
+        self._phase = "connecting"
 
     def __repr__(self) -> str:
         return f"Connection({self.address}, node={self.node_id})"
@@ -115,14 +140,32 @@ class Connection:
         :raises BrokerUnavailableError: refused, unreachable, timed out or closed early.
         """
         loop = asyncio.get_running_loop()
+        tls = self._ssl_context
         try:
             transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), self.host, self.port),
+                loop.create_connection(
+                    lambda: _Protocol(self),
+                    self.host,
+                    self.port,
+                    ssl=tls,
+                    server_hostname=self.host if tls is not None else None,
+                    ssl_handshake_timeout=self.connect_timeout if tls is not None else None,
+                ),
                 self.connect_timeout,
             )
         except TimeoutError:
             raise BrokerUnavailableError(
                 f"{self.address}: no connection within {self.connect_timeout:g} s"
+            ) from None
+        except ssl.SSLCertVerificationError as e:
+            raise TlsError(
+                f"{self.address}: the broker's TLS certificate is not accepted "
+                f"({e.verify_message or e.reason}); check --ssl-cafile and the host name"
+            ) from None
+        except ssl.SSLError as e:
+            raise BrokerUnavailableError(
+                f"{self.address}: TLS handshake failed ({e.reason or e}); is it a TLS "
+                "listener, and does it accept this client's certificate?"
             ) from None
         except socket.gaierror as e:
             # getaddrinfo's errors are EAI_* codes, not errno values: os.strerror(-2) is
@@ -132,15 +175,22 @@ class Connection:
             ) from None
         except OSError as e:
             reason = os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
+            if tls is not None and isinstance(e, ConnectionResetError):
+                reason += " during the TLS handshake: is it a TLS listener?"
             raise BrokerUnavailableError(f"{self.address}: cannot connect ({reason})") from None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._transport = transport
         try:
+            self._phase = "negotiating"
             await self._negotiate()
+            if self.security.sasl_mechanism:
+                self._phase = "authenticating"
+                await self._authenticate()
+            self._phase = "first request"
         except BaseException:
-            self.close("version negotiation failed")
+            self.close("opening failed")
             raise
         return self
 
@@ -171,6 +221,54 @@ class Connection:
             self.versions = negotiate_all(theirs)
             return
         raise TransportError(f"{self.address}: no ApiVersions version in common")
+
+    async def _authenticate(self) -> None:
+        """SASL login: SaslHandshake v1 then SaslAuthenticate per token (KIP-152).
+
+        :raises AuthenticationError: the broker does not offer the mechanism or SASL at
+            all, refused the credentials (its message is kept), or answered something
+            the mechanism does not accept.
+        """
+        security = self.security
+        mechanism = security.sasl_mechanism or ""
+        who = f"{self.address}: SASL {mechanism} login as {security.sasl_username!r}"
+        if not self.supports(ApiKey.SASL_HANDSHAKE) or not self.supports(ApiKey.SASL_AUTHENTICATE):
+            raise AuthenticationError(
+                f"{who} impossible: the broker offers no SaslHandshake v1 and "
+                "SaslAuthenticate (Kafka 1.0 or later needed)"
+            )
+        response: Any = await self.request(
+            build_message(request_class(ApiKey.SASL_HANDSHAKE, 1), mechanism=mechanism),
+            api_version=1,
+        )
+        code = int(response.error_code)
+        if code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
+            offered = ", ".join(response.mechanisms) or "none"
+            raise AuthenticationError(
+                f"{who} failed: the broker does not offer {mechanism} (it offers: {offered})"
+            )
+        if code == ErrorCode.ILLEGAL_SASL_STATE:
+            raise AuthenticationError(
+                f"{who} failed: the broker takes no SASL login on this listener "
+                "(ILLEGAL_SASL_STATE: a PLAINTEXT or SSL listener?)"
+            )
+        if code != ErrorCode.NONE:
+            raise AuthenticationError(f"{who} failed: SaslHandshake {_error_name(code)}")
+        client = sasl_client(mechanism, security.sasl_username or "", security.sasl_password or "")
+        version = self.version(ApiKey.SASL_AUTHENTICATE)
+        token: bytes | None = client.first()
+        while token is not None:
+            answer: Any = await self.request(
+                self.build(ApiKey.SASL_AUTHENTICATE, auth_bytes=token), api_version=version
+            )
+            code = int(answer.error_code)
+            if code != ErrorCode.NONE:
+                message = answer.error_message or _error_name(code)
+                raise AuthenticationError(f"{who} failed: {message}")
+            try:
+                token = client.respond(bytes(answer.auth_bytes or b""))
+            except AuthenticationError as e:
+                raise AuthenticationError(f"{who} failed: {e}") from None
 
     def close(self, reason: str = "closed") -> None:
         """Close the socket and fail whatever is pending (idempotent)."""
@@ -285,6 +383,8 @@ class Connection:
                 self._lost(f"response to unknown correlation id {correlation_id}")
                 return
             api_key, version, future, timer = entry
+            if self._phase == "first request":
+                self._phase = "open"
             if timer is not None:
                 timer.cancel()
             if future.done():  # cancelled by its waiter
@@ -297,6 +397,33 @@ class Connection:
                 )
                 continue
             future.set_result(response)
+
+    def _closed_by_broker(self, exc: Exception | None) -> None:
+        """The socket closed under us: say why it may have, from what we were doing."""
+        if exc is not None:
+            self._lost(f"connection lost ({exc})")
+            return
+        reason = "closed by the broker"
+        if self._phase == "negotiating" and self._ssl_context is None:
+            reason += (
+                " before answering ApiVersions (a TLS listener closes plaintext "
+                "connections: for TLS use kafka+ssl://HOST:PORT)"
+            )
+        elif self._phase == "negotiating":
+            reason += (
+                " before answering ApiVersions (a TLS listener does that when it requires a "
+                "client certificate it was not given or does not trust: --ssl-certfile and "
+                "--ssl-keyfile)"
+            )
+        elif self._phase == "authenticating":
+            reason += f" during the SASL {self.security.sasl_mechanism} login"
+        elif self._phase == "first request" and not self.security.sasl_mechanism:
+            reason += (
+                " before answering any request after ApiVersions (a broker that requires "
+                "SASL closes connections that do not log in: give --sasl-mechanism, "
+                "--sasl-username and --sasl-password, or STREAMLOG_SASL_*)"
+            )
+        self._lost(reason)
 
     def _lost(self, reason: str) -> None:
         if self._closed_reason is not None:
@@ -328,5 +455,4 @@ class _Protocol(asyncio.Protocol):
         self._conn._on_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        reason = "closed by the broker" if exc is None else f"connection lost ({exc})"
-        self._conn._lost(reason)
+        self._conn._closed_by_broker(exc)

@@ -15,6 +15,7 @@ from streamlog.transport.kafka.admin import KafkaAdmin
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.consumer import KafkaConsumer
 from streamlog.transport.kafka.producer import KafkaProducer
+from streamlog.transport.security import ClientSecurity
 from streamlog.transport.url import BrokerURL, parse_broker_url
 
 __all__ = ["KafkaTransport"]
@@ -27,6 +28,11 @@ class KafkaTransport:
     ``max_wait`` on top, a JoinGroup its rebalance timeout); ``connect_timeout_ms`` every
     connection attempt. A broker that does not answer in time raises
     ``BrokerUnavailableError`` naming it.
+
+    ``security``: SASL credentials and TLS files (``ClientSecurity``; TLS itself comes
+    from a ``kafka+ssl://`` URL). Checked and the TLS context made here, once, so that a
+    wrong setting fails at construction with ``SecurityConfigError``. A refused login
+    raises ``AuthenticationError`` from ``start`` (or the first request).
     """
 
     def __init__(
@@ -35,12 +41,15 @@ class KafkaTransport:
         *,
         request_timeout_ms: int = 30_000,
         connect_timeout_ms: int = 10_000,
+        security: ClientSecurity | None = None,
     ) -> None:
         parsed = parse_broker_url(url) if isinstance(url, str) else url
         if parsed.scheme != "kafka":
             raise UnsupportedBrokerURLError(f"KafkaTransport needs a kafka:// URL, not {parsed}")
         self.url = str(parsed)
         self.servers = parsed.servers
+        self.security = (security or ClientSecurity()).for_url(parsed.tls)
+        self._ssl_context = self.security.ssl_context()
         self._request_timeout = request_timeout_ms / 1000
         self._connect_timeout = connect_timeout_ms / 1000
         self._clients: list[KafkaProducer | KafkaConsumer | KafkaAdmin] = []
@@ -59,6 +68,8 @@ class KafkaTransport:
             client_id=client_id,
             connect_timeout=self._connect_timeout,
             request_timeout=self._request_timeout,
+            security=self.security,
+            ssl_context=self._ssl_context,
         )
 
     async def start(self) -> None:

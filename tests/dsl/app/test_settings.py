@@ -210,3 +210,20 @@ def test_the_default_datadir_lives_in_a_file_log_and_follows_the_broker():
     assert given.conf.datadir == "/var/orders"
     given.conf.broker = "kafka://h:9092"
     assert given.conf.datadir == "/var/orders"
+
+
+def test_broker_security_takes_a_client_security_and_tls_urls():
+    security = streamlog.ClientSecurity(
+        sasl_mechanism="SCRAM-SHA-512", sasl_username="app", sasl_password="pw"
+    )
+    app = streamlog.App(
+        "secure",
+        broker=["kafka+ssl://a:9093", "kafka+ssl://b:9093"],
+        broker_security=security,
+    )
+    assert app.conf.broker == "kafka+ssl://a:9093,b:9093"
+    assert app.conf.broker_security is security
+    with pytest.raises(ImproperlyConfigured, match="several URLs must all be kafka://"):
+        streamlog.App("mixed", broker=["kafka://a:9092", "kafka+ssl://b:9093"])
+    with pytest.raises(ImproperlyConfigured, match="broker_security must be a streamlog"):
+        streamlog.App("bad", broker_security={"sasl_mechanism": "PLAIN"})
