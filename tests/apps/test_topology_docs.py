@@ -16,18 +16,25 @@ from tests.docs.pages import ROOT, page_blocks
 STREAMLOG = os.path.join(os.path.dirname(sys.executable), "streamlog")
 
 ETA_EDGES = {
-    ("forward_completions", "<-", "trips_completed", "reads"),
-    ("forward_completions", "->", "eta-matching-eta-driver-events", "uses"),
-    ("forward_locations", "<-", "driver_locations", "reads"),
-    ("forward_locations", "->", "eta-matching-eta-driver-events", "uses"),
+    ("forward_completion", "<-", "trips_completed", "reads"),
+    ("forward_completion", "->", "eta-matching-eta-driver-events", "to"),
+    ("forward_location", "<-", "driver_locations", "reads"),
+    ("forward_location", "->", "eta-matching-eta-driver-events", "to"),
+    ("route_request", "<-", "ride_requests", "reads"),
+    ("route_request", "->", "eta-matching-eta-region-events", "to"),
     ("route_drivers", "<-", "eta-matching-eta-driver-events", "reads"),
     ("route_drivers", "->", "eta-matching-eta-region-events", "uses"),
-    ("route_requests", "<-", "ride_requests", "reads"),
-    ("route_requests", "->", "eta-matching-eta-region-events", "uses"),
+    ("route_drivers", "->", "eta-driver-owners", "uses"),  # through the router
     ("match_in_region", "<-", "eta-matching-eta-region-events", "reads"),
     ("match_in_region", "->", "matches", "uses"),
     # a driver handed to the region it moved into
     ("match_in_region", "->", "eta-matching-eta-region-events", "uses"),
+    # through the dispatcher and its fleets
+    ("match_in_region", "->", "eta-fleet-drivers", "uses"),
+    ("match_in_region", "->", "eta-fleet-cells", "uses"),
+    ("match_in_region", "->", "eta-fleet-regions", "uses"),
+    ("match_in_region", "->", "eta-fleet-waiting", "uses"),
+    ("match_in_region", "->", "eta-answers", "uses"),
 }
 
 SPAM_EDGES = {
@@ -37,16 +44,21 @@ SPAM_EDGES = {
     ("register", "->", "spam-domain-links", "uses"),  # in the helper link_domain
     ("watch_pins", "<-", "pin_events", "reads"),
     ("watch_pins", "->", "spam-reports", "uses"),
-    ("watch_pins", "->", "activity", "uses"),
     ("watch_pins", "->", "accounts", "uses"),
     ("watch_pins", "->", "waiting-links", "uses"),
+    ("watch_pins", "->", "burst-creates", "uses"),
+    ("watch_pins", "->", "burst-episodes", "uses"),
+    ("watch_pins", "->", "duplicate-texts", "uses"),
+    ("watch_pins", "->", "duplicate-episodes", "uses"),
     ("watch_pins", "->", "spam_flags", "uses"),  # in the helper send_flag
     ("watch_pins", "->", "spam-domain-links", "uses"),  # in the helper link_domain
     ("watch_domains", "<-", "spam-domain-links", "reads"),
-    ("watch_domains", "->", "domains", "uses"),
+    ("watch_domains", "->", "ring-linkers", "uses"),
+    ("watch_domains", "->", "ring-episodes", "uses"),
     ("watch_domains", "->", "spam_flags", "uses"),  # send_flag
     ("watch_reports", "<-", "spam-reports", "reads"),
-    ("watch_reports", "->", "reported", "uses"),
+    ("watch_reports", "->", "report-reporters", "uses"),
+    ("watch_reports", "->", "report-episodes", "uses"),
     ("watch_reports", "->", "spam_flags", "uses"),  # send_flag
     ("keep_flagged", "<-", "spam_flags", "reads"),
     ("keep_flagged", "->", "flagged", "uses"),
@@ -84,11 +96,12 @@ def run_topology(app: str, tmp_path) -> str:
 
 
 def edges(text: str) -> set[tuple[str, str, str, str]]:
-    """(agent's short name, direction, topic or table, label) for each agent's edges."""
+    """(agent's or node's short name, direction, topic or table, label) for each of its
+    edges."""
     found: set[tuple[str, str, str, str]] = set()
     agent = None
     for line in text.splitlines():
-        if line.startswith("agent "):
+        if line.startswith(("agent ", "map ", "filter ", "aggregate ", "join ")):
             agent = line.split()[1].rsplit(".", 1)[-1]
         elif not line.startswith("  "):
             agent = None
