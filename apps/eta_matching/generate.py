@@ -47,10 +47,10 @@ class SimDriver:
     offline_until: float = 0.0
 
 
-async def open_broker(url: str) -> Transport:
+async def open_broker(url: str, wait_for_worker: float = 0.0) -> Transport:
     """The transport for ``url``; a ``file://`` directory a worker holds is reached through
     the worker's Kafka listener (its address in ``DATA_DIR/.listener``)."""
-    return await connect(url)
+    return await connect(url, wait_for_worker=wait_for_worker)
 
 
 class Generator:
@@ -256,13 +256,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="event-time seconds per wall-clock second (trips finish sooner in short runs)",
     )
     parser.add_argument("--topic-prefix", default="", help="prefix of the four topics' names")
+    parser.add_argument(
+        "--wait-for-worker",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="file://: wait this long for a worker to serve the log before opening it "
+        "(one started a moment before in the background); 0: do not wait",
+    )
     return parser.parse_args(argv)
 
 
 async def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     generator = Generator(args)
-    transport = await open_broker(args.broker)
+    transport = await open_broker(args.broker, args.wait_for_worker)
     try:
         return await generator.run(transport)
     finally:

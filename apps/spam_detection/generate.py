@@ -46,11 +46,12 @@ async def send(
     *,
     partitions: int = 4,
     pace: bool = False,
+    wait_for_worker: float = 0.0,
 ) -> None:
     """Every account, then every event in event-time order (paced: as their ``ts`` falls
     due relative to the first); waits for every acknowledgement."""
     # as the streamlog tools do: a file:// log a worker owns is reached through its listener
-    transport = await connect(url)
+    transport = await connect(url, wait_for_worker=wait_for_worker)
     try:
         await _ensure_topics(transport, partitions)
         producer = transport.producer(client_id="spam-generator")
@@ -101,6 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spammers", type=int, default=3, help="spammers of each kind")
     parser.add_argument("--partitions", type=int, default=4, help="for topics not yet created")
     parser.add_argument("--no-pace", action="store_true", help="send as fast as possible")
+    parser.add_argument(
+        "--wait-for-worker",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="file://: wait this long for a worker to serve the log before opening it "
+        "(one started a moment before in the background); 0: do not wait",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0:
         parser.error("--rate and --duration must be positive")
@@ -115,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenario.pins,
             partitions=args.partitions,
             pace=not args.no_pace,
+            wait_for_worker=args.wait_for_worker,
         )
     )
     print(

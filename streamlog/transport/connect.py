@@ -13,7 +13,10 @@ opened.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import socket
 
 from streamlog.transport.base import Transport
 from streamlog.transport.errors import BrokerUnavailableError
@@ -24,13 +27,17 @@ __all__ = ["LISTENER_FILE", "connect", "connect_noting_listener", "listener_path
 
 LISTENER_FILE = ".listener"
 
+log = logging.getLogger("streamlog.transport")
+
 
 def listener_path(data_dir: str) -> str:
     """Where a worker on ``file://DATA_DIR`` writes its Kafka listener address."""
     return os.path.join(data_dir, LISTENER_FILE)
 
 
-async def connect(url: str, security: ClientSecurity | None = None) -> Transport:
+async def connect(
+    url: str, security: ClientSecurity | None = None, *, wait_for_worker: float = 0.0
+) -> Transport:
     """The started transport of broker URL ``url`` (``memory://``, ``file://PATH``,
     ``kafka://HOST:PORT``), for programs outside an app that produce to or consume from
     its topics; public as ``streamlog.connect`` because such a program (a generator, a
@@ -42,9 +49,53 @@ async def connect(url: str, security: ClientSecurity | None = None) -> Transport
     broker (None: from the ``STREAMLOG_SASL_*``/``STREAMLOG_SSL_*`` variables). Raises
     ``BrokerUnavailableError`` when the broker does not answer, or the directory is held
     and no listener address is found.
+
+    ``wait_for_worker``: seconds to wait for a worker to serve a ``file://`` log before
+    opening the directory itself. A feeder started right after ``streamlog worker ... &``
+    would otherwise take the directory first and keep the worker from starting; it says
+    (a warning: on stderr without logging set up) that it waits, and what it did when
+    no worker came.
     """
+    if wait_for_worker > 0:
+        await _await_worker(url, wait_for_worker)
     transport, _ = await connect_noting_listener(url, security)
     return transport
+
+
+async def _await_worker(url: str, seconds: float) -> None:
+    """Until a worker holds the ``file://`` directory of ``url`` and serves its listener,
+    or ``seconds`` passed (other URLs: at once)."""
+    parsed = parse_broker_url(url)
+    if parsed.scheme != "file" or parsed.path is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    said = False
+    while not _worker_serves(parsed.path):
+        if loop.time() >= deadline:
+            if said:
+                log.warning(
+                    "no worker on %s after %.0f s: using the directory", parsed.path, seconds
+                )
+            return
+        if not said:
+            log.warning("waiting up to %.0f s for a worker on %s ...", seconds, parsed.path)
+            said = True
+        await asyncio.sleep(0.2)
+
+
+def _worker_serves(data_dir: str) -> bool:
+    """A worker's listener answers for ``data_dir`` (its address file, and a connection)."""
+    try:
+        with open(listener_path(data_dir)) as f:
+            host, _, port = f.read().strip().rpartition(":")
+    except OSError:
+        return False
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 async def connect_noting_listener(

@@ -108,3 +108,45 @@ def test_memory_is_started_and_ready():
             await transport.close()
 
     assert run(main()) == ["t"]
+
+
+@pytest.mark.timeout(120)
+def test_a_feeder_started_before_its_worker_waits_for_it(tmp_path, caplog):
+    """``wait_for_worker``: the feeder starts first (as after ``streamlog worker ... &``),
+    waits, and goes through the worker's listener once it serves, so the worker could
+    take the directory; with no worker it opens the directory after the wait, saying so."""
+    log_dir = tmp_path / "log"
+    url = f"file://{log_dir}"
+    worker = WorkerProcess(WORDCOUNT, url, str(tmp_path))
+
+    async def feed() -> str:
+        transport = await streamlog.connect(url, wait_for_worker=60)
+        try:
+            return type(transport).__module__
+        finally:
+            await transport.close()
+
+    async def feeder_then_worker() -> str:
+        task = asyncio.create_task(feed())
+        await asyncio.sleep(1.0)  # the feeder is waiting: the directory is still free
+        assert not task.done()
+        await asyncio.to_thread(worker.start)
+        return await task
+
+    try:
+        module = run(feeder_then_worker(), timeout=90)
+        assert module.startswith("streamlog.transport.kafka"), module
+        assert worker.process is not None and worker.process.poll() is None
+    finally:
+        assert worker.stop() == 0, worker.logs()
+
+    async def no_worker() -> str:
+        transport = await streamlog.connect(f"file://{tmp_path / 'alone'}", wait_for_worker=0.5)
+        try:
+            return type(transport).__module__
+        finally:
+            await transport.close()
+
+    with caplog.at_level("WARNING", logger="streamlog.transport"):
+        assert run(no_worker()).startswith("streamlog.transport.embedded")
+    assert "no worker on" in caplog.text and "using the directory" in caplog.text
