@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streamlog.broker.config import BrokerConfig
-from streamlog.broker.waiters import PartitionWaiters
+from streamlog.broker.waiters import PartitionWaiters, Waiters
 from streamlog.log.clock import Clock
 from streamlog.log.manager import LogManager
 
@@ -26,7 +26,7 @@ class BrokerContext:
     clock: Clock
     cluster_id: str
     port: int
-    waiters: PartitionWaiters = field(default_factory=PartitionWaiters)
+    waiters: Waiters = field(default_factory=PartitionWaiters)
     coordinator: GroupCoordinator | None = None
     users: Any = None  # the loaded users file when authentication is on
 

@@ -25,6 +25,7 @@ from streamlog.broker.handlers import handler_table
 from streamlog.broker.local_groups import LocalGroups
 from streamlog.broker.sasl import SUPPORTED_MECHANISMS
 from streamlog.broker.users import load_users
+from streamlog.broker.waiters import Waiters
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.manager import LogManager
 
@@ -42,13 +43,17 @@ class Broker:
         clock: Clock | None = None,
         manager: LogManager | None = None,
         local_groups: LocalGroups | None = None,
+        waiters: Waiters | None = None,
     ) -> None:
         """``manager``: serve a log another component owns (a ``streamlog worker`` on
         ``file://`` shares its log this way); the broker then neither opens nor closes it
         and runs no maintenance of its own. ``local_groups``: that component's own
-        consumer groups, which ListGroups and DescribeGroups then report as they are."""
+        consumer groups, which ListGroups and DescribeGroups then report as they are.
+        ``waiters``: that component's wake-ups, so its appends wake this broker's waiting
+        fetches and this broker's appends wake its consumers."""
         self.config = config
         self._local_groups = local_groups
+        self._waiters = waiters
         self.clock: Clock = clock or (manager.clock if manager is not None else SystemClock())
         self._shared_manager = manager
         self.ctx: BrokerContext | None = None
@@ -115,6 +120,8 @@ class Broker:
                 port=cfg.port,
                 users=users,
             )
+            if self._waiters is not None:
+                ctx.waiters = self._waiters
             ctx.coordinator = GroupCoordinator(ctx, local_groups=self._local_groups)
             self._server = await asyncio.start_server(
                 self._accept,

@@ -9,8 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Protocol
 
-__all__ = ["PartitionWaiters"]
+__all__ = ["PartitionWaiters", "Waiters"]
+
+
+class Waiters(Protocol):
+    """What produce, fetch and the admin handlers need: ``PartitionWaiters``, or, when the
+    broker serves a log a worker owns, wake-ups shared with the worker's own consumers and
+    producers (``streamlog.cli.shared_wakeups``), so an append on either side wakes
+    fetches waiting on the other."""
+
+    def notify(self, topic: str, partition: int) -> None: ...
+
+    def notify_all(self) -> None: ...
+
+    async def wait_any(self, keys: Iterable[tuple[str, int]], timeout_s: float) -> bool: ...
 
 
 class PartitionWaiters:

@@ -289,13 +289,19 @@ async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, 
     from streamlog.broker.config import BrokerConfig
     from streamlog.broker.server import Broker
     from streamlog.cli.embedded_groups import EmbeddedGroupsView
+    from streamlog.cli.shared_wakeups import SharedWakeups
 
     manager = app.transport.manager
     groups = EmbeddedGroupsView(app.transport.groups)
     host, port = address
     for attempt_port in (port, 0) if port else (0,):
         config = BrokerConfig(host=host, port=attempt_port, data_dir=str(manager.data_dir))
-        broker = Broker(config, manager=manager, local_groups=groups)
+        broker = Broker(
+            config,
+            manager=manager,
+            local_groups=groups,
+            waiters=SharedWakeups(app.transport.notifier),
+        )
         try:
             await broker.start()
         except OSError as exc:
