@@ -20,9 +20,10 @@ LINES = [
 
 
 def assigned_words(worker: WorkerProcess) -> set[int]:
-    """The ``words`` partitions of the worker's latest assignment."""
-    found = re.findall(r"partitions assigned: .*?words \[([\d, ]*)\]", worker.logs())
-    return {int(p) for p in found[-1].split(", ")} if found and found[-1] else set()
+    """The ``words`` partitions the worker holds now (its latest "holding" line)."""
+    holding = re.findall(r"holding partitions: (.*)", worker.logs())
+    found = re.search(r"\bwords \[([\d, ]*)\]", holding[-1]) if holding else None
+    return {int(p) for p in found[1].split(", ")} if found and found[1] else set()
 
 
 @pytest.mark.timeout(180)

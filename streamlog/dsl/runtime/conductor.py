@@ -422,6 +422,7 @@ class Conductor:
         dropped = self.app.drop_revoked()
         if dropped:
             log.info("dropped %d queued batch(es) of revoked partitions", dropped)
+        self._log_holding(set(self.trackers))
         await self.app.partitions_revoked(partitions)
         self._start_preparing()
 
@@ -445,6 +446,7 @@ class Conductor:
         log.info("partitions assigned: %s", _format(assigned) if assigned else "(none)")
         self.app.rebalance_started()
         new = {tp for tp in assigned if tp not in self.trackers}
+        self._log_holding(set(self.trackers) | new)
         if not new:
             if not self._unready:
                 await self.app.rebalance_complete()
@@ -455,6 +457,12 @@ class Conductor:
             self.consumer.pause(*new)
         self._unready |= new
         self._start_preparing()
+
+    @staticmethod
+    def _log_holding(partitions: set[TopicPartition]) -> None:
+        """The whole assignment after a change: a cooperative rebalance assigns and revokes
+        only what moves, so the lines above say what changed, this one what is held."""
+        log.info("holding partitions: %s", _format(partitions) if partitions else "(none)")
 
     def _start_preparing(self) -> None:
         if self._unready and (self._preparing is None or self._preparing.done()):

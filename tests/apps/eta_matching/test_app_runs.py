@@ -105,7 +105,8 @@ def test_four_partitions_two_workers_on_a_streamlog_broker(tmp_path):
         for w in workers:
             wait_until(
                 lambda w=w: (
-                    "eta-two-eta-region-events [" in w.logs().split("partitions assigned")[-1]
+                    "eta-two-eta-region-events ["
+                    in w.logs().split("holding partitions")[-1].split("\n")[0]
                 ),
                 60,
                 "each worker to own region partitions",

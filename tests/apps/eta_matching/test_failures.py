@@ -78,7 +78,7 @@ def test_a_worker_joining_and_one_leaving_mid_stream_answer_each_request_once(tm
         wait_until(
             lambda: (
                 "eta-rebalance-eta-region-events ["
-                in second.logs().split("partitions assigned")[-1]
+                in second.logs().split("holding partitions")[-1].split("\n")[0]
             ),
             60,
             "the joining worker to own region partitions",

@@ -149,7 +149,7 @@ def test_two_workers_four_partitions(tmp_path):
         workers.append(start_worker(url, str(tmp_path / "a")))
         workers.append(start_worker(url, str(tmp_path / "b")))
         for w in workers:
-            w.wait_for_log(r"partitions assigned: .*pin_events \[\d(, \d)?\]", timeout=60)
+            w.wait_for_log(r"holding partitions: .*pin_events \[\d(, \d)?\]", timeout=60)
         scenario = build(11, 40, 90, T0)
         send(url, scenario.users, scenario.pins)
         wait_processed(url, len(scenario.users), len(scenario.pins), timeout=150)

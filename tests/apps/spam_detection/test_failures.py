@@ -115,7 +115,7 @@ def test_a_worker_joins_and_one_leaves_mid_stream(tmp_path):
             assert first_worker.stop() == 0, first_worker.logs()  # leaves: SIGTERM
             assert committed_pins(url) < len(scenario.pins)  # it left mid-stream
             sender.wait()
-        second.wait_for_log(r"partitions assigned: .*pin_events \[0, 1, 2, 3\]", timeout=60)
+        second.wait_for_log(r"holding partitions: .*pin_events \[0, 1, 2, 3\]", timeout=60)
         values = check_outcome(url, scenario, before, second)
         # clean hand-overs commit what was processed: no episode flagged twice
         per_reason = Counter((f["user_id"], r) for f in values for r in f["reasons"])
