@@ -41,6 +41,7 @@ __all__ = [
     "SupervisorError",
     "Supervisor",
     "child_specs",
+    "describe_exit",
     "serve_file_log",
     "EXIT_OK",
     "EXIT_FAILED",

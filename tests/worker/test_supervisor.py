@@ -281,3 +281,26 @@ def test_memory_log_is_refused_with_more_than_one_process(tmp_path) -> None:  # 
     out = run_cli("worker", TABLECOUNT, "--broker", "memory://", "--processes", "2", cwd=tmp_path)
     assert out.returncode == 2
     assert "memory:// is a log inside one process" in out.stderr
+
+
+def test_a_file_log_in_use_is_refused_with_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "log"
+    owner = WorkerProcess(TABLECOUNT, f"file://{data}", str(tmp_path)).start()
+    try:
+        out = run_cli(
+            "worker",
+            TABLECOUNT,
+            "--broker",
+            f"file://{data}",
+            "--processes",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            cwd=tmp_path,
+        )
+        assert out.returncode == 1
+        assert f"cannot serve file://{data} to the workers" in out.stderr
+        assert f"is in use by another process (pid {owner.process.pid})" in out.stderr  # type: ignore[union-attr]
+        assert "worker 0 started" not in out.stdout + out.stderr  # no worker was started
+    finally:
+        assert owner.stop() == 0
