@@ -271,7 +271,15 @@ def test_on_file_log_the_supervisor_serves_it_to_the_workers(tmp_path) -> None: 
         produce_keyed(url, range(200))
         wait_all_processed(url, 200)
         check_counts(url, 200)
-        assert supervisor.stop(timeout=90) == 0
+        # Ctrl-C: SIGINT to the supervisor, passed on to each worker as SIGTERM
+        supervisor.process.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+        assert supervisor.wait(timeout=90) == 0
+        logs = supervisor.logs()
+        assert "SIGINT: stopping the worker processes" in logs
+        for index in (0, 1):
+            assert re.search(
+                rf"worker {index} \(pid {pids[index][0]}\) stopped \(exit code 0\)", logs
+            )
         assert not os.path.exists(data / ".listener")
     # the log is the supervisor's no longer: read it as file://
     assert set(processed_ids(f"file://{data}")) == set(range(200))
@@ -304,3 +312,26 @@ def test_a_file_log_in_use_is_refused_with_a_clear_message(tmp_path) -> None:  #
         assert "worker 0 started" not in out.stdout + out.stderr  # no worker was started
     finally:
         assert owner.stop() == 0
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    supervisor = WorkerProcess(
+        TABLECOUNT, f"kafka://{broker.bootstrap}", str(tmp_path), extra_args=("--processes", "2")
+    )
+    try:
+        with supervised(supervisor):
+            supervisor.wait_for_log(r"worker 1 started: pid \d+", 30)
+            pids = child_pids(supervisor)
+            for index in (0, 1):
+                wait_ready(supervisor, index, pids[index][0])
+            supervisor.kill()  # SIGKILL: no chance to stop its workers itself
+            # the kernel sends each worker SIGTERM (PR_SET_PDEATHSIG): they stop on their own
+            wait_until(
+                lambda: not any(alive(p) for p in (pids[0][0], pids[1][0])),
+                60,
+                "the workers of a killed supervisor to exit",
+                interval=0.2,
+            )
+    finally:
+        broker.stop()
