@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from streamlog.cli.common import listener_path
-from streamlog.cli.errors import CliError
+from streamlog.cli.errors import SupervisorError
 
 __all__ = [
     "ChildSpec",
@@ -52,10 +52,6 @@ log = logging.getLogger("streamlog.supervisor")
 EXIT_OK = 0
 EXIT_FAILED = 1  # a child was given up on, or did not stop cleanly
 _LINE_LIMIT = 1 << 20  # the longest line of a child's output relayed whole
-
-
-class SupervisorError(CliError):
-    """The supervisor cannot start (a broker its children could not share, a bad port)."""
 
 
 @dataclass(frozen=True, slots=True)
