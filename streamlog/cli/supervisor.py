@@ -264,7 +264,8 @@ class Supervisor:
 
     def _on_signal(self, signum: int) -> None:
         if self._stopping.is_set():
-            log.info("%s while stopping: still waiting for the workers", signal.strsignal(signum))
+            name = signal.Signals(signum).name
+            log.info("%s while stopping: still waiting for the workers", name)
             return
         log.info("%s: stopping the worker processes", signal.Signals(signum).name)
         self._stopping.set()
@@ -272,7 +273,14 @@ class Supervisor:
     async def _keep_running(self, child: _Child) -> None:
         """Start the child, restart it whenever it exits on its own, stop it on request."""
         while not self._stopping.is_set():
-            process = await self._start(child)
+            try:
+                process = await self._start(child)
+            except OSError as exc:  # the command itself cannot run: no restart mends that
+                reason = f"worker {child.spec.index} could not be started: {exc}"
+                log.error("%s; stopping the other workers", reason)
+                self._gave_up.append(reason)
+                self._stopping.set()
+                return
             started = time.monotonic()
             code = await self._wait_or_stop(child, process)
             if code is None:  # stopped on request
@@ -357,7 +365,7 @@ class Supervisor:
             code = await asyncio.wait_for(asyncio.shield(exited), self.policy.stop_timeout)
         except TimeoutError:
             log.error(
-                "worker %d (pid %d) still running %.0f s after SIGTERM: killing it",
+                "worker %d (pid %d) still running %g s after SIGTERM: killing it",
                 index,
                 process.pid,
                 self.policy.stop_timeout,
