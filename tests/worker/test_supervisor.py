@@ -13,8 +13,10 @@ import collections
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -23,7 +25,15 @@ from streamlog.transport import open_transport
 from tests.broker.brokerproc import BrokerProcess
 
 from .test_table_recovery import read_table
-from .workerproc import APPS, WorkerProcess, read_topic, run_cli, wait_until
+from .workerproc import (
+    APPS,
+    WorkerProcess,
+    produce,
+    read_topic,
+    read_values,
+    run_cli,
+    wait_until,
+)
 
 TABLECOUNT = os.path.join(APPS, "tablecount.py")
 GROUP = "tablecount"
@@ -335,3 +345,30 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path) -> None:  # type: 
             )
     finally:
         broker.stop()
+
+
+def test_python_app_worker_runs_its_children_the_same_way(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``python shouter.py worker --processes 2``: the children are ``python shouter.py
+    worker`` too (the app's own command line, as the user started it)."""
+    program = os.path.join(os.path.dirname(APPS), "..", "cli", "programs", "shouter.py")
+    shutil.copy(program, tmp_path / "shouter.py")
+    supervisor = WorkerProcess(
+        "shouter.py",
+        f"file://{tmp_path / 'log'}",
+        str(tmp_path),
+        extra_args=("--processes", "2"),
+        command=(sys.executable, "shouter.py", "worker"),
+    )
+    with supervised(supervisor):
+        supervisor.wait_for_log(r"worker 1 started: pid \d+", 30)
+        pids = child_pids(supervisor)
+        for index in (0, 1):
+            wait_ready(supervisor, index, pids[index][0])
+            with open(f"/proc/{pids[index][0]}/cmdline", "rb") as f:
+                argv = f.read().decode().split("\0")
+            assert argv[:3] == [sys.executable, "shouter.py", "worker"]
+            assert argv[argv.index("--data-dir") + 1].endswith(f"proc-{index}")
+        url = supervisor.kafka_url
+        produce(url, "lines", ['"hello"'])
+        assert read_values(url, "shouts", at_least=1) == ['"HELLO"']
+        assert supervisor.stop(timeout=90) == 0
