@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from streamlog.errors import StreamlogError
 
-__all__ = ["CliError", "Interrupted"]
+__all__ = ["CliError", "Interrupted", "SupervisorError"]
 
 
 class CliError(StreamlogError):
@@ -18,3 +18,8 @@ class CliError(StreamlogError):
 
 class Interrupted(CliError):
     """The coroutine was cancelled by Ctrl-C or SIGTERM (and did not handle it)."""
+
+
+class SupervisorError(CliError):
+    """``worker --processes N`` cannot start: a log its workers could not share, web ports
+    past 65535."""

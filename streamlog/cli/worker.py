@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -71,12 +71,40 @@ def _run_worker_command(
     with_web: bool | None,
     listen: str,
     lag_interval: float,
+    processes: int,
+    restart_backoff: float,
+    restart_backoff_max: float,
+    max_failures: int,
+    stable_after: float,
 ) -> None:
     from streamlog.dsl.app.logs import configure_logging
 
     configure_logging(normalize_loglevel(loglevel or state.loglevel or "info"), log_format)
     address = _parse_listen(listen)
     app = load()
+    if processes:
+        from streamlog.cli.supervisor import RestartPolicy
+        from streamlog.dsl.app.worker import STOP_MARGIN
+
+        policy = RestartPolicy(
+            backoff=restart_backoff,
+            backoff_max=restart_backoff_max,
+            stable_after=stable_after,
+            max_failures=max_failures,
+            stop_timeout=app.conf.shutdown_timeout + STOP_MARGIN,
+        )
+        sys.exit(
+            _run_supervisor(
+                app,
+                processes,
+                policy,
+                broker_url=broker_url,
+                data_dir=data_dir,
+                web_port=web_port,
+                with_web=with_web,
+                listen=address,
+            )
+        )
     code = run_app_worker(
         app,
         broker_url=broker_url,
@@ -89,6 +117,59 @@ def _run_worker_command(
         lag_interval=lag_interval,
     )
     sys.exit(code)
+
+
+def _run_supervisor(
+    app: App,
+    processes: int,
+    policy: Any,
+    *,
+    broker_url: str | None,
+    data_dir: str | None,
+    web_port: int | None,
+    with_web: bool | None,
+    listen: tuple[str, int] | None,
+) -> int:
+    """``--processes N``: run N children of this same command (``sys.orig_argv``, so the
+    app is named as the user named it) under a supervisor (streamlog/cli/supervisor.py)."""
+    from streamlog.cli.supervisor import Supervisor, SupervisorError, child_specs, serve_file_log
+    from streamlog.transport.url import parse_broker_url
+
+    if broker_url:
+        app.conf.broker = broker_url
+    if data_dir:
+        app.conf.datadir = data_dir
+    url = parse_broker_url(app.conf.broker)
+    if url.scheme == "memory" and processes > 1:
+        raise click.UsageError(
+            "memory:// is a log inside one process: --processes > 1 needs a log the "
+            "processes share (file://DIR or kafka://HOST:PORT)"
+        )
+    if with_web is False:
+        web_port = None
+    elif web_port is None and app.conf.web_enabled:
+        web_port = app.conf.web_port
+
+    def supervise(children_url: str) -> Awaitable[int]:
+        specs = child_specs(
+            sys.orig_argv,
+            processes,
+            broker_url=children_url,
+            data_dir=app.conf.app_datadir,
+            web_port=web_port,
+        )
+        return Supervisor(specs, policy).run()
+
+    async def run() -> int:
+        if url.scheme == "file" and url.path is not None:
+            async with serve_file_log(url.path, listen) as served_url:
+                return await supervise(served_url)
+        return await supervise(str(url))
+
+    try:
+        return asyncio.run(run())
+    except SupervisorError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def run_app_worker(
@@ -273,6 +354,51 @@ WORKER = BuiltinCommand(
             show_default=True,
             metavar="S",
             help="Log consumer lag every S seconds (0: never).",
+        ),
+        click.option(
+            "--processes",
+            type=click.IntRange(min=0),
+            default=0,
+            metavar="N",
+            help="Run N worker processes under a supervisor that restarts any that dies "
+            "(each with DATA_DIR/proc-I and web port PORT+I). On file:// the supervisor "
+            "serves the log to them over the Kafka protocol (--listen).  [default: 0: this "
+            "process is the worker]",
+        ),
+        click.option(
+            "--restart-backoff",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            metavar="S",
+            help="With --processes: wait S seconds before restarting a worker, doubling "
+            "with each failure in a row.",
+        ),
+        click.option(
+            "--restart-backoff-max",
+            type=click.FloatRange(min=0),
+            default=30.0,
+            show_default=True,
+            metavar="S",
+            help="With --processes: the longest wait before a restart.",
+        ),
+        click.option(
+            "--max-failures",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            metavar="N",
+            help="With --processes: give up (stop all, exit 1) when a worker fails N times "
+            "in a row, each before --stable-after.",
+        ),
+        click.option(
+            "--stable-after",
+            type=click.FloatRange(min=0),
+            default=60.0,
+            show_default=True,
+            metavar="S",
+            help="With --processes: a worker that ran S seconds before exiting starts its "
+            "failure count (and backoff) afresh.",
         ),
     ),
 )

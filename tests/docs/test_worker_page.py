@@ -11,7 +11,7 @@ from tests.docs.pages import page_blocks, run_page
 
 def test_the_page_marks_what_it_does_not_run():
     skipped = [b for b in page_blocks("docs/worker.md") if b.not_run is not None]
-    assert len(skipped) == 4
+    assert len(skipped) == 5
     assert all(len(b.not_run or "") > 20 for b in skipped)
 
 
