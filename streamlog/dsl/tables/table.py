@@ -154,6 +154,8 @@ class Table:
         # dropped with its partition (revoke, close) and on every assignment.
         self._transactions: dict[int, PartitionTransaction] = {}
         self.recovered_records = 0
+        # partition -> (changelog offsets replayed, offsets to replay) of its last recovery
+        self.recovery: dict[int, tuple[int, int]] = {}
         self.on_window_close = on_window_close  # Faust's place for it: used once windowed
         self.windowed: WindowedView | None = None
         self._listeners: list[PartitionListener] = []
@@ -193,7 +195,10 @@ class Table:
             for number in new:
                 partition = store.partition(number)
                 result = await recover_partition(
-                    consumer, partition, TopicPartition(self.changelog_topic.name, number)
+                    consumer,
+                    partition,
+                    TopicPartition(self.changelog_topic.name, number),
+                    progress=self._progress_of(number),
                 )
                 self.recovered_records += result.records
                 self._active[number] = partition
@@ -203,12 +208,25 @@ class Table:
             await consumer.close()
         log.info("table %s: partitions %s ready", self.name, new)
 
+    def _progress_of(self, number: int) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            self.recovery[number] = (done, total)
+
+        return progress
+
+    def read_stored(self, number: int, raw_key: bytes) -> bytes | None:
+        """The stored value of ``raw_key`` in owned partition ``number`` (None: absent),
+        with no default applied and no partition search: an interactive query's read."""
+        self.require_owned(number, raw_key)
+        return self._read_in(number, raw_key)
+
     def revoke(self, partitions: set[int]) -> None:
         """Close table partitions this worker no longer owns (after the revoke commit)."""
         if self._store is None:
             return
         for number in sorted(partitions):
             self._transactions.pop(number, None)
+            self.recovery.pop(number, None)
             if self._active.pop(number, None) is not None:
                 for listener in self._listeners:
                     listener.partition_revoked(number)

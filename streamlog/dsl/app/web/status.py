@@ -1,5 +1,5 @@
-"""What the built-in routes answer: health, the app's counters as JSON and in Prometheus'
-text format, and the status page a person opens at ``/``.
+"""What the built-in routes answer: health, the app's counters as JSON (``/stats``), and
+the status page a person opens at ``/`` (``/metrics`` is ``metrics.py``'s).
 
 The status page is one self-contained HTML document (no external scripts, styles or
 fonts: a worker often runs where nothing else is reachable). It is rendered with the
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from streamlog.dsl.app.lag import ConsumerLag
     from streamlog.dsl.app.web.directory import Directory
 
-__all__ = ["state_of", "stats_body", "prometheus_text", "status_page", "REFRESH_SECONDS"]
+__all__ = ["state_of", "stats_body", "status_page", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 2
 
@@ -36,50 +36,6 @@ def stats_body(app: App, lag: ConsumerLag | None) -> bytes:
     indented JSON."""
     body = {**app.stats(), "state": state_of(app), "lag": lag.as_json() if lag else None}
     return json.dumps(body, indent=2).encode()
-
-
-def prometheus_text(app: App, lag: ConsumerLag | None) -> str:
-    """``/metrics``: the counters in Prometheus' text exposition format 0.0.4, and the
-    consumer lag as gauges (per partition, and their sum; none when not measured)."""
-    stats = app.stats()
-    label = f'app="{_label(app.conf.id)}"'
-    lines = [
-        "# TYPE streamlog_records_fetched_total counter",
-        f"streamlog_records_fetched_total{{{label}}} {stats['records_fetched']}",
-        "# TYPE streamlog_commits_total counter",
-        f"streamlog_commits_total{{{label}}} {stats['commits']}",
-        "# TYPE streamlog_agent_errors_total counter",
-    ]
-    for name, agent in stats["agents"].items():
-        lines.append(
-            f'streamlog_agent_errors_total{{{label},agent="{_label(name)}"}} {agent["errors"]}'
-        )
-    lines.append("# TYPE streamlog_agent_dead_lettered_total counter")
-    for name, agent in stats["agents"].items():
-        count = agent["dead_lettered"]
-        lines.append(
-            f'streamlog_agent_dead_lettered_total{{{label},agent="{_label(name)}"}} {count}'
-        )
-    if lag is not None:
-        lines.append(
-            "# HELP streamlog_consumer_lag Records of an assigned partition not processed "
-            "yet (log end offset - first unacknowledged offset)."
-        )
-        lines.append("# TYPE streamlog_consumer_lag gauge")
-        for p in lag.partitions:
-            lines.append(
-                f'streamlog_consumer_lag{{{label},topic="{_label(p.topic)}",'
-                f'partition="{p.partition}"}} {p.lag}'
-            )
-        lines.append("# HELP streamlog_consumer_lag_sum Records not processed yet, all partitions.")
-        lines.append("# TYPE streamlog_consumer_lag_sum gauge")
-        lines.append(f"streamlog_consumer_lag_sum{{{label}}} {lag.total}")
-    return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    """A label value escaped as the exposition format wants (backslash, quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _e(value: Any) -> str:
