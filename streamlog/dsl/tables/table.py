@@ -43,6 +43,7 @@ per key and window, ``streamlog.dsl.windows.table``); the plain dict API then re
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -497,6 +498,12 @@ class Table:
 
     def __iter__(self) -> Iterator[Any]:
         return self.keys()
+
+    def count_keys(self, limit: int) -> int:
+        """The keys (windowed: the windows) held here, counted up to ``limit`` + 1 (a
+        scan of the store: bounded, as the status page counts them every few seconds)."""
+        found = self.windowed.items() if self.windowed is not None else self._raw_items()
+        return sum(1 for _ in itertools.islice(found, limit + 1))
 
     def __len__(self) -> int:
         if self.windowed is not None:

@@ -244,7 +244,8 @@ class WebServer:
         from aiohttp import web
 
         lag = await self._lag()
-        return web.Response(body=stats_body(self.app, lag), content_type="application/json")
+        body = stats_body(self.app, lag, self.url, self.app.router.directory())
+        return web.Response(body=body, content_type="application/json")
 
     async def _metrics(self, request: Request) -> StreamResponse:
         from aiohttp import web
