@@ -15,6 +15,7 @@ from urllib.parse import quote
 from prometheus_client.parser import text_string_to_metric_families
 
 import streamlog
+from streamlog.transport.types import TopicPartition
 from tests.dsl.app.test_web_views import serving
 from tests.dsl.helpers import run, wait_for
 
@@ -170,3 +171,74 @@ def test_table_queries_and_metrics(app_id):
             assert ("streamlog_consumer_lag", lag_labels) in samples
 
     run(body())
+
+
+def test_recovery_progress_after_a_restart(app_id, tmp_path):
+    """An app on a ``file://`` log with in-memory stores counts words and stops; the same
+    app started again rebuilds its table from the changelog: the recovery gauges say how
+    many offsets each partition replayed, out of how many, and ``/tables/`` answers the
+    recovered values."""
+    broker = f"file://{tmp_path / 'log'}"
+
+    def make() -> tuple[streamlog.App, Any, list[str]]:
+        app = streamlog.App(
+            app_id, broker=broker, topic_partitions=2, store="memory://", datadir="unused"
+        )
+        words = app.topic(f"{app_id}-words", key_type=str, value_type=str)
+        counts = app.Table("counts", default=int, key_type=str, value_type=int)
+        seen: list[str] = []
+
+        @app.agent(words)
+        async def count(stream):
+            async for word in stream:
+                counts[word] += 1
+                seen.append(word)
+
+        return app, words, seen
+
+    async def first() -> None:
+        app, words, seen = make()
+        async with app:
+            for word in WORDS:
+                await words.send(key=word, value=word)
+            await wait_for(lambda: len(seen) == 100)
+
+    ends: dict[TopicPartition, int] = {}
+
+    async def second() -> None:
+        app, _, _ = make()
+        async with serving(app) as (_, client):
+            changelog = app.tables["counts"].changelog_topic.name
+            consumer = app.transport.consumer()
+            try:
+                tps = [TopicPartition(changelog, p) for p in (0, 1)]
+                ends.update(await consumer.end_offsets(tps))
+            finally:
+                await consumer.close()
+            async with client.get("/metrics") as r:
+                samples = metrics_of(await r.text())
+            for word, n in Counter(WORDS).items():
+                async with client.get(f"/tables/counts/{word}") as r:
+                    assert (await r.json())["value"] == n
+        replayed = {
+            labels: value
+            for (name, labels), value in samples.items()
+            if name == "streamlog_recovery_replayed_records"
+        }
+        target = {
+            labels: value
+            for (name, labels), value in samples.items()
+            if name == "streamlog_recovery_target_records"
+        }
+        assert set(replayed) == {(("partition", p), ("table", "counts")) for p in ("0", "1")}
+        assert replayed == target  # every partition replayed to its end
+        # the target is each changelog partition's end (written since offset 0)
+        assert {labels[0][1]: value for labels, value in target.items()} == {
+            str(tp.partition): end for tp, end in ends.items()
+        }
+        assert sum(ends.values()) >= len(set(WORDS))  # every key written at least once
+        recovered = samples[("streamlog_recovered_records_total", (("table", "counts"),))]
+        assert recovered == sum(ends.values())
+
+    run(first())
+    run(second())
