@@ -118,8 +118,8 @@ class App:
         self.conductor = Conductor(self)
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic] = {}
-        # (topic, sending agent or "") -> records sent through ``Topic.send`` (/metrics)
-        self.records_sent: dict[tuple[str, str], int] = {}
+        # topic -> sending agent (or "") -> records sent through ``Topic.send`` (/metrics)
+        self.records_sent: dict[str, dict[str, int]] = {}
         self.timers: list[Timer | CronJob | AppTask] = []
         self.tables: dict[str, Table] = {}
         self.commands: dict[str, Any] = {}  # @app.command classes, by function name

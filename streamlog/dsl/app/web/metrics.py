@@ -125,8 +125,9 @@ class AppCollector:
             "Records sent to a topic (through Topic.send), by the agent sending them.",
             ("topic", "agent"),
         )
-        for (topic, sender), count in sorted(app.records_sent.items()):
-            events_out.add_metric([app_id, topic, sender], count)
+        for topic, senders in sorted(app.records_sent.items()):
+            for sender, count in sorted(senders.items()):
+                events_out.add_metric([app_id, topic, sender], count)
         yield events_out
 
         commit_latency = HistogramMetricFamily(
