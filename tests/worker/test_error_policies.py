@@ -69,7 +69,7 @@ def test_dlq_policy_dead_letters_the_failing_event(tmp_path):
         assert (status, ctype) == (200, "application/json")
         stats = json.loads(body)
         assert stats["app"] == "policy-dlq"
-        assert stats["agents"] == {"work": {"errors": 1, "dead_lettered": 1}}
+        assert stats["agents"] == {"work": {"errors": 1, "dead_lettered": 1, "events_in": 3}}
         assert stats["records_fetched"] == 3
         assert stats["assignment"] == ["jobs[0]", "policy-dlq-__assignor-__leader[0]"]
         status, ctype, body = get(port, "/metrics")
