@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -74,11 +75,15 @@ async def recover_partition(
     idle_timeout_ms: int = 30_000,
     progress_interval_ms: int = 1_000,
     following: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RecoveryResult:
     """Bring ``store`` up to the end of its ``changelog`` partition (module docstring).
 
     ``following``: called again and again to keep a store current (a global table), so
     its routine lines go to DEBUG rather than INFO every few hundred milliseconds.
+
+    ``progress(done, total)`` is told the offsets replayed so far and the offsets to
+    replay, when recovery begins and after each fetch (the status page's progress bars).
 
     ``consumer`` must be group-less: it is assigned ``changelog`` alone, and left with no
     assignment afterwards. Transport failures raise ``RecoveryError`` (cause chained);
@@ -125,6 +130,8 @@ async def recover_partition(
         )
         start = begin
 
+    if progress is not None:
+        progress(0, max(0, end - start))
     if start >= end:
         elapsed = clock.monotonic_ms() - started
         log.log(routine, "table store for %s is up to date at offset %d", _name(tp), end)
@@ -152,6 +159,7 @@ async def recover_partition(
             idle_timeout_ms,
             progress_interval_ms,
             started,
+            progress,
         )
     except TransportError as exc:
         raise RecoveryError(f"recovering {_name(tp)} failed: {exc}") from exc
@@ -217,6 +225,7 @@ async def _replay(
     idle_timeout_ms: int,
     progress_interval_ms: int,
     started: int,
+    progress: Callable[[int, int], None] | None,
 ) -> tuple[int, int, int]:
     consumer.assign([tp])
     consumer.seek(tp, start)
@@ -240,6 +249,8 @@ async def _replay(
         if moved > position:
             position = moved
             last_progress = now
+            if progress is not None:
+                progress(min(position, end) - start, end - start)
         elif now - last_progress >= idle_timeout_ms:
             raise RecoveryStalledError(
                 f"recovering {_name(tp)}: no progress for {now - last_progress} ms at offset "

@@ -69,14 +69,14 @@ def test_dlq_policy_dead_letters_the_failing_event(tmp_path):
         assert (status, ctype) == (200, "application/json")
         stats = json.loads(body)
         assert stats["app"] == "policy-dlq"
-        assert stats["agents"] == {"work": {"errors": 1, "dead_lettered": 1}}
+        assert stats["agents"] == {"work": {"errors": 1, "dead_lettered": 1, "events_in": 3}}
         assert stats["records_fetched"] == 3
         assert stats["assignment"] == ["jobs[0]", "policy-dlq-__assignor-__leader[0]"]
         status, ctype, body = get(port, "/metrics")
-        assert (status, ctype) == (200, "text/plain; version=0.0.4")
-        assert 'streamlog_agent_errors_total{app="policy-dlq",agent="work"} 1\n' in body
-        assert 'streamlog_agent_dead_lettered_total{app="policy-dlq",agent="work"} 1\n' in body
-        assert 'streamlog_records_fetched_total{app="policy-dlq"} 3\n' in body
+        assert (status, ctype) == (200, "text/plain; version=0.0.4; charset=utf-8")
+        assert 'streamlog_agent_errors_total{agent="work",app="policy-dlq"} 1.0\n' in body
+        assert 'streamlog_agent_dead_lettered_total{agent="work",app="policy-dlq"} 1.0\n' in body
+        assert 'streamlog_records_fetched_total{app="policy-dlq"} 3.0\n' in body
         assert get(port, "/nope")[0] == 404
         assert worker.stop() == 0, worker.logs()
     finally:

@@ -62,8 +62,8 @@ def test_stats_and_metrics_report_the_lag_of_a_known_backlog(tmp_path):
         assert kind.startswith("text/plain")
         lines = body.decode().splitlines()
         assert "# TYPE streamlog_consumer_lag gauge" in lines
-        assert 'streamlog_consumer_lag{app="stuck",topic="jobs",partition="0"} 4' in lines
-        assert 'streamlog_consumer_lag_sum{app="stuck"} 4' in lines
+        assert 'streamlog_consumer_lag{app="stuck",partition="0",topic="jobs"} 4.0' in lines
+        assert 'streamlog_consumer_lag_sum{app="stuck"} 4.0' in lines
         per_partition = [line for line in lines if line.startswith("streamlog_consumer_lag{")]
         assert len(per_partition) == len(lag["partitions"])
 

@@ -15,7 +15,7 @@ import pytest
 from streamlog.cli.app_loader import load_app
 from streamlog.transport import open_transport
 
-from .workerproc import APPS, WorkerProcess
+from .workerproc import APPS, WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -96,8 +96,13 @@ def test_status_page_in_a_browser(tmp_path):
         assert text("#url") == url
         assert text("#records-fetched") == "0"
         agents = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#agents tbody tr")]
-        assert agents == ["webviews.count_words 0 0"]
+        assert agents == ["webviews.count_words 0 - 0 0"]  # events, events/s, errors, dead
         assert text("#tables tbody tr[data-table='word_counts'] .partitions") == "0, 1, 2, 3"
+        assert text("#tables tbody tr[data-table='word_counts'] .keys") == "0"
+        bars = driver.find_elements(By.CSS_SELECTOR, "tr[data-table='word_counts'] progress")
+        assert [(b.get_attribute("value"), b.get_attribute("max")) for b in bars] == [
+            ("1", "1")
+        ] * 4  # nothing to replay: every partition's recovery complete
         assert text("#workers tr.me") == (
             f"{url} (this worker) posts[0], posts[1], posts[2], posts[3]"
         )
@@ -114,6 +119,13 @@ def test_status_page_in_a_browser(tmp_path):
         send_posts(worker.kafka_url, ["fox", "dog", "fox", "cat", "fox"])
         WebDriverWait(driver, WAIT).until(lambda d: text("#records-fetched") == "5")
         WebDriverWait(driver, WAIT).until(lambda d: int(text("#commits")) >= 1)
+        row = "#agents tbody tr[data-agent='webviews.count_words']"
+        WebDriverWait(driver, WAIT).until(lambda d: text(f"{row} .events") == "5")
+        # the rate is counted between two reads: none come in any more
+        WebDriverWait(driver, WAIT).until(lambda d: text(f"{row} .rate") == "0.0")
+        WebDriverWait(driver, WAIT).until(
+            lambda d: text("#tables tbody tr[data-table='word_counts'] .keys") == "3"
+        )
         assert text("#updated") != "at load"
         driver.save_screenshot(str(tmp_path / "status.png"))
 
@@ -130,3 +142,88 @@ def test_status_page_in_a_browser(tmp_path):
     finally:
         driver.quit()
         worker.kill()
+
+
+def test_status_page_follows_a_rebalance(tmp_path):
+    """Two workers on a real ``streamlog broker``: the first worker's page, opened while
+    it is alone, shows it holding every partition; a second worker joins, and the same
+    page (never reloaded: a mark set in the window survives) shows both workers and the
+    split the group agreed on, as each worker's ``/router/`` gives it."""
+    import json
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.broker.brokerproc import BrokerProcess
+
+    broker = BrokerProcess(
+        str(tmp_path / "broker"), ("--group-initial-rebalance-delay-ms", "0")
+    ).start()
+    driver = None
+    workers = []
+    try:
+        driver = browser(str(tmp_path / "profile"))
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            workers.append(
+                WorkerProcess(
+                    WEBVIEWS,
+                    f"kafka://{broker.bootstrap}",
+                    str(tmp_path / name),
+                    extra_args=("--web-port", "0"),
+                )
+            )
+        a, b = workers
+        a.start()
+        url_a = a.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ", 1)[1]
+        driver.get(url_a + "/")
+        text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
+
+        def worker_rows() -> list[str]:
+            return [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")]
+
+        alone = f"{url_a} (this worker) posts[0], posts[1], posts[2], posts[3]"
+        WebDriverWait(driver, WAIT).until(lambda d: worker_rows() == [alone])
+        assert text("#assignment").startswith("posts[0], posts[1], posts[2], posts[3]")
+        driver.execute_script("window.notReloaded = true;")
+        driver.save_screenshot(str(tmp_path / "alone.png"))
+
+        b.start()
+        url_b = b.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ", 1)[1]
+
+        def split() -> dict[str, list[int]] | None:
+            """Each worker's share of posts once both hold one, as /router/ says."""
+            with urllib.request.urlopen(f"{url_a}/router/", timeout=10) as answer:
+                mapping = json.load(answer)
+            if set(mapping) != {url_a, url_b}:
+                return None
+            shares = {u: held for u, topics in mapping.items() for held in topics.values()}
+            return shares if all(shares.values()) else None
+
+        shares = wait_until(split, 60, "the group to split the partitions between a and b")
+        assert sorted(shares[url_a] + shares[url_b]) == [0, 1, 2, 3]
+
+        def listed(url: str) -> str:
+            return ", ".join(f"posts[{n}]" for n in shares[url])
+
+        expected = sorted([f"{url_a} (this worker) {listed(url_a)}", f"{url_b} {listed(url_b)}"])
+        WebDriverWait(driver, WAIT).until(lambda d: sorted(worker_rows()) == expected)
+        WebDriverWait(driver, WAIT).until(lambda d: text("#assignment").startswith(listed(url_a)))
+        assert int(text("#rebalances")) >= 2
+        assert driver.execute_script("return window.notReloaded === true;")
+        me = driver.find_element(By.CSS_SELECTOR, "#workers tr.me")
+        assert me.text == f"{url_a} (this worker) {listed(url_a)}"
+        other = driver.find_element(By.LINK_TEXT, url_b)
+        assert other.get_attribute("href") == url_b + "/"
+        shot = tmp_path / "rebalanced.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for worker in (b, a):
+            assert worker.stop() == 0, worker.logs()
+    finally:
+        if driver is not None:
+            driver.quit()
+        for worker in workers:
+            worker.kill()
+        broker.stop()

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streamlog.cli.app_loader import load_app
 from streamlog.transport import open_transport
@@ -150,6 +151,46 @@ def test_two_workers_answer_each_others_keys(broker, tmp_path):
             assert get_json(f"{url_b}/router/word_counts/{word}/") == owner[word]
         assert set(owner.values()) == {url_a, url_b}  # both workers hold some keys
 
+        # the built-in interactive query: either worker gives the holder's answer
+        for word, n in expected.items():
+            answers = []
+            for asked in (url_a, url_b):
+                status, headers, body = http("GET", f"{asked}/tables/word_counts/{word}")
+                assert status == 200, body
+                answers.append(json.loads(body))
+                served = headers.get("X-Streamlog-Served-By")
+                assert served == (None if owner[word] == asked else owner[word])
+            assert answers[0] == answers[1]
+            answer = answers[0]
+            assert answer["partition"] in mapping[owner[word]][changelog]
+            assert {k: v for k, v in answer.items() if k != "partition"} == {
+                "table": "word_counts",
+                "key": word,
+                "value": n,
+                "owner": owner[word],
+            }
+        for asked in (url_a, url_b):
+            status, _, body = http("GET", f"{asked}/tables/word_counts/never-posted")
+            assert status == 404, body
+            assert "holds no key 'never-posted'" in json.loads(body)["error"]
+            status, _, body = http("GET", f"{asked}/tables/nope/word0")
+            assert (status, json.loads(body)["error"]) == (
+                404,
+                "no table named 'nope' (tables: word_counts)",
+            )
+
+        # /metrics of both workers: every event taken once, by the one agent
+        events_in = 0
+        for u in (url_a, url_b):
+            status, _, body = http("GET", f"{u}/metrics")
+            for family in text_string_to_metric_families(body.decode()):
+                for sample in family.samples:
+                    if sample.name == "streamlog_events_in_total":
+                        assert sample.labels["topic"] == "posts"
+                        assert sample.labels["agent"] == "webviews.count_words"
+                        events_in += int(sample.value)
+        assert events_in == len(WORDS)
+
         # topic_route: the partition of "posts" a key goes to is held by the same worker
         for word in expected:
             assert get_json(f"{url_b}/partition/{word}/")["worker"] == owner[word]
@@ -177,8 +218,8 @@ def test_two_workers_answer_each_others_keys(broker, tmp_path):
         assert stats["app"] == "webviews" and stats["state"] == "running"
         assert sum(get_json(f"{u}/stats")["records_fetched"] for u in (url_a, url_b)) == len(WORDS)
         status, headers, body = http("GET", f"{url_a}/metrics")
-        assert headers["Content-Type"] == "text/plain; version=0.0.4"
-        assert re.search(rb'^streamlog_records_fetched_total\{app="webviews"\} \d+$', body, re.M)
+        assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert re.search(rb'^streamlog_records_fetched_total\{app="webviews"\} \d+\.0$', body, re.M)
 
         # the worker holding a key is killed: the request forwarded to it gets a clear 503
         b_word = next(word for word, u in owner.items() if u == url_b)

@@ -25,12 +25,13 @@ from streamlog.dsl.agents.topics import Channel, Topic
 from streamlog.dsl.errors import AgentError, ImproperlyConfigured
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.clock import running_clock
-from streamlog.dsl.runtime.context import read_from
+from streamlog.dsl.runtime.context import read_from, sending_for
 from streamlog.dsl.runtime.inbox import Cursor
 
 if TYPE_CHECKING:
     from streamlog.dsl.agents.agent import Agent
     from streamlog.dsl.runtime.clock import AsyncClock
+    from streamlog.dsl.runtime.meters import AgentMeter
 
 __all__ = ["ActorContext"]
 
@@ -46,6 +47,7 @@ class ActorContext:
         self.clock: AsyncClock = running_clock(agent.app.clock)
         self.barrier = agent.app.barrier
         self.cursor = Cursor(agent.inbox)
+        self.meter: AgentMeter | None = agent.meter
         self.task: asyncio.Task[None] | None = None
         self._cursors: dict[str, Cursor] = {}
         self._forwarders: dict[str, asyncio.Task[None]] = {}
@@ -62,6 +64,7 @@ class ActorContext:
         """Run the agent's function until it returns, the inbox closes, or the error policy says
         stop."""
         agent = self.agent
+        sending_for(agent.name)  # what this task sends is counted as this agent's output
         while True:
             stream: Stream[Any] = Stream(self.cursor, self, source=agent.channel)
             self.stream = stream

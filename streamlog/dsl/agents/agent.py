@@ -25,6 +25,7 @@ from streamlog.dsl.errors import ImproperlyConfigured
 from streamlog.dsl.runtime.acks import Batch
 from streamlog.dsl.runtime.events import header_value
 from streamlog.dsl.runtime.inbox import Inbox
+from streamlog.dsl.runtime.meters import AgentMeter
 from streamlog.transport.types import RecordMetadata
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Agent:
         self._derived: dict[str, tuple[Topic | Channel, Inbox]] = {}
         self.processed_errors = 0
         self.dead_lettered = 0
+        self.meter = AgentMeter()  # events taken per topic, batch latencies (/metrics)
         self.__doc__ = fun.__doc__
         self.__name__ = self.short_name
         self.__wrapped__ = fun

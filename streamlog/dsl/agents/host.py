@@ -23,6 +23,7 @@ class AgentHost(AppCore, Protocol):
 
     topics: dict[str, Topic]  # declared so far, by name
     on_produce_message: SyncSignal  # told before each record a topic sends (Faust's)
+    records_sent: dict[str, dict[str, int]]  # topic -> sending agent (or "") -> records
 
     def topic(
         self,

@@ -27,6 +27,7 @@ from streamlog.serde import SerdeError, field_getter, field_name
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.barrier import ProcessingBarrier
     from streamlog.dsl.runtime.clock import AsyncClock
+    from streamlog.dsl.runtime.meters import AgentMeter
 
 __all__ = ["Stream", "StreamOwner"]
 
@@ -40,6 +41,7 @@ class StreamOwner(Protocol):
 
     clock: AsyncClock
     barrier: ProcessingBarrier | None
+    meter: AgentMeter | None  # counts events taken and batch latencies (None: not counted)
 
     async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None:
         """A record of ``batch`` at ``index`` did not decode: apply the error policy (may raise to
@@ -178,6 +180,9 @@ class Stream(Generic[T_co]):
     async def _next_batch(self, timeout: float | None = None) -> bool:
         """Move the cursor to the next live batch; False when the stream ends (or times out)."""
         cursor = self._cursor
+        meter = self._owner.meter
+        if meter is not None and cursor.batch is not None and not cursor.batch.revoked:
+            meter.done(cursor.batch)
         while True:
             if self._stopped:
                 return False
@@ -196,6 +201,8 @@ class Stream(Generic[T_co]):
                 continue
             cursor.batch = batch
             cursor.index = 0
+            if meter is not None:
+                meter.taken(batch)
             return True
 
     async def _get_within(self, timeout: float) -> Batch | None | _Timeout:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from streamlog.dsl.durations import to_ms
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
 from streamlog.dsl.runtime.acks import Batch
+from streamlog.dsl.runtime.context import SENDER
 from streamlog.dsl.runtime.events import normalize_headers
 from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.serde import Codec, Schema
@@ -63,6 +64,8 @@ class Topic:
         self.app = app
         self._on_produce = app.on_produce_message
         self.name = name
+        # records sent by each agent ("" outside agents), shared by every Topic of this name
+        self._sent = app.records_sent.setdefault(name, {})
         self.key_type = key_type
         self.value_type = value_type
         self.schema = Schema(
@@ -122,6 +125,9 @@ class Topic:
         """
         producer = self.app.producer
         schema = self.schema
+        sent = self._sent
+        sender = SENDER.get()
+        sent[sender] = sent.get(sender, 0) + 1
         signal = self._on_produce
         if signal.receivers or signal.inherited:  # Faust's on_produce_message
             return await self._send_told(key, value, partition, headers, timestamp)

@@ -118,6 +118,8 @@ class App:
         self.conductor = Conductor(self)
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic] = {}
+        # topic -> sending agent (or "") -> records sent through ``Topic.send`` (/metrics)
+        self.records_sent: dict[str, dict[str, int]] = {}
         self.timers: list[Timer | CronJob | AppTask] = []
         self.tables: dict[str, Table] = {}
         self.commands: dict[str, Any] = {}  # @app.command classes, by function name
@@ -931,8 +933,13 @@ class App:
             "assignment": sorted(
                 f"{tp.topic}[{tp.partition}]" for tp in self.conductor.assignment()
             ),
+            "rebalances": self.conductor.rebalances,
             "agents": {
-                name: {"errors": a.processed_errors, "dead_lettered": a.dead_lettered}
+                name: {
+                    "errors": a.processed_errors,
+                    "dead_lettered": a.dead_lettered,
+                    "events_in": sum(a.meter.events_in.values()),
+                }
                 for name, a in self.agents.items()
             },
             "timers": {job.name: {"runs": job.runs, "errors": job.errors} for job in self.timers},
@@ -953,6 +960,8 @@ def _table_stats(table: Table) -> dict[str, Any]:
     stats: dict[str, Any] = {
         "partitions": table.active_partitions,
         "recovered_records": table.recovered_records,
+        # partition -> [offsets replayed, offsets to replay] of its latest recovery
+        "recovery": {str(n): list(done) for n, done in sorted(table.recovery.items())},
     }
     windowed = getattr(table, "windowed", None)
     if windowed is not None:

@@ -13,6 +13,7 @@ every record produced before its acknowledgement is acknowledged by the log.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -99,6 +100,7 @@ class Batch:
         "out_of_order",
         "source",
         "revoked",
+        "handed_at",
     )
 
     def __init__(
@@ -118,6 +120,9 @@ class Batch:
         self.source = source  # the Topic or Channel the records belong to
         # Set by ``PartitionTracker.revoke``: readers stop at the next record.
         self.revoked = False
+        # When it was handed out (monotonic s): an agent's processing latency starts here;
+        # 0.0 once observed (``runtime.meters.AgentMeter.done``).
+        self.handed_at = time.monotonic()
 
     @property
     def complete(self) -> bool:

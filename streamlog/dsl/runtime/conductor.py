@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +32,7 @@ from streamlog.dsl.errors import CommitPostponed
 from streamlog.dsl.runtime.acks import Batch, PartitionTracker
 from streamlog.dsl.runtime.clock import running_clock
 from streamlog.dsl.runtime.inbox import Inbox
+from streamlog.dsl.runtime.meters import Histogram
 from streamlog.state.errors import RecoveryError
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
@@ -137,6 +139,8 @@ class Conductor:
         self.records_fetched = 0
         self.records_dropped = 0  # fetched, then revoked before they were handed out
         self.commits = 0
+        self.commit_latency = Histogram()  # seconds per commit sequence that moved offsets
+        self.rebalances = 0  # assignments received (the first one included)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -358,7 +362,10 @@ class Conductor:
                     raise CommitPostponed("the group has dropped this worker; rejoining")
                 offsets = self.committable(only)
                 self._since_commit = 0
+                began = time.monotonic()
                 await self.app.checkpoint(offsets)
+                if offsets:
+                    self.commit_latency.observe(time.monotonic() - began)
             finally:
                 if barrier is not None:
                     barrier.release()
@@ -444,6 +451,7 @@ class Conductor:
         """Pause what is new and prepare it in the background (see the module docstring);
         returns at once, so the group protocol's heartbeats go on during a recovery."""
         log.info("partitions assigned: %s", _format(assigned) if assigned else "(none)")
+        self.rebalances += 1
         self.app.rebalance_started()
         new = {tp for tp in assigned if tp not in self.trackers}
         self._log_holding(set(self.trackers) | new)

@@ -22,9 +22,27 @@ __all__ = [
     "current_partition",
     "read_from",
     "clear_current",
+    "sending_for",
+    "current_sender",
+    "SENDER",
 ]
 
 _CURSOR: ContextVar[Any] = ContextVar("streamlog_current_cursor", default=None)
+# The agent whose actor task (or the tasks it started) is running: records sent from it
+# are counted as that agent's output (``/metrics``); "" outside any agent.
+# (Read directly with ``SENDER.get()`` on the send path: a call less per record.)
+SENDER: ContextVar[str] = ContextVar("streamlog_current_sender", default="")
+
+
+def sending_for(agent_name: str) -> None:
+    """Records the calling task (and tasks it starts from now on) sends are
+    ``agent_name``'s output."""
+    SENDER.set(agent_name)
+
+
+def current_sender() -> str:
+    """The agent the calling task sends for ("" when none)."""
+    return SENDER.get()
 
 
 def read_from(cursor: Any) -> None:

@@ -43,6 +43,7 @@ per key and window, ``streamlog.dsl.windows.table``); the plain dict API then re
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -154,6 +155,8 @@ class Table:
         # dropped with its partition (revoke, close) and on every assignment.
         self._transactions: dict[int, PartitionTransaction] = {}
         self.recovered_records = 0
+        # partition -> (changelog offsets replayed, offsets to replay) of its last recovery
+        self.recovery: dict[int, tuple[int, int]] = {}
         self.on_window_close = on_window_close  # Faust's place for it: used once windowed
         self.windowed: WindowedView | None = None
         self._listeners: list[PartitionListener] = []
@@ -193,7 +196,10 @@ class Table:
             for number in new:
                 partition = store.partition(number)
                 result = await recover_partition(
-                    consumer, partition, TopicPartition(self.changelog_topic.name, number)
+                    consumer,
+                    partition,
+                    TopicPartition(self.changelog_topic.name, number),
+                    progress=self._progress_of(number),
                 )
                 self.recovered_records += result.records
                 self._active[number] = partition
@@ -203,12 +209,25 @@ class Table:
             await consumer.close()
         log.info("table %s: partitions %s ready", self.name, new)
 
+    def _progress_of(self, number: int) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            self.recovery[number] = (done, total)
+
+        return progress
+
+    def read_stored(self, number: int, raw_key: bytes) -> bytes | None:
+        """The stored value of ``raw_key`` in owned partition ``number`` (None: absent),
+        with no default applied and no partition search: an interactive query's read."""
+        self.require_owned(number, raw_key)
+        return self._read_in(number, raw_key)
+
     def revoke(self, partitions: set[int]) -> None:
         """Close table partitions this worker no longer owns (after the revoke commit)."""
         if self._store is None:
             return
         for number in sorted(partitions):
             self._transactions.pop(number, None)
+            self.recovery.pop(number, None)
             if self._active.pop(number, None) is not None:
                 for listener in self._listeners:
                     listener.partition_revoked(number)
@@ -479,6 +498,12 @@ class Table:
 
     def __iter__(self) -> Iterator[Any]:
         return self.keys()
+
+    def count_keys(self, limit: int) -> int:
+        """The keys (windowed: the windows) held here, counted up to ``limit`` + 1 (a
+        scan of the store: bounded, as the status page counts them every few seconds)."""
+        found = self.windowed.items() if self.windowed is not None else self._raw_items()
+        return sum(1 for _ in itertools.islice(found, limit + 1))
 
     def __len__(self) -> int:
         if self.windowed is not None:

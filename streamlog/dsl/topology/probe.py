@@ -22,6 +22,7 @@ from streamlog.dsl.runtime.inbox import Cursor, Inbox
 if TYPE_CHECKING:
     from streamlog.dsl.runtime.acks import Batch
     from streamlog.dsl.runtime.barrier import ProcessingBarrier
+    from streamlog.dsl.runtime.meters import AgentMeter
 
 __all__ = ["ProbeResult", "probe_agent"]
 
@@ -58,6 +59,7 @@ class _ProbeOwner:
         self.agent = agent
         self.clock = agent.app.clock or SystemAsyncClock()
         self.barrier: ProcessingBarrier | None = None
+        self.meter: AgentMeter | None = None  # a probe counts nothing
         self.forwards: list[tuple[str, Topic | Channel]] = []
 
     async def on_decode_error(self, batch: Batch, index: int, exc: Exception) -> None:

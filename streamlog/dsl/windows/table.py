@@ -28,7 +28,12 @@ from streamlog.dsl.windows.engine import OnLate, OnWindowClose, WindowEngine
 from streamlog.dsl.windows.kinds import WindowKind, kind_for
 from streamlog.serde import field_name
 from streamlog.state.changelog import changelog_configs
-from streamlog.state.window_store import is_reserved, split_window_key, unpack_time
+from streamlog.state.window_store import (
+    is_reserved,
+    split_window_key,
+    unpack_time,
+    window_key_prefix,
+)
 from streamlog.state.windows import (
     NEVER_MS,
     HoppingWindow,
@@ -254,6 +259,19 @@ class WindowedTable:
         if isinstance(value, WindowSet):
             return  # ``table[k] += v`` already applied the change to every window
         self._engine.apply(WindowSet(self, key), self._event_time(), None, value)
+
+    def windows_at(self, key: Any, t_ms: int, partition: int) -> list[tuple[WindowRange, Any]]:
+        """Every live window of ``key`` containing ``t_ms``, with its value, oldest first,
+        read in table ``partition`` (where the caller located the key: away from an event
+        the key's own hash may not be its home). For interactive queries (``/tables/``)."""
+        ref = WindowSet(self, key)
+        raw = self.table.key_bytes(key)
+        ref.place = (raw, window_key_prefix(raw), partition)
+        return self._engine.values_containing(ref, t_ms)
+
+    def wall_ms(self) -> int:
+        """The app clock's time in epoch ms (the "current" window of a query)."""
+        return self._engine.wall_ms()
 
     def apply(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> bool:
         """``value = op(value, operand)`` in every open window containing the event time.

@@ -236,9 +236,9 @@ def test_built_in_routes(app_id):
                 assert stats["app"] == app_id and stats["state"] == "running"
                 assert stats["records_fetched"] == 1
             async with client.get("/metrics") as r:
-                assert r.headers["Content-Type"] == "text/plain; version=0.0.4"
+                assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
                 text = await r.text()
-                assert f'streamlog_records_fetched_total{{app="{app_id}"}} 1\n' in text
+                assert f'streamlog_records_fetched_total{{app="{app_id}"}} 1.0\n' in text
             async with client.get("/") as r:
                 page = await r.text()
                 assert r.headers["Content-Type"] == "text/html; charset=utf-8"

@@ -2,7 +2,8 @@
 answer a request on the worker holding its key.
 
 - ``server``: the aiohttp server in the worker's loop, with the built-in routes
-  (``/``, ``/health``, ``/stats``, ``/metrics``, ``/router/``) and the app's pages;
+  (``/``, ``/health``, ``/stats``, ``/metrics``, ``/tables/``, ``/router/``) and the
+  app's pages;
 - ``views``: ``View`` (``faust.web.View``), ``takes_model``, ``gives_model``;
 - ``driver``: ``Web`` (``app.web``): responses, and the declared routes;
 - ``routing``: ``Router`` (``app.router``), ``@app.page``, ``@app.table_route``,
@@ -10,7 +11,9 @@ answer a request on the worker holding its key.
 - ``directory``: what a worker advertises to its group, and who holds which partition;
 - ``forwarding``: a request sent on to the worker holding its key;
 - ``exceptions``: HTTP errors a view raises (``faust.web.exceptions``);
-- ``status``: the built-in routes' content.
+- ``status``: the status page and ``/stats``;
+- ``metrics``: ``/metrics`` (a ``prometheus_client`` registry per server);
+- ``queries``: ``/tables/{table}/{key}``, interactive queries.
 
 Importing this package does not import aiohttp (a fifth of a second): the server and the
 response constructors import it when used, and ``Request``/``Response`` (aiohttp's, as

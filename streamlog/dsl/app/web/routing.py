@@ -70,6 +70,7 @@ class Location:
     what: str
     here: bool
     worker: WebWorker | None = None
+    partition: int | None = None  # the key's table or topic partition (None: a global table)
 
 
 class Router:
@@ -121,11 +122,12 @@ class Router:
             raise ValidationError(f"key {key!r} of table {table.name!r}: {exc}") from None
         what = f"key {key!r} (partition {number} of table {table.name!r})"
         if number in table.active_partitions:
-            return Location(what, True)
+            return Location(what, True, None, number)
         holder = self.directory().holder_of_table_partition(number, self.app.leader_topic_name)
         if holder is None:
-            return Location(what, False)
-        return Location(what, self._is_me(holder), None if self._is_me(holder) else holder)
+            return Location(what, False, None, number)
+        mine = self._is_me(holder)
+        return Location(what, mine, None if mine else holder, number)
 
     def _table_partition(self, table: Table, key: Any) -> int:
         """The table partition holding ``key``. Kafka's placement: the hash of the table's
@@ -265,6 +267,11 @@ class Router:
         """The answer of the worker holding ``key``'s partition of ``topic``; ``SameNode``
         when it is this one."""
         return await self._route(await self.locate_topic_key(topic, key), request)
+
+    async def forward(self, location: Location, request: Request) -> Response:
+        """The answer of the worker ``location`` names (``SameNode``: this one; 503 when
+        none is known or this worker's server is not running)."""
+        return await self._route(location, request)
 
     async def _route(self, location: Location, request: Request) -> Response:
         if location.here:

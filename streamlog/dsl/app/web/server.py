@@ -8,7 +8,9 @@ built-in routes, each answering GET and HEAD:
 ``/health``          ``200 ok`` while the app runs, ``503 not running`` while starting or
                      stopping (text/plain)
 ``/stats``           the app's counters as JSON
-``/metrics``         the same counters in Prometheus' text format
+``/metrics``         the counters in Prometheus' text format (``metrics.py``)
+``/tables/{t}/{k}``  key ``k`` of table ``t`` as JSON, from the worker holding it
+                     (``queries.py``)
 ``/router/``         worker URL -> table changelog -> partitions held (Faust's router page);
                      ``/router/{table}/`` for one table, ``/router/{table}/{key}/`` the URL
                      of the worker holding a key
@@ -39,12 +41,15 @@ from streamlog.dsl.app.lag import ConsumerLag, measure_lag
 from streamlog.dsl.app.web.directory import encode_card
 from streamlog.dsl.app.web.errors import NotFound, ServiceUnavailable, WebError
 from streamlog.dsl.app.web.forwarding import CONNECT_TIMEOUT, FORWARD_TIMEOUT, Forwarder
-from streamlog.dsl.app.web.status import prometheus_text, state_of, stats_body, status_page
+from streamlog.dsl.app.web.metrics import CONTENT_TYPE, AppCollector, exposition, make_registry
+from streamlog.dsl.app.web.queries import TABLES_PATH, answer_table_query
+from streamlog.dsl.app.web.status import state_of, stats_body, status_page
 from streamlog.dsl.errors import PartitionNotOwnedError, WebServerError
 
 if TYPE_CHECKING:
     from aiohttp import ClientSession
     from aiohttp.web import Application, AppRunner, Request, StreamResponse
+    from prometheus_client.registry import CollectorRegistry
 
     from streamlog.dsl.app.app import App
 
@@ -62,6 +67,7 @@ BUILTIN_PATHS = (
     "/router/",
     "/router/{name}/",
     "/router/{name}/{key}/",
+    TABLES_PATH,
 )
 
 Handler = Callable[["Request"], Awaitable["StreamResponse"]]
@@ -79,6 +85,7 @@ class WebServer:
         self.worker_id = uuid.uuid4().hex
         self._runner: AppRunner | None = None
         self._session: ClientSession | None = None
+        self._registry: tuple[CollectorRegistry, AppCollector] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +175,7 @@ class WebServer:
             "/router/": self._router_tables,
             "/router/{name}/": self._router_table,
             "/router/{name}/{key}/": self._router_key,
+            TABLES_PATH: self._table_query,
         }
         for path, handler in builtins.items():
             if path in taken:
@@ -236,16 +244,22 @@ class WebServer:
         from aiohttp import web
 
         lag = await self._lag()
-        return web.Response(body=stats_body(self.app, lag), content_type="application/json")
+        body = stats_body(self.app, lag, self.url, self.app.router.directory())
+        return web.Response(body=body, content_type="application/json")
 
     async def _metrics(self, request: Request) -> StreamResponse:
         from aiohttp import web
 
         lag = await self._lag()
+        if self._registry is None:
+            self._registry = make_registry(self.app)
+        registry, collector = self._registry
         return web.Response(
-            body=prometheus_text(self.app, lag).encode(),
-            headers={"Content-Type": "text/plain; version=0.0.4"},
+            body=exposition(registry, collector, lag), headers={"Content-Type": CONTENT_TYPE}
         )
+
+    async def _table_query(self, request: Request) -> StreamResponse:
+        return await answer_table_query(self.app, self.url, request)
 
     async def _lag(self) -> ConsumerLag | None:
         """The consumer lag now; None (and a debug line) if it cannot be measured."""
