@@ -32,8 +32,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from streamlog.cli.common import listener_path
 from streamlog.cli.errors import SupervisorError
+from streamlog.transport.connect import listener_path
 
 __all__ = [
     "ChildSpec",
