@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 OFFSET_ONLY_PROTOCOL_TYPE = "consumer"
 """Protocol type reported for groups known only by their committed offsets."""
 
+_STOP_WRITES_TIMEOUT_S = 30.0  # how long a stopping broker waits for commits to land
 _MAX_TIMER_SLEEP_MS = 1_000  # while deadlines are pending, look at least this often
 
 
@@ -83,6 +84,7 @@ class GroupCoordinator:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due_ms = 0
         self._stopped = False
+        self._writing: set[asyncio.Future[None]] = set()  # offset commits in their thread
 
     @property
     def _offsets(self) -> GroupOffsetStore | None:
@@ -106,6 +108,8 @@ class GroupCoordinator:
             self._timer.cancel()
             self._timer = None
         self._membership.abort_waiting(ErrorCode.NOT_COORDINATOR)
+        if self._writing:  # offset commits still appending: let them finish first
+            await asyncio.wait(list(self._writing), timeout=_STOP_WRITES_TIMEOUT_S)
 
     # -- membership ----------------------------------------------------------------------
 
@@ -222,9 +226,16 @@ class GroupCoordinator:
             return error
         if self._offsets is None:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        # an append and an fsync: off the event loop. Kept until done, so ``stop`` waits
+        # for it before the broker closes the log under it (a thread cannot be cancelled:
+        # a cancelled request would otherwise leave it appending to a closing log)
+        writing = asyncio.get_running_loop().run_in_executor(
+            None, self._offsets.commit, group_id, dict(offsets)
+        )
+        self._writing.add(writing)
+        writing.add_done_callback(self._writing.discard)
         try:
-            # an append and an fsync: off the event loop
-            await asyncio.to_thread(self._offsets.commit, group_id, dict(offsets))
+            await asyncio.shield(writing)
         except InvalidRecordError:
             return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
         except Exception:
