@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,22 @@ def _request_of(value: Any) -> dict[str, Any]:
         if not (-90 <= request[lat] <= 90 and -180 <= request[lon] <= 180):
             raise BadEventError(f"position out of range in ride request {value!r}")
     return request
+
+
+def _driver_event(kind: str) -> Callable[[Any], dict[str, Any] | None]:
+    """A map from a ``driver_locations``/``trips_completed`` value to the router's event;
+    a value that is not an object naming its driver is skipped, with a warning."""
+
+    def forward(value: Any) -> dict[str, Any] | None:
+        if not isinstance(value, dict) or "driver_id" not in value:
+            log.warning(
+                "skipping a %s event that is not an object with a driver_id: %r", kind, value
+            )
+            return None
+        return {"kind": kind, "driver_id": str(value["driver_id"]), "value": value}
+
+    forward.__name__ = forward.__qualname__ = f"forward_{kind}"
+    return forward
 
 
 def build_app(
@@ -115,30 +132,15 @@ def build_app(
     async def live_data(web: Any, request: Any) -> Any:
         return web.json(stats.snapshot())
 
-    @app.map(
-        driver_locations,
-        to=driver_events,
-        key=lambda out: out["driver_id"],
-        name="forward_location",
-    )
-    def forward_location(value: Any) -> dict[str, Any] | None:
-        """Keyed by the driver the value names, to meet its completions in one stream."""
-        if not isinstance(value, dict) or "driver_id" not in value:
-            log.warning("skipping a driver location that is not an object: %r", value)
-            return None
-        return {"kind": "location", "driver_id": str(value["driver_id"]), "value": value}
-
-    @app.map(
-        trips_completed,
-        to=driver_events,
-        key=lambda out: out["driver_id"],
-        name="forward_completion",
-    )
-    def forward_completion(value: Any) -> dict[str, Any] | None:
-        if not isinstance(value, dict) or "driver_id" not in value:
-            log.warning("skipping a trip completion that is not an object: %r", value)
-            return None
-        return {"kind": "completed", "driver_id": str(value["driver_id"]), "value": value}
+    for source, kind, name in (
+        (driver_locations, "location", "forward_location"),
+        (trips_completed, "completed", "forward_completion"),
+    ):
+        # keyed by the driver the value names: its locations and completions meet, in
+        # order, in one stream (the router's)
+        app.map(source, to=driver_events, key=lambda out: out["driver_id"], name=name)(
+            _driver_event(kind)
+        )
 
     @app.map(ride_requests, to=region_events, key=lambda out: out["region"], name="route_request")
     def route_request(value: Any) -> dict[str, Any] | None:
