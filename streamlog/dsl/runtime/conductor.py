@@ -244,7 +244,7 @@ class Conductor:
                 try:
                     await task
                 except asyncio.CancelledError:
-                    pass
+                    _reraise_if_cancelled()  # the task's own cancel is swallowed, ours not
                 except Exception as exc:  # noqa: BLE001 - logged, the worker is stopping anyway
                     log.error("conductor task ended with %r", exc)
         self._fetcher = self._committer = None
@@ -483,7 +483,7 @@ class Conductor:
             try:
                 await task
             except asyncio.CancelledError:
-                pass
+                _reraise_if_cancelled()
 
     async def _prepare(self) -> None:
         """Prepare unready partitions until none is left, retrying failures with backoff."""
@@ -520,6 +520,16 @@ class Conductor:
                     await self.app.rebalance_complete()
             except Exception:  # noqa: BLE001 - a hook's failure is the hook's, not the data's
                 log.exception("a partitions-assigned hook failed")
+
+
+def _reraise_if_cancelled() -> None:
+    """After awaiting a task we cancelled: its CancelledError is expected, but when the
+    task running this code was cancelled meanwhile (a second Ctrl-C while stopping), that
+    cancellation must go on; swallowing it left the worker waiting out its whole
+    shutdown_timeout."""
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        raise asyncio.CancelledError
 
 
 def _format(partitions: set[TopicPartition]) -> str:
