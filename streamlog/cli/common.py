@@ -214,11 +214,18 @@ def check_data_dir(url: str, *, create: bool) -> None:
         )
 
 
+NEAR_MATCH_CUTOFF = 0.75
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> str:
     """``KIND 'NAME' does not exist (did you mean: A, B?); HINT``, the near matches found
-    by ``difflib`` among ``known``."""
+    by ``difflib`` among ``known``.
+
+    The cutoff is 0.75, not difflib's 0.6: generated names (``t-`` plus random hex) pass
+    0.6 against each other by chance, and a suggestion that shares only a prefix with the
+    typo misleads more than it helps."""
     message = f"{kind} {name!r} does not exist"
-    matches = difflib.get_close_matches(name, sorted(set(known)), n=3)
+    matches = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=NEAR_MATCH_CUTOFF)
     if matches:
         message += f" (did you mean: {', '.join(matches)}?)"
     return message + (f"; {hint}" if hint else "")

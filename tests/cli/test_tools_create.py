@@ -135,3 +135,16 @@ def test_topic_commands_name_near_matches(broker_url: str, topic: str) -> None:
     assert ok("topics", "describe", topic, broker=broker_url)[0].startswith(
         f"Topic: {topic}  Partitions: 1 "
     )
+
+
+def test_a_name_sharing_only_a_prefix_is_not_suggested() -> None:
+    """The pair a CI run met on a shared broker: difflib's default cutoff (0.6) suggested
+    one random topic name for a typo of another."""
+    from streamlog.cli.common import unknown_name
+
+    assert unknown_name("topic", "t-5231ad7be", ["t-3ad77a5ef9", "t-5231ad7bec"]) == (
+        "topic 't-5231ad7be' does not exist (did you mean: t-5231ad7bec?)"
+    )
+    assert unknown_name("topic", "t-5231ad7be", ["t-3ad77a5ef9"]) == (
+        "topic 't-5231ad7be' does not exist"
+    )
