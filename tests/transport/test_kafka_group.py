@@ -312,8 +312,10 @@ def test_cooperative_members_keep_what_stays_put_through_joins_and_leaves(
         await b.subscribe([topic], b_events, user_data=b"")
         await poll_until(
             [a, b],
-            lambda: len(a.assignment()) == 3 == len(b.assignment())
-            and a.standby_assignment() == frozenset(b.assignment()),
+            lambda: (
+                len(a.assignment()) == 3 == len(b.assignment())
+                and a.standby_assignment() == frozenset(b.assignment())
+            ),
             "3 and 3, each the other's standby",
         )
         kept = frozenset(a.assignment())
