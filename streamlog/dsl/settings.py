@@ -167,7 +167,7 @@ class Settings:
     # Faust's: other workers keep this many warm copies of each table partition, following
     # its changelog, so a failover replays only the tail (0: none)
     table_standby_replicas: int = 1
-    table_standby_interval: float = 0.5  # seconds between a standby's changelog reads
+    table_standby_interval: float = 0.5  # the longest a standby's changelog fetch waits
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = field(default="", init=False)  # the id as given (``id`` adds the version)
 

@@ -3,8 +3,11 @@
 Faust's ``table_standby_replicas`` and Kafka Streams' ``num.standby.replicas``. The group's
 leader gives each task (partition N of the app's topics) to one worker to process and, as
 a *standby*, to up to N others (``streamlog.transport.sticky.standby_assign``). A standby
-keeps its copy of the task's table partitions current by reading their changelogs, every
-``table_standby_interval`` seconds, into the same store an active partition would use.
+keeps its copy of the task's table partitions current by following their changelogs with
+one group-less consumer (a long-polling fetch, as an agent's), applying each fetched batch
+to the same store an active partition would use, with its offset. A copy it starts on is
+first brought to the changelog's end by the recovery's rules (``state/recovery.py``: a
+store that cannot be trusted is wiped and rebuilt).
 When the active worker dies or leaves, the leader gives the task to a worker that kept it
 warm, and that worker's recovery (``state/recovery.py``) starts from the offset its store
 reached: it replays only the tail written since its last read, not the whole changelog.
@@ -59,7 +62,7 @@ class StandbyReplicas:
         self.numbers: frozenset[int] = frozenset()
         """Task (partition) numbers the group gave this worker as a standby."""
         self.lag: dict[tuple[str, int], int] = {}
-        """(table, partition) -> changelog records the copy was behind at its last read."""
+        """(table, partition) -> changelog records the copy is behind (about every second)."""
         self.records_applied = 0
         self._task: asyncio.Task[None] | None = None
         self._suspended = 0
@@ -123,56 +126,88 @@ class StandbyReplicas:
 
     async def _follow(self) -> None:
         clock = running_clock(self.app.clock)
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-standby")
+        client_id = f"{self.app.conf.client_id}-standby"
+        reader = self.app.transport.consumer(client_id=client_id)
+        catch_up = self.app.transport.consumer(client_id=client_id)
+        following = _Following()
         backoff = 0.1
         try:
             while self.numbers:
                 try:
-                    await self._read_once(consumer)
+                    await self._read(reader, catch_up, following, clock)
                     backoff = 0.1
                 except (TransportError, RecoveryError) as exc:  # an outage: try again
                     log.warning("standby reading failed: %s (retrying in %.1f s)", exc, backoff)
+                    following.clear()  # positions are set again from the stores
                     await clock.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-                    continue
-                await clock.sleep(self.app.conf.table_standby_interval)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a broken store: the worker goes on, cold
             log.exception("standby replicas stopped: their stores are no longer kept warm")
         finally:
-            await consumer.close()
+            await reader.close()
+            await catch_up.close()
 
-    async def _read_once(self, consumer: Consumer) -> None:
-        """One pass: every standby partition brought up to its changelog's end."""
-        wanted = [
-            (table, number)
+    async def _read(
+        self, reader: Consumer, catch_up: Consumer, following: _Following, clock: AsyncClock
+    ) -> None:
+        """One turn: follow what is wanted now, then apply one fetch (waiting up to
+        ``table_standby_interval`` for records) and, about every second, measure lag."""
+        wanted = {
+            TopicPartition(table.changelog_topic.name, number): (table, number)
             for table in self.tables()
             for number in sorted(self.numbers)
             if number < table.partitions and not table.owns(number)
-        ]
-        if not wanted:
-            return
-        tps = {
-            (table.name, number): TopicPartition(table.changelog_topic.name, number)
-            for table, number in wanted
         }
-        ends = await consumer.end_offsets(list(tps.values()))
-        for table, number in wanted:
-            if number not in self.numbers or table.owns(number):
-                continue  # changed while awaiting
-            tp = tps[(table.name, number)]
-            partition = table.standby_partition(number)
-            stored = partition.changelog_offset()
-            end = ends.get(tp, 0)
-            if end == 0 or (stored is not None and stored + 1 >= end):
-                self.lag[(table.name, number)] = 0
+        if wanted.keys() != following.partitions.keys():
+            for tp, (table, number) in wanted.items():
+                if tp not in following.partitions:
+                    # a new copy: the recovery's rules bring it to the changelog's end
+                    # (wiping a store that cannot be trusted), then the reader goes on
+                    result = await recover_partition(
+                        catch_up, table.standby_partition(number), tp, following=True
+                    )
+                    self.records_applied += result.records
+            following.partitions = dict(wanted)
+            reader.assign(wanted)
+            for tp, (table, number) in wanted.items():
+                stored = table.standby_partition(number).changelog_offset()
+                reader.seek(tp, 0 if stored is None else stored + 1)
+        if not wanted:
+            await clock.sleep(self.app.conf.table_standby_interval)
+            return
+        interval_ms = round(self.app.conf.table_standby_interval * 1000)
+        fetched = await reader.getmany(timeout_ms=interval_ms, max_records=10_000)
+        for tp, records in fetched.items():
+            owner = following.partitions.get(tp)
+            if owner is None or not records:
                 continue
+            table, number = owner
+            if number not in self.numbers or table.owns(number):
+                continue  # promoted or released while fetching
+            updates = {r.key: r.value for r in records if r.key is not None}
             try:
-                result = await recover_partition(
-                    consumer, partition, tp, progress_interval_ms=60_000, following=True
-                )
+                table.standby_partition(number).write(updates, records[-1].offset)
             except StoreClosedError:
-                continue  # released (or promoted) while it was read: nothing to keep warm
-            self.lag[(table.name, number)] = result.end_offset - result.start_offset
-            self.records_applied += result.records
+                continue
+            self.records_applied += len(records)
+        now = asyncio.get_running_loop().time()
+        if now >= following.next_lag_check:
+            following.next_lag_check = now + 1.0
+            ends = await reader.end_offsets(list(following.partitions))
+            for tp, end in ends.items():
+                table, number = following.partitions[tp]
+                position = await reader.position(tp)
+                self.lag[(table.name, number)] = max(0, end - position)
+
+
+class _Following:
+    """What the standby reader is assigned, and when lag is measured next."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[TopicPartition, tuple[Table, int]] = {}
+        self.next_lag_check = 0.0
+
+    def clear(self) -> None:
+        self.partitions = {}

@@ -27,8 +27,8 @@ Every sample carries ``app`` (the app id). The families:
 ``streamlog_recovered_records_total``      counter   changelog records applied, per ``table``
 ``streamlog_table_partitions``             gauge     table partitions held, per ``table``
 ``streamlog_standby_lag``                  gauge     changelog records a standby copy of a
-                                                     ``table`` ``partition`` was behind at its
-                                                     last read (it then applied them)
+                                                     ``table`` ``partition`` is behind (measured
+                                                     about every second)
 ``streamlog_standby_records_total``        counter   changelog records standbys applied
 ``streamlog_late_events_total``            counter   events too late for their window, per
                                                      windowed ``table``
@@ -182,7 +182,7 @@ class AppCollector:
                 late.add_metric([app_id, name], getattr(windowed, "late_events", 0))
         standby_lag = GaugeMetricFamily(
             "streamlog_standby_lag",
-            "Changelog records a standby copy of a table partition was behind at its last read.",
+            "Changelog records a standby copy of a table partition is behind.",
             labels=("app", "table", "partition"),
         )
         for (name, number), behind in sorted(self.app.standbys.lag.items()):
