@@ -154,11 +154,13 @@ def standby_assign(
     """Every member's standby partitions: up to ``replicas`` members per task, never the
     member ``active`` gives the task to.
 
-    Preferred, in order: a member below its share of standbys (balance), warm for the
-    task (its standby last generation), one that owned it (it is being moved away: its
-    store is current), then whoever holds fewest standbys, lowest id first. A task
-    nobody is active for this round (withheld while it moves) gets standbys too, so its
-    stores stay current meanwhile.
+    Preferred, in order: a member below its share of standbys (at most the ceiling of
+    copies / members each), one with fewer active tasks (a departed member's tasks go
+    where there is room), one with fewer copies of the same member's tasks (they are
+    spread when it leaves), warm for the task (its standby last generation), one that
+    owned it (it is being moved away: its store is current), then whoever holds fewest
+    standbys, lowest id first. A task nobody is active for this round (withheld while it
+    moves) gets standbys too, so its stores stay current meanwhile.
     """
     members = sorted(claims)
     result: dict[str, set[TopicPartition]] = {m: set() for m in members}
@@ -166,9 +168,20 @@ def standby_assign(
         return result
     tasks = sorted(tasks_of(counts, claims), key=_order)
     counts_held = {m: 0 for m in members}
-    # balanced: nobody keeps more than its share of copies while another can take one
+    # no member keeps more than its share of copies while another could take one; a
+    # member with more active tasks may keep fewer (it gets no departed member's tasks)
     share = -(-len(tasks) * min(replicas, len(members) - 1) // len(members))
+
+    def full(member: str) -> bool:
+        return counts_held[member] >= share
+
+    # fewer active tasks first: where a departed member's tasks will go when it leaves
+    load = {m: len(tasks_in(active.get(m, set()), tasks)) for m in members}
+    # copies of one member's tasks spread over the others: when it leaves, its tasks
+    # are spread over the survivors too
+    covering: dict[tuple[str, str | None], int] = {}
     for task in tasks:
+        owner = next((m for m in members if task & active.get(m, set())), None)
         candidates = [
             m
             for m in members
@@ -177,7 +190,9 @@ def standby_assign(
         ranked = sorted(
             candidates,
             key=lambda m: (
-                counts_held[m] >= share,
+                full(m),
+                load[m],
+                covering.get((m, owner), 0),
                 not task <= claims[m].warm,
                 not task <= claims[m].owned,
                 counts_held[m],
@@ -187,8 +202,14 @@ def standby_assign(
         for member in ranked[:replicas]:
             result[member].update(task)
             counts_held[member] += 1
+            covering[(member, owner)] = covering.get((member, owner), 0) + 1
     _even_out(tasks, result, counts_held, share, active, claims)
     return result
+
+
+def tasks_in(partitions: set[TopicPartition], tasks: list[Task]) -> list[Task]:
+    """The tasks ``partitions`` hold (any of their partitions)."""
+    return [task for task in tasks if task & partitions]
 
 
 def _even_out(
@@ -201,30 +222,26 @@ def _even_out(
 ) -> None:
     """Move standbys from members above their share to members below it, where the one
     below may hold the task (the greedy pass can corner itself on the last tasks)."""
-    moved = True
-    while moved:
-        moved = False
-        over = [m for m in sorted(result) if held[m] > share]
-        under = [m for m in sorted(result) if held[m] < share]
-        for giver in over:
-            for taker in under:
-                task = next(
-                    (
-                        t
-                        for t in tasks
-                        if t <= result[giver]
-                        and not t & result[taker]
-                        and not t & active.get(taker, set())
-                        and all(tp.topic in claims[taker].topics for tp in t)
-                    ),
-                    None,
-                )
-                if task is not None:
-                    result[giver] -= task
-                    result[taker] |= task
-                    held[giver] -= 1
-                    held[taker] += 1
-                    moved = True
-                    break
-            if moved:
-                break
+    while True:
+        over = [m for m in sorted(result, key=lambda m: (-held[m], m)) if held[m] > share]
+        under = [m for m in sorted(result, key=lambda m: (held[m], m)) if held[m] < share]
+        move = next(
+            (
+                (giver, taker, task)
+                for giver in over
+                for taker in under
+                for task in tasks
+                if task <= result[giver]
+                and not task & result[taker]
+                and not task & active.get(taker, set())
+                and all(tp.topic in claims[taker].topics for tp in task)
+            ),
+            None,
+        )
+        if move is None:
+            return
+        giver, taker, task = move
+        result[giver] -= task
+        result[taker] |= task
+        held[giver] -= 1
+        held[taker] += 1
