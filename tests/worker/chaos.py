@@ -303,7 +303,8 @@ class LedgerRun:
         if kill:
             self.broker.kill()
         else:
-            assert self.broker.stop() == 0, self.broker.logs()
+            code = self.broker.stop()
+            assert code == 0, f"exit code {code}\n" + self.broker.logs()
         time.sleep(down)
         self.broker.start()
 
