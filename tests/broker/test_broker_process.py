@@ -185,13 +185,14 @@ def test_signals_stop_the_broker_with_exit_code_0(tmp_path, sig) -> None:
 
 
 def test_a_client_that_stops_reading_holds_no_slot_and_does_not_block_a_stop(tmp_path) -> None:
-    LIMIT = 8  # noqa: N806 - the connection limit, a constant of this test
-    """A client pipelines requests and never reads the answers: the broker closes it (at
+    """A client asks for big fetches and never reads the answers: the broker closes it (at
     a deadline), frees its connection slot though the answers are still unsent (the limit
     is LIMIT: LIMIT clients after it are served), and SIGTERM still stops the broker at
     once with exit code 0 (a socket close that waited to flush those answers held the
     slot, and kept the process alive after "stopped", for ever)."""
     import signal
+
+    LIMIT = 8  # noqa: N806 - the connection limit, a constant of this test
 
     proc = BrokerProcess(
         str(tmp_path / "d"), ("--max-connections", str(LIMIT), "--frame-timeout-ms", "1000")
