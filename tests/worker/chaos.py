@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
-from tests.broker.brokerproc import BrokerProcess
+from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 
 from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
 
@@ -208,7 +208,7 @@ class LedgerRun:
     bucket_allowance: int = 0
 
     def __post_init__(self) -> None:
-        self.broker = BrokerProcess(os.path.join(self.workdir, "broker"))
+        self.broker = BrokerProcess(os.path.join(self.workdir, "broker"), NO_REBALANCE_DELAY)
 
     @property
     def url(self) -> str:
