@@ -235,6 +235,14 @@ class LedgerRun:
             )
         return self.workers[name]
 
+    def start_workers(self, *names: str) -> None:
+        """Start the workers ``names`` side by side and wait until each is ready: their
+        start-ups (seconds each on a loaded machine) overlap instead of adding up."""
+        for name in names:
+            self.worker(name).start(ready=None)
+        for name in names:  # on a failure, close() kills them all
+            self.workers[name].wait_for_log("worker ready", 60)
+
     def start_load(self) -> Load:
         self.load = Load(
             self.broker.bootstrap, self.inputs, self.rate, os.path.join(self.workdir, "load.log")
