@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
-from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
+from tests.broker.brokerproc import BrokerProcess
 
-from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
+from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, start_together, wait_until
 
 __all__ = ["LEDGER", "Load", "Ledger", "LedgerRun", "create_topic", "end_offsets"]
 
@@ -208,7 +208,7 @@ class LedgerRun:
     bucket_allowance: int = 0
 
     def __post_init__(self) -> None:
-        self.broker = BrokerProcess(os.path.join(self.workdir, "broker"), NO_REBALANCE_DELAY)
+        self.broker = BrokerProcess(os.path.join(self.workdir, "broker"))
 
     @property
     def url(self) -> str:
@@ -236,12 +236,8 @@ class LedgerRun:
         return self.workers[name]
 
     def start_workers(self, *names: str) -> None:
-        """Start the workers ``names`` side by side and wait until each is ready: their
-        start-ups (seconds each on a loaded machine) overlap instead of adding up."""
-        for name in names:
-            self.worker(name).start(ready=None)
-        for name in names:  # on a failure, close() kills them all
-            self.workers[name].wait_for_log("worker ready", 60)
+        """Start the workers ``names`` side by side (``start_together``)."""
+        start_together(self.worker(name) for name in names)
 
     def start_load(self) -> Load:
         self.load = Load(

@@ -16,7 +16,7 @@ from apps.spam_detection.scenario import build
 from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 from tests.worker.workerproc import produce, wait_until
 
-from .harness import REPO, flags, send, start_worker, wait_processed
+from .harness import REPO, flags, send, start_worker, start_workers, wait_processed
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -146,8 +146,7 @@ def test_two_workers_four_partitions(tmp_path):
     workers = []
     try:
         url = f"kafka://{broker.bootstrap}"
-        workers.append(start_worker(url, str(tmp_path / "a")))
-        workers.append(start_worker(url, str(tmp_path / "b")))
+        workers += start_workers(url, str(tmp_path / "a"), str(tmp_path / "b"))
         for w in workers:
             w.wait_for_log(r"holding partitions: .*pin_events \[\d(, \d)?\]", timeout=60)
         scenario = build(11, 40, 90, T0)
