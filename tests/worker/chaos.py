@@ -24,7 +24,7 @@ from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
 from tests.broker.brokerproc import BrokerProcess
 
-from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
+from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, start_together, wait_until
 
 __all__ = ["LEDGER", "Load", "Ledger", "LedgerRun", "create_topic", "end_offsets"]
 
@@ -234,6 +234,10 @@ class LedgerRun:
                 },
             )
         return self.workers[name]
+
+    def start_workers(self, *names: str) -> None:
+        """Start the workers ``names`` side by side (``start_together``)."""
+        start_together(self.worker(name) for name in names)
 
     def start_load(self) -> Load:
         self.load = Load(
