@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from tests.broker.brokerproc import BrokerProcess
 
 from .chaos import Load, create_topic, end_offsets
 from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 SCALEOUT = os.path.join(APPS, "scaleout.py")
 GROUP = "scaleout"
@@ -229,7 +232,6 @@ def ask_every_worker(urls: dict[str, str], table: str, key: str) -> dict[str, An
     return first
 
 
-@pytest.mark.timeout(120)
 def test_a_worker_killed_mid_stream_is_taken_over_by_the_other_two(scale):
     """kill -9 one of three workers mid-stream: the two others take its partitions
     (after the broker's session timeout) and finish the stream.
@@ -262,6 +264,7 @@ def test_a_worker_killed_mid_stream_is_taken_over_by_the_other_two(scale):
     scale.at(count // 3)
     wait_until(lambda: scale.busy("w2", 100, 2), 60, "w2 to process and commit")
     scale.workers["w2"].kill()
+    killed_at = time.monotonic()
     committed = {
         tp.partition: offset
         for tp, offset in group_offsets(scale.url, GROUP).items()
@@ -270,6 +273,7 @@ def test_a_worker_killed_mid_stream_is_taken_over_by_the_other_two(scale):
     victim = before["w2"]
     survivors = {name: urls[name] for name in ("w1", "w3")}
     held = scale.wait_split()
+    taken_over = time.monotonic() - killed_at  # printed, not asserted
     assert set(held) == set(survivors)
     assert scale.load is not None
     scale.load.wait(60)
@@ -330,13 +334,13 @@ def test_a_worker_killed_mid_stream_is_taken_over_by_the_other_two(scale):
     twice_counted = sum(table_dups.values())
     print(
         f"\n{count} events over {KEYS} keys; processed per worker {dict(processed_by)}; "
-        f"{twice_out} processed twice, {twice_counted} of them counted twice"
+        f"{twice_out} processed twice, {twice_counted} of them counted twice; survivors "
+        f"held every partition {taken_over:.1f} s after the kill (session timeout 6 s)"
     )
     codes = scale.stop_all()
     assert codes == {"w1": 0, "w3": 0}, scale.logs()
 
 
-@pytest.mark.timeout(120)
 def test_a_fourth_worker_joining_mid_stream_takes_partitions_without_a_duplicate(scale):
     """A fourth worker joins three mid-stream: partitions move to it, nothing is lost, and
     nothing is processed twice or by two workers at once.
@@ -349,22 +353,23 @@ def test_a_fourth_worker_joining_mid_stream_takes_partitions_without_a_duplicate
     is processed by exactly one worker, and per key the outputs' sequence numbers, in
     output order, are 0, 1, 2, ... with no repeat, whichever workers wrote them.
     """
-    count, rate = 3000, 500.0
+    count, rate = 2400, 300.0
     scale.start_broker()
     scale.start_workers("w1", "w2", "w3")
     before = scale.wait_split()
     scale.start_load(count, rate)
-    scale.at(count // 4)
+    scale.at(count // 10)
+    logged = {name: len(w.logs()) for name, w in scale.workers.items()}  # before w4
     scale.start_workers("w4", ready=False)
     # the load must still flow once w4 holds partitions (events of a moved partition on
-    # both sides of the move): on a machine too busy for w4 to join by 60 % of the load,
+    # both sides of the move): on a machine too busy for w4 to join by 80 % of the load,
     # the load waits (SIGSTOP) until it has
     load = scale.load
     assert load is not None
     wait_until(
-        lambda: "w4" in (scale.split() or {}) or load.acked() >= count * 3 // 5,
+        lambda: "w4" in (scale.split() or {}) or load.acked() >= count * 4 // 5,
         60,
-        "w4 to take partitions or 60 % of the load",
+        "w4 to take partitions or 80 % of the load",
     )
     paused = "w4" not in (scale.split() or {})
     if paused:
@@ -376,7 +381,16 @@ def test_a_fourth_worker_joining_mid_stream_takes_partitions_without_a_duplicate
             load.resume()
     assert set(after) == {"w1", "w2", "w3", "w4"}
     moved = after["w4"]
-    assert moved and all(moved.isdisjoint(after[name]) for name in ("w1", "w2", "w3"))
+    # sticky: only what w4 takes moves, each from the worker holding it before, which
+    # logged giving it up
+    for name in ("w1", "w2", "w3"):
+        assert after[name] == before[name] - moved, (before, after)
+        revoked = set()
+        since = scale.workers[name].logs()[logged[name] :]
+        for line in re.findall(r"partitions revoked: (.*)$", since, re.M):
+            found = re.search(SOURCE + r" \[([\d, ]*)\]", line)
+            revoked |= {int(p) for p in found.group(1).split(",")} if found else set()
+        assert revoked == before[name] & moved, (name, revoked, before, moved)
     load.wait(60)
     scale.wait_drained(count)
 
