@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streamlog.transport import open_transport
@@ -347,11 +348,7 @@ class LedgerRun:
         return codes
 
     def close(self) -> None:
-        if self.load is not None:
-            self.load.kill()
-        for worker in self.workers.values():
-            worker.kill()
-        self.broker.stop()
+        kill_everything(self.load, self.workers.values(), self.broker)
 
     def ledger(self) -> Ledger:
         return Ledger.read(self.url, self.inputs)
@@ -363,3 +360,14 @@ class LedgerRun:
         if self.load is not None:
             parts.append(f"--- load\n{self.load.logs()[-2000:]}")
         return "\n".join(parts)
+
+
+def kill_everything(
+    load: Load | None, workers: Iterable[WorkerProcess], broker: BrokerProcess
+) -> None:
+    """A run's end, whatever happened: the load and the workers killed, the broker stopped."""
+    if load is not None:
+        load.kill()
+    for worker in workers:
+        worker.kill()
+    broker.stop()

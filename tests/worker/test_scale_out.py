@@ -23,7 +23,7 @@ import pytest
 
 from tests.broker.brokerproc import BrokerProcess
 
-from .chaos import Load, create_topic, end_offsets
+from .chaos import Load, create_topic, end_offsets, kill_everything
 from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -183,11 +183,7 @@ class Scale:
         return {name: code.result() for name, code in codes.items()}
 
     def close(self) -> None:
-        if self.load is not None:
-            self.load.kill()
-        for worker in self.workers.values():
-            worker.kill()
-        self.broker.stop()
+        kill_everything(self.load, self.workers.values(), self.broker)
 
     def logs(self) -> str:
         parts = [f"--- broker\n{self.broker.logs()[-3000:]}"]

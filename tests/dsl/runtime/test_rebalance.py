@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-import streamlog
+from tests.dsl.counting import counting_app, pad_changelog
 from tests.dsl.helpers import run, wait_for
 
 INPUTS = 1500
@@ -15,51 +15,13 @@ PARTITIONS = 4
 PADDING = 40_000  # changelog records per partition: recovery takes a while
 
 
-def counting_app(app_id: str, url: str, policy: str) -> tuple[streamlog.App, object, object]:
-    app = streamlog.App(
-        app_id,
-        broker=url,
-        topic_partitions=PARTITIONS,
-        store="memory://",  # every assignment recovers from the changelog
-        broker_commit_interval=0.1,
-        broker_session_timeout=6.0,
-        agent_on_error=policy,
-    )
-    inputs = app.topic(f"{app_id}-inputs", key_type=str, value_type=str, value_serializer="raw")
-    # raw keys: the changelog is padded with raw-keyed records below
-    counts = app.Table("counts", default=int, key_type=str, value_type=int, key_serializer="raw")
-
-    @app.agent(inputs)
-    async def count(stream):
-        async for key, _ in stream.items():
-            counts[key] += 1
-
-    return app, inputs, counts
-
-
-async def _pad_changelog(app: streamlog.App) -> None:
-    name = app.tables["counts"].changelog_topic.name
-    producer = app.transport.producer(linger_ms=20)
-    try:
-        for partition in range(PARTITIONS):
-            pending = await producer.send_many(
-                name,
-                [b"0"] * PADDING,
-                keys=[b"pad-%d" % i for i in range(PADDING)],
-                partition=partition,
-            )
-            await producer.flush()
-            await pending
-    finally:
-        await producer.close()
-
-
 def test_a_worker_joining_and_leaving_loses_no_input(dsl_broker, app_id):
     """With ``restart`` (which skips failing events), the strictest check: an event handed
     out before its table was ready would be skipped and committed, and missing below."""
     url = f"kafka://{dsl_broker.bootstrap}"
-    a, inputs, counts = counting_app(app_id, url, "restart")
-    b, _, _ = counting_app(app_id, url, "restart")
+    settings = {"broker_session_timeout": 6.0, "agent_on_error": "restart"}
+    a, inputs, counts = counting_app(app_id, url, PARTITIONS, **settings)
+    b, _, _ = counting_app(app_id, url, PARTITIONS, **settings)
 
     async def feed() -> None:
         for i in range(INPUTS):
@@ -69,7 +31,7 @@ def test_a_worker_joining_and_leaving_loses_no_input(dsl_broker, app_id):
 
     async def main() -> tuple[dict[str, int], int, int]:
         async with a:
-            await _pad_changelog(a)
+            await pad_changelog(a, PARTITIONS, PADDING)
             feeding = asyncio.ensure_future(feed())
             await asyncio.sleep(0.5)
             await b.start()  # a rebalance: a's partitions are split, tables recovered

@@ -11,48 +11,11 @@ import pytest
 
 import streamlog
 from streamlog.transport.types import TopicPartition
+from tests.dsl.counting import counting_app, pad_changelog
 from tests.dsl.helpers import run, wait_for
 
 PARTITIONS = 4
 PADDING = 5_000  # changelog records per partition: what a cold takeover replays
-
-
-def counting_app(app_id: str, url: str, replicas: int) -> tuple[streamlog.App, object, object]:
-    app = streamlog.App(
-        app_id,
-        broker=url,
-        topic_partitions=PARTITIONS,
-        store="memory://",  # nothing on disk: only a standby can make a takeover warm
-        broker_commit_interval=0.1,
-        table_standby_replicas=replicas,
-        table_standby_interval=0.1,
-    )
-    inputs = app.topic(f"{app_id}-inputs", key_type=str, value_type=str, value_serializer="raw")
-    counts = app.Table("counts", default=int, key_type=str, value_type=int, key_serializer="raw")
-
-    @app.agent(inputs)
-    async def count(stream):
-        async for key, _ in stream.items():
-            counts[key] += 1
-
-    return app, inputs, counts
-
-
-async def _pad_changelog(app: streamlog.App) -> None:
-    name = app.tables["counts"].changelog_topic.name
-    producer = app.transport.producer(linger_ms=20)
-    try:
-        for partition in range(PARTITIONS):
-            pending = await producer.send_many(
-                name,
-                [b"0"] * PADDING,
-                keys=[b"pad-%d-%d" % (partition, i) for i in range(PADDING)],
-                partition=partition,
-            )
-            await producer.flush()
-            await pending
-    finally:
-        await producer.close()
 
 
 def _numbers(app: streamlog.App) -> set[int]:
@@ -60,10 +23,11 @@ def _numbers(app: streamlog.App) -> set[int]:
 
 
 async def _takeover(app_id: str, url: str, replicas: int) -> dict[str, object]:
-    a, inputs, counts = counting_app(app_id, url, replicas)
-    b, _, _ = counting_app(app_id, url, replicas)
+    settings = {"table_standby_replicas": replicas, "table_standby_interval": 0.1}
+    a, inputs, counts = counting_app(app_id, url, PARTITIONS, **settings)
+    b, _, _ = counting_app(app_id, url, PARTITIONS, **settings)
     async with a:
-        await _pad_changelog(a)
+        await pad_changelog(a, PARTITIONS, PADDING)
         await b.start()
         await wait_for(lambda: _numbers(a) and _numbers(b), 30)
         await wait_for(lambda: not a.rebalancing and not b.rebalancing, 30)
