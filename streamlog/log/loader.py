@@ -34,6 +34,7 @@ from streamlog.log.producer_scan import scan_producer_state
 from streamlog.log.producer_state import ProducerStateManager
 from streamlog.log.segment import (
     LOG_SUFFIX,
+    TXN_INDEX_SUFFIX,
     LogSegment,
     SegmentFiles,
     parse_segment_file_name,
@@ -221,7 +222,11 @@ def _complete_interrupted_swaps(directory: str) -> bool:
     """
     names = os.listdir(directory)
     for name in names:
-        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX):
+        if (
+            name.endswith(CLEANED_SUFFIX)
+            or name.endswith(DELETED_SUFFIX)
+            or (TXN_INDEX_SUFFIX in name and name.endswith(".tmp"))  # an interrupted rewrite
+        ):
             os.unlink(os.path.join(directory, name))
     swaps = sorted(
         parsed[0]

@@ -339,7 +339,8 @@ class PartitionLog:
         ``InvalidProducerEpochError``, one from an older coordinator epoch
         ``TransactionCoordinatorFencedError``; nothing is written then. A marker for a
         producer with no transaction open here is written all the same (the coordinator
-        may send it again after a failure): it ends nothing.
+        may send it again after a failure): it ends an empty transaction (an abort is
+        indexed with its own offset as first offset, as Kafka does).
         """
         marker = encode_control_batch(
             control_type,
@@ -378,7 +379,7 @@ class PartitionLog:
             )
             self._unflushed_messages += 1
             self._first_unstable = self.producers.first_unstable_offset()
-            if completed is not None and completed.aborted:
+            if completed.aborted:
                 segment.txn_index.append(
                     AbortedTxn(
                         pid,

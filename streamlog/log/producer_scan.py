@@ -95,7 +95,7 @@ def _apply_marker(
         header.max_timestamp,
         is_abort,
     )
-    if completed is not None and completed.aborted:
+    if completed.aborted:
         aborted.append(
             AbortedTxn(
                 completed.producer_id,

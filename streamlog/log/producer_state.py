@@ -142,18 +142,19 @@ class ProducerStateManager:
         marker_offset: int,
         timestamp: int,
         aborted: bool,
-    ) -> CompletedTxn | None:
+    ) -> CompletedTxn:
         """Apply a marker appended at ``marker_offset``: end the producer's open
-        transaction (None if it had none here) and move the producer to ``epoch``."""
+        transaction and move the producer to ``epoch``. A marker that finds nothing open
+        (the coordinator retrying, or a log whose aborted records compaction removed)
+        ends a transaction of its own offset only, as in Kafka, so that replaying a log
+        indexes the same aborts as writing it did."""
         entry = self._producers.get(producer_id)
         if entry is None or epoch > entry.epoch:
             entry = _ProducerEntry(epoch)
             self._producers[producer_id] = entry
         entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
-        first = self._ongoing.pop(producer_id, None)
-        if first is None:
-            return None
+        first = self._ongoing.pop(producer_id, marker_offset)
         return CompletedTxn(producer_id, first, marker_offset, aborted)
 
     def stable_offset_after(self, completed: CompletedTxn) -> int:

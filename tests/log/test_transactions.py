@@ -4,6 +4,8 @@ the aborted-transactions index, isolation levels, fencing, recovery and compacti
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +24,7 @@ from streamlog.log.errors import (
 from streamlog.log.partition_log import AbortedTxn, AppendOrigin, IsolationLevel, PartitionLog
 from streamlog.log.records import ControlType, encode_batch, encode_control_batch
 
+from .test_cleaner import CRASHER, REPO
 from .txnutil import NOW, Model, TxnProducer, consume, plain_batch
 
 COMMITTED = IsolationLevel.READ_COMMITTED
@@ -94,11 +97,19 @@ def test_read_committed_stops_at_the_last_stable_offset(tmp_path) -> None:
     plog.close()
 
 
-def test_an_abort_with_nothing_written_ends_nothing_and_indexes_nothing(tmp_path) -> None:
+def test_an_abort_with_nothing_open_indexes_its_own_offset(tmp_path) -> None:
     plog = open_log(tmp_path)
+    plog.append(plain_batch([b"x"]))
     TxnProducer(5).end(plog, commit=False)
-    assert plog.log_end_offset == 1 and plog.aborted_transactions(0, 1) == []
-    assert txn_files(tmp_path) == []
+    assert plog.log_end_offset == 2 and plog.last_stable_offset == 2
+    assert plog.aborted_transactions(0, 2) == [AbortedTxn(5, 1, 1, 2)]
+    assert consume(plog, COMMITTED)[0] == [(0, b"x")]
+    plog.close()
+    plog = open_log(tmp_path)  # and a replay of the log agrees
+    os.unlink(os.path.join(tmp_path, "00000000000000000000.txnindex"))
+    plog.close()
+    plog = open_log(tmp_path)
+    assert plog.aborted_transactions(0, 2) == [AbortedTxn(5, 1, 1, 2)]
     plog.close()
 
 
@@ -357,9 +368,7 @@ def key_of(value: bytes) -> bytes:
     return value.split(b"=")[0]
 
 
-def test_compaction_removes_aborted_records_then_their_markers(tmp_path) -> None:
-    clock = ManualClock(NOW)
-    plog = open_log(tmp_path, clock, **COMPACT)
+def write_compactable_transactions(plog: PartitionLog) -> None:
     a, b = TxnProducer(1), TxnProducer(2)
     plog.append(plain_batch([b"k1=plain"], key=key_of))
     a.send(plog, [b"k1=committed", b"k2=committed"], key=key_of)
@@ -368,6 +377,12 @@ def test_compaction_removes_aborted_records_then_their_markers(tmp_path) -> None
     b.end(plog, commit=False)
     for i in range(8):  # roll past them so they can be cleaned
         plog.append(plain_batch([b"f%d=%s" % (i, b"." * 60)], key=key_of))
+
+
+def test_compaction_removes_aborted_records_then_their_markers(tmp_path) -> None:
+    clock = ManualClock(NOW)
+    plog = open_log(tmp_path, clock, **COMPACT)
+    write_compactable_transactions(plog)
     before = consume(plog, COMMITTED)[0]
     cleaner = LogCleaner(clock)
     result = cleaner.clean(plog)
@@ -413,4 +428,49 @@ def test_compaction_leaves_an_open_transaction_alone(tmp_path) -> None:
     assert result is None or result.first_uncleanable_offset <= 1
     assert values(consume(plog, UNCOMMITTED)[0])[:2] == [b"k=0", b"k=open"]
     a.end(plog, commit=False)
+    plog.close()
+
+
+def test_a_txnindex_rewrite_left_by_a_crash_is_removed(tmp_path) -> None:
+    plog = open_log(tmp_path)
+    plog.append(plain_batch([b"x"]))
+    plog.close()
+    stray = os.path.join(tmp_path, "00000000000000000000.txnindex.tmp")
+    with open(stray, "wb") as f:
+        f.write(b"half")
+    plog = open_log(tmp_path)
+    assert not os.path.exists(stray) and plog.log_end_offset == 1
+    plog.close()
+
+
+@pytest.mark.parametrize("step", ["cleaned", "swap", "deleted"])
+def test_a_crash_during_compaction_keeps_the_committed_view(tmp_path, step) -> None:
+    clock = ManualClock(NOW)
+    plog = open_log(tmp_path, clock, **COMPACT)
+    write_compactable_transactions(plog)
+    before = consume(plog, COMMITTED)[0]
+    aborted = plog.aborted_transactions(0, plog.log_end_offset)
+    plog.close()
+    config = {k.replace("_", "."): str(v) for k, v in COMPACT.items()}
+    out = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(tmp_path), step, repr(config)],
+        env={**os.environ, "PYTHONPATH": REPO},
+        timeout=60,
+        capture_output=True,
+    )
+    assert out.returncode == 9, out.stderr
+    plog = open_log(tmp_path, clock, **COMPACT)
+    assert not plog.recovery_report.clean  # the crashed process had opened it
+    view = consume(plog, COMMITTED)[0]
+    # Before the swap the old segments stand; after it the cleaned ones (the plain k1,
+    # superseded by the committed one, is gone). Either way no aborted record shows.
+    expected = before if step == "cleaned" else [r for r in before if r[1] != b"k1=plain"]
+    assert view == expected
+    # Once compaction removed B's records, a replay knows its abort from the marker only.
+    found = plog.aborted_transactions(0, plog.log_end_offset)
+    assert [(t.producer_id, t.last_offset) for t in found] == [
+        (t.producer_id, t.last_offset) for t in aborted
+    ]
+    assert found[0].first_offset == (3 if step == "cleaned" else found[0].last_offset)
+    assert values(consume(plog, UNCOMMITTED)[0]).count(b"k1=aborted") == (step == "cleaned")
     plog.close()

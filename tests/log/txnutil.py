@@ -71,9 +71,9 @@ class Model:
         offsets = self.open.pop(pid, [])
         first = self.first.pop(pid, None)
         if not commit:
+            # An abort with nothing open is indexed from its own offset (as Kafka does).
             self.aborted_offsets.update(offsets)
-            if first is not None:
-                self.aborted.append((pid, first, marker))
+            self.aborted.append((pid, marker if first is None else first, marker))
 
     def stable(self, log_end: int) -> int:
         return min(self.first.values(), default=log_end)
