@@ -394,7 +394,9 @@ class PartitionLog:
     def append_as_is(self, batch: bytes) -> None:
         """Append one batch keeping its own base offset (compaction rewrites, replication).
 
-        The batch's offsets must not go below the log end offset.
+        The batch's offsets must not go below the log end offset. Producer and
+        transaction state are not updated from it (only tests use this today; a replica
+        fetcher would have to apply them as ``append`` does).
         """
         spans = iter_batch_spans(batch)
         with self._lock:
