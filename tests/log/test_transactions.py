@@ -474,3 +474,56 @@ def test_a_crash_during_compaction_keeps_the_committed_view(tmp_path, step) -> N
     assert found[0].first_offset == (3 if step == "cleaned" else found[0].last_offset)
     assert values(consume(plog, UNCOMMITTED)[0]).count(b"k1=aborted") == (step == "cleaned")
     plog.close()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=OPS, passes=st.integers(1, 3))
+def test_compaction_keeps_the_committed_latest_value_of_every_key(
+    tmp_path_factory, ops, passes
+) -> None:
+    """Random transactions and plain upserts on a few keys, then compaction passes (the
+    clock past delete.retention.ms between them): the read_committed view keeps each
+    key's latest committed value at its offset, shows nothing new, and no aborted record
+    below the cleaned point is left even to read_uncommitted readers."""
+    path = tmp_path_factory.mktemp("txn-compact")
+    clock = ManualClock(NOW)
+    plog = open_log(path, clock, **COMPACT)
+    producers = [TxnProducer(100 + i) for i in range(3)]
+    model = Model()
+    for n, (op, who) in enumerate(ops):
+        p = producers[who]
+        value = b"k%d=%d" % (n % 4, n)
+        if op == "send":
+            model.data(p.send(plog, [value], key=key_of), p.producer_id, [value], True)
+        elif op in ("commit", "abort"):
+            model.end(p.producer_id, p.end(plog, commit=op == "commit"), op == "commit")
+        elif op == "plain":
+            model.data(
+                plog.append(plain_batch([value], key=key_of)).base_offset, -1, [value], False
+            )
+        else:
+            plog.roll()
+    for p in producers:  # end what is open so that everything may be cleaned
+        if p.producer_id in model.first:
+            model.end(p.producer_id, p.end(plog, commit=True), True)
+    last = [b"end=" + b"." * 400]
+    model.data(plog.append(plain_batch(last, key=key_of)).base_offset, -1, last, False)
+    plog.roll()
+    end = plog.log_end_offset
+    before = consume(plog, COMMITTED)[0]
+    assert before == model.committed_view(end)
+    cleaner = LogCleaner(clock)
+    for _ in range(passes):
+        cleaner.clean(plog)
+        clock.advance(10_001)
+    after = consume(plog, COMMITTED)[0]
+    assert set(after) <= set(before)
+    latest = {key_of(v): (o, v) for o, v in before}
+    assert {key_of(v): (o, v) for o, v in after} == latest
+    assert set(latest.values()) <= set(after)
+    assert plog.last_stable_offset == plog.log_end_offset == end
+    aborted_values = {v for o, _, v in model.records if o in model.aborted_offsets}
+    assert not aborted_values & set(values(consume(plog, UNCOMMITTED)[0]))
+    plog.close()
