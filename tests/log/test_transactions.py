@@ -527,3 +527,18 @@ def test_compaction_keeps_the_committed_latest_value_of_every_key(
     aborted_values = {v for o, _, v in model.records if o in model.aborted_offsets}
     assert not aborted_values & set(values(consume(plog, UNCOMMITTED)[0]))
     plog.close()
+
+
+def test_the_log_manager_reads_with_either_isolation(tmp_path) -> None:
+    from streamlog.log.manager import LogManager
+
+    with LogManager.open(str(tmp_path)) as manager:
+        manager.create_topic("t", 1)
+        plog = manager.partition("t", 0)
+        TxnProducer(1).send(plog, [b"open"])
+        manager.append("t", 0, plain_batch([b"after"]))
+        committed = manager.read("t", 0, 0, isolation=COMMITTED)
+        assert (committed.records, committed.last_stable_offset) == (b"", 0)
+        assert committed.aborted_transactions == ()
+        assert values(consume(plog, UNCOMMITTED)[0]) == [b"open", b"after"]
+        assert manager.read("t", 0, 0).high_watermark == 2
