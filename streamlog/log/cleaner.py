@@ -46,9 +46,9 @@ from streamlog.log.cleaner_txns import TransactionTracker
 from streamlog.log.clock import Clock
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.loader import CLEANED_SUFFIX
+from streamlog.log.markers import read_marker
 from streamlog.log.partition_log import PartitionLog
-from streamlog.log.producer_scan import MAX_MARKER_BATCH_BYTES
-from streamlog.log.records import DecodedBatch, decode_batch, decode_control_record, encode_records
+from streamlog.log.records import DecodedBatch, decode_batch, encode_records
 from streamlog.log.segment import LogSegment, SegmentFiles
 from streamlog.log.txn_index import AbortedTxn
 
@@ -272,12 +272,7 @@ def _clean_marker(
     cleaner cannot decode.
     """
     try:
-        if header.size > MAX_MARKER_BATCH_BYTES:
-            raise InvalidRecordError(f"a control batch of {header.size} bytes")
-        batch = decode_batch(raw, limit=MAX_MARKER_BATCH_BYTES)
-        if len(batch.records) != 1:
-            raise InvalidRecordError(f"a control batch of {len(batch.records)} records")
-        marker = decode_control_record(batch.records[0])
+        batch, marker = read_marker(raw, 0, header)
     except (CorruptRecordError, InvalidRecordError):
         return raw, None, None
     removable, entry = tracker.on_marker(header, marker.type)

@@ -66,15 +66,10 @@ from streamlog.log.loader import (
     RecoveryReport,
     load_partition,
 )
-from streamlog.log.producer_scan import MAX_MARKER_BATCH_BYTES, scan_producer_state
+from streamlog.log.markers import read_marker
+from streamlog.log.producer_scan import scan_producer_state
 from streamlog.log.producer_state import ProducerStateManager
-from streamlog.log.records import (
-    ControlRecord,
-    ControlType,
-    decode_batch,
-    decode_control_record,
-    encode_control_batch,
-)
+from streamlog.log.records import ControlType, encode_control_batch
 from streamlog.log.segment import MAX_RELATIVE_OFFSET, LogSegment
 from streamlog.log.txn_index import AbortedTxn
 from streamlog.log.validator import AppendOrigin, validate_records
@@ -360,7 +355,10 @@ class PartitionLog:
         if len(spans) != 1:
             raise InvalidRecordError("a transaction marker must be the only batch of its append")
         pos, header = spans[0]
-        marker = _read_marker(view, pos, header)
+        try:
+            _, marker = read_marker(view, pos, header)
+        except CorruptRecordError as exc:
+            raise InvalidRecordError(f"unreadable transaction marker: {exc}") from None
         pid, epoch = header.producer_id, header.producer_epoch
         with self._lock:
             self._check_open()
@@ -829,24 +827,6 @@ class PartitionLog:
             f"PartitionLog({self.directory!r}, start={self._log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
-
-
-def _read_marker(
-    view: bytes | bytearray | memoryview, pos: int, header: BatchHeader
-) -> ControlRecord:
-    """The transaction marker in a control batch about to be appended (bounded)."""
-    if header.size > MAX_MARKER_BATCH_BYTES or header.record_count != 1:
-        raise InvalidRecordError(
-            f"a control batch must be one transaction marker ({header.record_count} records, "
-            f"{header.size} bytes)"
-        )
-    try:
-        batch = decode_batch(
-            memoryview(view)[pos : pos + header.size], limit=MAX_MARKER_BATCH_BYTES
-        )
-        return decode_control_record(batch.records[0])
-    except CorruptRecordError as exc:
-        raise InvalidRecordError(f"unreadable transaction marker: {exc}") from None
 
 
 def _last_offset_in(data: bytes | memoryview) -> int:

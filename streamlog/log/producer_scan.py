@@ -11,8 +11,9 @@ Every batch header is read in offset order, as Kafka's ``LogLoader`` replays seg
   ended aborted transaction becomes an entry of the ``.txnindex`` of the segment holding
   its marker, each segment's index being rewritten from what the scan found.
 
-Bounded: a control batch larger than ``MAX_MARKER_BATCH_BYTES`` is not read, and neither
-is one whose record does not decode or is not a transaction marker. Such a marker is
+Bounded: markers are read with ``markers.read_marker`` (a control batch larger than
+``MAX_MARKER_BATCH_BYTES`` is not even read), and one that does not decode or is not a
+transaction marker is not used. Such a marker is
 logged and taken as an abort: the transaction it ends is over (so the last stable offset
 is not held forever), and what cannot be shown committed is not exposed to
 ``read_committed`` readers.
@@ -25,17 +26,15 @@ from collections.abc import Sequence
 
 from streamlog.log.batch_header import BatchHeader
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.markers import MAX_MARKER_BATCH_BYTES, read_marker
 from streamlog.log.producer_state import ProducerStateManager
-from streamlog.log.records import ControlType, decode_batch, decode_control_record
+from streamlog.log.records import ControlType
 from streamlog.log.segment import LogSegment
 from streamlog.log.txn_index import AbortedTxn
 
-__all__ = ["scan_producer_state", "MAX_MARKER_BATCH_BYTES"]
+__all__ = ["scan_producer_state"]
 
 log = logging.getLogger("streamlog.log.partition_log")
-
-MAX_MARKER_BATCH_BYTES = 1024
-"""A transaction marker batch is about 80 bytes; a larger control batch is not one."""
 
 
 def scan_producer_state(directory: str, segments: Sequence[LogSegment]) -> ProducerStateManager:
@@ -71,12 +70,9 @@ def _apply_marker(
     coordinator_epoch = -1
     is_abort = True
     try:
-        if header.size > MAX_MARKER_BATCH_BYTES:
+        if header.size > MAX_MARKER_BATCH_BYTES:  # checked before reading it
             raise InvalidRecordError(f"a control batch of {header.size} bytes")
-        batch = decode_batch(segment.read_at(position, header.size), limit=MAX_MARKER_BATCH_BYTES)
-        if len(batch.records) != 1:
-            raise InvalidRecordError(f"a control batch of {len(batch.records)} records")
-        marker = decode_control_record(batch.records[0])
+        _, marker = read_marker(segment.read_at(position, header.size), 0, header)
         coordinator_epoch = marker.coordinator_epoch
         is_abort = marker.type == ControlType.ABORT
     except (CorruptRecordError, InvalidRecordError) as exc:
