@@ -17,6 +17,7 @@ from streamlog.log.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
     TopicExistsError,
+    TransactionCoordinatorFencedError,
     UnknownTopicError,
 )
 from streamlog.log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
@@ -40,6 +41,7 @@ _CODES: tuple[tuple[type[BaseException], ErrorCode], ...] = (
     (InvalidConfigError, ErrorCode.INVALID_CONFIG),
     (OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
     (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+    (TransactionCoordinatorFencedError, ErrorCode.TRANSACTION_COORDINATOR_FENCED),
     (LogClosedError, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     (LogError, ErrorCode.UNKNOWN_SERVER_ERROR),
     (OSError, ErrorCode.KAFKA_STORAGE_ERROR),

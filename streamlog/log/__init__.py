@@ -29,7 +29,14 @@ from streamlog.log.errors import (
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore, OffsetAndMetadata
 from streamlog.log.maintenance import MaintenanceReport
 from streamlog.log.manager import LogManager, PartitionDescription, TopicDescription
-from streamlog.log.partition_log import AppendOrigin, AppendResult, PartitionLog, ReadResult
+from streamlog.log.partition_log import (
+    AbortedTxn,
+    AppendOrigin,
+    AppendResult,
+    IsolationLevel,
+    PartitionLog,
+    ReadResult,
+)
 from streamlog.log.partitioner import (
     DefaultPartitioner,
     RoundRobinPartitioner,
@@ -51,6 +58,7 @@ from streamlog.log.records import (
 )
 
 __all__ = [
+    "AbortedTxn",
     "AppendOrigin",
     "AppendResult",
     "BatchHeader",
@@ -69,6 +77,7 @@ __all__ = [
     "InvalidPartitionsError",
     "InvalidRecordError",
     "InvalidTopicNameError",
+    "IsolationLevel",
     "LogCleaner",
     "LogClosedError",
     "LogError",

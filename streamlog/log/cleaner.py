@@ -3,7 +3,8 @@
 One pass over a partition (Kafka's algorithm, simplified where noted):
 
 1. The cleanable range is every inactive segment, up to the first one younger than
-   ``min.compaction.lag.ms``. The active segment is never cleaned.
+   ``min.compaction.lag.ms`` or holding offsets at or past the last stable offset (data
+   of a transaction still open is not decided yet). The active segment is never cleaned.
 2. The dirty section is the cleanable range past the cleaner checkpoint (where the last
    pass stopped). Build a map key -> latest offset over the dirty section only: the clean
    section already holds at most one record per key.
@@ -13,12 +14,15 @@ One pass over a partition (Kafka's algorithm, simplified where noted):
 4. Tombstones (null values) survive the pass that first sees them, with the batch's delete
    horizon set to now + ``delete.retention.ms`` (Kafka's ``hasDeleteHorizonMs``); a later
    pass after the horizon drops them, so consumers that read within the horizon see them.
-5. Swap each group in through ``PartitionLog.replace_segments`` (crash-safe renames) and
+5. Records of aborted transactions are removed (and never enter the offset map);
+   transaction markers are kept until their transaction's records are gone and
+   ``delete.retention.ms`` has passed, with their ``.txnindex`` entries
+   (``cleaner_txns.py``).
+6. Swap each group in through ``PartitionLog.replace_segments`` (crash-safe renames) and
    advance the checkpoint to the first uncleanable offset.
 
 Simplifications: the offset map is a dict, not a bounded hash buffer (memory grows with
-the number of distinct keys in the dirty section); control batches and keyless records
-are kept; aborted transactional records are not removed.
+the number of distinct keys in the dirty section); keyless records are kept.
 
 A stored batch the cleaner cannot decode (corrupt records, or a compressed payload that
 inflates past the log's ``read_limit``: decompression stops there) is kept as it is and
@@ -36,14 +40,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streamlog.log.batch_header import parse_header
+from streamlog.log.batch_header import BatchHeader, parse_header
 from streamlog.log.checkpoint import OffsetCheckpoint
+from streamlog.log.cleaner_txns import TransactionTracker
 from streamlog.log.clock import Clock
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.loader import CLEANED_SUFFIX
+from streamlog.log.markers import read_marker
 from streamlog.log.partition_log import PartitionLog
-from streamlog.log.records import decode_batch, encode_records
+from streamlog.log.records import DecodedBatch, decode_batch, encode_records
 from streamlog.log.segment import LogSegment, SegmentFiles
+from streamlog.log.txn_index import AbortedTxn
 
 __all__ = ["LogCleaner", "CleanResult", "CLEANER_CHECKPOINT_FILE"]
 
@@ -61,6 +68,8 @@ class CleanResult:
     records_removed: int
     tombstones_removed: int
     first_uncleanable_offset: int
+    aborted_records_removed: int = 0
+    markers_removed: int = 0
 
 
 class LogCleaner:
@@ -75,12 +84,12 @@ class LogCleaner:
 
     def _cleanable(self, plog: PartitionLog) -> list[LogSegment]:
         segments = list(plog.segments)[:-1]
+        stable = plog.last_stable_offset
         lag = plog.config.min_compaction_lag_ms
-        if lag > 0:
-            limit = self.clock.time_ms() - lag
-            for i, segment in enumerate(segments):
-                if segment.max_timestamp > limit:
-                    return segments[:i]
+        limit = self.clock.time_ms() - lag
+        for i, segment in enumerate(segments):
+            if segment.next_offset > stable or (lag > 0 and segment.max_timestamp > limit):
+                return segments[:i]
         return segments
 
     def dirty_ratio(self, plog: PartitionLog) -> float:
@@ -111,23 +120,42 @@ class LogCleaner:
         dirty_from = checkpoint.read() or 0
         first_uncleanable = plog.segments[len(cleanable)].base_offset
         limit = plog.read_limit
-        latest = self._offset_map(cleanable, dirty_from, limit)
+        start = cleanable[0].base_offset
+        aborted = plog.aborted_transactions(start, first_uncleanable)
+        latest = self._offset_map(cleanable, dirty_from, limit, aborted)
         now = self.clock.time_ms()
         horizon_for_new = now + plog.config.delete_retention_ms
-        removed = tombstones_removed = 0
+        removed = tombstones_removed = aborted_removed = markers_removed = 0
         bytes_before = sum(s.size for s in cleanable)
         next_horizon: int | None = None
         new_segments = 0
+        tracker = TransactionTracker(aborted, start)
         for group in _groups(cleanable, plog.config.segment_bytes):
             cleaned = _fresh_cleaned_segment(plog, group[0].base_offset)
+            kept_aborts: list[AbortedTxn] = []
             try:
                 for segment in group:
                     for _, raw in segment.read_batches():
-                        out, dropped, dropped_tombstones, horizon = _clean_batch(
-                            raw, latest, now, horizon_for_new, limit
-                        )
-                        removed += dropped
-                        tombstones_removed += dropped_tombstones
+                        header = parse_header(raw)
+                        horizon: int | None = None
+                        out: bytes | None
+                        if header.is_control:
+                            out, horizon, entry = _clean_marker(
+                                raw, header, tracker, now, horizon_for_new
+                            )
+                            if out is None:
+                                markers_removed += 1
+                            elif entry is not None:
+                                kept_aborts.append(entry)
+                        elif tracker.is_aborted(header):
+                            out = None
+                            aborted_removed += header.record_count
+                        else:
+                            out, dropped, dropped_tombstones, horizon = _clean_batch(
+                                raw, latest, now, horizon_for_new, limit
+                            )
+                            removed += dropped
+                            tombstones_removed += dropped_tombstones
                         if horizon is not None:
                             next_horizon = (
                                 horizon if next_horizon is None else min(next_horizon, horizon)
@@ -135,6 +163,7 @@ class LogCleaner:
                         if out is not None:
                             header = parse_header(out)
                             cleaned.append([(header.base_offset, memoryview(out)[8:])], [header])
+                cleaned.txn_index.reset(kept_aborts)
                 cleaned.seal()
                 self._step("cleaned")
                 plog.replace_segments(group, cleaned, on_step=self._on_step)
@@ -155,18 +184,26 @@ class LogCleaner:
             removed,
             tombstones_removed,
             first_uncleanable,
+            aborted_removed,
+            markers_removed,
         )
         log.info("cleaned %s: %s", plog.directory, result)
         return result
 
     def _offset_map(
-        self, segments: list[LogSegment], dirty_from: int, limit: int
+        self, segments: list[LogSegment], dirty_from: int, limit: int, aborted: list[AbortedTxn]
     ) -> dict[bytes, int]:
         latest: dict[bytes, int] = {}
+        tracker: TransactionTracker | None = None
         for segment in segments:
             if segment.next_offset <= dirty_from:
                 continue
+            if tracker is None:
+                tracker = TransactionTracker(aborted, segment.base_offset)
             for position, raw in segment.read_batches():
+                header = parse_header(raw)
+                if header.is_control or tracker.is_aborted(header):
+                    continue
                 try:
                     batch = decode_batch(raw, limit=limit)
                 except (CorruptRecordError, InvalidRecordError) as exc:
@@ -176,8 +213,6 @@ class LogCleaner:
                         position,
                         exc,
                     )
-                    continue
-                if batch.header.is_control:
                     continue
                 for record in batch.records:
                     if record.key is not None and record.offset >= dirty_from:
@@ -212,7 +247,7 @@ def _groups(segments: list[LogSegment], max_bytes: int) -> list[list[LogSegment]
 
 def _fresh_cleaned_segment(plog: PartitionLog, base_offset: int) -> LogSegment:
     stale = SegmentFiles.at(plog.directory, base_offset, CLEANED_SUFFIX)
-    for path in (stale.log, stale.index, stale.time_index):
+    for path in stale.all:
         if os.path.exists(path):
             os.unlink(path)
     return LogSegment(
@@ -221,6 +256,50 @@ def _fresh_cleaned_segment(plog: PartitionLog, base_offset: int) -> LogSegment:
         index_interval_bytes=plog.config.index_interval_bytes,
         created_ms=plog.clock.time_ms(),
         suffix=CLEANED_SUFFIX,
+    )
+
+
+def _clean_marker(
+    raw: bytes,
+    header: BatchHeader,
+    tracker: TransactionTracker,
+    now: int,
+    horizon_for_new: int,
+) -> tuple[bytes | None, int | None, AbortedTxn | None]:
+    """(marker batch to keep or None, pending horizon, index entry it carries).
+
+    A control batch that is not a readable marker is kept as it is, like any batch the
+    cleaner cannot decode.
+    """
+    try:
+        batch, marker = read_marker(raw, 0, header)
+    except (CorruptRecordError, InvalidRecordError):
+        return raw, None, None
+    removable, entry = tracker.on_marker(header, marker.type)
+    if not removable:
+        return raw, None, entry
+    if header.has_delete_horizon:
+        if now >= header.base_timestamp:
+            return None, None, None
+        return raw, header.base_timestamp, entry
+    return _with_horizon(batch, horizon_for_new), horizon_for_new, entry
+
+
+def _with_horizon(batch: DecodedBatch, horizon: int) -> bytes:
+    header = batch.header
+    return encode_records(
+        batch.records,
+        base_offset=header.base_offset,
+        last_offset_delta=header.last_offset_delta,
+        compression=header.compression,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=True,
+        control=True,
+        log_append_time=header.is_log_append_time,
+        partition_leader_epoch=header.partition_leader_epoch,
+        delete_horizon_ms=horizon,
     )
 
 

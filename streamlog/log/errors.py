@@ -32,6 +32,7 @@ __all__ = [
     "IndexCorruptError",
     "OutOfOrderSequenceError",
     "InvalidProducerEpochError",
+    "TransactionCoordinatorFencedError",
 ]
 
 
@@ -149,3 +150,9 @@ class OutOfOrderSequenceError(LogError):
 
 class InvalidProducerEpochError(LogError):
     """A batch from an older epoch than one already seen: that producer is fenced."""
+
+
+class TransactionCoordinatorFencedError(LogError):
+    """A transaction marker from a coordinator epoch older than one already seen for that
+    producer: a newer coordinator owns its transactions (Kafka's
+    TRANSACTION_COORDINATOR_FENCED)."""

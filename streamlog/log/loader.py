@@ -14,7 +14,10 @@ Kafka's ``LogLoader``, in one function. What it decides:
   each batch's length and CRC are checked, the log is cut at the first bad byte, later
   segments are dropped, and indexes are rebuilt;
 * the log start offset comes from its checkpoint, never below the first segment;
-* the idempotent-producer state comes from the shutdown snapshot or a header scan.
+* the idempotent-producer and transaction state (open transactions, the aborted
+  transactions' ``.txnindex`` files) come from the shutdown snapshot and the index files
+  when the shutdown was clean, nothing was cut and every index validates; otherwise from
+  a scan of every batch header (``producer_scan.py``), which rewrites the indexes.
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ from dataclasses import dataclass
 from streamlog.log.checkpoint import OffsetCheckpoint, fsync_directory
 from streamlog.log.clock import Clock
 from streamlog.log.config import TopicConfig
-from streamlog.log.errors import CorruptRecordError, InvalidRecordError
+from streamlog.log.errors import CorruptRecordError, IndexCorruptError, InvalidRecordError
+from streamlog.log.producer_scan import scan_producer_state
 from streamlog.log.producer_state import ProducerStateManager
 from streamlog.log.segment import (
     LOG_SUFFIX,
+    TXN_INDEX_SUFFIX,
     LogSegment,
     SegmentFiles,
     parse_segment_file_name,
 )
+from streamlog.log.txn_index import TransactionIndex
 
 __all__ = [
     "load_partition",
@@ -48,6 +54,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("streamlog.log.partition_log")
+
+_EMPTY_DIGEST = TransactionIndex("").digest()
 
 CLEAN_SHUTDOWN_FILE = "clean-shutdown"
 RECOVERY_POINT_FILE = "recovery-point"
@@ -79,7 +87,7 @@ class LoadedPartition:
 def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedPartition:
     """Open the segments of ``directory`` (created if missing) as described above."""
     os.makedirs(directory, exist_ok=True)
-    _complete_interrupted_swaps(directory)
+    swapped = _complete_interrupted_swaps(directory)
     marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE)
     clean = os.path.exists(marker)
     if clean:
@@ -146,31 +154,37 @@ def load_partition(directory: str, config: TopicConfig, clock: Clock) -> LoadedP
     if not clean or truncated:
         rp = log_end  # everything now on disk was validated or trusted; flush below
     report = RecoveryReport(clean, scanned, truncated, deleted)
-    producers = _load_producer_state(directory, segments, clean, log_end)
+    trusted = clean and not truncated and not swapped
+    producers = _load_producer_state(directory, segments, trusted, log_end)
     return LoadedPartition(segments, log_start, rp, report, producers)
 
 
 def _load_producer_state(
-    directory: str, segments: list[LogSegment], clean: bool, log_end: int
+    directory: str, segments: list[LogSegment], trusted: bool, log_end: int
 ) -> ProducerStateManager:
-    """The snapshot from a clean shutdown, else a scan of every batch header.
-
-    A segment whose headers cannot be read (damage inside a sealed segment, which the
-    tail check does not reach) is logged and skipped: a producer whose state is lost gets
-    OUT_OF_ORDER_SEQUENCE_NUMBER and starts over, which loses nothing.
-    """
+    """The snapshot and ``.txnindex`` files of a clean shutdown, else a scan of the log."""
     state = ProducerStateManager(directory)
-    if clean and state.load_snapshot() == log_end:
+    if (
+        trusted
+        and state.load_snapshot() == log_end
+        and _load_txn_indexes(segments, state.snapshot_txn_digests)
+    ):
         return state
-    state = ProducerStateManager(directory)
+    return scan_producer_state(directory, segments)
+
+
+def _load_txn_indexes(segments: list[LogSegment], digests: dict[int, int]) -> bool:
+    """Load every ``.txnindex``; False (after a warning) if one cannot be trusted."""
     for segment in segments:
+        index = segment.txn_index
         try:
-            for _, header in segment.headers_from(0):
-                if header.producer_id >= 0 and header.base_sequence >= 0 and not header.is_control:
-                    state.record(header, header.base_offset)
-        except (CorruptRecordError, InvalidRecordError) as exc:
-            log.warning("%s: producer state not read past the damage: %s", segment.files.log, exc)
-    return state
+            index.load(segment.base_offset, segment.next_offset, segment.size)
+            if index.digest() != digests.get(segment.base_offset, _EMPTY_DIGEST):
+                raise IndexCorruptError(f"{index.path} is not the index written at shutdown")
+        except (IndexCorruptError, OSError) as exc:
+            log.warning("rebuilding the transaction indexes from the log: %s", exc)
+            return False
+    return True
 
 
 def _log_cut(segment: LogSegment, cut: int, when: str) -> None:
@@ -198,16 +212,21 @@ def _rolling_time(segment: LogSegment, now: int) -> int:
     return now
 
 
-def _complete_interrupted_swaps(directory: str) -> None:
+def _complete_interrupted_swaps(directory: str) -> bool:
     """Finish what a crash interrupted, by file suffix, before segments are opened.
 
     ``.cleaned``: the cleaner had not committed; discard. ``.swap``: the cleaner had
     committed (files were fsynced before the rename); promote it to live and remove the
     live segments it covers. ``.deleted``: already replaced or expired; remove.
+    Returns whether a swap was completed.
     """
     names = os.listdir(directory)
     for name in names:
-        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX):
+        if (
+            name.endswith(CLEANED_SUFFIX)
+            or name.endswith(DELETED_SUFFIX)
+            or (TXN_INDEX_SUFFIX in name and name.endswith(".tmp"))  # an interrupted rewrite
+        ):
             os.unlink(os.path.join(directory, name))
     swaps = sorted(
         parsed[0]
@@ -230,15 +249,14 @@ def _complete_interrupted_swaps(directory: str) -> None:
             parsed = parse_segment_file_name(name)
             if parsed and parsed[1] == LOG_SUFFIX and base < parsed[0] < end:
                 covered = SegmentFiles.at(directory, parsed[0])
-                for path in (covered.log, covered.index, covered.time_index):
+                for path in covered.all:
                     if os.path.exists(path):
                         os.unlink(path)
-        for src, dst in (
-            (swap.log, live.log),
-            (swap.index, live.index),
-            (swap.time_index, live.time_index),
-        ):
+        if os.path.exists(live.txn_index):
+            os.unlink(live.txn_index)  # the swap's own (or none) replaces it
+        for src, dst in zip(swap.all, live.all, strict=True):
             if os.path.exists(src):
                 os.replace(src, dst)
     if swaps:
         fsync_directory(directory)
+    return bool(swaps)

@@ -37,7 +37,7 @@ from streamlog.log.errors import (
 from streamlog.log.file_cache import FileCache
 from streamlog.log.group_offsets import OFFSETS_TOPIC, GroupOffsetStore
 from streamlog.log.maintenance import LogMaintenance, MaintenanceReport
-from streamlog.log.partition_log import AppendResult, PartitionLog, ReadResult
+from streamlog.log.partition_log import AppendResult, IsolationLevel, PartitionLog, ReadResult
 from streamlog.log.partitioner import DefaultPartitioner
 from streamlog.log.topic_names import (
     check_collisions,
@@ -428,8 +428,17 @@ class LogManager:
         check_not_internal(topic, "append to")
         return self.partition(topic, partition).append(records)
 
-    def read(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> ReadResult:
-        return self.partition(topic, partition).read(offset, max_bytes)
+    def read(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_bytes: int = 1 << 20,
+        isolation: IsolationLevel = IsolationLevel.READ_UNCOMMITTED,
+    ) -> ReadResult:
+        """``PartitionLog.read`` of one partition (``READ_COMMITTED``: up to its last
+        stable offset, with the aborted transactions read)."""
+        return self.partition(topic, partition).read(offset, max_bytes, isolation=isolation)
 
     def partition_for(self, topic: str, key: bytes | None) -> int:
         """Kafka's default partitioner: murmur2 of the key, sticky for null keys."""

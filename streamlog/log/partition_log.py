@@ -7,11 +7,17 @@ What a caller sees (Kafka's meanings):
 * ``log_end_offset``: one past the last appended offset; the next append starts here.
 * ``high_watermark``: what consumers may read. There is one replica, so every appended
   batch is committed at once and the high watermark equals the log end offset.
+* ``last_stable_offset``: what ``read_committed`` consumers may read: the first offset of
+  the earliest transaction still open on the partition, else the high watermark (never
+  below the log start offset). Transactions: see ``producer_state.py`` (the rules),
+  ``txn_index.py`` (the aborted transactions a ``read_committed`` read returns) and
+  ``write_txn_marker``.
 * ``recovery_point``: everything below it has been fsynced; after an unclean shutdown
   only segments from the one holding the recovery point onward are scanned.
 
 Files in the partition directory: the segments (``<20-digit base>.log``, ``.index``,
-``.timeindex``), ``recovery-point`` and ``log-start-offset`` checkpoints, and
+``.timeindex``, ``.txnindex`` when it holds aborted transactions), ``recovery-point`` and
+``log-start-offset`` checkpoints, ``producer-state.json`` while the log is closed, and
 ``clean-shutdown`` while the log is closed cleanly. Compaction replaces segments through
 ``.cleaned`` -> ``.swap`` -> live renames; opening finishes or discards a swap that a crash
 interrupted (see ``_complete_interrupted_swaps``).
@@ -32,6 +38,8 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import NamedTuple
 
 from streamlog.log.batch_header import (
     BatchHeader,
@@ -43,6 +51,7 @@ from streamlog.log.clock import Clock
 from streamlog.log.compression import DEFAULT_DECOMPRESSED_LIMIT
 from streamlog.log.config import TopicConfig
 from streamlog.log.errors import (
+    CorruptRecordError,
     InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
@@ -57,11 +66,23 @@ from streamlog.log.loader import (
     RecoveryReport,
     load_partition,
 )
+from streamlog.log.markers import read_marker
+from streamlog.log.producer_scan import scan_producer_state
 from streamlog.log.producer_state import ProducerStateManager
+from streamlog.log.records import ControlType, encode_control_batch
 from streamlog.log.segment import MAX_RELATIVE_OFFSET, LogSegment
+from streamlog.log.txn_index import AbortedTxn
 from streamlog.log.validator import AppendOrigin, validate_records
 
-__all__ = ["PartitionLog", "AppendOrigin", "AppendResult", "ReadResult", "RecoveryReport"]
+__all__ = [
+    "PartitionLog",
+    "AbortedTxn",
+    "AppendOrigin",
+    "AppendResult",
+    "IsolationLevel",
+    "ReadResult",
+    "RecoveryReport",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +99,32 @@ class AppendResult:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    """Stored batch bytes from the requested offset, with the offsets a fetch reports."""
+class IsolationLevel(IntEnum):
+    """What a read may see (Kafka's values, as a Fetch or ListOffsets request carries them)."""
+
+    READ_UNCOMMITTED = 0
+    READ_COMMITTED = 1
+
+
+_READ_COMMITTED = IsolationLevel.READ_COMMITTED
+_CLIENT = AppendOrigin.CLIENT
+
+
+class ReadResult(NamedTuple):
+    """Stored batch bytes from the requested offset, with the offsets a fetch reports.
+
+    ``aborted_transactions`` (``read_committed`` reads only, else None) lists the aborted
+    transactions with records in the range read: what a Fetch response carries so that
+    the consumer drops their records. A named tuple: it is made on every fetch, and a
+    frozen dataclass costs several times as much to build.
+    """
 
     records: bytes | memoryview
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
+    last_stable_offset: int = -1
+    aborted_transactions: tuple[AbortedTxn, ...] | None = None
 
 
 class PartitionLog:
@@ -118,6 +157,9 @@ class PartitionLog:
         self._start_checkpoint = OffsetCheckpoint(os.path.join(directory, LOG_START_FILE))
         self._closed = False
         self._file_cache = file_cache
+        # The first offset of the earliest open transaction (None: none open), kept in
+        # step with ``producers`` so that a read costs no search for it.
+        self._first_unstable = producers.first_unstable_offset()
         if file_cache is not None:
             for segment in segments:
                 segment.attach_file_cache(file_cache)
@@ -168,6 +210,18 @@ class PartitionLog:
         return self._segments[-1].next_offset
 
     @property
+    def last_stable_offset(self) -> int:
+        """See the module docstring; ListOffsets' latest offset for ``read_committed``."""
+        with self._lock:
+            return self._stable_offset()
+
+    def _stable_offset(self) -> int:
+        first = self._first_unstable
+        if first is None:
+            return self._segments[-1].next_offset
+        return max(first, self._log_start_offset)
+
+    @property
     def recovery_point(self) -> int:
         return self._recovery_point
 
@@ -190,6 +244,8 @@ class PartitionLog:
         self,
         records: bytes | bytearray | memoryview,
         origin: AppendOrigin = AppendOrigin.CLIENT,
+        *,
+        transaction_verified: bool = False,
     ) -> AppendResult:
         """Validate one produce request's batches and append them with new offsets.
 
@@ -200,6 +256,13 @@ class PartitionLog:
         where the validator restamps a batch's maxTimestamp (a wrong one, or a
         ``LogAppendTime`` topic) and recomputes its CRC. The write either lands whole
         with its index entries or leaves the log as it was.
+
+        ``transaction_verified``: the caller (the broker, from its transaction
+        coordinator) vouches that the producer of a transactional batch has added this
+        partition to its open transaction; without it a client's transactional batch is
+        ``InvalidTxnStateError``. A control batch (``AppendOrigin.COORDINATOR`` only) is
+        a transaction marker: it must come alone and is applied as ``write_txn_marker``
+        applies one.
         """
         view: bytes | bytearray | memoryview = (
             records if isinstance(records, bytes) else memoryview(records).cast("B")
@@ -207,8 +270,12 @@ class PartitionLog:
         spans = iter_batch_spans(view)
         if not spans:
             raise InvalidRecordError("a produce request must carry at least one record batch")
-        validated = validate_records(view, spans, self.config, self.clock.time_ms(), origin)
+        validated = validate_records(
+            view, spans, self.config, self.clock.time_ms(), origin, transaction_verified
+        )
         view, spans, append_time = validated
+        if origin is not _CLIENT and any(h.is_control for _, h in spans):
+            return self._append_marker(view, spans, append_time)
         idempotent = any(h.producer_id >= 0 and h.base_sequence >= 0 for _, h in spans)
         if idempotent and len(spans) > 1:
             raise InvalidRecordError(
@@ -246,14 +313,88 @@ class PartitionLog:
             self.active_segment.append(pieces, headers)
             if idempotent:
                 self.producers.record(headers[0], base)
+                if headers[0].is_transactional:
+                    self._first_unstable = self.producers.first_unstable_offset()
             self._unflushed_messages += count
             self._maybe_flush()
             return AppendResult(base, next_offset - 1, count, append_time, self._log_start_offset)
 
+    def write_txn_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        control_type: ControlType,
+        coordinator_epoch: int,
+    ) -> AppendResult:
+        """Append a COMMIT or ABORT marker for ``producer_id`` (Kafka's WriteTxnMarkers),
+        ending its transaction on the partition; an abort adds the transaction to the
+        active segment's ``.txnindex``.
+
+        Fencing: a marker with an epoch older than the producer's is
+        ``InvalidProducerEpochError``, one from an older coordinator epoch
+        ``TransactionCoordinatorFencedError``; nothing is written then. A marker for a
+        producer with no transaction open here is written all the same (the coordinator
+        may send it again after a failure): it ends an empty transaction (an abort is
+        indexed with its own offset as first offset, as Kafka does).
+        """
+        marker = encode_control_batch(
+            control_type,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            coordinator_epoch=coordinator_epoch,
+            timestamp=self.clock.time_ms(),
+        )
+        return self.append(marker, AppendOrigin.COORDINATOR)
+
+    def _append_marker(
+        self,
+        view: bytes | bytearray | memoryview,
+        spans: list[tuple[int, BatchHeader]],
+        append_time: int,
+    ) -> AppendResult:
+        if len(spans) != 1:
+            raise InvalidRecordError("a transaction marker must be the only batch of its append")
+        pos, header = spans[0]
+        try:
+            _, marker = read_marker(view, pos, header)
+        except CorruptRecordError as exc:
+            raise InvalidRecordError(f"unreadable transaction marker: {exc}") from None
+        pid, epoch = header.producer_id, header.producer_epoch
+        with self._lock:
+            self._check_open()
+            self.producers.check_marker(pid, epoch, marker.coordinator_epoch)
+            self._maybe_roll(header.size, header.max_timestamp, 1)
+            base = self.log_end_offset
+            segment = self.active_segment
+            segment.append([(base, memoryview(view)[pos + 8 : pos + header.size])], [header])
+            completed = self.producers.complete(
+                pid,
+                epoch,
+                marker.coordinator_epoch,
+                base,
+                header.max_timestamp,
+                marker.type == ControlType.ABORT,
+            )
+            self._unflushed_messages += 1
+            self._first_unstable = self.producers.first_unstable_offset()
+            if completed.aborted:
+                segment.txn_index.append(
+                    AbortedTxn(
+                        pid,
+                        completed.first_offset,
+                        base,
+                        self.producers.stable_offset_after(completed),
+                    )
+                )
+            self._maybe_flush()
+            return AppendResult(base, base, 1, append_time, self._log_start_offset)
+
     def append_as_is(self, batch: bytes) -> None:
         """Append one batch keeping its own base offset (compaction rewrites, replication).
 
-        The batch's offsets must not go below the log end offset.
+        The batch's offsets must not go below the log end offset. Producer and
+        transaction state are not updated from it (only tests use this today; a replica
+        fetcher would have to apply them as ``append`` does).
         """
         spans = iter_batch_spans(batch)
         with self._lock:
@@ -351,28 +492,63 @@ class PartitionLog:
 
     # -- reading -------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int = 1 << 20, min_one: bool = True) -> ReadResult:
+    def read(
+        self,
+        offset: int,
+        max_bytes: int = 1 << 20,
+        min_one: bool = True,
+        isolation: IsolationLevel = IsolationLevel.READ_UNCOMMITTED,
+    ) -> ReadResult:
         """Stored batches from the one containing ``offset``, up to ``max_bytes``.
 
         Reading at the log end offset returns no bytes; outside [log start, log end] is
         ``OffsetOutOfRangeError``. The first batch may begin before ``offset`` (a batch is
         never split); clients skip the records below what they asked for, as with Kafka.
+
+        ``READ_COMMITTED`` returns no batch at or past the last stable offset (nothing
+        when ``offset`` is there already), and the aborted transactions with records in
+        the range returned.
         """
+        committed = isolation == _READ_COMMITTED
         with self._lock:
             self._check_open()
             start, end = self._log_start_offset, self.log_end_offset
             if offset < start or offset > end:
                 raise OffsetOutOfRangeError(offset, start, end)
+            stable = self._stable_offset()
+            limit = stable if committed else end
             data: bytes | memoryview = b""
-            if offset < end:
+            if offset < limit:
                 index = self._segment_index_for(offset)
-                while index < len(self._segments):
-                    chunk = self._segments[index].read(offset, max_bytes, min_one)
+                segments = self._segments
+                while index < len(segments) and segments[index].base_offset < limit:
+                    chunk = segments[index].read(
+                        offset, max_bytes, min_one, limit if committed else None
+                    )
                     if chunk:
                         data = chunk
                         break
                     index += 1
-            return ReadResult(data, end, start, end)
+            if not committed:
+                return ReadResult(data, end, start, end, stable)
+            aborted: tuple[AbortedTxn, ...] = ()
+            if data:
+                aborted = tuple(self._aborted_between(offset, _last_offset_in(data) + 1))
+            return ReadResult(data, end, start, end, stable, aborted)
+
+    def aborted_transactions(self, start: int, upper: int) -> list[AbortedTxn]:
+        """The aborted transactions with records in [start, upper), in marker order."""
+        with self._lock:
+            self._check_open()
+            return self._aborted_between(start, upper)
+
+    def _aborted_between(self, start: int, upper: int) -> list[AbortedTxn]:
+        out: list[AbortedTxn] = []
+        segments = self._segments
+        for index in range(self._segment_index_for(start), len(segments)):
+            if segments[index].txn_index.overlapping(start, upper, out):
+                break
+        return out
 
     def _segment_index_for(self, offset: int) -> int:
         segments = self._segments
@@ -465,7 +641,9 @@ class PartitionLog:
                 self._set_log_start(min(self._log_start_offset, offset))
             else:
                 active.truncate_to(offset)
-            self.producers.truncate(self.log_end_offset)
+            # A marker cut off reopens its transaction: replay the log rather than guess.
+            self.producers = scan_producer_state(self.directory, self._segments)
+            self._first_unstable = self.producers.first_unstable_offset()
             self._recovery_point = min(self._recovery_point, self.log_end_offset)
             self._recovery_checkpoint.write(self._recovery_point)
             self.flush()
@@ -607,7 +785,10 @@ class PartitionLog:
             try:
                 self.active_segment.seal()
                 self.flush()
-                self.producers.write_snapshot(self.log_end_offset)
+                self.producers.write_snapshot(
+                    self.log_end_offset,
+                    {s.base_offset: s.txn_index.digest() for s in self._segments if s.txn_index},
+                )
             finally:  # closed either way; only a log made durable gets the marker
                 self._closed = True
                 for segment in self._segments:
@@ -646,3 +827,12 @@ class PartitionLog:
             f"PartitionLog({self.directory!r}, start={self._log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
+
+
+def _last_offset_in(data: bytes | memoryview) -> int:
+    """The last offset of the last of the whole batches in ``data``."""
+    pos, last = 0, -1
+    while pos < len(data):
+        _, size, last = peek_offsets(data, pos)
+        pos += size
+    return last

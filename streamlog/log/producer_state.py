@@ -11,8 +11,23 @@ numbering is refused. Rules, as in Kafka's ``ProducerStateManager``:
 * a batch equal to one of the cached five (same first and last sequence) is a duplicate;
 * otherwise the batch must follow the last one (sequence wraps at 2^31 - 1).
 
-The state is derived from batch headers, so it is rebuilt by scanning the log on open;
-a snapshot written at clean shutdown spares most of that scan.
+Transactions (Kafka's KIP-98): a transactional batch opens the producer's transaction on
+the partition if none is open (its base offset is the transaction's first offset), and
+a control batch (a COMMIT or ABORT marker the coordinator writes) ends it. While a
+producer has a transaction open on the partition:
+
+* a non-transactional batch from it is refused (``InvalidTxnStateError``), and so is a
+  batch from a newer epoch: the coordinator ends the open transaction before the epoch
+  moves on (its abort marker carries the new epoch);
+* the partition's last stable offset cannot pass the transaction's first offset.
+
+A marker from an epoch older than the producer's is fenced (``InvalidProducerEpochError``),
+one from an older coordinator epoch too (``TransactionCoordinatorFencedError``); a marker
+with a newer epoch moves the producer to it (its sequence numbers start again at 0).
+
+The state is derived from batch headers (and the type of each marker), so it is rebuilt
+by scanning the log on open (``producer_scan.py``); a snapshot written at clean shutdown
+spares that scan.
 """
 
 from __future__ import annotations
@@ -23,11 +38,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from streamlog.log.batch_header import BatchHeader
-from streamlog.log.errors import InvalidProducerEpochError, OutOfOrderSequenceError
+from streamlog.log.errors import (
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    OutOfOrderSequenceError,
+    TransactionCoordinatorFencedError,
+)
 
 __all__ = [
     "ProducerStateManager",
     "BatchMetadata",
+    "CompletedTxn",
     "DuplicateBatch",
     "OutOfOrderSequenceError",
     "InvalidProducerEpochError",
@@ -53,11 +74,22 @@ class DuplicateBatch:
     original: BatchMetadata
 
 
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction a marker just ended: its producer, first offset and marker offset."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    aborted: bool
+
+
 @dataclass(slots=True)
 class _ProducerEntry:
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=MAX_CACHED_BATCHES))
     last_timestamp: int = -1
+    coordinator_epoch: int = -1
 
 
 class ProducerStateManager:
@@ -66,9 +98,71 @@ class ProducerStateManager:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self._producers: dict[int, _ProducerEntry] = {}
+        # producer id -> first offset of its open transaction on this partition
+        self._ongoing: dict[int, int] = {}
+        # segment base offset -> digest of its .txnindex entries, from the snapshot loaded
+        self.snapshot_txn_digests: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._producers)
+
+    # -- transactions --------------------------------------------------------------------
+
+    @property
+    def ongoing_transactions(self) -> dict[int, int]:
+        """Producer id -> first offset of each transaction open on the partition (a copy)."""
+        return dict(self._ongoing)
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest open transaction, or None when none is open."""
+        ongoing = self._ongoing
+        return min(ongoing.values()) if ongoing else None
+
+    def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int) -> None:
+        """Refuse a marker from a fenced producer epoch or coordinator epoch."""
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            return
+        if epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"transaction marker for producer {producer_id} has epoch {epoch}, older "
+                f"than the current epoch {entry.epoch}"
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"transaction marker for producer {producer_id} comes from coordinator epoch "
+                f"{coordinator_epoch}, older than {entry.coordinator_epoch}"
+            )
+
+    def complete(
+        self,
+        producer_id: int,
+        epoch: int,
+        coordinator_epoch: int,
+        marker_offset: int,
+        timestamp: int,
+        aborted: bool,
+    ) -> CompletedTxn:
+        """Apply a marker appended at ``marker_offset``: end the producer's open
+        transaction and move the producer to ``epoch``. A marker that finds nothing open
+        (the coordinator retrying, or a log whose aborted records compaction removed)
+        ends a transaction of its own offset only, as in Kafka, so that replaying a log
+        indexes the same aborts as writing it did."""
+        entry = self._producers.get(producer_id)
+        if entry is None or epoch > entry.epoch:
+            entry = _ProducerEntry(epoch)
+            self._producers[producer_id] = entry
+        entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        first = self._ongoing.pop(producer_id, marker_offset)
+        return CompletedTxn(producer_id, first, marker_offset, aborted)
+
+    def stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The last stable offset once ``completed`` has ended (for its index entry)."""
+        first = self.first_unstable_offset()
+        return completed.last_offset + 1 if first is None else first
+
+    # -- idempotence ---------------------------------------------------------------------
 
     def check(self, header: BatchHeader) -> DuplicateBatch | None:
         """Validate an incoming batch; return the original if it is a duplicate."""
@@ -78,6 +172,8 @@ class ProducerStateManager:
         entry = self._producers.get(pid)
         epoch = header.producer_epoch
         first, last = header.base_sequence, header.last_sequence
+        if self._ongoing and pid in self._ongoing:
+            self._check_in_transaction(header, entry)
         if entry is None or epoch > entry.epoch:
             if first != 0:
                 raise OutOfOrderSequenceError(
@@ -98,15 +194,32 @@ class ProducerStateManager:
             )
         return None
 
+    def _check_in_transaction(self, header: BatchHeader, entry: _ProducerEntry | None) -> None:
+        pid = header.producer_id
+        if entry is not None and header.producer_epoch > entry.epoch:
+            raise InvalidTxnStateError(
+                f"producer {pid} has a transaction open at epoch {entry.epoch}: a batch "
+                f"from epoch {header.producer_epoch} must wait for its marker"
+            )
+        if not header.is_transactional and (entry is None or header.producer_epoch == entry.epoch):
+            raise InvalidTxnStateError(
+                f"producer {pid} has a transaction open on this partition: expected a "
+                "transactional batch"
+            )
+
     def record(self, header: BatchHeader, first_offset: int) -> None:
-        """Remember a batch that was just appended at ``first_offset``."""
+        """Remember a batch that was just appended at ``first_offset`` (a transactional
+        one opens its producer's transaction here if none is open)."""
         pid = header.producer_id
         if pid < 0 or header.base_sequence < 0:
             return
         entry = self._producers.get(pid)
         if entry is None or header.producer_epoch > entry.epoch:
-            entry = _ProducerEntry(header.producer_epoch)
+            coordinator_epoch = entry.coordinator_epoch if entry is not None else -1
+            entry = _ProducerEntry(header.producer_epoch, coordinator_epoch=coordinator_epoch)
             self._producers[pid] = entry
+        if header.is_transactional and pid not in self._ongoing:
+            self._ongoing[pid] = first_offset
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
@@ -119,8 +232,13 @@ class ProducerStateManager:
         entry.last_timestamp = max(entry.last_timestamp, header.max_timestamp)
 
     def expire(self, older_than_ms: int) -> int:
-        """Forget producers idle since before ``older_than_ms`` (producer.id.expiration)."""
-        stale = [p for p, e in self._producers.items() if e.last_timestamp < older_than_ms]
+        """Forget producers idle since before ``older_than_ms`` (producer.id.expiration);
+        never one with a transaction open."""
+        stale = [
+            p
+            for p, e in self._producers.items()
+            if e.last_timestamp < older_than_ms and p not in self._ongoing
+        ]
         for pid in stale:
             del self._producers[pid]
         return len(stale)
@@ -134,17 +252,22 @@ class ProducerStateManager:
                 entry.batches = deque(kept, maxlen=MAX_CACHED_BATCHES)
             else:
                 del self._producers[pid]
+        self._ongoing = {p: first for p, first in self._ongoing.items() if first < offset}
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def write_snapshot(self, offset: int) -> None:
-        """Persist the state as of log end ``offset`` (at clean shutdown)."""
+    def write_snapshot(self, offset: int, txn_index_digests: dict[int, int] | None = None) -> None:
+        """Persist the state as of log end ``offset`` (at clean shutdown), with a digest
+        of each segment's aborted-transaction index by base offset: an index that does
+        not match its digest at the next open is rebuilt from the log."""
         data = {
             "offset": offset,
+            "txn_indexes": {str(base): d for base, d in (txn_index_digests or {}).items()},
             "producers": {
                 str(pid): {
                     "epoch": e.epoch,
                     "last_timestamp": e.last_timestamp,
+                    "coordinator_epoch": e.coordinator_epoch,
                     "batches": [
                         [b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp]
                         for b in e.batches
@@ -152,6 +275,7 @@ class ProducerStateManager:
                 }
                 for pid, e in self._producers.items()
             },
+            "ongoing": {str(pid): first for pid, first in self._ongoing.items()},
         }
         path = os.path.join(self.directory, SNAPSHOT_FILE)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -172,14 +296,21 @@ class ProducerStateManager:
                         maxlen=MAX_CACHED_BATCHES,
                     ),
                     int(e["last_timestamp"]),
+                    int(e.get("coordinator_epoch", -1)),
                 )
                 for pid, e in data["producers"].items()
             }
             offset = int(data["offset"])
-        except (OSError, ValueError, KeyError, TypeError):
+            ongoing = {int(pid): int(first) for pid, first in data.get("ongoing", {}).items()}
+            digests = {int(b): int(d) for b, d in data.get("txn_indexes", {}).items()}
+            if any(not 0 <= first < offset for first in ongoing.values()):
+                raise ValueError("an open transaction outside the log")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         finally:
             if os.path.exists(path):
                 os.unlink(path)  # a stale snapshot must never be trusted after a crash
         self._producers = producers
+        self._ongoing = ongoing
+        self.snapshot_txn_digests = digests
         return offset

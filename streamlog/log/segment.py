@@ -34,6 +34,7 @@ from streamlog.log.batch_header import (
 from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.file_cache import CachedFile, FileCache
 from streamlog.log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from streamlog.log.txn_index import TransactionIndex
 
 __all__ = [
     "LogSegment",
@@ -44,11 +45,13 @@ __all__ = [
     "LOG_SUFFIX",
     "INDEX_SUFFIX",
     "TIME_INDEX_SUFFIX",
+    "TXN_INDEX_SUFFIX",
 ]
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
 
 _SCAN_CHUNK = 64 * 1024
 _RECOVERY_CHUNK = 8 * 1024 * 1024
@@ -74,11 +77,13 @@ def parse_segment_file_name(name: str) -> tuple[int, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class SegmentFiles:
-    """The three paths of a segment, given a directory, base offset and an extra suffix."""
+    """The paths of a segment, given a directory, base offset and an extra suffix (the
+    ``.txnindex`` exists only while the segment holds aborted transactions)."""
 
     log: str
     index: str
     time_index: str
+    txn_index: str
 
     @classmethod
     def at(cls, directory: str, base_offset: int, extra: str = "") -> SegmentFiles:
@@ -86,7 +91,12 @@ class SegmentFiles:
             os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX + extra)),
             os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX + extra)),
             os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX + extra)),
+            os.path.join(directory, segment_file_name(base_offset, TXN_INDEX_SUFFIX + extra)),
         )
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.log, self.index, self.time_index, self.txn_index)
 
 
 class LogSegment:
@@ -121,6 +131,7 @@ class LogSegment:
         self._unsynced = self.size > 0
         self.offset_index = OffsetIndex(self.files.index, base_offset)
         self.time_index = TimeIndex(self.files.time_index, base_offset)
+        self.txn_index = TransactionIndex(self.files.txn_index)
         self.next_offset = base_offset
         self.max_timestamp = -1
         self._bytes_since_index = 0
@@ -349,8 +360,12 @@ class LogSegment:
                 return position
         return None
 
-    def read(self, offset: int, max_bytes: int, min_one: bool = True) -> bytes | memoryview | None:
-        """Whole batches from the one containing ``offset``, at most ``max_bytes`` of them.
+    def read(
+        self, offset: int, max_bytes: int, min_one: bool = True, max_offset: int | None = None
+    ) -> bytes | memoryview | None:
+        """Whole batches from the one containing ``offset``, at most ``max_bytes`` of them,
+        and none whose base offset is ``max_offset`` or more (a ``read_committed`` read
+        stops at the last stable offset, which is always a batch's base offset).
 
         If the first batch alone exceeds ``max_bytes`` it is returned anyway when
         ``min_one`` is set, so a consumer always makes progress (as Kafka does).
@@ -361,16 +376,18 @@ class LogSegment:
         data = self.read_at(position, min(max(max_bytes, HEADER_SIZE), self.size - position))
         end = 0
         while len(data) - end >= HEADER_SIZE:
-            _, size, _ = peek_offsets(data, end)
+            base, size, _ = peek_offsets(data, end)
             if size < HEADER_SIZE:
                 raise self._bad_length(position + end, size)
-            if end + size > len(data):
+            if end + size > len(data) or (max_offset is not None and base >= max_offset):
                 break
             end += size
         if end == 0:
             if not min_one or len(data) < 12:
                 return b""
-            _, size, _ = peek_offsets(self.read_at(position, HEADER_SIZE), 0)
+            base, size, _ = peek_offsets(self.read_at(position, HEADER_SIZE), 0)
+            if max_offset is not None and base >= max_offset:
+                return b""
             if not HEADER_SIZE <= size <= self.size - position:
                 raise self._bad_length(position, size)
             return self.read_at(position, size)
@@ -441,6 +458,7 @@ class LogSegment:
         self.time_index.truncate_to_offset(last_kept + 1)
         self.next_offset = max(last_kept + 1, self.base_offset)
         self.max_timestamp = self.time_index.max_timestamp
+        self.txn_index.truncate_to(self.next_offset)
         return removed
 
     def seal(self) -> None:
@@ -456,6 +474,7 @@ class LogSegment:
         """
         self.offset_index.flush(fsync)
         self.time_index.flush(fsync)
+        self.txn_index.flush(fsync)
         if fsync and self._unsynced:
             with self._file as fd:
                 os.fdatasync(fd)
@@ -484,11 +503,12 @@ class LogSegment:
         self._file.rename(target.log)
         self.offset_index.rename(target.index)
         self.time_index.rename(target.time_index)
+        self.txn_index.rename(target.txn_index)
         self.files = target
 
     def delete_files(self) -> None:
         self.close()
-        for path in (self.files.log, self.files.index, self.files.time_index):
+        for path in self.files.all:
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -10,9 +10,10 @@ log is untouched. Each batch, after the framing and CRC checks of ``iter_batch_s
    (``InvalidRecordError``);
 3. from a client (``AppendOrigin.CLIENT``): is not a control batch ("clients are not
    allowed to write control records"), has a base sequence if it has a producer id
-   (``InvalidRecordError``), and is not transactional: transactions are not supported
-   yet, so no producer can have one open, and Kafka answers such a batch with
-   INVALID_TXN_STATE (``InvalidTxnStateError``);
+   (``InvalidRecordError``), and is transactional only when the caller says the producer
+   is in a transaction that includes the partition (``transaction_verified``: the
+   broker asks its transaction coordinator), else Kafka's INVALID_TXN_STATE
+   (``InvalidTxnStateError``); a transactional batch needs a producer id and a sequence;
 4. names a compression codec Kafka defines (``UnsupportedCompressionError``);
 5. does not claim LogAppendTime on a CreateTime topic (``InvalidTimestampError``);
 6. holds records that parse, decompressed within ``max.message.bytes`` (the bound is
@@ -104,6 +105,7 @@ def validate_records(
     config: TopicConfig,
     now_ms: int,
     origin: AppendOrigin = AppendOrigin.CLIENT,
+    transaction_verified: bool = False,
 ) -> ValidatedRecords:
     """Check the batches of one produce request (see the module docstring) and return
     them as they are to be stored. ``spans`` come from ``iter_batch_spans``."""
@@ -118,7 +120,7 @@ def validate_records(
     out: list[Span] = []
     for number, (pos, header) in enumerate(spans):
         where = f"batch {number}: " if several else ""
-        _check_header(header, config, origin, where)
+        _check_header(header, config, origin, where, transaction_verified)
         scan = _scan(records, pos, header, config, min_ts, max_ts, where)
         if scan.problem_count:
             raise _rule_error(scan.problems, scan.problem_count, min_ts, max_ts, where)
@@ -138,7 +140,11 @@ def validate_records(
 
 
 def _check_header(
-    header: BatchHeader, config: TopicConfig, origin: AppendOrigin, where: str
+    header: BatchHeader,
+    config: TopicConfig,
+    origin: AppendOrigin,
+    where: str,
+    transaction_verified: bool,
 ) -> None:
     max_bytes = config.max_message_bytes
     if header.size > max_bytes:
@@ -159,10 +165,13 @@ def _check_header(
                 f"with producer id {header.producer_id}"
             )
         if header.is_transactional:
-            raise InvalidTxnStateError(
-                f"{where}record was not part of an ongoing transaction (producer id "
-                f"{header.producer_id}): this broker does not support transactions yet"
-            )
+            if not transaction_verified:
+                raise InvalidTxnStateError(
+                    f"{where}record was not part of an ongoing transaction (producer id "
+                    f"{header.producer_id}): the partition was not added to a transaction"
+                )
+            if header.producer_id < 0:
+                raise InvalidRecordError(f"{where}a transactional batch needs a producer id")
     if header.compression not in _CODECS:
         raise UnsupportedCompressionError(
             f"{where}compression type {header.compression} is not supported"

@@ -4,8 +4,10 @@ A fetch reads every requested partition from its offset; if the total is below
 ``min_bytes`` it waits (up to ``max_wait_ms``) for an append to any of them and reads
 again. ``max_bytes`` and ``partition_max_bytes`` are honoured the way Kafka does: the
 first batch found is returned whole even if larger, so a consumer always progresses.
-There is one replica and no transactions yet, so the last stable offset is the high
-watermark for both isolation levels. Fetch sessions (KIP-227) are not kept: the
+Every partition reports its last stable offset; a ``read_committed`` fetch
+(``isolation_level`` 1) gets no batch at or past it and the aborted transactions with
+records in what it got (``aborted_transactions``; the log engine's ``read``, see
+docs/broker.md "Transactions in the log"). Fetch sessions (KIP-227) are not kept: the
 response's session id 0 tells clients to send full fetches.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from streamlog.broker.context import BrokerContext, Session
 from streamlog.broker.error_codes import error_code_for
 from streamlog.log.errors import LogError
+from streamlog.log.partition_log import IsolationLevel
 from streamlog.protocol import (
     ApiKey,
     DecodedRequest,
@@ -62,6 +65,11 @@ async def handle_fetch(
 def _read(ctx: BrokerContext, body: Any) -> tuple[list[dict[str, Any]], int, bool]:
     manager = ctx.log
     budget = body.max_bytes if body.max_bytes > 0 else 1 << 30
+    isolation = (
+        IsolationLevel.READ_COMMITTED
+        if getattr(body, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
+        else IsolationLevel.READ_UNCOMMITTED
+    )
     total = 0
     errors = False
     responses = []
@@ -71,15 +79,25 @@ def _read(ctx: BrokerContext, body: Any) -> tuple[list[dict[str, Any]], int, boo
         for part in topic.partitions:
             index = part.partition
             records: bytes | memoryview = b""
+            aborted: list[dict[str, int]] | None = None
             try:
                 plog = manager.partition(name, index)
                 if budget <= 0:
                     hw, start = plog.high_watermark, plog.log_start_offset
+                    stable = plog.last_stable_offset
                 else:
                     limit = min(part.partition_max_bytes, budget)
-                    result = plog.read(part.fetch_offset, max(limit, 0), min_one=total == 0)
+                    result = plog.read(
+                        part.fetch_offset, max(limit, 0), min_one=total == 0, isolation=isolation
+                    )
                     records = result.records
                     hw, start = result.high_watermark, result.log_start_offset
+                    stable = result.last_stable_offset
+                    if result.aborted_transactions is not None:
+                        aborted = [
+                            {"producer_id": t.producer_id, "first_offset": t.first_offset}
+                            for t in result.aborted_transactions
+                        ]
             except (LogError, OSError) as exc:
                 errors = True
                 partitions.append(_failed(ctx, name, index, exc))
@@ -91,9 +109,9 @@ def _read(ctx: BrokerContext, body: Any) -> tuple[list[dict[str, Any]], int, boo
                     "partition_index": index,
                     "error_code": ErrorCode.NONE,
                     "high_watermark": hw,
-                    "last_stable_offset": hw,
+                    "last_stable_offset": stable,
                     "log_start_offset": start,
-                    "aborted_transactions": None,
+                    "aborted_transactions": aborted,
                     "preferred_read_replica": -1,
                     "records": records,
                 }

@@ -1,5 +1,7 @@
 """ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset at or
-after a timestamp, per partition."""
+after a timestamp, per partition. Latest is the high watermark, or for a
+``read_committed`` request (``isolation_level`` 1, v2+) the last stable offset, and a
+``read_committed`` lookup by timestamp that lands at or past it answers -1."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from streamlog.broker.context import BrokerContext, Session
 from streamlog.broker.error_codes import error_code_for
 from streamlog.log.errors import LogError
-from streamlog.log.partition_log import PartitionLog
+from streamlog.log.partition_log import IsolationLevel, PartitionLog
 from streamlog.protocol import (
     ApiKey,
     DecodedRequest,
@@ -29,13 +31,14 @@ async def handle_list_offsets(
     ctx: BrokerContext, session: Session, request: DecodedRequest
 ) -> ResponsePayload:
     body: Any = request.body
+    committed = getattr(body, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
     topics = []
     for topic in body.topics:
         partitions = []
         for part in topic.partitions:
             try:
                 plog = ctx.log.partition(topic.name, part.partition_index)
-                offset, timestamp = _lookup(plog, part.timestamp)
+                offset, timestamp = _lookup(plog, part.timestamp, committed)
                 partitions.append(_answer(part.partition_index, ErrorCode.NONE, offset, timestamp))
             except (LogError, OSError) as exc:
                 partitions.append(_answer(part.partition_index, error_code_for(exc), -1, -1))
@@ -45,9 +48,16 @@ async def handle_list_offsets(
     )
 
 
-def _lookup(plog: PartitionLog, timestamp: int) -> tuple[int, int]:
+def _lookup(plog: PartitionLog, timestamp: int, committed: bool) -> tuple[int, int]:
+    offset, found_ts = _lookup_uncommitted(plog, timestamp, committed)
+    if committed and timestamp != LATEST and offset >= plog.last_stable_offset:
+        return -1, -1  # as Kafka: a read_committed lookup never lands past the LSO
+    return offset, found_ts
+
+
+def _lookup_uncommitted(plog: PartitionLog, timestamp: int, committed: bool) -> tuple[int, int]:
     if timestamp == LATEST:
-        return plog.high_watermark, -1
+        return (plog.last_stable_offset if committed else plog.high_watermark), -1
     if timestamp == EARLIEST:
         return plog.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
