@@ -440,7 +440,16 @@ class KafkaConsumer:
         if not wanted:
             return {}
         found = await list_offsets(self._cluster, wanted, isolation_level=self._isolation)
-        return {tp: offset for tp, (offset, _) in found.items()}
+        offsets = {tp: offset for tp, (offset, _) in found.items()}
+        if timestamp == LATEST and self._isolation == _ISOLATION["read_uncommitted"]:
+            # The log end never moves back, so a fetch's high watermark is a floor for
+            # it. On Kafka the ListOffsets answer is newer and never lower; some brokers
+            # (Tansu) answer the last batch's base offset + 1, behind records they hold.
+            for tp, offset in offsets.items():
+                state = self._fetcher.states.get(tp)
+                if state is not None and state.high_watermark > offset:
+                    offsets[tp] = state.high_watermark
+        return offsets
 
     # ---------------------------------------------------------------- lifecycle
 
