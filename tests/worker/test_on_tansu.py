@@ -191,9 +191,10 @@ def test_tables_survive_a_clean_stop_and_a_sigkill_on_tansu(tansu: TansuProcess,
             beyond = changelog_at_kill.get(cell, 0) - committed_part.get(cell, 0)
             assert over == beyond, (cell, final[cell], reference[cell], beyond)
             assert 0 <= over <= processed_twice.get(cell, 0), (cell, over)
+    over_total = sum(final_plain[c] - plain_reference[c] for c in plain_reference)
     print(
         f"\nTansu: killed with {killed_at} of 900 committed; {len(twice)} event(s) processed "
-        f"twice; counts over by {sum(final_plain[c] - plain_reference[c] for c in plain_reference)}; "
+        f"twice; counts over by {over_total}; "
         f"{kept} store(s) kept past Tansu's short end offsets"
     )
 
