@@ -10,7 +10,7 @@ and restarted: the over-count is exactly what at-least-once allows, checked as
 kill). Two workers split the partitions through Tansu's group coordinator.
 
 What Tansu gets differently, and what streamlog does about it, is in docs/deploy.md
-("Tansu"); ``test_tansu_gaps.py`` checks the clear errors.
+("Tansu"); tests/transport/test_tansu_gaps.py checks the clear errors.
 """
 
 from __future__ import annotations

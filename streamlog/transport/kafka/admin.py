@@ -17,8 +17,8 @@ from streamlog.transport.errors import (
     BrokerUnavailableError,
     GroupError,
     TransportClosedError,
-    TransportError,
     UnknownTopicError,
+    UnsupportedBrokerFeatureError,
 )
 from streamlog.transport.kafka.assignors import MalformedMemberDataError, decode_assignment
 from streamlog.transport.kafka.cluster import ANY_NODE, Cluster
@@ -120,7 +120,10 @@ class KafkaAdmin:
         node = await self._controller()
         conn = await self._cluster.connection(node)
         if not conn.supports(ApiKey.CREATE_PARTITIONS):
-            raise TransportError(f"{conn.address}: the broker does not support CreatePartitions")
+            raise UnsupportedBrokerFeatureError(
+                f"{conn.address}: the broker does not support CreatePartitions (not in its "
+                "ApiVersions answer): topics cannot be given more partitions on it"
+            )
         response: Any = await conn.request(
             conn.build(
                 ApiKey.CREATE_PARTITIONS,
