@@ -21,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.transport.credentials import client_security
+from streamlog.transport.errors import SecurityConfigError
 from streamlog.transport.security import ClientSecurity
 
 __all__ = [
@@ -47,7 +49,6 @@ FAUST_ACCEPTED = frozenset(
         "broker_check_crcs",  # every batch's CRC is always checked
         "broker_commit_livelock_soft_timeout",
         "broker_consumer",
-        "broker_credentials",  # SASL is configured on the broker URL's transport
         "broker_max_poll_interval",
         "broker_producer",
         "broker_rebalance_timeout",
@@ -134,6 +135,9 @@ class Settings:
     # SASL and TLS for kafka:// and kafka+ssl:// (None: from STREAMLOG_SASL_*/SSL_*; the
     # worker's --sasl-*/--ssl-* options replace it)
     broker_security: ClientSecurity | None = None
+    # Faust's way to say the same: SASLCredentials, SSLCredentials or an ssl.SSLContext
+    # (streamlog.transport.credentials); made into broker_security
+    broker_credentials: Any = None
     broker_commit_every: int = 10_000
     broker_commit_interval: float = 2.8
     broker_session_timeout: float = 10.0
@@ -193,6 +197,15 @@ class Settings:
                 "broker_security must be a streamlog.ClientSecurity, "
                 f"not {type(self.broker_security).__name__}"
             )
+        if self.broker_credentials is not None:
+            if self.broker_security is not None:
+                raise ImproperlyConfigured(
+                    "give broker_credentials (Faust's) or broker_security, not both"
+                )
+            try:
+                self.broker_security = client_security(self.broker_credentials)
+            except SecurityConfigError as exc:
+                raise ImproperlyConfigured(str(exc)) from None
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
