@@ -88,7 +88,6 @@ FAUST_ACCEPTED = frozenset(
         "stream_wait_empty",
         "table_key_index_size",
         "table_standby_replicas",
-        "topic_replication_factor",  # one broker: replication factor 1
         "url",
         "web",
         "web_application_options",
@@ -129,6 +128,9 @@ class Settings:
     timezone: Any = None  # tzinfo or a name; default UTC (crontabs without timezone=)
     topic_partitions: int = 8
     topic_allow_declare: bool = True  # False: use existing topics only, create none
+    # copies of each partition of the topics the app creates on a kafka:// cluster
+    # (None: the broker's default.replication.factor); embedded logs have one copy
+    topic_replication_factor: int | None = None
     topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
     processing_guarantee: str = "at_least_once"
     broker_client_id: str | None = None  # default: the app id
@@ -210,6 +212,12 @@ class Settings:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
                 f"(supported: {', '.join(PROCESSING_GUARANTEES)}; exactly-once is not built yet)"
+            )
+        factor = self.topic_replication_factor
+        if factor is not None and (isinstance(factor, bool) or int(factor) < 1):
+            raise ImproperlyConfigured(
+                f"topic_replication_factor must be >= 1 (or None: the broker's default), "
+                f"not {factor!r}"
             )
         for name in (
             "topic_partitions",
