@@ -5,11 +5,13 @@ one, naming the factor it was asked for; the worker stops at start with that ref
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
 import pytest
 
+from streamlog.transport import open_transport
 from tests.broker.brokerproc import BrokerProcess
 
 from .workerproc import APPS, WorkerProcess, run_cli
@@ -17,6 +19,21 @@ from .workerproc import APPS, WorkerProcess, run_cli
 pytestmark = pytest.mark.timeout(120)
 
 REPLICATED = os.path.join(APPS, "replicated.py")
+
+
+async def _replicas(url: str, topics: tuple[str, ...]) -> dict[str, list[int]]:
+    """Per topic, the number of replicas of each partition, as the broker describes it."""
+    transport = open_transport(url)
+    await transport.start()
+    try:
+        admin = transport.admin()
+        try:
+            infos = [await admin.describe_topic(topic) for topic in topics]
+        finally:
+            await admin.close()
+    finally:
+        await transport.close()
+    return {info.name: [len(p.replicas) for p in info.partitions] for info in infos}
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +68,12 @@ def test_factor_one_creates_every_topic_with_one_replica(broker: BrokerProcess, 
     try:
         worker.start()
         logs = worker.logs()
-        for topic in ("items", "out", "replicated-seen-changelog"):
+        topics = ("items", "out", "replicated-seen-changelog")
+        for topic in topics:
             assert f"created topic {topic} (2 partitions, replication factor 1)" in logs, logs
-            described = run_cli("topics", "describe", topic, "--broker", url)
-            assert described.returncode == 0, described.stderr
-            assert "Replication factor: 1" in described.stdout
+        assert asyncio.run(asyncio.wait_for(_replicas(url, topics), 30)) == {
+            topic: [1, 1] for topic in topics
+        }
         assert worker.stop() == 0, worker.logs()
     finally:
         worker.kill()

@@ -8,11 +8,12 @@ import os
 
 import pytest
 
+from streamlog.transport.security import ClientSecurity
 from tests.broker.brokerproc import BrokerProcess
 from tests.broker.secure_brokers import USERS, pki, sasl_ssl_broker
 from tests.tlscerts import HAVE_OPENSSL, Pki
 
-from .workerproc import APPS, WorkerProcess, run_cli
+from .workerproc import APPS, WorkerProcess, produce, read_values, run_cli
 
 __all__ = ["pki", "sasl_ssl_broker"]  # fixtures, re-exported for pytest
 
@@ -85,19 +86,16 @@ def test_a_faust_program_logs_in_with_broker_credentials(
     env = _faust_way(sasl_ssl_broker, pki, USERS["bob"])
     worker = WorkerProcess(FAUST_CREDENTIALS, None, str(tmp_path), env=env)
     url = f"kafka+ssl://{sasl_ssl_broker.bootstrap}"
-    options = ("--broker", url, "--sasl-mechanism", "PLAIN", "--sasl-username", "alice")
-    options += ("--ssl-cafile", pki.ca)
-    secret = {"STREAMLOG_SASL_PASSWORD": USERS["alice"]}
+    alice = ClientSecurity(
+        sasl_mechanism="PLAIN",
+        sasl_username="alice",
+        sasl_password=USERS["alice"],
+        ssl_cafile=pki.ca,
+    )
     try:
         worker.start()
-        out = run_cli("produce", "words", *options, env=secret, input="x y x\n")
-        assert out.returncode == 0, out.stderr
-        out = run_cli(
-            "consume", "counts", "--from-beginning", "--max", "3", "--timeout-ms", "20000",
-            *options, env=secret,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        assert sorted(out.stdout.splitlines()) == ["x=1", "x=2", "y=1"]
+        produce(url, "faust-words", ["x y x"], security=alice)
+        assert read_values(url, "faust-counts", 3, security=alice) == ["x=1", "x=2", "y=1"]
         assert worker.stop() == 0, worker.logs()
     finally:
         worker.kill()

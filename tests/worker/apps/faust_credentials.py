@@ -1,6 +1,6 @@
 """A Faust program that logs in the Faust way: ``broker_credentials=faust.SASLCredentials``
 with an ``ssl_context`` (so SASL over TLS on a ``kafka://`` URL, as Faust does). Each
-line of ``words`` yields ``WORD=N`` to ``counts``.
+line of ``faust-words`` yields ``WORD=N`` to ``faust-counts``.
 
 From the environment: ``CREDS_BROKER`` (kafka://HOST:PORT), ``CREDS_CAFILE`` (the CA the
 broker's certificate is signed by), ``CREDS_USER``, ``CREDS_PASSWORD``,
@@ -28,8 +28,8 @@ app = faust.App(
     shutdown_timeout=5.0,
     broker_session_timeout=6.0,
 )
-words = app.topic("words", value_type=str, value_serializer="raw")
-counts = app.topic("counts", value_type=str, value_serializer="raw")
+words = app.topic("faust-words", value_type=str, value_serializer="raw")
+counts = app.topic("faust-counts", value_type=str, value_serializer="raw")
 seen: collections.Counter[str] = collections.Counter()
 
 
