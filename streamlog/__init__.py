@@ -60,6 +60,12 @@ from streamlog.state.windows import (
 # test, a benchmark) needs a client for the URL the app uses; connect() is the one the
 # streamlog tools use, so it also reaches a file:// log that a running worker holds.
 from streamlog.transport.connect import connect
+from streamlog.transport.credentials import (
+    GSSAPICredentials,
+    OAuthCredentials,
+    SASLCredentials,
+    SSLCredentials,
+)
 from streamlog.transport.security import ClientSecurity
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 from streamlog.uuids import uuid
@@ -105,6 +111,10 @@ __all__ = [
     "AskTimeoutError",
     "Channel",
     "ClientSecurity",
+    "GSSAPICredentials",
+    "OAuthCredentials",
+    "SASLCredentials",
+    "SSLCredentials",
     "Codec",
     "CodecRegistry",
     "Event",

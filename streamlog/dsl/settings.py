@@ -21,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamlog.dsl.errors import ImproperlyConfigured
+from streamlog.transport.credentials import client_security
+from streamlog.transport.errors import SecurityConfigError
 from streamlog.transport.security import ClientSecurity
 
 __all__ = [
@@ -47,7 +49,6 @@ FAUST_ACCEPTED = frozenset(
         "broker_check_crcs",  # every batch's CRC is always checked
         "broker_commit_livelock_soft_timeout",
         "broker_consumer",
-        "broker_credentials",  # SASL is configured on the broker URL's transport
         "broker_max_poll_interval",
         "broker_producer",
         "broker_rebalance_timeout",
@@ -86,7 +87,6 @@ FAUST_ACCEPTED = frozenset(
         "stream_recovery_delay",
         "stream_wait_empty",
         "table_key_index_size",
-        "topic_replication_factor",  # one broker: replication factor 1
         "url",
         "web",
         "web_application_options",
@@ -127,12 +127,18 @@ class Settings:
     timezone: Any = None  # tzinfo or a name; default UTC (crontabs without timezone=)
     topic_partitions: int = 8
     topic_allow_declare: bool = True  # False: use existing topics only, create none
+    # copies of each partition of the topics the app creates on a kafka:// cluster
+    # (None: the broker's default.replication.factor); embedded logs have one copy
+    topic_replication_factor: int | None = None
     topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
     processing_guarantee: str = "at_least_once"
     broker_client_id: str | None = None  # default: the app id
     # SASL and TLS for kafka:// and kafka+ssl:// (None: from STREAMLOG_SASL_*/SSL_*; the
     # worker's --sasl-*/--ssl-* options replace it)
     broker_security: ClientSecurity | None = None
+    # Faust's way to say the same: SASLCredentials, SSLCredentials or an ssl.SSLContext
+    # (streamlog.transport.credentials); made into broker_security
+    broker_credentials: Any = None
     broker_commit_every: int = 10_000
     broker_commit_interval: float = 2.8
     broker_session_timeout: float = 10.0
@@ -196,10 +202,25 @@ class Settings:
                 "broker_security must be a streamlog.ClientSecurity, "
                 f"not {type(self.broker_security).__name__}"
             )
+        if self.broker_credentials is not None:
+            if self.broker_security is not None:
+                raise ImproperlyConfigured(
+                    "give broker_credentials (Faust's) or broker_security, not both"
+                )
+            try:
+                self.broker_security = client_security(self.broker_credentials)
+            except SecurityConfigError as exc:
+                raise ImproperlyConfigured(str(exc)) from None
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
                 f"(supported: {', '.join(PROCESSING_GUARANTEES)}; exactly-once is not built yet)"
+            )
+        factor = self.topic_replication_factor
+        if factor is not None and (isinstance(factor, bool) or int(factor) < 1):
+            raise ImproperlyConfigured(
+                f"topic_replication_factor must be >= 1 (or None: the broker's default), "
+                f"not {factor!r}"
             )
         for name in (
             "topic_partitions",

@@ -2,7 +2,9 @@
 
 This package exports the public names of Faust's ``faust`` package that streamlog
 implements (``App``, ``Record``, ``Stream``, ``Table``, ``Topic``, ``Channel``, the
-windows, the ``*T`` typing names, ``Worker``, ``current_event``, ``uuid``), and the
+windows, the ``*T`` typing names, ``Worker``, ``current_event``, ``uuid``, the
+``broker_credentials`` objects ``SASLCredentials``, ``SSLCredentials``,
+``GSSAPICredentials`` and ``OAuthCredentials``), and the
 submodules ``faust.cli``, ``faust.types``, ``faust.web``, ``faust.windows`` and
 ``faust.worker``. Two ways to use it:
 
@@ -38,6 +40,12 @@ from streamlog.dsl.tables.kinds import GlobalTable, SetTable
 from streamlog.dsl.tables.table import Table
 from streamlog.serde import Codec, Record, Schema
 from streamlog.state.windows import HoppingWindow, SlidingWindow, TumblingWindow
+from streamlog.transport.credentials import (
+    GSSAPICredentials,
+    OAuthCredentials,
+    SASLCredentials,
+    SSLCredentials,
+)
 from streamlog.types import AgentT, AppT, ChannelT, EventT, ModelT, StreamT, TableT, TopicT
 from streamlog.uuids import uuid
 
@@ -53,10 +61,14 @@ __all__ = [
     "Command",
     "Event",
     "EventT",
+    "GSSAPICredentials",
     "GlobalTable",
     "HoppingWindow",
     "ModelT",
+    "OAuthCredentials",
     "Record",
+    "SASLCredentials",
+    "SSLCredentials",
     "Schema",
     "SetTable",
     "Settings",

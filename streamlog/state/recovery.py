@@ -7,7 +7,9 @@
   whole changelog, first wiping the store if it holds keys anyway;
 * an offset at or beyond the changelog's end (the topic was deleted, or deleted and
   recreated shorter): the store describes another log, so it is wiped and the whole
-  changelog replayed; a missing changelog topic counts as empty;
+  changelog replayed; a missing changelog topic counts as empty. Unless the changelog
+  holds the record at that offset (one fetch checks): then the broker's end offset was
+  behind its records (Tansu's is), which is logged, and the store is kept;
 * an offset below the changelog's start (records deleted by retention or
   DeleteRecords): replay from the start, with a warning, as nothing older exists;
 * the target is the changelog's end offset taken when recovery begins; records past it
@@ -106,8 +108,10 @@ async def recover_partition(
             "records it reflects is unknown"
         )
     elif stored is not None and stored >= end:
-        reason = _ahead_reason(tp, stored, end)
-        stored = None
+        end = await _end_holding(consumer, tp, stored, end, fetch_timeout_ms, following)
+        if stored >= end:
+            reason = _ahead_reason(tp, stored, end)
+            stored = None
     if reason is not None:
         log.warning(
             "table store for %s discarded and rebuilt from its changelog because %s",
@@ -211,6 +215,51 @@ async def _bounds(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
     except UnknownTopicError:
         return 0, 0
     return begin, end
+
+
+async def _end_holding(
+    consumer: Consumer,
+    tp: TopicPartition,
+    stored: int,
+    end: int,
+    fetch_timeout_ms: int,
+    following: bool,
+) -> int:
+    """The changelog's end when the broker answered ``end`` at or before the store's
+    offset: ``end`` itself unless the changelog holds the record at ``stored``.
+
+    A store ahead of its changelog is normally another log's (the topic was recreated).
+    But some brokers (Tansu) answer ListOffsets with an end offset behind records they
+    hold (their last batch's base offset + 1), which would wipe every store on every
+    restart. One fetch at ``stored`` tells the two apart; the consumer's end offsets then
+    include the fetch's high watermark. (Said at DEBUG when ``following``: a global
+    table's store meets this on every poll.)
+    """
+    fetched_end = end
+    consumer.assign([tp])
+    consumer.seek(tp, stored)
+    try:
+        fetched = await consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=1)
+        held = any(r.offset == stored for r in fetched.get(tp, ()))
+        fetched_end = (await consumer.end_offsets([tp]))[tp] if held else end
+    except TransportError:
+        held = False  # nothing readable there: the store is ahead
+    finally:
+        consumer.assign([])
+    if not held or fetched_end <= stored:
+        return end
+    log.log(
+        logging.DEBUG if following else logging.WARNING,
+        "the broker answered %d as the end offset of %s but holds its record at offset %d "
+        "(the last one the table store reflects): it under-reports log end offsets in "
+        "ListOffsets (Tansu does). The store is kept; recovery reads to offset %d, the "
+        "high watermark of its fetches",
+        end,
+        _name(tp),
+        stored,
+        fetched_end,
+    )
+    return fetched_end
 
 
 async def _replay(

@@ -261,8 +261,16 @@ class Consumer(Protocol):
 
 class Admin(Protocol):
     async def create_topic(
-        self, name: str, partitions: int = 1, configs: Mapping[str, str] | None = None
-    ) -> None: ...
+        self,
+        name: str,
+        partitions: int = 1,
+        configs: Mapping[str, str] | None = None,
+        replication_factor: int | None = None,
+    ) -> None:
+        """``replication_factor``: copies of each partition on a Kafka cluster (None: the
+        broker's ``default.replication.factor``); an embedded log has one copy and no
+        replicas, and ignores it."""
+        ...
 
     async def delete_topic(self, name: str) -> None: ...
 

@@ -59,6 +59,13 @@ class TransportClosedError(TransportError):
     """The producer, consumer or transport was closed."""
 
 
+class UnsupportedBrokerFeatureError(TransportError):
+    """The broker lacks an API (per its ApiVersions answer) or a behaviour streamlog
+    relies on (found by a check); the message names it. Kafka-compatible brokers written
+    by others (Tansu) implement part of Kafka: this says which part is missing instead of
+    going wrong later."""
+
+
 class UnknownTopicError(TransportError):
     pass
 

@@ -76,6 +76,10 @@ class ClientSecurity:
     ssl_keyfile: str | None = None
     ssl_key_password: str | None = None  # for an encrypted key file
     ssl_check_hostname: bool = True
+    # A ready TLS context, used as is instead of the files above (Faust's credentials
+    # carry one: ``SASLCredentials(ssl_context=...)``, ``SSLCredentials(context)``); it
+    # means TLS whatever the URL, as it does in Faust.
+    ssl_context_given: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         shown = []
@@ -132,6 +136,7 @@ class ClientSecurity:
             password (or the reverse), TLS options on a URL without TLS, a key without a
             certificate.
         """
+        tls = tls or self.ssl_context_given is not None
         result = replace(self, tls=tls, sasl_mechanism=_mechanism(self.sasl_mechanism))
         result.check()
         return result
@@ -160,6 +165,11 @@ class ClientSecurity:
                 "TLS options (CA file, certificate, key, hostname check) were given for a "
                 "broker URL without TLS: use kafka+ssl://HOST:PORT"
             )
+        if self.ssl_context_given is not None and self.uses_ssl_options:
+            raise SecurityConfigError(
+                "a TLS context was given (broker_credentials) together with TLS files or "
+                "options: give one or the other"
+            )
         if self.ssl_keyfile and not self.ssl_certfile:
             raise SecurityConfigError("an SSL key file needs its certificate (--ssl-certfile)")
 
@@ -172,6 +182,8 @@ class ClientSecurity:
         """
         if not self.tls:
             return None
+        if self.ssl_context_given is not None:
+            return self.ssl_context_given
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.ssl_cafile:

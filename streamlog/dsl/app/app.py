@@ -574,8 +574,14 @@ class App:
         if name in self._known_topics:
             return False
         try:
-            await admin.create_topic(name, partitions, dict(configs))
-            log.info("created topic %s (%d partitions)", name, partitions)
+            factor = self.conf.topic_replication_factor
+            await admin.create_topic(name, partitions, dict(configs), replication_factor=factor)
+            log.info(
+                "created topic %s (%d partitions%s)",
+                name,
+                partitions,
+                "" if factor is None else f", replication factor {factor}",
+            )
             created = True
         except TopicExistsError:
             created = False

@@ -50,7 +50,11 @@ class EmbeddedAdmin:
     # -- topics --------------------------------------------------------------------------
 
     async def create_topic(
-        self, name: str, partitions: int = 1, configs: Mapping[str, str] | None = None
+        self,
+        name: str,
+        partitions: int = 1,
+        configs: Mapping[str, str] | None = None,
+        replication_factor: int | None = None,  # one log, one copy: nothing to replicate
     ) -> None:
         self._check_open()
         with translated():

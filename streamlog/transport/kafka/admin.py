@@ -17,8 +17,8 @@ from streamlog.transport.errors import (
     BrokerUnavailableError,
     GroupError,
     TransportClosedError,
-    TransportError,
     UnknownTopicError,
+    UnsupportedBrokerFeatureError,
 )
 from streamlog.transport.kafka.assignors import MalformedMemberDataError, decode_assignment
 from streamlog.transport.kafka.cluster import ANY_NODE, Cluster
@@ -66,12 +66,19 @@ class KafkaAdmin:
     # ---------------------------------------------------------------- topics
 
     async def create_topic(
-        self, name: str, partitions: int = 1, configs: Mapping[str, str] | None = None
+        self,
+        name: str,
+        partitions: int = 1,
+        configs: Mapping[str, str] | None = None,
+        replication_factor: int | None = None,
     ) -> None:
         self._check_open()
         node = await self._controller()
         conn = await self._cluster.connection(node)
         version = conn.version(ApiKey.CREATE_TOPICS)
+        if replication_factor is None:
+            # -1: the broker's default (KIP-464, v4+); older brokers need a number
+            replication_factor = -1 if version >= 4 else 1
         response: Any = await conn.request(
             conn.build(
                 ApiKey.CREATE_TOPICS,
@@ -79,8 +86,7 @@ class KafkaAdmin:
                     {
                         "name": name,
                         "num_partitions": partitions,
-                        # -1: the broker's default (KIP-464, v4+).
-                        "replication_factor": -1 if version >= 4 else 1,
+                        "replication_factor": replication_factor,
                         "assignments": [],
                         "configs": [
                             {"name": k, "value": str(v)} for k, v in (configs or {}).items()
@@ -120,7 +126,10 @@ class KafkaAdmin:
         node = await self._controller()
         conn = await self._cluster.connection(node)
         if not conn.supports(ApiKey.CREATE_PARTITIONS):
-            raise TransportError(f"{conn.address}: the broker does not support CreatePartitions")
+            raise UnsupportedBrokerFeatureError(
+                f"{conn.address}: the broker does not support CreatePartitions (not in its "
+                "ApiVersions answer): topics cannot be given more partitions on it"
+            )
         response: Any = await conn.request(
             conn.build(
                 ApiKey.CREATE_PARTITIONS,

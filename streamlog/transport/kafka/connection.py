@@ -46,6 +46,7 @@ from streamlog.transport.errors import (
     TlsError,
     TransportClosedError,
     TransportError,
+    UnsupportedBrokerFeatureError,
 )
 from streamlog.transport.kafka.sasl import sasl_client
 from streamlog.transport.security import ClientSecurity
@@ -292,7 +293,7 @@ class Connection:
         try:
             return self.versions[api_key]
         except KeyError:
-            raise TransportError(
+            raise UnsupportedBrokerFeatureError(
                 f"{self.address}: the broker does not support {_api_name(api_key)}"
             ) from None
 

@@ -21,6 +21,7 @@ from streamlog.transport.errors import (
     StaleGenerationError,
     TransportClosedError,
     TransportError,
+    UnsupportedBrokerFeatureError,
 )
 from streamlog.transport.kafka.assignors import ASSIGNORS
 from streamlog.transport.kafka.cluster import Cluster
@@ -38,6 +39,8 @@ __all__ = ["KafkaConsumer"]
 
 _RESETS = {"earliest": EARLIEST, "smallest": EARLIEST, "latest": LATEST, "largest": LATEST}
 _ISOLATION = {"read_uncommitted": 0, "read_committed": 1}
+# A record time no record has (the year 146 million): a time lookup for it finds nothing.
+_AFTER_EVERY_RECORD = 1 << 62
 
 
 class KafkaConsumer:
@@ -266,6 +269,8 @@ class KafkaConsumer:
         found = await list_offsets(
             self._cluster, {tp: timestamp for tp in targets}, isolation_level=self._isolation
         )
+        if timestamp >= 0:
+            await self._check_time_lookups(targets)
         missing = [tp for tp, (offset, _) in found.items() if offset < 0]
         if missing:  # no record at or after the timestamp: the end
             ends = await list_offsets(
@@ -277,6 +282,26 @@ class KafkaConsumer:
             if state.epoch == epoch and self._fetcher.states.get(tp) is state:
                 state.seek(offset)
         self._fetcher.wake()
+
+    async def _check_time_lookups(self, partitions: list[TopicPartition]) -> None:
+        """Raise if the broker answers time lookups without looking at record times.
+
+        Kafka answers a ListOffsets for a time after every record with offset -1; a
+        broker that answers an offset there (Tansu answers 0 to every time) would start a
+        seek at a wrong place silently. One more round trip, on an operation that is rare.
+        """
+        probe = await list_offsets(
+            self._cluster, dict.fromkeys(partitions, _AFTER_EVERY_RECORD), isolation_level=0
+        )
+        wrong = sorted((tp, offset) for tp, (offset, _) in probe.items() if offset >= 0)
+        if wrong:
+            tp, offset = wrong[0]
+            raise UnsupportedBrokerFeatureError(
+                f"the broker does not look offsets up by time (ListOffsets with a "
+                f"timestamp): asked for the first record of {tp.topic}[{tp.partition}] at "
+                f"or after a time later than any record's, it answered offset {offset} "
+                "instead of none; seek by offset instead"
+            )
 
     async def position(self, partition: TopicPartition) -> int:
         self._check_open()
@@ -454,7 +479,16 @@ class KafkaConsumer:
         if not wanted:
             return {}
         found = await list_offsets(self._cluster, wanted, isolation_level=self._isolation)
-        return {tp: offset for tp, (offset, _) in found.items()}
+        offsets = {tp: offset for tp, (offset, _) in found.items()}
+        if timestamp == LATEST and self._isolation == _ISOLATION["read_uncommitted"]:
+            # The log end never moves back, so a fetch's high watermark is a floor for
+            # it. On Kafka the ListOffsets answer is newer and never lower; some brokers
+            # (Tansu) answer the last batch's base offset + 1, behind records they hold.
+            for tp, offset in offsets.items():
+                state = self._fetcher.states.get(tp)
+                if state is not None and state.high_watermark > offset:
+                    offsets[tp] = state.high_watermark
+        return offsets
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -3,6 +3,7 @@ a name neither has warns with the nearest known one, values are checked at impor
 
 from __future__ import annotations
 
+import ssl
 import warnings
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -227,3 +228,46 @@ def test_broker_security_takes_a_client_security_and_tls_urls():
         streamlog.App("mixed", broker=["kafka://a:9092", "kafka+ssl://b:9093"])
     with pytest.raises(ImproperlyConfigured, match="broker_security must be a streamlog"):
         streamlog.App("bad", broker_security={"sasl_mechanism": "PLAIN"})
+
+
+def test_broker_credentials_become_the_client_security():
+    """Faust's ``broker_credentials`` objects, mapped; TLS from a context in them."""
+    context = ssl.create_default_context()
+    sasl = streamlog.SASLCredentials(
+        username="app", password="pw", mechanism="scram-sha-256", ssl_context=context
+    )
+    security = streamlog.App("creds", broker_credentials=sasl).conf.broker_security
+    assert security is not None
+    assert (security.sasl_mechanism, security.sasl_username, security.sasl_password) == (
+        "SCRAM-SHA-256",
+        "app",
+        "pw",
+    )
+    on_plain_url = security.for_url(tls=False)
+    assert on_plain_url.protocol == "SASL_SSL" and on_plain_url.ssl_context() is context
+    plain = streamlog.App(
+        "p", broker_credentials=streamlog.SASLCredentials(username="u", password="p")
+    )
+    assert plain.conf.broker_security is not None
+    assert plain.conf.broker_security.for_url(tls=False).protocol == "SASL_PLAINTEXT"
+    for given in (context, streamlog.SSLCredentials(context)):
+        tls = streamlog.App("t", broker_credentials=given).conf.broker_security
+        assert tls is not None and tls.for_url(tls=False).protocol == "SSL"
+        assert tls.for_url(tls=False).ssl_context() is context
+
+
+def test_broker_credentials_streamlog_cannot_use_are_clear_errors():
+    with pytest.raises(ImproperlyConfigured, match=r"GSSAPI \(Kerberos\) is not supported"):
+        streamlog.App("k", broker_credentials=streamlog.GSSAPICredentials())
+    with pytest.raises(ImproperlyConfigured, match="OAUTHBEARER is not supported"):
+        streamlog.App("o", broker_credentials=streamlog.OAuthCredentials(oauth_cb=object()))
+    with pytest.raises(ImproperlyConfigured, match="mechanism 'GSSAPI' is not supported"):
+        streamlog.App("g", broker_credentials=streamlog.SASLCredentials(mechanism="GSSAPI"))
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        streamlog.App(
+            "b",
+            broker_credentials=streamlog.SSLCredentials(),
+            broker_security=streamlog.ClientSecurity(),
+        )
+    with pytest.raises(ImproperlyConfigured, match="must be SASLCredentials"):
+        streamlog.App("d", broker_credentials={"username": "u"})

@@ -9,7 +9,10 @@ processed again after a crash.
 kill the worker part-way through a long input. ``TABLECOUNT_HOLD`` (an id) makes the
 agent keep that event in hand for a second after counting it (so a commit starts while it
 is in processing), then stall for good on the next event (so no commit completes after
-that one): the worker's log says ``stalled at ID``.
+that one): the worker's log says ``stalled at ID``. ``TABLECOUNT_ID`` (default
+``tablecount``) names the app (its group and changelogs) and prefixes its two topics
+(``ID-events``, ``ID-processed``), so that two runs can share a broker.
+``TABLECOUNT_SESSION_TIMEOUT`` (seconds, default 10) is the group session timeout.
 
 The windows neither close nor expire during a test: the grace and the lifetime (an hour)
 dwarf the input's span of event time, and stream time moves only with events
@@ -25,17 +28,20 @@ STORE = os.environ.get("TABLECOUNT_STORE", "rocksdb://")
 PAUSE = float(os.environ.get("TABLECOUNT_PAUSE", "0"))
 HOLD = os.environ.get("TABLECOUNT_HOLD")
 EVERY = 100
+APP_ID = os.environ.get("TABLECOUNT_ID", "tablecount")
+PREFIX = "" if APP_ID == "tablecount" else f"{APP_ID}-"
 
 app = App(
-    "tablecount",
+    APP_ID,
     topic_partitions=4,
     store=STORE,
     broker_commit_interval=0.2,
     broker_max_poll_records=500,
     shutdown_timeout=5.0,
+    broker_session_timeout=float(os.environ.get("TABLECOUNT_SESSION_TIMEOUT", "10")),
 )
-events = app.topic("events", key_type=str, value_type=str, value_serializer="raw")
-processed = app.topic("processed", value_type=str, value_serializer="raw")
+events = app.topic(f"{PREFIX}events", key_type=str, value_type=str, value_serializer="raw")
+processed = app.topic(f"{PREFIX}processed", value_type=str, value_serializer="raw")
 counts = app.Table("counts", default=int, key_type=str, value_type=int)
 windows = app.Table("windows", default=int, key_type=str, value_type=int).tumbling(
     10, expires=3600, grace=3600, idle_advance=False
