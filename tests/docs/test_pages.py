@@ -21,6 +21,7 @@ PAGES = [
     "docs/web.md",
     "docs/broker.md",
     "docs/broker-auth.md",
+    "docs/client.md",
     "docs/from-faust.md",
     "docs/apps.md",
     "docs/apps-spam.md",
