@@ -14,6 +14,7 @@ markers only; so on Tansu a read_uncommitted reader does not see aborted records
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from typing import Any
@@ -398,7 +399,11 @@ def test_calls_out_of_order_are_refused(txn_kafka: KafkaCase) -> None:
         with pytest.raises(TransactionStateError, match="begin_transaction"):
             producer.begin_transaction()
         await producer.send(topic, b"in", partition=0)
-        await producer.commit_transaction()
+        committing = asyncio.ensure_future(producer.commit_transaction())
+        await asyncio.sleep(0)  # the commit runs to its first wait: the flush
+        with pytest.raises(TransactionStateError, match="send: not possible while committing"):
+            await producer.send(topic, b"late", partition=0)
+        await committing
         with pytest.raises(TransactionStateError, match="send: not possible while ready"):
             await producer.send(topic, b"after", partition=0)
         with pytest.raises(ValueError, match="acks=-1"):

@@ -83,8 +83,10 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
     Invariant: every open batch is its partition queue's ``open``, is in ``_open`` (what
     flush and the linger check close) and, while the producer can send, by its builder
     in its topic's ``TopicBatches.builders`` slot (what ``send`` adds to). ``_topics`` is
-    emptied when the producer closes or its sender fails, so that ``send`` reaches
-    ``_topic``, which raises. ``_full`` is ``_buffered >= _buffer_memory``.
+    emptied when the producer closes or its sender fails, and for a transactional
+    producer whenever no transaction is open to send in (committing, aborting, failed),
+    so that ``send`` reaches ``_topic``, which raises. ``_full`` is
+    ``_buffered >= _buffer_memory``.
     """
 
     def __init__(
@@ -303,12 +305,11 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         :raises ProducerFencedError: a newer producer owns the transactional id.
         """
         txn = self._txn("commit_transaction")
-        txn.require(TxnState.IN_TRANSACTION, action="commit_transaction")
-        txn.state = TxnState.COMMITTING
+        txn.start_commit()
+        self._topics.clear()  # sends from now on reach _topic, which refuses them
         await self.flush()
         txn.require(TxnState.COMMITTING, action="commit_transaction")
         await txn.end(commit=True)
-        self._topics.clear()
 
     async def abort_transaction(self) -> None:
         """Abort the open transaction: records not sent yet are dropped (their handles
@@ -319,13 +320,7 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
             aborted this transaction already).
         """
         txn = self._txn("abort_transaction")
-        txn.require(
-            TxnState.IN_TRANSACTION,
-            TxnState.ABORTABLE_ERROR,
-            TxnState.COMMITTING,
-            action="abort_transaction",
-        )
-        txn.state = TxnState.ABORTING
+        txn.start_abort()
         self._topics.clear()
         dropped = TransactionError("the transaction was aborted before the record was sent")
         loop = asyncio.get_running_loop()
@@ -347,8 +342,7 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         try:
             await txn.end(commit=False)
         except TransactionError:
-            if txn.state is not TxnState.FATAL_ERROR:
-                txn.state = TxnState.ABORTABLE_ERROR  # abort again later
+            txn.abort_failed()
             raise
         if txn.sequences_lost:
             await txn.bump_epoch()

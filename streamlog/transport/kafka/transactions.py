@@ -155,6 +155,29 @@ class TransactionManager:
         self.require(TxnState.READY, action="begin_transaction")
         self.state = TxnState.IN_TRANSACTION
 
+    def start_commit(self) -> None:
+        """The producer is flushing the transaction's records before EndTxn: no more
+        sends (the partitions still to be added are added)."""
+        self.require(TxnState.IN_TRANSACTION, action="commit_transaction")
+        self.state = TxnState.COMMITTING
+
+    def start_abort(self) -> None:
+        """The producer is dropping the transaction's unsent records before EndTxn (also
+        after a failure, or a commit whose EndTxn failed)."""
+        self.require(
+            TxnState.IN_TRANSACTION,
+            TxnState.ABORTABLE_ERROR,
+            TxnState.COMMITTING,
+            action="abort_transaction",
+        )
+        self.state = TxnState.ABORTING
+
+    def abort_failed(self) -> None:
+        """EndTxn(abort) did not go through: the transaction may be aborted again."""
+        if self.state is not TxnState.FATAL_ERROR:
+            self.state = TxnState.ABORTABLE_ERROR
+            self.broken.set()
+
     def abortable(self, error: BaseException) -> None:
         """Something in the open transaction failed: it can only be aborted now."""
         if self.state in (TxnState.FATAL_ERROR, TxnState.ABORTING, TxnState.ABORTABLE_ERROR):
