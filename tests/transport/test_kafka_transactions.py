@@ -24,6 +24,7 @@ import pytest
 from streamlog.log.records import ControlType, encode_batch, encode_control_batch
 from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import (
+    BrokerUnavailableError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionError,
@@ -411,6 +412,37 @@ def test_calls_out_of_order_are_refused(txn_kafka: KafkaCase) -> None:
         consumer = transport.consumer(isolation_level="read_committed")
         consumer.assign([TopicPartition(topic, 0)])
         assert [r.value for r in await read_records(consumer, 1)] == [b"in"]
+        await transport.close()
+
+    run(body())
+
+
+def test_a_failed_record_makes_the_transaction_abortable(txn_kafka: KafkaCase) -> None:
+    """A batch that fails for good (here: past a 1 ms delivery timeout while its
+    partition is being added to the transaction) spoils the transaction: commit raises
+    ``TransactionAbortableError``, sends are refused until ``abort_transaction``, after
+    which the producer goes on."""
+    kafka = txn_kafka
+
+    async def body() -> None:
+        transport = kafka.transport()
+        topic = await new_topic(transport, "txn-spoilt")
+        producer = await transactional(transport, delivery_timeout_ms=1)
+        producer.begin_transaction()
+        handle = await producer.send(topic, b"late", partition=0)
+        with pytest.raises(BrokerUnavailableError, match="not acknowledged within"):
+            await handle
+        with pytest.raises(TransactionAbortableError, match="must be aborted"):
+            await producer.send(topic, b"more", partition=0)
+        with pytest.raises(TransactionAbortableError, match="must be aborted"):
+            await producer.commit_transaction()
+        await producer.abort_transaction()
+        producer.begin_transaction()  # a fresh transaction after the abort
+        await producer.commit_transaction()
+        await producer.close()
+        consumer = transport.consumer()
+        consumer.assign([TopicPartition(topic, 0)])
+        assert await consumer.getmany(timeout_ms=300) == {}  # nothing was written
         await transport.close()
 
     run(body())
