@@ -295,6 +295,12 @@ def test_a_second_producer_with_the_same_id_fences_the_first(txn_kafka: KafkaCas
         expected = [b"second"] if kafka.kind != "tansu" else [b"zombie-1", b"second"]
         records = await read_records(committed, len(expected))
         assert [r.value for r in records] == expected
+        # The coordinator aborted the zombie's transaction when the second producer
+        # initialised: its abort marker takes offset 1, before the second's record.
+        everything = transport.consumer()
+        everything.assign([tp])
+        records = await read_records(everything, 2)
+        assert [(r.offset, r.value) for r in records] == [(0, b"zombie-1"), (2, b"second")]
         await transport.close()
 
     run(body())

@@ -157,8 +157,9 @@ class TransactionManager:
 
     def start_commit(self) -> None:
         """The producer is flushing the transaction's records before EndTxn: no more
-        sends (the partitions still to be added are added)."""
-        self.require(TxnState.IN_TRANSACTION, action="commit_transaction")
+        sends (the partitions still to be added are added). Also a retry of a commit
+        whose EndTxn was not answered in time."""
+        self.require(TxnState.IN_TRANSACTION, TxnState.COMMITTING, action="commit_transaction")
         self.state = TxnState.COMMITTING
 
     def start_abort(self) -> None:
