@@ -341,12 +341,12 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
             txn.sequences_lost = True
         try:
             await txn.end(commit=False)
-        except TransactionError:
-            txn.abort_failed()
+            if txn.sequences_lost:
+                await txn.bump_epoch()
+                self._sender.use_producer_id(txn.producer_id, txn.epoch)
+        except TransactionError as e:
+            txn.abort_failed(e)
             raise
-        if txn.sequences_lost:
-            await txn.bump_epoch()
-            self._sender.use_producer_id(txn.producer_id, txn.epoch)
 
     def _drop_unsent(self, error: TransactionError) -> bool:
         """Fail every batch of the transaction not in flight (open, waiting, set aside

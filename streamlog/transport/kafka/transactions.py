@@ -173,10 +173,12 @@ class TransactionManager:
         )
         self.state = TxnState.ABORTING
 
-    def abort_failed(self) -> None:
-        """EndTxn(abort) did not go through: the transaction may be aborted again."""
+    def abort_failed(self, error: TransactionError) -> None:
+        """EndTxn(abort), or the epoch bump after it, did not go through: the next
+        ``abort_transaction`` tries again (nothing else is allowed meanwhile)."""
         if self.state is not TxnState.FATAL_ERROR:
             self.state = TxnState.ABORTABLE_ERROR
+            self.error = error
             self.broken.set()
 
     def abortable(self, error: BaseException) -> None:
