@@ -168,7 +168,7 @@ def test_commit_and_abort_as_each_isolation_level_sees_them(txn_kafka: KafkaCase
 
 
 def test_peer_consumers_read_our_transactions(txn_kafka: KafkaCase) -> None:
-    """confluent-kafka's and kafka-python's consumers, each isolation level, over the
+    """confluent-kafka's, kafka-python's and aiokafka's consumers, each isolation level, over the
     transactions our producer wrote: markers never handed out, committed records in order."""
     kafka = txn_kafka
     topic = KafkaCase.name("txn-peers")
@@ -184,8 +184,9 @@ def test_peer_consumers_read_our_transactions(txn_kafka: KafkaCase) -> None:
     bootstrap = f"{kafka.host}:{kafka.port}"
     confluent_kafka = _maybe_import("confluent_kafka")
     kafka_python = _maybe_import("kafka")
-    if confluent_kafka is None and kafka_python is None:
-        pytest.skip("neither confluent-kafka nor kafka-python is installed")
+    aiokafka = _maybe_import("aiokafka")
+    if confluent_kafka is None and kafka_python is None and aiokafka is None:
+        pytest.skip("none of confluent-kafka, kafka-python and aiokafka is installed")
     for level in ("read_committed", "read_uncommitted"):
         if confluent_kafka is not None:
             consumer = confluent_kafka.Consumer(
@@ -223,9 +224,30 @@ def test_peer_consumers_read_our_transactions(txn_kafka: KafkaCase) -> None:
                     values.extend(r.value for r in batch)
             consumer.close()
             seen[("kafka-python", level)] = values
+        if aiokafka is not None:
+            seen[("aiokafka", level)] = run(_aiokafka_values(aiokafka, bootstrap, topic, level))
     for (client, level), values in seen.items():
         expected = expected_committed(kafka.kind) if level == "read_committed" else EVERYTHING
         assert values == expected, (client, level)
+
+
+async def _aiokafka_values(aiokafka: Any, bootstrap: str, topic: str, level: str) -> list[bytes]:
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level=level, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = aiokafka.TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(values) < 5 and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                values.extend(r.value for r in batch)
+        return values
+    finally:
+        await consumer.stop()
 
 
 def _maybe_import(name: str) -> Any:
