@@ -298,6 +298,35 @@ def _init_producer_id(body: Any, code: int, version: int) -> dict[str, Any]:
     return {"error_code": code, "producer_id": -1, "producer_epoch": -1}
 
 
+def _add_partitions_to_txn(body: Any, code: int, version: int) -> dict[str, Any]:
+    return {
+        "results_by_topic_v3_and_below": [
+            {
+                "name": topic.name,
+                "results_by_partition": [
+                    {"partition_index": p, "partition_error_code": code} for p in topic.partitions
+                ],
+            }
+            for topic in body.v3_and_below_topics
+        ]
+    }
+
+
+def _txn_offset_commit(body: Any, code: int, version: int) -> dict[str, Any]:
+    return {
+        "topics": [
+            {
+                "name": topic.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": code}
+                    for p in topic.partitions
+                ],
+            }
+            for topic in body.topics
+        ]
+    }
+
+
 def _describe_configs(body: Any, code: int, version: int) -> dict[str, Any]:
     return {
         "results": [
@@ -339,6 +368,10 @@ _MIRRORS: Mapping[int, _Mirror] = {
     ApiKey.CREATE_TOPICS: _create_topics,
     ApiKey.DELETE_TOPICS: _delete_topics,
     ApiKey.INIT_PRODUCER_ID: _init_producer_id,
+    ApiKey.ADD_PARTITIONS_TO_TXN: _add_partitions_to_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: _just_error,
+    ApiKey.END_TXN: _just_error,
+    ApiKey.TXN_OFFSET_COMMIT: _txn_offset_commit,
     ApiKey.DESCRIBE_CONFIGS: _describe_configs,
     ApiKey.SASL_AUTHENTICATE: _sasl_authenticate,
     ApiKey.CREATE_PARTITIONS: _create_partitions,

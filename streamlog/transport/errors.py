@@ -25,6 +25,10 @@ __all__ = [
     "SecurityConfigError",
     "AuthenticationError",
     "TlsError",
+    "TransactionError",
+    "TransactionStateError",
+    "TransactionAbortableError",
+    "ProducerFencedError",
 ]
 
 
@@ -133,3 +137,28 @@ class StaleGenerationError(MembershipLostError):
 
 class MalformedMemberDataError(TransportError, ValueError):
     """Subscription or assignment bytes that do not follow the consumer protocol."""
+
+
+class TransactionError(TransportError):
+    """A transactional producer's request failed (the message names the broker's error):
+    for example the broker refused the transactional id (a broker without transactions
+    answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED to InitProducerId)."""
+
+
+class TransactionStateError(TransactionError):
+    """A transaction method called out of order: ``begin_transaction`` twice, a send or
+    ``send_offsets_to_transaction`` outside a transaction, a commit with none open, any
+    call before ``init_transactions``. Nothing was sent; the transaction is unchanged."""
+
+
+class TransactionAbortableError(TransactionError):
+    """The open transaction cannot commit (a record or an offset commit in it failed);
+    ``abort_transaction`` ends it and the producer can begin another. The cause is
+    chained."""
+
+
+class ProducerFencedError(TransactionError):
+    """Another producer with the same transactional id has initialised since this one
+    (the coordinator answered INVALID_PRODUCER_EPOCH or PRODUCER_FENCED): this producer
+    can do nothing more and must be closed; its open transaction was aborted by the
+    coordinator. Fatal, as in Kafka."""

@@ -14,6 +14,7 @@ __all__ = [
     "metadata_run",
     "ConsumerRecord",
     "OffsetAndMetadata",
+    "ConsumerGroupMetadata",
     "PartitionInfo",
     "TopicInfo",
     "GroupMemberInfo",
@@ -67,6 +68,17 @@ class ConsumerRecord(NamedTuple):
 class OffsetAndMetadata(NamedTuple):
     offset: int
     metadata: str = ""
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A group member's identity as a transactional producer hands it to the group's
+    coordinator with its offsets (KIP-447): offsets of a member the group has fenced
+    since (an older generation) are refused."""
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

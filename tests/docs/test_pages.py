@@ -22,6 +22,7 @@ PAGES = [
     "docs/broker.md",
     "docs/broker-auth.md",
     "docs/deploy.md",
+    "docs/client.md",
     "docs/from-faust.md",
     "docs/apps.md",
     "docs/apps-spam.md",

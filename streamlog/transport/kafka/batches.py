@@ -103,9 +103,18 @@ class ProducerBatch:
             self.size = builder.size
         return self.count
 
-    def encode(self, compression: int, pid: int, epoch: int, base_sequence: int) -> bytes:
+    def encode(
+        self,
+        compression: int,
+        pid: int,
+        epoch: int,
+        base_sequence: int,
+        *,
+        transactional: bool = False,
+    ) -> bytes:
         """Frame the records (the first time) or re-stamp the framed bytes (after a new
-        producer id) under ``pid``/``epoch`` from ``base_sequence``."""
+        producer id) under ``pid``/``epoch`` from ``base_sequence``; ``transactional``
+        sets the batch's transactional bit (kept by a re-stamp)."""
         builder = self.builder
         if builder is not None:
             self.data = encode_built(
@@ -114,6 +123,7 @@ class ProducerBatch:
                 producer_id=pid,
                 producer_epoch=epoch,
                 base_sequence=base_sequence,
+                transactional=transactional,
             )
             self.builder = None
         elif self.data is not None:

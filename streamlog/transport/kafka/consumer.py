@@ -29,6 +29,7 @@ from streamlog.transport.kafka.fetcher import Fetcher, PartitionState
 from streamlog.transport.kafka.group import GroupMember
 from streamlog.transport.kafka.offsets import EARLIEST, LATEST, GroupCoordinator, list_offsets
 from streamlog.transport.types import (
+    ConsumerGroupMetadata,
     ConsumerRecord,
     GroupPeer,
     OffsetAndMetadata,
@@ -404,6 +405,16 @@ class KafkaConsumer:
             raise self._fetcher.last_error
 
     # ---------------------------------------------------------------- offsets
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group, generation and member id, for a transactional producer's
+        ``send_offsets_to_transaction`` (a consumer without a group: raises)."""
+        if self._coordinator is None:
+            raise GroupError("group_metadata() needs a consumer created with a group_id")
+        member = self._member
+        if member is None:
+            return ConsumerGroupMetadata(self._coordinator.group_id)
+        return ConsumerGroupMetadata(member.group_id, member.generation, member.member_id)
 
     async def commit(
         self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None

@@ -15,7 +15,11 @@ never returned after it.
 Decoding (``FetchedData``): records below the position are skipped (a batch can start
 before the offset asked for), control batches are skipped, a partial batch at the end is
 left for the next fetch, and with ``read_committed`` the batches of aborted transactions
-are dropped using the response's aborted-transaction list, as Kafka's clients do. A batch
+are dropped using the response's aborted-transaction list, as Kafka's clients do: a
+transactional batch is dropped while its producer id is in ``aborting``, which a listed
+transaction's producer joins at the listed first offset and leaves at its abort marker.
+A read_committed consumer also stops at the response's last stable offset (batches at
+or past it are left for a later fetch) and counts it as the partition's end. A batch
 that cannot be decoded (corrupt, or inflating past the codec's bound) stops its
 partition there: the records before it are handed out, then ``drain`` raises
 ``CorruptBatchError`` for it (when it has nothing else to hand out), and again on every
@@ -57,7 +61,7 @@ from streamlog.transport.kafka.errors import error_for
 from streamlog.transport.kafka.util import log, spawn
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
-__all__ = ["Fetcher", "PartitionState", "FetchedData"]
+__all__ = ["Fetcher", "PartitionState", "FetchedData", "below_stable_offset"]
 
 
 # Partition errors after which the leader is looked up again.
@@ -104,8 +108,10 @@ class FetchedData:
         self.pending: list[ConsumerRecord] = []
         self.pending_index = 0
         self.pending_end = -1  # the offset after the batch ``pending`` came from
-        # (first offset, producer id) of aborted transactions, for read_committed.
-        self.aborted = sorted(aborted) if aborted else None
+        # (first offset, producer id) of aborted transactions; None: read_uncommitted.
+        # Kept (empty) for read_committed even when none is listed, so that abort
+        # markers still take their producers out of ``aborting``.
+        self.aborted = sorted(aborted) if aborted is not None else None
         # The batch the last ``take`` stopped at, undecodable; None if it did not stop.
         self.error: CorruptBatchError | None = None
 
@@ -224,6 +230,24 @@ def end_of_complete_batches(data: bytes) -> int | None:
         next_offset = base_offset + delta + 1
         pos += size
     return next_offset
+
+
+def below_stable_offset(data: bytes, stable: int) -> bytes:
+    """The whole batches of ``data`` that end below ``stable`` (a read_committed fetch's
+    last stable offset): a broker should send nothing past it, and a batch that it does
+    send there may belong to a transaction still open, so it is fetched again later."""
+    pos = 0
+    end = len(data)
+    while end - pos >= HEADER_SIZE:
+        base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, pos)
+        size = batch_length + LOG_OVERHEAD
+        if size < HEADER_SIZE or pos + size > end:
+            break
+        (delta,) = LAST_OFFSET_DELTA.unpack_from(data, pos + LAST_OFFSET_DELTA_AT)
+        if base_offset + delta >= stable:
+            return data[:pos]
+        pos += size
+    return data
 
 
 class PartitionState:
@@ -472,8 +496,16 @@ class Fetcher:
                     continue  # sought or unassigned meanwhile
                 code = int(p.error_code)
                 if code == ErrorCode.NONE:
-                    state.high_watermark = int(p.high_watermark)
                     records = p.records
+                    if self._isolation_level == 1:
+                        # read_committed: the log ends, for this consumer, at the last
+                        # stable offset (Kafka's consumer measures its lag from it too)
+                        stable = int(p.last_stable_offset)
+                        state.high_watermark = stable
+                        if records and stable >= 0:
+                            records = below_stable_offset(records, stable)
+                    else:
+                        state.high_watermark = int(p.high_watermark)
                     if not records:
                         continue
                     next_offset = end_of_complete_batches(records)

@@ -27,10 +27,20 @@ from streamlog.transport.kafka.connection import Connection
 from streamlog.transport.kafka.errors import COORDINATOR_ERRORS, error_for, is_retriable
 from streamlog.transport.types import OffsetAndMetadata, TopicPartition
 
-__all__ = ["list_offsets", "GroupCoordinator", "EARLIEST", "LATEST"]
+__all__ = [
+    "list_offsets",
+    "find_coordinator",
+    "GroupCoordinator",
+    "EARLIEST",
+    "LATEST",
+    "GROUP_KEY",
+    "TRANSACTION_KEY",
+]
 
 EARLIEST = -2
 LATEST = -1
+GROUP_KEY = 0  # FindCoordinator key types
+TRANSACTION_KEY = 1
 _BACKOFF = 0.1
 
 
@@ -119,6 +129,27 @@ async def _list_on_node(
     return answer
 
 
+async def find_coordinator(cluster: Cluster, key: str, key_type: int) -> tuple[int, int, str]:
+    """Ask for the coordinator of ``key``: a group (``GROUP_KEY``) or a transactional id
+    (``TRANSACTION_KEY``). Returns ``(error code, broker id, error message)``; on success
+    the coordinator's address is remembered in the cluster's broker list."""
+    conn = await cluster.any_connection()
+    response: Any = await conn.request(
+        conn.build(
+            ApiKey.FIND_COORDINATOR,
+            key=key,
+            key_type=key_type,
+            coordinator_keys=[key],
+        )
+    )
+    entry = response.coordinators[0] if hasattr(response, "coordinators") else response
+    code = int(entry.error_code)
+    node = int(entry.node_id)
+    if code == ErrorCode.NONE:
+        cluster.brokers.setdefault(node, (entry.host, int(entry.port)))
+    return code, node, getattr(entry, "error_message", None) or ""
+
+
 class GroupCoordinator:
     """The coordinator of one group as this client knows it, and the offset requests.
 
@@ -151,21 +182,9 @@ class GroupCoordinator:
         self.node = None
 
     async def _find(self) -> int:
-        conn = await self.cluster.any_connection()
-        response: Any = await conn.request(
-            conn.build(
-                ApiKey.FIND_COORDINATOR,
-                key=self.group_id,
-                key_type=0,
-                coordinator_keys=[self.group_id],
-            )
-        )
-        entry = response.coordinators[0] if hasattr(response, "coordinators") else response
-        code = int(entry.error_code)
+        code, node, message = await find_coordinator(self.cluster, self.group_id, GROUP_KEY)
         if code != ErrorCode.NONE:
-            raise error_for(code, f"group {self.group_id!r}", getattr(entry, "error_message", None))
-        node = int(entry.node_id)
-        self.cluster.brokers.setdefault(node, (entry.host, int(entry.port)))
+            raise error_for(code, f"group {self.group_id!r}", message)
         return node
 
     async def request(self, api_key: int, *, timeout: float | None = None, **values: Any) -> Any:

@@ -15,17 +15,28 @@ The partition choice and the batching are the accumulator's, shared with the emb
 producer (``streamlog/transport/accumulator.py``); this module is what Kafka adds: the
 partition queues, the bound on buffered bytes, metadata lookups, and the ``Sender``
 (idempotent producer ids and sequence numbers, Produce requests, retries).
+
+With a ``transactional_id`` the producer is transactional (Kafka's KIP-98): after
+``init_transactions``, records are sent only between ``begin_transaction`` and
+``commit_transaction`` / ``abort_transaction``, and ``send_offsets_to_transaction`` puts
+a consumer group's offsets in the same transaction. The transaction's requests and
+state are the ``TransactionManager``'s (``transactions.py``). While no transaction is
+open (or it failed) ``_topics`` is kept empty, so that ``send`` reaches ``_topic``, which
+raises: the per-record path has no extra check.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from streamlog.log.records import BatchBuilder, Compression
 from streamlog.protocol import ErrorCode
 from streamlog.transport.accumulator import RecordAccumulator, TopicBatches
 from streamlog.transport.errors import (
+    TransactionError,
+    TransactionStateError,
     TransportClosedError,
     TransportError,
     UnknownTopicError,
@@ -39,8 +50,15 @@ from streamlog.transport.kafka.batches import (
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.errors import error_for, is_retriable
 from streamlog.transport.kafka.sender import Sender
+from streamlog.transport.kafka.transactions import TransactionManager, TxnState
 from streamlog.transport.kafka.util import log, now_ms, spawn
-from streamlog.transport.types import Header, RecordMetadata, TopicPartition
+from streamlog.transport.types import (
+    ConsumerGroupMetadata,
+    Header,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+)
 
 __all__ = ["KafkaProducer", "COMPRESSION_TYPES"]
 
@@ -65,8 +83,10 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
     Invariant: every open batch is its partition queue's ``open``, is in ``_open`` (what
     flush and the linger check close) and, while the producer can send, by its builder
     in its topic's ``TopicBatches.builders`` slot (what ``send`` adds to). ``_topics`` is
-    emptied when the producer closes or its sender fails, so that ``send`` reaches
-    ``_topic``, which raises. ``_full`` is ``_buffered >= _buffer_memory``.
+    emptied when the producer closes or its sender fails, and for a transactional
+    producer whenever no transaction is open to send in (committing, aborting, failed),
+    so that ``send`` reaches ``_topic``, which raises. ``_full`` is
+    ``_buffered >= _buffer_memory``.
     """
 
     def __init__(
@@ -82,10 +102,14 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         delivery_timeout_ms: int = 120_000,
         retry_backoff_ms: int = 100,
         buffer_memory: int = 64 << 20,
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
     ) -> None:
         super().__init__()
         if acks not in (-1, 0, 1):
             raise ValueError(f"acks must be -1 (all), 0 or 1, not {acks}")
+        if transactional_id is not None and (acks != -1 or not idempotent):
+            raise ValueError("a transactional producer needs acks=-1 and idempotent=True")
         try:
             compression_type = int(COMPRESSION_TYPES[compression])
         except KeyError:
@@ -110,6 +134,15 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         self._metadata_task: asyncio.Task[None] | None = None
         self._serial = 0
         self._closed = False
+        self._transaction: TransactionManager | None = None
+        if transactional_id is not None:
+            self._transaction = TransactionManager(
+                cluster,
+                transactional_id,
+                transaction_timeout_ms=transaction_timeout_ms,
+                wake_sender=self._wake_sender,
+                halt_sends=self._topics.clear,
+            )
         self._sender = Sender(
             cluster,
             self._queues,
@@ -125,6 +158,7 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
             release=self._release,
             refresh_metadata=self._refresh_metadata_soon,
             failed=self._topics.clear,
+            transaction=self._transaction,
         )
 
     # ------------------------------------------------------------------ public API
@@ -149,12 +183,28 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         return await handle
 
     async def flush(self) -> None:
-        """Send everything queued now and wait until each batch is acknowledged or failed."""
+        """Send everything queued now and wait until each batch is acknowledged or failed
+        (a transactional producer: or until its transaction failed, which leaves the
+        records to ``abort_transaction``)."""
         for queue in list(self._open.values()):
             self._close_batch(queue)
-        futures = [b.future for q in self._queues.values() for b in q.pending()]
-        if futures:
+        futures: set[asyncio.Future[Any]] = {
+            b.future for q in self._queues.values() for b in q.pending()
+        }
+        if not futures:
+            return
+        if self._transaction is None:
             await asyncio.wait(futures)
+            return
+        broken = asyncio.ensure_future(self._transaction.broken.wait())
+        try:
+            while futures and not broken.done():
+                _, futures = await asyncio.wait(
+                    futures | {broken}, return_when=asyncio.FIRST_COMPLETED
+                )
+                futures.discard(broken)
+        finally:
+            broken.cancel()
 
     async def partitions_for(self, topic: str) -> int:
         return await self._partition_count(topic, refresh=True)
@@ -164,12 +214,17 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         if self._closed:
             return
         try:
-            await asyncio.wait_for(self.flush(), self._cluster.request_timeout)
+            txn = self._transaction
+            if txn is None or txn.state in (TxnState.IN_TRANSACTION, TxnState.COMMITTING):
+                # (batches of a transaction that failed or ended are never sent)
+                await asyncio.wait_for(self.flush(), self._cluster.request_timeout)
         except TimeoutError:
             log.warning("producer closed with unacknowledged records")
         self._closed = True
         self._topics.clear()  # so that send reaches _topic, which refuses
         self._sender.close()
+        if self._transaction is not None:
+            self._transaction.close()
         if self._metadata_task is not None:
             self._metadata_task.cancel()
         error = TransportClosedError("the producer was closed before the record was sent")
@@ -178,6 +233,141 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
                 batch.fail(error)
         await self._cluster.close()
 
+    # ------------------------------------------------------------------ transactions
+
+    @property
+    def transactional_id(self) -> str | None:
+        return None if self._transaction is None else self._transaction.transactional_id
+
+    def _txn(self, action: str) -> TransactionManager:
+        self._check_open()
+        if self._transaction is None:
+            raise TransactionStateError(f"{action}: the producer has no transactional_id")
+        return self._transaction
+
+    async def init_transactions(self) -> None:
+        """Register the transactional id with its coordinator: take a producer id and a
+        new epoch, fencing every older producer with the same id (their open transaction
+        is aborted by the coordinator). Call once, before the first transaction.
+
+        :raises TransactionError: the broker refused the id (a broker without
+            transactions answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED) or did not answer
+            within the request timeout.
+        """
+        txn = self._txn("init_transactions")
+        await txn.init()
+        self._sender.use_producer_id(txn.producer_id, txn.epoch)
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: sends are allowed until it is committed or aborted."""
+        self._txn("begin_transaction").begin()
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata],
+        group: str | ConsumerGroupMetadata,
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> None:
+        """Commit ``offsets`` (the next offsets to read) for a group as part of the open
+        transaction: they become the group's committed offsets only if it commits.
+        ``group`` is the consuming member's ``consumer.group_metadata()`` (KIP-447: its
+        generation and member id, so that a member the group has fenced since cannot
+        commit), or a group id with those given apart (a group without members: the
+        defaults).
+
+        :raises TransactionAbortableError: the group refused the offsets (for example a
+            stale generation); the transaction must be aborted.
+        """
+        txn = self._txn("send_offsets_to_transaction")
+        wanted = {
+            TopicPartition(*tp): o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(o)
+            for tp, o in offsets.items()
+        }
+        if isinstance(group, str):
+            group = ConsumerGroupMetadata(group, generation_id, member_id, group_instance_id)
+        await txn.send_offsets(
+            wanted,
+            group.group_id,
+            generation_id=group.generation_id,
+            member_id=group.member_id,
+            group_instance_id=group.group_instance_id,
+        )
+
+    async def commit_transaction(self) -> None:
+        """Send every record of the transaction, then commit it (EndTxn): its records and
+        offsets become visible to read_committed consumers together.
+
+        :raises TransactionAbortableError: a record or offset commit of the transaction
+            failed; call ``abort_transaction``.
+        :raises ProducerFencedError: a newer producer owns the transactional id.
+        """
+        txn = self._txn("commit_transaction")
+        txn.start_commit()
+        self._topics.clear()  # sends from now on reach _topic, which refuses them
+        await self.flush()
+        txn.require(TxnState.COMMITTING, action="commit_transaction")
+        await txn.end(commit=True)
+
+    async def abort_transaction(self) -> None:
+        """Abort the open transaction: records not sent yet are dropped (their handles
+        raise ``TransactionError``), then EndTxn marks the sent ones aborted, so no
+        read_committed consumer sees them. Also ends a transaction that failed.
+
+        :raises ProducerFencedError: a newer producer owns the transactional id (it has
+            aborted this transaction already).
+        """
+        txn = self._txn("abort_transaction")
+        txn.start_abort()
+        self._topics.clear()
+        dropped = TransactionError("the transaction was aborted before the record was sent")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._cluster.request_timeout
+        while True:
+            # Batches in flight cannot be called back: wait for their answers (a retried
+            # one comes back to the queue, and is dropped there).
+            if self._drop_unsent(dropped):
+                txn.sequences_lost = True
+            if not any(q.in_flight for q in self._queues.values()) or loop.time() > deadline:
+                break
+            self._sender.answered.clear()
+            try:
+                await asyncio.wait_for(self._sender.answered.wait(), deadline - loop.time())
+            except TimeoutError:
+                pass
+        if any(q.in_flight for q in self._queues.values()):
+            txn.sequences_lost = True
+        try:
+            await txn.end(commit=False)
+            if txn.sequences_lost:
+                await txn.bump_epoch()
+                self._sender.use_producer_id(txn.producer_id, txn.epoch)
+        except TransactionError as e:
+            txn.abort_failed(e)
+            raise
+
+    def _drop_unsent(self, error: TransactionError) -> bool:
+        """Fail every batch of the transaction not in flight (open, waiting, set aside
+        for a retry); whether one of them had been sent before (its sequence numbers are
+        then lost to the partition)."""
+        for queue in list(self._open.values()):
+            self._close_batch(queue)
+        sent_before = False
+        for queue in self._queues.values():
+            for batch in [*queue.retry, *queue.ready]:
+                sent_before = sent_before or batch.data is not None
+                batch.fail(error)
+                self._release(batch)
+            queue.retry.clear()
+            queue.ready.clear()
+            queue.hold = False
+        return sent_before
+
+    def _wake_sender(self) -> None:
+        self._sender.wake()
+
     # ------------------------------------------------------------------ topics
 
     async def _topic(self, topic: str) -> TopicBatches:
@@ -185,6 +375,8 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
         self._check_open()
         count = await self._partition_count(topic)
         self._check_open()
+        if self._transaction is not None:
+            self._transaction.check_send()
         state = self._topics.get(topic)
         if state is None:
             state = self._topics[topic] = TopicBatches(topic, count, self._batch_size)
@@ -195,6 +387,9 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
             raise TransportClosedError("the producer is closed")
         if self._sender.failure is not None:
             raise self._sender.failure
+        if self._transaction is not None and self._transaction.state is TxnState.FATAL_ERROR:
+            if self._transaction.error is not None:
+                raise self._transaction.error
 
     async def _unknown_partition(self, state: TopicBatches, partition: int) -> int:
         """``partition`` if the topic has it after a metadata refresh, else raise."""
@@ -280,8 +475,12 @@ class KafkaProducer(RecordAccumulator[RecordFuture, SentMany]):
 
     async def _partition_count(self, topic: str, refresh: bool = False) -> int:
         state = self._topics.get(topic)
-        if not refresh and state is not None:
-            return state.count
+        if not refresh:
+            if state is not None:
+                return state.count
+            known = self._cluster.partition_count(topic)
+            if known:  # a transactional producer's topics are forgotten per transaction
+                return known
         lookup = self._count_lookups.get(topic)
         if lookup is None:
             lookup = asyncio.ensure_future(self._lookup_count(topic))

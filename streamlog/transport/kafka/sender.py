@@ -24,6 +24,14 @@ a duplicate with its original offset. Retries keep the order:
    are retried (their records' bytes do not change).
 
 A batch is retried until ``delivery_timeout_ms`` after it was created, then failed.
+
+Transactional producers (a ``TransactionManager``, ``transactions.py``): the producer id
+and epoch come from the manager (``use_producer_id``), not from step 4; a partition's
+batches wait until the manager has added it to the transaction (``may_send``); batches
+carry the transactional bit and Produce requests the transactional id. A fenced answer
+(INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) fails the batch with ``ProducerFencedError``
+and makes the producer fatal; lost sequence state or a batch failed for good makes the
+open transaction abortable instead of taking a new producer id.
 """
 
 from __future__ import annotations
@@ -36,12 +44,14 @@ from streamlog.protocol import ApiKey, ErrorCode
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
+    ProducerFencedError,
     TransportError,
 )
 from streamlog.transport.kafka.batches import PartitionQueue, ProducerBatch
 from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.connection import Connection
 from streamlog.transport.kafka.errors import error_for, is_retriable
+from streamlog.transport.kafka.transactions import FENCED_ERRORS, TransactionManager
 from streamlog.transport.kafka.util import log, millis, spawn
 from streamlog.transport.types import TopicPartition
 
@@ -88,6 +98,7 @@ class Sender:
         release: Callable[[ProducerBatch], None],
         refresh_metadata: Callable[[], None],
         failed: Callable[[], None],
+        transaction: TransactionManager | None = None,
     ) -> None:
         self._cluster = cluster
         self._queues = queues
@@ -103,6 +114,8 @@ class Sender:
         self._release = release
         self._refresh_metadata_soon = refresh_metadata
         self._failed = failed
+        self._transaction = transaction
+        self._transactional_id = None if transaction is None else transaction.transactional_id
         self._pid = -1
         self._epoch = -1
         self._pid_task: asyncio.Task[None] | None = None
@@ -113,6 +126,9 @@ class Sender:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.failure: TransportError | None = None
+        # Set on every answer handled: what a transactional abort waits on for the
+        # batches in flight to come back.
+        self.answered = asyncio.Event()
 
     def wake(self) -> None:
         """Something changed (a batch closed, an answer came): look again."""
@@ -129,9 +145,24 @@ class Sender:
 
     # ------------------------------------------------------------------ producer id
 
+    def use_producer_id(self, producer_id: int, epoch: int) -> None:
+        """A transactional producer's id and epoch (from its coordinator): every
+        partition's sequences start again at 0 under them."""
+        self._pid = producer_id
+        self._epoch = epoch
+        for queue in self._queues.values():
+            queue.sequence_pid = -1
+        self.wake()
+
     def _reset_producer_id(self) -> None:
-        """Take a new producer id (sequences restart at 0 under it)."""
+        """Take a new producer id (sequences restart at 0 under it); a transactional
+        producer's transaction becomes abortable instead (it bumps its epoch when it
+        aborts)."""
         if not self._idempotent:
+            return
+        if self._transaction is not None:
+            self._transaction.sequences_lost = True
+            self._transaction.abortable(ProduceError("the broker lost this producer's sequences"))
             return
         if self._pid_task is None or self._pid_task.done():
             self._pid = -1
@@ -206,7 +237,7 @@ class Sender:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake
-        if self._idempotent:
+        if self._idempotent and self._transaction is None:
             self._reset_producer_id()
         while not self._closed:
             wake.clear()
@@ -271,6 +302,7 @@ class Sender:
     def _drain(self, now: float) -> float | None:
         """Send what can be sent; the earliest time a backed-off partition may go again."""
         retry_at: float | None = None
+        transaction = self._transaction
         while True:
             by_node: dict[int, list[ProducerBatch]] = {}
             connections: dict[int, Connection] = {}
@@ -284,6 +316,8 @@ class Sender:
                 if queue.in_flight and queue.in_flight[-1].pid != self._pid:
                     continue  # wait for the old producer id's batches before using the new
                 tp = queue.tp
+                if transaction is not None and not transaction.may_send(tp):
+                    continue  # not in the transaction yet (or none open to send in)
                 node = self._cluster.leader(tp.topic, tp.partition)
                 if node < 0:
                     self._refresh_metadata_soon()
@@ -314,7 +348,13 @@ class Sender:
                     queue.next_sequence = 0
                 sequence = queue.next_sequence
                 queue.next_sequence = (sequence + batch.count) & 0x7FFFFFFF
-            batch.encode(self._compression, self._pid, self._epoch, sequence)
+            batch.encode(
+                self._compression,
+                self._pid,
+                self._epoch,
+                sequence,
+                transactional=self._transaction is not None,
+            )
         queue.in_flight.append(batch)
         return batch
 
@@ -344,7 +384,7 @@ class Sender:
             )
         request = conn.build(
             ApiKey.PRODUCE,
-            transactional_id=None,
+            transactional_id=self._transactional_id,
             acks=self._acks,
             timeout=int(self._cluster.request_timeout * 1000),
             topic_data=[
@@ -361,6 +401,7 @@ class Sender:
     ) -> None:
         if self._closed:
             return
+        self.answered.set()
         error = None if future.cancelled() else future.exception()
         if error is not None or future.cancelled():
             reason = (
@@ -418,6 +459,16 @@ class Sender:
             queue.in_flight.remove(batch)
         loop = asyncio.get_running_loop()
         retriable = code == ErrorCode.NETWORK_EXCEPTION or is_retriable(code)
+        transaction = self._transaction
+        if transaction is not None and code in FENCED_ERRORS:
+            error = ProducerFencedError(
+                f"{error}: another producer with transactional id "
+                f"{transaction.transactional_id!r} has started since this one"
+            )
+            transaction.fenced(error)
+            self._fail_batch(batch, error)
+            self._maybe_requeue(queue)
+            return
         if self._idempotent:
             if code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER:
                 retriable = True
@@ -461,6 +512,8 @@ class Sender:
     def _fail_batch(self, batch: ProducerBatch, error: BaseException) -> None:
         batch.fail(error)
         self._release(batch)
+        if self._transaction is not None:
+            self._transaction.abortable(error)
 
 
 def _send_order(batch: ProducerBatch) -> int:

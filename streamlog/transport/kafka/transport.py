@@ -87,8 +87,12 @@ class KafkaTransport:
         compression: str = "none",
         idempotent: bool = True,
         client_id: str = "streamlog",
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
         **options: Any,
     ) -> KafkaProducer:
+        """A producer; with ``transactional_id`` a transactional one (see
+        ``KafkaProducer.init_transactions`` and docs/client.md)."""
         producer = KafkaProducer(
             self._new_cluster(client_id),
             acks=acks,
@@ -96,6 +100,8 @@ class KafkaTransport:
             batch_size=batch_size,
             compression=compression,
             idempotent=idempotent,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=transaction_timeout_ms,
             **options,
         )
         self._clients.append(producer)
