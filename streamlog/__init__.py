@@ -4,6 +4,7 @@ Importing this package defines things and does nothing else: no connection, no t
 no logging configuration.
 """
 
+from streamlog import _kio_import  # noqa: F401, I001 - first: kio without hypothesis hooks
 from streamlog import types, web  # faust.types; faust.web (aiohttp imported when used)
 from streamlog.dsl import (
     Agent,
