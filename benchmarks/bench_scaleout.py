@@ -1,0 +1,732 @@
+"""Many workers on one ``streamlog broker`` (issue 15): throughput of a windowed count with
+1, 2 and 4 worker processes, the pause a rebalance costs a survivor (cooperative vs
+eager assignment), and failover time after ``kill -9`` with and without standby replicas.
+
+    .venv/bin/python benchmarks/bench_scaleout.py [--scenario throughput|pause|failover|all] \\
+        [--workers 1,2,4] [--records 1000000] [--keys 5000] [--rate 2000] [--settle 8] \\
+        [--table-keys 300000] [--standbys 0,1] [--session-timeout 10] [--timeout 300] \\
+        [--dir DIR]
+
+One ``streamlog broker`` (loopback, fresh data directory, ``--group-initial-rebalance-
+delay-ms 0``) serves every run; each run gets its own input and output topics (8
+partitions; the output stamped with the broker's append time) and consumer group, and its
+workers are ``streamlog worker benchmarks/pipelines/scaleout.py`` processes, each with its
+own ``--data-dir``. The app counts per key in a tumbling window (RocksDB) and writes one
+output per input carrying the input's partition and produce time and the worker's name,
+so the outputs say who processed what and when. Every process is stopped at the end of
+its run, on errors, on Ctrl-C and on SIGTERM.
+
+**throughput**: ``--records`` inputs over ``--keys`` keys (JSON values, event time 1 ms
+apart, 10 s windows) are written before the workers start; then N workers are started
+and timed until the group's committed offsets reach the input's end. ``total s`` runs
+from spawning the workers; ``join s`` until the group is first Stable with N members;
+``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole run, ``steady
+rec/s`` over what was committed after the join only; ``CPU us/rec`` is the workers'
+CPU over that steady part per record committed in it.
+
+**pause**: a producer in this process writes ``--rate`` records/s (over ``--keys`` keys,
+stamped with the wall clock) while 2 workers process them; after ``--settle`` s a third
+worker joins, and ``--settle`` s after the group is Stable again it leaves cleanly
+(SIGTERM). For each event (and for the steady span before the join, the noise floor),
+each input partition's pause is the longest gap between consecutive appends of its
+outputs in the span from the event to ``--settle`` s after the group settled; partitions
+are ``stayed`` (the same worker wrote them before and after) or ``moved``. Run with the
+app's default assignment (``cooperative-sticky``, then ``range``) and with ``("range",)``
+(eager).
+
+**failover**: ``--table-keys`` distinct keys are written first (one window of 3,600 s,
+so the table holds every key), 3 workers build the table, then the paced producer runs
+and after ``--settle`` s the worker holding the most partitions is killed with SIGKILL.
+Per partition it held: the time from the kill to the first output written by another
+worker, and from the survivor's ``partitions assigned`` log line to that output (the part
+a standby replica can shorten; the rest is the session timeout). Run once per
+``--standbys`` value (the app's ``table_standby_replicas``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bench_streams import (  # benchmarks/ is on sys.path when a script runs
+    CONSUMER_SETTINGS,
+    OUTPUT_CONFIG,
+    PRODUCER_SETTINGS,
+    QUIET,
+    VENV_BIN,
+    BenchError,
+    Broker,
+    Session,
+    create_topic,
+    end_offsets,
+)
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from machine import machine
+
+__all__ = ["main"]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APP = os.path.join(HERE, "pipelines", "scaleout.py")
+PARTITIONS = 8
+COMMIT_INTERVAL_S = 1.0
+POLL_S = 0.1
+TABLE_WINDOW_S = 3600  # failover: one window holds the whole table
+HOLDING = re.compile(r"^\[([^\]]+)\].*holding partitions: (.*)$", re.M)
+ASSIGNED = re.compile(r"^\[([^\]]+)\].*partitions assigned: (.*)$", re.M)
+
+
+# ---------------------------------------------------------------------------------------
+# Workers
+
+
+@dataclass
+class Worker:
+    """One ``streamlog worker`` of the scale-out app, in a session of its own."""
+
+    name: str
+    session: Session
+    data_dir: str
+    stopped: bool = False  # stopped or killed on purpose
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.stopped = True
+        self.session.stop(sig)
+
+    @property
+    def log_path(self) -> str:
+        return self.session.log_path
+
+    def logs(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def holding(self, topic: str) -> list[int] | None:
+        """The input partitions of the worker's last ``holding partitions`` line."""
+        lines = HOLDING.findall(self.logs())
+        if not lines:
+            return None
+        return partitions_of(lines[-1][1], topic)
+
+    def assigned_at(self, topic: str, partition: int, after: float) -> float | None:
+        """When the worker logged ``partitions assigned`` with ``partition``, after ``after``."""
+        for stamp, text in ASSIGNED.findall(self.logs()):
+            at = log_time(stamp)
+            if at >= after and partition in partitions_of(text, topic):
+                return at
+        return None
+
+
+def partitions_of(text: str, topic: str) -> list[int]:
+    """``topic [0, 3]; other [1]`` (the conductor's format) -> ``[0, 3]`` for ``topic``."""
+    for part in text.split("; "):
+        name, _, numbers = part.partition(" [")
+        if name == topic:
+            return [int(n) for n in numbers.rstrip("]").split(",") if n.strip()]
+    return []
+
+
+def log_time(stamp: str) -> float:
+    """A worker log line's time (``2026-12-06 15:20:01,123``, local time) as epoch s."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+@dataclass
+class Fleet:
+    """The workers of one run; ``close()`` stops every one still running."""
+
+    workdir: str
+    bootstrap: str
+    env: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+
+    def spawn(self, name: str) -> Worker:
+        data_dir = os.path.join(self.workdir, name)
+        os.makedirs(data_dir, exist_ok=True)
+        session = Session(
+            [
+                os.path.join(VENV_BIN, "streamlog"),
+                "worker",
+                APP,
+                "--broker",
+                f"kafka://{self.bootstrap}",
+                "--data-dir",
+                data_dir,
+                "--lag-interval",
+                "0",
+            ],
+            os.path.join(self.workdir, f"{name}.log"),
+            env={**self.env, "BENCH_WORKER": name, "BENCH_BOOTSTRAP": self.bootstrap},
+        )
+        worker = Worker(name, session, data_dir)
+        self.workers.append(worker)
+        return worker
+
+    def cpu(self) -> float:
+        return sum(w.session.cpu() for w in self.workers if w.session.alive())
+
+    def check_alive(self) -> None:
+        """Fails when a worker the harness did not stop has exited."""
+        for w in self.workers:
+            if not w.stopped and not w.session.alive():
+                raise BenchError(f"{w.name} exited ({w.session.proc.returncode}):\n{w.logs()}")
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.session.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# The log, seen from outside
+
+
+class Observer:
+    """The group's state and committed offsets and the topics' ends, via confluent-kafka."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        self.group = group
+        self.topic = topic
+        self.admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+        # Never subscribes, so it never joins the group: it only reads offsets.
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, **CONSUMER_SETTINGS}
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def members(self) -> int:
+        """Members of the group if it is Stable, else -1."""
+        try:
+            desc = self.admin.describe_consumer_groups([self.group])[self.group].result(timeout=5)
+        except KafkaException:
+            return -1
+        return len(desc.members) if desc.state == ConsumerGroupState.STABLE else -1
+
+    def committed(self) -> int:
+        parts = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+        got = self.consumer.committed(parts, timeout=10)
+        return sum(max(tp.offset, 0) for tp in got)
+
+    def end(self, topic: str | None = None) -> int:
+        return sum(end_offsets(self.consumer, topic or self.topic, PARTITIONS).values())
+
+
+def wait_for(check: Callable[[], bool], fleet: Fleet, timeout: float, what: str) -> float:
+    """Poll ``check`` until true; returns the time (epoch s) it first was."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        fleet.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL_S)
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Output:
+    partition: int  # the input's
+    appended: int  # ms, the broker's append time
+    produced: int  # ms, the input's timestamp
+    worker: str
+
+
+def read_outputs(bootstrap: str, topic: str, timeout: float) -> list[Output]:
+    """Every output record of the run, by partition and append time."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{uuid.uuid4().hex[:6]}",
+            **CONSUMER_SETTINGS,
+        }
+    )
+    try:
+        ends = end_offsets(consumer, topic, PARTITIONS)
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS) if ends[p]])
+        total = sum(ends.values())
+        outputs: list[Output] = []
+        deadline = time.monotonic() + timeout
+        while len(outputs) < total:
+            if time.monotonic() > deadline:
+                raise BenchError(f"read {len(outputs):,} of {total:,} outputs in time")
+            for msg in consumer.consume(10_000, 1.0):
+                raw = msg.value()
+                if msg.error() is None and raw is not None:
+                    v = json.loads(raw)
+                    outputs.append(Output(v["p"], msg.timestamp()[1], v["ts"], v["w"]))
+        outputs.sort(key=lambda o: (o.partition, o.appended))
+        return outputs
+    finally:
+        consumer.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Producing input
+
+
+def value_of(i: int) -> bytes:
+    return json.dumps({"id": i, "amount": i % 100}).encode()
+
+
+def preload(bootstrap: str, topic: str, keys: Iterable[str], step_ms: int = 1) -> int:
+    """Write one record per key (event time ``step_ms`` apart from now); returns bytes."""
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
+    base = int(time.time() * 1000)
+    size = 0
+    for i, key in enumerate(keys):
+        value = value_of(i)
+        size += len(key) + len(value)
+        while True:
+            try:
+                producer.produce(topic, value, key.encode(), timestamp=base + i * step_ms)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120) != 0:
+        raise BenchError(f"preloading {topic}: records left undelivered")
+    return size
+
+
+class PacedProducer(threading.Thread):
+    """Writes ``rate`` records/s over ``keys`` keys, each stamped with the wall clock."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float, keys: int) -> None:
+        super().__init__(name="paced-producer", daemon=True)
+        self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
+        self.topic = topic
+        self.rate = rate
+        self.keys = keys
+        self.sent = 0
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        rng = random.Random(15)
+        began = time.monotonic()
+        try:
+            while not self.halt.is_set():
+                due = int((time.monotonic() - began) * self.rate)
+                while self.sent < due:
+                    now = int(time.time() * 1000)
+                    key = f"k{rng.randrange(self.keys)}".encode()
+                    self.producer.produce(self.topic, value_of(self.sent), key, timestamp=now)
+                    self.sent += 1
+                self.producer.poll(0)
+                time.sleep(0.002)
+            self.producer.flush(30)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def stop(self) -> int:
+        self.halt.set()
+        self.join(60)
+        if self.error is not None:
+            raise BenchError(f"paced producer failed: {self.error}")
+        return self.sent
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios
+
+
+@dataclass
+class Run:
+    """What every run shares: the broker, the work directory, the settings."""
+
+    bootstrap: str
+    workdir: str
+    args: argparse.Namespace
+
+    def topics(self, name: str) -> tuple[str, str, str]:
+        """Fresh input and output topics and group name for one run."""
+        tag = f"{name}-{uuid.uuid4().hex[:6]}"
+        source, sink = f"scaleout-{tag}-in", f"scaleout-{tag}-out"
+        create_topic(self.bootstrap, source, PARTITIONS)
+        create_topic(self.bootstrap, sink, PARTITIONS, config=OUTPUT_CONFIG)
+        return source, sink, f"scaleout-{tag}"
+
+    def fleet(self, name: str, source: str, sink: str, group: str, **env: str) -> Fleet:
+        workdir = os.path.join(self.workdir, name)
+        os.makedirs(workdir, exist_ok=True)
+        base = {
+            "BENCH_GROUP": group,
+            "BENCH_INPUT": source,
+            "BENCH_OUTPUT": sink,
+            "BENCH_PARTITIONS": str(PARTITIONS),
+            "BENCH_COMMIT_INTERVAL": str(COMMIT_INTERVAL_S),
+            "BENCH_SESSION_TIMEOUT": str(self.args.session_timeout),
+        }
+        return Fleet(workdir, self.bootstrap, {**base, **env})
+
+
+def throughput(run: Run, n: int) -> list[str]:
+    """One throughput run with ``n`` workers; the table row."""
+    args = run.args
+    source, sink, group = run.topics(f"tp{n}")
+    size = preload(run.bootstrap, source, (f"k{i % args.keys}" for i in range(args.records)))
+    fleet = run.fleet(f"throughput-{n}", source, sink, group)
+    watch = Observer(run.bootstrap, group, source)
+    try:
+        began = time.time()
+        for i in range(n):
+            fleet.spawn(f"w{i + 1}")
+        joined = wait_for(lambda: watch.members() == n, fleet, args.timeout, f"{n} members")
+        at_join, cpu_at_join = watch.committed(), fleet.cpu()
+        done = wait_for(
+            lambda: watch.committed() >= args.records, fleet, args.timeout, "the last commit"
+        )
+        cpu = fleet.cpu() - cpu_at_join
+        outputs = watch.end(sink)
+    finally:
+        watch.close()
+        fleet.close()
+    total = done - began
+    steady = args.records - at_join
+    steady_s = done - joined
+    per_rec = size / args.records
+    print(
+        f"  {n} worker(s): {total:.1f} s, joined after {joined - began:.1f} s with"
+        f" {at_join:,} committed; {outputs - args.records:,} duplicate output(s)"
+    )
+    return [
+        str(n),
+        f"{args.records:,}",
+        f"{total:.1f}",
+        f"{joined - began:.1f}",
+        f"{args.records / total:,.0f}",
+        f"{args.records * per_rec / total / 1e6:.2f}",
+        f"{steady / steady_s:,.0f}" if steady > 0 else "n/a",
+        f"{steady * per_rec / steady_s / 1e6:.2f}" if steady > 0 else "n/a",
+        f"{1e6 * cpu / steady:.0f}" if steady > 0 else "n/a",
+        f"{outputs - args.records:,}",
+    ]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a run to measure pauses in: from ``start`` to ``end`` (epoch s)."""
+
+    label: str
+    start: float
+    end: float
+
+
+def longest_gaps(outputs: Sequence[Output], span: Span) -> dict[int, float]:
+    """Per input partition, the longest gap (s) between consecutive output appends that
+    ends inside ``span`` (the gap may start before it)."""
+    start, end = span.start * 1000, span.end * 1000
+    gaps: dict[int, float] = {}
+    previous: Output | None = None
+    for o in outputs:
+        if (
+            previous is not None
+            and previous.partition == o.partition
+            and start <= o.appended <= end
+        ):
+            gap = (o.appended - previous.appended) / 1000
+            gaps[o.partition] = max(gaps.get(o.partition, 0.0), gap)
+        previous = o
+    return gaps
+
+
+def owners_at(outputs: Sequence[Output], at: float) -> dict[int, str]:
+    """Per input partition, the worker of its last output appended before ``at``."""
+    owners: dict[int, str] = {}
+    for o in outputs:
+        if o.appended < at * 1000:
+            owners[o.partition] = o.worker
+    return owners
+
+
+def holding_line(fleet: Fleet, topic: str) -> str:
+    return ", ".join(f"{w.name} {w.holding(topic)}" for w in fleet.workers if w.session.alive())
+
+
+def pause(run: Run, mode: str) -> list[list[str]]:
+    """One pause run (``cooperative`` or ``eager``); the table rows."""
+    args = run.args
+    source, sink, group = run.topics(f"pause-{mode}")
+    fleet = run.fleet(f"pause-{mode}", source, sink, group, BENCH_ASSIGNMENT=mode)
+    watch = Observer(run.bootstrap, group, source)
+    producer = PacedProducer(run.bootstrap, source, args.rate, args.keys)
+    spans: list[Span] = []
+    try:
+        producer.start()
+        fleet.spawn("w1")
+        fleet.spawn("w2")
+        wait_for(lambda: watch.members() == 2, fleet, args.timeout, "2 members")
+        time.sleep(args.settle)
+        print(f"  {mode}: before the join: {holding_line(fleet, source)}")
+        joined = time.time()
+        spans.append(Span("steady", joined - args.settle / 2, joined))
+        third = fleet.spawn("w3")
+        wait_for(lambda: watch.members() == 3, fleet, args.timeout, "3 members")
+        time.sleep(args.settle)
+        print(f"  {mode}: after the join:  {holding_line(fleet, source)}")
+        left = time.time()
+        spans.append(Span("join", joined, left))
+        third.stop()
+        wait_for(lambda: watch.members() == 2, fleet, args.timeout, "2 members again")
+        time.sleep(args.settle)
+        print(f"  {mode}: after the leave: {holding_line(fleet, source)}")
+        spans.append(Span("leave", left, time.time()))
+        sent = producer.stop()
+        wait_for(lambda: watch.committed() >= sent, fleet, args.timeout, "the last commit")
+    finally:
+        producer.halt.set()
+        watch.close()
+        fleet.close()
+    outputs = read_outputs(run.bootstrap, sink, args.timeout)
+    rows = []
+    for span in spans:
+        before, after = owners_at(outputs, span.start), owners_at(outputs, span.end)
+        gaps = longest_gaps(outputs, span)
+        survivors = {"w1", "w2"}
+        groups: dict[str, list[float]] = {"stayed": [], "moved": []}
+        for p, gap in gaps.items():
+            stayed = span.label == "steady" or before.get(p) == after.get(p) in survivors
+            kind = "stayed" if stayed else "moved"
+            groups[kind].append(gap)
+        for kind, values in groups.items():
+            if span.label == "steady" and kind == "moved":
+                continue
+            rows.append(
+                [
+                    mode,
+                    span.label,
+                    kind,
+                    str(len(values)),
+                    f"{1000 * statistics.median(values):,.0f}" if values else "-",
+                    f"{1000 * max(values):,.0f}" if values else "-",
+                ]
+            )
+    return rows
+
+
+def failover(run: Run, standbys: int) -> list[str]:
+    """One failover run with ``table_standby_replicas=standbys``; the table row."""
+    args = run.args
+    source, sink, group = run.topics(f"failover-{standbys}")
+    preload(run.bootstrap, source, (f"k{i}" for i in range(args.table_keys)), step_ms=0)
+    fleet = run.fleet(
+        f"failover-{standbys}",
+        source,
+        sink,
+        group,
+        BENCH_WINDOW_S=str(TABLE_WINDOW_S),
+        BENCH_STANDBY_REPLICAS=str(standbys),
+    )
+    watch = Observer(run.bootstrap, group, source)
+    producer = PacedProducer(run.bootstrap, source, args.rate, args.table_keys)
+    try:
+        for i in range(3):
+            fleet.spawn(f"w{i + 1}")
+        wait_for(lambda: watch.members() == 3, fleet, args.timeout, "3 members")
+        wait_for(
+            lambda: watch.committed() >= args.table_keys, fleet, args.timeout, "the table built"
+        )
+        producer.start()
+        time.sleep(args.settle)
+        victim = max(fleet.workers, key=lambda w: len(w.holding(source) or []))
+        lost = victim.holding(source) or []
+        print(f"  standbys={standbys}: before the kill: {holding_line(fleet, source)}")
+        killed = time.time()
+        victim.stop(signal.SIGKILL)
+        ends = {p: o for p, o in end_offsets(watch.consumer, sink, PARTITIONS).items()}
+        back = first_outputs_from_others(run.bootstrap, sink, ends, lost, victim.name, args)
+        print(f"  standbys={standbys}: after the kill:  {holding_line(fleet, source)}")
+        producer.stop()
+        assigned = {
+            p: min(
+                (
+                    t
+                    for w in fleet.workers
+                    if w is not victim
+                    if (t := w.assigned_at(source, p, killed)) is not None
+                ),
+                default=None,
+            )
+            for p in lost
+        }
+    finally:
+        producer.halt.set()
+        watch.close()
+        fleet.close()
+    total = [back[p] - killed for p in lost]
+    recovery = [back[p] - a for p in lost if (a := assigned[p]) is not None]
+    print(
+        f"  standbys={standbys}: killed {victim.name} holding {lost};"
+        + "".join(f" p{p} back after {back[p] - killed:.2f} s;" for p in lost)
+    )
+    return [
+        str(standbys),
+        f"{args.table_keys:,}",
+        str(len(lost)),
+        f"{statistics.median(total):.2f}",
+        f"{max(total):.2f}",
+        f"{statistics.median(recovery):.2f}" if recovery else "n/a",
+        f"{max(recovery):.2f}" if recovery else "n/a",
+    ]
+
+
+def first_outputs_from_others(
+    bootstrap: str,
+    sink: str,
+    ends: dict[int, int],
+    lost: list[int],
+    victim: str,
+    args: argparse.Namespace,
+) -> dict[int, float]:
+    """Per input partition in ``lost``, the append time (epoch s) of its first output
+    written by a worker other than ``victim`` after the output ends ``ends``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"fo-{uuid.uuid4().hex[:6]}",
+            **CONSUMER_SETTINGS,
+        }
+    )
+    back: dict[int, float] = {}
+    try:
+        consumer.assign([TopicPartition(sink, p, o) for p, o in ends.items()])
+        deadline = time.monotonic() + args.timeout
+        while len(back) < len(lost):
+            if time.monotonic() > deadline:
+                missing = sorted(set(lost) - set(back))
+                raise BenchError(f"partitions {missing} produced no output in {args.timeout} s")
+            for msg in consumer.consume(10_000, 0.5):
+                raw = msg.value()
+                if msg.error() is not None or raw is None:
+                    continue
+                v = json.loads(raw)
+                if v["p"] in lost and v["p"] not in back and v["w"] != victim:
+                    back[v["p"]] = msg.timestamp()[1] / 1000
+    finally:
+        consumer.close()
+    return back
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting and the command line
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--scenario", choices=("throughput", "pause", "failover", "all"), default="all")
+    p.add_argument("--workers", default="1,2,4", help="throughput: worker counts (default 1,2,4)")
+    p.add_argument("--records", type=int, default=1_000_000, help="throughput: input records")
+    p.add_argument("--keys", type=int, default=5_000, help="keys of the counted input")
+    p.add_argument("--rate", type=float, default=2_000, help="pause, failover: records/s")
+    p.add_argument("--settle", type=float, default=8.0, help="seconds before and after events")
+    p.add_argument("--table-keys", type=int, default=300_000, help="failover: table size")
+    p.add_argument("--standbys", default="0,1", help="failover: table_standby_replicas values")
+    p.add_argument("--session-timeout", type=float, default=10.0, help="the app's, seconds")
+    p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, seconds")
+    p.add_argument("--dir", default=None, help="where the broker's and workers' data go")
+    return p.parse_args(argv)
+
+
+def _raise_on_signal(signum: int, _frame: types.FrameType | None) -> None:
+    raise SystemExit(f"stopped by {signal.Signals(signum).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = ("throughput", "pause", "failover") if args.scenario == "all" else (args.scenario,)
+    print(f"machine: {machine()}")
+    print(
+        f"settings: scenarios {', '.join(scenarios)}; {PARTITIONS} partitions; workers"
+        f" {args.workers}; records {args.records:,}; keys {args.keys:,}; rate {args.rate:,.0f}/s;"
+        f" settle {args.settle} s; table keys {args.table_keys:,}; standbys {args.standbys};"
+        f" session timeout {args.session_timeout} s; commit interval {COMMIT_INTERVAL_S} s;"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    signal.signal(signal.SIGHUP, _raise_on_signal)
+    workdir = tempfile.mkdtemp(prefix="bench-scaleout-", dir=args.dir)
+    broker = Broker(workdir)
+    reports: list[str] = []
+    failed = False
+    try:
+        broker.start()
+        print(f"broker: streamlog broker at {broker.bootstrap}, data in {workdir}")
+        run = Run(broker.bootstrap, workdir, args)
+        for scenario in scenarios:
+            print(f"{scenario}:")
+            try:
+                if scenario == "throughput":
+                    rows = [throughput(run, int(n)) for n in args.workers.split(",")]
+                    header = [
+                        "workers",
+                        "records",
+                        "total s",
+                        "join s",
+                        "rec/s",
+                        "MB/s",
+                        "steady rec/s",
+                        "steady MB/s",
+                        "CPU us/rec",
+                        "dup outputs",
+                    ]
+                    reports.append(table(header, rows))
+                elif scenario == "pause":
+                    rows2 = [r for mode in ("cooperative", "eager") for r in pause(run, mode)]
+                    header = [
+                        "assignment",
+                        "event",
+                        "partitions",
+                        "n",
+                        "p50 pause ms",
+                        "max pause ms",
+                    ]
+                    reports.append(table(header, rows2))
+                else:
+                    rows = [failover(run, int(s)) for s in args.standbys.split(",")]
+                    header = [
+                        "standbys",
+                        "table keys",
+                        "partitions lost",
+                        "p50 s",
+                        "max s",
+                        "p50 s after assigned",
+                        "max s after assigned",
+                    ]
+                    reports.append(table(header, rows))
+            except (BenchError, KafkaException, OSError) as exc:
+                failed = True
+                print(f"  {scenario}: FAILED: {exc}")
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    for report in reports:
+        print()
+        print(report)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
