@@ -348,9 +348,13 @@ class PacedProducer(threading.Thread):
 class Run:
     """What every run shares: the broker, the work directory, the settings."""
 
-    bootstrap: str
+    broker: Broker
     workdir: str
     args: argparse.Namespace
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
 
     def topics(self, name: str) -> tuple[str, str, str]:
         """Fresh input and output topics and group name for one run."""
@@ -374,11 +378,68 @@ class Run:
         return Fleet(workdir, self.bootstrap, {**base, **env})
 
 
-def throughput(run: Run, n: int) -> list[str]:
-    """One throughput run with ``n`` workers; the table row."""
+@dataclass(frozen=True)
+class Throughput:
+    """One throughput run's figures (seconds are wall clock, CPU in seconds)."""
+
+    workers: int
+    records: int
+    size: int  # bytes of input keys + values
+    total: float  # spawning the workers -> the last input committed
+    join: float  # spawning the workers -> the group Stable with every worker
+    steady: int  # records committed after the join
+    steady_s: float
+    worker_cpu: float  # over the steady part, all workers
+    broker_cpu: float
+    duplicates: int  # outputs beyond one per input
+
+    def row(self, one_worker: float) -> list[str]:
+        per_rec = self.size / self.records
+        rate = self.steady / self.steady_s if self.steady > 0 else float("nan")
+        return [
+            str(self.workers),
+            f"{self.records:,}",
+            f"{self.total:.1f}",
+            f"{self.join:.1f}",
+            f"{self.records / self.total:,.0f}",
+            f"{self.size / self.total / 1e6:.2f}",
+            f"{rate:,.0f}",
+            f"{rate * per_rec / 1e6:.2f}",
+            f"{rate / one_worker:.2f}",
+            f"{100 * self.worker_cpu / self.steady_s:.0f}",
+            f"{100 * self.broker_cpu / self.steady_s:.0f}",
+            f"{1e6 * self.worker_cpu / self.steady:.1f}" if self.steady > 0 else "n/a",
+            f"{self.duplicates:,}",
+        ]
+
+
+THROUGHPUT_HEADER = [
+    "workers",
+    "records",
+    "total s",
+    "join s",
+    "rec/s",
+    "MB/s",
+    "steady rec/s",
+    "steady MB/s",
+    "x 1 worker",
+    "workers CPU %",
+    "broker CPU %",
+    "worker us/rec",
+    "dup outputs",
+]
+
+
+def throughput(run: Run, n: int) -> Throughput:
+    """One throughput run with ``n`` workers."""
     args = run.args
     source, sink, group = run.topics(f"tp{n}")
+    began = time.perf_counter()
     size = preload(run.bootstrap, source, (f"k{i % args.keys}" for i in range(args.records)))
+    print(
+        f"  {n} worker(s): preloaded {args.records:,} records"
+        f" in {time.perf_counter() - began:.1f} s"
+    )
     fleet = run.fleet(f"throughput-{n}", source, sink, group)
     watch = Observer(run.bootstrap, group, source)
     try:
@@ -386,35 +447,32 @@ def throughput(run: Run, n: int) -> list[str]:
         for i in range(n):
             fleet.spawn(f"w{i + 1}")
         joined = wait_for(lambda: watch.members() == n, fleet, args.timeout, f"{n} members")
-        at_join, cpu_at_join = watch.committed(), fleet.cpu()
+        at_join, cpu_at_join, broker_at_join = watch.committed(), fleet.cpu(), run.broker.cpu()
         done = wait_for(
             lambda: watch.committed() >= args.records, fleet, args.timeout, "the last commit"
         )
-        cpu = fleet.cpu() - cpu_at_join
+        cpu, broker_cpu = fleet.cpu() - cpu_at_join, run.broker.cpu() - broker_at_join
         outputs = watch.end(sink)
     finally:
         watch.close()
         fleet.close()
-    total = done - began
-    steady = args.records - at_join
-    steady_s = done - joined
-    per_rec = size / args.records
-    print(
-        f"  {n} worker(s): {total:.1f} s, joined after {joined - began:.1f} s with"
-        f" {at_join:,} committed; {outputs - args.records:,} duplicate output(s)"
+    result = Throughput(
+        n,
+        args.records,
+        size,
+        done - began,
+        joined - began,
+        args.records - at_join,
+        done - joined,
+        cpu,
+        broker_cpu,
+        outputs - args.records,
     )
-    return [
-        str(n),
-        f"{args.records:,}",
-        f"{total:.1f}",
-        f"{joined - began:.1f}",
-        f"{args.records / total:,.0f}",
-        f"{args.records * per_rec / total / 1e6:.2f}",
-        f"{steady / steady_s:,.0f}" if steady > 0 else "n/a",
-        f"{steady * per_rec / steady_s / 1e6:.2f}" if steady > 0 else "n/a",
-        f"{1e6 * cpu / steady:.0f}" if steady > 0 else "n/a",
-        f"{outputs - args.records:,}",
-    ]
+    print(
+        f"  {n} worker(s): {result.total:.1f} s, joined after {result.join:.1f} s with"
+        f" {at_join:,} committed; {result.duplicates:,} duplicate output(s)"
+    )
+    return result
 
 
 @dataclass(frozen=True)
@@ -631,6 +689,40 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def throughput_table(run: Run) -> str:
+    results = [throughput(run, int(n)) for n in run.args.workers.split(",")]
+    base = next((r for r in results if r.workers == 1 and r.steady > 0), None)
+    one = base.steady / base.steady_s if base else float("nan")
+    return table(THROUGHPUT_HEADER, [r.row(one) for r in results])
+
+
+def pause_table(run: Run) -> str:
+    rows = [row for mode in ("cooperative", "eager") for row in pause(run, mode)]
+    header = ["assignment", "event", "partitions", "n", "p50 pause ms", "max pause ms"]
+    return table(header, rows)
+
+
+def failover_table(run: Run) -> str:
+    rows = [failover(run, int(s)) for s in run.args.standbys.split(",")]
+    header = [
+        "standbys",
+        "table keys",
+        "partitions lost",
+        "p50 s",
+        "max s",
+        "p50 s after assigned",
+        "max s after assigned",
+    ]
+    return table(header, rows)
+
+
+SCENARIOS: dict[str, Callable[[Run], str]] = {
+    "throughput": throughput_table,
+    "pause": pause_table,
+    "failover": failover_table,
+}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -655,7 +747,7 @@ def _raise_on_signal(signum: int, _frame: types.FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    scenarios = ("throughput", "pause", "failover") if args.scenario == "all" else (args.scenario,)
+    scenarios = tuple(SCENARIOS) if args.scenario == "all" else (args.scenario,)
     print(f"machine: {machine()}")
     print(
         f"settings: scenarios {', '.join(scenarios)}; {PARTITIONS} partitions; workers"
@@ -673,48 +765,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker.start()
         print(f"broker: streamlog broker at {broker.bootstrap}, data in {workdir}")
-        run = Run(broker.bootstrap, workdir, args)
+        run = Run(broker, workdir, args)
         for scenario in scenarios:
             print(f"{scenario}:")
             try:
-                if scenario == "throughput":
-                    rows = [throughput(run, int(n)) for n in args.workers.split(",")]
-                    header = [
-                        "workers",
-                        "records",
-                        "total s",
-                        "join s",
-                        "rec/s",
-                        "MB/s",
-                        "steady rec/s",
-                        "steady MB/s",
-                        "CPU us/rec",
-                        "dup outputs",
-                    ]
-                    reports.append(table(header, rows))
-                elif scenario == "pause":
-                    rows2 = [r for mode in ("cooperative", "eager") for r in pause(run, mode)]
-                    header = [
-                        "assignment",
-                        "event",
-                        "partitions",
-                        "n",
-                        "p50 pause ms",
-                        "max pause ms",
-                    ]
-                    reports.append(table(header, rows2))
-                else:
-                    rows = [failover(run, int(s)) for s in args.standbys.split(",")]
-                    header = [
-                        "standbys",
-                        "table keys",
-                        "partitions lost",
-                        "p50 s",
-                        "max s",
-                        "p50 s after assigned",
-                        "max s after assigned",
-                    ]
-                    reports.append(table(header, rows))
+                reports.append(SCENARIOS[scenario](run))
             except (BenchError, KafkaException, OSError) as exc:
                 failed = True
                 print(f"  {scenario}: FAILED: {exc}")
