@@ -4,7 +4,7 @@ eager assignment), and failover time after ``kill -9`` with and without standby 
 
     .venv/bin/python benchmarks/bench_scaleout.py [--scenario throughput|pause|failover|all] \\
         [--workers 1,2,4] [--records 1000000] [--keys 5000] [--rate 2000] [--settle 8] \\
-        [--table-keys 300000] [--standbys 0,1] [--session-timeout 10] [--timeout 300] \\
+        [--table-keys 1000000] [--standbys 0,1] [--session-timeout 10] [--timeout 300] \\
         [--dir DIR]
 
 One ``streamlog broker`` (loopback, fresh data directory, ``--group-initial-rebalance-
@@ -20,9 +20,11 @@ its run, on errors, on Ctrl-C and on SIGTERM.
 apart, 10 s windows) are written before the workers start; then N workers are started
 and timed until the group's committed offsets reach the input's end. ``total s`` runs
 from spawning the workers; ``join s`` until the group is first Stable with N members;
-``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole run, ``steady
-rec/s`` over what was committed after the join only; ``CPU us/rec`` is the workers'
-CPU over that steady part per record committed in it.
+``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole run. The
+``steady`` figures count only the work done with all N members: the outputs (one per
+input) written from the join to the last output, over that span; ``x 1 worker`` divides
+by the one-worker row; ``workers CPU %`` and ``broker CPU %`` are their processes' CPU
+over that span (100 = one core) and ``worker us/rec`` the workers' CPU per output.
 
 **pause**: a producer in this process writes ``--rate`` records/s (over ``--keys`` keys,
 stamped with the wall clock) while 2 workers process them; after ``--settle`` s a third
@@ -34,7 +36,7 @@ are ``stayed`` (the same worker wrote them before and after) or ``moved``. Run w
 app's default assignment (``cooperative-sticky``, then ``range``) and with ``("range",)``
 (eager).
 
-**failover**: ``--table-keys`` distinct keys are written first (one window of 3,600 s,
+**failover**: ``--table-keys`` distinct keys are written first (one window of a day,
 so the table holds every key), 3 workers build the table, then the paced producer runs
 and after ``--settle`` s the worker holding the most partitions is killed with SIGKILL.
 Per partition it held: the time from the kill to the first output written by another
@@ -86,7 +88,7 @@ APP = os.path.join(HERE, "pipelines", "scaleout.py")
 PARTITIONS = 8
 COMMIT_INTERVAL_S = 1.0
 POLL_S = 0.1
-TABLE_WINDOW_S = 3600  # failover: one window holds the whole table
+TABLE_WINDOW_S = 86_400  # failover: one window (a day) holds the whole table
 HOLDING = re.compile(r"^\[([^\]]+)\].*holding partitions: (.*)$", re.M)
 ASSIGNED = re.compile(r"^\[([^\]]+)\].*partitions assigned: (.*)$", re.M)
 
@@ -387,8 +389,8 @@ class Throughput:
     size: int  # bytes of input keys + values
     total: float  # spawning the workers -> the last input committed
     join: float  # spawning the workers -> the group Stable with every worker
-    steady: int  # records committed after the join
-    steady_s: float
+    steady: int  # outputs written after the join (one per input)
+    steady_s: float  # the join -> the last output
     worker_cpu: float  # over the steady part, all workers
     broker_cpu: float
     duplicates: int  # outputs beyond one per input
@@ -447,11 +449,14 @@ def throughput(run: Run, n: int) -> Throughput:
         for i in range(n):
             fleet.spawn(f"w{i + 1}")
         joined = wait_for(lambda: watch.members() == n, fleet, args.timeout, f"{n} members")
-        at_join, cpu_at_join, broker_at_join = watch.committed(), fleet.cpu(), run.broker.cpu()
+        at_join, cpu_at_join, broker_at_join = watch.end(sink), fleet.cpu(), run.broker.cpu()
+        produced = wait_for(
+            lambda: watch.end(sink) >= args.records, fleet, args.timeout, "the last output"
+        )
+        cpu, broker_cpu = fleet.cpu() - cpu_at_join, run.broker.cpu() - broker_at_join
         done = wait_for(
             lambda: watch.committed() >= args.records, fleet, args.timeout, "the last commit"
         )
-        cpu, broker_cpu = fleet.cpu() - cpu_at_join, run.broker.cpu() - broker_at_join
         outputs = watch.end(sink)
     finally:
         watch.close()
@@ -463,14 +468,15 @@ def throughput(run: Run, n: int) -> Throughput:
         done - began,
         joined - began,
         args.records - at_join,
-        done - joined,
+        produced - joined,
         cpu,
         broker_cpu,
         outputs - args.records,
     )
     print(
         f"  {n} worker(s): {result.total:.1f} s, joined after {result.join:.1f} s with"
-        f" {at_join:,} committed; {result.duplicates:,} duplicate output(s)"
+        f" {at_join:,} outputs written; the last output after {produced - began:.1f} s;"
+        f" {result.duplicates:,} duplicate output(s)"
     )
     return result
 
@@ -733,7 +739,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keys", type=int, default=5_000, help="keys of the counted input")
     p.add_argument("--rate", type=float, default=2_000, help="pause, failover: records/s")
     p.add_argument("--settle", type=float, default=8.0, help="seconds before and after events")
-    p.add_argument("--table-keys", type=int, default=300_000, help="failover: table size")
+    p.add_argument("--table-keys", type=int, default=1_000_000, help="failover: table size")
     p.add_argument("--standbys", default="0,1", help="failover: table_standby_replicas values")
     p.add_argument("--session-timeout", type=float, default=10.0, help="the app's, seconds")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, seconds")
