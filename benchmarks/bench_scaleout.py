@@ -5,7 +5,7 @@ eager assignment), and failover time after ``kill -9`` with and without standby 
     .venv/bin/python benchmarks/bench_scaleout.py [--scenario throughput|pause|failover|all] \\
         [--workers 1,2,4] [--records 1000000] [--keys 5000] [--rate 2000] [--settle 8] \\
         [--table-keys 1000000] [--standbys 0,1] [--session-timeout 10] [--timeout 300] \\
-        [--dir DIR]
+        [--dir DIR] [--keep]
 
 One ``streamlog broker`` (loopback, fresh data directory, ``--group-initial-rebalance-
 delay-ms 0``) serves every run; each run gets its own input and output topics (8
@@ -561,14 +561,19 @@ def pause(run: Run, mode: str) -> list[list[str]]:
         before, after = owners_at(outputs, span.start), owners_at(outputs, span.end)
         gaps = longest_gaps(outputs, span)
         survivors = {"w1", "w2"}
-        groups: dict[str, list[float]] = {"stayed": [], "moved": []}
-        for p, gap in gaps.items():
+        groups: dict[str, list[int]] = {"stayed": [], "moved": []}
+        for p in sorted(gaps):
             stayed = span.label == "steady" or before.get(p) == after.get(p) in survivors
-            kind = "stayed" if stayed else "moved"
-            groups[kind].append(gap)
-        for kind, values in groups.items():
+            groups["stayed" if stayed else "moved"].append(p)
+        for kind, parts in groups.items():
             if span.label == "steady" and kind == "moved":
                 continue
+            values = [gaps[p] for p in parts]
+            restart = [
+                t
+                for p in parts
+                if (t := assigned_to_output(fleet, outputs, source, p, after[p], span)) is not None
+            ]
             rows.append(
                 [
                     mode,
@@ -577,9 +582,31 @@ def pause(run: Run, mode: str) -> list[list[str]]:
                     str(len(values)),
                     f"{1000 * statistics.median(values):,.0f}" if values else "-",
                     f"{1000 * max(values):,.0f}" if values else "-",
+                    f"{1000 * statistics.median(restart):,.0f}" if restart else "-",
                 ]
             )
     return rows
+
+
+def assigned_to_output(
+    fleet: Fleet, outputs: Sequence[Output], source: str, partition: int, owner: str, span: Span
+) -> float | None:
+    """Seconds from ``owner`` logging ``partition`` assigned in ``span`` to its first output
+    of it after that (None: no such assignment in the span, e.g. a cooperative survivor
+    that kept it)."""
+    worker = next(w for w in fleet.workers if w.name == owner)
+    assigned = worker.assigned_at(source, partition, span.start)
+    if assigned is None or assigned > span.end:
+        return None
+    first = next(
+        (
+            o.appended / 1000
+            for o in outputs
+            if o.partition == partition and o.worker == owner and o.appended >= assigned * 1000
+        ),
+        None,
+    )
+    return None if first is None else first - assigned
 
 
 def failover(run: Run, standbys: int) -> list[str]:
@@ -704,7 +731,15 @@ def throughput_table(run: Run) -> str:
 
 def pause_table(run: Run) -> str:
     rows = [row for mode in ("cooperative", "eager") for row in pause(run, mode)]
-    header = ["assignment", "event", "partitions", "n", "p50 pause ms", "max pause ms"]
+    header = [
+        "assignment",
+        "event",
+        "partitions",
+        "n",
+        "p50 pause ms",
+        "max pause ms",
+        "p50 assigned -> output ms",
+    ]
     return table(header, rows)
 
 
@@ -744,6 +779,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--session-timeout", type=float, default=10.0, help="the app's, seconds")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, seconds")
     p.add_argument("--dir", default=None, help="where the broker's and workers' data go")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the data and the workers' logs (path printed)"
+    )
     return p.parse_args(argv)
 
 
@@ -781,7 +819,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {scenario}: FAILED: {exc}")
     finally:
         broker.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     for report in reports:
         print()
