@@ -3,9 +3,9 @@
 eager assignment), and failover time after ``kill -9`` with and without standby replicas.
 
     .venv/bin/python benchmarks/bench_scaleout.py [--scenario throughput|pause|failover|all] \\
-        [--workers 1,2,4] [--records 1000000] [--keys 5000] [--rate 2000] [--settle 8] \\
-        [--table-keys 1000000] [--standbys 0,1] [--session-timeout 10] [--timeout 300] \\
-        [--dir DIR] [--keep]
+        [--workers 1,2,4] [--launch separate|supervisor] [--records 1000000] [--keys 5000] \\
+        [--rate 2000] [--settle 8] [--table-keys 1000000] [--standbys 0,1] \\
+        [--session-timeout 10] [--timeout 300] [--dir DIR] [--keep]
 
 One ``streamlog broker`` (loopback, fresh data directory, ``--group-initial-rebalance-
 delay-ms 0``) serves every run; each run gets its own input and output topics (8
@@ -18,13 +18,15 @@ its run, on errors, on Ctrl-C and on SIGTERM.
 
 **throughput**: ``--records`` inputs over ``--keys`` keys (JSON values, event time 1 ms
 apart, 10 s windows) are written before the workers start; then N workers are started
-and timed until the group's committed offsets reach the input's end. ``total s`` runs
-from spawning the workers; ``join s`` until the group is first Stable with N members;
-``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole run. The
-``steady`` figures count only the work done with all N members: the outputs (one per
-input) written from the join to the last output, over that span; ``x 1 worker`` divides
-by the one-worker row; ``workers CPU %`` and ``broker CPU %`` are their processes' CPU
-over that span (100 = one core) and ``worker us/rec`` the workers' CPU per output.
+(``--launch separate``: N ``streamlog worker`` commands; ``supervisor``: one with
+``--processes N``) and timed until the group's committed offsets reach the input's end.
+``total s`` runs from spawning the workers; ``join s`` until the group is first Stable
+with N members; ``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole
+run. The ``steady`` figures count only the work done with all N members: the outputs
+(one per input) written from the join to the last output, over that span; ``x 1
+worker`` divides by the one-worker row; ``workers CPU %`` and ``broker CPU %`` are their
+process trees' CPU over that span (100 = one core) and ``worker us/rec`` the workers'
+CPU per output.
 
 **pause**: a producer in this process writes ``--rate`` records/s (over ``--keys`` keys,
 stamped with the wall clock) while 2 workers process them; after ``--settle`` s a third
@@ -134,6 +136,29 @@ class Worker:
         return None
 
 
+def tree_cpu(roots: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes ``roots`` and all their descendants."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry)] = int(fields[1])
+            ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    wanted, total = set(roots), 0
+    for pid in ticks:
+        p = pid
+        while p > 1 and p not in wanted:
+            p = parent.get(p, 0)
+        if p in wanted:
+            total += ticks[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def partitions_of(text: str, topic: str) -> list[int]:
     """``topic [0, 3]; other [1]`` (the conductor's format) -> ``[0, 3]`` for ``topic``."""
     for part in text.split("; "):
@@ -157,7 +182,7 @@ class Fleet:
     env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
 
-    def spawn(self, name: str) -> Worker:
+    def spawn(self, name: str, *extra: str) -> Worker:
         data_dir = os.path.join(self.workdir, name)
         os.makedirs(data_dir, exist_ok=True)
         session = Session(
@@ -171,6 +196,7 @@ class Fleet:
                 data_dir,
                 "--lag-interval",
                 "0",
+                *extra,
             ],
             os.path.join(self.workdir, f"{name}.log"),
             env={**self.env, "BENCH_WORKER": name, "BENCH_BOOTSTRAP": self.bootstrap},
@@ -180,7 +206,8 @@ class Fleet:
         return worker
 
     def cpu(self) -> float:
-        return sum(w.session.cpu() for w in self.workers if w.session.alive())
+        """CPU seconds of the live workers and their children (a supervisor's workers)."""
+        return tree_cpu([w.session.pid for w in self.workers if w.session.alive()])
 
     def check_alive(self) -> None:
         """Fails when a worker the harness did not stop has exited."""
@@ -446,8 +473,11 @@ def throughput(run: Run, n: int) -> Throughput:
     watch = Observer(run.bootstrap, group, source)
     try:
         began = time.time()
-        for i in range(n):
-            fleet.spawn(f"w{i + 1}")
+        if args.launch == "supervisor":
+            fleet.spawn("supervisor", "--processes", str(n))
+        else:
+            for i in range(n):
+                fleet.spawn(f"w{i + 1}")
         joined = wait_for(lambda: watch.members() == n, fleet, args.timeout, f"{n} members")
         at_join, cpu_at_join, broker_at_join = watch.end(sink), fleet.cpu(), run.broker.cpu()
         produced = wait_for(
@@ -770,6 +800,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--scenario", choices=("throughput", "pause", "failover", "all"), default="all")
     p.add_argument("--workers", default="1,2,4", help="throughput: worker counts (default 1,2,4)")
+    p.add_argument(
+        "--launch",
+        choices=("separate", "supervisor"),
+        default="separate",
+        help="throughput: N `streamlog worker` commands, or one with --processes N",
+    )
     p.add_argument("--records", type=int, default=1_000_000, help="throughput: input records")
     p.add_argument("--keys", type=int, default=5_000, help="keys of the counted input")
     p.add_argument("--rate", type=float, default=2_000, help="pause, failover: records/s")
@@ -796,7 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"settings: scenarios {', '.join(scenarios)}; {PARTITIONS} partitions; workers"
         f" {args.workers}; records {args.records:,}; keys {args.keys:,}; rate {args.rate:,.0f}/s;"
-        f" settle {args.settle} s; table keys {args.table_keys:,}; standbys {args.standbys};"
+        f" launch {args.launch}; settle {args.settle} s; table keys {args.table_keys:,};"
+        f" standbys {args.standbys};"
         f" session timeout {args.session_timeout} s; commit interval {COMMIT_INTERVAL_S} s;"
         f" load average {os.getloadavg()[0]:.1f}"
     )
