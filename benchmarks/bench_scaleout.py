@@ -332,19 +332,23 @@ def preload(bootstrap: str, topic: str, keys: Iterable[str], step_ms: int = 1) -
 
 
 class PacedProducer(threading.Thread):
-    """Writes ``rate`` records/s over ``keys`` keys, each stamped with the wall clock."""
+    """Writes ``rate`` records/s over ``keys`` keys, each stamped with the wall clock.
+
+    The confluent-kafka producer lives in the thread, so it is gone (and stops
+    reconnecting) as soon as the thread ends, whatever the harness is doing then."""
 
     def __init__(self, bootstrap: str, topic: str, rate: float, keys: int) -> None:
         super().__init__(name="paced-producer", daemon=True)
-        self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
+        self.bootstrap = bootstrap
         self.topic = topic
         self.rate = rate
         self.keys = keys
         self.sent = 0
         self.halt = threading.Event()
-        self.error: BaseException | None = None
+        self.error: str | None = None
 
     def run(self) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, **PRODUCER_SETTINGS})
         rng = random.Random(15)
         began = time.monotonic()
         try:
@@ -353,20 +357,29 @@ class PacedProducer(threading.Thread):
                 while self.sent < due:
                     now = int(time.time() * 1000)
                     key = f"k{rng.randrange(self.keys)}".encode()
-                    self.producer.produce(self.topic, value_of(self.sent), key, timestamp=now)
+                    producer.produce(self.topic, value_of(self.sent), key, timestamp=now)
                     self.sent += 1
-                self.producer.poll(0)
+                producer.poll(0)
                 time.sleep(0.002)
-            self.producer.flush(30)
-        except BaseException as exc:  # reported by stop()
-            self.error = exc
+            left = producer.flush(30)
+            if left:
+                self.error = f"{left:,} record(s) undelivered"
+        except (KafkaException, BufferError) as exc:
+            self.error = str(exc)
 
     def stop(self) -> int:
+        """Stops producing; returns how many records were sent (all delivered)."""
         self.halt.set()
         self.join(60)
         if self.error is not None:
-            raise BenchError(f"paced producer failed: {self.error}")
+            raise BenchError(f"paced producer: {self.error}")
         return self.sent
+
+    def abandon(self) -> None:
+        """On the way out after an error: stop without checking anything."""
+        self.halt.set()
+        if self.is_alive():
+            self.join(35)
 
 
 # ---------------------------------------------------------------------------------------
@@ -582,7 +595,7 @@ def pause(run: Run, mode: str) -> list[list[str]]:
         sent = producer.stop()
         wait_for(lambda: watch.committed() >= sent, fleet, args.timeout, "the last commit")
     finally:
-        producer.halt.set()
+        producer.abandon()
         watch.close()
         fleet.close()
     outputs = read_outputs(run.bootstrap, sink, args.timeout)
@@ -685,7 +698,7 @@ def failover(run: Run, standbys: int) -> list[str]:
             for p in lost
         }
     finally:
-        producer.halt.set()
+        producer.abandon()
         watch.close()
         fleet.close()
     total = [back[p] - killed for p in lost]
@@ -837,6 +850,8 @@ def main(argv: list[str] | None = None) -> int:
         f" session timeout {args.session_timeout} s; commit interval {COMMIT_INTERVAL_S} s;"
         f" load average {os.getloadavg()[0]:.1f}"
     )
+    # Ctrl-C even when started from a shell that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
     workdir = tempfile.mkdtemp(prefix="bench-scaleout-", dir=args.dir)
