@@ -24,9 +24,10 @@ apart, 10 s windows) are written before the workers start; then N workers are st
 with N members; ``rec/s`` and ``MB/s`` (keys + values, 10^6 bytes) are over the whole
 run. The ``steady`` figures count only the work done with all N members: the outputs
 (one per input) written from the join to the last output, over that span; ``x 1
-worker`` divides by the one-worker row; ``workers CPU %`` and ``broker CPU %`` are their
-process trees' CPU over that span (100 = one core) and ``worker us/rec`` the workers'
-CPU per output.
+worker`` divides by the one-worker row; ``CPU %`` is the CPU over that span (100 = one
+core) of the workers' process trees, the broker, this process and the rest of the
+machine (its busy time less the others: other work on a shared machine), and ``worker
+us/rec`` the workers' CPU per output.
 
 **pause**: a producer in this process writes ``--rate`` records/s (over ``--keys`` keys,
 stamped with the wall clock) while 2 workers process them; after ``--settle`` s a third
@@ -157,6 +158,14 @@ def tree_cpu(roots: Sequence[int]) -> float:
         if p in wanted:
             total += ticks[pid]
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def busy_cpu() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def partitions_of(text: str, topic: str) -> list[int]:
@@ -433,6 +442,8 @@ class Throughput:
     steady_s: float  # the join -> the last output
     worker_cpu: float  # over the steady part, all workers
     broker_cpu: float
+    bench_cpu: float  # this process (the harness's polling clients)
+    other_cpu: float  # the machine's busy time over the steady part, less all of the above
     duplicates: int  # outputs beyond one per input
 
     def row(self, one_worker: float) -> list[str]:
@@ -448,8 +459,10 @@ class Throughput:
             f"{rate:,.0f}",
             f"{rate * per_rec / 1e6:.2f}",
             f"{rate / one_worker:.2f}",
-            f"{100 * self.worker_cpu / self.steady_s:.0f}",
-            f"{100 * self.broker_cpu / self.steady_s:.0f}",
+            " / ".join(
+                f"{100 * cpu / self.steady_s:.0f}"
+                for cpu in (self.worker_cpu, self.broker_cpu, self.bench_cpu, self.other_cpu)
+            ),
             f"{1e6 * self.worker_cpu / self.steady:.1f}" if self.steady > 0 else "n/a",
             f"{self.duplicates:,}",
         ]
@@ -465,8 +478,7 @@ THROUGHPUT_HEADER = [
     "steady rec/s",
     "steady MB/s",
     "x 1 worker",
-    "workers CPU %",
-    "broker CPU %",
+    "CPU % workers / broker / bench / rest",
     "worker us/rec",
     "dup outputs",
 ]
@@ -492,11 +504,15 @@ def throughput(run: Run, n: int) -> Throughput:
             for i in range(n):
                 fleet.spawn(f"w{i + 1}")
         joined = wait_for(lambda: watch.members() == n, fleet, args.timeout, f"{n} members")
-        at_join, cpu_at_join, broker_at_join = watch.end(sink), fleet.cpu(), run.broker.cpu()
+        at_join = watch.end(sink)
+        cpu_at_join, broker_at_join, busy_at_join = fleet.cpu(), run.broker.cpu(), busy_cpu()
+        bench_at_join = time.process_time()
         produced = wait_for(
             lambda: watch.end(sink) >= args.records, fleet, args.timeout, "the last output"
         )
         cpu, broker_cpu = fleet.cpu() - cpu_at_join, run.broker.cpu() - broker_at_join
+        bench_cpu = time.process_time() - bench_at_join
+        other_cpu = busy_cpu() - busy_at_join - cpu - broker_cpu - bench_cpu
         done = wait_for(
             lambda: watch.committed() >= args.records, fleet, args.timeout, "the last commit"
         )
@@ -514,6 +530,8 @@ def throughput(run: Run, n: int) -> Throughput:
         produced - joined,
         cpu,
         broker_cpu,
+        bench_cpu,
+        other_cpu,
         outputs - args.records,
     )
     print(
