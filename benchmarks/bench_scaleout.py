@@ -810,10 +810,10 @@ def failover_table(run: Run) -> str:
         "standbys",
         "table keys",
         "partitions lost",
-        "p50 s",
+        "kill -> output p50 s",
         "max s",
-        "p50 s after assigned",
-        "max s after assigned",
+        "assigned -> output p50 s",
+        "max s",
     ]
     return table(header, rows)
 
