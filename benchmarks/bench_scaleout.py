@@ -843,7 +843,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=8.0, help="seconds before and after events")
     p.add_argument("--table-keys", type=int, default=1_000_000, help="failover: table size")
     p.add_argument("--standbys", default="0,1", help="failover: table_standby_replicas values")
-    p.add_argument("--session-timeout", type=float, default=10.0, help="the app's, seconds")
+    p.add_argument(
+        "--session-timeout",
+        type=float,
+        default=10.0,
+        help="the app's broker_session_timeout, seconds (the broker accepts 6 and up)",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, seconds")
     p.add_argument("--dir", default=None, help="where the broker's and workers' data go")
     p.add_argument(
