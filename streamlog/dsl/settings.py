@@ -86,7 +86,6 @@ FAUST_ACCEPTED = frozenset(
         "stream_recovery_delay",
         "stream_wait_empty",
         "table_key_index_size",
-        "table_standby_replicas",
         "topic_replication_factor",  # one broker: replication factor 1
         "url",
         "web",
@@ -165,6 +164,10 @@ class Settings:
     shutdown_timeout: float = 30.0
     store: str = "rocksdb://"  # table stores: "rocksdb://" or "memory://"
     table_cleanup_interval: float = 30.0
+    # Faust's: other workers keep this many warm copies of each table partition, following
+    # its changelog, so a failover replays only the tail (0: none)
+    table_standby_replicas: int = 1
+    table_standby_interval: float = 0.5  # the longest a standby's changelog fetch waits
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = field(default="", init=False)  # the id as given (``id`` adds the version)
 
@@ -207,7 +210,21 @@ class Settings:
         ):
             if int(getattr(self, name)) < 1:
                 raise ImproperlyConfigured(f"{name} must be >= 1, not {getattr(self, name)!r}")
-        for name in ("broker_commit_interval", "broker_session_timeout", "shutdown_timeout"):
+        if (
+            not isinstance(self.table_standby_replicas, int)
+            or isinstance(self.table_standby_replicas, bool)
+            or self.table_standby_replicas < 0
+        ):
+            raise ImproperlyConfigured(
+                "table_standby_replicas must be a whole number >= 0, not "
+                f"{self.table_standby_replicas!r}"
+            )
+        for name in (
+            "broker_commit_interval",
+            "broker_session_timeout",
+            "shutdown_timeout",
+            "table_standby_interval",
+        ):
             value = getattr(self, name)
             if isinstance(value, timedelta):  # Faust takes seconds or timedeltas
                 value = value.total_seconds()

@@ -178,6 +178,14 @@ class Consumer(Protocol):
         """
         ...
 
+    def standby_assignment(self) -> frozenset[TopicPartition]:
+        """The partitions the group's last rebalance gave this consumer as a *standby*
+        (``standby_replicas`` on the consumers: partition N of every subscribed topic may
+        be kept warm by other members, whose tables follow their changelogs; see
+        ``streamlog.transport.sticky``). Empty without standbys or when the group's
+        leader is not streamlog's."""
+        ...
+
     def group_peers(self) -> tuple[GroupPeer, ...]:
         """The members of the group that advertised ``user_data``, this one included, with
         the partitions each holds, as of the last rebalance this consumer completed;
@@ -303,6 +311,7 @@ class Transport(Protocol):
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
         partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
+        standby_replicas: int = 0,
     ) -> Consumer: ...
 
     def admin(self) -> Admin: ...

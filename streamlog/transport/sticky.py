@@ -13,6 +13,13 @@ subscribed topic, so co-partitioned topics (and the table partition N an app kee
 them) always move together. When members subscribe to different topics (a group that
 mixes consumers), tasks are single partitions and a member gets only topics it reads.
 
+*Standby* tasks (Kafka Streams' standby replicas, Faust's ``table_standby_replicas``):
+each task may also be given to N other members, which keep its table partitions warm by
+following their changelogs. Members that held a task (as standby or active) in the last
+generation are *warm* for it: a task whose owner left goes to a warm member when the
+balance allows, so a failover replays only the changelog's tail; standbys stay where they
+were, so a store is not rebuilt elsewhere at every rebalance.
+
 Pure functions over plain values: the Kafka group leader (``kafka/assignors.py``) and the
 embedded groups (``embedded/groups.py``) use the same rule.
 """
@@ -24,17 +31,19 @@ from dataclasses import dataclass
 
 from streamlog.transport.types import TopicPartition
 
-__all__ = ["Claim", "cooperative_assign", "tasks_of"]
+__all__ = ["Claim", "cooperative_assign", "standby_assign", "tasks_of"]
 
 Task = frozenset[TopicPartition]
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What a member reads and what it owns now (its ``owned_partitions``)."""
+    """What a member reads, what it owns now (its ``owned_partitions``) and what it keeps
+    warm (the standby partitions of the last generation)."""
 
     topics: frozenset[str]
     owned: frozenset[TopicPartition] = frozenset()
+    warm: frozenset[TopicPartition] = frozenset()
 
 
 def tasks_of(counts: Mapping[str, int], claims: Mapping[str, Claim]) -> list[Task]:
@@ -88,6 +97,7 @@ def cooperative_assign(
         del owner[task]
 
     base, extra = divmod(len(tasks), len(members))
+    extra_total = extra
     result: dict[str, list[Task]] = {m: [] for m in members}
     # 1. keep owned tasks, up to the share; members owning most take the larger shares
     by_owned = sorted(members, key=lambda m: (-sum(1 for t in tasks if owner.get(t) == m), m))
@@ -100,14 +110,25 @@ def cooperative_assign(
             extra -= 1
         result[member].extend(keep)
         taken.update(keep)
-    # 2. the rest to whoever eligible has fewest, lowest id first
+    # 2. the rest to a warm member with room, else whoever eligible has fewest, lowest
+    #    id first; "room" keeps the balance: below the base share, or at it while shares
+    #    of base + 1 remain
     for task in tasks:
         if task in taken:
             continue
         candidates = [m for m in members if eligible(m, task)]
         if not candidates:
             continue
-        chosen = min(candidates, key=lambda m: (len(result[m]), m))
+        above = sum(1 for m in members if len(result[m]) > base)
+        roomy = [
+            m
+            for m in candidates
+            if len(result[m]) < base or (len(result[m]) == base and above < extra_total)
+        ]
+        chosen = min(
+            roomy or candidates,
+            key=lambda m: (not task <= claims[m].warm, len(result[m]), m),
+        )
         result[chosen].append(task)
     # 3. withhold a task another member owns now: it revokes it first (next round)
     out: dict[str, set[TopicPartition]] = {}
@@ -122,3 +143,105 @@ def cooperative_assign(
                 continue
             out[member].update(task)
     return out
+
+
+def standby_assign(
+    counts: Mapping[str, int],
+    claims: Mapping[str, Claim],
+    active: Mapping[str, set[TopicPartition]],
+    replicas: int,
+) -> dict[str, set[TopicPartition]]:
+    """Every member's standby partitions: up to ``replicas`` members per task, never the
+    member ``active`` gives the task to.
+
+    Preferred, in order: a member below its share of standbys (at most the ceiling of
+    copies / members each), one with fewer active tasks (a departed member's tasks go
+    where there is room), one with fewer copies of the same member's tasks (they are
+    spread when it leaves), warm for the task (its standby last generation), one that
+    owned it (it is being moved away: its store is current), then whoever holds fewest
+    standbys, lowest id first. A task nobody is active for this round (withheld while it
+    moves) gets standbys too, so its stores stay current meanwhile.
+    """
+    members = sorted(claims)
+    result: dict[str, set[TopicPartition]] = {m: set() for m in members}
+    if replicas <= 0 or len(members) < 2:
+        return result
+    tasks = sorted(tasks_of(counts, claims), key=_order)
+    counts_held = {m: 0 for m in members}
+    # no member keeps more than its share of copies while another could take one; a
+    # member with more active tasks may keep fewer (it gets no departed member's tasks)
+    share = -(-len(tasks) * min(replicas, len(members) - 1) // len(members))
+
+    def full(member: str) -> bool:
+        return counts_held[member] >= share
+
+    # fewer active tasks first: where a departed member's tasks will go when it leaves
+    load = {m: len(tasks_in(active.get(m, set()), tasks)) for m in members}
+    # copies of one member's tasks spread over the others: when it leaves, its tasks
+    # are spread over the survivors too
+    covering: dict[tuple[str, str | None], int] = {}
+    for task in tasks:
+        owner = next((m for m in members if task & active.get(m, set())), None)
+        candidates = [
+            m
+            for m in members
+            if not task & active.get(m, set()) and all(tp.topic in claims[m].topics for tp in task)
+        ]
+        ranked = sorted(
+            candidates,
+            key=lambda m: (
+                full(m),
+                load[m],
+                covering.get((m, owner), 0),
+                not task <= claims[m].warm,
+                not task <= claims[m].owned,
+                counts_held[m],
+                m,
+            ),
+        )
+        for member in ranked[:replicas]:
+            result[member].update(task)
+            counts_held[member] += 1
+            covering[(member, owner)] = covering.get((member, owner), 0) + 1
+    _even_out(tasks, result, counts_held, share, active, claims)
+    return result
+
+
+def tasks_in(partitions: set[TopicPartition], tasks: list[Task]) -> list[Task]:
+    """The tasks ``partitions`` hold (any of their partitions)."""
+    return [task for task in tasks if task & partitions]
+
+
+def _even_out(
+    tasks: list[Task],
+    result: dict[str, set[TopicPartition]],
+    held: dict[str, int],
+    share: int,
+    active: Mapping[str, set[TopicPartition]],
+    claims: Mapping[str, Claim],
+) -> None:
+    """Move standbys from members above their share to members below it, where the one
+    below may hold the task (the greedy pass can corner itself on the last tasks)."""
+    while True:
+        over = [m for m in sorted(result, key=lambda m: (-held[m], m)) if held[m] > share]
+        under = [m for m in sorted(result, key=lambda m: (held[m], m)) if held[m] < share]
+        move = next(
+            (
+                (giver, taker, task)
+                for giver in over
+                for taker in under
+                for task in tasks
+                if task <= result[giver]
+                and not task & result[taker]
+                and not task & active.get(taker, set())
+                and all(tp.topic in claims[taker].topics for tp in task)
+            ),
+            None,
+        )
+        if move is None:
+            return
+        giver, taker, task = move
+        result[giver] -= task
+        result[taker] |= task
+        held[giver] -= 1
+        held[taker] += 1

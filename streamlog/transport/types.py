@@ -130,3 +130,5 @@ class GroupPeer:
     member_id: str
     user_data: bytes
     partitions: frozenset[TopicPartition]
+    standby: frozenset[TopicPartition] = frozenset()
+    """Partitions it keeps warm as a standby replica (their tables' changelogs)."""

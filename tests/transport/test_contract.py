@@ -736,6 +736,51 @@ def test_group_members_split_partitions_and_rebalance(
     case.run(body(), timeout=150)
 
 
+def test_group_members_get_standby_partitions_of_the_others(transport: TransportCase) -> None:
+    """``standby_replicas=1``: every partition is also given, as a standby, to one member
+    that does not hold it (``standby_assignment``); the peer list says whose is which; a
+    member alone has no standbys."""
+    case = transport
+    topic = case.topic("standby")
+    group = case.group("g-standby")
+    everything = frozenset(TopicPartition(topic, p) for p in range(6))
+
+    async def body() -> None:
+        await case.transport.admin().create_topic(topic, 6)
+        options: dict[str, Any] = {"standby_replicas": 1}
+        if case.is_kafka:
+            options["partition_assignment_strategy"] = ("cooperative-sticky",)
+        members = [
+            case.consumer(group_id=group, client_id=f"standby-{n}", **options) for n in "abc"
+        ]
+        await members[0].subscribe([topic], user_data=b"")
+        await drive(members[:1], lambda: members[0].assignment() == everything, "A holds all")
+        assert members[0].standby_assignment() == frozenset()
+        for member in members[1:]:
+            await member.subscribe([topic], user_data=b"")
+
+        def settled() -> bool:
+            held = [frozenset(m.assignment()) for m in members]
+            standby = [m.standby_assignment() for m in members]
+            return (
+                all(len(h) == 2 for h in held)
+                and frozenset().union(*held) == everything
+                and frozenset().union(*standby) == everything
+                and sum(len(s) for s in standby) == 6
+                and all(not (h & s) for h, s in zip(held, standby, strict=True))
+            )
+
+        await drive(members, settled, "2 partitions each, every partition one standby")
+        peers = {p.member_id: p for p in members[0].group_peers()}
+        assert sorted(len(p.standby) for p in peers.values()) == [2, 2, 2]
+        for peer in peers.values():
+            assert not (peer.standby & peer.partitions)
+        for member in members:
+            await member.close()
+
+    case.run(body())
+
+
 def test_group_members_see_each_others_user_data_and_partitions(transport: TransportCase) -> None:
     """``subscribe(user_data=)`` advertises bytes; ``group_peers`` lists every member that
     advertised some, with the partitions the last rebalance gave it, on every member."""

@@ -105,7 +105,7 @@ def test_member_formats_match_aiokafka() -> None:
 PEERS = (
     GroupPeer("m-2", b'{"url": "http://b:6067"}', frozenset({TP("t", 2), TP("t", 3)})),
     GroupPeer("m-1", b'{"url": "http://a:6066"}', frozenset({TP("t", 0), TP("t", 1), TP("u", 0)})),
-    GroupPeer("m-3", b"", frozenset()),
+    GroupPeer("m-3", b"", frozenset(), frozenset({TP("t", 0), TP("u", 0)})),
 )
 
 
@@ -121,6 +121,14 @@ def test_peer_list_round_trips_inside_an_assignment_that_other_clients_read() ->
     theirs = ConsumerProtocolMemberAssignment.decode(ours)
     assert theirs.partitions() == [("t", 2), ("t", 3)]
     assert theirs.user_data == shared
+
+
+def test_a_version_0_peer_list_reads_as_no_standbys() -> None:
+    """What a leader of an older streamlog shares: the members without standby sets."""
+    v0 = b"streamlog.peers" + struct.pack(">hi", 0, 1)
+    v0 += struct.pack(">h", 3) + b"m-1" + struct.pack(">i", 2) + b"{}"
+    v0 += struct.pack(">i", 1) + struct.pack(">h", 1) + b"t" + struct.pack(">ii", 1, 4)
+    assert decode_peers(v0) == (GroupPeer("m-1", b"{}", frozenset({TP("t", 4)})),)
 
 
 def test_user_data_that_is_not_a_peer_list_is_none_and_a_broken_one_is_refused() -> None:
@@ -290,16 +298,29 @@ def test_cooperative_members_keep_what_stays_put_through_joins_and_leaves(
                     held[tp] = self.name
                 await super().on_partitions_assigned(assigned)
 
-        coop = {"partition_assignment_strategy": ("cooperative-sticky",)}
+        # with a standby replica per partition, shared by the leader in the peer list
+        coop: dict[str, Any] = {
+            "partition_assignment_strategy": ("cooperative-sticky",),
+            "standby_replicas": 1,
+        }
         a_events, b_events = Owner("a"), Owner("b")
         a = kafka.consumer(transport, group_id=group, client_id="coop-a", **coop)
-        await a.subscribe([topic], a_events)
+        await a.subscribe([topic], a_events, user_data=b"")
         assert a.assignment() == everything
+        assert a.standby_assignment() == frozenset()  # alone: nobody to keep a copy
         b = kafka.consumer(transport, group_id=group, client_id="coop-b", **coop)
-        await b.subscribe([topic], b_events)
-        await poll_until([a, b], lambda: len(a.assignment()) == 3 == len(b.assignment()), "3 and 3")
+        await b.subscribe([topic], b_events, user_data=b"")
+        await poll_until(
+            [a, b],
+            lambda: (
+                len(a.assignment()) == 3 == len(b.assignment())
+                and a.standby_assignment() == frozenset(b.assignment())
+            ),
+            "3 and 3, each the other's standby",
+        )
         kept = frozenset(a.assignment())
         moved = frozenset(everything - kept)
+        assert b.standby_assignment() == kept
         # a gave up only what moved; b got it in its own round
         assert ("revoked", moved) in a_events.events
         assert all(kind == "assigned" or parts == moved for kind, parts in a_events.events)
@@ -319,6 +340,7 @@ def test_cooperative_members_keep_what_stays_put_through_joins_and_leaves(
         revokes_before = [e for e in a_events.events if e[0] == "revoked"]
         await b.close()
         await poll_until([a], lambda: a.assignment() == everything, "a owns all 6 again")
+        assert a.standby_assignment() == frozenset()
         assert [e for e in a_events.events if e[0] == "revoked"] == revokes_before
         assert a_events.events[-1] == ("assigned", moved)
         for i in range(36, 42):

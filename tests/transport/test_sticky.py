@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlog.transport.sticky import Claim, cooperative_assign, tasks_of
+from streamlog.transport.sticky import Claim, cooperative_assign, standby_assign, tasks_of
 from streamlog.transport.types import TopicPartition as TP
 
 TOPICS = frozenset({"orders", "payments"})
@@ -118,3 +118,96 @@ def test_any_membership_change_converges_balanced_without_double_ownership(
     for m in keep:
         kept = len(members[m] & final[m]) // 2
         assert kept >= min(len(members[m]) // 2, partitions // len(final)), (m, kept, share)
+
+
+def test_standbys_go_to_other_members_spread_and_stay_put():
+    counts = {"orders": 6, "payments": 6}
+    _, owned = run_rounds(counts, {"a": set(), "b": set(), "c": set()})
+    claims = {m: Claim(TOPICS, frozenset(o)) for m, o in owned.items()}
+    standby = standby_assign(counts, claims, owned, replicas=1)
+    everything = {TP(t, n) for t in TOPICS for n in range(6)}
+    # every task has exactly one standby, never on its active member, co-partitioned
+    assert set().union(*standby.values()) == everything
+    assert sum(len(p) for p in standby.values()) == len(everything)
+    for member, parts in standby.items():
+        assert not parts & owned[member]
+        assert {tp.partition for tp in parts if tp.topic == "orders"} == {
+            tp.partition for tp in parts if tp.topic == "payments"
+        }
+    assert sorted(len(p) // 2 for p in standby.values()) == [2, 2, 2]
+    # the next generation (nothing changed) keeps them where they are
+    warm = {m: Claim(TOPICS, frozenset(owned[m]), frozenset(standby[m])) for m in owned}
+    assert standby_assign(counts, warm, owned, replicas=1) == standby
+    # two replicas: every member that is not active for a task keeps it warm
+    two = standby_assign(counts, claims, owned, replicas=2)
+    for member, parts in two.items():
+        assert parts == everything - owned[member]
+    # one member: nowhere to put a standby
+    assert standby_assign(counts, {"a": claims["a"]}, {"a": everything}, replicas=1) == {"a": set()}
+
+
+def test_a_dead_members_tasks_go_to_their_standbys():
+    """The failover the standbys are for: each orphaned task is given, where the balance
+    allows, to the member that kept it warm."""
+    counts = {"orders": 6}
+    topics = frozenset({"orders"})
+    _, owned = run_rounds(counts, {"a": set(), "b": set(), "c": set()}, topics=topics)
+    claims = {m: Claim(topics, frozenset(o)) for m, o in owned.items()}
+    standby = standby_assign(counts, claims, owned, replicas=1)
+    dead = "b"
+    survivors = {
+        m: Claim(topics, frozenset(owned[m]), frozenset(standby[m])) for m in owned if m != dead
+    }
+    result = cooperative_assign(counts, survivors)
+    assert sorted(len(p) for p in result.values()) == [3, 3]
+    for tp in owned[dead]:
+        warm_member = next(m for m in survivors if tp in standby[m])
+        assert tp in result[warm_member], (tp, warm_member, result)
+    # and without standbys the same orphans go by load and id only
+    cold = {m: Claim(topics, frozenset(owned[m])) for m in owned if m != dead}
+    assert sorted(len(p) for p in cooperative_assign(counts, cold).values()) == [3, 3]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    partitions=st.integers(1, 12),
+    members=st.integers(1, 5),
+    replicas=st.integers(0, 3),
+    dead=st.integers(0, 4),
+)
+def test_failover_with_standbys_stays_balanced_and_safe(partitions, members, replicas, dead):
+    counts = {"orders": partitions, "payments": partitions}
+    names = [f"m{i}" for i in range(members)]
+    _, owned = run_rounds(counts, {n: set() for n in names})
+    claims = {m: Claim(TOPICS, frozenset(o)) for m, o in owned.items()}
+    standby = standby_assign(counts, claims, owned, replicas)
+    for member, parts in standby.items():
+        assert not parts & owned[member]
+    per_task = {}
+    for member, parts in standby.items():
+        for tp in parts:
+            per_task.setdefault(tp, []).append(member)
+    assert all(len(v) == min(replicas, members - 1) for v in per_task.values())
+    held = [len(p) // 2 for p in standby.values()]  # standby tasks per member
+    share = -(-partitions * min(replicas, members - 1) // members)
+    assert max(held) <= share, standby
+    if members == 1:
+        return
+    gone = names[dead % members]
+    rest = {
+        m: Claim(TOPICS, frozenset(owned[m]), frozenset(standby[m])) for m in owned if m != gone
+    }
+    result = cooperative_assign(counts, rest)
+    everything = {TP(t, n) for t in counts for n in range(partitions)}
+    assert set().union(*result.values()) == everything
+    sizes = [len(p) // 2 for p in result.values()]
+    assert max(sizes) - min(sizes) <= 1
+    for m in rest:  # survivors keep what they had (orphans only add)
+        assert owned[m] <= result[m] or len(owned[m]) // 2 > -(-partitions // len(rest))
+    # the survivors' standbys, placed with the last generation's warm copies: still
+    # balanced and never on the active member
+    again = standby_assign(counts, rest, result, replicas)
+    held_again = [len(p) // 2 for p in again.values()]
+    assert max(held_again) <= -(-partitions * min(replicas, len(rest) - 1) // len(rest)), again
+    for member, parts in again.items():
+        assert not parts & result[member]

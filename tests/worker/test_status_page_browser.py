@@ -104,8 +104,8 @@ def test_status_page_in_a_browser(tmp_path):
             ("1", "1")
         ] * 4  # nothing to replay: every partition's recovery complete
         assert text("#workers tr.me") == (
-            f"{url} (this worker) posts[0], posts[1], posts[2], posts[3]"
-        )
+            f"{url} (this worker) posts[0], posts[1], posts[2], posts[3] -"
+        )  # alone: no standby partitions
         pages = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#pages li")]
         assert pages == [
             "/count/{word}/",
@@ -148,7 +148,8 @@ def test_status_page_follows_a_rebalance(tmp_path):
     """Two workers on a real ``streamlog broker``: the first worker's page, opened while
     it is alone, shows it holding every partition; a second worker joins, and the same
     page (never reloaded: a mark set in the window survives) shows both workers and the
-    split the group agreed on, as each worker's ``/router/`` gives it."""
+    split the group agreed on, as each worker's ``/router/`` gives it, and each worker
+    keeping the other's partitions warm as a standby (the app has a table)."""
     import json
     import urllib.request
 
@@ -183,7 +184,7 @@ def test_status_page_follows_a_rebalance(tmp_path):
         def worker_rows() -> list[str]:
             return [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")]
 
-        alone = f"{url_a} (this worker) posts[0], posts[1], posts[2], posts[3]"
+        alone = f"{url_a} (this worker) posts[0], posts[1], posts[2], posts[3] -"
         WebDriverWait(driver, WAIT).until(lambda d: worker_rows() == [alone])
         assert text("#assignment").startswith("posts[0], posts[1], posts[2], posts[3]")
         driver.execute_script("window.notReloaded = true;")
@@ -207,13 +208,21 @@ def test_status_page_follows_a_rebalance(tmp_path):
         def listed(url: str) -> str:
             return ", ".join(f"posts[{n}]" for n in shares[url])
 
-        expected = sorted([f"{url_a} (this worker) {listed(url_a)}", f"{url_b} {listed(url_b)}"])
+        def standby(url: str) -> str:  # the other's partitions (one standby replica)
+            return ", ".join(str(n) for n in shares[url_b if url == url_a else url_a])
+
+        expected = sorted(
+            [
+                f"{url_a} (this worker) {listed(url_a)} {standby(url_a)}",
+                f"{url_b} {listed(url_b)} {standby(url_b)}",
+            ]
+        )
         WebDriverWait(driver, WAIT).until(lambda d: sorted(worker_rows()) == expected)
         WebDriverWait(driver, WAIT).until(lambda d: text("#assignment").startswith(listed(url_a)))
         assert int(text("#rebalances")) >= 2
         assert driver.execute_script("return window.notReloaded === true;")
         me = driver.find_element(By.CSS_SELECTOR, "#workers tr.me")
-        assert me.text == f"{url_a} (this worker) {listed(url_a)}"
+        assert me.text == f"{url_a} (this worker) {listed(url_a)} {standby(url_a)}"
         other = driver.find_element(By.LINK_TEXT, url_b)
         assert other.get_attribute("href") == url_b + "/"
         shot = tmp_path / "rebalanced.png"

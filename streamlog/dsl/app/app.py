@@ -37,6 +37,7 @@ from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.dsl.runtime.signals import Signal, SignalSlot, SyncSignal
 from streamlog.dsl.settings import Settings
 from streamlog.dsl.tables.kinds import GlobalTable, SetTable
+from streamlog.dsl.tables.standby import StandbyReplicas
 from streamlog.dsl.tables.table import Table
 from streamlog.dsl.topology.copartitioning import align_table_partitions, check_copartitioning
 from streamlog.dsl.topology.nodes import (
@@ -116,6 +117,7 @@ class App:
         self._clock_given = clock
         self.clock: AsyncClock | None = None
         self.conductor = Conductor(self)
+        self.standbys = StandbyReplicas(self)
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic] = {}
         # topic -> sending agent (or "") -> records sent through ``Topic.send`` (/metrics)
@@ -541,6 +543,7 @@ class App:
         for agent in self.agents.values():
             await agent.stop(1.0)
         await self.conductor.close()
+        await self.standbys.close()
         for table in self.tables.values():
             table.close()
         await self._close_transport()
@@ -601,6 +604,7 @@ class App:
         if self._replies is not None:
             await self._replies.stop()
         await self.conductor.close()
+        await self.standbys.close()
         for table in self.tables.values():
             table.close()
         await self._close_transport()
@@ -797,8 +801,26 @@ class App:
         recovered from the changelogs. The conductor calls this before any event of them
         reaches an agent, and again after a failure (recovery is resumable)."""
         numbers = {tp.partition for tp in assigned if tp.topic != self.leader_topic_name}
-        for table in self.tables.values():
-            await table.assign(numbers)
+        async with self.standbys.suspended():  # a standby's store may be promoted now
+            for table in self.tables.values():
+                await table.assign(numbers)
+
+    @property
+    def standby_replicas(self) -> int:
+        """Standby replicas per task the group's leader should place: the setting, when
+        the app has tables to keep warm."""
+        return self.conf.table_standby_replicas if self.standbys.tables() else 0
+
+    def standbys_assigned(
+        self, standby: frozenset[TopicPartition], held: set[TopicPartition]
+    ) -> None:
+        """The group's latest standby partitions for this worker (after each rebalance),
+        and every partition it holds: a standby promoted to active keeps its store."""
+        leader = self.leader_topic_name
+        self.standbys.update(
+            (tp.partition for tp in standby if tp.topic != leader),
+            keep=(tp.partition for tp in held if tp.topic != leader),
+        )
 
     async def partitions_ready(self, assigned: set[TopicPartition]) -> None:
         """Partitions are ready (prepared) and about to be processed: hooks, leadership,

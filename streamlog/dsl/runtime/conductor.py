@@ -109,6 +109,17 @@ class ConductorHost(Protocol):
         """Partitions are moving (a revocation, a loss or an assignment began)."""
         ...
 
+    @property
+    def standby_replicas(self) -> int:
+        """Standby replicas per task the group's leader is to place (0: none)."""
+        ...
+
+    def standbys_assigned(
+        self, standby: frozenset[TopicPartition], held: set[TopicPartition]
+    ) -> None:
+        """The standby partitions the last rebalance gave this worker, and all it holds."""
+        ...
+
     async def rebalance_complete(self) -> None:
         """Every assigned partition is ready again."""
         ...
@@ -199,7 +210,12 @@ class Conductor:
             ),
             max_poll_records=conf.broker_max_poll_records,
             partition_assignment_strategy=conf.consumer_partition_assignment_strategy,
+            standby_replicas=self.app.standby_replicas,
         )
+        if self.app.standby_replicas and self._user_data is None:
+            # only members that advertise are in the leader's peer list, which carries
+            # the standbys: advertise, if only nothing
+            self._user_data = b""
         await self._subscribe(consumer)
         self._running = True
         self._fetcher = asyncio.create_task(self._fetch_loop(consumer), name="conductor:fetch")
@@ -454,6 +470,8 @@ class Conductor:
         self.rebalances += 1
         self.app.rebalance_started()
         new = {tp for tp in assigned if tp not in self.trackers}
+        if self.consumer is not None:
+            self.app.standbys_assigned(self.consumer.standby_assignment(), set(self.trackers) | new)
         self._log_holding(set(self.trackers) | new)
         if not new:
             if not self._unready:

@@ -245,6 +245,21 @@ class Table:
             self._store.close()
             self._store = None
 
+    def owns(self, number: int) -> bool:
+        """Whether table partition ``number`` is active here (recovered, processed)."""
+        return number in self._active
+
+    def standby_partition(self, number: int) -> StorePartition:
+        """The store partition a standby replica of ``number`` reads the changelog into:
+        the one an assignment of it would recover (``standby.py``)."""
+        return self._open_store().partition(number)
+
+    def release_standby(self, number: int) -> None:
+        """This worker keeps ``number`` warm no more: close its store partition unless it
+        is active here (what was stored stays, for a later assignment to resume from)."""
+        if self._store is not None and number not in self._active:
+            self._store.close_partition(number)
+
     @property
     def active_partitions(self) -> list[int]:
         """The table partitions this worker holds, recovered, in order."""

@@ -94,6 +94,7 @@ class EmbeddedConsumer:
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
+        standby_replicas: int = 0,
     ) -> None:
         if auto_offset_reset not in OFFSET_RESETS:
             raise InvalidConfigError(
@@ -101,6 +102,8 @@ class EmbeddedConsumer:
             )
         if isolation_level not in ("read_uncommitted", "read_committed"):
             raise InvalidConfigError(f"unknown isolation_level {isolation_level!r}")
+        if standby_replicas < 0:
+            raise InvalidConfigError(f"standby_replicas must be 0 or more, not {standby_replicas}")
         if max_poll_records < 1:
             raise InvalidConfigError(f"max_poll_records must be positive, not {max_poll_records}")
         self.group_id = group_id
@@ -122,7 +125,9 @@ class EmbeddedConsumer:
         self._group: ConsumerGroup | None = None
         self._member: Member | None = None
         self._user_data: bytes | None = None
+        self._standby_replicas = standby_replicas
         self._peers: tuple[GroupPeer, ...] = ()
+        self._standby: frozenset[TopicPartition] = frozenset()  # as of the last completion
         self._finalizer: weakref.finalize | None = None
         self._closed = False
 
@@ -175,6 +180,9 @@ class EmbeddedConsumer:
     def group_peers(self) -> tuple[GroupPeer, ...]:
         return self._peers if self._member is not None else ()
 
+    def standby_assignment(self) -> frozenset[TopicPartition]:
+        return self._standby if self._member is not None else frozenset()
+
     async def subscribe(
         self,
         topics: Iterable[str],
@@ -209,7 +217,13 @@ class EmbeddedConsumer:
 
     def _join(self, group_id: str) -> tuple[ConsumerGroup, Member]:
         group = self._transport.groups.group(group_id)
-        member = group.join(self.client_id, self._topics, self._session_timeout_s, self._user_data)
+        member = group.join(
+            self.client_id,
+            self._topics,
+            self._session_timeout_s,
+            self._user_data,
+            standby_replicas=self._standby_replicas,
+        )
         self._group, self._member = group, member
         if self._finalizer is not None:
             self._finalizer.detach()
@@ -270,6 +284,7 @@ class EmbeddedConsumer:
                 continue
             added = set(group.complete(member))
             self._peers = group.peers()
+            self._standby = member.standby
             self._set_assignment(set(member.owned))
             if self._listener is not None:
                 await self._listener.on_partitions_assigned(added)

@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from streamlog.transport.sticky import Claim, cooperative_assign
+from streamlog.transport.sticky import Claim, cooperative_assign, standby_assign
 from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = ["Member", "ConsumerGroup", "GroupRegistry"]
@@ -61,6 +61,8 @@ class Member:
     last_seen: float = field(default_factory=time.monotonic)
     evicted: bool = False
     user_data: bytes | None = None
+    standby_replicas: int = 0  # what this member's app asks for (the group takes the most)
+    standby: frozenset[TopicPartition] = frozenset()  # kept warm, this generation
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -96,6 +98,8 @@ class ConsumerGroup:
         topics: Iterable[str],
         session_timeout_s: float,
         user_data: bytes | None = None,
+        *,
+        standby_replicas: int = 0,
     ) -> Member:
         member = Member(
             f"{client_id}-{uuid.uuid4()}",
@@ -103,6 +107,7 @@ class ConsumerGroup:
             frozenset(topics),
             session_timeout_s,
             user_data=user_data,
+            standby_replicas=standby_replicas,
         )
         self.members[member.member_id] = member
         self.rebalance()
@@ -173,10 +178,13 @@ class ConsumerGroup:
         self.rebalance_started = time.monotonic()
         self._seen_version = self._metadata_version()
         self._counts = self._current_counts()
-        claims = {m: Claim(s.topics, s.owned) for m, s in self.members.items()}
+        claims = {m: Claim(s.topics, s.owned, s.standby) for m, s in self.members.items()}
         targets = cooperative_assign(self._counts, claims, withhold=False)
+        replicas = max((m.standby_replicas for m in self.members.values()), default=0)
+        standby = standby_assign(self._counts, claims, targets, replicas)
         for member_id, target in targets.items():
             self.members[member_id].target = frozenset(target)
+            self.members[member_id].standby = frozenset(standby.get(member_id, ()))
         self._notify(self.key)
 
     def release(self, member: Member, partitions: Iterable[TopicPartition]) -> None:
@@ -214,7 +222,7 @@ class ConsumerGroup:
     def peers(self) -> tuple[GroupPeer, ...]:
         """The members that advertised user data, with their targets, by member id."""
         return tuple(
-            GroupPeer(m.member_id, m.user_data, m.target)
+            GroupPeer(m.member_id, m.user_data, m.target, m.standby)
             for _, m in sorted(self.members.items())
             if m.user_data is not None
         )

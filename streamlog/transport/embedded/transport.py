@@ -238,6 +238,7 @@ class EmbeddedTransport:
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
         partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
+        standby_replicas: int = 0,
     ) -> EmbeddedConsumer:
         """A consumer; its group, if any, is always cooperative and sticky (the embedded
         groups wait for a partition to be free before giving it, so they need no other
@@ -253,6 +254,7 @@ class EmbeddedTransport:
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
             isolation_level=isolation_level,
+            standby_replicas=standby_replicas,
         )
         self._consumers.add(consumer)
         return consumer

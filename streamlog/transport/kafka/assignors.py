@@ -23,7 +23,11 @@ user data under the range and round-robin assignors. Its layout::
 
     Peers         magic "streamlog.peers" | version int16
                   | peers [(member_id string, user_data bytes,
-                            assigned [(topic string, partitions [int32])])]
+                            assigned [(topic string, partitions [int32])],
+                            standby [(topic string, partitions [int32])]       (v1+))]
+
+Version 1 adds each member's standby partitions (``sticky.standby_assign``); a version 0
+list (an older leader) reads as no standbys.
 
 The assignors are Kafka's (``RangeAssignor``, ``RoundRobinAssignor``), so a group mixing
 streamlog with Java or librdkafka members gets the same answer whoever leads.
@@ -54,6 +58,7 @@ __all__ = [
     "RoundRobinAssignor",
     "CooperativeStickyAssignor",
     "ASSIGNORS",
+    "claims_of",
     "MalformedMemberDataError",
 ]
 
@@ -122,11 +127,12 @@ _PEERS_MAGIC = b"streamlog.peers"
 def encode_peers(peers: Iterable[GroupPeer]) -> bytes:
     """The peer list a leader shares in every assignment (module docstring)."""
     ordered = sorted(peers, key=lambda peer: peer.member_id)
-    parts = [_PEERS_MAGIC, _INT16.pack(0), _INT32.pack(len(ordered))]
+    parts = [_PEERS_MAGIC, _INT16.pack(1), _INT32.pack(len(ordered))]
     for peer in ordered:
         parts.append(_string(peer.member_id))
         parts.append(_nullable_bytes(peer.user_data))
         parts.extend(_topic_partitions(peer.partitions))
+        parts.extend(_topic_partitions(peer.standby))
     return b"".join(parts)
 
 
@@ -221,14 +227,16 @@ def decode_peers(data: bytes | None) -> tuple[GroupPeer, ...] | None:
         return None
     r = _Reader(bytes(data))
     r.pos = len(_PEERS_MAGIC)
-    if r.int16() < 0:
+    version = r.int16()
+    if version < 0:
         raise MalformedMemberDataError("negative peer list version")
     peers = []
     for _ in range(r.count()):
         member_id = r.string()
         user_data = r.nullable_bytes()
         partitions = frozenset(_read_topic_partitions(r))
-        peers.append(GroupPeer(member_id, user_data or b"", partitions))
+        standby = frozenset(_read_topic_partitions(r)) if version >= 1 else frozenset()
+        peers.append(GroupPeer(member_id, user_data or b"", partitions, standby))
     return tuple(peers)
 
 
@@ -308,12 +316,26 @@ class CooperativeStickyAssignor:
     cooperative = True
 
     def assign(
-        self, partition_counts: Mapping[str, int], subscriptions: Mapping[str, Subscription]
+        self,
+        partition_counts: Mapping[str, int],
+        subscriptions: Mapping[str, Subscription],
+        warm: Mapping[str, frozenset[TopicPartition]] | None = None,
     ) -> dict[str, set[TopicPartition]]:
-        claims = {
-            member: Claim(frozenset(sub.topics), sub.owned) for member, sub in subscriptions.items()
-        }
-        return cooperative_assign(partition_counts, claims)
+        """``warm``: each member's standby partitions of the last generation (the
+        leader's peer list), so a departed member's tasks go to their standbys."""
+        return cooperative_assign(partition_counts, claims_of(subscriptions, warm))
+
+
+def claims_of(
+    subscriptions: Mapping[str, Subscription],
+    warm: Mapping[str, frozenset[TopicPartition]] | None = None,
+) -> dict[str, Claim]:
+    """The sticky rule's view of the members' subscriptions."""
+    warm = warm or {}
+    return {
+        member: Claim(frozenset(sub.topics), sub.owned, warm.get(member, frozenset()))
+        for member, sub in subscriptions.items()
+    }
 
 
 ASSIGNORS: dict[str, Assignor] = {

@@ -59,6 +59,7 @@ class KafkaConsumer:
         fetch_min_bytes: int = 1,
         isolation_level: str = "read_uncommitted",
         partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
+        standby_replicas: int = 0,
     ) -> None:
         unknown = [name for name in partition_assignment_strategy if name not in ASSIGNORS]
         if unknown or not partition_assignment_strategy:
@@ -67,6 +68,9 @@ class KafkaConsumer:
                 f"known: {sorted(ASSIGNORS)}"
             )
         self._assignors = tuple(partition_assignment_strategy)
+        if standby_replicas < 0:
+            raise ValueError(f"standby_replicas must be 0 or more, not {standby_replicas}")
+        self._standby_replicas = standby_replicas
         if auto_offset_reset not in (*_RESETS, "none"):
             raise ValueError(
                 f"auto_offset_reset must be 'earliest', 'latest' or 'none', not "
@@ -145,6 +149,7 @@ class KafkaConsumer:
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             assignors=self._assignors,
             user_data=user_data,
+            standby_replicas=self._standby_replicas,
         )
         self._member = member
         try:
@@ -218,6 +223,15 @@ class KafkaConsumer:
 
     def group_peers(self) -> tuple[GroupPeer, ...]:
         return () if self._member is None else self._member.peers
+
+    def standby_assignment(self) -> frozenset[TopicPartition]:
+        member = self._member
+        if member is None:
+            return frozenset()
+        for peer in member.peers:
+            if peer.member_id == member.member_id:
+                return peer.standby
+        return frozenset()
 
     # ---------------------------------------------------------------- positions
 

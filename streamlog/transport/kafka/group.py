@@ -42,7 +42,9 @@ from streamlog.transport.errors import (
 )
 from streamlog.transport.kafka.assignors import (
     ASSIGNORS,
+    CooperativeStickyAssignor,
     MalformedMemberDataError,
+    claims_of,
     decode_assignment_user_data,
     decode_peers,
     decode_subscription,
@@ -54,6 +56,7 @@ from streamlog.transport.kafka.cluster import Cluster
 from streamlog.transport.kafka.errors import COORDINATOR_ERRORS, REJOIN_ERRORS, error_for
 from streamlog.transport.kafka.offsets import GroupCoordinator
 from streamlog.transport.kafka.util import log
+from streamlog.transport.sticky import standby_assign
 from streamlog.transport.types import GroupPeer, TopicPartition
 
 __all__ = ["GroupMember"]
@@ -86,6 +89,7 @@ class GroupMember:
         heartbeat_interval_ms: int = 1_000,
         assignors: Iterable[str] = ("range", "roundrobin"),
         user_data: bytes | None = None,
+        standby_replicas: int = 0,
     ) -> None:
         self.cluster = cluster
         self.coordinator = coordinator
@@ -93,6 +97,8 @@ class GroupMember:
         self.topics = sorted(set(topics))
         self.user_data = user_data  # advertised in the subscription
         self.peers: tuple[GroupPeer, ...] = ()  # the leader's peer list, last sync
+        # as leader: standby replicas per task, shared in the peer list (sticky.py)
+        self.standby_replicas = standby_replicas
         self.member_id = ""
         self.generation = -1
         self.protocol: str | None = None
@@ -428,10 +434,23 @@ class GroupMember:
             if meta.error == ErrorCode.NONE and meta.partitions
         }
         self._assigned_counts = {t: counts.get(t, 0) for t in topics}
-        result = assignor.assign(counts, subscriptions)
-        log.debug("group %r: leader assigns %s", self.group_id, result)
+        # the standbys of the last generation: where a departed member's tasks are warm
+        warm = {peer.member_id: peer.standby for peer in self.peers}
+        if isinstance(assignor, CooperativeStickyAssignor):
+            result = assignor.assign(counts, subscriptions, warm)
+        else:
+            result = assignor.assign(counts, subscriptions)
+        standby = standby_assign(
+            counts, claims_of(subscriptions, warm), result, self.standby_replicas
+        )
+        log.debug("group %r: leader assigns %s, standbys %s", self.group_id, result, standby)
         peers = [
-            GroupPeer(member, sub.user_data, frozenset(result.get(member, ())))
+            GroupPeer(
+                member,
+                sub.user_data,
+                frozenset(result.get(member, ())),
+                frozenset(standby.get(member, ())),
+            )
             for member, sub in subscriptions.items()
             if sub.user_data is not None
         ]

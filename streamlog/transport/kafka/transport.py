@@ -113,6 +113,7 @@ class KafkaTransport:
         fetch_max_bytes: int = 50 * 1024 * 1024,
         isolation_level: str = "read_uncommitted",
         partition_assignment_strategy: Sequence[str] = ("range", "roundrobin"),
+        standby_replicas: int = 0,
         **options: Any,
     ) -> KafkaConsumer:
         consumer = KafkaConsumer(
@@ -125,6 +126,7 @@ class KafkaTransport:
             fetch_max_bytes=fetch_max_bytes,
             isolation_level=isolation_level,
             partition_assignment_strategy=partition_assignment_strategy,
+            standby_replicas=standby_replicas,
             **options,
         )
         self._clients.append(consumer)

@@ -119,7 +119,7 @@ def test_every_faust_setting_is_accepted_without_a_warning():
     assert conf.client_id == "my-client"
     assert conf.broker_max_poll_records == 500
     assert conf.timezone == ZoneInfo("UTC")
-    assert conf.extra["table_standby_replicas"] == 1  # accepted, kept
+    assert conf.table_standby_replicas == FAUST_SETTINGS["table_standby_replicas"]  # in effect
     assert conf.extra["web_bind"] == "0.0.0.0"
 
 

@@ -81,6 +81,13 @@ class Host:
     async def rebalance_complete(self) -> None:
         self.completed += 1
 
+    standby_replicas = 0  # no tables to keep warm
+
+    def standbys_assigned(
+        self, standby: frozenset[TopicPartition], held: set[TopicPartition]
+    ) -> None:
+        assert standby == frozenset()  # none asked for, none given
+
 
 async def started(values: int = 5) -> tuple[Any, Host, Conductor, Inbox]:
     transport = open_transport("memory://")

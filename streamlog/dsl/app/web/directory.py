@@ -45,6 +45,7 @@ class WebWorker:
     url: str
     id: str
     partitions: frozenset[TopicPartition]
+    standby: frozenset[TopicPartition] = frozenset()  # kept warm as a standby replica
 
     def table_partitions(self, leader_topic: str) -> set[int]:
         """The table partitions it holds: the numbers of its source topic partitions."""
@@ -61,7 +62,7 @@ def _read_card(peer: GroupPeer) -> WebWorker | None:
             return None
     except (ValueError, KeyError, UnicodeDecodeError):
         return None
-    return WebWorker(url.rstrip("/"), worker_id, peer.partitions)
+    return WebWorker(url.rstrip("/"), worker_id, peer.partitions, peer.standby)
 
 
 class Directory:

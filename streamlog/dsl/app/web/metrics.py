@@ -26,6 +26,10 @@ Every sample carries ``app`` (the app id). The families:
                                                      = replayed / target; 0 of 0: up to date)
 ``streamlog_recovered_records_total``      counter   changelog records applied, per ``table``
 ``streamlog_table_partitions``             gauge     table partitions held, per ``table``
+``streamlog_standby_lag``                  gauge     changelog records a standby copy of a
+                                                     ``table`` ``partition`` is behind (measured
+                                                     about every second)
+``streamlog_standby_records_total``        counter   changelog records standbys applied
 ``streamlog_late_events_total``            counter   events too late for their window, per
                                                      windowed ``table``
 ``streamlog_agent_errors_total``           counter   events an agent failed on, per ``agent``
@@ -176,7 +180,20 @@ class AppCollector:
             windowed = table.windowed
             if windowed is not None:
                 late.add_metric([app_id, name], getattr(windowed, "late_events", 0))
-        yield from (replayed, to_replay, recovered, partitions, late)
+        standby_lag = GaugeMetricFamily(
+            "streamlog_standby_lag",
+            "Changelog records a standby copy of a table partition is behind.",
+            labels=("app", "table", "partition"),
+        )
+        for (name, number), behind in sorted(self.app.standbys.lag.items()):
+            standby_lag.add_metric([app_id, name, str(number)], behind)
+        standby_applied = CounterMetricFamily(
+            "streamlog_standby_records",
+            "Changelog records applied by standby replicas.",
+            labels=("app",),
+        )
+        standby_applied.add_metric([app_id], self.app.standbys.records_applied)
+        yield from (replayed, to_replay, recovered, partitions, late, standby_lag, standby_applied)
 
     def _lag(self, app_id: str) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily

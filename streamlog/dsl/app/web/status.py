@@ -63,6 +63,7 @@ def page_stats(
                 for tp in sorted(worker.partitions)
                 if tp.topic != leader
             ],
+            "standby": sorted({tp.partition for tp in worker.standby if tp.topic != leader}),
         }
         for worker in directory.workers
     ]
@@ -134,11 +135,12 @@ def status_page(
         mark = ' class="me"' if worker["this"] else ""
         note = " (this worker)" if worker["this"] else ""
         held = ", ".join(worker["partitions"]) or "-"
+        standby = ", ".join(map(str, worker["standby"])) or "-"
         rows.append(
             f'<tr{mark}><td><a href="{_e(worker["url"])}/">{_e(worker["url"])}</a>{note}</td>'
-            f"<td>{_e(held)}</td></tr>"
+            f'<td>{_e(held)}</td><td class="standby">{_e(standby)}</td></tr>'
         )
-    workers = "".join(rows) or f'<tr><td colspan="2">{_NO_WORKERS}</td></tr>'
+    workers = "".join(rows) or f'<tr><td colspan="3">{_NO_WORKERS}</td></tr>'
     lags = (
         "".join(
             f"<tr><td>{_e(p.topic)}</td><td>{_e(p.partition)}</td><td>{_e(p.end_offset)}</td>"
@@ -221,7 +223,8 @@ footer {{ margin-top: 2rem; color: #5b6478; font-size: .85rem; }}
 </dl>
 
 <h2>Workers of the app</h2>
-<table id="workers"><thead><tr><th>worker</th><th>partitions</th></tr></thead>
+<table id="workers"><thead><tr><th>worker</th><th>partitions</th>
+<th>standby partitions</th></tr></thead>
 <tbody>{workers}</tbody></table>
 
 <h2>Agents</h2>
@@ -283,6 +286,7 @@ function workerRows(stats) {{
     td.appendChild(link);
     if (worker.this) td.appendChild(document.createTextNode(" (this worker)"));
     cell(tr, worker.partitions.join(", ") || "-");
+    cell(tr, worker.standby.join(", ") || "-", "standby");
     return tr;
   }});
 }}
@@ -353,7 +357,7 @@ async function refresh() {{
     setText("rebalances", stats.rebalances);
     setText("lag", stats.lag ? stats.lag.total : "-");
     setText("assignment", stats.assignment.join(", ") || "-");
-    fill("workers", workerRows(stats), "{no_workers}", 2);
+    fill("workers", workerRows(stats), "{no_workers}", 3);
     fill("agents", agentRows(stats, now), "no agents", 5);
     fill("tables", tableRows(stats), "no tables", 5);
     fill("lag-partitions", lagRows(stats), "not measured", 5);
