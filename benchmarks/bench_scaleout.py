@@ -4,7 +4,7 @@ eager assignment), and failover time after ``kill -9`` with and without standby 
 
     .venv/bin/python benchmarks/bench_scaleout.py [--scenario throughput|pause|failover|all] \\
         [--workers 1,2,4] [--launch separate|supervisor] [--records 1000000] [--keys 5000] \\
-        [--rate 2000] [--settle 8] [--table-keys 1000000] [--standbys 0,1] \\
+        [--rate 2000] [--settle 8] [--table-keys 5000000] [--standbys 0,1] \\
         [--session-timeout 10] [--timeout 300] [--dir DIR] [--keep]
 
 One ``streamlog broker`` (loopback, fresh data directory, ``--group-initial-rebalance-
@@ -44,8 +44,10 @@ so the table holds every key), 3 workers build the table, then the paced produce
 and after ``--settle`` s the worker holding the most partitions is killed with SIGKILL.
 Per partition it held: the time from the kill to the first output written by another
 worker, and from the survivor's ``partitions assigned`` log line to that output (the part
-a standby replica can shorten; the rest is the session timeout). Run once per
-``--standbys`` value (the app's ``table_standby_replicas``).
+a standby replica can shorten; the rest is the session timeout). ``found a copy`` counts
+the partitions whose new owner started from a store that already held them (a standby's:
+its recovery log line), ``records replayed`` what the new owners read from the changelog.
+Run once per ``--standbys`` value (the app's ``table_standby_replicas``).
 """
 
 from __future__ import annotations
@@ -128,6 +130,22 @@ class Worker:
             return None
         return partitions_of(lines[-1][1], topic)
 
+    def restore(self, changelog: str, partition: int, after: float) -> Restore | None:
+        """The worker's first recovery of ``changelog``'s ``partition`` logged after
+        ``after`` (None: none logged)."""
+        name = re.escape(f"{changelog}-{partition}")
+        pattern = re.compile(
+            rf"^\[([^\]]+)\].*(?:table store for {name} is up to date at offset (\d+)"
+            rf"|recovering {name}: offsets \d+ to \d+ \((\d+)\) into (an empty store)?)",
+            re.M,
+        )
+        for stamp, up_to_date, count, empty in pattern.findall(self.logs()):
+            if log_time(stamp) >= after:
+                if up_to_date:
+                    return Restore(0, int(up_to_date) > 0)
+                return Restore(int(count), not empty)
+        return None
+
     def assigned_at(self, topic: str, partition: int, after: float) -> float | None:
         """When the worker logged ``partitions assigned`` with ``partition``, after ``after``."""
         for stamp, text in ASSIGNED.findall(self.logs()):
@@ -135,6 +153,18 @@ class Worker:
             if at >= after and partition in partitions_of(text, topic):
                 return at
         return None
+
+
+@dataclass(frozen=True)
+class Restore:
+    """How a worker made a table partition ready, from its recovery log lines."""
+
+    replayed: int  # changelog records read
+    from_copy: bool  # started from a store that already held some of it (a standby's)
+
+    def __str__(self) -> str:
+        source = "from its copy" if self.from_copy else "from empty"
+        return f"{self.replayed:,} records replayed {source}"
 
 
 def tree_cpu(roots: Sequence[int]) -> float:
@@ -700,9 +730,13 @@ def failover(run: Run, standbys: int) -> list[str]:
         killed = time.time()
         victim.stop(signal.SIGKILL)
         ends = {p: o for p, o in end_offsets(watch.consumer, sink, PARTITIONS).items()}
-        back = first_outputs_from_others(run.bootstrap, sink, ends, lost, victim.name, args)
+        firsts = first_outputs_from_others(run.bootstrap, sink, ends, lost, victim.name, args)
+        back = {p: at for p, (at, _) in firsts.items()}
         print(f"  standbys={standbys}: after the kill:  {holding_line(fleet, source)}")
         producer.stop()
+        changelog = f"{group}-counts-changelog"
+        owners = {w.name: w for w in fleet.workers}
+        restored = {p: owners[w].restore(changelog, p, killed) for p, (_, w) in firsts.items()}
         assigned = {
             p: min(
                 (
@@ -723,12 +757,20 @@ def failover(run: Run, standbys: int) -> list[str]:
     recovery = [back[p] - a for p in lost if (a := assigned[p]) is not None]
     print(
         f"  standbys={standbys}: killed {victim.name} holding {lost};"
-        + "".join(f" p{p} back after {back[p] - killed:.2f} s;" for p in lost)
+        + "".join(
+            f" p{p} back on {firsts[p][1]} after {back[p] - killed:.2f} s"
+            f" ({restored[p] or 'no recovery logged'});"
+            for p in lost
+        )
     )
+    copies = sum(1 for r in restored.values() if r is not None and r.from_copy)
+    replayed = sum(r.replayed for r in restored.values() if r is not None)
     return [
         str(standbys),
         f"{args.table_keys:,}",
         str(len(lost)),
+        str(copies),
+        f"{replayed:,}",
         f"{statistics.median(total):.2f}",
         f"{max(total):.2f}",
         f"{statistics.median(recovery):.2f}" if recovery else "n/a",
@@ -743,9 +785,9 @@ def first_outputs_from_others(
     lost: list[int],
     victim: str,
     args: argparse.Namespace,
-) -> dict[int, float]:
-    """Per input partition in ``lost``, the append time (epoch s) of its first output
-    written by a worker other than ``victim`` after the output ends ``ends``."""
+) -> dict[int, tuple[float, str]]:
+    """Per input partition in ``lost``, the append time (epoch s) and the worker of its
+    first output written by a worker other than ``victim`` after the output ends ``ends``."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -753,7 +795,7 @@ def first_outputs_from_others(
             **CONSUMER_SETTINGS,
         }
     )
-    back: dict[int, float] = {}
+    back: dict[int, tuple[float, str]] = {}
     try:
         consumer.assign([TopicPartition(sink, p, o) for p, o in ends.items()])
         deadline = time.monotonic() + args.timeout
@@ -767,7 +809,7 @@ def first_outputs_from_others(
                     continue
                 v = json.loads(raw)
                 if v["p"] in lost and v["p"] not in back and v["w"] != victim:
-                    back[v["p"]] = msg.timestamp()[1] / 1000
+                    back[v["p"]] = (msg.timestamp()[1] / 1000, v["w"])
     finally:
         consumer.close()
     return back
@@ -810,6 +852,8 @@ def failover_table(run: Run) -> str:
         "standbys",
         "table keys",
         "partitions lost",
+        "found a copy",
+        "records replayed",
         "kill -> output p50 s",
         "max s",
         "assigned -> output p50 s",
@@ -841,7 +885,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keys", type=int, default=5_000, help="keys of the counted input")
     p.add_argument("--rate", type=float, default=2_000, help="pause, failover: records/s")
     p.add_argument("--settle", type=float, default=8.0, help="seconds before and after events")
-    p.add_argument("--table-keys", type=int, default=1_000_000, help="failover: table size")
+    p.add_argument("--table-keys", type=int, default=5_000_000, help="failover: table size")
     p.add_argument("--standbys", default="0,1", help="failover: table_standby_replicas values")
     p.add_argument(
         "--session-timeout",
