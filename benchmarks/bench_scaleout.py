@@ -46,7 +46,9 @@ Per partition it held: the time from the kill to the first output written by ano
 worker, and from the survivor's ``partitions assigned`` log line to that output (the part
 a standby replica can shorten; the rest is the session timeout). ``found a copy`` counts
 the partitions whose new owner started from a store that already held them (a standby's:
-its recovery log line), ``records replayed`` what the new owners read from the changelog.
+its recovery log line), ``records replayed`` what the new owners read from the changelog,
+``survivors' own max pause`` the longest gap after the kill in the outputs of the
+partitions the survivors already held (until 2 s after the last lost one came back).
 Run once per ``--standbys`` value (the app's ``table_standby_replicas``).
 """
 
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -730,7 +733,8 @@ def failover(run: Run, standbys: int) -> list[str]:
         killed = time.time()
         victim.stop(signal.SIGKILL)
         ends = {p: o for p, o in end_offsets(watch.consumer, sink, PARTITIONS).items()}
-        firsts = first_outputs_from_others(run.bootstrap, sink, ends, lost, victim.name, args)
+        seen = watch_after_kill(run.bootstrap, sink, ends, lost, victim.name, killed, args)
+        firsts = seen.back
         back = {p: at for p, (at, _) in firsts.items()}
         print(f"  standbys={standbys}: after the kill:  {holding_line(fleet, source)}")
         producer.stop()
@@ -771,6 +775,7 @@ def failover(run: Run, standbys: int) -> list[str]:
         str(len(lost)),
         str(copies),
         f"{replayed:,}",
+        f"{max(seen.kept_gaps.values(), default=math.nan):.2f}",
         f"{statistics.median(total):.2f}",
         f"{max(total):.2f}",
         f"{statistics.median(recovery):.2f}" if recovery else "n/a",
@@ -778,16 +783,26 @@ def failover(run: Run, standbys: int) -> list[str]:
     ]
 
 
-def first_outputs_from_others(
+@dataclass
+class AfterKill:
+    """The outputs after a kill: when (and on which worker) each lost partition came back,
+    and the longest gap in each other partition's outputs meanwhile (the survivors')."""
+
+    back: dict[int, tuple[float, str]] = field(default_factory=dict)
+    kept_gaps: dict[int, float] = field(default_factory=dict)
+
+
+def watch_after_kill(
     bootstrap: str,
     sink: str,
     ends: dict[int, int],
     lost: list[int],
     victim: str,
+    killed: float,
     args: argparse.Namespace,
-) -> dict[int, tuple[float, str]]:
-    """Per input partition in ``lost``, the append time (epoch s) and the worker of its
-    first output written by a worker other than ``victim`` after the output ends ``ends``."""
+) -> AfterKill:
+    """Reads the outputs from ``ends`` (the output ends at the kill) until every partition
+    in ``lost`` has output from a worker other than ``victim``, and 2 s more."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -795,24 +810,32 @@ def first_outputs_from_others(
             **CONSUMER_SETTINGS,
         }
     )
-    back: dict[int, tuple[float, str]] = {}
+    seen = AfterKill()
+    last = {p: killed for p in range(PARTITIONS) if p not in lost}
     try:
         consumer.assign([TopicPartition(sink, p, o) for p, o in ends.items()])
         deadline = time.monotonic() + args.timeout
-        while len(back) < len(lost):
-            if time.monotonic() > deadline:
-                missing = sorted(set(lost) - set(back))
+        until = math.inf
+        while time.monotonic() < until:
+            if len(seen.back) < len(lost) and time.monotonic() > deadline:
+                missing = sorted(set(lost) - set(seen.back))
                 raise BenchError(f"partitions {missing} produced no output in {args.timeout} s")
             for msg in consumer.consume(10_000, 0.5):
                 raw = msg.value()
                 if msg.error() is not None or raw is None:
                     continue
-                v = json.loads(raw)
-                if v["p"] in lost and v["p"] not in back and v["w"] != victim:
-                    back[v["p"]] = (msg.timestamp()[1] / 1000, v["w"])
+                v, at = json.loads(raw), msg.timestamp()[1] / 1000
+                p = v["p"]
+                if p in last:
+                    seen.kept_gaps[p] = max(seen.kept_gaps.get(p, 0.0), at - last[p])
+                    last[p] = at
+                elif p not in seen.back and v["w"] != victim:
+                    seen.back[p] = (at, v["w"])
+            if len(seen.back) == len(lost) and until == math.inf:
+                until = time.monotonic() + 2.0
     finally:
         consumer.close()
-    return back
+    return seen
 
 
 # ---------------------------------------------------------------------------------------
@@ -854,6 +877,7 @@ def failover_table(run: Run) -> str:
         "partitions lost",
         "found a copy",
         "records replayed",
+        "survivors' own max pause s",
         "kill -> output p50 s",
         "max s",
         "assigned -> output p50 s",
