@@ -584,11 +584,25 @@ class Span:
     end: float
 
 
-def longest_gaps(outputs: Sequence[Output], span: Span) -> dict[int, float]:
-    """Per input partition, the longest gap (s) between consecutive output appends that
-    ends inside ``span`` (the gap may start before it)."""
+@dataclass(frozen=True)
+class Gap:
+    """A partition's longest stretch without output: its length and when it ended."""
+
+    seconds: float
+    ended: float  # epoch s: the append that ended it
+
+    def __str__(self) -> str:
+        def clock(t: float) -> str:
+            return datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3]
+
+        return f"{self.seconds * 1000:,.0f} ms from {clock(self.ended - self.seconds)}"
+
+
+def longest_gaps(outputs: Sequence[Output], span: Span) -> dict[int, Gap]:
+    """Per input partition, the longest gap between consecutive output appends that ends
+    inside ``span`` (the gap may start before it)."""
     start, end = span.start * 1000, span.end * 1000
-    gaps: dict[int, float] = {}
+    gaps: dict[int, Gap] = {}
     previous: Output | None = None
     for o in outputs:
         if (
@@ -597,7 +611,8 @@ def longest_gaps(outputs: Sequence[Output], span: Span) -> dict[int, float]:
             and start <= o.appended <= end
         ):
             gap = (o.appended - previous.appended) / 1000
-            gaps[o.partition] = max(gaps.get(o.partition, 0.0), gap)
+            if o.partition not in gaps or gap > gaps[o.partition].seconds:
+                gaps[o.partition] = Gap(gap, o.appended / 1000)
         previous = o
     return gaps
 
@@ -662,7 +677,10 @@ def pause(run: Run, mode: str) -> list[list[str]]:
         for kind, parts in groups.items():
             if span.label == "steady" and kind == "moved":
                 continue
-            values = [gaps[p] for p in parts]
+            values = [gaps[p].seconds for p in parts]
+            if parts:
+                worst = max(parts, key=lambda p: gaps[p].seconds)
+                print(f"  {mode} {span.label} {kind}: longest p{worst} {gaps[worst]}")
             restart = [
                 t
                 for p in parts
