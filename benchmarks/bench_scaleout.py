@@ -35,9 +35,11 @@ worker joins, and ``--settle`` s after the group is Stable again it leaves clean
 (SIGTERM). For each event (and for the steady span before the join, the noise floor),
 each input partition's pause is the longest gap between consecutive appends of its
 outputs in the span from the event to ``--settle`` s after the group settled; partitions
-are ``stayed`` (the same worker wrote them before and after) or ``moved``. Run with the
-app's default assignment (``cooperative-sticky``, then ``range``) and with ``("range",)``
-(eager).
+are ``stayed`` (the same worker wrote them before and after) or ``moved``.
+``assigned -> output`` is the part of a pause after the new owner logged the partition
+assigned. The console prints each case's longest gap and when it began, to set beside
+the workers' logs (``--keep``). Run with the app's default assignment
+(``cooperative-sticky``, then ``range``) and with ``("range",)`` (eager).
 
 **failover**: ``--table-keys`` distinct keys are written first (one window of a day,
 so the table holds every key), 3 workers build the table, then the paced producer runs
