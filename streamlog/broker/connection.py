@@ -166,7 +166,11 @@ class Connection:
         finally:
             self.writer.close()
             try:
-                await self.writer.wait_closed()
+                # a close flushes what is buffered first: a client that stopped reading
+                # would keep this task, its buffers and its connection slot for ever
+                await asyncio.wait_for(self.writer.wait_closed(), frame_timeout)
+            except TimeoutError:
+                self.writer.transport.abort()
             except (ConnectionError, OSError):
                 pass
 

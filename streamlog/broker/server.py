@@ -58,7 +58,7 @@ class Broker:
         self._shared_manager = manager
         self.ctx: BrokerContext | None = None
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], Connection] = {}
         self._handlers = handler_table()
         self._slots: ConnectionSlots[Connection] = ConnectionSlots(
             config.max_connections,
@@ -180,19 +180,23 @@ class Broker:
             )
             writer.close()
             return
-        self._connections.add(task)
+        self._connections[task] = connection
         try:
             await connection.run()
         except asyncio.CancelledError:
             pass  # the broker is stopping; asyncio would log a cancelled callback otherwise
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             slots.release(connection)
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
+        # Sockets are aborted, not closed: a close flushes what is buffered first, and a
+        # client that stopped reading (a long-poll answer it never took) kept the
+        # connection's task waiting in wait_closed, and the process from exiting, forever.
+        for task, connection in list(self._connections.items()):
+            connection.abort()
             task.cancel()
         if self._connections:
             await asyncio.wait(list(self._connections), timeout=5)

@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BrokerProcess", "STREAMLOG"]
+__all__ = ["NO_REBALANCE_DELAY", "BrokerProcess", "STREAMLOG"]
 
 STREAMLOG = os.path.join(os.path.dirname(sys.executable), "streamlog")
+# Broker arguments for a test whose group members need not wait for more members: a new
+# group's first generation then forms at once instead of after Kafka's default 3 s.
+NO_REBALANCE_DELAY = ("--group-initial-rebalance-delay-ms", "0")
 
 
 @dataclass

@@ -182,3 +182,75 @@ def test_signals_stop_the_broker_with_exit_code_0(tmp_path, sig) -> None:
     proc.process.send_signal(getattr(signal, sig))
     assert proc.process.wait(20) == 0
     assert "stopped; logs flushed" in proc.logs()
+
+
+def test_a_client_that_stops_reading_holds_no_slot_and_does_not_block_a_stop(tmp_path) -> None:
+    """A client asks for big fetches and never reads the answers: the broker closes it (at
+    a deadline), frees its connection slot though the answers are still unsent (the limit
+    is LIMIT: LIMIT clients after it are served), and SIGTERM still stops the broker at
+    once with exit code 0 (a socket close that waited to flush those answers held the
+    slot, and kept the process alive after "stopped", for ever)."""
+    import signal
+
+    LIMIT = 8  # noqa: N806 - the connection limit, a constant of this test
+
+    proc = BrokerProcess(
+        str(tmp_path / "d"), ("--max-connections", str(LIMIT), "--frame-timeout-ms", "1000")
+    ).start()
+    try:
+        # 3 MB to fetch again and again (a client that is gone after: it holds no slot)
+        lines = "".join("x" * 1000 + "\n" for _ in range(3000))
+        made = subprocess.run(
+            [STREAMLOG, "produce", "big", "--create", "--broker", f"kafka://{proc.bootstrap}"],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", proc.port))
+        fetch = build_message(
+            request_class(ApiKey.FETCH, 4),
+            replica_id=-1,
+            max_wait=0,
+            min_bytes=1,
+            max_bytes=10 << 20,
+            isolation_level=0,
+            topics=[
+                {
+                    "topic": "big",
+                    "partitions": [
+                        {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 10 << 20}
+                    ],
+                }
+            ],
+        )
+        # ~30 MB of answers asked for, none read
+        stuck.sendall(
+            b"".join(encode_request(fetch, correlation_id=n, client_id="t") for n in range(10))
+        )
+        until_sync(lambda: "closing connection from" in proc.logs(), "the stuck client closed")
+
+        def all_served() -> bool:
+            socks = []
+            try:
+                for _ in range(LIMIT):
+                    socks.append(connect(proc))
+                return all(api_versions(s)[0] == 1 for s in socks)
+            except ConnectionError:
+                return False  # a slot still held: not yet
+            finally:
+                for s in socks:
+                    s.close()
+
+        # within the close deadline (1 s) the stuck socket is aborted: both slots free
+        until_sync(all_served, f"{LIMIT} clients served, the stuck one's slot free", 10)
+        stuck.close()
+        assert proc.process is not None
+        proc.process.send_signal(signal.SIGTERM)
+        assert proc.process.wait(20) == 0
+        assert "stopped; logs flushed" in proc.logs()
+    finally:
+        proc.stop()

@@ -145,7 +145,9 @@ def test_kcat_logs_in_with_sasl_and_round_trips(sasl_broker, mechanism: str, use
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_kcat_with_a_wrong_password_is_refused(sasl_broker, mechanism: str) -> None:
-    out = kcat_sasl(sasl_broker, mechanism, "alice", "wrong", "-L", "-m", "10")
+    # kcat retries the refused login until -m runs out; the first refusal arrives ~0.1 s
+    # after connecting (the broker's failed-authentication delay), so 3 s is ample.
+    out = kcat_sasl(sasl_broker, mechanism, "alice", "wrong", "-L", "-m", "3")
     assert out.returncode != 0
     assert "SASL authentication error: Authentication failed" in out.stderr
     assert 'topic "' not in out.stdout

@@ -7,7 +7,10 @@ The directory is a fresh one with ``.venv`` linked to this checkout's, so the pa
 shares the machine: a background ``streamlog worker`` or ``streamlog broker`` listens on a
 free loopback port instead of 9092, and the commands after it are pointed at it through
 ``$STREAMLOG_BROKER`` (the app's ``file://`` directory, whose recorded listener the tools
-use, or the broker's ``kafka://`` address). Every process started here is stopped: a
+use, or the broker's ``kafka://`` address). A background broker also starts a new group's
+first generation at once (``--group-initial-rebalance-delay-ms 0`` unless the page sets
+it): the pages' groups have one member, and the default 3 s wait for more members would
+only add 3 s to every group command. Every process started here is stopped: a
 background one with SIGINT (Ctrl-C) when the next one starts or the page ends, or
 SIGKILL if that overruns.
 """
@@ -30,6 +33,7 @@ __all__ = ["PageRunner", "VENV"]
 
 VENV = os.path.dirname(os.path.dirname(sys.executable))
 DEFAULT_ADDRESS = "127.0.0.1:9092"
+REBALANCE_DELAY_OPTION = "--group-initial-rebalance-delay-ms"
 COMMAND_TIMEOUT = 60.0  # seconds, any one block or command
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -161,6 +165,8 @@ class PageRunner:
             argv += ["--listen", "127.0.0.1:0", "--lag-interval", "0"]
         else:
             argv += ["--listen", "127.0.0.1:0", "--port-file", port_file]
+            if not any(a.startswith(REBALANCE_DELAY_OPTION) for a in argv):
+                argv += [REBALANCE_DELAY_OPTION, "0"]
         log_path = os.path.join(self.workdir, f"_background_{block.line}.log")
         env = self.environ()
         env.pop(BROKER_ENV, None)

@@ -24,7 +24,7 @@ from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
 from tests.broker.brokerproc import BrokerProcess
 
-from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, wait_until
+from .workerproc import APPS, WorkerProcess, group_offsets, read_topic, start_together, wait_until
 
 __all__ = ["LEDGER", "Load", "Ledger", "LedgerRun", "create_topic", "end_offsets"]
 
@@ -82,18 +82,24 @@ def end_offsets(url: str, topic: str) -> dict[int, int]:
 
 @dataclass
 class Load:
-    """``loadgen.py`` as a child process: COUNT ids at RATE records/s."""
+    """``loadgen.py`` as a child process: COUNT ids at RATE records/s (with ``keys``, a
+    keyed stream of per-key sequence numbers: see loadgen.py)."""
 
     bootstrap: str
     count: int
     rate: float
     log_path: str
     process: subprocess.Popen[bytes] | None = None
+    topic: str = TOPIC
+    keys: int = 0
 
     def start(self) -> Load:
+        args = [self.bootstrap, self.topic, str(self.count), str(self.rate)]
+        if self.keys:
+            args.append(str(self.keys))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, LOADGEN, self.bootstrap, TOPIC, str(self.count), str(self.rate)],
+                [sys.executable, LOADGEN, *args],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -114,6 +120,21 @@ class Load:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+    def pause(self) -> None:
+        """Stop producing (SIGSTOP) until ``resume``."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def acked(self) -> int:
+        """How many records have been acknowledged so far (as of the last ``sent`` line,
+        written every 100 records)."""
+        lines = [line for line in self.logs().splitlines() if line.startswith("sent ")]
+        return int(lines[-1].split()[3]) if lines else 0
 
     def logs(self) -> str:
         with open(self.log_path, errors="replace") as f:
@@ -235,6 +256,10 @@ class LedgerRun:
             )
         return self.workers[name]
 
+    def start_workers(self, *names: str) -> None:
+        """Start the workers ``names`` side by side (``start_together``)."""
+        start_together(self.worker(name) for name in names)
+
     def start_load(self) -> Load:
         self.load = Load(
             self.broker.bootstrap, self.inputs, self.rate, os.path.join(self.workdir, "load.log")
@@ -243,10 +268,7 @@ class LedgerRun:
 
     def acked(self) -> int:
         """How many inputs the load generator has had acknowledged so far (roughly)."""
-        if self.load is None:
-            return 0
-        lines = [line for line in self.load.logs().splitlines() if line.startswith("sent ")]
-        return int(lines[-1].split()[3]) if lines else 0
+        return 0 if self.load is None else self.load.acked()
 
     def committed(self) -> dict[int, int]:
         return {
@@ -303,7 +325,8 @@ class LedgerRun:
         if kill:
             self.broker.kill()
         else:
-            assert self.broker.stop() == 0, self.broker.logs()
+            code = self.broker.stop()
+            assert code == 0, f"exit code {code}\n" + self.broker.logs()
         time.sleep(down)
         self.broker.start()
 

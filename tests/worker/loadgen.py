@@ -1,7 +1,11 @@
-"""A steady load for fault-injection tests: ``python loadgen.py BOOTSTRAP TOPIC COUNT RATE``
-produces ids ``000000``.. (key = value = the id) at RATE records/s with confluent-kafka's
-idempotent producer, which retries through broker outages, and prints ``acked N`` lines as
-deliveries are confirmed and ``done N failed M`` at the end. No tests here.
+"""A steady load for fault-injection tests: ``python loadgen.py BOOTSTRAP TOPIC COUNT RATE
+[KEYS]`` produces ids ``000000``.. (key = value = the id) at RATE records/s with
+confluent-kafka's idempotent producer, which retries through broker outages, and prints
+``acked N`` lines as deliveries are confirmed and ``done N failed M`` at the end.
+
+With KEYS, record ``i`` is keyed ``kNNN`` (``i % KEYS``) and its value is its sequence
+number within that key (``i // KEYS``): a keyed stream whose per-key order a consumer can
+check. No tests here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from confluent_kafka import Producer
 
 def main() -> int:
     bootstrap, topic, count, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    keys = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -45,9 +50,12 @@ def main() -> int:
         if due > now:
             producer.poll(due - now)
         ident = f"{i:06d}".encode()
+        key, value = ident, ident
+        if keys:
+            key, value = f"k{i % keys:03d}".encode(), str(i // keys).encode()
         while True:
             try:
-                producer.produce(topic, ident, key=ident, on_delivery=delivered)
+                producer.produce(topic, value, key=key, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.1)

@@ -87,8 +87,7 @@ def test_broker_restarts_under_two_workers_lose_nothing(tmp_path):
     run = LedgerRun(str(tmp_path), inputs=4000, rate=RATE, pause=0.03)
     try:
         run.start_broker()
-        run.worker("w1").start()
-        run.worker("w2").start()
+        run.start_workers("w1", "w2")
         run.start_load()
         _at(run, 800)
         run.bounce_broker(down=3.0, kill=False)
@@ -110,8 +109,7 @@ def test_a_worker_paused_past_its_session_drops_its_work_and_rejoins(tmp_path):
     run = LedgerRun(str(tmp_path), inputs=3000, rate=RATE, pause=0.03)
     try:
         run.start_broker()
-        run.worker("w1").start()
-        run.worker("w2").start()
+        run.start_workers("w1", "w2")
         run.start_load()
         _at(run, 800)
         run.suspend("w2", 9.0)  # the app's session timeout is 6 s

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from streamlog.transport import open_transport
-from tests.broker.brokerproc import BrokerProcess
+from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 
 from .test_table_recovery import read_table
 from .workerproc import (
@@ -164,7 +164,7 @@ def check_counts(url: str, total: int) -> None:
 def test_two_processes_split_partitions_restart_a_killed_one_and_stop_on_sigterm(
     tmp_path,
 ) -> None:  # type: ignore[no-untyped-def]
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     url = f"kafka://{broker.bootstrap}"
     work = tmp_path / "work"
     work.mkdir()
@@ -214,7 +214,7 @@ def test_two_processes_split_partitions_restart_a_killed_one_and_stop_on_sigterm
 
 
 def test_a_worker_failing_at_start_is_given_up_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     # the workers' web ports are taken: every start fails (exit 1)
     with socket.socket() as busy0, socket.socket() as busy1:
         busy0.bind(("127.0.0.1", 0))
@@ -325,7 +325,7 @@ def test_a_file_log_in_use_is_refused_with_a_clear_message(tmp_path) -> None:  #
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     supervisor = WorkerProcess(
         TABLECOUNT, f"kafka://{broker.bootstrap}", str(tmp_path), extra_args=("--processes", "2")
     )

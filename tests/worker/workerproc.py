@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streamlog.transport import open_transport
@@ -30,6 +31,7 @@ __all__ = [
     "read_values",
     "produce",
     "group_offsets",
+    "start_together",
     "wait_until",
 ]
 
@@ -61,6 +63,22 @@ def run_cli(
         env=_environ(env),
         timeout=timeout,
     )
+
+
+def start_together(workers: Iterable[WorkerProcess], timeout: float = 60.0) -> None:
+    """Start ``workers`` side by side, then wait until each is ready: their start-ups
+    (seconds each on a loaded machine) overlap instead of adding up. On a failure every
+    one of them is killed."""
+    started = list(workers)
+    try:
+        for worker in started:
+            worker.start(ready=None)
+        for worker in started:
+            worker.wait_for_log("worker ready", timeout)
+    except BaseException:
+        for worker in started:
+            worker.kill()
+        raise
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from typing import Any
 
 from apps.spam_detection import generate
 from streamlog.transport import open_transport
-from tests.worker.workerproc import WorkerProcess, read_topic, wait_until
+from tests.worker.workerproc import WorkerProcess, read_topic, start_together, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 APP = os.path.join(REPO, "apps", "spam_detection", "app.py")
@@ -23,6 +23,16 @@ TOPICS = ("users", "pin_events", "spam-domain-links", "spam-reports", "spam_flag
 def start_worker(url: str | None, workdir: str, env: dict[str, str] | None = None) -> WorkerProcess:
     os.makedirs(workdir, exist_ok=True)
     return WorkerProcess(APP, url, workdir, extra_args=("--web-port", "0"), env=env or {}).start()
+
+
+def start_workers(url: str, *workdirs: str) -> list[WorkerProcess]:
+    """One worker per directory, started side by side (``start_together``)."""
+    workers = []
+    for workdir in workdirs:
+        os.makedirs(workdir, exist_ok=True)
+        workers.append(WorkerProcess(APP, url, workdir, extra_args=("--web-port", "0")))
+    start_together(workers)
+    return workers
 
 
 def send(url: str, users: list[dict[str, Any]], pins: list[dict[str, Any]]) -> None:

@@ -13,10 +13,10 @@ from collections import Counter
 import pytest
 
 from apps.spam_detection.scenario import build
-from tests.broker.brokerproc import BrokerProcess
+from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 from tests.worker.workerproc import produce, wait_until
 
-from .harness import REPO, flags, send, start_worker, wait_processed
+from .harness import REPO, flags, send, start_worker, start_workers, wait_processed
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def hand_built() -> tuple[list[dict], list[dict]]:
 
 
 def test_hand_built_scenarios_end_to_end(tmp_path):
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     worker = None
     try:
         url = f"kafka://{broker.bootstrap}"
@@ -106,7 +106,7 @@ def precision_recall(flagged: set[str], truth: set[str]) -> tuple[float, float]:
 
 def test_generated_data_precision_and_recall(tmp_path):
     """The generator's CLI, one worker: precision >= 0.95 and recall >= 0.9."""
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     worker = None
     try:
         url = f"kafka://{broker.bootstrap}"
@@ -142,12 +142,11 @@ def test_generated_data_precision_and_recall(tmp_path):
 
 
 def test_two_workers_four_partitions(tmp_path):
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     workers = []
     try:
         url = f"kafka://{broker.bootstrap}"
-        workers.append(start_worker(url, str(tmp_path / "a")))
-        workers.append(start_worker(url, str(tmp_path / "b")))
+        workers += start_workers(url, str(tmp_path / "a"), str(tmp_path / "b"))
         for w in workers:
             w.wait_for_log(r"holding partitions: .*pin_events \[\d(, \d)?\]", timeout=60)
         scenario = build(11, 40, 90, T0)

@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from apps.spam_detection.scenario import Scenario, build
-from tests.broker.brokerproc import BrokerProcess
+from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 from tests.worker.workerproc import WorkerProcess, wait_until
 
 from .harness import (
@@ -65,7 +65,7 @@ def check_outcome(url: str, scenario: Scenario, before: set[str], worker: Worker
 
 def test_a_worker_killed_mid_stream_and_restarted(tmp_path):
     scenario, first, rest = scenario_in_parts(31)
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     worker = None
     try:
         url = f"kafka://{broker.bootstrap}"
@@ -96,7 +96,7 @@ def test_a_worker_killed_mid_stream_and_restarted(tmp_path):
 
 def test_a_worker_joins_and_one_leaves_mid_stream(tmp_path):
     scenario, first, rest = scenario_in_parts(37)
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     workers: list[WorkerProcess] = []
     try:
         url = f"kafka://{broker.bootstrap}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.broker.brokerproc import BrokerProcess
+from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
 from tests.worker.test_status_page_browser import WAIT, browser
 
 from .harness import send, start_worker, wait_processed
@@ -22,7 +22,7 @@ def test_flagged_users_page_in_a_browser(tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser(str(tmp_path / "profile"))
-    broker = BrokerProcess(str(tmp_path / "broker")).start()
+    broker = BrokerProcess(str(tmp_path / "broker"), NO_REBALANCE_DELAY).start()
     worker = None
     try:
         url = f"kafka://{broker.bootstrap}"
