@@ -220,6 +220,13 @@ class Consumer(Protocol):
         nothing of it should be committed or written. False without a group."""
         ...
 
+    def joining(self) -> bool:
+        """True while a join round of the group protocol is under way (JoinGroup or
+        SyncGroup in flight): a broker serves a connection's requests in order, so an
+        offset commit sent now waits for the round to end, and is refused as of an old
+        generation when it does. False without a group, and for the embedded groups."""
+        ...
+
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
     async def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...

@@ -353,6 +353,41 @@ def test_cooperative_members_keep_what_stays_put_through_joins_and_leaves(
     run(body(), timeout=150)
 
 
+def test_joining_is_true_while_a_join_round_is_in_flight(kafka: KafkaCase) -> None:
+    """``joining()`` (what the streams layer's periodic commit waits out: a commit sent
+    then queues behind the JoinGroup and is refused as of the old generation): true while
+    a cooperative member that gave a partition up waits in its second round for the
+    joiner, false once the group is stable."""
+
+    async def body() -> None:
+        transport = kafka.transport()
+        topic = kafka.name("joining")
+        group = kafka.name("joining-group")
+        await transport.admin().create_topic(topic, 2)
+        coop = {"partition_assignment_strategy": ("cooperative-sticky",)}
+        a = kafka.consumer(transport, group_id=group, client_id="joining-a", **coop)
+        assert not a.joining()  # no group yet
+        await a.subscribe([topic])
+        assert not a.joining()
+        b = kafka.consumer(transport, group_id=group, client_id="joining-b", **coop)
+        subscribing = asyncio.ensure_future(b.subscribe([topic]))
+        seen: set[bool] = set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (len(a.assignment()) == 1 == len(b.assignment())):
+            assert loop.time() < deadline, "the group never split"
+            seen.add(a.joining())
+            await a.getmany(timeout_ms=5)
+            if subscribing.done():
+                await b.getmany(timeout_ms=5)
+        await subscribing
+        assert seen == {True, False}
+        assert not a.joining() and not b.joining()
+        await transport.close()
+
+    run(body(), timeout=90)
+
+
 def test_mixed_group_with_aiokafka(kafka: KafkaCase) -> None:
     """Our member and an aiokafka member agree on the protocol and formats: whoever
     leads, the partitions are split and each side reads its own."""

@@ -341,6 +341,7 @@ class Conductor:
             self._commit_due.clear()
             if not self._running:
                 return
+            await self._wait_out_join()
             try:
                 await self.commit()
             except asyncio.CancelledError:
@@ -349,6 +350,16 @@ class Conductor:
                 log.debug("commit postponed: %s", exc)
             except Exception as exc:  # noqa: BLE001 - retried at the next interval
                 log.warning("commit failed: %r (retrying at the next interval)", exc)
+
+    async def _wait_out_join(self) -> None:
+        """A periodic commit waits while this worker's group join is in flight: the
+        offset commit would queue behind the JoinGroup (a broker serves a connection's
+        requests in order) with processing held by the commit's barrier, pausing every
+        partition until the other members rejoined (about a heartbeat: 0.8 s measured on
+        a cooperative join), only to be refused as of the old generation."""
+        consumer = self.consumer
+        while self._running and consumer is not None and consumer.joining():
+            await asyncio.sleep(0.02)  # the join's time is the broker's: wall time
 
     def committable(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Offsets that moved since the last commit: every event before them is processed."""

@@ -177,6 +177,9 @@ class EmbeddedConsumer:
     def membership_lost(self) -> bool:
         return self._member is not None and self._member.evicted
 
+    def joining(self) -> bool:
+        return False  # a member completes a generation inside getmany, nothing waits on it
+
     def group_peers(self) -> tuple[GroupPeer, ...]:
         return self._peers if self._member is not None else ()
 

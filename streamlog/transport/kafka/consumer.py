@@ -225,6 +225,9 @@ class KafkaConsumer:
     def membership_lost(self) -> bool:
         return self._member is not None and self._member.lost
 
+    def joining(self) -> bool:
+        return self._member is not None and self._member.joining
+
     def group_peers(self) -> tuple[GroupPeer, ...]:
         return () if self._member is None else self._member.peers
 

@@ -104,7 +104,8 @@ class GroupMember:
         self.protocol: str | None = None
         self.leader = False
         self.assignment: set[TopicPartition] = set()
-        self.rebalancing = False  # a join + sync round is under way
+        self.rebalancing = False  # a rebalance (join, sync and callbacks) is under way
+        self.joining = False  # a JoinGroup or SyncGroup request is in flight
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
         self._on_lost = on_lost or on_revoked
@@ -332,6 +333,13 @@ class GroupMember:
 
     async def _join_and_sync(self) -> set[TopicPartition] | None:
         """One join + sync round; None when it must be tried again."""
+        self.joining = True
+        try:
+            return await self._join_and_sync_requests()
+        finally:
+            self.joining = False
+
+    async def _join_and_sync_requests(self) -> set[TopicPartition] | None:
         owned = (
             self.assignment
             if any(getattr(a, "cooperative", False) for a in self._assignors)
