@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from streamlog.log.batch_header import BatchHeader, parse_header
@@ -48,7 +48,7 @@ from streamlog.log.errors import CorruptRecordError, InvalidRecordError
 from streamlog.log.loader import CLEANED_SUFFIX
 from streamlog.log.markers import read_marker
 from streamlog.log.partition_log import PartitionLog
-from streamlog.log.records import DecodedBatch, decode_batch, encode_records
+from streamlog.log.records import DecodedBatch, Record, decode_batch, encode_records
 from streamlog.log.segment import LogSegment, SegmentFiles
 from streamlog.log.txn_index import AbortedTxn
 
@@ -286,17 +286,24 @@ def _clean_marker(
 
 
 def _with_horizon(batch: DecodedBatch, horizon: int) -> bytes:
-    header = batch.header
+    return _reencode(batch.header, batch.records, horizon, control=True)
+
+
+def _reencode(
+    header: BatchHeader, records: Sequence[Record], horizon: int | None, *, control: bool = False
+) -> bytes:
+    """``records`` as a batch with ``header``'s offsets, producer and flags, and a delete
+    horizon: what the cleaner writes back, kept or with records dropped."""
     return encode_records(
-        batch.records,
+        records,
         base_offset=header.base_offset,
         last_offset_delta=header.last_offset_delta,
         compression=header.compression,
         producer_id=header.producer_id,
         producer_epoch=header.producer_epoch,
         base_sequence=header.base_sequence,
-        transactional=True,
-        control=True,
+        transactional=header.is_transactional or control,  # markers are transactional
+        control=control,
         log_append_time=header.is_log_append_time,
         partition_leader_epoch=header.partition_leader_epoch,
         delete_horizon_ms=horizon,
@@ -342,17 +349,5 @@ def _clean_batch(
         new_horizon = None
     if dropped == 0 and new_horizon == horizon:
         return raw, 0, 0, new_horizon
-    out = encode_records(
-        kept,
-        base_offset=header.base_offset,
-        last_offset_delta=header.last_offset_delta,
-        compression=header.compression,
-        producer_id=header.producer_id,
-        producer_epoch=header.producer_epoch,
-        base_sequence=header.base_sequence,
-        transactional=header.is_transactional,
-        log_append_time=header.is_log_append_time,
-        partition_leader_epoch=header.partition_leader_epoch,
-        delete_horizon_ms=new_horizon,
-    )
+    out = _reencode(header, kept, new_horizon)
     return out, dropped, dropped_tombstones, new_horizon

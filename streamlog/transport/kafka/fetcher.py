@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from streamlog.log.batch_header import (
@@ -216,19 +216,26 @@ def _note_aborts(aborted: list[tuple[int, int]], last_offset: int, aborting: set
         aborting.add(aborted.pop(0)[1])
 
 
-def end_of_complete_batches(data: bytes) -> int | None:
-    """The offset after the last whole batch of ``data``, or None if there is none."""
+def _whole_batches(data: bytes) -> Iterator[tuple[int, int]]:
+    """(end position, last offset) of each whole batch at the start of ``data``, in
+    order; stops at the first one cut short (a fetch's last batch may be)."""
     pos = 0
     end = len(data)
-    next_offset: int | None = None
     while end - pos >= HEADER_SIZE:
         base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, pos)
         size = batch_length + LOG_OVERHEAD
         if size < HEADER_SIZE or pos + size > end:
-            break
+            return
         (delta,) = LAST_OFFSET_DELTA.unpack_from(data, pos + LAST_OFFSET_DELTA_AT)
-        next_offset = base_offset + delta + 1
         pos += size
+        yield pos, base_offset + delta
+
+
+def end_of_complete_batches(data: bytes) -> int | None:
+    """The offset after the last whole batch of ``data``, or None if there is none."""
+    next_offset: int | None = None
+    for _, last in _whole_batches(data):
+        next_offset = last + 1
     return next_offset
 
 
@@ -236,17 +243,11 @@ def below_stable_offset(data: bytes, stable: int) -> bytes:
     """The whole batches of ``data`` that end below ``stable`` (a read_committed fetch's
     last stable offset): a broker should send nothing past it, and a batch that it does
     send there may belong to a transaction still open, so it is fetched again later."""
-    pos = 0
-    end = len(data)
-    while end - pos >= HEADER_SIZE:
-        base_offset, batch_length = OFFSET_AND_LENGTH.unpack_from(data, pos)
-        size = batch_length + LOG_OVERHEAD
-        if size < HEADER_SIZE or pos + size > end:
-            break
-        (delta,) = LAST_OFFSET_DELTA.unpack_from(data, pos + LAST_OFFSET_DELTA_AT)
-        if base_offset + delta >= stable:
-            return data[:pos]
-        pos += size
+    start = 0
+    for end, last in _whole_batches(data):
+        if last >= stable:
+            return data[:start]
+        start = end
     return data
 
 

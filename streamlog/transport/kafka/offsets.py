@@ -204,16 +204,7 @@ class GroupCoordinator:
         member_id: str = "",
     ) -> None:
         """Commit ``offsets``; raises the transport error of the first failed partition."""
-        by_topic: dict[str, list[dict[str, Any]]] = {}
-        for tp, om in offsets.items():
-            by_topic.setdefault(tp.topic, []).append(
-                {
-                    "partition_index": tp.partition,
-                    "committed_offset": om.offset,
-                    "committed_metadata": om.metadata,
-                }
-            )
-        topics = [{"name": t, "partitions": parts} for t, parts in by_topic.items()]
+        topics = [{"name": t, "partitions": p} for t, p in offsets_by_topic(offsets).items()]
         response = await self._retrying(
             ApiKey.OFFSET_COMMIT,
             group_id=self.group_id,
@@ -302,3 +293,21 @@ def _coordinator_error(response: Any) -> int | None:
         if code in COORDINATOR_ERRORS:
             return code
     return None
+
+
+def offsets_by_topic(
+    offsets: Mapping[TopicPartition, OffsetAndMetadata],
+) -> dict[str, list[dict[str, Any]]]:
+    """Offsets as OffsetCommit and TxnOffsetCommit requests carry them: per topic, each
+    partition's offset, no leader epoch (-1) and metadata."""
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for tp, om in offsets.items():
+        by_topic.setdefault(tp.topic, []).append(
+            {
+                "partition_index": tp.partition,
+                "committed_offset": om.offset,
+                "committed_leader_epoch": -1,
+                "committed_metadata": om.metadata,
+            }
+        )
+    return by_topic

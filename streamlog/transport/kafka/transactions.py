@@ -54,6 +54,7 @@ from streamlog.transport.kafka.offsets import (
     TRANSACTION_KEY,
     GroupCoordinator,
     find_coordinator,
+    offsets_by_topic,
 )
 from streamlog.transport.kafka.util import log, spawn
 from streamlog.transport.types import OffsetAndMetadata, TopicPartition
@@ -312,16 +313,7 @@ class TransactionManager:
         member_id: str,
         group_instance_id: str | None,
     ) -> None:
-        by_topic: dict[str, list[dict[str, Any]]] = {}
-        for tp, om in offsets.items():
-            by_topic.setdefault(tp.topic, []).append(
-                {
-                    "partition_index": tp.partition,
-                    "committed_offset": om.offset,
-                    "committed_leader_epoch": -1,
-                    "committed_metadata": om.metadata,
-                }
-            )
+        by_topic = offsets_by_topic(offsets)
         group = GroupCoordinator(self.cluster, group_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cluster.request_timeout
