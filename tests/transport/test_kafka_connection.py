@@ -308,6 +308,34 @@ def test_silent_broker_times_out_with_a_one_line_error() -> None:
     run(body())
 
 
+def test_a_peer_closing_every_connection_as_it_opens_is_broker_unavailable() -> None:
+    """What a broker at its connection limit does: accept, then reset at once. Each
+    attempt fails as an unavailable broker with a one-line message. (Where the reset
+    lands decides the path: during the version negotiation here, almost always; on a
+    loaded machine sometimes before the client tunes the socket, where an OSError used to
+    escape as a background task's traceback and leave `streamlog produce` waiting. That
+    ordering cannot be forced from a test; the 30 attempts give it a chance.)"""
+
+    async def body() -> None:
+        async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.transport.abort()
+
+        server = await asyncio.start_server(reset, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            for _ in range(30):
+                conn = Connection("127.0.0.1", port, connect_timeout=5)
+                with pytest.raises(BrokerUnavailableError) as caught:
+                    await conn.open()
+                assert f"127.0.0.1:{port}" in str(caught.value)
+                assert "\n" not in str(caught.value)
+                conn.close("done")
+        finally:
+            server.close()
+
+    run(body())
+
+
 def test_broker_stopping_fails_requests_instead_of_hanging(tmp_path: Any) -> None:
     from tests.broker.brokerproc import BrokerProcess
 

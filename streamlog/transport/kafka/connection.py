@@ -181,7 +181,16 @@ class Connection:
             raise BrokerUnavailableError(f"{self.address}: cannot connect ({reason})") from None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                # closed by the broker as soon as it was accepted (a broker at its
+                # connection limit does that): an unavailable broker, retried as such
+                transport.abort()
+                raise BrokerUnavailableError(
+                    f"{self.address}: the broker closed the connection as it opened (at its "
+                    "connection limit?)"
+                ) from None
         self._transport = transport
         try:
             self._phase = "negotiating"
