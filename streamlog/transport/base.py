@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, S
 from typing import Any, Protocol
 
 from streamlog.transport.types import (
+    ConsumerGroupMetadata,
     ConsumerRecord,
     GroupInfo,
     GroupPeer,
@@ -31,6 +32,7 @@ from streamlog.transport.types import (
 
 __all__ = [
     "Producer",
+    "TransactionalProducer",
     "SentRecords",
     "Consumer",
     "Admin",
@@ -158,6 +160,43 @@ class Producer(Protocol):
     async def close(self) -> None: ...
 
 
+class TransactionalProducer(Producer, Protocol):
+    """A producer made with a ``transactional_id`` (Kafka's KIP-98 / KIP-447 model).
+
+    Its records, and the consumer offsets handed to ``send_offsets_to_transaction``,
+    become visible to ``read_committed`` consumers together on ``commit_transaction`` or
+    never (``abort_transaction``). ``init_transactions`` fences every older producer with
+    the same transactional id: their later calls raise ``ProducerFencedError`` and a
+    transaction one of them left open is aborted. Calls out of order raise
+    ``TransactionStateError``; a failed send or offset commit makes the transaction
+    abortable (``TransactionAbortableError`` from commit).
+    """
+
+    @property
+    def transactional_id(self) -> str | None: ...
+
+    async def init_transactions(self) -> None: ...
+
+    def begin_transaction(self) -> None: ...
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata],
+        group: str | ConsumerGroupMetadata,
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> None:
+        """Commit ``offsets`` for ``group`` (the consuming member's
+        ``consumer.group_metadata()``) as part of the open transaction."""
+        ...
+
+    async def commit_transaction(self) -> None: ...
+
+    async def abort_transaction(self) -> None: ...
+
+
 class Consumer(Protocol):
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group rebalancing)."""
@@ -218,6 +257,11 @@ class Consumer(Protocol):
         answered within the session timeout, or the group said so), before the rebalance
         that follows has told the listener: what it holds may be another member's now, so
         nothing of it should be committed or written. False without a group."""
+        ...
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group id, generation and member id, for a transactional
+        producer's ``send_offsets_to_transaction`` (KIP-447 fencing)."""
         ...
 
     def joining(self) -> bool:
@@ -312,7 +356,11 @@ class Transport(Protocol):
         compression: Compression = "none",
         idempotent: bool = True,
         client_id: str = "streamlog",
-    ) -> Producer: ...
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
+    ) -> Producer:
+        """A producer; with ``transactional_id`` a ``TransactionalProducer``."""
+        ...
 
     def consumer(
         self,

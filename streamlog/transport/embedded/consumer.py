@@ -52,6 +52,7 @@ from streamlog.transport.errors import (
     UnknownTopicError,
 )
 from streamlog.transport.types import (
+    ConsumerGroupMetadata,
     ConsumerRecord,
     GroupPeer,
     OffsetAndMetadata,
@@ -176,6 +177,15 @@ class EmbeddedConsumer:
 
     def membership_lost(self) -> bool:
         return self._member is not None and self._member.evicted
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group, generation and member id (see ``Consumer``)."""
+        if self.group_id is None:
+            raise GroupError("group_metadata() needs a consumer created with a group_id")
+        member = self._member
+        if member is None:
+            return ConsumerGroupMetadata(self.group_id)
+        return ConsumerGroupMetadata(self.group_id, member.generation, member.member_id)
 
     def joining(self) -> bool:
         return False  # a member completes a generation inside getmany, nothing waits on it

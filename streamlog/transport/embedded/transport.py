@@ -40,6 +40,7 @@ from streamlog.transport.errors import (
     BrokerUnavailableError,
     TransportClosedError,
     UnknownTopicError,
+    UnsupportedBrokerFeatureError,
     UnsupportedBrokerURLError,
 )
 from streamlog.transport.url import BrokerURL, parse_broker_url
@@ -212,8 +213,15 @@ class EmbeddedTransport:
         compression: Compression = "none",
         idempotent: bool = True,
         client_id: str = "streamlog",
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
     ) -> EmbeddedProducer:
         self._require_started()
+        if transactional_id is not None:
+            raise UnsupportedBrokerFeatureError(
+                "transactions on the embedded transport (memory://, file://) are not "
+                "written yet; use kafka:// to a broker with transactions"
+            )
         producer = EmbeddedProducer(
             self,
             acks=acks,
