@@ -20,6 +20,7 @@ __all__ = [
     "AppNotRunningError",
     "CommitPostponed",
     "PartitionNotOwnedError",
+    "TransactionalIdsInUseError",
     "WindowedTableError",
     "SessionMergeError",
     "CrontabError",
@@ -62,6 +63,10 @@ class AppNotRunningError(StreamsError):
 
 class CommitPostponed(StreamsError):
     """A commit found events still in processing past its wait; the next one retries."""
+
+
+class TransactionalIdsInUseError(StreamsError):
+    """Every transactional id slot of the data directory is held by a running worker."""
 
 
 class PartitionNotOwnedError(StreamsError):

@@ -37,7 +37,13 @@ __all__ = [
 
 DEFAULT_BROKER = "file://./.streamlog"
 BROKER_ENV = "STREAMLOG_BROKER"
-PROCESSING_GUARANTEES = ("at_least_once",)
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+# Other frameworks' names for the same guarantees (Kafka Streams', Quix Streams')
+_GUARANTEE_ALIASES = {
+    "exactly_once_v2": "exactly_once",
+    "exactly-once": "exactly_once",
+    "at-least-once": "at_least_once",
+}
 
 # Faust settings accepted without an effect here (kept in ``conf.extra``), with why:
 # docs/streams.md lists them.
@@ -131,7 +137,13 @@ class Settings:
     # (None: the broker's default.replication.factor); embedded logs have one copy
     topic_replication_factor: int | None = None
     topic_disable_leader: bool = False  # True: no leader election (on_leader never runs)
+    # "exactly_once": each commit is one transaction of outputs, changelogs and offsets
+    # (Faust's ProcessingGuarantee values, Kafka Streams' and Quix's names accepted)
     processing_guarantee: str = "at_least_once"
+    # exactly-once: a worker's open transaction is aborted this long after it stopped
+    # committing (Kafka Streams' default under exactly-once; a restart of the same worker
+    # aborts it at once)
+    producer_transaction_timeout: float = 10.0
     broker_client_id: str | None = None  # default: the app id
     # SASL and TLS for kafka:// and kafka+ssl:// (None: from STREAMLOG_SASL_*/SSL_*; the
     # worker's --sasl-*/--ssl-* options replace it)
@@ -211,11 +223,14 @@ class Settings:
                 self.broker_security = client_security(self.broker_credentials)
             except SecurityConfigError as exc:
                 raise ImproperlyConfigured(str(exc)) from None
-        if self.processing_guarantee not in PROCESSING_GUARANTEES:
+        guarantee = str(getattr(self.processing_guarantee, "value", self.processing_guarantee))
+        guarantee = _GUARANTEE_ALIASES.get(guarantee.lower(), guarantee.lower())
+        if guarantee not in PROCESSING_GUARANTEES:
             raise ImproperlyConfigured(
                 f"processing_guarantee={self.processing_guarantee!r} is not supported "
-                f"(supported: {', '.join(PROCESSING_GUARANTEES)}; exactly-once is not built yet)"
+                f"(supported: {', '.join(PROCESSING_GUARANTEES)})"
             )
+        self.processing_guarantee = guarantee
         factor = self.topic_replication_factor
         if factor is not None and (isinstance(factor, bool) or int(factor) < 1):
             raise ImproperlyConfigured(
@@ -243,6 +258,7 @@ class Settings:
         for name in (
             "broker_commit_interval",
             "broker_session_timeout",
+            "producer_transaction_timeout",
             "shutdown_timeout",
             "table_standby_interval",
         ):
@@ -252,6 +268,11 @@ class Settings:
                 setattr(self, name, value)
             if float(value) <= 0:
                 raise ImproperlyConfigured(f"{name} must be > 0, not {value!r}")
+        if self.producer_transaction_timeout > 900:
+            raise ImproperlyConfigured(
+                "producer_transaction_timeout must be at most 900 s (Kafka's "
+                f"transaction.max.timeout.ms default), not {self.producer_transaction_timeout!r}"
+            )
         if self.consumer_auto_offset_reset not in ("earliest", "latest"):
             raise ImproperlyConfigured("consumer_auto_offset_reset must be 'earliest' or 'latest'")
         strategy = self.consumer_partition_assignment_strategy
@@ -313,6 +334,17 @@ class Settings:
     def app_datadir(self) -> str:
         """Where this app's data lives (``datadir``, by default ``default_datadir``)."""
         return self.datadir or default_datadir(self.broker, self.name)
+
+    @property
+    def exactly_once(self) -> bool:
+        """Each commit is one transaction (``processing_guarantee="exactly_once"``)."""
+        return self.processing_guarantee == "exactly_once"
+
+    @property
+    def isolation_level(self) -> str:
+        """What the app's consumers read: only committed transactions under exactly-once
+        (so aborted attempts, of this app or an upstream one, are never processed)."""
+        return "read_committed" if self.exactly_once else "read_uncommitted"
 
     @property
     def client_id(self) -> str:

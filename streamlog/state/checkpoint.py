@@ -30,6 +30,17 @@ top of them. That is at-least-once for table updates too; the worker's way out o
 failed commit is the crash path: close the stores, recover them from their changelogs,
 seek the sources to their committed offsets, and make a new ``Checkpoint``.
 
+Under exactly-once (``transaction`` given: ``exactly_once.TransactionalSends``, the
+producer every output went through) steps 1-2 are the same, inside the producer's open
+transaction; then step 4 comes before step 3 and is the transaction's commit: the source
+offsets are handed to the transaction and it commits, so outputs, changelog records and
+offsets become visible together to read_committed readers, or (aborted) never. Stores are
+written only after that commit, so a store never records a change of an aborted
+transaction; a crash between the commit and step 3 leaves the store behind its changelog,
+which recovery replays. A failure at any step aborts the transaction (when it is not
+committed yet) and raises ``CheckpointError``; nothing of the events since the last
+commit is visible, and they must be processed again from the committed offsets.
+
 Transport-agnostic: the producer is any ``streamlog.transport.Producer``, and the offset
 commit is a callable (``consumer.commit`` usually), so the streams core decides how
 offsets are committed.
@@ -40,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import NoReturn, Protocol
 
 from streamlog.state.errors import (
     CheckpointClosedError,
@@ -51,12 +63,25 @@ from streamlog.state.transaction import PartitionTransaction
 from streamlog.transport.base import Producer
 from streamlog.transport.types import Header, RecordMetadata, TopicPartition
 
-__all__ = ["Checkpoint", "CommitOffsets"]
+__all__ = ["Checkpoint", "CommitOffsets", "TransactionCommit"]
 
 log = logging.getLogger(__name__)
 
 CommitOffsets = Callable[[Mapping[TopicPartition, int]], Awaitable[None]]
 """Commits source offsets (next offset to read, per partition) for the consumer group."""
+
+
+class TransactionCommit(Protocol):
+    """How an exactly-once checkpoint ends its producer's transaction
+    (``exactly_once.TransactionalSends``)."""
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit the transaction with the source offsets (aborts it on failure)."""
+        ...
+
+    async def abort(self) -> None:
+        """Abort the transaction and begin the next one."""
+        ...
 
 
 class Checkpoint:
@@ -75,9 +100,11 @@ class Checkpoint:
         commit: CommitOffsets,
         *,
         ack_timeout_ms: int | None = None,
+        transaction: TransactionCommit | None = None,
     ) -> None:
         self._producer = producer
         self._commit = commit
+        self._transaction = transaction
         self._ack_timeout = None if ack_timeout_ms is None else ack_timeout_ms / 1000
         self._transactions: dict[StorePartition, PartitionTransaction] = {}
         self._outputs: list[Awaitable[RecordMetadata]] = []
@@ -171,6 +198,12 @@ class Checkpoint:
         """
         self._check_usable()
         self._committing = True
+        if self._transaction is not None:
+            try:
+                await self._commit_transaction(self._transaction, source_offsets)
+            finally:
+                self._committing = False
+            return
         try:
             await self._make_durable()
             # (5) fresh transactions, made on demand by transaction(): the committed ones
@@ -187,35 +220,73 @@ class Checkpoint:
         finally:
             self._committing = False
 
+    async def _commit_transaction(
+        self, transaction: TransactionCommit, source_offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Steps 1, 2, 4 (the transaction's commit), 3; a failure aborts the transaction
+        if it is not committed, closes the checkpoint and raises ``CheckpointError``."""
+        transactions = list(self._transactions.values())
+        step = 1
+        try:
+            await self._prepare(transactions)
+            step = 2
+            await self._acknowledge(transactions)
+            step = 4
+            await transaction.commit(source_offsets)
+            step = 3
+            for partition_transaction in transactions:
+                partition_transaction.flush()
+        except BaseException as exc:
+            if step < 4:
+                try:
+                    await transaction.abort()
+                except Exception as abort_exc:  # noqa: BLE001 - the first failure is raised
+                    log.error("aborting the transaction failed too: %r", abort_exc)
+            self._raise_failed(step, exc)
+        self._transactions = {}
+        self._outputs = []
+
     async def _make_durable(self) -> None:
         """Steps 1-3; a failure closes the checkpoint and raises ``CheckpointError``."""
         transactions = list(self._transactions.values())
         step = 1
         try:
-            # (1) prepare: changelog records produced
-            for transaction in transactions:
-                await transaction.prepare(self._producer)
-            # (2) flush the producer, await every acknowledgement
+            await self._prepare(transactions)
             step = 2
+            await self._acknowledge(transactions)
+            # (3) flush each store partition with its changelog offset
+            step = 3
+            for transaction in transactions:
+                transaction.flush()
+        except BaseException as exc:
+            self._raise_failed(step, exc)
+
+    async def _prepare(self, transactions: list[PartitionTransaction]) -> None:
+        """Step 1: each changed key produced to its changelog."""
+        for transaction in transactions:
+            await transaction.prepare(self._producer)
+
+    async def _acknowledge(self, transactions: list[PartitionTransaction]) -> None:
+        """Step 2: the producer flushed, every acknowledgement awaited."""
+        try:
             async with asyncio.timeout(self._ack_timeout):
                 await self._producer.flush()
                 for ack in self._outputs:
                     await ack
                 for transaction in transactions:
                     await transaction.acknowledged()
-            # (3) flush each store partition with its changelog offset
-            step = 3
-            for transaction in transactions:
-                transaction.flush()
-        except BaseException as exc:
-            self._fail(step, exc)
-            if not isinstance(exc, Exception):
-                raise  # cancellation and exits pass through as they are
-            if isinstance(exc, TimeoutError) and step == 2:
-                raise CheckpointError(
-                    step, f"acknowledgements not received within {self._ack_timeout} s"
-                ) from exc
-            raise CheckpointError(step, f"{type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            raise CheckpointError(
+                2, f"acknowledgements not received within {self._ack_timeout} s"
+            ) from exc
+
+    def _raise_failed(self, step: int, exc: BaseException) -> NoReturn:
+        self._fail(step, exc)
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation and exits pass through as they are
+        if isinstance(exc, CheckpointError):
+            raise exc
+        raise CheckpointError(step, f"{type(exc).__name__}: {exc}") from exc
 
     def _fail(self, step: int, exc: BaseException) -> None:
         self._closed = f"commit failed at step {step}: {type(exc).__name__}: {exc}"

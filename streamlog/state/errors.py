@@ -71,6 +71,12 @@ class OffsetsNotCommittedError(CheckpointError):
         super().__init__(4, message)
 
 
+class ExactlyOnceError(StateError):
+    """An exactly-once transaction could not commit and was aborted (or the producer can
+    no longer transact: fenced by a newer instance, the coordinator unreachable): the
+    events since the last commit must be processed again from the committed offsets."""
+
+
 class CheckpointClosedError(StateError):
     """The checkpoint failed earlier (or was discarded): make a new one after the tables
     are recovered and the sources are positioned at their committed offsets."""

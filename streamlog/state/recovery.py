@@ -45,6 +45,8 @@ __all__ = ["recover_partition", "RecoveryResult"]
 
 log = logging.getLogger(__name__)
 
+_FIRST_WAIT_MS = 20  # the first fetch's wait in a replay (see _replay)
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryResult:
@@ -282,8 +284,13 @@ async def _replay(
     position = start
     last_progress = clock.monotonic_ms()
     next_report = started + progress_interval_ms
+    # A fetch that finds only control batches (transaction markers: under exactly-once
+    # every changelog ends with one, just past the store's offset) moves the position but
+    # returns no record, so getmany waits its whole timeout: short waits first, doubled
+    # while nothing moves, keep that from costing a full fetch timeout per partition.
+    wait_ms = min(_FIRST_WAIT_MS, fetch_timeout_ms)
     while position < end:
-        fetched = await consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=batch_records)
+        fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=batch_records)
         batch = fetched.get(tp)
         if batch:
             updates: dict[bytes | None, bytes | None] = {r.key: r.value for r in batch}
@@ -298,6 +305,7 @@ async def _replay(
         if moved > position:
             position = moved
             last_progress = now
+            wait_ms = min(_FIRST_WAIT_MS, fetch_timeout_ms)
             if progress is not None:
                 progress(min(position, end) - start, end - start)
         elif now - last_progress >= idle_timeout_ms:
@@ -305,6 +313,8 @@ async def _replay(
                 f"recovering {_name(tp)}: no progress for {now - last_progress} ms at offset "
                 f"{position} of {end} (is the broker reachable, the topic still there?)"
             )
+        else:
+            wait_ms = min(wait_ms * 2, fetch_timeout_ms)
         if now >= next_report:
             next_report = now + progress_interval_ms
             seconds = max(now - started, 1) / 1000

@@ -41,7 +41,10 @@ class ReplyReader:
         """Create the reply topic if missing and start reading it from its end (replies to earlier
         asks are not ours)."""
         await self.app.ensure_topic(self.topic_name, 1, {})
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-replies")
+        consumer = self.app.transport.consumer(
+            client_id=f"{self.app.conf.client_id}-replies",
+            isolation_level=self.app.conf.isolation_level,
+        )
         tp = TopicPartition(self.topic_name, 0)
         consumer.assign([tp])
         await consumer.seek_to_end(tp)

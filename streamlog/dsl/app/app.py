@@ -20,13 +20,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from streamlog.dsl.agents.agent import Agent, AgentFun
 from streamlog.dsl.agents.naming import callable_name
 from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
 from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
+from streamlog.dsl.app.transactional_id import TransactionalIdClaim, claim_transactional_id
 from streamlog.dsl.app.web import Router, View, Web
 from streamlog.dsl.app.web import routing as web_routing
 from streamlog.dsl.errors import AppNotRunningError, ImproperlyConfigured
@@ -56,13 +57,14 @@ from streamlog.dsl.windows.table import WindowedTable, make_windowed
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
 from streamlog.state.errors import CheckpointError, OffsetsNotCommittedError
+from streamlog.state.exactly_once import TransactionalSends
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
 from streamlog.state.windows import HoppingWindow, SessionWindow, SlidingWindow, TumblingWindow
 from streamlog.transport import open_transport
-from streamlog.transport.base import Admin, Producer, Transport
+from streamlog.transport.base import Admin, Producer, TransactionalProducer, Transport
 from streamlog.transport.errors import TopicExistsError
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import ConsumerGroupMetadata, TopicPartition
 
 if TYPE_CHECKING:
     from streamlog.dsl.topology.graph import Topology
@@ -129,6 +131,9 @@ class App:
         self._checkpoint: Checkpoint | None = None
         self._transport: Transport | None = None
         self._producer: Producer | None = None
+        # exactly-once: the producer as a transaction, and the id slot it holds
+        self._transactional: TransactionalSends | None = None
+        self._transactional_id: TransactionalIdClaim | None = None
         self._admin: Admin | None = None
         self._known_topics: set[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -499,8 +504,14 @@ class App:
         try:
             for hook in self.transport_ready_hooks:
                 await hook(self)
-            self._producer = self._new_producer(transport)
-            self.barrier = ProcessingBarrier() if self.tables else None
+            if conf.exactly_once:
+                await self._start_transactional_producer(transport)
+            else:
+                self._producer = self._new_producer(transport)
+            # exactly-once needs the barrier without tables too: an event in processing
+            # when the offsets are read has outputs in the transaction but not its offset
+            needs_barrier = bool(self.tables) or conf.exactly_once
+            self.barrier = ProcessingBarrier() if needs_barrier else None
             self._checkpoint = self._new_checkpoint()
             for agent in self.agents.values():
                 agent.declare()
@@ -619,6 +630,7 @@ class App:
 
     async def _close_transport(self) -> None:
         producer, self._producer = self._producer, None
+        self._transactional = None
         admin, self._admin = self._admin, None
         transport, self._transport = self._transport, None
         for closable in (producer, admin):
@@ -629,6 +641,9 @@ class App:
                     log.warning("closing %r: %r", closable, exc)
         if transport is not None:
             await transport.close()
+        claim, self._transactional_id = self._transactional_id, None
+        if claim is not None:
+            claim.release()
 
     def crash(self, reason: BaseException) -> None:
         """Stop the worker because of ``reason`` (it exits non-zero and says why)."""
@@ -723,20 +738,48 @@ class App:
             await self._close_transport()
             self._known_topics = None
 
-    def _new_producer(self, transport: Transport) -> Producer:
+    def _new_producer(self, transport: Transport, transactional_id: str | None = None) -> Producer:
         conf = self.conf
+        if transactional_id is None:
+            return transport.producer(
+                acks=conf.producer_acks,
+                linger_ms=conf.producer_linger_ms,
+                compression=conf.producer_compression,
+                batch_size=conf.producer_max_batch_size,
+                client_id=conf.client_id,
+            )
         return transport.producer(
-            acks=conf.producer_acks,
+            acks=-1,  # a transactional producer is idempotent: every replica acknowledges
             linger_ms=conf.producer_linger_ms,
             compression=conf.producer_compression,
             batch_size=conf.producer_max_batch_size,
             client_id=conf.client_id,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=round(conf.producer_transaction_timeout * 1000),
         )
+
+    async def _start_transactional_producer(self, transport: Transport) -> None:
+        """Exactly-once: the worker's transactional producer, under the id its data
+        directory keeps for it (``transactional_id.py``), fencing a predecessor killed
+        mid-transaction (whose transaction is aborted) before anything is processed."""
+        claim = self._transactional_id = claim_transactional_id(self.conf.id, self.conf.app_datadir)
+        producer = self._new_producer(transport, claim.transactional_id)
+        self._producer = producer  # closed by _close_transport, even if the start fails
+        sends = TransactionalSends(cast(TransactionalProducer, producer), self._group_metadata)
+        await sends.start()
+        log.info("exactly-once: transactional id %s", claim.transactional_id)
+        self._producer = self._transactional = sends
+
+    def _group_metadata(self) -> ConsumerGroupMetadata | None:
+        consumer = self.conductor.consumer
+        return None if consumer is None else consumer.group_metadata()
 
     # ------------------------------------------------------------------ commits and rebalances
 
     def _new_checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.producer, self.conductor.commit_offsets)
+        return Checkpoint(
+            self.producer, self.conductor.commit_offsets, transaction=self._transactional
+        )
 
     def state_transaction(
         self, store: StorePartition, changelog: TopicPartition
@@ -787,15 +830,18 @@ class App:
             self.crash(exc)
             raise
 
-    def discard_uncommitted(self) -> None:
+    async def discard_uncommitted(self) -> None:
         """Forget every table change and awaited output since the last commit, and start
         a new checkpoint (partitions were lost: committing their work could overwrite the
-        changelog writes of their new owner, who processes those events again)."""
+        changelog writes of their new owner, who processes those events again). Under
+        exactly-once the open transaction is aborted: nothing of that work is visible."""
         checkpoint = self._checkpoint
         if checkpoint is None:
             return
         if not checkpoint.closed:
             checkpoint.discard()
+        if self._transactional is not None:
+            await self._transactional.abort()
         self._checkpoint = self._new_checkpoint()
 
     def drop_revoked(self) -> int:

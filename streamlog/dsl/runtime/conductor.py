@@ -101,7 +101,7 @@ class ConductorHost(Protocol):
         """Drop queued batches of revoked partitions; how many."""
         ...
 
-    def discard_uncommitted(self) -> None:
+    async def discard_uncommitted(self) -> None:
         """Forget the work since the last commit (partitions were lost)."""
         ...
 
@@ -209,6 +209,7 @@ class Conductor:
                 conf.broker_heartbeat_interval, "broker_heartbeat_interval"
             ),
             max_poll_records=conf.broker_max_poll_records,
+            isolation_level=conf.isolation_level,
             partition_assignment_strategy=conf.consumer_partition_assignment_strategy,
             standby_replicas=self.app.standby_replicas,
         )
@@ -374,6 +375,10 @@ class Conductor:
 
     async def commit(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Run the app's commit sequence for the offsets acknowledged so far."""
+        if self.app.conf.exactly_once:
+            # One transaction holds the outputs and changelogs of every partition: its
+            # offsets must cover them all, or a crash would redo committed outputs.
+            only = None
         async with self._commit_lock:
             # With tables, hold the processing barrier BEFORE reading the offsets: an event
             # in processing when the offsets are read would otherwise have its table writes
@@ -448,7 +453,7 @@ class Conductor:
                 barrier = self.app.barrier
                 held = barrier is not None and await barrier.hold(self.app.conf.shutdown_timeout)
                 try:
-                    self.app.discard_uncommitted()
+                    await self.app.discard_uncommitted()
                     self._forget(partitions)
                 finally:
                     if held and barrier is not None:

@@ -57,7 +57,10 @@ class GlobalTable(Table):
 
     async def _follow(self) -> None:
         clock = running_clock(self.app.clock)
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-global")
+        consumer = self.app.transport.consumer(
+            client_id=f"{self.app.conf.client_id}-global",
+            isolation_level=self.app.conf.isolation_level,
+        )
         try:
             while True:
                 await clock.sleep(self.follow_interval)

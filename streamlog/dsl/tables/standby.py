@@ -127,8 +127,12 @@ class StandbyReplicas:
     async def _follow(self) -> None:
         clock = running_clock(self.app.clock)
         client_id = f"{self.app.conf.client_id}-standby"
-        reader = self.app.transport.consumer(client_id=client_id)
-        catch_up = self.app.transport.consumer(client_id=client_id)
+        reader = self.app.transport.consumer(
+            client_id=client_id, isolation_level=self.app.conf.isolation_level
+        )
+        catch_up = self.app.transport.consumer(
+            client_id=client_id, isolation_level=self.app.conf.isolation_level
+        )
         following = _Following()
         backoff = 0.1
         try:

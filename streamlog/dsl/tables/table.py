@@ -191,7 +191,10 @@ class Table:
         new = sorted(p for p in partitions if p not in self._active and p < self.partitions)
         if not new:
             return
-        consumer = self.app.transport.consumer(client_id=f"{self.app.conf.client_id}-recovery")
+        consumer = self.app.transport.consumer(
+            client_id=f"{self.app.conf.client_id}-recovery",
+            isolation_level=self.app.conf.isolation_level,
+        )
         try:
             for number in new:
                 partition = store.partition(number)

@@ -72,7 +72,7 @@ class Host:
     def drop_revoked(self) -> int:
         return 0
 
-    def discard_uncommitted(self) -> None:
+    async def discard_uncommitted(self) -> None:
         self.discarded += 1
 
     def rebalance_started(self) -> None:
