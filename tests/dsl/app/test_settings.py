@@ -271,3 +271,39 @@ def test_broker_credentials_streamlog_cannot_use_are_clear_errors():
         )
     with pytest.raises(ImproperlyConfigured, match="must be SASLCredentials"):
         streamlog.App("d", broker_credentials={"username": "u"})
+
+
+def test_processing_guarantee_names_of_every_framework_mean_the_same():
+    import enum
+
+    class ProcessingGuarantee(enum.Enum):  # Faust's enum (faust/types/enums.py), by value
+        AT_LEAST_ONCE = "at_least_once"
+        EXACTLY_ONCE = "exactly_once"
+
+    for given, meant in [
+        ("exactly_once", "exactly_once"),
+        (ProcessingGuarantee.EXACTLY_ONCE, "exactly_once"),
+        ("exactly_once_v2", "exactly_once"),  # Kafka Streams
+        ("exactly-once", "exactly_once"),  # Quix Streams
+        ("EXACTLY_ONCE", "exactly_once"),
+        (ProcessingGuarantee.AT_LEAST_ONCE, "at_least_once"),
+        ("at-least-once", "at_least_once"),
+    ]:
+        conf = streamlog.App("g", processing_guarantee=given).conf
+        assert conf.processing_guarantee == meant, given
+        assert conf.exactly_once is (meant == "exactly_once")
+        assert conf.isolation_level == (
+            "read_committed" if meant == "exactly_once" else "read_uncommitted"
+        )
+    with pytest.raises(ImproperlyConfigured, match="exactly_twice.*supported: at_least_once"):
+        streamlog.App("g", processing_guarantee="exactly_twice")
+
+
+def test_producer_transaction_timeout_is_bounded_like_kafkas():
+    assert streamlog.App("g").conf.producer_transaction_timeout == 10.0
+    conf = streamlog.App("g", producer_transaction_timeout=timedelta(seconds=30)).conf
+    assert conf.producer_transaction_timeout == 30.0
+    with pytest.raises(ImproperlyConfigured, match="at most 900 s"):
+        streamlog.App("g", producer_transaction_timeout=901)
+    with pytest.raises(ImproperlyConfigured, match="must be > 0"):
+        streamlog.App("g", producer_transaction_timeout=0)
