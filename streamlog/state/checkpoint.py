@@ -56,7 +56,9 @@ from typing import NoReturn, Protocol
 from streamlog.state.errors import (
     CheckpointClosedError,
     CheckpointError,
+    ExactlyOnceError,
     OffsetsNotCommittedError,
+    TransactionAbortedError,
 )
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
@@ -81,6 +83,11 @@ class TransactionCommit(Protocol):
 
     async def abort(self) -> None:
         """Abort the transaction and begin the next one."""
+        ...
+
+    @property
+    def usable(self) -> bool:
+        """False once the producer cannot transact any more (fenced)."""
         ...
 
 
@@ -242,6 +249,11 @@ class Checkpoint:
                     await transaction.abort()
                 except Exception as abort_exc:  # noqa: BLE001 - the first failure is raised
                     log.error("aborting the transaction failed too: %r", abort_exc)
+            elif step == 4 and isinstance(exc, ExactlyOnceError) and transaction.usable:
+                # aborted by the commit itself, the producer goes on: the caller redoes
+                self._closed = f"transaction aborted: {exc}"
+                self._drop()
+                raise TransactionAbortedError(str(exc)) from exc
             self._raise_failed(step, exc)
         self._transactions = {}
         self._outputs = []

@@ -77,6 +77,16 @@ class ExactlyOnceError(StateError):
     events since the last commit must be processed again from the committed offsets."""
 
 
+class TransactionAbortedError(CheckpointError):
+    """Exactly-once: the commit's transaction was aborted (the group refused its offsets:
+    a rebalance, a generation this worker no longer has) but the producer goes on. Nothing
+    of the events since the last commit is visible and no store was written: the worker
+    processes them again from the committed offsets, with the tables as committed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(4, message)
+
+
 class CheckpointClosedError(StateError):
     """The checkpoint failed earlier (or was discarded): make a new one after the tables
     are recovered and the sources are positioned at their committed offsets."""

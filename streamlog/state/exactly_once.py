@@ -68,6 +68,11 @@ class TransactionalSends:
         return f"TransactionalSends({self._producer.transactional_id!r})"
 
     @property
+    def usable(self) -> bool:
+        """False once fenced (or unable to abort): every later call raises."""
+        return self._unusable is None
+
+    @property
     def transactional_id(self) -> str | None:
         return self._producer.transactional_id
 

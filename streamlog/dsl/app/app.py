@@ -56,7 +56,11 @@ from streamlog.dsl.topology.nodes import (
 from streamlog.dsl.windows.table import WindowedTable, make_windowed
 from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
-from streamlog.state.errors import CheckpointError, OffsetsNotCommittedError
+from streamlog.state.errors import (
+    CheckpointError,
+    OffsetsNotCommittedError,
+    TransactionAbortedError,
+)
 from streamlog.state.exactly_once import TransactionalSends
 from streamlog.state.stores import StorePartition
 from streamlog.state.transaction import PartitionTransaction
@@ -824,8 +828,8 @@ class App:
                 except Exception as exc:
                     raise CheckpointError(2, f"a send_soon failed: {exc!r}") from exc
             await checkpoint.commit(offsets)
-        except OffsetsNotCommittedError:
-            raise  # nothing lost, nothing half done: the caller retries or rejoins
+        except (OffsetsNotCommittedError, TransactionAbortedError):
+            raise  # nothing lost, nothing half done: the caller retries, rewinds or rejoins
         except CheckpointError as exc:
             self.crash(exc)
             raise

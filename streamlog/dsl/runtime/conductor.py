@@ -33,7 +33,7 @@ from streamlog.dsl.runtime.acks import Batch, PartitionTracker
 from streamlog.dsl.runtime.clock import running_clock
 from streamlog.dsl.runtime.inbox import Inbox
 from streamlog.dsl.runtime.meters import Histogram
-from streamlog.state.errors import RecoveryError
+from streamlog.state.errors import RecoveryError, TransactionAbortedError
 from streamlog.transport.base import Consumer
 from streamlog.transport.errors import TransportError
 from streamlog.transport.types import GroupPeer, TopicPartition
@@ -347,6 +347,8 @@ class Conductor:
                 await self.commit()
             except asyncio.CancelledError:
                 raise
+            except TransactionAbortedError as exc:
+                await self._rewind(set(self.trackers), exc)
             except CommitPostponed as exc:
                 log.debug("commit postponed: %s", exc)
             except Exception as exc:  # noqa: BLE001 - retried at the next interval
@@ -442,9 +444,12 @@ class Conductor:
         if self._unready & partitions:
             await self._stop_preparing()
             self._unready -= partitions
+        aborted: TransactionAbortedError | None = None
         if commit:
             try:
                 await self.commit(only=set(partitions))
+            except TransactionAbortedError as exc:
+                aborted = exc  # the partitions kept are rewound below, these forgotten
             except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
                 log.warning("commit on revoke failed: %r", exc)
             self._forget(partitions)
@@ -463,6 +468,49 @@ class Conductor:
             log.info("dropped %d queued batch(es) of revoked partitions", dropped)
         self._log_holding(set(self.trackers))
         await self.app.partitions_revoked(partitions)
+        if aborted is not None:
+            await self._rewind(set(self.trackers), aborted)
+        self._start_preparing()
+
+    async def _rewind(self, held: set[TopicPartition], cause: BaseException) -> None:
+        """After an aborted exactly-once transaction: every partition held goes back to its
+        committed offset, with its tables as committed (closed and prepared again: their
+        stores were not written since), as after a loss and a new assignment of the same
+        partitions, so the events since the last commit are processed again, once."""
+        log.warning(
+            "the commit's transaction was aborted (%s): partitions %s go back to their "
+            "committed offsets",
+            cause,
+            _format(held) if held else "(none)",
+        )
+        self.app.rebalance_started()
+        if self._unready & held:
+            await self._stop_preparing()
+        async with self._commit_lock:
+            barrier = self.app.barrier
+            hold = barrier is not None and await barrier.hold(self.app.conf.shutdown_timeout)
+            try:
+                await self.app.discard_uncommitted()
+                self._forget(held)
+            finally:
+                if hold and barrier is not None:
+                    barrier.release()
+        self.app.drop_revoked()
+        await self.app.partitions_revoked(held)
+        consumer = self.consumer
+        if consumer is None or not held:
+            return
+        for tp in held:
+            committed = await consumer.committed(tp)
+            if committed is not None:
+                consumer.seek(tp, committed)
+            elif self.app.conf.consumer_auto_offset_reset == "latest":
+                await consumer.seek_to_end(tp)
+            else:
+                await consumer.seek_to_beginning(tp)
+            self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
+        consumer.pause(*held)
+        self._unready |= held
         self._start_preparing()
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
