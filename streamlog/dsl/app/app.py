@@ -448,6 +448,18 @@ class App:
             )
         return self._producer
 
+    @property
+    def transaction_counts(self) -> dict[str, int] | None:
+        """Exactly-once: transactions committed and aborted since the start (None under
+        at-least-once, or before the start)."""
+        sends = self._transactional
+        if sends is None:
+            return None
+        return {
+            "committed": sends.transactions_committed,
+            "aborted": sends.transactions_aborted,
+        }
+
     def attach(self, topic: Topic, inbox: Inbox) -> None:
         """Deliver ``topic``'s records to ``inbox`` (agents register their inboxes here)."""
         self.conductor.attach(topic, inbox)
