@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from streamlog.log import AppendResult
 from streamlog.log import errors as log_errors
 from streamlog.log.clock import SystemClock
 from streamlog.log.records import BatchBuilder, encode_built
@@ -41,6 +42,7 @@ from streamlog.transport.errors import (
     InvalidConfigError,
     ProduceError,
     TransportClosedError,
+    TransportError,
     UnknownTopicError,
 )
 from streamlog.transport.types import Header, RecordMetadata
@@ -203,11 +205,12 @@ class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
             batch.finish()
             return
         try:
-            data = encode_built(builder, compression=self._compression)
-            result = self._manager.append(topic, partition, data)
+            result = self._write(topic, partition, builder)
         except log_errors.LogError as exc:
             batch.error = translate(exc)
             batch.error.__cause__ = exc
+        except TransportError as exc:
+            batch.error = exc
         except (TypeError, ValueError) as exc:  # e.g. a compression library missing
             batch.error = ProduceError(f"cannot encode a batch for {topic}-{partition}: {exc}")
             batch.error.__cause__ = exc
@@ -217,7 +220,19 @@ class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
             self._transport.notifier.notify((topic, partition))
         if batch.error is not None:
             log.warning("%d records for %s-%d failed: %s", count, topic, partition, batch.error)
+            self._failed(batch.error)
         batch.finish()
+
+    def _write(self, topic: str, partition: int, builder: BatchBuilder) -> AppendResult:
+        """Frame the records of ``builder`` and append them: one batch, one append. A
+        transactional producer overrides it to stamp its producer id, epoch and
+        sequence numbers and to add the partition to its transaction first."""
+        data = encode_built(builder, compression=self._compression)
+        return self._manager.append(topic, partition, data)
+
+    def _failed(self, error: TransportError) -> None:
+        """A batch failed with ``error`` (its records' handles raise it): nothing more to
+        do here; a transactional producer's transaction can only be aborted then."""
 
     # -- the rest of the interface -------------------------------------------------------
 
