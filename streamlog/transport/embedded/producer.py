@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from streamlog.log import AppendResult
@@ -41,11 +41,18 @@ from streamlog.transport.embedded.errors import translate
 from streamlog.transport.errors import (
     InvalidConfigError,
     ProduceError,
+    TransactionStateError,
     TransportClosedError,
     TransportError,
     UnknownTopicError,
 )
-from streamlog.transport.types import Header, RecordMetadata
+from streamlog.transport.types import (
+    ConsumerGroupMetadata,
+    Header,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+)
 
 if TYPE_CHECKING:
     from streamlog.transport.embedded.transport import EmbeddedTransport
@@ -233,6 +240,38 @@ class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
     def _failed(self, error: TransportError) -> None:
         """A batch failed with ``error`` (its records' handles raise it): nothing more to
         do here; a transactional producer's transaction can only be aborted then."""
+
+    # -- transactions: only with a transactional_id (``txn_producer.py``) -----------------
+
+    @property
+    def transactional_id(self) -> str | None:
+        return None
+
+    def _no_transactions(self, action: str) -> TransactionStateError:
+        return TransactionStateError(f"{action}: the producer has no transactional_id")
+
+    async def init_transactions(self) -> None:
+        raise self._no_transactions("init_transactions")
+
+    def begin_transaction(self) -> None:
+        raise self._no_transactions("begin_transaction")
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata],
+        group: str | ConsumerGroupMetadata,
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> None:
+        raise self._no_transactions("send_offsets_to_transaction")
+
+    async def commit_transaction(self) -> None:
+        raise self._no_transactions("commit_transaction")
+
+    async def abort_transaction(self) -> None:
+        raise self._no_transactions("abort_transaction")
 
     # -- the rest of the interface -------------------------------------------------------
 
