@@ -30,6 +30,7 @@ from streamlog.log.config import TopicConfig
 from streamlog.log.dir_lock import DirectoryLock
 from streamlog.log.errors import (
     InvalidPartitionsError,
+    InvalidTopicNameError,
     LogClosedError,
     TopicExistsError,
     UnknownTopicError,
@@ -251,6 +252,20 @@ class LogManager:
             self._topics[name] = record
             self._configs[name] = config
             self._logs[name] = logs
+
+    def internal_topic_logs(
+        self, name: str, partitions: int, configs: Mapping[str, str | int]
+    ) -> list[PartitionLog]:
+        """The partition logs of the internal topic ``name``, created with ``partitions``
+        and ``configs`` if it does not exist yet (the broker's own state topics, such as
+        ``__transaction_state``; an existing topic keeps its partition count, since the
+        partition of a key follows from it)."""
+        if not is_internal(name):
+            raise InvalidTopicNameError(f"{name!r} is not an internal topic")
+        with self._lock:
+            if name not in self._topics:
+                self._create(name, partitions, configs, internal_ok=True)
+            return list(self._logs[name])
 
     def _open_partition(self, topic: str, partition: int, config: TopicConfig) -> PartitionLog:
         return PartitionLog.open(
