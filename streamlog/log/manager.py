@@ -434,14 +434,25 @@ class LogManager:
             )
         return logs[partition]
 
-    def append(self, topic: str, partition: int, records: bytes | memoryview) -> AppendResult:
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        records: bytes | memoryview,
+        *,
+        transaction_verified: bool = False,
+    ) -> AppendResult:
         """Append a client's batches (Produce, the embedded producer).
 
         Internal topics are refused with ``InternalTopicError``: only the broker writes
-        them, through its own handle on their partition logs.
+        them, through its own handle on their partition logs. ``transaction_verified``:
+        see ``PartitionLog.append`` (the transaction coordinator's
+        ``run_in_transaction`` vouches for it).
         """
         check_not_internal(topic, "append to")
-        return self.partition(topic, partition).append(records)
+        return self.partition(topic, partition).append(
+            records, transaction_verified=transaction_verified
+        )
 
     def read(
         self,

@@ -428,7 +428,8 @@ class TransactionCoordinator:
             txn = self._by_pid.get(producer_id)
         if txn is None:
             raise InvalidTxnStateError(
-                f"producer {producer_id} has no transaction open at this coordinator"
+                f"record was not part of an ongoing transaction: producer {producer_id} "
+                "has none at this coordinator"
             )
         with txn.lock:
             meta = txn.meta
@@ -441,8 +442,8 @@ class TransactionCoordinator:
                 if self.is_in_transaction(producer_id, epoch, topic, partition):
                     return append()
             raise InvalidTxnStateError(
-                f"producer {producer_id} epoch {epoch} has not added {topic}-{partition} to "
-                "an ongoing transaction"
+                f"record was not part of an ongoing transaction: producer {producer_id} "
+                f"epoch {epoch} has not added {topic}-{partition} to one"
             )
 
     # -- ending --------------------------------------------------------------------------
