@@ -46,13 +46,14 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.log import AppendResult
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
+from streamlog.log import errors as log_errors
 from streamlog.log.records import BatchBuilder, encode_built
 from streamlog.log.topic_names import check_not_internal
 from streamlog.transport.accumulator import TopicBatches
 from streamlog.transport.embedded.errors import translated
 from streamlog.transport.embedded.groups import check_txn_offsets
 from streamlog.transport.embedded.producer import EmbeddedProducer
-from streamlog.transport.embedded.transactions import FENCED, EmbeddedTransactions
+from streamlog.transport.embedded.transactions import FENCED, EmbeddedTransactions, txn_error
 from streamlog.transport.errors import (
     ProducerFencedError,
     TransactionAbortableError,
@@ -169,8 +170,11 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
                 cause.__cause__ = error
             self._break(TxnState.ABORTABLE_ERROR, cause)
 
-    def _fenced(self, error: ProducerFencedError) -> ProducerFencedError:
-        self._failed(error)
+    def _fenced(self, error: TransactionError) -> TransactionError:
+        """A newer producer owns the transactional id: fatal (``error`` is returned for
+        the caller to raise)."""
+        if self.state is not TxnState.FATAL_ERROR:
+            self._break(TxnState.FATAL_ERROR, error)
         return error
 
     def _finish(self) -> None:
@@ -188,7 +192,7 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
         older producer with the same id (their open transaction is aborted). Call once,
         before the first transaction."""
         self._require(TxnState.UNINITIALIZED, action="init_transactions")
-        producer_id, epoch = self._transactions.init_producer_id(
+        producer_id, epoch = await self._transactions.init_producer_id(
             self._transactional_id, self._timeout_ms
         )
         self.producer_id, self.epoch = producer_id, epoch
@@ -235,17 +239,6 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
         tp = (topic, partition)
         if tp not in self._added:
             self._add_partitions([tp])
-        elif not self._transactions.is_in_transaction(
-            self.producer_id, self.epoch, topic, partition
-        ):
-            raise self._fenced(
-                ProducerFencedError(
-                    f"transactional id {self._transactional_id!r}: the coordinator no longer "
-                    f"has {topic}-{partition} in this producer's transaction (epoch "
-                    f"{self.epoch}): a newer producer with the same id has started, or the "
-                    "transaction timed out and was aborted"
-                )
-            )
         sequence = self._sequences.get(tp, 0)
         data = encode_built(
             builder,
@@ -255,16 +248,19 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
             base_sequence=sequence,
             transactional=True,
         )
+        plog = self._manager.partition(topic, partition)
         try:
-            plog = self._manager.partition(topic, partition)
-            result = plog.append(data, transaction_verified=True)
+            result = self._transactions.run_in_transaction(
+                self.producer_id,
+                self.epoch,
+                topic,
+                partition,
+                lambda: plog.append(data, transaction_verified=True),
+            )
         except FENCED as exc:
-            raise self._fenced(
-                ProducerFencedError(
-                    f"{topic}-{partition} refused epoch {self.epoch} of transactional id "
-                    f"{self._transactional_id!r}: {exc}"
-                )
-            ) from exc
+            raise self._fenced(txn_error(exc, f"{topic}-{partition}")) from exc
+        except log_errors.InvalidTxnStateError as exc:
+            raise txn_error(exc, f"{topic}-{partition}") from exc
         self._sequences[tp] = (sequence + result.record_count) & _SEQUENCE_MASK
         return result
 
@@ -303,9 +299,9 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
         tid, pid, epoch = self._transactional_id, self.producer_id, self.epoch
         try:
             check_txn_offsets(self._transport.groups, group, values)
-            self._transactions.add_offsets(tid, pid, epoch, group.group_id)
+            await self._transactions.add_offsets(tid, pid, epoch, group.group_id)
             self._offsets_added = True
-            self._transactions.txn_offset_commit(tid, pid, epoch, group.group_id, values)
+            await self._transactions.txn_offset_commit(tid, pid, epoch, group.group_id, values)
         except ProducerFencedError as exc:
             raise self._fenced(exc) from exc.__cause__
         except TransportError as exc:
@@ -365,12 +361,12 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
     async def _end(self, commit: bool) -> None:
         if self._touched:
             try:
-                self._transactions.end_txn(
+                await self._transactions.end_txn(
                     self._transactional_id,
                     self.producer_id,
                     self.epoch,
                     commit,
-                    [TopicPartition(*tp) for tp in self._added],
+                    sorted(self._added),
                 )
             except ProducerFencedError as exc:
                 raise self._fenced(exc) from exc.__cause__
