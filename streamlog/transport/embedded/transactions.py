@@ -88,6 +88,7 @@ class EmbeddedTransactions:
         self._interval_s = max(1, expire_interval_ms) / 1000
         self._coordinator = TransactionCoordinator(manager, offsets, manager.clock, durable=durable)
         self._expiring: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -105,10 +106,12 @@ class EmbeddedTransactions:
         )
 
     async def _expire_periodically(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self._interval_s)
-            if self._closed:
-                return
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+                return  # closing
+            except TimeoutError:
+                pass
             try:
                 await self.expire()
             except TransportClosedError:
@@ -125,15 +128,13 @@ class EmbeddedTransactions:
             self._notifier.notify_all()
 
     async def close(self) -> None:
-        """Stop expiring (the log manager is closed after, by the transport)."""
+        """Stop expiring, letting a pass under way (maybe in a worker thread) finish
+        first: the transport closes the log manager after this."""
         self._closed = True
+        self._stopping.set()
         task, self._expiring = self._expiring, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await task
 
     # -- the coordinator's calls ---------------------------------------------------------
 

@@ -14,11 +14,12 @@ and without a broker. The life of a transaction, as numbered steps:
    first (AddPartitionsToTxn: once per partition per transaction; a flush adds every
    partition it is about to write in one call), then the batch is appended with the
    producer id, epoch and per-partition sequence numbers, transactional bit set,
-   ``transaction_verified`` (the coordinator has the partition in the transaction).
-   Before each later batch of the partition the coordinator is asked whether it still
-   is (it is not once a newer producer initialised or the transaction timed out:
-   ``ProducerFencedError``). The records are in the log from then on: read_uncommitted
-   consumers see them, read_committed ones stop at them (the last stable offset).
+   ``transaction_verified``, under the coordinator's ``run_in_transaction``: only while
+   the partition is in this producer's ongoing transaction at this epoch (not once a
+   newer producer initialised or the transaction timed out: ``ProducerFencedError``),
+   and never after the transaction's markers. The records are in the log from then on:
+   read_uncommitted consumers see them, read_committed ones stop at them (the last
+   stable offset).
 4. ``send_offsets_to_transaction``: the group's generation and member id are checked
    against the embedded group (KIP-447: ``groups.check_txn_offsets``; a member of an
    older generation, or one the group no longer has, is refused and the transaction
@@ -55,6 +56,7 @@ from streamlog.transport.embedded.groups import check_txn_offsets
 from streamlog.transport.embedded.producer import EmbeddedProducer
 from streamlog.transport.embedded.transactions import FENCED, EmbeddedTransactions, txn_error
 from streamlog.transport.errors import (
+    GroupError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionError,
@@ -292,9 +294,7 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
             if isinstance(value, int):
                 value = OffsetAndMetadata(value)
             if value.offset < 0:
-                raise TransactionStateError(
-                    f"send_offsets_to_transaction: a negative offset ({value.offset}) for {tp}"
-                )
+                raise GroupError(f"cannot commit a negative offset ({value.offset}) for {tp}")
             values[(tp[0], tp[1])] = LogOffsetAndMetadata(value.offset, value.metadata)
         tid, pid, epoch = self._transactional_id, self.producer_id, self.epoch
         try:
