@@ -91,6 +91,13 @@ class EmbeddedTransactions:
         self._stopping = asyncio.Event()
         self._closed = False
 
+    @property
+    def coordinator(self) -> TransactionCoordinator:
+        """The coordinator itself, for a broker serving the same log in this process
+        (``streamlog worker``'s Kafka listener): one coordinator per data directory, so
+        the listener's clients and the app's producers see one state (it is thread-safe)."""
+        return self._coordinator
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> None:
