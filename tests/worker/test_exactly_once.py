@@ -237,3 +237,43 @@ def test_two_workers_a_kill_a_join_and_a_leave_on_a_broker_count_every_input_onc
         for each in workers.values():
             each.kill()
         broker.stop()
+
+
+async def _list_transactions(bootstrap: str) -> dict[str, str]:
+    """ListTransactions through a listener: transactional id -> state."""
+    from streamlog.protocol import ApiKey
+    from streamlog.transport.kafka.connection import Connection
+
+    host, port = bootstrap.rsplit(":", 1)
+    conn = await Connection(host, int(port), client_id="eos-test").open()
+    try:
+        answer: Any = await conn.request(
+            conn.build(ApiKey.LIST_TRANSACTIONS, state_filters=[], producer_id_filters=[])
+        )
+        assert int(answer.error_code) == 0
+        return {
+            str(t.transactional_id): str(t.transaction_state) for t in answer.transaction_states
+        }
+    finally:
+        conn.close()
+
+
+def test_the_workers_kafka_listener_shares_its_transaction_coordinator(tmp_path):
+    """On file:// the worker's log is also served over the Kafka protocol; its transaction
+    coordinator is the app's own (one per data directory): the listener lists the
+    worker's transactional id, which a second coordinator, loaded when the listener
+    started, would not know."""
+    url = f"file://{tmp_path / 'log'}"
+    asyncio.run(asyncio.wait_for(_produce_keyed(url, 500), 60))
+    worker = WorkerProcess(EOSCOUNT, url, str(tmp_path))
+    try:
+        worker.start()
+        transactional_id = worker.wait_for_log(r"transactional id (\S+)").split()[-1]
+        listener = worker.listener()
+        wait_until(lambda: committed_outputs(worker.kafka_url) >= 500, 60, "every input counted")
+        states = asyncio.run(asyncio.wait_for(_list_transactions(listener), 20))
+        assert transactional_id in states, states
+        assert states[transactional_id] in {"Ongoing", "CompleteCommit", "Empty"}
+        assert worker.stop() == 0
+    finally:
+        worker.kill()
