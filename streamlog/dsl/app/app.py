@@ -58,6 +58,7 @@ from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
 from streamlog.state.errors import (
     CheckpointError,
+    ExactlyOnceError,
     OffsetsNotCommittedError,
     TransactionAbortedError,
 )
@@ -857,7 +858,10 @@ class App:
         if not checkpoint.closed:
             checkpoint.discard()
         if self._transactional is not None:
-            await self._transactional.abort()
+            try:
+                await self._transactional.abort()
+            except ExactlyOnceError as exc:  # fenced: this worker cannot transact any more
+                self.crash(exc)
         self._checkpoint = self._new_checkpoint()
 
     def drop_revoked(self) -> int:

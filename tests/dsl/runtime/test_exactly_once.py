@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlog
 from streamlog.dsl.app.web.metrics import AppCollector
+from streamlog.state.errors import ExactlyOnceError
 from streamlog.transport.types import ConsumerGroupMetadata, TopicPartition
 from tests.dsl.helpers import run, wait_for
 
@@ -172,3 +173,26 @@ def test_a_worker_joining_and_leaving_under_load_counts_each_input_once(
             return outputs
 
     check_each_count_once(run(main(), timeout=90), inputs)
+
+
+def test_a_fenced_worker_stops_when_it_loses_its_partitions(tmp_path, app_id):
+    """Another producer took the worker's transactional id (a second worker on the same
+    data directory's slot, by mistake): when the group drops the worker and its work is
+    discarded, the abort is refused as fenced, and the worker stops with that reason
+    rather than process on with a producer that can never commit."""
+    app = counting_app(app_id, "memory://", str(tmp_path / "data"))
+
+    async def main() -> BaseException | None:
+        async with app:
+            claim = app._transactional_id  # noqa: SLF001
+            assert claim is not None
+            await app.producer.send(f"{app_id}-counts", b"{}")  # the transaction holds a record
+            await app.producer.flush()
+            usurper = app.transport.producer(transactional_id=claim.transactional_id)
+            await usurper.init_transactions()
+            await app.discard_uncommitted()  # what on_partitions_lost does
+            return app.crash_reason
+
+    reason = run(main(), timeout=30)
+    assert isinstance(reason, ExactlyOnceError)
+    assert "unusable" in str(reason) and "fenced" in str(reason)
