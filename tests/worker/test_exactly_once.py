@@ -116,6 +116,16 @@ def check_exactly_once(outputs: list[dict[str, Any]], per_key: int) -> None:
     assert sum(len(c) for c in windows.values()) == len(outputs)
 
 
+def counted(worker: WorkerProcess, url: str, target: int) -> int | None:
+    """The committed outputs once they reach ``target`` (None before); a worker that
+    exited meanwhile fails the test with its log."""
+    process = worker.process
+    if process is not None and process.poll() is not None:
+        raise AssertionError(f"worker exited ({process.returncode}):\n{worker.logs()}")
+    found = committed_outputs(url)
+    return found if found >= target else None
+
+
 def committed_outputs(url: str) -> int:
     try:
         return len(read_output(url, "read_committed"))
@@ -134,7 +144,7 @@ def _kill_repeatedly(worker: WorkerProcess, url_of: Any, kills: int, step: int) 
         url = url_of(worker)
         target = seen + step
         seen = wait_until(
-            lambda url=url, target=target: (n := committed_outputs(url)) >= target and n,
+            lambda url=url, target=target: counted(worker, url, target),
             60,
             f"{target} committed outputs",
         )
@@ -161,7 +171,7 @@ def test_kill_9_repeatedly_on_the_bundled_log_counts_every_input_once(tmp_path, 
         worker.env["EOSCOUNT_PAUSE"] = "0"
         worker.start()
         listener = worker.kafka_url
-        wait_until(lambda: committed_outputs(listener) >= inputs, 60, "every input counted")
+        wait_until(lambda: counted(worker, listener, inputs), 60, "every input counted")
         assert worker.stop() == 0
     finally:
         worker.kill()
