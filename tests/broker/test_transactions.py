@@ -8,8 +8,11 @@ transactions."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -19,7 +22,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTopicPartition
 
+from streamlog.log.records import encode_batch
+from streamlog.protocol import ApiKey, ErrorCode, decode_response, encode_request, request_class
+from streamlog.protocol.schema import build_message
+
 from .brokerproc import NO_REBALANCE_DELAY, BrokerProcess
+from .test_broker_process import recv_frame
 
 FAST_EXPIRY = ("--transaction-abort-interval-ms", "200")
 FENCED = {
@@ -303,7 +311,7 @@ def test_a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced(broke
     wait_for(lambda: last_stable_offset(bootstrap, "slow-out") == 2, "the timeout abort")
     with pytest.raises(KafkaException) as info:
         producer.commit_transaction(10)
-    assert info.value.args[0].code() in FENCED | {KafkaError._STATE}
+    assert info.value.args[0].code() in FENCED
     assert confluent_read(bootstrap, "slow-out", "read_committed", 0) == []
     assert kafka_python_read(bootstrap, "slow-out", "read_uncommitted") == [(0, b"late")]
 
@@ -421,3 +429,128 @@ def test_compaction_removes_aborted_records_and_keeps_committed_values(broker) -
     expected = {b"k%d" % k: (b"v2" if k < 5 else b"v1") for k in range(10)}
     expected[b"filler"] = b"f19"
     assert latest == expected
+
+
+# -- the APIs one by one, raw -----------------------------------------------------------
+
+
+def call(port: int, api_key: ApiKey, version: int, **fields: Any) -> Any:
+    body = build_message(request_class(api_key, version), **fields)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.settimeout(10)
+        sock.sendall(encode_request(body, correlation_id=5, client_id="raw-txn"))
+        correlation, response = decode_response(recv_frame(sock), api_key, version)
+    assert correlation == 5
+    return response
+
+
+def test_each_api_validates_and_answers_as_kafka(broker) -> None:
+    port = broker.port
+    create_topic(broker.bootstrap, "raw-out")
+
+    def init(txn_id: str | None, timeout_ms: int) -> tuple[int, int, int]:
+        r = call(
+            port,
+            ApiKey.INIT_PRODUCER_ID,
+            4,
+            transactional_id=txn_id,
+            transaction_timeout=timeout_ms,
+        )
+        return int(r.error_code), r.producer_id, r.producer_epoch
+
+    code, pid, epoch = init("raw-app", 5000)
+    assert (code, epoch) == (ErrorCode.NONE, 0)
+    assert init("raw-app", 0)[0] == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    assert init("raw-app", 900_001)[0] == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    assert init("", 5000)[0] == ErrorCode.INVALID_REQUEST
+    assert init("x" * 3000, 5000)[0] == ErrorCode.INVALID_REQUEST
+    found = call(port, ApiKey.FIND_COORDINATOR, 4, key_type=1, coordinator_keys=["raw-app"])
+    assert [(int(c.error_code), c.port) for c in found.coordinators] == [(ErrorCode.NONE, port)]
+
+    def produce(producer_epoch: int, sequence: int) -> tuple[int, int]:
+        batch = encode_batch(
+            [(None, b"raw", int(time.time() * 1000), ())],
+            producer_id=pid,
+            producer_epoch=producer_epoch,
+            base_sequence=sequence,
+            transactional=True,
+        )
+        r = call(
+            port,
+            ApiKey.PRODUCE,
+            9,
+            transactional_id="raw-app",
+            acks=-1,
+            timeout=5000,
+            topic_data=[{"name": "raw-out", "partition_data": [{"index": 0, "records": batch}]}],
+        )
+        part = r.responses[0].partition_responses[0]
+        return int(part.error_code), part.base_offset
+
+    def add(version: int, producer_epoch: int, *topics: str) -> dict[str, int] | int:
+        r = call(
+            port,
+            ApiKey.ADD_PARTITIONS_TO_TXN,
+            version,
+            v3_and_below_transactional_id="raw-app",
+            v3_and_below_producer_id=pid,
+            v3_and_below_producer_epoch=producer_epoch,
+            v3_and_below_topics=[{"name": t, "partitions": [0]} for t in topics],
+        )
+        return {
+            t.name: int(p.partition_error_code)
+            for t in r.results_by_topic_v3_and_below
+            for p in t.results_by_partition
+        }
+
+    assert produce(0, 0) == (ErrorCode.INVALID_TXN_STATE, -1)  # not added: never accepted
+    assert add(3, 0, "raw-out", "raw-missing") == {
+        "raw-out": ErrorCode.OPERATION_NOT_ATTEMPTED,
+        "raw-missing": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    }
+    assert add(3, 1, "raw-out") == {"raw-out": ErrorCode.PRODUCER_FENCED}
+    assert add(1, 1, "raw-out") == {"raw-out": ErrorCode.INVALID_PRODUCER_EPOCH}  # pre-KIP-588
+    assert add(3, 0, "raw-out") == {"raw-out": ErrorCode.NONE}
+    assert produce(0, 0) == (ErrorCode.NONE, 0)
+
+    described = call(
+        port, ApiKey.DESCRIBE_TRANSACTIONS, 0, transactional_ids=["raw-app", "raw-unknown"]
+    ).transaction_states
+    ongoing, unknown = described
+    assert (int(ongoing.error_code), ongoing.transaction_state) == (ErrorCode.NONE, "Ongoing")
+    assert (ongoing.producer_id, ongoing.producer_epoch) == (pid, 0)
+    assert ongoing.transaction_timeout == datetime.timedelta(seconds=5)
+    assert [(t.topic, t.partitions) for t in ongoing.topics] == [("raw-out", (0,))]
+    age = datetime.datetime.now(datetime.UTC) - ongoing.transaction_start_time
+    assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=1)
+    assert int(unknown.error_code) == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+
+    def listed(**filters: Any) -> tuple[list[str], list[str]]:
+        r = call(port, ApiKey.LIST_TRANSACTIONS, 1, **filters)
+        assert int(r.error_code) == ErrorCode.NONE
+        names = [t.transactional_id for t in r.transaction_states]
+        return names, list(r.unknown_state_filters)
+
+    assert listed(state_filters=["Ongoing", "Bogus"]) == (["raw-app"], ["Bogus"])
+    assert listed(producer_id_filters=[pid]) == (["raw-app"], [])
+    assert listed(state_filters=["CompleteAbort"], producer_id_filters=[pid]) == ([], [])
+    assert listed(producer_id_filters=[pid], duration_filter=3_600_000) == ([], [])
+
+    def end(committed: bool) -> int:
+        r = call(
+            port,
+            ApiKey.END_TXN,
+            3,
+            transactional_id="raw-app",
+            producer_id=pid,
+            producer_epoch=0,
+            committed=committed,
+        )
+        return int(r.error_code)
+
+    assert end(True) == ErrorCode.NONE
+    assert end(True) == ErrorCode.NONE  # a retry
+    assert end(False) == ErrorCode.INVALID_TXN_STATE
+    assert produce(0, 1) == (ErrorCode.INVALID_TXN_STATE, -1)  # after the end: refused
+    assert listed(producer_id_filters=[pid]) == (["raw-app"], [])
+    assert last_stable_offset(broker.bootstrap, "raw-out") == 2
