@@ -548,7 +548,60 @@ def test_each_api_validates_and_answers_as_kafka(broker) -> None:
         )
         return int(r.error_code)
 
+    # offsets held by the transaction: unstable for a require_stable fetch until it ends
+    added = call(
+        port,
+        ApiKey.ADD_OFFSETS_TO_TXN,
+        3,
+        transactional_id="raw-app",
+        producer_id=pid,
+        producer_epoch=0,
+        group_id="raw-group",
+    )
+    assert int(added.error_code) == ErrorCode.NONE
+    sent = call(
+        port,
+        ApiKey.TXN_OFFSET_COMMIT,
+        3,
+        transactional_id="raw-app",
+        group_id="raw-group",
+        producer_id=pid,
+        producer_epoch=0,
+        generation_id=-1,
+        member_id="",
+        topics=[
+            {
+                "name": "raw-out",
+                "partitions": [
+                    {"partition_index": 0, "committed_offset": 17, "committed_metadata": "m"},
+                    {"partition_index": 9, "committed_offset": 1, "committed_metadata": ""},
+                ],
+            }
+        ],
+    )
+    assert [(p.partition_index, int(p.error_code)) for p in sent.topics[0].partitions] == [
+        (0, ErrorCode.NONE),
+        (9, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    ]
+
+    def fetched(require_stable: bool) -> tuple[int, int]:
+        r = call(
+            port,
+            ApiKey.OFFSET_FETCH,
+            8,
+            groups=[
+                {"group_id": "raw-group", "topics": [{"name": "raw-out", "partition_indexes": [0]}]}
+            ],
+            require_stable=require_stable,
+        )
+        partition = r.groups[0].topics[0].partitions[0]
+        return int(partition.error_code), partition.committed_offset
+
+    assert fetched(True) == (ErrorCode.UNSTABLE_OFFSET_COMMIT, -1)
+    assert fetched(False) == (ErrorCode.NONE, -1)
+
     assert end(True) == ErrorCode.NONE
+    assert fetched(True) == (ErrorCode.NONE, 17)
     assert end(True) == ErrorCode.NONE  # a retry
     assert end(False) == ErrorCode.INVALID_TXN_STATE
     assert produce(0, 1) == (ErrorCode.INVALID_TXN_STATE, -1)  # after the end: refused
