@@ -596,6 +596,36 @@ def test_an_abort_marker_in_a_later_fetch_ends_the_abort() -> None:
     assert position == 9
 
 
+def test_an_aborted_transaction_that_wrote_nothing_here_drops_nothing_after_it() -> None:
+    """A transaction that added the partition but wrote nothing to it leaves only its
+    abort marker, listed as an aborted transaction whose first offset is the marker's.
+    The same producer's next, committed, transaction is handed out (noting the listed
+    abort only at A's next data batch, after the marker, dropped every later batch of A:
+    an exactly-once app's outputs past such an abort were lost to our read_committed
+    readers)."""
+    ts = 1_700_000_000_000
+    abort = encode_control_batch(
+        ControlType.ABORT, producer_id=_A, producer_epoch=0, coordinator_epoch=0,
+        timestamp=ts, base_offset=0,
+    )  # fmt: skip
+    data = encode_batch(
+        [(None, b"a1", ts, ())], base_offset=1, producer_id=_A, producer_epoch=1,
+        transactional=True,
+    )  # fmt: skip
+    commit = encode_control_batch(
+        ControlType.COMMIT, producer_id=_A, producer_epoch=1, coordinator_epoch=0,
+        timestamp=ts, base_offset=2,
+    )  # fmt: skip
+    records, position = _take_all([(abort + data + commit, [(0, _A)])])
+    assert [(r.offset, r.value) for r in records] == [(1, b"a1")]
+    assert position == 3
+    # the same with the marker alone in the first fetch (the next fetch, from offset 1,
+    # lists nothing: the transaction ended before it)
+    records, position = _take_all([(abort, [(0, _A)]), (data + commit, [])])
+    assert [(r.offset, r.value) for r in records] == [(1, b"a1")]
+    assert position == 3
+
+
 def test_read_committed_stops_at_the_last_stable_offset() -> None:
     log = _txn_log()
     data = b"".join(batch for _, batch in log)

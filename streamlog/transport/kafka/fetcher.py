@@ -162,6 +162,13 @@ class FetchedData:
             try:
                 if attributes & CONTROL_MASK:
                     if self.aborted is not None:
+                        # As Kafka's consumer: the aborted transactions that began by the
+                        # marker are noted first, so that an abort marker ends them even
+                        # when no data batch came before it (a transaction that wrote
+                        # nothing here lists the marker's own offset as its first);
+                        # noted after it, they would drop every later batch of the
+                        # producer, committed ones included.
+                        _note_aborts(self.aborted, base_offset + delta, aborting)
                         self._control(data, batch_pos, aborting)
                     position = max(position, next_offset)
                     continue
