@@ -18,9 +18,15 @@ range assignment, and the listener is told ``on_partitions_revoked`` then
 protocol, as Kafka's classic group protocol). Commits go to the log's
 ``__consumer_offsets`` through ``LogManager.group_offsets``.
 
-``isolation_level`` is accepted; the embedded producer writes no transactions, so
-"read_committed" reads what "read_uncommitted" reads. ``heartbeat_interval_ms`` has no
-use in-process: liveness is "polled within ``session_timeout_ms`` during a rebalance".
+``isolation_level="read_committed"`` reads as Kafka's consumers read: up to each
+partition's last stable offset (``PartitionLog.read`` with ``READ_COMMITTED`` returns no
+batch at or past it, and the aborted transactions with records in what it returns); a
+transactional batch of an aborted transaction (its producer id, from the transaction's
+first offset to its abort marker) is dropped; ``end_offsets``, ``seek_to_end`` and the
+"latest" reset use the last stable offset. A commit marker moves that offset: the
+transport's coordinator wakes the consumers waiting on the partitions it ended.
+``heartbeat_interval_ms`` has no use in-process: liveness is "polled within
+``session_timeout_ms`` during a rebalance".
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from streamlog.log import GroupOffsetStore, LogManager, PartitionLog
+from streamlog.log import AbortedTxn, GroupOffsetStore, IsolationLevel, LogManager, PartitionLog
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
 from streamlog.log import errors as log_errors
 from streamlog.log.batch_header import HEADER_SIZE, peek_offsets
@@ -111,6 +117,11 @@ class EmbeddedConsumer:
         self.client_id = client_id
         self.auto_offset_reset = auto_offset_reset
         self.isolation_level = isolation_level
+        self._isolation = (
+            IsolationLevel.READ_COMMITTED
+            if isolation_level == "read_committed"
+            else IsolationLevel.READ_UNCOMMITTED
+        )
         self._transport = transport
         self._manager: LogManager = transport.manager
         self._session_timeout_s = session_timeout_ms / 1000
@@ -333,7 +344,7 @@ class EmbeddedConsumer:
     async def seek_to_end(self, *partitions: TopicPartition) -> None:
         self._check_open()
         for tp in self._targets(partitions):
-            self.seek(tp, self._plog(tp).log_end_offset)
+            self.seek(tp, self._end_of(self._plog(tp)))
 
     async def seek_to_timestamp(self, timestamp_ms: int, *partitions: TopicPartition) -> None:
         self._check_open()
@@ -374,7 +385,7 @@ class EmbeddedConsumer:
         if self.auto_offset_reset == "earliest":
             return plog.log_start_offset
         if self.auto_offset_reset == "latest":
-            return plog.log_end_offset
+            return self._end_of(plog)
         raise OffsetOutOfRangeError(
             f"no valid position for {tp.topic}-{tp.partition} and auto_offset_reset is 'none' "
             f"(log holds [{plog.log_start_offset}, {plog.log_end_offset}])"
@@ -459,7 +470,7 @@ class EmbeddedConsumer:
             resets = 0
             while True:
                 try:
-                    data = plog.read(position, self._fetch_bytes).records
+                    read = plog.read(position, self._fetch_bytes, isolation=self._isolation)
                 except log_errors.OffsetOutOfRangeError:
                     resets += 1
                     if resets > 3:  # retention racing us: try again next poll
@@ -467,9 +478,10 @@ class EmbeddedConsumer:
                     position = self._positions[tp] = self._reset_position(tp)
                     self._buffers.pop(tp, None)
                     continue
+                data = read.records
                 if not data:
                     return None
-                records, end, error = _decode(data, tp, position)
+                records, end, error = _decode(data, tp, position, read.aborted_transactions)
                 if records:
                     # An undecodable batch after them is met (and raised) next time.
                     buffer = self._buffers[tp] = _Buffer(records, end)
@@ -547,8 +559,15 @@ class EmbeddedConsumer:
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         self._check_open()
         return {
-            TopicPartition(*tp): self._plog(TopicPartition(*tp)).log_end_offset for tp in partitions
+            TopicPartition(*tp): self._end_of(self._plog(TopicPartition(*tp))) for tp in partitions
         }
+
+    def _end_of(self, plog: PartitionLog) -> int:
+        """Where this consumer's reading ends: the last stable offset for read_committed
+        (Kafka's ListOffsets with that isolation level), else the log end offset."""
+        if self._isolation is IsolationLevel.READ_COMMITTED:
+            return plog.last_stable_offset
+        return plog.log_end_offset
 
     async def beginning_offsets(
         self, partitions: Iterable[TopicPartition]
@@ -587,12 +606,20 @@ class EmbeddedConsumer:
 
 
 def _decode(
-    data: bytes | memoryview, tp: TopicPartition, position: int
+    data: bytes | memoryview,
+    tp: TopicPartition,
+    position: int,
+    aborted: tuple[AbortedTxn, ...] | None = None,
 ) -> tuple[list[ConsumerRecord], int, CorruptBatchError | None]:
     """Records at or after ``position`` in ``data`` (whole stored batches), the offset
     after the last batch decoded, and the error of an undecodable batch that stopped the
     decoding there (None if none did). The codec makes each ``ConsumerRecord`` itself,
-    topic and partition first: no per-record Python work here."""
+    topic and partition first: no per-record Python work here.
+
+    ``aborted`` (a read_committed read's aborted transactions): a transactional batch of
+    one of them, its producer's from the transaction's first offset to its marker, is
+    dropped."""
+    dropped = _aborted_ranges(aborted) if aborted else None
     out: list[ConsumerRecord] = []
     prefix = (tp.topic, tp.partition)
     pos = 0
@@ -611,8 +638,27 @@ def _decode(
         end = header.next_offset
         if header.is_control:
             continue
+        if (
+            dropped
+            and header.is_transactional
+            and _in_aborted(dropped, header.producer_id, header.base_offset)
+        ):
+            continue
         if out:
             out += records
         else:
             out = records
     return out, end, None
+
+
+def _aborted_ranges(aborted: tuple[AbortedTxn, ...]) -> dict[int, list[tuple[int, int]]]:
+    """Producer id -> the (first offset, marker offset) of each of its aborted
+    transactions."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for txn in aborted:
+        ranges.setdefault(txn.producer_id, []).append((txn.first_offset, txn.last_offset))
+    return ranges
+
+
+def _in_aborted(ranges: dict[int, list[tuple[int, int]]], producer_id: int, offset: int) -> bool:
+    return any(first <= offset < last for first, last in ranges.get(producer_id, ()))

@@ -26,6 +26,10 @@ the rebalance starting is evicted (Kafka's rebalance timeout), so one idle consu
 stall the group forever.
 A consumer that is garbage collected without ``close`` is removed on the next access.
 
+Offsets a transactional producer commits for a member (``check_txn_offsets``) carry the
+member's id and generation (KIP-447): a member the group no longer has, or one of an
+older generation, is refused, so a zombie cannot commit what another member now owns.
+
 Invariant: a partition is owned by at most one member; ``owned`` only grows through
 ``complete``, which requires every target partition to be free.
 
@@ -39,10 +43,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from streamlog.transport.errors import MembershipLostError, StaleGenerationError
 from streamlog.transport.sticky import Claim, cooperative_assign, standby_assign
-from streamlog.transport.types import GroupPeer, TopicPartition
+from streamlog.transport.types import ConsumerGroupMetadata, GroupPeer, TopicPartition
 
-__all__ = ["Member", "ConsumerGroup", "GroupRegistry"]
+__all__ = ["Member", "ConsumerGroup", "GroupRegistry", "check_txn_offsets"]
 
 ASSIGNOR = "cooperative-sticky"
 
@@ -276,3 +281,43 @@ class GroupRegistry:
             if group.members:
                 active.append(group_id)
         return active
+
+
+def check_txn_offsets(
+    groups: GroupRegistry,
+    member: ConsumerGroupMetadata,
+    partitions: Iterable[tuple[str, int]],
+) -> None:
+    """Refuse offsets a transactional producer commits for ``member`` unless the group
+    still has that member at that generation (KIP-447, Kafka's TxnOffsetCommit checks).
+
+    A commit without member id or generation (-1, "") is a commit for the group as a
+    whole, taken as Kafka takes it. Otherwise the member must be in the group
+    (``MembershipLostError``, Kafka's UNKNOWN_MEMBER_ID), ``generation_id`` must be the
+    last generation it completed (``StaleGenerationError``, ILLEGAL_GENERATION), and
+    while a rebalance it has not completed is under way only the partitions it still
+    owns may be committed (the rule of the embedded consumer's own commits: what it
+    revoked may be another member's already).
+    """
+    if member.generation_id < 0 and not member.member_id and member.group_instance_id is None:
+        return
+    group = groups.get(member.group_id)
+    known = group.members.get(member.member_id) if group is not None else None
+    if group is None or known is None:
+        raise MembershipLostError(
+            f"UNKNOWN_MEMBER_ID: group {member.group_id!r} has no member "
+            f"{member.member_id!r} (it left, or was removed for not polling)"
+        )
+    if member.generation_id != known.generation:
+        raise StaleGenerationError(
+            f"ILLEGAL_GENERATION: member {member.member_id!r} of group {member.group_id!r} "
+            f"is at generation {known.generation}, not {member.generation_id}"
+        )
+    if known.generation != group.generation:
+        foreign = sorted(tp for tp in partitions if TopicPartition(*tp) not in known.owned)
+        if foreign:
+            raise StaleGenerationError(
+                f"ILLEGAL_GENERATION: group {member.group_id!r} is at generation "
+                f"{group.generation} and {foreign} are no longer member "
+                f"{member.member_id!r}'s"
+            )

@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from streamlog.log import AppendResult
 from streamlog.log import errors as log_errors
 from streamlog.log.clock import SystemClock
 from streamlog.log.records import BatchBuilder, encode_built
@@ -40,10 +41,18 @@ from streamlog.transport.embedded.errors import translate
 from streamlog.transport.errors import (
     InvalidConfigError,
     ProduceError,
+    TransactionStateError,
     TransportClosedError,
+    TransportError,
     UnknownTopicError,
 )
-from streamlog.transport.types import Header, RecordMetadata
+from streamlog.transport.types import (
+    ConsumerGroupMetadata,
+    Header,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+)
 
 if TYPE_CHECKING:
     from streamlog.transport.embedded.transport import EmbeddedTransport
@@ -203,11 +212,12 @@ class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
             batch.finish()
             return
         try:
-            data = encode_built(builder, compression=self._compression)
-            result = self._manager.append(topic, partition, data)
+            result = self._write(topic, partition, builder)
         except log_errors.LogError as exc:
             batch.error = translate(exc)
             batch.error.__cause__ = exc
+        except TransportError as exc:
+            batch.error = exc
         except (TypeError, ValueError) as exc:  # e.g. a compression library missing
             batch.error = ProduceError(f"cannot encode a batch for {topic}-{partition}: {exc}")
             batch.error.__cause__ = exc
@@ -217,7 +227,51 @@ class EmbeddedProducer(RecordAccumulator[RecordFuture, SentMany]):
             self._transport.notifier.notify((topic, partition))
         if batch.error is not None:
             log.warning("%d records for %s-%d failed: %s", count, topic, partition, batch.error)
+            self._failed(batch.error)
         batch.finish()
+
+    def _write(self, topic: str, partition: int, builder: BatchBuilder) -> AppendResult:
+        """Frame the records of ``builder`` and append them: one batch, one append. A
+        transactional producer overrides it to stamp its producer id, epoch and
+        sequence numbers and to add the partition to its transaction first."""
+        data = encode_built(builder, compression=self._compression)
+        return self._manager.append(topic, partition, data)
+
+    def _failed(self, error: TransportError) -> None:
+        """A batch failed with ``error`` (its records' handles raise it): nothing more to
+        do here; a transactional producer's transaction can only be aborted then."""
+
+    # -- transactions: only with a transactional_id (``txn_producer.py``) -----------------
+
+    @property
+    def transactional_id(self) -> str | None:
+        return None
+
+    def _no_transactions(self, action: str) -> TransactionStateError:
+        return TransactionStateError(f"{action}: the producer has no transactional_id")
+
+    async def init_transactions(self) -> None:
+        raise self._no_transactions("init_transactions")
+
+    def begin_transaction(self) -> None:
+        raise self._no_transactions("begin_transaction")
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata],
+        group: str | ConsumerGroupMetadata,
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> None:
+        raise self._no_transactions("send_offsets_to_transaction")
+
+    async def commit_transaction(self) -> None:
+        raise self._no_transactions("commit_transaction")
+
+    async def abort_transaction(self) -> None:
+        raise self._no_transactions("abort_transaction")
 
     # -- the rest of the interface -------------------------------------------------------
 

@@ -8,10 +8,12 @@ a second one gets ``BrokerUnavailableError``.
 
 The transport owns what a broker would: the log manager and its background maintenance
 (retention, compaction, ``flush.ms``), topic auto-creation, the consumer groups
-(``groups.py``) and the wake-ups from producers to long-polling consumers
-(``wakeup.py``). Producers, consumers and the admin client it hands out call the log
-directly: appends and reads are synchronous calls on the event loop thread, which is
-what makes this transport fast (no sockets, no copies beyond the codec).
+(``groups.py``), the log's transaction coordinator (``transactions.py``: loaded at start,
+timed-out transactions aborted every ``maintenance_interval_ms``) and the wake-ups from
+producers to long-polling consumers (``wakeup.py``). Producers, consumers and the admin
+client it hands out call the log directly: appends and reads are synchronous calls on the
+event loop thread, which is what makes this transport fast (no sockets, no copies beyond
+the codec).
 
 Not thread-safe: use a transport, and everything it hands out, from one event loop.
 """
@@ -35,12 +37,13 @@ from streamlog.transport.embedded.consumer import EmbeddedConsumer
 from streamlog.transport.embedded.errors import translate, translated
 from streamlog.transport.embedded.groups import GroupRegistry
 from streamlog.transport.embedded.producer import EmbeddedProducer
+from streamlog.transport.embedded.transactions import EmbeddedTransactions
+from streamlog.transport.embedded.txn_producer import EmbeddedTransactionalProducer
 from streamlog.transport.embedded.wakeup import Notifier
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     TransportClosedError,
     UnknownTopicError,
-    UnsupportedBrokerFeatureError,
     UnsupportedBrokerURLError,
 )
 from streamlog.transport.url import BrokerURL, parse_broker_url
@@ -69,7 +72,8 @@ class EmbeddedTransport:
       ``auto.create.topics.enable`` does. Off, those raise ``UnknownTopicError``.
     * ``default_partitions`` (default 1): partitions of auto-created topics.
     * ``maintenance_interval_ms`` (default 1000): how often retention, compaction and
-      ``flush.ms`` run in the log manager's background thread.
+      ``flush.ms`` run in the log manager's background thread, and how often
+      transactions open past their ``transaction_timeout_ms`` are aborted.
     * ``clock`` and ``default_config``: passed to the ``LogManager`` (tests).
     """
 
@@ -98,6 +102,7 @@ class EmbeddedTransport:
         self._clock = clock
         self._default_config = default_config
         self._manager: LogManager | None = None
+        self._transactions: EmbeddedTransactions | None = None
         self._memory_dir: str | None = None
         self._closed = False
         self.notifier = Notifier()
@@ -136,9 +141,19 @@ class EmbeddedTransport:
             raise TransportClosedError(f"{self.url} was closed")
         if self._manager is not None:
             return
-        self._manager = await asyncio.to_thread(self._open_manager)
+        manager, transactions = await asyncio.to_thread(self._open_manager)
+        self._manager, self._transactions = manager, transactions
+        transactions.start_expiring()
 
-    def _open_manager(self) -> LogManager:
+    @property
+    def transactions(self) -> EmbeddedTransactions:
+        """The log's transaction coordinator (see ``transactions.py``); raises before
+        ``start``."""
+        if self._transactions is None:
+            raise TransportClosedError(f"{self.url} is not started (or closed)")
+        return self._transactions
+
+    def _open_manager(self) -> tuple[LogManager, EmbeddedTransactions]:
         kwargs: dict[str, object] = {}
         if self._clock is not None:
             kwargs["clock"] = self._clock
@@ -164,8 +179,16 @@ class EmbeddedTransport:
         except OSError as exc:
             self._remove_memory_dir()
             raise BrokerUnavailableError(f"cannot open {self.url}: {exc}") from exc
+        try:
+            transactions = EmbeddedTransactions(
+                manager, self.notifier, expire_interval_ms=self._maintenance_interval_ms
+            )
+            transactions.load()
+        except BaseException:
+            self._close_manager(manager)
+            raise
         manager.start_background(self._maintenance_interval_ms)
-        return manager
+        return manager, transactions
 
     def _remove_memory_dir(self) -> None:
         if self._memory_dir is not None:
@@ -185,6 +208,9 @@ class EmbeddedTransport:
         for producer in list(self._producers):
             await producer.close()
         self.notifier.notify_all()
+        if self._transactions is not None:
+            self._transactions.close()
+            self._transactions = None
         manager, self._manager = self._manager, None
         if manager is not None:
             await asyncio.to_thread(self._close_manager, manager)
@@ -216,21 +242,33 @@ class EmbeddedTransport:
         transactional_id: str | None = None,
         transaction_timeout_ms: int = 60_000,
     ) -> EmbeddedProducer:
+        """A producer; with ``transactional_id`` an ``EmbeddedTransactionalProducer``
+        over this log's transaction coordinator."""
         self._require_started()
+        producer: EmbeddedProducer
         if transactional_id is not None:
-            raise UnsupportedBrokerFeatureError(
-                "transactions on the embedded transport (memory://, file://) are not "
-                "written yet; use kafka:// to a broker with transactions"
+            producer = EmbeddedTransactionalProducer(
+                self,
+                self.transactions,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=transaction_timeout_ms,
+                acks=acks,
+                linger_ms=linger_ms,
+                batch_size=batch_size,
+                compression=compression,
+                idempotent=idempotent,
+                client_id=client_id,
             )
-        producer = EmbeddedProducer(
-            self,
-            acks=acks,
-            linger_ms=linger_ms,
-            batch_size=batch_size,
-            compression=compression,
-            idempotent=idempotent,
-            client_id=client_id,
-        )
+        else:
+            producer = EmbeddedProducer(
+                self,
+                acks=acks,
+                linger_ms=linger_ms,
+                batch_size=batch_size,
+                compression=compression,
+                idempotent=idempotent,
+                client_id=client_id,
+            )
         self._producers.add(producer)
         return producer
 
