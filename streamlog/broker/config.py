@@ -63,6 +63,10 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = 1_800_000
     group_initial_rebalance_delay_ms: int = 3_000
     offsets_topic_partitions: int = 10
+    # Transaction coordinator (Kafka: transaction.max.timeout.ms,
+    # transaction.abort.timed.out.transaction.cleanup.interval.ms)
+    transaction_max_timeout_ms: int = 900_000
+    transaction_abort_interval_ms: int = 10_000
     # Background maintenance (flush.ms, retention, compaction)
     maintenance_interval_ms: int = 1_000
 

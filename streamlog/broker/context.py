@@ -13,6 +13,7 @@ from streamlog.log.manager import LogManager
 if TYPE_CHECKING:
     from streamlog.broker.coordinator import GroupCoordinator
     from streamlog.broker.sasl import SaslServer
+    from streamlog.broker.transactions import TransactionService
 
 __all__ = ["BrokerContext", "Session"]
 
@@ -28,6 +29,7 @@ class BrokerContext:
     port: int
     waiters: Waiters = field(default_factory=PartitionWaiters)
     coordinator: GroupCoordinator | None = None
+    transactions: TransactionService | None = None
     users: Any = None  # the loaded users file when authentication is on
 
     @property

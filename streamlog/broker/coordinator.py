@@ -243,6 +243,22 @@ class GroupCoordinator:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         return ErrorCode.NONE
 
+    def validate_txn_offset_commit(
+        self, group_id: str, member_id: str, generation_id: int, instance_id: str | None
+    ) -> ErrorCode:
+        """May a transactional producer commit offsets for ``group_id`` on behalf of this
+        member (TxnOffsetCommit v3+, KIP-447)? A request without member information
+        (generation -1, no member id: v0-2, or a producer not tied to a consumer) is not
+        checked, as in Kafka; otherwise as an OffsetCommit (a zombie gets
+        ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID)."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        if generation_id < 0 and not member_id and instance_id is None:
+            return ErrorCode.NONE
+        if self._local is not None and self._local.describe(group_id) is not None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return self._membership.validate_commit(group_id, member_id, generation_id, instance_id)
+
     def fetch_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]] | None = None
     ) -> tuple[ErrorCode, dict[tuple[str, int], OffsetAndMetadata]]:

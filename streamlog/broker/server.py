@@ -24,10 +24,12 @@ from streamlog.broker.errors import BrokerStartError, UsersFileError
 from streamlog.broker.handlers import handler_table
 from streamlog.broker.local_groups import LocalGroups
 from streamlog.broker.sasl import SUPPORTED_MECHANISMS
+from streamlog.broker.transactions import TransactionService
 from streamlog.broker.users import load_users
 from streamlog.broker.waiters import Waiters
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.manager import LogManager
+from streamlog.log.txn_coordinator import TransactionCoordinator
 
 __all__ = ["Broker", "BrokerStartError"]
 
@@ -44,18 +46,22 @@ class Broker:
         manager: LogManager | None = None,
         local_groups: LocalGroups | None = None,
         waiters: Waiters | None = None,
+        transactions: TransactionCoordinator | None = None,
     ) -> None:
         """``manager``: serve a log another component owns (a ``streamlog worker`` on
         ``file://`` shares its log this way); the broker then neither opens nor closes it
         and runs no maintenance of its own. ``local_groups``: that component's own
         consumer groups, which ListGroups and DescribeGroups then report as they are.
         ``waiters``: that component's wake-ups, so its appends wake this broker's waiting
-        fetches and this broker's appends wake its consumers."""
+        fetches and this broker's appends wake its consumers. ``transactions``: that
+        component's transaction coordinator, loaded and expired by it (one coordinator per
+        data directory); without one the broker makes, loads and expires its own."""
         self.config = config
         self._local_groups = local_groups
         self._waiters = waiters
         self.clock: Clock = clock or (manager.clock if manager is not None else SystemClock())
         self._shared_manager = manager
+        self._shared_transactions = transactions
         self.ctx: BrokerContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
@@ -123,6 +129,7 @@ class Broker:
             if self._waiters is not None:
                 ctx.waiters = self._waiters
             ctx.coordinator = GroupCoordinator(ctx, local_groups=self._local_groups)
+            ctx.transactions = self._transaction_service(manager)
             self._server = await asyncio.start_server(
                 self._accept,
                 cfg.host,
@@ -136,11 +143,14 @@ class Broker:
             ctx.port = self.port
             self.ctx = ctx
             await ctx.coordinator.start()
+            await ctx.transactions.start()
             if not shared:
                 manager.start_background(cfg.maintenance_interval_ms)
         except BaseException:
             if self._server is not None:
                 self._server.close()
+            if self.ctx is not None and self.ctx.transactions is not None:
+                await self.ctx.transactions.stop()
             if not shared:
                 manager.close()
             raise
@@ -154,6 +164,21 @@ class Broker:
         )
         if users is not None:
             log.info("SASL authentication required (%s)", ", ".join(cfg.sasl_mechanisms))
+
+    def _transaction_service(self, manager: LogManager) -> TransactionService:
+        cfg = self.config
+        interval = cfg.transaction_abort_interval_ms
+        if self._shared_transactions is not None:
+            return TransactionService(
+                self._shared_transactions, owned=False, abort_interval_ms=interval
+            )
+        offsets = manager.group_offsets
+        if offsets is None:
+            raise BrokerStartError("the log manager has no group offset store (not started?)")
+        coordinator = TransactionCoordinator(
+            manager, offsets, self.clock, max_timeout_ms=cfg.transaction_max_timeout_ms
+        )
+        return TransactionService(coordinator, owned=True, abort_interval_ms=interval)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ctx = self.ctx
@@ -207,6 +232,8 @@ class Broker:
         if ctx is not None:
             if ctx.coordinator is not None:
                 await ctx.coordinator.stop()
+            if ctx.transactions is not None:
+                await ctx.transactions.stop()
             ctx.waiters.notify_all()
             self.ctx = None
             if self._shared_manager is None:

@@ -180,6 +180,22 @@ def _advertised_host(host: str, option: str) -> str:
     help="How long a new group waits for more members before its first generation.",
 )
 @click.option(
+    "--transaction-max-timeout-ms",
+    default=900_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longest transaction.timeout.ms a transactional producer may ask for (Kafka's "
+    "transaction.max.timeout.ms).",
+)
+@click.option(
+    "--transaction-abort-interval-ms",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How often transactions past their timeout are looked for and aborted (Kafka's "
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms).",
+)
+@click.option(
     "--port-file",
     type=click.Path(dir_okay=False),
     default=None,
@@ -215,6 +231,8 @@ def broker(
     max_partitions_per_request: int,
     max_partitions: int,
     group_initial_rebalance_delay_ms: int,
+    transaction_max_timeout_ms: int,
+    transaction_abort_interval_ms: int,
     port_file: str | None,
     log_level: str,
 ) -> None:
@@ -260,6 +278,8 @@ def broker(
         max_partitions_per_request=max_partitions_per_request,
         max_partitions=max_partitions,
         group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+        transaction_max_timeout_ms=transaction_max_timeout_ms,
+        transaction_abort_interval_ms=transaction_abort_interval_ms,
     )
 
     async def run() -> None:

@@ -3,7 +3,9 @@
 Layers, bottom up: ``records`` (RecordBatch v2 codec) and ``batch_header``; ``index`` and
 ``segment`` (one ``.log`` file with its indexes); ``partition_log`` (the segments of one
 partition: append, read, flush, recovery, retention); ``cleaner`` (compaction);
-``manager`` (topics, configs, group offsets, maintenance). Nothing here imports from the
+``manager`` (topics, configs, group offsets, maintenance); ``txn_coordinator`` (the
+transaction coordinator, its state in ``txn_state``), shared by the broker and the
+embedded transport. Nothing here imports from the
 rest of streamlog.
 """
 
@@ -56,6 +58,12 @@ from streamlog.log.records import (
     encode_records,
     iter_batches,
 )
+from streamlog.log.txn_coordinator import (
+    TransactionCoordinator,
+    TransactionDescription,
+    TransactionListing,
+    TxnStatus,
+)
 
 __all__ = [
     "AbortedTxn",
@@ -98,6 +106,10 @@ __all__ = [
     "TopicConfig",
     "TopicDescription",
     "TopicExistsError",
+    "TransactionCoordinator",
+    "TransactionDescription",
+    "TransactionListing",
+    "TxnStatus",
     "UnknownTopicError",
     "decode_batch",
     "encode_batch",

@@ -33,6 +33,17 @@ __all__ = [
     "OutOfOrderSequenceError",
     "InvalidProducerEpochError",
     "TransactionCoordinatorFencedError",
+    "TransactionError",
+    "ProducerFencedError",
+    "InvalidProducerIdMappingError",
+    "ConcurrentTransactionsError",
+    "InvalidTransactionTimeoutError",
+    "InvalidTransactionalIdError",
+    "InvalidGroupIdError",
+    "TransactionLimitError",
+    "OffsetMetadataTooLargeError",
+    "OperationNotAttemptedError",
+    "CoordinatorNotLoadedError",
 ]
 
 
@@ -156,3 +167,61 @@ class TransactionCoordinatorFencedError(LogError):
     """A transaction marker from a coordinator epoch older than one already seen for that
     producer: a newer coordinator owns its transactions (Kafka's
     TRANSACTION_COORDINATOR_FENCED)."""
+
+
+class TransactionError(LogError):
+    """Base of the transaction coordinator's refusals (``txn_coordinator.py``).
+
+    ``InvalidTxnStateError`` is raised by the coordinator too, for a request that does
+    not fit the transaction's state (an EndTxn with nothing open, a commit after an
+    abort, offsets for a group the transaction did not add).
+    """
+
+
+class ProducerFencedError(TransactionError):
+    """A request from a producer epoch other than the transactional id's current one: a
+    newer instance (or the coordinator, on a timeout) bumped the epoch (Kafka's
+    PRODUCER_FENCED)."""
+
+
+class InvalidProducerIdMappingError(TransactionError):
+    """A transactional id the coordinator does not know, or one mapped to another
+    producer id (Kafka's INVALID_PRODUCER_ID_MAPPING)."""
+
+
+class ConcurrentTransactionsError(TransactionError):
+    """The transaction is still completing (its markers are not all written): retry
+    (Kafka's CONCURRENT_TRANSACTIONS, which clients retry)."""
+
+
+class InvalidTransactionTimeoutError(TransactionError):
+    """A transaction timeout that is not positive or exceeds the coordinator's maximum
+    (Kafka's INVALID_TRANSACTION_TIMEOUT, ``transaction.max.timeout.ms``)."""
+
+
+class InvalidTransactionalIdError(TransactionError):
+    """An empty or over-long transactional id (Kafka answers INVALID_REQUEST)."""
+
+
+class InvalidGroupIdError(TransactionError):
+    """An empty or over-long group id in AddOffsetsToTxn (Kafka's INVALID_GROUP_ID)."""
+
+
+class TransactionLimitError(TransactionError):
+    """A transaction past a bound of the coordinator: too many partitions, groups or
+    pending offsets in one transaction, or too many transactional ids."""
+
+
+class OffsetMetadataTooLargeError(TransactionError):
+    """Offset metadata longer than ``offset.metadata.max.bytes`` (Kafka's
+    OFFSET_METADATA_TOO_LARGE)."""
+
+
+class OperationNotAttemptedError(TransactionError):
+    """A partition of an AddPartitionsToTxn that was not added because another
+    partition of the same request was refused (Kafka's OPERATION_NOT_ATTEMPTED)."""
+
+
+class CoordinatorNotLoadedError(TransactionError):
+    """The coordinator's state is not loaded yet (or it was closed): Kafka's
+    COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE."""

@@ -30,6 +30,7 @@ from streamlog.log.config import TopicConfig
 from streamlog.log.dir_lock import DirectoryLock
 from streamlog.log.errors import (
     InvalidPartitionsError,
+    InvalidTopicNameError,
     LogClosedError,
     TopicExistsError,
     UnknownTopicError,
@@ -252,6 +253,20 @@ class LogManager:
             self._configs[name] = config
             self._logs[name] = logs
 
+    def internal_topic_logs(
+        self, name: str, partitions: int, configs: Mapping[str, str | int]
+    ) -> list[PartitionLog]:
+        """The partition logs of the internal topic ``name``, created with ``partitions``
+        and ``configs`` if it does not exist yet (the broker's own state topics, such as
+        ``__transaction_state``; an existing topic keeps its partition count, since the
+        partition of a key follows from it)."""
+        if not is_internal(name):
+            raise InvalidTopicNameError(f"{name!r} is not an internal topic")
+        with self._lock:
+            if name not in self._topics:
+                self._create(name, partitions, configs, internal_ok=True)
+            return list(self._logs[name])
+
     def _open_partition(self, topic: str, partition: int, config: TopicConfig) -> PartitionLog:
         return PartitionLog.open(
             self._partition_dir(topic, partition), config, self.clock, self.file_cache
@@ -419,14 +434,25 @@ class LogManager:
             )
         return logs[partition]
 
-    def append(self, topic: str, partition: int, records: bytes | memoryview) -> AppendResult:
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        records: bytes | memoryview,
+        *,
+        transaction_verified: bool = False,
+    ) -> AppendResult:
         """Append a client's batches (Produce, the embedded producer).
 
         Internal topics are refused with ``InternalTopicError``: only the broker writes
-        them, through its own handle on their partition logs.
+        them, through its own handle on their partition logs. ``transaction_verified``:
+        see ``PartitionLog.append`` (the transaction coordinator's
+        ``run_in_transaction`` vouches for it).
         """
         check_not_internal(topic, "append to")
-        return self.partition(topic, partition).append(records)
+        return self.partition(topic, partition).append(
+            records, transaction_verified=transaction_verified
+        )
 
     def read(
         self,

@@ -327,6 +327,24 @@ def _txn_offset_commit(body: Any, code: int, version: int) -> dict[str, Any]:
     }
 
 
+def _describe_transactions(body: Any, code: int, version: int) -> dict[str, Any]:
+    return {
+        "transaction_states": [
+            {
+                "error_code": code,
+                "transactional_id": txn_id,
+                "transaction_state": "",
+                "transaction_timeout": 0,
+                "transaction_start_time": 0,
+                "producer_id": -1,
+                "producer_epoch": -1,
+                "topics": [],
+            }
+            for txn_id in body.transactional_ids
+        ]
+    }
+
+
 def _describe_configs(body: Any, code: int, version: int) -> dict[str, Any]:
     return {
         "results": [
@@ -375,4 +393,10 @@ _MIRRORS: Mapping[int, _Mirror] = {
     ApiKey.DESCRIBE_CONFIGS: _describe_configs,
     ApiKey.SASL_AUTHENTICATE: _sasl_authenticate,
     ApiKey.CREATE_PARTITIONS: _create_partitions,
+    ApiKey.DESCRIBE_TRANSACTIONS: _describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: lambda body, code, version: {
+        "error_code": code,
+        "unknown_state_filters": [],
+        "transaction_states": [],
+    },
 }

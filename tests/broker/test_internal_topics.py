@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from confluent_kafka import KafkaError, Producer
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
-from kafka.errors import InvalidTopicError
+from kafka.errors import InvalidTopicError, TopicAlreadyExistsError
 
 from streamlog.log.group_offsets import OffsetAndMetadata as StoredOffset
 from streamlog.log.group_offsets import encode_offset_key, encode_offset_value, java_string_hash
@@ -155,7 +155,7 @@ def test_a_produce_request_is_refused_per_partition(shared_broker) -> None:
 def test_admin_requests_cannot_create_delete_or_grow_internal_topics(shared_broker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap)
     try:
-        for name in ("__transaction_state", "__share_group_state", "__cluster_metadata"):
+        for name in ("__share_group_state", "__cluster_metadata"):
             with pytest.raises(InvalidTopicError):
                 admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
             with pytest.raises(InvalidTopicError):
@@ -173,7 +173,18 @@ def test_admin_requests_cannot_create_delete_or_grow_internal_topics(shared_brok
         described = admin.describe_topics(["__consumer_offsets"])
         assert described[0]["is_internal"]
         assert len(described[0]["partitions"]) == OFFSETS_PARTITIONS
-        assert "__transaction_state" not in admin.list_topics()
+        # __transaction_state exists (the transaction coordinator's): as __consumer_offsets
+        with pytest.raises(TopicAlreadyExistsError):
+            admin.create_topics(
+                [NewTopic("__transaction_state", num_partitions=1, replication_factor=1)]
+            )
+        with pytest.raises(InvalidTopicError):
+            admin.delete_topics(["__transaction_state"])
+        with pytest.raises(InvalidTopicError):
+            admin.create_partitions({"__transaction_state": NewPartitions(total_count=20)})
+        described = admin.describe_topics(["__transaction_state"])
+        assert described[0]["is_internal"]
+        assert len(described[0]["partitions"]) == 4
     finally:
         admin.close()
 

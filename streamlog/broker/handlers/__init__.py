@@ -29,6 +29,7 @@ def handler_table() -> dict[ApiKey, Handler]:
         produce,
         producer_ids,
         sasl,
+        transactions,
     )
 
     return {
@@ -53,4 +54,10 @@ def handler_table() -> dict[ApiKey, Handler]:
         ApiKey.DESCRIBE_GROUPS: groups.handle_describe_groups,
         ApiKey.SASL_HANDSHAKE: sasl.handle_sasl_handshake,
         ApiKey.SASL_AUTHENTICATE: sasl.handle_sasl_authenticate,
+        ApiKey.ADD_PARTITIONS_TO_TXN: transactions.handle_add_partitions_to_txn,
+        ApiKey.ADD_OFFSETS_TO_TXN: transactions.handle_add_offsets_to_txn,
+        ApiKey.TXN_OFFSET_COMMIT: transactions.handle_txn_offset_commit,
+        ApiKey.END_TXN: transactions.handle_end_txn,
+        ApiKey.DESCRIBE_TRANSACTIONS: transactions.handle_describe_transactions,
+        ApiKey.LIST_TRANSACTIONS: transactions.handle_list_transactions,
     }

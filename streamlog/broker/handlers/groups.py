@@ -92,7 +92,8 @@ async def handle_find_coordinator(
 
 
 def _coordinator_for(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
-    if key_type == _GROUP_KEY and ctx.coordinator is not None:
+    available = ctx.coordinator if key_type == _GROUP_KEY else ctx.transactions
+    if key_type in (_GROUP_KEY, _TRANSACTION_KEY) and available is not None:
         host, port = ctx.advertised
         return {
             "key": key,

@@ -1,10 +1,9 @@
 """InitProducerId: ids for idempotent producers, never reused by this data directory.
 
-Transactional producers (a ``transactional_id``) need a transaction coordinator, which
-this broker does not have yet: they get TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a fatal
-error with a clear meaning, rather than ids that would fail later at AddPartitionsToTxn.
-An idempotent producer that asks to bump its epoch (KIP-360: it sends its current id and
-epoch) gets the same id with the next epoch.
+A transactional producer (a ``transactional_id``) gets its id and epoch from the
+transaction coordinator (``transactions.py``). An idempotent producer that asks to bump
+its epoch (KIP-360: it sends its current id and epoch) gets the same id with the next
+epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamlog.broker.context import BrokerContext, Session
+from streamlog.broker.handlers.transactions import init_transactional_producer
 from streamlog.protocol import (
     ApiKey,
     DecodedRequest,
@@ -32,12 +32,7 @@ async def handle_init_producer_id(
     body: Any = request.body
     cls = response_class(ApiKey.INIT_PRODUCER_ID, request.api_version)
     if body.transactional_id is not None:
-        return build_message(
-            cls,
-            error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            producer_id=-1,
-            producer_epoch=-1,
-        )
+        return await init_transactional_producer(ctx, request)
     current_id = getattr(body, "producer_id", -1)
     current_epoch = getattr(body, "producer_epoch", -1)
     if current_id >= 0 and 0 <= current_epoch < _MAX_EPOCH - 1:
