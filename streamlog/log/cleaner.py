@@ -202,7 +202,17 @@ class LogCleaner:
                 tracker = TransactionTracker(aborted, segment.base_offset)
             for position, raw in segment.read_batches():
                 header = parse_header(raw)
-                if header.is_control or tracker.is_aborted(header):
+                if header.is_control:
+                    # the marker ends its producer's transaction for the tracker: else
+                    # that producer's later committed batches would count as aborted
+                    # and stay out of the map (their keys' older values never removed)
+                    try:
+                        _, marker = read_marker(raw, 0, header)
+                    except (CorruptRecordError, InvalidRecordError):
+                        continue
+                    tracker.on_marker(header, marker.type)
+                    continue
+                if tracker.is_aborted(header):
                     continue
                 try:
                     batch = decode_batch(raw, limit=limit)

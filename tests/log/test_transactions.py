@@ -542,3 +542,25 @@ def test_the_log_manager_reads_with_either_isolation(tmp_path) -> None:
         assert committed.aborted_transactions == ()
         assert values(consume(plog, UNCOMMITTED)[0]) == [b"open", b"after"]
         assert manager.read("t", 0, 0).high_watermark == 2
+
+
+def test_compaction_after_an_abort_keeps_the_same_producers_later_commits_in_its_map(
+    tmp_path,
+) -> None:
+    """One producer: commit k=v1, abort k=bad, commit k=v2 (a transactional producer's
+    usual life). The abort marker ends the aborted transaction for the offset map too, so
+    v2 supersedes v1 and the pass removes v1 as well as the aborted record."""
+    clock = ManualClock(NOW)
+    plog = open_log(tmp_path, clock, **COMPACT)
+    producer = TxnProducer(7)
+    for value, commit in ((b"k=v1", True), (b"k=bad", False), (b"k=v2", True)):
+        producer.send(plog, [value], key=key_of)
+        producer.end(plog, commit)
+    plog.append(plain_batch([b"other=1"], key=key_of))
+    plog.roll()
+    result = LogCleaner(clock).clean(plog)
+    assert result is not None
+    assert (result.aborted_records_removed, result.records_removed) == (1, 1)
+    assert values(consume(plog, UNCOMMITTED)[0]) == [b"k=v2", b"other=1"]
+    assert values(consume(plog, COMMITTED)[0]) == [b"k=v2", b"other=1"]
+    plog.close()

@@ -240,6 +240,8 @@ def test_control_batches_are_skipped(kafka: KafkaCase) -> None:
     producer.commit_transaction(10)
     producer.begin_transaction()
     producer.produce(topic, b"aborted", partition=0)
+    # sent before the abort: abort_transaction purges what is still queued
+    assert producer.flush(10) == 0
     producer.abort_transaction(10)
     producer.begin_transaction()
     producer.produce(topic, b"committed-2", partition=0)
@@ -252,13 +254,13 @@ def test_control_batches_are_skipped(kafka: KafkaCase) -> None:
         everything.assign([tp])
         written = [b"committed-1", b"aborted", b"committed-2"]
         markers = 3
-        if kafka.kind == "tansu":
-            written.remove(b"aborted")  # Tansu drops an aborted transaction's records...
-            markers = 2  # ...and writes commit markers only
         records = await read_records(everything, len(written))
         assert [r.value for r in records] == written
         # Records and markers take offsets; only the records are handed out.
         assert await everything.position(tp) == len(written) + markers
+        await transport.close()
+        kafka.skip_on_tansu("a read_committed fetch hands out an aborted transaction's records")
+        transport = kafka.transport()
         committed = transport.consumer(isolation_level="read_committed")
         committed.assign([tp])
         records = await read_records(committed, 2)

@@ -1,10 +1,9 @@
 """The Kafka transport's transactional producer and read_committed consumers, against
 real brokers.
 
-Every test runs on Tansu (which has transactions) and on ``streamlog broker``; on a
-broker that refuses a transactional id at InitProducerId (``streamlog broker`` until its
-transaction coordinator lands) the tests skip, saying so, and start running there when
-it accepts one. Readers are our own consumer and, where installed, confluent-kafka's and
+Every test runs on Tansu and on ``streamlog broker`` (both have transaction
+coordinators); on a broker that refuses a transactional id at InitProducerId the tests
+would skip, saying so. Readers are our own consumer and, where installed, confluent-kafka's and
 kafka-python's, each with both isolation levels.
 
 Tansu's transaction quirks (seen with confluent-kafka too): it drops an aborted

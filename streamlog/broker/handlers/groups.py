@@ -319,19 +319,33 @@ async def handle_offset_fetch(
     request: DecodedRequest,
 ) -> ResponsePayload:
     body: Any = request.body
+    stable = bool(getattr(body, "require_stable", False)) and ctx.transactions is not None
+
+    def unstable(group_id: str) -> set[tuple[str, int]]:
+        # KIP-447: offsets an open transaction holds for the group are not answered yet
+        if not stable or ctx.transactions is None:
+            return set()
+        return ctx.transactions.coordinator.pending_offsets(group_id)
+
     if request.api_version >= 8:
         groups = [
-            _fetch_group(coordinator, g.group_id, g.topics, request.api_version)
+            _fetch_group(coordinator, g.group_id, g.topics, unstable(g.group_id))
             for g in body.groups
         ]
         return _respond(request, groups=groups)
-    group = _fetch_group(coordinator, body.group_id, body.topics, request.api_version)
+    group = _fetch_group(coordinator, body.group_id, body.topics, unstable(body.group_id))
     return _respond(request, error_code=group["error_code"], topics=group["topics"])
 
 
 def _fetch_group(
-    coordinator: GroupCoordinator, group_id: str, topics: Iterable[Any] | None, version: int
+    coordinator: GroupCoordinator,
+    group_id: str,
+    topics: Iterable[Any] | None,
+    pending: set[tuple[str, int]],
 ) -> dict[str, Any]:
+    """The group's committed offsets; a partition in ``pending`` (offsets held by an open
+    transaction, asked with ``require_stable``) gets UNSTABLE_OFFSET_COMMIT, which
+    clients retry."""
     requested = None
     if topics is not None:
         requested = [(t.name, list(t.partition_indexes)) for t in topics]
@@ -355,7 +369,11 @@ def _fetch_group(
                         "committed_offset": stored.get((name, index), none).offset,
                         "committed_leader_epoch": stored.get((name, index), none).leader_epoch,
                         "metadata": stored.get((name, index), none).metadata,
-                        "error_code": code,
+                        "error_code": (
+                            ErrorCode.UNSTABLE_OFFSET_COMMIT
+                            if code is ErrorCode.NONE and (name, index) in pending
+                            else code
+                        ),
                     }
                     for index in indexes
                 ],
