@@ -698,9 +698,20 @@ class Watcher:
         return desc.state == ConsumerGroupState.STABLE and len(desc.members) > 0
 
     def committed_all(self, ends: dict[int, int]) -> bool:
-        """Whether the group has committed ``ends`` (partition -> end offset) or beyond."""
+        """Whether the group has committed ``ends`` (partition -> end offset) or beyond.
+
+        Not yet when the answer is an error: under exactly-once a broker answers
+        UNSTABLE_OFFSET_COMMIT while a transaction holds offsets of the group (KIP-447),
+        which the client may give up retrying within the timeout.
+        """
         parts = [TopicPartition(self.spec.input_topic, p) for p in ends]
-        got = {tp.partition: tp.offset for tp in self.consumer.committed(parts, timeout=5)}
+        try:
+            answer = self.consumer.committed(parts, timeout=5)
+        except KafkaException:
+            return False
+        if any(tp.error is not None for tp in answer):
+            return False
+        got = {tp.partition: tp.offset for tp in answer}
         return all(got[p] >= end for p, end in ends.items())
 
     def output_count(self) -> int:
