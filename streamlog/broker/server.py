@@ -129,7 +129,7 @@ class Broker:
             if self._waiters is not None:
                 ctx.waiters = self._waiters
             ctx.coordinator = GroupCoordinator(ctx, local_groups=self._local_groups)
-            ctx.transactions = self._transaction_service(manager)
+            ctx.transactions = self._transaction_service(manager, ctx.waiters)
             self._server = await asyncio.start_server(
                 self._accept,
                 cfg.host,
@@ -143,7 +143,8 @@ class Broker:
             ctx.port = self.port
             self.ctx = ctx
             await ctx.coordinator.start()
-            await ctx.transactions.start()
+            if ctx.transactions is not None:
+                await ctx.transactions.start()
             if not shared:
                 manager.start_background(cfg.maintenance_interval_ms)
         except BaseException:
@@ -165,20 +166,28 @@ class Broker:
         if users is not None:
             log.info("SASL authentication required (%s)", ", ".join(cfg.sasl_mechanisms))
 
-    def _transaction_service(self, manager: LogManager) -> TransactionService:
+    def _transaction_service(
+        self, manager: LogManager, waiters: Waiters
+    ) -> TransactionService | None:
+        """The coordinator's service: the owner's coordinator when the log is shared
+        (none if it gave none: two coordinators over one log would abort each other's
+        transactions), else one of this broker's own."""
         cfg = self.config
         interval = cfg.transaction_abort_interval_ms
         if self._shared_transactions is not None:
             return TransactionService(
-                self._shared_transactions, owned=False, abort_interval_ms=interval
+                self._shared_transactions, waiters, owned=False, abort_interval_ms=interval
             )
+        if self._shared_manager is not None:
+            log.info("no transaction coordinator: the log's owner did not share one")
+            return None
         offsets = manager.group_offsets
         if offsets is None:
             raise BrokerStartError("the log manager has no group offset store (not started?)")
         coordinator = TransactionCoordinator(
             manager, offsets, self.clock, max_timeout_ms=cfg.transaction_max_timeout_ms
         )
-        return TransactionService(coordinator, owned=True, abort_interval_ms=interval)
+        return TransactionService(coordinator, waiters, owned=True, abort_interval_ms=interval)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ctx = self.ctx

@@ -10,7 +10,14 @@ past their timeout and finish any left in PrepareX.
 
 A broker serving a log another component owns (a ``streamlog worker`` on ``file://``) is
 given that component's coordinator instead: one coordinator per data directory, loaded
-and expired by its owner.
+and expired by its owner (two over one ``__transaction_state`` would each time out and
+abort the other's transactions). Without one, such a broker has no transaction
+coordinator (FindCoordinator for a transactional id: COORDINATOR_NOT_AVAILABLE).
+
+Markers move last stable offsets, so the partitions a call ended are handed to the
+broker's waiters (``notify``): a read_committed fetch waiting on one answers at once
+instead of at its max wait. After an expiry pass that aborted or completed anything,
+every waiter is woken (which partitions it ended is the coordinator's).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from streamlog.broker.waiters import Waiters
 from streamlog.log.txn_coordinator import TransactionCoordinator
 
 __all__ = ["TransactionService"]
@@ -36,9 +44,15 @@ class TransactionService:
     docstring. ``owned``: this broker loads the coordinator and runs its expiry timer."""
 
     def __init__(
-        self, coordinator: TransactionCoordinator, *, owned: bool, abort_interval_ms: int
+        self,
+        coordinator: TransactionCoordinator,
+        waiters: Waiters,
+        *,
+        owned: bool,
+        abort_interval_ms: int,
     ) -> None:
         self.coordinator = coordinator
+        self._waiters = waiters
         self._owned = owned
         self._interval_s = abort_interval_ms / 1000
         self._calls: set[asyncio.Future[Any]] = set()
@@ -69,6 +83,16 @@ class TransactionService:
         future.add_done_callback(self._calls.discard)
         return await asyncio.shield(future)
 
+    def open_partitions(self, transactional_id: str) -> tuple[tuple[str, int], ...]:
+        """The partitions of the id's transaction, if one is open (to ``notify`` once a
+        call has ended it)."""
+        described = self.coordinator.describe([transactional_id]).get(transactional_id)
+        return described.partitions if described is not None else ()
+
+    def notify(self, partitions: tuple[tuple[str, int], ...]) -> None:
+        for topic, partition in partitions:
+            self._waiters.notify(topic, partition)
+
     async def _expire_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
@@ -79,3 +103,5 @@ class TransactionService:
                 continue
             if report.timed_out:
                 log.info("aborted timed-out transactions of %s", ", ".join(report.timed_out))
+            if report.timed_out or report.completed:
+                self._waiters.notify_all()

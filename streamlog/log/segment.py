@@ -480,6 +480,15 @@ class LogSegment:
                 os.fdatasync(fd)
             self._unsynced = False
 
+    def sync_records(self) -> None:
+        """fdatasync the ``.log`` alone (if it may hold bytes not synced yet): the records
+        are durable, the indexes are not (recovery rebuilds them past the recovery
+        point)."""
+        if self._unsynced:
+            with self._file as fd:
+                os.fdatasync(fd)
+            self._unsynced = False
+
     def close(self) -> None:
         if self._closed:
             return

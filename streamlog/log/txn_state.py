@@ -278,28 +278,34 @@ class TransactionStateStore:
     def partition_for(self, transactional_id: str) -> int:
         return (java_string_hash(transactional_id) & 0x7FFFFFFF) % len(self._logs)
 
-    def write(self, meta: TransactionMetadata) -> None:
-        """Store ``meta`` (flushed to disk when durable) before the caller acts on it."""
+    def write(self, meta: TransactionMetadata, *, sync: bool = True) -> None:
+        """Store ``meta`` before the caller acts on it: flushed to disk when the store is
+        durable, unless ``sync`` is False (a state that, if lost, is rebuilt from the
+        one before it: see the coordinator's ``_complete``)."""
         entry = (
             encode_txn_key(meta.transactional_id),
             encode_txn_value(meta),
             self._clock.time_ms(),
             (),
         )
-        self._append(meta.transactional_id, entry)
+        self._append(meta.transactional_id, entry, sync)
 
     def delete(self, transactional_id: str) -> None:
-        """A tombstone: compaction then forgets the id."""
+        """A tombstone: compaction then forgets the id (not flushed: an id that comes
+        back after a crash is forgotten again by the next expiry)."""
         key = encode_txn_key(transactional_id)
-        self._append(transactional_id, (key, None, self._clock.time_ms(), ()))
+        self._append(transactional_id, (key, None, self._clock.time_ms(), ()), False)
 
     def _append(
-        self, transactional_id: str, entry: tuple[bytes, bytes | None, int, tuple[()]]
+        self,
+        transactional_id: str,
+        entry: tuple[bytes, bytes | None, int, tuple[()]],
+        sync: bool,
     ) -> None:
         plog = self._logs[self.partition_for(transactional_id)]
         plog.append(encode_batch([entry]), AppendOrigin.COORDINATOR)
-        if self._durable:
-            plog.flush()
+        if self._durable and sync:
+            plog.sync_records()
 
     def load(self) -> dict[str, TransactionMetadata]:
         """The latest state of every transactional id stored (tombstones removed)."""

@@ -267,6 +267,25 @@ def test_flush_policy_every_message_advances_the_recovery_point(tmp_path) -> Non
     lazy.close()
 
 
+def test_sync_records_leaves_the_recovery_point_and_a_crash_keeps_the_records(
+    tmp_path,
+) -> None:
+    """``sync_records`` fdatasyncs the record files only: the recovery point stays, so
+    after a crash the records past it are recovered by the scan, indexes rebuilt."""
+    plog = open_log(tmp_path, segment_bytes=300)
+    for i in range(6):
+        plog.append(make_batch(2, start=2 * i))
+    assert len(plog.segments) > 1
+    plog.sync_records()
+    assert plog.recovery_point == 0 and plog.unflushed_messages == 12
+    before = read_all_records(plog)
+    plog.close_unclean()
+    plog = open_log(tmp_path, segment_bytes=300)
+    assert read_all_records(plog) == before and len(before) == 12
+    assert plog.offset_for_timestamp(0) is not None  # the rebuilt time index answers
+    plog.close()
+
+
 def test_flush_ms_flushes_on_append_and_on_timer(tmp_path) -> None:
     clock = ManualClock()
     plog = open_log(tmp_path, clock, flush_ms=100)

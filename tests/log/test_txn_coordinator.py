@@ -5,6 +5,7 @@ offsets), id expiry, bounds, and compaction of ``__transaction_state``."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -628,3 +629,48 @@ def test_compaction_keeps_the_latest_state_of_each_id(tmp_path, clock) -> None:
         d = expected[TID]
         assert (d.state, d.partitions) == (TxnStatus.ONGOING, (("t", 1),))
         assert logs.group_offsets.fetch("g")[("in", 0)].offset == 8
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_no_batch_lands_after_end_txn_began(tmp_path, clock) -> None:
+    """A thread appending through ``run_in_transaction`` while EndTxn runs: every batch is
+    either before the commit marker (and committed) or refused; none opens a stray
+    transaction after it (which would hold the LSO for ever)."""
+    with opened(tmp_path, clock) as (logs, c):
+        p = Producer(logs, c)
+        p.send("t", 0, b"first")
+        t0 = logs.partition("t", 0)
+        appended: list[int] = []
+        refused: list[Exception] = []
+        started = threading.Event()
+
+        def keep_sending() -> None:
+            for i in range(10_000):
+                try:
+                    appended.append(p.send("t", 0, b"v%d" % i, add=False))
+                except InvalidTxnStateError as exc:
+                    refused.append(exc)
+                    return
+                started.set()
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        assert started.wait(10)
+        p.end(commit=True)
+        sender.join(10)
+        assert refused, "the sender kept appending after the transaction ended"
+        (marker,) = [o for o, pid in batch_offsets(t0) if pid == -2]
+        assert all(offset < marker for offset in appended)
+        assert t0.last_stable_offset == t0.log_end_offset == marker + 1
+        assert committed_values(t0) == [b"first"] + [b"v%d" % i for i in range(len(appended))]
+
+
+def batch_offsets(plog: PartitionLog) -> list[tuple[int, int]]:
+    """(base offset, producer id, or -2 for a marker) of every batch."""
+    out = []
+    for raw in plog.iter_batches():
+        header = decode_batch(raw).header
+        out.append((header.base_offset, -2 if header.is_control else header.producer_id))
+    return out

@@ -97,6 +97,7 @@ async def init_transactional_producer(
     if service is None:
         return error_response_for(request, ErrorCode.COORDINATOR_NOT_AVAILABLE)
     timeout_ms = body.transaction_timeout // datetime.timedelta(milliseconds=1)
+    fenced = service.open_partitions(body.transactional_id)  # aborted if it is still open
     try:
         producer_id, epoch = await service.call(
             service.coordinator.init_producer_id,
@@ -107,6 +108,7 @@ async def init_transactional_producer(
         )
     except (LogError, OSError) as exc:
         return error_response_for(request, _code(request, exc))
+    service.notify(fenced)
     return _respond(
         request, error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=epoch
     )
@@ -171,7 +173,9 @@ async def handle_end_txn(
     ctx: BrokerContext, session: Session, request: DecodedRequest
 ) -> ResponsePayload:
     body: Any = request.body
-    return await _just_error(
+    service = _service(ctx)
+    ended = service.open_partitions(body.transactional_id) if service is not None else ()
+    response = await _just_error(
         ctx,
         request,
         "end_txn",
@@ -180,6 +184,9 @@ async def handle_end_txn(
         body.producer_epoch,
         bool(body.committed),
     )
+    if service is not None:
+        service.notify(ended)  # the markers moved their last stable offsets
+    return response
 
 
 async def _just_error(
