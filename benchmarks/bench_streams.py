@@ -561,15 +561,21 @@ def end_offsets(consumer: Consumer, topic: str, partitions: int) -> dict[int, in
     }
 
 
-def stable_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, int]:
-    """Each partition's last stable offset: ListOffsets (latest) with ``read_committed``.
+def stable_offsets(
+    admin: AdminClient, topic: str, partitions: int, committed: bool = True
+) -> dict[int, int]:
+    """Each partition's last stable offset: ListOffsets (latest) with ``read_committed``;
+    with ``committed=False`` its end offset (``read_uncommitted``).
 
     The end of what a ``read_committed`` reader can read; it counts the transactions'
     commit and abort markers too, so under exactly-once it runs ahead of the records.
+    (Asked explicitly: a consumer's ``get_watermark_offsets`` asks with the consumer's
+    own isolation level, so a ``read_committed`` consumer's "high watermark" is the LSO.)
     """
+    isolation = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
     futures = admin.list_offsets(
         {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)},
-        isolation_level=IsolationLevel.READ_COMMITTED,
+        isolation_level=isolation,
         request_timeout=10,
     )
     return {tp.partition: future.result(timeout=15).offset for tp, future in futures.items()}
@@ -726,13 +732,12 @@ class Watcher:
         if not self.spec.exactly_once:
             return self.output_count() >= expected
         return committed_outputs_done(
-            self.admin, self.consumer, self.spec, expected, input_ends, self.committed_all
+            self.admin, self.spec, expected, input_ends, self.committed_all
         )
 
 
 def committed_outputs_done(
     admin: AdminClient,
-    consumer: Consumer,
     spec: RunSpec,
     expected: int,
     input_ends: dict[int, int],
@@ -751,7 +756,7 @@ def committed_outputs_done(
     stable = stable_offsets(admin, spec.output_topic, spec.partitions)
     if sum(stable.values()) < expected:
         return False
-    ends = end_offsets(consumer, spec.output_topic, spec.partitions)
+    ends = stable_offsets(admin, spec.output_topic, spec.partitions, committed=False)
     if stable != ends:
         return False
     return committed_all(input_ends)
