@@ -317,6 +317,15 @@ def _silence_stdout() -> None:
     metavar="MS",
     help="Stop when no record arrives for MS milliseconds.",
 )
+@click.option(
+    "--isolation",
+    "isolation_level",
+    type=click.Choice(["read_uncommitted", "read_committed"]),
+    default="read_uncommitted",
+    show_default=True,
+    help="read_committed: only records of committed transactions (an exactly-once "
+    "app's outputs as its next stage sees them), up to the last stable offset.",
+)
 @broker_option
 def consume(
     topic: str,
@@ -329,6 +338,7 @@ def consume(
     print_timestamp: bool,
     partition: int | None,
     timeout_ms: int | None,
+    isolation_level: str,
     broker_url: str | None,
 ) -> None:
     """Print the records of TOPIC, one per line.
@@ -369,6 +379,7 @@ def consume(
             group_id=group,
             client_id="streamlog-console-consumer",
             auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level=isolation_level,
         )
         count = 0
         printed: dict[TopicPartition, int] = {}  # next offset after the last printed record

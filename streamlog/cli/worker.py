@@ -427,6 +427,7 @@ async def _start_listener(app: Any, address: tuple[str, int], server: dict[str, 
             manager=manager,
             local_groups=groups,
             waiters=SharedWakeups(app.transport.notifier),
+            transactions=app.transport.transactions.coordinator,
         )
         try:
             await broker.start()

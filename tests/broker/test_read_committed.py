@@ -134,3 +134,31 @@ def test_read_committed_clients_see_committed_records_up_to_the_lso(tmp_path) ->
         assert _kafka_python(broker.bootstrap, "read_committed") == (after, 10)
     finally:
         assert broker.stop() == 0, broker.logs()
+
+
+def test_earliest_is_the_log_start_for_read_committed_even_before_an_open_transaction(
+    tmp_path,
+) -> None:
+    """A partition whose first record is in an open transaction: its last stable offset
+    is 0, and ListOffsets earliest still answers 0 (the log start, as Kafka's does for
+    either isolation), not -1; latest answers the LSO, a time lookup past it -1."""
+    data_dir = str(tmp_path / "data")
+    with LogManager.open(data_dir) as manager:
+        manager.create_topic(TOPIC, 1)
+        plog = manager.partition(TOPIC, 0)
+        _write(plog, [b"c1"], C, 0)
+        assert (plog.last_stable_offset, plog.log_end_offset) == (0, 1)
+    broker = BrokerProcess(data_dir).start()
+    try:
+        tp = KTopicPartition(TOPIC, 0)
+        for isolation, latest in (("read_committed", 0), ("read_uncommitted", 1)):
+            consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level=isolation)
+            try:
+                assert consumer.beginning_offsets([tp]) == {tp: 0}
+                assert consumer.end_offsets([tp]) == {tp: latest}
+                found = consumer.offsets_for_times({tp: 0})[tp]
+                assert (found is None) == (isolation == "read_committed")
+            finally:
+                consumer.close()
+    finally:
+        assert broker.stop() == 0, broker.logs()

@@ -3,7 +3,7 @@ read by read_committed and read_uncommitted consumers of confluent-kafka, kafka-
 and aiokafka, against real ``streamlog broker`` processes: commit and abort with a real
 consumer's offsets, fencing, a zombie member's offsets, a timeout, a broker restart in the
 middle of a transaction (killed too), and compaction of a partition with aborted
-transactions."""
+transactions; aiokafka's transactional producer too."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as ATopicPartition
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -607,3 +607,44 @@ def test_each_api_validates_and_answers_as_kafka(broker) -> None:
     assert produce(0, 1) == (ErrorCode.INVALID_TXN_STATE, -1)  # after the end: refused
     assert listed(producer_id_filters=[pid]) == (["raw-app"], [])
     assert last_stable_offset(broker.bootstrap, "raw-out") == 2
+
+
+def test_aiokafka_transactional_producer(broker) -> None:
+    """aiokafka's transactional producer too (its TxnOffsetCommit carries no member
+    information: the group is not checked, as in Kafka)."""
+    bootstrap = broker.bootstrap
+    create_topic(bootstrap, "aio-txn")
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="aio-app")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send_and_wait("aio-txn", b"c1", partition=0)
+                await producer.send_offsets_to_transaction(
+                    {ATopicPartition("aio-txn-in", 0): 11}, "aio-group"
+                )
+            await producer.begin_transaction()
+            await producer.send_and_wait("aio-txn", b"a1", partition=0)
+            await producer.send_offsets_to_transaction(
+                {ATopicPartition("aio-txn-in", 0): 99}, "aio-group"
+            )
+            await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send_and_wait("aio-txn", b"c2", partition=0)
+        finally:
+            await producer.stop()
+
+    create_topic(bootstrap, "aio-txn-in")
+    asyncio.run(asyncio.wait_for(produce(), 60))
+    assert kafka_python_read(bootstrap, "aio-txn", "read_committed") == [(0, b"c1"), (4, b"c2")]
+    assert kafka_python_read(bootstrap, "aio-txn", "read_uncommitted") == [
+        (0, b"c1"),
+        (2, b"a1"),
+        (4, b"c2"),
+    ]
+    checker = Consumer({"bootstrap.servers": bootstrap, "group.id": "aio-group"})
+    try:
+        assert checker.committed([TopicPartition("aio-txn-in", 0)], 10)[0].offset == 11
+    finally:
+        checker.close()

@@ -262,3 +262,43 @@ def test_progress_line_counts_and_rates() -> None:
         "800 records sent, 600 records/s",
         "800 records sent in 2.0 s, 400 records/s\n",
     ]
+
+
+def test_isolation_read_committed_prints_committed_transactions_only(
+    broker_url: str, topic: str
+) -> None:
+    """A committed and an aborted transaction, then one left open: read_committed prints
+    the committed one and stops at the open one (the last stable offset);
+    read_uncommitted prints everything."""
+    import asyncio
+
+    from streamlog.transport import open_transport
+
+    async def write() -> None:
+        transport = open_transport(broker_url)
+        await transport.start()
+        try:
+            await transport.admin().create_topic(topic, 1)
+            producer = transport.producer(transactional_id=f"{topic}-writer")
+            await producer.init_transactions()
+            for values, end in (([b"c1", b"c2"], "commit"), ([b"a1"], "abort"), ([b"o1"], "")):
+                producer.begin_transaction()
+                for value in values:
+                    await producer.send(topic, value, partition=0)
+                await producer.flush()  # written, so that an abort leaves them behind a marker
+                if end == "commit":
+                    await producer.commit_transaction()
+                elif end == "abort":
+                    await producer.abort_transaction()
+            await producer.close()  # the last transaction left open
+        finally:
+            await transport.close()
+
+    asyncio.run(asyncio.wait_for(write(), 30))
+    committed = ok(
+        "consume", topic, "--from-beginning", "--isolation", "read_committed",
+        "--timeout-ms", "500", broker=broker_url,
+    )  # fmt: skip
+    assert committed == ["c1", "c2"]
+    everything = ok("consume", topic, "--from-beginning", "--timeout-ms", "500", broker=broker_url)
+    assert everything == ["c1", "c2", "a1", "o1"]

@@ -2,9 +2,9 @@
 ``kafka://`` on ``streamlog broker`` and ``kafka://`` on Tansu (the ``transport`` fixture,
 ``conftest.py``). What passes here is what an app may rely on whichever URL it runs on.
 
-A kafka broker that refuses transactional ids (``streamlog broker`` until its transaction
-coordinator lands) is probed as ``test_kafka_transactions.py`` probes it, and its cases
-skip with the broker's own answer as the reason. Tansu's known differences are declared
+A kafka broker that refuses transactional ids is probed as ``test_kafka_transactions.py``
+probes it, and its cases skip with the broker's own answer as the reason (``streamlog
+broker`` and Tansu both have transaction coordinators). Tansu's known differences are declared
 below and change the expected values (or skip) on Tansu only.
 
 The last test kills (SIGKILL) a process in the middle of its transactions on a

@@ -50,8 +50,10 @@ async def handle_list_offsets(
 
 def _lookup(plog: PartitionLog, timestamp: int, committed: bool) -> tuple[int, int]:
     offset, found_ts = _lookup_uncommitted(plog, timestamp, committed)
-    if committed and timestamp != LATEST and offset >= plog.last_stable_offset:
-        return -1, -1  # as Kafka: a read_committed lookup never lands past the LSO
+    if committed and timestamp not in (LATEST, EARLIEST) and offset >= plog.last_stable_offset:
+        # as Kafka: a read_committed lookup by time never lands at or past the LSO (the
+        # earliest offset is the log start whatever the isolation, as Kafka's is)
+        return -1, -1
     return offset, found_ts
 
 

@@ -58,6 +58,7 @@ from streamlog.serde import Codec, CodecRegistry, Schema, default_codecs
 from streamlog.state.checkpoint import Checkpoint
 from streamlog.state.errors import (
     CheckpointError,
+    ExactlyOnceError,
     OffsetsNotCommittedError,
     TransactionAbortedError,
 )
@@ -447,6 +448,18 @@ class App:
                 "(streamlog worker, or await app.start())"
             )
         return self._producer
+
+    @property
+    def transaction_counts(self) -> dict[str, int] | None:
+        """Exactly-once: transactions committed and aborted since the start (None under
+        at-least-once, or before the start)."""
+        sends = self._transactional
+        if sends is None:
+            return None
+        return {
+            "committed": sends.transactions_committed,
+            "aborted": sends.transactions_aborted,
+        }
 
     def attach(self, topic: Topic, inbox: Inbox) -> None:
         """Deliver ``topic``'s records to ``inbox`` (agents register their inboxes here)."""
@@ -845,7 +858,10 @@ class App:
         if not checkpoint.closed:
             checkpoint.discard()
         if self._transactional is not None:
-            await self._transactional.abort()
+            try:
+                await self._transactional.abort()
+            except ExactlyOnceError as exc:  # fenced: this worker cannot transact any more
+                self.crash(exc)
         self._checkpoint = self._new_checkpoint()
 
     def drop_revoked(self) -> int:

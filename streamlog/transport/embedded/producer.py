@@ -18,7 +18,8 @@ end: one in-process append each.
 Acknowledgement: the append is synchronous, so the awaitable ``send`` returns resolves
 as soon as its batch is in the log, whatever ``acks`` says. ``idempotent`` is accepted and
 ignored: there is no network, hence no retry that could duplicate a batch, and so no need
-for producer ids and sequence numbers.
+for producer ids and sequence numbers. A transactional producer (``txn_producer.py``, a
+subclass: ``_write`` is where it differs) stamps them, as its transactions need them.
 """
 
 from __future__ import annotations

@@ -6,32 +6,38 @@ opened log (a ``memory://`` directory, a ``file://`` data directory): the log en
 broker`` runs too), whose state lives in the log's ``__transaction_state`` topic. This
 module is what a broker adds around it, without the wire:
 
-1. ``start``: the coordinator is made and loaded before any client exists, so that a
+1. ``load``: the coordinator is made and loaded before any client exists, so that a
    transaction a killed process left half-ended (PrepareCommit / PrepareAbort) is
    completed, and one it left open is aborted when it times out or when its
    transactional id is initialised again.
 2. Every ``expire_interval_ms`` the coordinator aborts the transactions open for longer
    than their ``transaction_timeout_ms`` (Kafka's
-   ``transaction.abort.timed.out.transaction.cleanup.interval.ms``).
+   ``transaction.abort.timed.out.transaction.cleanup.interval.ms``) and retries the
+   completion of any whose markers could not be written.
 3. Markers move partitions' last stable offsets: the partitions a commit or abort ended
    are told to the notifier, which wakes the ``read_committed`` consumers waiting on
-   them; after an abort the transport made (a timeout, a fencing ``init``), every
-   waiting consumer is woken, since which partitions it ended is the coordinator's.
-4. The log's exceptions are translated into the transport's transaction errors here:
-   a fenced producer epoch is ``ProducerFencedError`` (fatal), anything else a
+   them; after an abort the transport did not ask for (a timeout, a fencing ``init``),
+   every waiting consumer is woken, since which partitions it ended is the coordinator's.
+4. The log's exceptions are translated into the transport's transaction errors here: a
+   fenced producer epoch is ``ProducerFencedError`` (fatal), anything else a
    ``TransactionError``.
 
-Calls run on the event loop thread, as the embedded producer's appends do, so the
-coordinator's state and the partitions' producer state change in one order.
+Threads: on a ``file://`` log the calls that write the coordinator's state durably
+(init, offsets, end, expire: an fsync or several each) run in a worker thread, as the
+embedded consumer's durable offset commits do, so the event loop keeps serving; the
+coordinator serialises the calls of one transactional id itself. Adding partitions and
+appending (``add_partitions``, ``run_in_transaction``) run on the loop, from the
+producer's synchronous batch path. On ``memory://`` nothing is fsynced and every call
+runs on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TypeVar
 
 from streamlog.log import LogManager
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
@@ -43,21 +49,21 @@ from streamlog.transport.errors import (
     TransactionError,
     TransportClosedError,
 )
+from streamlog.transport.types import TopicPartition
 
-__all__ = ["EmbeddedTransactions", "FENCED"]
+__all__ = ["EmbeddedTransactions", "FENCED", "txn_error"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_EXPIRE_INTERVAL_MS = 1000
 
-# The log's answers that mean a newer producer owns the transactional id.
-FENCED: tuple[type[log_errors.LogError], ...] = tuple(
-    cls
-    for cls in (
-        log_errors.InvalidProducerEpochError,
-        getattr(log_errors, "ProducerFencedError", None),
-    )
-    if cls is not None
+# The log's answers that mean a newer producer owns the transactional id: the
+# coordinator's (another epoch) and a partition's (an older epoch than it has seen).
+FENCED: tuple[type[log_errors.LogError], ...] = (
+    log_errors.ProducerFencedError,
+    log_errors.InvalidProducerEpochError,
 )
 
 
@@ -70,6 +76,7 @@ class EmbeddedTransactions:
         manager: LogManager,
         notifier: Notifier,
         *,
+        durable: bool,
         expire_interval_ms: int = DEFAULT_EXPIRE_INTERVAL_MS,
     ) -> None:
         offsets = manager.group_offsets
@@ -77,10 +84,19 @@ class EmbeddedTransactions:
             raise TransportClosedError("the log is closed")
         self._manager = manager
         self._notifier = notifier
+        self._durable = durable
         self._interval_s = max(1, expire_interval_ms) / 1000
-        self._coordinator = TransactionCoordinator(manager, offsets, manager.clock)
-        self._timer: asyncio.TimerHandle | None = None
+        self._coordinator = TransactionCoordinator(manager, offsets, manager.clock, durable=durable)
+        self._expiring: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._closed = False
+
+    @property
+    def coordinator(self) -> TransactionCoordinator:
+        """The coordinator itself, for a broker serving the same log in this process
+        (``streamlog worker``'s Kafka listener): one coordinator per data directory, so
+        the listener's clients and the app's producers see one state (it is thread-safe)."""
+        return self._coordinator
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -91,44 +107,54 @@ class EmbeddedTransactions:
             self._coordinator.load()
 
     def start_expiring(self) -> None:
-        """Step 2: run ``expire`` every interval on the running loop."""
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._interval_s, self._expire_due)
+        """Step 2: ``expire`` every interval, from a task of the running loop."""
+        self._expiring = asyncio.get_running_loop().create_task(
+            self._expire_periodically(), name="streamlog-embedded-txn-expiry"
+        )
 
-    def _expire_due(self) -> None:
-        self._timer = None
-        if self._closed:
-            return
-        try:
-            self.expire()
-        except Exception:  # a failed pass must not stop the next ones
-            log.exception("aborting timed-out transactions failed")
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._interval_s, self._expire_due)
+    async def _expire_periodically(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+                return  # closing
+            except TimeoutError:
+                pass
+            try:
+                await self.expire()
+            except TransportClosedError:
+                return
+            except Exception:  # a failed pass must not stop the next ones
+                log.exception("aborting timed-out transactions failed")
 
-    def expire(self) -> None:
-        """Abort every transaction open past its timeout, now."""
+    async def expire(self) -> None:
+        """Abort every transaction open past its timeout, now (step 2)."""
+        self._check_open()
         with _translated("aborting timed-out transactions"):
-            aborted = self._coordinator.expire(self._manager.clock.time_ms())
-        if aborted:
+            report = await self._call(self._coordinator.expire, None)
+        if report.timed_out or report.completed:
             self._notifier.notify_all()
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop expiring, letting a pass under way (maybe in a worker thread) finish
+        first: the transport closes the log manager after this."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stopping.set()
+        task, self._expiring = self._expiring, None
+        if task is not None:
+            await task
 
     # -- the coordinator's calls ---------------------------------------------------------
 
-    def init_producer_id(self, transactional_id: str, timeout_ms: int) -> tuple[int, int]:
+    async def init_producer_id(self, transactional_id: str, timeout_ms: int) -> tuple[int, int]:
         """A producer id and a new epoch for ``transactional_id`` (fencing older ones,
         whose open transaction is aborted)."""
         self._check_open()
         with _translated(f"InitProducerId of transactional id {transactional_id!r}"):
-            producer_id, epoch = self._coordinator.init_producer_id(transactional_id, timeout_ms)
-        self._notifier.notify_all()  # an aborted transaction moved some LSOs
-        return int(producer_id), int(epoch)
+            producer_id, epoch = await self._call(
+                self._coordinator.init_producer_id, transactional_id, timeout_ms
+            )
+        self._notifier.notify_all()  # an aborted transaction may have moved some LSOs
+        return producer_id, epoch
 
     def add_partitions(
         self,
@@ -137,23 +163,47 @@ class EmbeddedTransactions:
         epoch: int,
         partitions: Iterable[tuple[str, int]],
     ) -> None:
+        """Add ``partitions`` to the transaction (all or none). On the loop: the
+        producer's batch path is synchronous."""
         self._check_open()
-        wanted = sorted(set(partitions))
-        with _translated(f"AddPartitionsToTxn of transactional id {transactional_id!r}"):
-            answer: Any = self._coordinator.add_partitions(
-                transactional_id, producer_id, epoch, wanted
+        context = f"AddPartitionsToTxn of transactional id {transactional_id!r}"
+        with _translated(context):
+            answer = self._coordinator.add_partitions(
+                transactional_id, producer_id, epoch, sorted(set(partitions))
             )
-        _raise_partition_errors(answer, transactional_id)
+        refused = [
+            (tp, error)
+            for tp, error in answer.items()
+            if error is not None and not isinstance(error, log_errors.OperationNotAttemptedError)
+        ]
+        if refused:
+            tp, error = refused[0]
+            raise txn_error(error, f"{context} ({tp[0]}-{tp[1]})") from error
 
-    def is_in_transaction(self, producer_id: int, epoch: int, topic: str, partition: int) -> bool:
-        return bool(self._coordinator.is_in_transaction(producer_id, epoch, topic, partition))
+    def run_in_transaction(
+        self,
+        producer_id: int,
+        epoch: int,
+        topic: str,
+        partition: int,
+        append: Callable[[], T],
+    ) -> T:
+        """``append()`` (which passes ``transaction_verified``) if the partition is in
+        the producer's ongoing transaction, under the transaction's lock (no batch lands
+        after its markers); the log's errors are left to the caller."""
+        self._check_open()
+        return self._coordinator.run_in_transaction(producer_id, epoch, topic, partition, append)
 
-    def add_offsets(self, transactional_id: str, producer_id: int, epoch: int, group: str) -> None:
+    async def add_offsets(
+        self, transactional_id: str, producer_id: int, epoch: int, group: str
+    ) -> None:
         self._check_open()
         with _translated(f"AddOffsetsToTxn of transactional id {transactional_id!r}"):
-            self._coordinator.add_offsets(transactional_id, producer_id, epoch, group)
+            await self._call(
+                self._coordinator.add_offsets, transactional_id, producer_id, epoch, group
+            )
 
-    def txn_offset_commit(
+    async def txn_offset_commit(
         self,
         transactional_id: str,
         producer_id: int,
@@ -163,11 +213,16 @@ class EmbeddedTransactions:
     ) -> None:
         self._check_open()
         with _translated(f"TxnOffsetCommit of group {group!r}"):
-            self._coordinator.txn_offset_commit(
-                transactional_id, producer_id, epoch, group, dict(offsets)
+            await self._call(
+                self._coordinator.txn_offset_commit,
+                transactional_id,
+                producer_id,
+                epoch,
+                group,
+                dict(offsets),
             )
 
-    def end_txn(
+    async def end_txn(
         self,
         transactional_id: str,
         producer_id: int,
@@ -176,14 +231,22 @@ class EmbeddedTransactions:
         partitions: Iterable[tuple[str, int]],
     ) -> None:
         """End the transaction (markers on every partition of it, the offsets committed
-        on commit), then wake the consumers of ``partitions``."""
+        on commit), then wake the consumers of ``partitions`` (step 3)."""
         self._check_open()
         with _translated(f"EndTxn of transactional id {transactional_id!r}"):
-            self._coordinator.end_txn(transactional_id, producer_id, epoch, commit)
-        for tp in partitions:
-            self._notifier.notify(tp)
+            await self._call(
+                self._coordinator.end_txn, transactional_id, producer_id, epoch, commit
+            )
+        for topic, partition in partitions:
+            self._notifier.notify(TopicPartition(topic, partition))
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)``: in a worker thread when it writes durably."""
+        if self._durable:
+            return await asyncio.to_thread(function, *args)
+        return function(*args)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -197,6 +260,8 @@ def _translated(context: str) -> Iterator[None]:
         yield
     except log_errors.LogError as exc:
         raise txn_error(exc, context) from exc
+    except OSError as exc:  # storage: the coordinator's state is as before the call
+        raise TransactionError(f"{context}: {exc}") from exc
 
 
 def txn_error(exc: log_errors.LogError, context: str) -> TransactionError:
@@ -204,20 +269,8 @@ def txn_error(exc: log_errors.LogError, context: str) -> TransactionError:
     if isinstance(exc, FENCED):
         return ProducerFencedError(
             f"{context}: {exc}: another producer with the same transactional id has "
-            "started since this one"
+            "started since this one (or its transaction timed out and was aborted)"
         )
     if isinstance(exc, log_errors.LogClosedError):
         return TransactionError(f"{context}: the log is closed")
     return TransactionError(f"{context}: {exc}")
-
-
-def _raise_partition_errors(answer: Any, transactional_id: str) -> None:
-    """Raise the first error of a per-partition answer (a mapping partition -> error or
-    None), if the coordinator answers that way rather than raising."""
-    if not isinstance(answer, Mapping):
-        return
-    for tp, error in answer.items():
-        if isinstance(error, log_errors.LogError):
-            raise txn_error(
-                error, f"AddPartitionsToTxn of transactional id {transactional_id!r} ({tp})"
-            ) from error

@@ -181,7 +181,10 @@ class EmbeddedTransport:
             raise BrokerUnavailableError(f"cannot open {self.url}: {exc}") from exc
         try:
             transactions = EmbeddedTransactions(
-                manager, self.notifier, expire_interval_ms=self._maintenance_interval_ms
+                manager,
+                self.notifier,
+                durable=self.durable_commits,
+                expire_interval_ms=self._maintenance_interval_ms,
             )
             transactions.load()
         except BaseException:
@@ -209,7 +212,7 @@ class EmbeddedTransport:
             await producer.close()
         self.notifier.notify_all()
         if self._transactions is not None:
-            self._transactions.close()
+            await self._transactions.close()
             self._transactions = None
         manager, self._manager = self._manager, None
         if manager is not None:

@@ -14,11 +14,12 @@ and without a broker. The life of a transaction, as numbered steps:
    first (AddPartitionsToTxn: once per partition per transaction; a flush adds every
    partition it is about to write in one call), then the batch is appended with the
    producer id, epoch and per-partition sequence numbers, transactional bit set,
-   ``transaction_verified`` (the coordinator has the partition in the transaction).
-   Before each later batch of the partition the coordinator is asked whether it still
-   is (it is not once a newer producer initialised or the transaction timed out:
-   ``ProducerFencedError``). The records are in the log from then on: read_uncommitted
-   consumers see them, read_committed ones stop at them (the last stable offset).
+   ``transaction_verified``, under the coordinator's ``run_in_transaction``: only while
+   the partition is in this producer's ongoing transaction at this epoch (not once a
+   newer producer initialised or the transaction timed out: ``ProducerFencedError``),
+   and never after the transaction's markers. The records are in the log from then on:
+   read_uncommitted consumers see them, read_committed ones stop at them (the last
+   stable offset).
 4. ``send_offsets_to_transaction``: the group's generation and member id are checked
    against the embedded group (KIP-447: ``groups.check_txn_offsets``; a member of an
    older generation, or one the group no longer has, is refused and the transaction
@@ -46,14 +47,16 @@ from typing import TYPE_CHECKING, Any
 
 from streamlog.log import AppendResult
 from streamlog.log import OffsetAndMetadata as LogOffsetAndMetadata
+from streamlog.log import errors as log_errors
 from streamlog.log.records import BatchBuilder, encode_built
 from streamlog.log.topic_names import check_not_internal
 from streamlog.transport.accumulator import TopicBatches
 from streamlog.transport.embedded.errors import translated
 from streamlog.transport.embedded.groups import check_txn_offsets
 from streamlog.transport.embedded.producer import EmbeddedProducer
-from streamlog.transport.embedded.transactions import FENCED, EmbeddedTransactions
+from streamlog.transport.embedded.transactions import FENCED, EmbeddedTransactions, txn_error
 from streamlog.transport.errors import (
+    GroupError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionError,
@@ -169,8 +172,11 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
                 cause.__cause__ = error
             self._break(TxnState.ABORTABLE_ERROR, cause)
 
-    def _fenced(self, error: ProducerFencedError) -> ProducerFencedError:
-        self._failed(error)
+    def _fenced(self, error: TransactionError) -> TransactionError:
+        """A newer producer owns the transactional id: fatal (``error`` is returned for
+        the caller to raise)."""
+        if self.state is not TxnState.FATAL_ERROR:
+            self._break(TxnState.FATAL_ERROR, error)
         return error
 
     def _finish(self) -> None:
@@ -188,7 +194,7 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
         older producer with the same id (their open transaction is aborted). Call once,
         before the first transaction."""
         self._require(TxnState.UNINITIALIZED, action="init_transactions")
-        producer_id, epoch = self._transactions.init_producer_id(
+        producer_id, epoch = await self._transactions.init_producer_id(
             self._transactional_id, self._timeout_ms
         )
         self.producer_id, self.epoch = producer_id, epoch
@@ -235,17 +241,6 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
         tp = (topic, partition)
         if tp not in self._added:
             self._add_partitions([tp])
-        elif not self._transactions.is_in_transaction(
-            self.producer_id, self.epoch, topic, partition
-        ):
-            raise self._fenced(
-                ProducerFencedError(
-                    f"transactional id {self._transactional_id!r}: the coordinator no longer "
-                    f"has {topic}-{partition} in this producer's transaction (epoch "
-                    f"{self.epoch}): a newer producer with the same id has started, or the "
-                    "transaction timed out and was aborted"
-                )
-            )
         sequence = self._sequences.get(tp, 0)
         data = encode_built(
             builder,
@@ -255,16 +250,19 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
             base_sequence=sequence,
             transactional=True,
         )
+        plog = self._manager.partition(topic, partition)
         try:
-            plog = self._manager.partition(topic, partition)
-            result = plog.append(data, transaction_verified=True)
+            result = self._transactions.run_in_transaction(
+                self.producer_id,
+                self.epoch,
+                topic,
+                partition,
+                lambda: plog.append(data, transaction_verified=True),
+            )
         except FENCED as exc:
-            raise self._fenced(
-                ProducerFencedError(
-                    f"{topic}-{partition} refused epoch {self.epoch} of transactional id "
-                    f"{self._transactional_id!r}: {exc}"
-                )
-            ) from exc
+            raise self._fenced(txn_error(exc, f"{topic}-{partition}")) from exc
+        except log_errors.InvalidTxnStateError as exc:
+            raise txn_error(exc, f"{topic}-{partition}") from exc
         self._sequences[tp] = (sequence + result.record_count) & _SEQUENCE_MASK
         return result
 
@@ -296,16 +294,14 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
             if isinstance(value, int):
                 value = OffsetAndMetadata(value)
             if value.offset < 0:
-                raise TransactionStateError(
-                    f"send_offsets_to_transaction: a negative offset ({value.offset}) for {tp}"
-                )
+                raise GroupError(f"cannot commit a negative offset ({value.offset}) for {tp}")
             values[(tp[0], tp[1])] = LogOffsetAndMetadata(value.offset, value.metadata)
         tid, pid, epoch = self._transactional_id, self.producer_id, self.epoch
         try:
             check_txn_offsets(self._transport.groups, group, values)
-            self._transactions.add_offsets(tid, pid, epoch, group.group_id)
+            await self._transactions.add_offsets(tid, pid, epoch, group.group_id)
             self._offsets_added = True
-            self._transactions.txn_offset_commit(tid, pid, epoch, group.group_id, values)
+            await self._transactions.txn_offset_commit(tid, pid, epoch, group.group_id, values)
         except ProducerFencedError as exc:
             raise self._fenced(exc) from exc.__cause__
         except TransportError as exc:
@@ -365,12 +361,12 @@ class EmbeddedTransactionalProducer(EmbeddedProducer):
     async def _end(self, commit: bool) -> None:
         if self._touched:
             try:
-                self._transactions.end_txn(
+                await self._transactions.end_txn(
                     self._transactional_id,
                     self.producer_id,
                     self.epoch,
                     commit,
-                    [TopicPartition(*tp) for tp in self._added],
+                    sorted(self._added),
                 )
             except ProducerFencedError as exc:
                 raise self._fenced(exc) from exc.__cause__

@@ -93,6 +93,8 @@ class KafkaConsumer:
         self._rebalance_timeout_ms = max(rebalance_timeout_ms, session_timeout_ms)
         self._max_poll_records = max_poll_records
         self._isolation = _ISOLATION[isolation_level]
+        # KIP-447: a read_committed member waits for offsets a transaction is committing
+        self._stable = isolation_level == "read_committed"
         self._data = asyncio.Event()
         self._fetcher = Fetcher(
             cluster,
@@ -333,7 +335,7 @@ class KafkaConsumer:
         committed: dict[TopicPartition, OffsetAndMetadata] = {}
         unpositioned = [s.tp for s, _ in need if s.position is None]
         if self._coordinator is not None and unpositioned:
-            committed = await self._coordinator.fetch(unpositioned)
+            committed = await self._coordinator.fetch(unpositioned, require_stable=self._stable)
         resets: dict[TopicPartition, int] = {}
         for state, epoch in need:
             if state.epoch != epoch:
@@ -473,7 +475,7 @@ class KafkaConsumer:
         self._check_open()
         if self._coordinator is None:
             raise GroupError("committed() needs a consumer created with a group_id")
-        found = await self._coordinator.fetch([partition])
+        found = await self._coordinator.fetch([partition], require_stable=self._stable)
         entry = found.get(partition)
         return None if entry is None else entry.offset
 

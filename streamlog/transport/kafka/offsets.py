@@ -223,26 +223,48 @@ class GroupCoordinator:
                     )
 
     async def fetch(
-        self, partitions: Iterable[TopicPartition] | None
+        self, partitions: Iterable[TopicPartition] | None, *, require_stable: bool = False
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         """Committed offsets of ``partitions`` (None: every partition the group has);
-        partitions without a commit are left out."""
+        partitions without a commit are left out.
+
+        ``require_stable`` (a read_committed consumer's, KIP-447): offsets an open
+        transaction is committing are waited for (the broker answers
+        UNSTABLE_OFFSET_COMMIT until it ends), so a partition's new owner never starts
+        from the offset before a commit that is landing: it would process again what
+        that transaction's outputs hold. Retried for the request timeout."""
         topics: list[dict[str, Any]] | None = None
         if partitions is not None:
             by_topic: dict[str, list[int]] = {}
             for tp in partitions:
                 by_topic.setdefault(tp.topic, []).append(tp.partition)
             topics = [{"name": t, "partition_indexes": p} for t, p in by_topic.items()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cluster.request_timeout
+        while True:
+            try:
+                return await self._fetch_once(topics, require_stable)
+            except _UnstableOffsets as unstable:
+                if loop.time() > deadline:
+                    raise error_for(
+                        ErrorCode.UNSTABLE_OFFSET_COMMIT, unstable.where, default=GroupError
+                    ) from None
+                await asyncio.sleep(_BACKOFF)
+
+    async def _fetch_once(
+        self, topics: list[dict[str, Any]] | None, require_stable: bool
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
         conn = await self.connection()
-        if conn.version(ApiKey.OFFSET_FETCH) >= 8:
-            response = await self._retrying(
-                ApiKey.OFFSET_FETCH, groups=[{"group_id": self.group_id, "topics": topics}]
-            )
+        version = conn.version(ApiKey.OFFSET_FETCH)
+        stable = {"require_stable": True} if require_stable and version >= 7 else {}
+        if version >= 8:
+            groups = [{"group_id": self.group_id, "topics": topics}]
+            response = await self._retrying(ApiKey.OFFSET_FETCH, groups=groups, **stable)
             group = response.groups[0]
             code, answered = int(group.error_code), group.topics
         else:
             response = await self._retrying(
-                ApiKey.OFFSET_FETCH, group_id=self.group_id, topics=topics
+                ApiKey.OFFSET_FETCH, group_id=self.group_id, topics=topics, **stable
             )
             code, answered = int(getattr(response, "error_code", 0)), response.topics
         if code != ErrorCode.NONE:
@@ -251,10 +273,13 @@ class GroupCoordinator:
         for topic in answered:
             for p in topic.partitions:
                 pcode = int(p.error_code)
+                where = f"{topic.name}[{p.partition_index}]"
                 if pcode == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                     continue
+                if pcode == ErrorCode.UNSTABLE_OFFSET_COMMIT:
+                    raise _UnstableOffsets(f"{where} of group {self.group_id!r}")
                 if pcode != ErrorCode.NONE:
-                    raise error_for(pcode, f"{topic.name}[{p.partition_index}]", default=GroupError)
+                    raise error_for(pcode, where, default=GroupError)
                 if int(p.committed_offset) >= 0:
                     result[TopicPartition(topic.name, int(p.partition_index))] = OffsetAndMetadata(
                         int(p.committed_offset), p.metadata or ""
@@ -280,6 +305,14 @@ class GroupCoordinator:
             if loop.time() > deadline:
                 raise error_for(code, f"group {self.group_id!r}", default=GroupError)
             await asyncio.sleep(_BACKOFF)
+
+
+class _UnstableOffsets(Exception):  # noqa: N818 - internal signal, never escapes fetch()
+    """An open transaction is committing offsets of ``where``: ask again."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
 
 
 def _coordinator_error(response: Any) -> int | None:

@@ -1,8 +1,10 @@
 """Exactly-once count: each record of ``eos-events`` (key: a name) adds one to the key's
-count in the table ``counts`` and sends ``{"key", "count", "id"}`` (the running count
-after it) to ``eos-counts``, keyed by the name. Under exactly-once a read_committed
-reader of ``eos-counts`` sees, for every key, the counts 1, 2, 3, ... each once, however
-often the worker is killed; an aborted attempt shows up only to read_uncommitted readers.
+count in the table ``counts`` and in its 10-second window of the windowed table
+``windows``, and sends ``{"key", "count", "id", "window", "window_count"}`` (the running
+counts after it) to ``eos-counts``, keyed by the name. Under exactly-once a
+read_committed reader of ``eos-counts`` sees, for every key (and every key's window), the
+counts 1, 2, 3, ... each once, however often the worker is killed; an aborted attempt
+shows up only to read_uncommitted readers.
 
 ``EOSCOUNT_PAUSE`` (seconds, default 0) pauses the agent after every 50 records, so that
 a test can kill the worker part-way through; ``EOSCOUNT_GUARANTEE`` (default
@@ -29,6 +31,9 @@ app = App(
 events = app.topic("eos-events", key_type=str, value_type=str, value_serializer="raw")
 output = app.topic("eos-counts", key_type=str, value_type=dict)
 counts = app.Table("counts", default=int, key_type=str, value_type=int)
+# the same count per 10-second tumbling window of the record's timestamp (windows never
+# close or expire during a test)
+windows = app.Table("windows", default=int, key_type=str, value_type=int).tumbling(10, expires=3600)
 
 
 @app.agent(events)
@@ -37,7 +42,18 @@ async def count(stream):
     n = 0
     async for key, event_id in stream.items():
         counts[key] += 1
-        await output.send(key=key, value={"key": key, "count": counts[key], "id": event_id})
+        windows[key] += 1
+        timestamp = stream.current_event.message.timestamp
+        await output.send(
+            key=key,
+            value={
+                "key": key,
+                "count": counts[key],
+                "id": event_id,
+                "window": int(timestamp // 10 * 10),
+                "window_count": windows[key].current(),
+            },
+        )
         n += 1
         if PAUSE and n % 50 == 0:
             await asyncio.sleep(PAUSE)

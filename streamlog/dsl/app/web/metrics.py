@@ -35,6 +35,9 @@ Every sample carries ``app`` (the app id). The families:
 ``streamlog_agent_errors_total``           counter   events an agent failed on, per ``agent``
 ``streamlog_agent_dead_lettered_total``    counter   events dead-lettered, per ``agent``
 ``streamlog_rebalances_total``             counter   partition assignments received
+``streamlog_transactions_total``           counter   exactly-once transactions, by ``outcome``
+                                                     (``committed``, ``aborted``); absent under
+                                                     at-least-once
 ``streamlog_assigned_partitions``          gauge     topic partitions held, per ``topic``
 ========================================== ========= ==========================================
 """
@@ -93,6 +96,14 @@ class AppCollector:
         rebalances = counter("streamlog_rebalances", "Partition assignments received.")
         rebalances.add_metric([app_id], conductor.rebalances)
         yield rebalances
+        outcomes = app.transaction_counts
+        if outcomes is not None:
+            transactions = counter(
+                "streamlog_transactions", "Exactly-once transactions ended.", ("outcome",)
+            )
+            for outcome, count in outcomes.items():
+                transactions.add_metric([app_id, outcome], count)
+            yield transactions
 
         held = gauge("streamlog_assigned_partitions", "Topic partitions held.", ("topic",))
         per_topic: dict[str, int] = {}
