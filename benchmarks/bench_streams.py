@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_streams.py
 [--pipeline stateless|windowed|windowed-emit|all] [--events 1000000]
 [--peer-events N|ROW=N,...] [--partitions 1] [--only ROW,...] [--repeat 1] [--timeout 600]
-[--commit-interval 1.0] [--baseline CHECKOUT]``
+[--commit-interval 1.0] [--guarantee at_least_once|exactly_once|both]
+[--baseline CHECKOUT]``
 
 One ``streamlog broker`` (fresh data directory in a temporary directory, stopped with
 SIGTERM at the end, even on errors) serves every row. For each pipeline the script
@@ -48,6 +49,23 @@ a run that fails the check counts as failed. ``--baseline CHECKOUT`` adds the ro
 ``base-file`` and ``base-kafka``: the same pipelines run by another checkout's
 ``.venv/bin/streamlog`` (an older commit, to compare two versions in one run).
 
+Processing guarantee (issue 16), ``--guarantee``: ``at_least_once`` (the default: every
+row as before), ``exactly_once``, or ``both``: each row runs under each, the two
+alternating run by run, side by side in the table (column ``guar.``, ALOS or EOS) with
+``EOS/ALOS``, the exactly-once row's events/s over the same row's at-least-once one, and
+a line per framework and pipeline after the table (events/s, append ev/s and CPU per
+event, and whether issue 16's goal of >= 70% is met); ``x quix`` compares rows of the
+same guarantee. The guarantee reaches the programs as ``BENCH_GUARANTEE`` (streamlog's
+``processing_guarantee``) and ``--guarantee`` (the peers: Quix Streams'
+``processing_guarantee="exactly-once"``, faust's ``processing_guarantee="exactly_once"``).
+Under exactly-once the harness measures what a ``read_committed`` reader sees: the clock
+stops when every output is committed (``committed_outputs_done``: the output's last
+stable offsets, from ListOffsets with ``read_committed``, add up to the output count and
+equal its end offsets, so no transaction is open on it, and the group's offsets, which
+commit in the same transactions, have reached the input's end), and the exact check
+reads the output ``read_committed``, so records of an aborted attempt cannot count.
+``commit +s`` is then 0 by construction: the offsets commit with the outputs.
+
 Rows are entries of ``ROWS``: a key for ``--only``, a label, a function from a ``RunSpec``
 (broker, topics, group, state directory) to a command line, and a check that says why the
 row cannot run. The harness starts the command in a session of its own, with the
@@ -77,8 +95,16 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import msgspec
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from machine import machine  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["ROWS", "Row", "RunSpec", "main"]
@@ -92,6 +118,11 @@ PEERS_DIR = os.path.join(HERE, "peers")
 USERS = 100_000
 EMIT_KEYS = 10_000  # windowed-emit's keys (issue 11)
 PIPELINES = ("stateless", "windowed", "windowed-emit")
+# Processing guarantees (--guarantee), in the harness's (and streamlog's) spelling; every
+# row's program maps them to its framework's own. Short names for the table.
+GUARANTEES = ("at_least_once", "exactly_once")
+SHORT = {"at_least_once": "ALOS", "exactly_once": "EOS"}
+EOS_GOAL = 0.70  # issue 16: exactly-once at >= 70% of at-least-once throughput
 WINDOW_MS = 10_000
 EVENT_STEP_MS = 1  # event time advances 1 ms per input event
 BASE_TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a window boundary
@@ -148,6 +179,11 @@ class RunSpec:
     partitions: int  # of the input and output topics
     state_dir: str  # empty directory for the run's local state
     commit_interval: float  # seconds
+    guarantee: str = "at_least_once"  # one of GUARANTEES
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.guarantee == "exactly_once"
 
     def env(self) -> dict[str, str]:
         return {
@@ -159,6 +195,7 @@ class RunSpec:
             "BENCH_PARTITIONS": str(self.partitions),
             "BENCH_STATE_DIR": self.state_dir,
             "BENCH_COMMIT_INTERVAL": str(self.commit_interval),
+            "BENCH_GUARANTEE": self.guarantee,
         }
 
     def peer_args(self) -> list[str]:
@@ -178,6 +215,8 @@ class RunSpec:
             self.state_dir,
             "--commit-interval",
             str(self.commit_interval),
+            "--guarantee",
+            self.guarantee,
         ]
 
 
@@ -520,6 +559,26 @@ def end_offsets(consumer: Consumer, topic: str, partitions: int) -> dict[int, in
     }
 
 
+def stable_offsets(
+    admin: AdminClient, topic: str, partitions: int, committed: bool = True
+) -> dict[int, int]:
+    """Each partition's last stable offset: ListOffsets (latest) with ``read_committed``;
+    with ``committed=False`` its end offset (``read_uncommitted``).
+
+    The end of what a ``read_committed`` reader can read; it counts the transactions'
+    commit and abort markers too, so under exactly-once it runs ahead of the records.
+    (Asked explicitly: a consumer's ``get_watermark_offsets`` asks with the consumer's
+    own isolation level, so a ``read_committed`` consumer's "high watermark" is the LSO.)
+    """
+    isolation = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+    futures = admin.list_offsets(
+        {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)},
+        isolation_level=isolation,
+        request_timeout=10,
+    )
+    return {tp.partition: future.result(timeout=15).offset for tp, future in futures.items()}
+
+
 def produce_input(
     bootstrap: str, pipeline: str, n: int, partitions: int, timeout: float
 ) -> Dataset:
@@ -613,13 +672,25 @@ class Watcher:
     def __init__(self, bootstrap: str, spec: RunSpec) -> None:
         self.spec = spec
         self.admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
-        # Never subscribes, so it never joins the group: it only reads offsets.
+        # Never subscribes, so it never joins the group: it only reads offsets. Under
+        # exactly-once it reads read_committed, so its OffsetFetch asks for stable offsets
+        # (KIP-447): a transaction's offsets count once the transaction has committed.
+        isolation = "read_committed" if spec.exactly_once else "read_uncommitted"
         self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": spec.group, **CONSUMER_SETTINGS}
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": spec.group,
+                "isolation.level": isolation,
+                **CONSUMER_SETTINGS,
+            }
         )
 
     def close(self) -> None:
+        """Close the consumer and drop the admin client (librdkafka destroys it when the
+        last reference goes; a file:// row's listener stops right after, and a live admin
+        client would log its failed reconnects)."""
         self.consumer.close()
+        del self.admin
 
     def group_stable(self) -> bool:
         try:
@@ -631,15 +702,62 @@ class Watcher:
         return desc.state == ConsumerGroupState.STABLE and len(desc.members) > 0
 
     def committed_all(self, ends: dict[int, int]) -> bool:
-        """Whether the group has committed ``ends`` (partition -> end offset) or beyond."""
+        """Whether the group has committed ``ends`` (partition -> end offset) or beyond.
+
+        Not yet when the answer is an error: under exactly-once a broker answers
+        UNSTABLE_OFFSET_COMMIT while a transaction holds offsets of the group (KIP-447),
+        which the client may give up retrying within the timeout.
+        """
         parts = [TopicPartition(self.spec.input_topic, p) for p in ends]
-        got = {tp.partition: tp.offset for tp in self.consumer.committed(parts, timeout=5)}
+        try:
+            answer = self.consumer.committed(parts, timeout=5)
+        except KafkaException:
+            return False
+        if any(tp.error is not None for tp in answer):
+            return False
+        got = {tp.partition: tp.offset for tp in answer}
         return all(got[p] >= end for p, end in ends.items())
 
     def output_count(self) -> int:
         return sum(
             end_offsets(self.consumer, self.spec.output_topic, self.spec.partitions).values()
         )
+
+    def outputs_done(self, expected: int, input_ends: dict[int, int]) -> bool:
+        """Whether the run's ``expected`` outputs are all in the output topic, as its
+        readers see them: at-least-once, the end offsets; exactly-once, what a
+        ``read_committed`` reader sees (see ``committed_outputs_done``)."""
+        if not self.spec.exactly_once:
+            return self.output_count() >= expected
+        return committed_outputs_done(
+            self.admin, self.spec, expected, input_ends, self.committed_all
+        )
+
+
+def committed_outputs_done(
+    admin: AdminClient,
+    spec: RunSpec,
+    expected: int,
+    input_ends: dict[int, int],
+    committed_all: Callable[[dict[int, int]], bool],
+) -> bool:
+    """Under exactly-once: every output committed, i.e. visible to ``read_committed``.
+
+    The output's last stable offsets add up to at least ``expected`` (cheap, and first);
+    but they count the commit markers too, so that alone would stop the clock up to one
+    marker per transaction early. Then: no transaction is open on the output (each
+    partition's last stable offset is its end offset: nothing undecided), and the group's
+    committed offsets, which commit in the same transaction as the outputs of the
+    events before them, have reached the input's end: the transaction holding the last
+    input's outputs has committed. Together, every output is committed and readable.
+    """
+    stable = stable_offsets(admin, spec.output_topic, spec.partitions)
+    if sum(stable.values()) < expected:
+        return False
+    ends = stable_offsets(admin, spec.output_topic, spec.partitions, committed=False)
+    if stable != ends:
+        return False
+    return committed_all(input_ends)
 
 
 def wait_until(check: Callable[[], bool], session: Session, deadline: float, what: str) -> float:
@@ -657,13 +775,25 @@ def wait_until(check: Callable[[], bool], session: Session, deadline: float, wha
         time.sleep(POLL_S)
 
 
-def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> list[Output]:
-    """Every record in ``topic``, once its end offsets reach ``expected`` (bounded wait)."""
+def read_output(
+    bootstrap: str, topic: str, partitions: int, expected: int, committed: bool = False
+) -> list[Output]:
+    """Every record in ``topic``, once its end offsets reach ``expected`` (bounded wait).
+
+    ``committed``: read as a ``read_committed`` reader does (exactly-once rows), up to the
+    last stable offsets, without the records of aborted transactions, so the check counts
+    only what such a reader sees (the consumer's end offsets are then the LSOs: librdkafka
+    asks ListOffsets with the consumer's isolation level). Reading ends when every
+    partition has reported its end (partition EOF) at or past the end offset read at the
+    start.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-verify-{uuid.uuid4().hex[:6]}",
             **CONSUMER_SETTINGS,
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "enable.partition.eof": True,
         }
     )
     try:
@@ -674,13 +804,21 @@ def read_output(bootstrap: str, topic: str, partitions: int, expected: int) -> l
             ends = end_offsets(consumer, topic, partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p]])
         values: list[Output] = []
-        total = sum(ends.values())
-        while len(values) < total:
+        reached = {p: -1 for p in range(partitions) if ends[p]}  # partition -> EOF offset
+        while any(reached[p] < ends[p] for p in reached):
             if time.monotonic() > deadline + VERIFY_WAIT_S:
-                raise BenchError(f"read {len(values):,} of {total:,} outputs in time")
+                raise BenchError(
+                    f"read {len(values):,} outputs; partition ends {reached} short of {ends}"
+                )
             for msg in consumer.consume(10_000, 1.0):
+                err = msg.error()
+                if err is not None:
+                    part, end = msg.partition(), msg.offset()
+                    if err.code() == KafkaError._PARTITION_EOF and part is not None:
+                        reached[part] = -1 if end is None else end
+                    continue
                 value = msg.value()
-                if msg.error() is None and value is not None:
+                if value is not None:
                     values.append(Output(msg.key(), value, msg.timestamp()[1]))
         return values
     finally:
@@ -718,9 +856,15 @@ def verify(data: Dataset, outputs: list[Output]) -> None:
 
 
 def run_once(
-    row: Row, data: Dataset, broker: Broker, workdir: str, commit_interval: float, timeout: float
+    row: Row,
+    data: Dataset,
+    broker: Broker,
+    workdir: str,
+    commit_interval: float,
+    timeout: float,
+    guarantee: str = "at_least_once",
 ) -> Sample:
-    run_id = uuid.uuid4().hex[:8]
+    run_id = f"{SHORT[guarantee].lower()}-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(
         pipeline=data.pipeline,
         bootstrap=broker.bootstrap,
@@ -730,6 +874,7 @@ def run_once(
         partitions=data.partitions,
         state_dir=os.path.join(workdir, f"state-{row.key}-{run_id}"),
         commit_interval=commit_interval,
+        guarantee=guarantee,
     )
     os.makedirs(spec.state_dir)
     create_topic(broker.bootstrap, spec.output_topic, spec.partitions, config=OUTPUT_CONFIG)
@@ -744,7 +889,10 @@ def run_once(
         cpu0, broker0 = session.cpu(), broker.cpu()
         expected = data.expected_outputs
         finished = wait_until(
-            lambda: watcher.output_count() >= expected, session, deadline, f"{expected:,} outputs"
+            lambda: watcher.outputs_done(expected, data.end_offsets),
+            session,
+            deadline,
+            f"{expected:,} outputs" + (" committed" if spec.exactly_once else ""),
         )
         cpu1, broker1 = session.cpu(), broker.cpu()
         committed = wait_until(
@@ -765,7 +913,11 @@ def run_once(
         if session is not None:
             session.stop()
     outputs = read_output(
-        broker.bootstrap, spec.output_topic, spec.partitions, data.expected_outputs
+        broker.bootstrap,
+        spec.output_topic,
+        spec.partitions,
+        data.expected_outputs,
+        committed=spec.exactly_once,
     )
     verify(data, outputs)
     sample.append_rate = append_rate(outputs, data.events)
@@ -800,7 +952,11 @@ def fill_local_log(url: str, data: Dataset, output_topic: str) -> None:
     asyncio.run(fill())
 
 
-def read_local_output(url: str, topic: str, partitions: int) -> list[Output]:
+def read_local_output(
+    url: str, topic: str, partitions: int, committed: bool = False
+) -> list[Output]:
+    """Every record in a file:// log's ``topic``; ``committed``: as ``read_committed`` reads
+    (up to the last stable offsets, no aborted records), as ``read_output``."""
     import asyncio
 
     from streamlog.transport import open_transport
@@ -809,14 +965,20 @@ def read_local_output(url: str, topic: str, partitions: int) -> list[Output]:
     async def read() -> list[Output]:
         transport = open_transport(url)
         await transport.start()
-        consumer = transport.consumer()
+        consumer = transport.consumer(
+            isolation_level="read_committed" if committed else "read_uncommitted"
+        )
         try:
             tps = [TP(topic, p) for p in range(partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             values: list[Output] = []
             await consumer.seek_to_beginning(*tps)
-            while len(values) < sum(ends.values()):
+            deadline = time.monotonic() + VERIFY_WAIT_S
+            # Positions, not counts: a committed read skips markers and aborted records.
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                if time.monotonic() > deadline:
+                    raise BenchError(f"read {len(values):,} outputs of {topic} in time")
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     values.extend(
                         Output(r.key, r.value, r.timestamp) for r in records if r.value is not None
@@ -830,7 +992,12 @@ def read_local_output(url: str, topic: str, partitions: int) -> list[Output]:
 
 
 def run_once_local(
-    row: Row, data: Dataset, workdir: str, commit_interval: float, timeout: float
+    row: Row,
+    data: Dataset,
+    workdir: str,
+    commit_interval: float,
+    timeout: float,
+    guarantee: str = "at_least_once",
 ) -> Sample:
     """A row on its own ``file://`` log: the input is written into that log first.
 
@@ -841,9 +1008,11 @@ def run_once_local(
     listener, reach the expected count: so this row's time also includes the app's own
     start (topic checks, table recovery, the group join), which the broker rows do not
     count. The group lives in the worker (an embedded group, invisible to
-    DescribeGroups), so ``commit +s`` is not measured.
+    DescribeGroups), so ``commit +s`` is not measured. Under exactly-once the clock stops
+    as for a broker row (``committed_outputs_done``), the group's committed offsets read
+    through the listener too.
     """
-    run_id = uuid.uuid4().hex[:8]
+    run_id = f"{SHORT[guarantee].lower()}-{uuid.uuid4().hex[:8]}"
     spec = RunSpec(
         pipeline=data.pipeline,
         bootstrap="",
@@ -853,6 +1022,7 @@ def run_once_local(
         partitions=data.partitions,
         state_dir=os.path.join(workdir, f"state-{row.key}-{run_id}"),
         commit_interval=commit_interval,
+        guarantee=guarantee,
     )
     os.makedirs(spec.state_dir)
     log_dir = os.path.join(spec.state_dir, "log")
@@ -861,7 +1031,7 @@ def run_once_local(
     log_path = os.path.join(workdir, f"{row.key}-{data.pipeline}-{run_id}.log")
     listener = os.path.join(log_dir, ".listener")
     session: Session | None = None
-    consumer: Consumer | None = None
+    watcher: Watcher | None = None
     try:
         deadline = time.monotonic() + timeout
         launched = time.perf_counter()
@@ -870,17 +1040,13 @@ def run_once_local(
         with open(listener) as f:
             address = f.read().strip()
         cpu0 = session.cpu()
-        consumer = Consumer(
-            {"bootstrap.servers": address, "group.id": spec.group + "-watch", **CONSUMER_SETTINGS}
-        )
+        watcher = Watcher(address, spec)
         expected = data.expected_outputs
         finished = wait_until(
-            lambda: (
-                sum(end_offsets(consumer, spec.output_topic, spec.partitions).values()) >= expected
-            ),
+            lambda: watcher.outputs_done(expected, data.end_offsets),
             session,
             deadline,
-            f"{expected:,} outputs",
+            f"{expected:,} outputs" + (" committed" if spec.exactly_once else ""),
         )
         cpu1 = session.cpu()
         sample = Sample(
@@ -891,11 +1057,11 @@ def run_once_local(
             commit_lag=float("nan"),
         )
     finally:
-        if consumer is not None:
-            consumer.close()
+        if watcher is not None:
+            watcher.close()
         if session is not None:
             session.stop()
-    outputs = read_local_output(url, spec.output_topic, spec.partitions)
+    outputs = read_local_output(url, spec.output_topic, spec.partitions, spec.exactly_once)
     verify(data, outputs)
     sample.append_rate = append_rate(outputs, data.events)
     shutil.rmtree(spec.state_dir, ignore_errors=True)
@@ -912,6 +1078,7 @@ class Result:
     pipeline: str
     events: int
     value_bytes: int
+    guarantee: str = "at_least_once"
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     skipped: str = ""
@@ -919,22 +1086,50 @@ class Result:
     def median(self, key: Callable[[Sample], float]) -> float:
         return statistics.median(key(s) for s in self.samples)
 
+    def rate(self) -> float:
+        """Input events/s over the timed interval (median)."""
+        return self.events / self.median(lambda s: s.seconds)
+
+    def appended(self) -> float:
+        return self.median(lambda s: s.append_rate)
+
+    def us_per_event(self) -> float:
+        return self.median(lambda s: s.cpu) / self.events * 1e6
+
+
+def eos_pairs(results: list[Result]) -> list[tuple[Result, Result]]:
+    """(at-least-once, exactly-once) results of the same row and pipeline, both measured."""
+    alos = {
+        (r.row.key, r.pipeline): r for r in results if r.guarantee == "at_least_once" and r.samples
+    }
+    return [
+        (alos[(r.row.key, r.pipeline)], r)
+        for r in results
+        if r.guarantee == "exactly_once" and r.samples and (r.row.key, r.pipeline) in alos
+    ]
+
 
 def print_table(results: list[Result]) -> None:
+    """The figures, a row per framework, pipeline and guarantee; then, when both guarantees
+    ran, a line per framework and pipeline comparing them (issue 16's goal)."""
+    both = len({r.guarantee for r in results}) > 1
     head = (
-        f"{'row':<18} {'pipeline':<13} {'events':>9} {'events/s':>10} {'append ev/s':>11} "
-        f"{'x quix':>6} {'MB/s':>6} {'CPU s':>7} {'CPU %':>6} {'us/event':>8} "
+        f"{'row':<18} {'pipeline':<13} {'guar.':<5} {'events':>9} {'events/s':>10} "
+        f"{'append ev/s':>11} {'x quix':>6} "
+        + (f"{'EOS/ALOS':>8} " if both else "")
+        + f"{'MB/s':>6} {'CPU s':>7} {'CPU %':>6} {'us/event':>8} "
         f"{'broker CPU s':>12} {'startup s':>9} {'commit +s':>9} {'runs':>5}"
     )
     print(head)
     print("-" * len(head))
     quix = {
-        r.pipeline: r.median(lambda s: s.append_rate)
+        (r.pipeline, r.guarantee): r.appended()
         for r in results
         if r.row.key == "quix" and r.samples
     }
+    eos_ratio = {id(eos): eos.rate() / alos.rate() for alos, eos in eos_pairs(results)}
     for r in results:
-        lead = f"{r.row.label:<18} {r.pipeline:<13} {r.events:>9,}"
+        lead = f"{r.row.label:<18} {r.pipeline:<13} {SHORT[r.guarantee]:<5} {r.events:>9,}"
         if r.skipped:
             print(f"{lead} {r.skipped}")
             continue
@@ -944,16 +1139,34 @@ def print_table(results: list[Result]) -> None:
         secs = r.median(lambda s: s.seconds)
         cpu = r.median(lambda s: s.cpu)
         runs = f"{len(r.samples)}/{len(r.samples) + len(r.errors)}"
-        appended = r.median(lambda s: s.append_rate)
-        ratio = appended / quix[r.pipeline] if r.pipeline in quix else float("nan")
+        appended = r.appended()
+        ratio = appended / quix.get((r.pipeline, r.guarantee), float("nan"))
+        versus = f"{eos_ratio[id(r)]:>8.2f} " if id(r) in eos_ratio else f"{'':>8} "
         print(
             f"{lead} {r.events / secs:>10,.0f} {appended:>11,.0f} {ratio:>6.2f} "
-            f"{r.value_bytes / secs / 1e6:>6.2f} "
+            + (versus if both else "")
+            + f"{r.value_bytes / secs / 1e6:>6.2f} "
             f"{cpu:>7.2f} {cpu / secs * 100:>5.0f}% {cpu / r.events * 1e6:>8.1f} "
             f"{r.median(lambda s: s.broker_cpu):>12.2f} "
             f"{r.median(lambda s: s.startup):>9.2f} {r.median(lambda s: s.commit_lag):>9.2f} "
             f"{runs:>5}"
         )
+    pairs = eos_pairs(results)
+    if pairs:
+        print()
+        print(
+            f"EOS / ALOS (issue 16's goal: exactly-once at >= {EOS_GOAL:.0%} of at-least-once"
+            " throughput; events/s decides, append ev/s leaves the last commit's wait out):"
+        )
+        for alos, eos in pairs:
+            by_rate = eos.rate() / alos.rate()
+            by_append = eos.appended() / alos.appended()
+            cpu = eos.us_per_event() / alos.us_per_event()
+            verdict = "meets the goal" if by_rate >= EOS_GOAL else "MISSES the goal"
+            print(
+                f"  {eos.row.label:<18} {eos.pipeline:<13} events/s {by_rate:.2f}"
+                f"  append ev/s {by_append:.2f}  CPU us/event x{cpu:.2f}  {verdict}"
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -993,6 +1206,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per row (median shown)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--commit-interval", type=float, default=1.0, help="seconds, every row")
+    parser.add_argument(
+        "--guarantee",
+        choices=(*GUARANTEES, "both"),
+        default="at_least_once",
+        help="processing guarantee of every row; both: each row runs under each, side by side,"
+        " with EOS / ALOS ratios (issue 16)",
+    )
     parser.add_argument("--dir", help="where the broker's data and the state go (default: tmp)")
     parser.add_argument(
         "--baseline",
@@ -1007,6 +1227,37 @@ def _raise_on_signal(signum: int, _frame: types.FrameType | None) -> None:
     raise SystemExit(f"stopped by {signal.Signals(signum).name}")
 
 
+def run_row(
+    result: Result,
+    attempt: int,
+    data: Dataset,
+    broker: Broker,
+    workdir: str,
+    args: argparse.Namespace,
+) -> None:
+    """One run of ``result``'s row under its guarantee; its sample or its error recorded."""
+    row, name = result.row, f"{result.row.label} {data.pipeline} {SHORT[result.guarantee]}"
+    try:
+        if row.local:
+            s = run_once_local(
+                row, data, workdir, args.commit_interval, args.timeout, result.guarantee
+            )
+        else:
+            s = run_once(
+                row, data, broker, workdir, args.commit_interval, args.timeout, result.guarantee
+            )
+    except (BenchError, KafkaException, OSError) as exc:
+        result.errors.append(str(exc))
+        print(f"  {name} run {attempt + 1}: FAILED: {exc}")
+        return
+    result.samples.append(s)
+    print(
+        f"  {name} run {attempt + 1}: {result.events / s.seconds:,.0f} events/s"
+        f" ({s.seconds:.2f} s, CPU {s.cpu:.2f} s, startup {s.startup:.2f} s,"
+        f" commit +{s.commit_lag:.2f} s)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     every = ROWS[:2] + baseline_rows(args.baseline) + ROWS[2:] if args.baseline else ROWS
@@ -1019,6 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = tuple(r for r in every if r.key in keys)
     peer_events = parse_peer_events(args.peer_events, args.events, every)
     pipelines = PIPELINES if args.pipeline == "all" else (args.pipeline,)
+    guarantees = GUARANTEES if args.guarantee == "both" else (args.guarantee,)
     counts = {r.key: peer_events.get(r.key, args.events) for r in rows}
 
     print(f"machine: {machine()}")
@@ -1028,7 +1280,8 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"; {k} {n:,}" for k, n in counts.items() if n != args.events)
         + f"; {args.partitions} input partition(s); {USERS:,} users ({EMIT_KEYS:,} for"
         f" windowed-emit); window {WINDOW_MS} ms;"
-        f" commit interval {args.commit_interval} s; repeat {args.repeat};"
+        f" commit interval {args.commit_interval} s;"
+        f" guarantee {', '.join(guarantees)}; repeat {args.repeat};"
         f" timeout {args.timeout:.0f} s per run"
     )
     signal.signal(signal.SIGTERM, _raise_on_signal)
@@ -1046,7 +1299,10 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 n = counts[row.key]
                 if available[row.key]:
-                    results.append(Result(row, pipeline, n, 0, skipped=available[row.key] or ""))
+                    results.extend(
+                        Result(row, pipeline, n, 0, g, skipped=available[row.key] or "")
+                        for g in guarantees
+                    )
                     continue
                 if n not in datasets:
                     t0 = time.perf_counter()
@@ -1058,28 +1314,13 @@ def main(argv: list[str] | None = None) -> int:
                         f" of values) in {datasets[n].topic}, {time.perf_counter() - t0:.1f} s"
                     )
                 data = datasets[n]
-                result = Result(row, pipeline, n, data.value_bytes)
-                results.append(result)
+                runnable = [Result(row, pipeline, n, data.value_bytes, g) for g in guarantees]
+                results.extend(runnable)
+                # Guarantees alternate run by run, so that a busy spell on the shared
+                # machine falls on both rather than on one.
                 for attempt in range(args.repeat):
-                    try:
-                        if row.local:
-                            s = run_once_local(
-                                row, data, workdir, args.commit_interval, args.timeout
-                            )
-                        else:
-                            s = run_once(
-                                row, data, broker, workdir, args.commit_interval, args.timeout
-                            )
-                    except (BenchError, KafkaException, OSError) as exc:
-                        result.errors.append(str(exc))
-                        print(f"  {row.label} {pipeline} run {attempt + 1}: FAILED: {exc}")
-                        continue
-                    result.samples.append(s)
-                    print(
-                        f"  {row.label} {pipeline} run {attempt + 1}: {n / s.seconds:,.0f} events/s"
-                        f" ({s.seconds:.2f} s, CPU {s.cpu:.2f} s, startup {s.startup:.2f} s,"
-                        f" commit +{s.commit_lag:.2f} s)"
-                    )
+                    for result in runnable:
+                        run_row(result, attempt, data, broker, workdir, args)
     finally:
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -28,6 +28,7 @@ def main() -> None:
         topic_partitions=args.partitions,
         topic_replication_factor=1,
         broker_commit_interval=args.commit_interval,
+        processing_guarantee=args.guarantee,  # faust spells both as the harness does
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
     )

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["WINDOW_MS", "parse_args"]
+__all__ = ["GUARANTEES", "QUIX_GUARANTEES", "WINDOW_MS", "parse_args"]
 
 WINDOW_MS = 10_000  # the windowed pipeline's tumbling window
+GUARANTEES = ("at_least_once", "exactly_once")  # the harness's names (--guarantee)
+# Quix Streams' spelling of the same (``Application(processing_guarantee=...)``).
+QUIX_GUARANTEES = {"at_least_once": "at-least-once", "exactly_once": "exactly-once"}
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    """Options shared by every peer program (all required but the commit interval)."""
+    """Options shared by every peer program (all required but the commit interval and the
+    guarantee, whose defaults are the harness's)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--bootstrap", required=True, help="HOST:PORT of the broker")
     parser.add_argument("--input", required=True, help="input topic (JSON values)")
@@ -25,5 +29,12 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--state-dir", required=True, help="directory for local state")
     parser.add_argument(
         "--commit-interval", type=float, default=1.0, help="seconds between offset commits"
+    )
+    parser.add_argument(
+        "--guarantee",
+        choices=GUARANTEES,
+        default="at_least_once",
+        help="processing guarantee, in the harness's spelling (each program maps it to its"
+        " framework's own)",
     )
     return parser.parse_args()

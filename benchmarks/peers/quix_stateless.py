@@ -5,7 +5,7 @@ Run by ``benchmarks/bench_streams.py`` with ``.venv-peers/bin/python``.
 
 from __future__ import annotations
 
-from peer_args import parse_args
+from peer_args import QUIX_GUARANTEES, parse_args
 from quixstreams import Application
 
 
@@ -16,6 +16,7 @@ def main() -> None:
         consumer_group=args.group,
         auto_offset_reset="earliest",
         commit_interval=args.commit_interval,
+        processing_guarantee=QUIX_GUARANTEES[args.guarantee],
         state_dir=args.state_dir,
         loglevel="WARNING",
         # librdkafka pauses 1 s whenever its local queue fills unless this is lowered.

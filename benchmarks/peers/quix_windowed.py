@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peer_args import WINDOW_MS, parse_args
+from peer_args import QUIX_GUARANTEES, WINDOW_MS, parse_args
 from quixstreams import Application
 
 
@@ -25,6 +25,7 @@ def main() -> None:
         consumer_group=args.group,
         auto_offset_reset="earliest",
         commit_interval=args.commit_interval,
+        processing_guarantee=QUIX_GUARANTEES[args.guarantee],
         state_dir=args.state_dir,  # RocksDB, Quix's default store
         loglevel="WARNING",
         consumer_extra_config={"fetch.queue.backoff.ms": 10},

@@ -2,7 +2,8 @@
 
 The app ``benchmarks/bench_streams.py`` runs with ``streamlog worker`` for its streamlog
 rows; its settings come from the harness's ``BENCH_*`` environment variables (the broker
-URL from ``BENCH_BROKER``, default ``kafka://$BENCH_BOOTSTRAP``).
+URL from ``BENCH_BROKER``, default ``kafka://$BENCH_BOOTSTRAP``; the processing
+guarantee from ``BENCH_GUARANTEE``, ``at_least_once`` or ``exactly_once``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ app = streamlog.App(
     topic_partitions=int(env("BENCH_PARTITIONS", "1")),
     broker_commit_interval=float(env("BENCH_COMMIT_INTERVAL", "1.0")),
     datadir=env("BENCH_STATE_DIR") or None,
+    processing_guarantee=env("BENCH_GUARANTEE") or "at_least_once",
 )
 source = app.topic(env("BENCH_INPUT", "bench-in"), value_type=dict)
 sink = app.topic(env("BENCH_OUTPUT", "bench-out"), value_type=dict)

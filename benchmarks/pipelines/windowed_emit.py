@@ -24,6 +24,7 @@ app = streamlog.App(
     topic_partitions=int(env("BENCH_PARTITIONS", "1")),
     broker_commit_interval=float(env("BENCH_COMMIT_INTERVAL", "1.0")),
     datadir=env("BENCH_STATE_DIR") or None,
+    processing_guarantee=env("BENCH_GUARANTEE") or "at_least_once",
     store="rocksdb://",
 )
 source = app.topic(env("BENCH_INPUT", "bench-in"), key_type=str, value_type=dict)
