@@ -146,25 +146,28 @@ class TransactionalSends:
         finally:
             self._open.set()  # an unusable producer's waiters wake to raise
 
-    @asynccontextmanager
-    async def _sending(self) -> AsyncIterator[None]:
-        while True:
-            if self._unusable is not None:
-                raise ExactlyOnceError(
-                    f"the transactional producer {self.transactional_id!r} is unusable: "
-                    f"{self._unusable}"
-                )
-            if self._open.is_set():
-                break
-            await self._open.wait()
+    async def _enter(self) -> None:
+        """Past the gate (see the module docstring); ``_leave`` after the send is queued.
+        Two plain calls, not a context manager: this runs for every record sent, and an
+        async generator per send cost 2.6 us against 0.5 us (measured by h-beos)."""
+        if not self._open.is_set() or self._unusable is not None:
+            while True:
+                if self._unusable is not None:
+                    raise ExactlyOnceError(
+                        f"the transactional producer {self.transactional_id!r} is unusable: "
+                        f"{self._unusable}"
+                    )
+                if self._open.is_set():
+                    break
+                await self._open.wait()
         self._inside += 1
-        self._drained.clear()
-        try:
-            yield
-        finally:
-            self._inside -= 1
-            if not self._inside:
-                self._drained.set()
+        if self._inside == 1:
+            self._drained.clear()
+
+    def _leave(self) -> None:
+        self._inside -= 1
+        if not self._inside:
+            self._drained.set()
 
     # -- Producer --------------------------------------------------------------------------
 
@@ -178,7 +181,8 @@ class TransactionalSends:
         headers: Sequence[Header] = (),
         timestamp_ms: int | None = None,
     ) -> Awaitable[RecordMetadata]:
-        async with self._sending():
+        await self._enter()
+        try:
             return await self._producer.send(
                 topic,
                 value,
@@ -187,6 +191,8 @@ class TransactionalSends:
                 headers=headers,
                 timestamp_ms=timestamp_ms,
             )
+        finally:
+            self._leave()
 
     async def send_and_wait(
         self,
@@ -213,7 +219,8 @@ class TransactionalSends:
         headers: Sequence[Header] = (),
         timestamp_ms: int | None = None,
     ) -> SentRecords:
-        async with self._sending():
+        await self._enter()
+        try:
             return await self._producer.send_many(
                 topic,
                 values,
@@ -222,6 +229,8 @@ class TransactionalSends:
                 headers=headers,
                 timestamp_ms=timestamp_ms,
             )
+        finally:
+            self._leave()
 
     async def flush(self) -> None:
         await self._producer.flush()
