@@ -205,20 +205,14 @@ class Checkpoint:
         """
         self._check_usable()
         self._committing = True
-        if self._transaction is not None:
-            try:
-                await self._commit_transaction(self._transaction, source_offsets)
-            finally:
-                self._committing = False
-            return
         try:
-            await self._make_durable()
+            await self._make_durable(source_offsets)
             # (5) fresh transactions, made on demand by transaction(): the committed ones
             # are done with whatever step 4 does (what it commits is durable now).
             self._transactions = {}
             self._outputs = []
-            # (4) commit the source offsets
-            if source_offsets:
+            # (4) commit the source offsets (under exactly-once: done, in the transaction)
+            if source_offsets and self._transaction is None:
                 try:
                     await self._commit(dict(source_offsets))
                 except Exception as exc:
@@ -227,51 +221,44 @@ class Checkpoint:
         finally:
             self._committing = False
 
-    async def _commit_transaction(
-        self, transaction: TransactionCommit, source_offsets: Mapping[TopicPartition, int]
-    ) -> None:
-        """Steps 1, 2, 4 (the transaction's commit), 3; a failure aborts the transaction
-        if it is not committed, closes the checkpoint and raises ``CheckpointError``."""
+    async def _make_durable(self, source_offsets: Mapping[TopicPartition, int]) -> None:
+        """Steps 1-3, and under exactly-once step 4 (the transaction's commit, with
+        ``source_offsets``) before step 3; a failure closes the checkpoint and raises
+        ``CheckpointError`` (exactly-once: after aborting the transaction if it was not
+        committed; ``TransactionAbortedError`` when its commit aborted it)."""
         transactions = list(self._transactions.values())
+        transaction = self._transaction
         step = 1
         try:
             await self._prepare(transactions)
             step = 2
             await self._acknowledge(transactions)
-            step = 4
-            await transaction.commit(source_offsets)
+            if transaction is not None:
+                step = 4
+                await transaction.commit(source_offsets)
+            # (3) flush each store partition with its changelog offset
             step = 3
             for partition_transaction in transactions:
                 partition_transaction.flush()
         except BaseException as exc:
-            if step < 4:
-                try:
-                    await transaction.abort()
-                except Exception as abort_exc:  # noqa: BLE001 - the first failure is raised
-                    log.error("aborting the transaction failed too: %r", abort_exc)
-            elif step == 4 and isinstance(exc, ExactlyOnceError) and transaction.usable:
-                # aborted by the commit itself, the producer goes on: the caller redoes
-                self._closed = f"transaction aborted: {exc}"
-                self._drop()
-                raise TransactionAbortedError(str(exc)) from exc
+            if transaction is not None:
+                await self._end_failed_transaction(transaction, step, exc)
             self._raise_failed(step, exc)
-        self._transactions = {}
-        self._outputs = []
 
-    async def _make_durable(self) -> None:
-        """Steps 1-3; a failure closes the checkpoint and raises ``CheckpointError``."""
-        transactions = list(self._transactions.values())
-        step = 1
-        try:
-            await self._prepare(transactions)
-            step = 2
-            await self._acknowledge(transactions)
-            # (3) flush each store partition with its changelog offset
-            step = 3
-            for transaction in transactions:
-                transaction.flush()
-        except BaseException as exc:
-            self._raise_failed(step, exc)
+    async def _end_failed_transaction(
+        self, transaction: TransactionCommit, step: int, exc: BaseException
+    ) -> None:
+        """Abort a transaction a failure left open; a commit that aborted it itself, the
+        producer usable, raises ``TransactionAbortedError`` (the caller redoes the work)."""
+        if step < 4:
+            try:
+                await transaction.abort()
+            except Exception as abort_exc:  # noqa: BLE001 - the first failure is raised
+                log.error("aborting the transaction failed too: %r", abort_exc)
+        elif step == 4 and isinstance(exc, ExactlyOnceError) and transaction.usable:
+            self._closed = f"transaction aborted: {exc}"
+            self._drop()
+            raise TransactionAbortedError(str(exc)) from exc
 
     async def _prepare(self, transactions: list[PartitionTransaction]) -> None:
         """Step 1: each changed key produced to its changelog."""
