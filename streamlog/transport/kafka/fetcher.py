@@ -402,6 +402,12 @@ class Fetcher:
         retry_at: float | None = None
         by_node: dict[int, list[PartitionState]] = {}
         connections: dict[int, Connection] = {}
+        # Nodes with a partition held back only until its buffer has room: no fetch goes
+        # to them meanwhile. A fetch of their other partitions alone (idle ones, often)
+        # long-polls for max_wait, and the full partition's next fetch waits behind it:
+        # measured 500 ms stalls with the consumer's CPU at 50% (h-beos). Draining the
+        # buffer wakes the fetcher, and one fetch then carries them all.
+        full: set[int] = set()
         for state in self.states.values():
             if (
                 state.position is None
@@ -409,8 +415,10 @@ class Fetcher:
                 or state.in_flight
                 or state.reset is not None
                 or state.error is not None
-                or state.buffered_bytes >= self._partition_max_bytes
             ):
+                continue
+            if state.buffered_bytes >= self._partition_max_bytes:
+                full.add(self.cluster.leader(state.tp.topic, state.tp.partition))
                 continue
             if state.backoff_until > now:
                 retry_at = _earliest(retry_at, state.backoff_until)
@@ -433,7 +441,8 @@ class Fetcher:
             connections[node] = conn
             by_node.setdefault(node, []).append(state)
         for node, states in by_node.items():
-            self._fetch(connections[node], node, states)
+            if node not in full:
+                self._fetch(connections[node], node, states)
         return retry_at
 
     def _fetch(self, conn: Connection, node: int, states: list[PartitionState]) -> None:
