@@ -633,30 +633,3 @@ def test_read_committed_stops_at_the_last_stable_offset() -> None:
     assert below_stable_offset(data, 0) == b""
     assert below_stable_offset(data, 9) == data
     assert below_stable_offset(data, 1) == b""  # the batch 0-1 ends past 1: left for later
-
-
-def test_a_broker_without_transactions_gets_a_clear_error(kafka: KafkaCase) -> None:
-    """Where the broker refuses transactional ids, ``init_transactions`` says so (after
-    retrying the coordinator lookup for the request timeout), and the producer stays
-    unusable for transactions rather than sending anything."""
-    if kafka.kind not in _REFUSALS:
-        _REFUSALS[kafka.kind] = run(_refusal(kafka))
-    if _REFUSALS[kafka.kind] is None:
-        pytest.skip(f"{kafka.kind} broker has transactions")
-
-    async def body() -> None:
-        transport = kafka.transport(request_timeout_ms=1500)
-        topic = await new_topic(transport, "txn-refused")
-        producer = transport.producer(transactional_id=KafkaCase.name("refused"))
-        with pytest.raises(
-            TransactionError,
-            match="COORDINATOR_NOT_AVAILABLE|TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-        ):
-            await producer.init_transactions()
-        with pytest.raises(TransactionStateError, match="uninitialized"):
-            producer.begin_transaction()
-        with pytest.raises(TransactionStateError, match="uninitialized"):
-            await producer.send(topic, b"x", partition=0)
-        await transport.close()
-
-    run(body())
