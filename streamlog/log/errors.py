@@ -11,6 +11,8 @@ from streamlog.errors import StreamlogError
 
 __all__ = [
     "LogError",
+    "DataFormatError",
+    "DataFormatTooNewError",
     "CorruptRecordError",
     "InvalidRecordError",
     "OffsetOutOfRangeError",
@@ -141,6 +143,14 @@ class InvalidConfigError(LogError):
 
 class DataDirectoryLockedError(LogError):
     """Another process owns the data directory."""
+
+
+class DataFormatError(LogError):
+    """The data directory's format record (``.format``) cannot be read."""
+
+
+class DataFormatTooNewError(DataFormatError):
+    """The data directory was written in a newer format than this streamlog reads."""
 
 
 class LogClosedError(LogError):

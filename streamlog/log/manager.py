@@ -27,6 +27,7 @@ from streamlog.log.checkpoint import OffsetCheckpoint
 from streamlog.log.cleaner import LogCleaner
 from streamlog.log.clock import Clock, SystemClock
 from streamlog.log.config import TopicConfig
+from streamlog.log.data_format import check_format
 from streamlog.log.dir_lock import DirectoryLock
 from streamlog.log.errors import (
     InvalidPartitionsError,
@@ -46,7 +47,7 @@ from streamlog.log.topic_names import (
     is_internal,
     validate_topic_name,
 )
-from streamlog.log.topic_store import TopicRecord, TopicStore
+from streamlog.log.topic_store import TOPICS_DIR, TopicRecord, TopicStore
 
 __all__ = ["LogManager", "TopicDescription", "PartitionDescription", "MaintenanceReport"]
 
@@ -133,6 +134,8 @@ class LogManager:
         os.makedirs(self.data_dir, exist_ok=True)
         self._dir_lock.acquire()
         try:
+            had_topics = os.path.isdir(os.path.join(self.data_dir, TOPICS_DIR))
+            check_format(self.data_dir, has_data=had_topics)
             self._store = TopicStore(self.data_dir)
             self._topics = self._store.load_all()
             self._remove_orphans()

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from streamlog.log.checkpoint import fsync_directory
 
-__all__ = ["TopicRecord", "TopicStore"]
+__all__ = ["TOPICS_DIR", "TopicRecord", "TopicStore"]
 
-_DIR = ".topics"
+TOPICS_DIR = ".topics"
+_DIR = TOPICS_DIR
 
 
 @dataclass(frozen=True, slots=True)
