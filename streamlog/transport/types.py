@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -15,6 +16,7 @@ __all__ = [
     "ConsumerRecord",
     "OffsetAndMetadata",
     "ConsumerGroupMetadata",
+    "TxnState",
     "PartitionInfo",
     "TopicInfo",
     "GroupMemberInfo",
@@ -68,6 +70,19 @@ class ConsumerRecord(NamedTuple):
 class OffsetAndMetadata(NamedTuple):
     offset: int
     metadata: str = ""
+
+
+class TxnState(enum.Enum):
+    """A transactional producer's state, the same on every transport (error messages
+    quote the values)."""
+
+    UNINITIALIZED = "uninitialized"  # init_transactions not called or not done yet
+    READY = "ready"  # no transaction open
+    IN_TRANSACTION = "in transaction"
+    COMMITTING = "committing"
+    ABORTING = "aborting"
+    ABORTABLE_ERROR = "abortable error"  # only abort_transaction helps
+    FATAL_ERROR = "fatal error"  # fenced or refused: close the producer
 
 
 class ConsumerGroupMetadata(NamedTuple):

@@ -40,7 +40,6 @@ lost: there is no epoch bump after an abort, unlike the Kafka producer's.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -64,7 +63,12 @@ from streamlog.transport.errors import (
     TransportClosedError,
     TransportError,
 )
-from streamlog.transport.types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
+from streamlog.transport.types import (
+    ConsumerGroupMetadata,
+    OffsetAndMetadata,
+    TopicPartition,
+    TxnState,
+)
 
 if TYPE_CHECKING:
     from streamlog.transport.embedded.transport import EmbeddedTransport
@@ -74,18 +78,6 @@ __all__ = ["EmbeddedTransactionalProducer", "TxnState"]
 log = logging.getLogger(__name__)
 
 _SEQUENCE_MASK = 0x7FFFFFFF  # sequence numbers wrap at 2^31 - 1, as Kafka's
-
-
-class TxnState(enum.Enum):
-    """The Kafka transport's states, with the same names (error messages quote them)."""
-
-    UNINITIALIZED = "uninitialized"  # init_transactions not called or not done yet
-    READY = "ready"  # no transaction open
-    IN_TRANSACTION = "in transaction"
-    COMMITTING = "committing"
-    ABORTING = "aborting"
-    ABORTABLE_ERROR = "abortable error"  # only abort_transaction helps
-    FATAL_ERROR = "fatal error"  # fenced: close the producer
 
 
 class EmbeddedTransactionalProducer(EmbeddedProducer):

@@ -35,7 +35,6 @@ retried for the request timeout.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -57,7 +56,7 @@ from streamlog.transport.kafka.offsets import (
     offsets_by_topic,
 )
 from streamlog.transport.kafka.util import log, spawn
-from streamlog.transport.types import OffsetAndMetadata, TopicPartition
+from streamlog.transport.types import OffsetAndMetadata, TopicPartition, TxnState
 
 __all__ = ["TransactionManager", "TxnState", "FENCED_ERRORS"]
 
@@ -84,16 +83,6 @@ _FATAL_ERRORS = frozenset(
 # Retried although Kafka does not flag them retriable: the coordinator is finishing the
 # previous transaction of this id (markers being written).
 _RETRY_ERRORS = frozenset({ErrorCode.CONCURRENT_TRANSACTIONS})
-
-
-class TxnState(enum.Enum):
-    UNINITIALIZED = "uninitialized"  # init_transactions not called or not done yet
-    READY = "ready"  # no transaction open
-    IN_TRANSACTION = "in transaction"
-    COMMITTING = "committing"
-    ABORTING = "aborting"
-    ABORTABLE_ERROR = "abortable error"  # only abort_transaction helps
-    FATAL_ERROR = "fatal error"  # fenced or refused: close the producer
 
 
 class TransactionManager:
