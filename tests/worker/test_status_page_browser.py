@@ -53,6 +53,24 @@ def browser(profile: str):  # type: ignore[no-untyped-def]
     return driver
 
 
+def shown_texts(driver, css: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The text of every element matching ``css``, read in one script run: the page
+    redraws its tables on every refresh, so an element found by one WebDriver call may be
+    gone by the next (a stale element reference). Whitespace runs read as one space, as
+    Selenium's ``.text`` shows a table row's cells."""
+    raw = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);", css
+    )
+    return [" ".join(t.split()) for t in raw]
+
+
+def shown_text(driver, css: str) -> str:  # type: ignore[no-untyped-def]
+    """The text of the first element matching ``css`` (see ``shown_texts``)."""
+    texts = shown_texts(driver, css)
+    assert texts, f"nothing on the page matches {css!r}"
+    return texts[0]
+
+
 def send_posts(kafka_url: str, words: list[str]) -> None:
     schema = load_app(WEBVIEWS).topics["posts"].schema
 
@@ -88,25 +106,29 @@ def test_status_page_in_a_browser(tmp_path):
         match = worker.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)")
         url = match.split(" on ", 1)[1]
         driver.get(url + "/")
-        text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
+        text = lambda css: shown_text(driver, css)  # noqa: E731
 
         assert driver.title == "webviews · streamlog worker"
         assert text("h1") == "webviews running"
         assert text("#state") == "running"
         assert text("#url") == url
         assert text("#records-fetched") == "0"
-        agents = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#agents tbody tr")]
+        agents = shown_texts(driver, "#agents tbody tr")
         assert agents == ["webviews.count_words 0 - 0 0"]  # events, events/s, errors, dead
         assert text("#tables tbody tr[data-table='word_counts'] .partitions") == "0, 1, 2, 3"
         assert text("#tables tbody tr[data-table='word_counts'] .keys") == "0"
-        bars = driver.find_elements(By.CSS_SELECTOR, "tr[data-table='word_counts'] progress")
-        assert [(b.get_attribute("value"), b.get_attribute("max")) for b in bars] == [
+        bars = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]),"
+            " b => [b.getAttribute('value'), b.getAttribute('max')]);",
+            "tr[data-table='word_counts'] progress",
+        )
+        assert [tuple(b) for b in bars] == [
             ("1", "1")
         ] * 4  # nothing to replay: every partition's recovery complete
         assert text("#workers tr.me") == (
             f"{url} (this worker) posts[0], posts[1], posts[2], posts[3] -"
         )  # alone: no standby partitions
-        pages = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#pages li")]
+        pages = shown_texts(driver, "#pages li")
         assert pages == [
             "/count/{word}/",
             "/partition/{word}/",
@@ -153,7 +175,6 @@ def test_status_page_follows_a_rebalance(tmp_path):
     import json
     import urllib.request
 
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.broker.brokerproc import BrokerProcess
@@ -179,10 +200,10 @@ def test_status_page_follows_a_rebalance(tmp_path):
         a.start()
         url_a = a.wait_for_log(r"web endpoint on (http://127\.0\.0\.1:\d+)").split(" on ", 1)[1]
         driver.get(url_a + "/")
-        text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
+        text = lambda css: shown_text(driver, css)  # noqa: E731
 
         def worker_rows() -> list[str]:
-            return [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")]
+            return shown_texts(driver, "#workers tbody tr")
 
         alone = f"{url_a} (this worker) posts[0], posts[1], posts[2], posts[3] -"
         WebDriverWait(driver, WAIT).until(lambda d: worker_rows() == [alone])
@@ -221,10 +242,11 @@ def test_status_page_follows_a_rebalance(tmp_path):
         WebDriverWait(driver, WAIT).until(lambda d: text("#assignment").startswith(listed(url_a)))
         assert int(text("#rebalances")) >= 2
         assert driver.execute_script("return window.notReloaded === true;")
-        me = driver.find_element(By.CSS_SELECTOR, "#workers tr.me")
-        assert me.text == f"{url_a} (this worker) {listed(url_a)} {standby(url_a)}"
-        other = driver.find_element(By.LINK_TEXT, url_b)
-        assert other.get_attribute("href") == url_b + "/"
+        assert text("#workers tr.me") == f"{url_a} (this worker) {listed(url_a)} {standby(url_a)}"
+        hrefs = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#workers a'), a => a.href);"
+        )
+        assert url_b + "/" in hrefs
         shot = tmp_path / "rebalanced.png"
         assert driver.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

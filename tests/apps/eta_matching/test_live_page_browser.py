@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from apps.eta_matching import generate
-from tests.worker.test_status_page_browser import WAIT, browser
+from tests.worker.test_status_page_browser import WAIT, browser, shown_texts
 from tests.worker.workerproc import WorkerProcess
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
@@ -22,7 +22,6 @@ APP = os.path.join(ROOT, "apps", "eta_matching", "app.py")
 
 
 def test_live_page_shows_matches_reasons_and_the_area_map(tmp_path):
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser(str(tmp_path / "profile"))
@@ -44,7 +43,7 @@ def test_live_page_shows_matches_reasons_and_the_area_map(tmp_path):
         assert driver.title == "Ride ETA and matching"
 
         def cells(css):  # type: ignore[no-untyped-def]
-            return [r.text for r in driver.find_elements(By.CSS_SELECTOR, css)]
+            return shown_texts(driver, css)
 
         def answered():  # type: ignore[no-untyped-def]
             with urllib.request.urlopen(url + "/eta/data/", timeout=5) as r:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
-from tests.worker.test_status_page_browser import WAIT, browser
+from tests.worker.test_status_page_browser import WAIT, browser, shown_text
 
 from .harness import send, start_worker, wait_processed
 from .test_app import hand_built
@@ -36,11 +36,13 @@ def test_flagged_users_page_in_a_browser(tmp_path):
         assert driver.title == "streamlog spam detection"
 
         def rows() -> dict[str, list[str]]:
-            found = {}
-            for tr in driver.find_elements(By.CSS_SELECTOR, "#rows tr"):
-                cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-                found[tr.get_attribute("data-user")] = cells
-            return found
+            # read in one script run: the page redraws its rows on every refresh
+            found = driver.execute_script(
+                "return Array.from(document.querySelectorAll('#rows tr'), tr =>"
+                " [tr.getAttribute('data-user'),"
+                "  Array.from(tr.querySelectorAll('td'), td => td.innerText.trim())]);"
+            )
+            return {user: cells for user, cells in found}
 
         expected = sorted(["burster", "copier", "disliked", *RING])
         WebDriverWait(driver, WAIT).until(lambda d: sorted(rows()) == expected)
@@ -51,7 +53,7 @@ def test_flagged_users_page_in_a_browser(tmp_path):
         assert all(shown[u][2] == "domain_ring" for u in RING)
         # the first five are flagged as the ring reaches five (0.5), a sixth joining at 0.6
         assert sorted(shown[u][1] for u in RING) == ["0.50"] * 5 + ["0.60"]
-        count = driver.find_element(By.ID, "count").text
+        count = shown_text(driver, "#count")
         assert count == f"{len(expected)} of {len(expected)} flagged user(s)"
         driver.save_screenshot(str(tmp_path / "spam-page.png"))
 
@@ -61,7 +63,7 @@ def test_flagged_users_page_in_a_browser(tmp_path):
         search.clear()
         search.send_keys("report")
         WebDriverWait(driver, WAIT).until(lambda d: sorted(rows()) == ["disliked"])
-        assert driver.find_element(By.ID, "count").text == f"1 of {len(expected)} flagged user(s)"
+        assert shown_text(driver, "#count") == f"1 of {len(expected)} flagged user(s)"
         assert worker.stop() == 0, worker.logs()
     finally:
         driver.quit()
