@@ -114,9 +114,10 @@ ProgressCallback = Callable[[MirrorProgress], None]
 
 
 def _record_bytes(record: ConsumerRecord) -> int:
-    size = len(record.key or b"") + len(record.value or b"")
-    for name, value in record.headers:
-        size += len(name) + len(value or b"")
+    key, value, headers = record.key, record.value, record.headers
+    size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+    for name, header in headers:
+        size += len(name) + (len(header) if header is not None else 0)
     return size
 
 
@@ -147,7 +148,7 @@ class Mirror:
         self._producer: Producer | None = None
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
-        self._handles: list[Awaitable[Any]] = []
+        self._unacknowledged = 0  # records sent since the last checkpoint
         self._last_sent: dict[TopicPartition, tuple[Awaitable[Any], int]] = {}
         self._new_breakpoints: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._written: dict[TopicPartition, Checkpoint] = {}
@@ -217,7 +218,7 @@ class Mirror:
         deadline = time.monotonic() + seconds
         while self._consumer_has_partitions():
             left = deadline - time.monotonic()
-            if left <= 0 or len(self._handles) >= self.options.max_pending_records:
+            if left <= 0 or self._unacknowledged >= self.options.max_pending_records:
                 return
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             await self._copy(batch)
@@ -235,7 +236,7 @@ class Mirror:
                 if await consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
             now = time.monotonic()
-            if now >= next_checkpoint or len(self._handles) >= self.options.max_pending_records:
+            if now >= next_checkpoint or self._unacknowledged >= self.options.max_pending_records:
                 await self._checkpoint()
                 next_checkpoint = now + self.options.checkpoint_interval_s
 
@@ -247,8 +248,8 @@ class Mirror:
             progress = summary.partitions[tp]
             to_match = self._to_match.get(tp)
             send = producer.send
-            handles = self._handles
             sent_bytes = 0
+            sent = 0
             last: tuple[Awaitable[Any], int] | None = None
             for record in records:
                 if to_match:
@@ -264,16 +265,17 @@ class Mirror:
                     headers=record.headers,
                     timestamp_ms=record.timestamp,
                 )
-                handles.append(handle)
                 last = (handle, target)
                 if entry.note(record.offset, target):
                     self._new_breakpoints.setdefault(tp, []).append((record.offset, target))
                 sent_bytes += _record_bytes(record)
-                progress.copied += 1
+                sent += 1
             if last is not None:
                 self._last_sent[tp] = last
+            progress.copied += sent
+            summary.records += sent
             summary.bytes += sent_bytes
-            summary.records = sum(p.copied for p in summary.partitions.values())
+            self._unacknowledged += sent
 
     def _match(
         self,
@@ -303,10 +305,11 @@ class Mirror:
         last one landed, then record the positions and new breakpoints on the target."""
         producer = self._require_producer()
         consumer = self._require_consumer()
-        await producer.flush()
-        handles, self._handles = self._handles, []
-        if handles:
-            await asyncio.gather(*handles)
+        await producer.flush()  # every batch acknowledged or failed
+        self._unacknowledged = 0
+        # The last record of each partition says for all: a record lost before it (a
+        # failed batch) would have moved it to a lower offset, or failed it as well (the
+        # idempotent producer refuses to send past a gap in its sequence numbers).
         for tp, (handle, expected) in self._last_sent.items():
             landed = (await handle).offset
             if landed != expected:

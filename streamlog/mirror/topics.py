@@ -123,4 +123,4 @@ async def prepare_target_topic(source: Admin, target: Admin, name: str) -> Mirro
             count,
             count,
         )
-    return MirroredTopic(name, count, dict(there.configs), created=False)
+    return MirroredTopic(name, count, configs, created=False)
