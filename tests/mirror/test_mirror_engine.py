@@ -332,7 +332,7 @@ async def test_a_compacted_source_with_a_gap_at_every_record(source: Transport, 
         mirror_state.POINTS_PER_RECORD = saved
     copied = await read_all(target, "changelog")
     assert content(copied) == content(kept)
-    gaps = sum(1 for a, b in zip(kept, kept[1:]) if b.offset != a.offset + 1)
+    gaps = sum(1 for a, b in zip(kept, kept[1:], strict=False) if b.offset != a.offset + 1)
     assert len(first.offset_map[tp].sources) == gaps + 1 > 400
     assert len(await read_all(target, OFFSET_SYNCS_TOPIC)) == (gaps + 1 + 99) // 100
 
