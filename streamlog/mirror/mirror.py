@@ -43,11 +43,28 @@ from streamlog.mirror.state import (
 )
 from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
 from streamlog.transport.base import Consumer, Producer, Transport
+from streamlog.transport.errors import (
+    BrokerUnavailableError,
+    ProduceError,
+    TransportClosedError,
+    TransportError,
+)
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 __all__ = ["Mirror", "MirrorOptions", "MirrorSummary", "PartitionProgress", "MirrorProgress"]
 
 log = logging.getLogger(__name__)
+
+#: Failures that end a session but not the mirror: the other side may come back.
+RETRIABLE: tuple[type[BaseException], ...] = (
+    BrokerUnavailableError,
+    ProduceError,
+    TransportClosedError,
+    ConnectionError,
+    TimeoutError,
+)
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +74,8 @@ class MirrorOptions:
     ``topics``: a regular expression matched against whole topic names, or exact names;
     ``groups``: likewise for consumer groups whose offsets are translated (None: none);
     ``once``: copy what the source holds when the mirror starts, then return;
-    ``name``: keys the mirror's state on the target (one name per source).
+    ``name``: keys the mirror's state on the target (one name per source);
+    ``retry_for_s``: how long outages in a row are ridden out before ``run`` raises.
     """
 
     topics: str | Sequence[str] = ".*"
@@ -67,6 +85,7 @@ class MirrorOptions:
     checkpoint_interval_s: float = 1.0
     group_sync_interval_s: float = 5.0
     topic_refresh_interval_s: float = 10.0
+    retry_for_s: float = 300.0
     max_pending_records: int = 200_000
     producer_linger_ms: int = 20
     compression: str = "none"
@@ -149,6 +168,7 @@ class Mirror:
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
         self._unacknowledged = 0  # records sent since the last checkpoint
+        self._progressed = False  # a checkpoint was made in this session
         self._last_sent: dict[TopicPartition, tuple[Awaitable[Any], int]] = {}
         self._new_breakpoints: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._written: dict[TopicPartition, Checkpoint] = {}
@@ -158,7 +178,40 @@ class Mirror:
     # ------------------------------------------------------------------ running
 
     async def run(self) -> MirrorSummary:
+        """Mirror until done (``once``) or cancelled. An outage of either side (a broker
+        restarting, unreachable, refusing writes) ends the session: the mirror starts
+        afresh from its checkpoints on the target, as a restarted process would, after a
+        backoff, for as long as ``retry_for_s`` of failures in a row allows."""
         self._started = time.monotonic()
+        failing_since: float | None = None
+        backoff = _FIRST_BACKOFF_S
+        try:
+            while True:
+                self._progressed = False
+                try:
+                    await self._session()
+                    return self.summary
+                except RETRIABLE as exc:
+                    now = time.monotonic()
+                    if self._progressed or failing_since is None:
+                        failing_since, backoff = now, _FIRST_BACKOFF_S
+                    if now - failing_since + backoff > self.options.retry_for_s:
+                        raise
+                    log.warning(
+                        "mirror interrupted (%s: %s); resuming from the checkpoints on the "
+                        "target in %.1f s",
+                        type(exc).__name__,
+                        " ".join(str(exc).split()),
+                        backoff,
+                    )
+                    self._reset()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        finally:
+            self._finish_summary()
+
+    async def _session(self) -> None:
+        """One run of the mirror with its own clients, from the state on the target."""
         name = self.options.name
         await ensure_state_topics(self.target.admin())
         state = await load_state(self.target, name)
@@ -190,13 +243,23 @@ class Mirror:
             else:
                 await self._follow()
         except asyncio.CancelledError:
-            await self._checkpoint()
+            try:
+                await self._checkpoint()
+            except TransportError as exc:  # an outage as we stop: resumes from the last one
+                log.warning("no last checkpoint on the way out (%s)", exc)
             raise
         finally:
-            self._finish_summary()
             await self._consumer.close()
             await self._producer.close()
-        return self.summary
+
+    def _reset(self) -> None:
+        """Forget the session's positions: the next one reads them back from the target."""
+        self.offset_map = OffsetMap()
+        self._to_match.clear()
+        self._last_sent.clear()
+        self._new_breakpoints.clear()
+        self._written.clear()
+        self._unacknowledged = 0
 
     async def _follow(self) -> None:
         now = time.monotonic()
@@ -339,6 +402,7 @@ class Mirror:
         if pending:
             await asyncio.gather(*pending)
         self._written.update(changed)
+        self._progressed = True
         await self._report_progress()
 
     async def _report_progress(self) -> None:
@@ -378,8 +442,12 @@ class Mirror:
         for name in names:
             known = self.summary.topics.get(name)
             info = await source_admin.describe_topic(name)
-            if known is not None and known.partitions >= len(info.partitions):
-                continue
+            if (
+                known is not None
+                and known.partitions >= len(info.partitions)
+                and TopicPartition(name, known.partitions - 1) in self.offset_map
+            ):
+                continue  # prepared, and read since this session started
             topic = await prepare_target_topic(source_admin, target_admin, name)
             self.summary.topics[name] = topic
             new += [
@@ -439,9 +507,16 @@ class Mirror:
                     entry.forget_from(checkpoint.source_next)
                     if end > checkpoint.target_next:
                         tails[tp] = (checkpoint.target_next, end)
-                self.summary.partitions[tp] = PartitionProgress(
-                    entry.source_next, entry.target_next
-                )
+                progress = self.summary.partitions.get(tp)
+                if progress is None:
+                    self.summary.partitions[tp] = PartitionProgress(
+                        entry.source_next, entry.target_next
+                    )
+                else:  # a new session: the counts go on
+                    progress.source_next, progress.target_next = (
+                        entry.source_next,
+                        entry.target_next,
+                    )
             if tails:
                 await self._read_tails(reader, tails)
             if first:  # before any record goes there (module docstring)
