@@ -38,8 +38,11 @@ SINK_TYPES = {
     "sqlite": "streamlog.connect.sqlite",
     "postgres": "streamlog.connect.postgres",
 }
-# Keys of a [[sink]] table the runner takes (``App.sink``'s options), not the connector.
-RUNNER_KEYS = {"sink": ("retry_for", "max_batch", "max_pending")}
+# Keys of a table the runner takes (``App.source``/``App.sink``'s options), not the connector.
+RUNNER_KEYS = {
+    "source": ("checkpoint_interval",),
+    "sink": ("retry_for", "max_batch", "max_pending"),
+}
 
 
 class ConnectorEntry:
