@@ -30,6 +30,8 @@ A bad file is refused before anything starts, with the table and key at fault.
 
 from __future__ import annotations
 
+import os
+import sys
 import tomllib
 import warnings
 from collections.abc import Mapping
@@ -58,6 +60,11 @@ def app_from_config(path: str) -> App:
     from streamlog.dsl.settings import UnknownSettingWarning
 
     data = _read(path)
+    # ``class = "module:attr"`` imports from next to the config file and from the current
+    # directory, as ``streamlog worker app.py`` imports the modules next to the app
+    for directory in (os.getcwd(), os.path.dirname(os.path.abspath(path))):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise click.ClickException(
