@@ -165,3 +165,54 @@ def _count(url: str, topic: str) -> int:
         return len(read_topic(url, topic, 0, timeout=10))
     except Exception:  # noqa: BLE001 - not created yet
         return 0
+
+
+@pytest.mark.slow
+def test_the_source_moves_to_the_next_leader_and_the_sink_is_shared(tmp_path):
+    """Two ``streamlog connect`` workers of one app on a broker: the source runs on the
+    leader only; when the leader stops, the other takes the source over from its
+    checkpoint. Every line reaches the topic once and the table once."""
+    from tests.broker.brokerproc import BrokerProcess
+
+    input_path = tmp_path / "in.jsonl"
+    db = str(tmp_path / "rows.db")
+    append_lines(input_path, 0, 3000)
+    config = write_config(
+        tmp_path / "connect.toml", CONFIG.format(input=input_path, db=db, interval=0.5)
+    )
+    broker = BrokerProcess(str(tmp_path / "broker"), ("--group-initial-rebalance-delay-ms", "0"))
+    broker.start()
+    workers = [
+        WorkerProcess(
+            config,
+            broker=f"kafka://{broker.bootstrap}",
+            workdir=str(tmp_path / name),
+            command=(STREAMLOG, "connect", config),
+            env=ENV,
+        )
+        for name in ("a", "b")
+    ]
+    url = f"kafka://{broker.bootstrap}"
+    try:
+        for worker in workers:
+            os.makedirs(worker.workdir)
+        first, second = workers
+        first.start()
+        wait_until(lambda: len(rows(db)) == 3000, 60, "3000 rows")
+        second.start()
+        append_lines(input_path, 3000, 3000)
+        wait_until(lambda: len(rows(db)) == 6000, 60, "6000 rows")
+        assert first.stop() == 0, first.logs()
+        append_lines(input_path, 6000, 3000)
+        wait_until(lambda: len(rows(db)) == 9000, 60, "9000 rows after the hand-over")
+        assert second.stop() == 0, second.logs()
+        records = read_topic(url, "lines", 9000)
+    finally:
+        for worker in workers:
+            worker.kill()
+        broker.stop()
+    assert "source lines-in started at None" in first.logs()
+    assert "source lines-in started at None" not in second.logs()
+    assert "source lines-in started at" in second.logs()  # after the first one stopped
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(9000))
+    assert sorted(rows(db)) == list(range(9000))

@@ -247,3 +247,83 @@ def test_status_names_every_connector(tmp_path):
     assert status["sinks"]["db"]["flushed"] == 5
     assert status["sinks"]["db"]["topic"] == "t"
     assert offsets_topic_name("status") == "status-connect-offsets"
+
+
+def test_a_record_that_does_not_decode_goes_to_the_sinks_dead_letter_topic(tmp_path):
+    url = f"file://{tmp_path}/log"
+    app = make_app(url, "undecodable")
+    sink = ListSink("db")
+    app.sink("t", sink)
+
+    async def main():
+        async with app:
+            producer = app.producer
+            for value in (b'{"id": 1}', b"not json {", b'{"id": 2}'):
+                await (await producer.send("t", value, key=b"k"))
+            await wait_for(lambda: len(sink.durable) == 2)
+            dead = await read_topic(app, "undecodable-db-dlq", 1)
+            offsets = await committed(app, "t")
+        return dead, offsets
+
+    dead, offsets = run(main())
+    assert [r.value for r in dead] == [b"not json {"]
+    assert sink.durable == {1: {"id": 1}, 2: {"id": 2}}
+    assert sum(o or 0 for o in offsets.values()) == 3
+
+
+class AckedListSource(ListSource):
+    """Told by the runner when its records are durable in the log."""
+
+    async def acknowledged(self, position):
+        self.acknowledged_at.append(position)
+
+
+def test_a_source_with_acknowledged_is_told_after_each_poll_once_durable(tmp_path):
+    url = f"file://{tmp_path}/log"
+    app = make_app(url, "acked", broker_commit_interval=3600)
+    source = AckedListSource("hook", items(30), chunk=10)
+    app.source(source, topic="t")
+
+    async def main():
+        async with app:
+            await wait_for(lambda: len(source.acknowledged_at) == 3)
+            records = await read_topic(app, "t", 30)
+        return records
+
+    records = run(main())
+    assert source.acknowledged_at == [10, 20, 30]
+    assert len(records) == 30
+
+
+def test_sources_and_sinks_run_in_an_exactly_once_app(tmp_path):
+    url = f"file://{tmp_path}/log"
+    app = make_app(url, "eos", processing_guarantee="exactly_once")
+    data = items(60)
+    data[5] = {"id": 5, "bad": True}
+    sink = ListSink("db")
+    app.source(ListSource("in", data, chunk=25), topic="t")
+    app.sink("t", sink)
+
+    async def main():
+        async with app:
+            await wait_for(lambda: len(sink.durable) == 59)
+            dead = await read_topic(app, "eos-db-dlq", 1)
+            offsets = await committed(app, "t")
+        return dead, offsets
+
+    dead, offsets = run(main())
+    assert [json.loads(r.value)["id"] for r in dead] == [5]
+    assert sum(o or 0 for o in offsets.values()) == 60
+
+
+def test_bad_declarations_are_refused(tmp_path):
+    app = make_app("memory://", "bad")
+    with pytest.raises(streamlog.ImproperlyConfigured, match="letters, digits"):
+        app.source(ListSource("no spaces", []), topic="t")
+    with pytest.raises(streamlog.ImproperlyConfigured, match="not a streamlog Sink"):
+        app.sink("t", object())
+    app.sink("t", ListSink("db"))
+    with pytest.raises(streamlog.ImproperlyConfigured, match="two sinks named 'db'"):
+        app.sink("t", ListSink("db"))
+    with pytest.raises(streamlog.ImproperlyConfigured, match="retry_for"):
+        app.sink("t", ListSink("db2"), retry_for=-1)
