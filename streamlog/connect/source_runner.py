@@ -114,6 +114,11 @@ class SourceRunner:
         """Stop after the poll in hand: its records are produced and checkpointed."""
         self._stop.set()
 
+    def allow_run(self) -> None:
+        """Forget an earlier ``request_stop`` (before a new ``run``: the caller decides,
+        so a stop asked for while the run is being set up is not lost)."""
+        self._stop.clear()
+
     def status(self) -> dict[str, Any]:
         """The source's own status with the runner's counters added."""
         try:
@@ -142,9 +147,12 @@ class SourceRunner:
 
     async def run(self) -> None:
         """Start the source at its saved position, produce until asked to stop (or the
-        source ends), checkpoint, close the source. Raises what went wrong (the records
-        acknowledged so far are checkpointed when the log still answers)."""
-        self._stop.clear()
+        source ends), checkpoint, close the source. Raises what went wrong, with no
+        checkpoint after the last one (the next run matches what the log acknowledged
+        since, module docstring). Returns at once,
+        the source not started, after a ``request_stop`` not undone by ``allow_run``."""
+        if self._stop.is_set():
+            return
         self.state = "starting"
         producer = self._transport.producer(
             acks=-1, linger_ms=self._linger_ms, idempotent=True, client_id=self._client_id

@@ -327,3 +327,42 @@ def test_bad_declarations_are_refused(tmp_path):
         app.sink("t", ListSink("db"))
     with pytest.raises(streamlog.ImproperlyConfigured, match="retry_for"):
         app.sink("t", ListSink("db2"), retry_for=-1)
+
+
+class FlakySource(ListSource):
+    """Fails once, on its ``fail_at``-th poll (its system went away): records produced
+    before it and not checkpointed yet are in the log already."""
+
+    def __init__(self, *args, fail_at: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_at = fail_at
+        self.polls = 0
+
+    async def poll(self):
+        self.polls += 1
+        if self.polls == self.fail_at:
+            from streamlog.connect import SourceError
+
+            raise SourceError("the system went away")
+        return await super().poll()
+
+
+def test_a_failed_source_starts_again_from_its_checkpoint_without_duplicates(tmp_path):
+    url = f"file://{tmp_path}/log"
+    app = make_app(url, "flaky")
+    source = FlakySource("in", items(200), chunk=20, fail_at=6)
+    app.source(source, topic="t", checkpoint_interval=3600)
+
+    async def main():
+        async with app:
+            runner = app.connectors.sources["in"].runner
+            await wait_for(lambda: runner.finished, timeout=30)
+            records = await read_topic(app, "t", 200)
+            return records, app.connectors.status()["sources"]["in"]
+
+    records, status = run(main())
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(200))
+    assert source.started_at == [None, None]  # no checkpoint but the first before the failure
+    assert status["runner_errors"] == 1
+    assert "the system went away" in status["runner_last_error"]
+    assert status["matched_after_restart"] == 100  # 5 polls of 20 acknowledged, not redone

@@ -251,6 +251,7 @@ class Connectors:
             await self._leader.wait()
             if self._stopping:
                 return
+            runner.allow_run()  # no await from the check above: a stop is not missed
             run = binding.run = asyncio.ensure_future(runner.run())
             try:
                 await asyncio.shield(run)
