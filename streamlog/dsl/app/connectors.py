@@ -31,8 +31,7 @@ from streamlog.dsl.agents.agent import Agent
 from streamlog.dsl.agents.stream import Stream
 from streamlog.dsl.agents.topics import Topic
 from streamlog.dsl.errors import ImproperlyConfigured
-from streamlog.dsl.runtime.events import Message
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 if TYPE_CHECKING:
     from streamlog.dsl.app.app import App
@@ -68,8 +67,8 @@ class SinkBinding:
         self.topic = topic
         self.runner = runner
         self.agent = agent
-        # the stored form of the records of the write in hand, for the dead-letter topic
-        self.messages: dict[tuple[int, int], Message] = {}
+        # the records of the write in hand as fetched, for the dead-letter topic
+        self.fetched: list[ConsumerRecord] = []
 
 
 class Connectors:
@@ -312,24 +311,12 @@ class Connectors:
         if binding is None:
             return
         runner = binding.runner
-        async for events in stream.take_events(max_batch, within):
-            records = []
-            messages = {}
-            for event in events:
-                message = event.message
-                messages[(message.partition, message.offset)] = message
-                records.append(
-                    SinkRecord(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        timestamp_ms=message.timestamp_ms,
-                        key=event.key,
-                        value=event.value,
-                        headers=message.headers,
-                    )
-                )
-            binding.messages = messages
+        async for taken in stream.take_records(max_batch, within):
+            records = [
+                SinkRecord(r.topic, r.partition, r.offset, r.timestamp, key, value, r.headers)
+                for r, key, value in taken
+            ]
+            binding.fetched = [r for r, _, _ in taken]
             try:
                 await runner.write(records)
             except Exception as exc:  # noqa: BLE001 - stops the worker, offsets uncommitted
@@ -338,16 +325,23 @@ class Connectors:
                 self.app.crash(failure)
                 return
             finally:
-                binding.messages = {}
+                binding.fetched = []
 
     async def _dead_letter(
         self, binding: SinkBinding, record: SinkRecord, exc: BadRecordError
     ) -> None:
         """``record`` to ``<app-id>-<sink>-dlq`` as stored, the error in headers."""
-        message = binding.messages.get((record.partition, record.offset))
+        fetched = next(
+            (
+                r
+                for r in binding.fetched
+                if r.offset == record.offset and r.partition == record.partition
+            ),
+            None,
+        )
         schema = binding.topic.schema
-        if message is not None:
-            key, value = message.key, message.value
+        if fetched is not None:
+            key, value = fetched.key, fetched.value
         else:  # written again after an outage: encoded anew from the decoded record
             key, value = schema.dumps_key(record.key), schema.dumps_value(record.value)
         headers = list(record.headers or ())
