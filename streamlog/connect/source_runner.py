@@ -18,6 +18,9 @@ The guarantees (docs/connect.md, "The runner's guarantees"):
   something to match against.
 * A source with ``acknowledged(position)`` is told after every non-empty poll, once the
   records are acknowledged (the webhook answers its requests then).
+* A source with ``rereads = False`` never hands over a record twice (a webhook: a request
+  is answered once its records are durable, and not sent again): nothing is read back
+  after a restart.
 
 The runner has its own idempotent producer (``acks=-1``), so its flushes wait for its own
 records only and an exactly-once app's transactions never hold a source's records.
@@ -182,7 +185,8 @@ class SourceRunner:
         else:
             self._position = saved.position
             self._ends = dict(saved.ends)
-            await self._read_back(saved.ends)
+            if getattr(self.source, "rereads", True):
+                await self._read_back(saved.ends)
         self._unsaved = False
         await self.source.start(self._position)
         log.info("source %s started at %r -> %s", self.name, self._position, topic)

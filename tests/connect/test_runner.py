@@ -366,3 +366,59 @@ def test_a_failed_source_starts_again_from_its_checkpoint_without_duplicates(tmp
     assert status["runner_errors"] == 1
     assert "the system went away" in status["runner_last_error"]
     assert status["matched_after_restart"] == 100  # 5 polls of 20 acknowledged, not redone
+
+
+class OnceOnlySource(ListSource):
+    """Hands each record over once, whatever its position says (a webhook)."""
+
+    rereads = False
+
+
+def test_a_source_that_never_rereads_is_not_matched_after_a_restart(tmp_path, caplog):
+    """The first run is killed after its records were acknowledged (only the first
+    checkpoint exists); the second hands over new records only: they are produced, none
+    is taken for one of the first run's (no matching, no warning)."""
+    url = f"file://{tmp_path}/log"
+
+    async def main():
+        transport = open_transport(url)
+        await transport.start()
+        try:
+            admin = transport.admin()
+            await admin.create_topic("t", 2, {})
+            await admin.create_topic("offs", 1, {"cleanup.policy": "compact"})
+            await admin.close()
+            schema = Schema(value_serializer="json", key_serializer="raw")
+            target = SourceTarget("t", schema.dumps_key, schema.dumps_value)
+            offsets = OffsetStore(transport, "offs")
+            first = OnceOnlySource("hook", items(30), chunk=10, follow=True)
+            run1 = SourceRunner(
+                first, target, transport=transport, offsets=offsets, checkpoint_interval=3600
+            )
+            task = asyncio.ensure_future(run1.run())
+            await wait_for(lambda: run1.records == 30)
+            consumer = transport.consumer()
+            tps = [TopicPartition("t", p) for p in range(2)]
+            while sum((await consumer.end_offsets(tps)).values()) < 30:  # acknowledged
+                await asyncio.sleep(0.01)
+            await consumer.close()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            second = OnceOnlySource("hook", items(20, 30), chunk=10)
+            run2 = SourceRunner(
+                second, target, transport=transport, offsets=offsets, checkpoint_interval=3600
+            )
+            await run2.run()
+            reader = transport.consumer()
+            try:
+                return run2, await read_all(reader, tps)
+            finally:
+                await reader.close()
+        finally:
+            await transport.close()
+
+    run2, records = run(main())
+    assert run2.matched == 0 and run2.records == 20
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(50))
+    assert "matching stops" not in caplog.text
