@@ -112,6 +112,10 @@ class SinkRunner:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._lock = asyncio.Lock()  # this run's loop (an app may be started again)
+        self._taken = []
+        self._dirty = False
+        self._failed = None
         await self.sink.start()
         self.started = True
 

@@ -178,6 +178,7 @@ class Connectors:
                 "sources run on the app's leader: topic_disable_leader=True leaves none"
             )
         self._stopping = False
+        self._leader = asyncio.Event()  # this run's loop (an app may be started again)
         offsets = OffsetStore(app.transport, offsets_topic_name(app.conf.id))
         interval = app.conf.broker_commit_interval
         if app.is_leader():
