@@ -144,6 +144,7 @@ def test_killed_mid_stream_and_restarted_every_line_arrives_once(tmp_path):
         wait_until(lambda: len(rows(db)) == 26000, 90, "26000 rows")
         status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/connect/", timeout=10))
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
         wait_until(lambda: _count(worker.kafka_url, "lines") >= 26000, 60, "26000 records")
         assert worker.stop() == 0, worker.logs()
     finally:
@@ -158,6 +159,8 @@ def test_killed_mid_stream_and_restarted_every_line_arrives_once(tmp_path):
     assert status["sources"]["lines-in"]["kind"] == "source"
     assert status["sinks"]["rows-db"]["topic"] == "lines"
     assert b'streamlog_connector_records_total{app="files-to-db",connector="rows-db"' in metrics
+    assert '<tr data-connector="lines-in"><td>lines-in</td><td>source</td><td>lines</td>' in page
+    assert '<tr data-connector="rows-db"><td>rows-db</td><td>sink</td><td>lines</td>' in page
 
 
 def _count(url: str, topic: str) -> int:
