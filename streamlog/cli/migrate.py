@@ -1,0 +1,139 @@
+"""``streamlog migrate APP --to URL [--from URL]``: move an app to another log.
+
+The work is ``streamlog.mirror.migrate``'s; this command loads the app, says what it
+moved (topics, records, the group's offsets source -> target, the table stores and their
+changelog offsets before -> after) and turns a refusal (the app runs, stores in the way)
+or a failure into one line and exit code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from streamlog.cli.builtin import BuiltinCommand
+from streamlog.cli.commands import CliState
+from streamlog.cli.common import SECURITY_OPTIONS, cli_security, format_table, one_line
+
+if TYPE_CHECKING:
+    from streamlog.dsl import App
+    from streamlog.mirror.migrate import MigrationResult
+
+__all__ = ["MIGRATE", "migrate", "report_lines"]
+
+
+def report_lines(result: MigrationResult) -> list[str]:
+    """What a migration did, for people: one block each for topics, group, stores."""
+    footprint = result.footprint
+    mirror = result.mirror
+    out = [
+        f"migrated app {footprint.app_id} from {result.source_url} to {result.target_url} "
+        f"in {mirror.elapsed_s:.1f} s",
+        f"topics: {len(result.topics)} ({', '.join(result.topics)}); "
+        f"{mirror.records} records, {mirror.bytes} bytes copied",
+    ]
+    if result.absent:
+        out.append(f"not on the source, not copied: {', '.join(result.absent)}")
+    offsets = mirror.groups.get(footprint.group_id, {})
+    if offsets:
+        out.append(f"group {footprint.group_id}: committed offsets, source -> target")
+        rows = [
+            (tp.topic, tp.partition, source, target)
+            for tp, (source, target) in sorted(offsets.items())
+        ]
+        out += [
+            "  " + line for line in format_table(("TOPIC", "PARTITION", "SOURCE", "TARGET"), rows)
+        ]
+    else:
+        out.append(f"group {footprint.group_id}: no committed offsets on the source")
+    if result.rewritten:
+        moved = (
+            f"in place ({result.stores.source})"
+            if result.stores.shared
+            else f"{result.stores.source} -> {result.stores.target}"
+        )
+        out.append(f"table stores: {moved}; changelog offset, source -> target")
+        rows2 = [
+            (
+                r.table,
+                r.partition,
+                "-" if r.source_offset is None else r.source_offset,
+                "-" if r.target_offset is None else r.target_offset,
+                f"wiped: {r.wiped}" if r.wiped else "",
+            )
+            for r in result.rewritten
+        ]
+        out += [
+            "  " + line
+            for line in format_table(("TABLE", "PARTITION", "SOURCE", "TARGET", ""), rows2)
+        ]
+        wiped = sum(1 for r in result.rewritten if r.wiped)
+        if wiped:
+            out.append(
+                f"{wiped} store partition(s) wiped: they recover from their changelogs on the "
+                "target when the worker starts"
+            )
+    else:
+        out.append("table stores: none on disk (memory stores recover from their changelogs)")
+    return out
+
+
+def _run_migrate(
+    load: Callable[[], App], state: CliState, *, target_url: str, source_url: str | None
+) -> None:
+    import asyncio
+
+    from streamlog.errors import StreamlogError
+    from streamlog.mirror.migrate import app_footprint, migrate, store_locations
+
+    app = load()
+    source = source_url or app.conf.broker
+    footprint = app_footprint(app)
+    where = store_locations(app, source, target_url)
+    security = cli_security() or app.conf.broker_security
+    try:
+        result = asyncio.run(
+            migrate(
+                footprint,
+                source,
+                target_url,
+                where,
+                source_security=security,
+                target_security=security,
+            )
+        )
+    except StreamlogError as exc:
+        raise click.ClickException(one_line(exc)) from None
+    for line in report_lines(result):
+        click.echo(line)
+
+
+MIGRATE = BuiltinCommand(
+    "migrate",
+    _run_migrate,
+    help="""Move the app to another log: its topics, its group's committed offsets and its
+    table stores, so that a worker started with --broker TO resumes where it stopped.
+
+    The app must be stopped. The source is left as it was (migrating copies).
+    """,
+    options=(
+        click.option(
+            "--to",
+            "target_url",
+            metavar="URL",
+            required=True,
+            help="The log to move to: kafka://HOST:PORT or file://PATH.",
+        ),
+        click.option(
+            "--from",
+            "source_url",
+            metavar="URL",
+            default=None,
+            help="The log the app ran on.  [default: the app's broker setting]",
+        ),
+        *SECURITY_OPTIONS,
+    ),
+)
+migrate = MIGRATE.standalone()
