@@ -18,6 +18,7 @@ from streamlog.cli.errors import CliError
 from streamlog.dsl.errors import StreamsError
 from streamlog.errors import StreamlogError
 from streamlog.log.errors import LogError
+from streamlog.mirror.errors import MirrorError
 from streamlog.protocol.errors import ProtocolError
 from streamlog.serde.errors import SerdeError
 from streamlog.state.errors import StateError
@@ -32,6 +33,7 @@ LAYERS = {
     "streamlog.state": StateError,
     "streamlog.cli": CliError,
     "streamlog.dsl": StreamsError,
+    "streamlog.mirror": MirrorError,
 }
 
 

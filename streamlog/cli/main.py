@@ -20,6 +20,7 @@ from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
 from streamlog.cli.migrate import migrate
+from streamlog.cli.mirror import mirror
 from streamlog.cli.tables import tables
 from streamlog.cli.topics import topics
 from streamlog.cli.topology import topology
@@ -79,6 +80,7 @@ def cli() -> None:
 
 cli.add_command(broker)
 cli.add_command(dump_log)
+cli.add_command(mirror)
 cli.add_command(topics)
 cli.add_command(groups)
 cli.add_command(produce)

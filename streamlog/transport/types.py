@@ -112,6 +112,10 @@ class TopicInfo:
     partitions: tuple[PartitionInfo, ...]
     configs: dict[str, str] = field(default_factory=dict)
     internal: bool = False
+    topic_overrides: frozenset[str] | None = None
+    """The names among ``configs`` set on the topic itself rather than inherited from the
+    broker's defaults (what a copy of the topic should carry); None: the cluster did not
+    say."""
 
 
 @dataclass(frozen=True, slots=True)

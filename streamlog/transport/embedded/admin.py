@@ -95,6 +95,7 @@ class EmbeddedAdmin:
                 for p in description.partitions
             ),
             configs={k: str(v) for k, v in description.overrides.items()},
+            topic_overrides=frozenset(description.overrides),
             internal=description.internal,
         )
 

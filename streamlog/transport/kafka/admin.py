@@ -36,6 +36,7 @@ from streamlog.transport.types import (
 __all__ = ["KafkaAdmin"]
 
 _TOPIC_RESOURCE = 2
+_TOPIC_CONFIG_SOURCE = 1  # DescribeConfigs' DYNAMIC_TOPIC_CONFIG: set on the topic itself
 _PROPAGATION_WAIT = 5.0  # seconds to wait for a topic change to show in the metadata
 
 
@@ -176,7 +177,7 @@ class KafkaAdmin:
         if meta.error != ErrorCode.NONE:
             raise error_for(meta.error, f"topic {name!r}")
         tps = [TopicPartition(name, p) for p in sorted(meta.partitions)]
-        starts, ends, configs = await asyncio.gather(
+        starts, ends, described = await asyncio.gather(
             list_offsets(self._cluster, {tp: EARLIEST for tp in tps}),
             list_offsets(self._cluster, {tp: LATEST for tp in tps}),
             self._topic_configs(name),
@@ -192,14 +193,20 @@ class KafkaAdmin:
             )
             for p in (meta.partitions[i] for i in sorted(meta.partitions))
         )
+        configs, overrides = described
         return TopicInfo(
-            name=name, partitions=partitions, configs=configs, internal=_is_internal(meta)
+            name=name,
+            partitions=partitions,
+            configs=configs,
+            internal=_is_internal(meta),
+            topic_overrides=overrides,
         )
 
-    async def _topic_configs(self, name: str) -> dict[str, str]:
+    async def _topic_configs(self, name: str) -> tuple[dict[str, str], frozenset[str] | None]:
+        """The topic's configs, and which of them are set on the topic (None: unknown)."""
         conn = await self._cluster.any_connection()
         if not conn.supports(ApiKey.DESCRIBE_CONFIGS):
-            return {}
+            return {}, None
         response: Any = await conn.request(
             conn.build(
                 ApiKey.DESCRIBE_CONFIGS,
@@ -215,6 +222,7 @@ class KafkaAdmin:
             )
         )
         configs: dict[str, str] = {}
+        overrides: set[str] | None = set()
         for result in response.results:
             code = int(result.error_code)
             if code != ErrorCode.NONE:
@@ -222,7 +230,12 @@ class KafkaAdmin:
             for entry in result.configs:
                 if entry.value is not None and not entry.is_sensitive:
                     configs[entry.name] = entry.value
-        return configs
+                    source = getattr(entry, "config_source", None)
+                    if source is None or int(source) < 0:  # v0 (is_default) or unknown
+                        overrides = None
+                    elif overrides is not None and int(source) == _TOPIC_CONFIG_SOURCE:
+                        overrides.add(entry.name)
+        return configs, None if overrides is None else frozenset(overrides)
 
     # ---------------------------------------------------------------- groups
 

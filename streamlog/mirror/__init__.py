@@ -1,0 +1,36 @@
+"""Copy topics, their records and consumer groups' offsets from one log to another.
+
+``Mirror`` (``mirror.py``) is the engine of ``streamlog mirror`` and ``streamlog migrate``;
+``OffsetMap`` (``offset_map.py``) says which target offset a source offset became.
+"""
+
+from streamlog.mirror.errors import (
+    MirrorError,
+    MirrorStateError,
+    NoTopicsError,
+    TargetDivergedError,
+    TargetTopicError,
+)
+from streamlog.mirror.mirror import (
+    Mirror,
+    MirrorOptions,
+    MirrorProgress,
+    MirrorSummary,
+    PartitionProgress,
+)
+from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
+
+__all__ = [
+    "Mirror",
+    "MirrorOptions",
+    "MirrorProgress",
+    "MirrorSummary",
+    "PartitionProgress",
+    "OffsetMap",
+    "PartitionOffsets",
+    "MirrorError",
+    "MirrorStateError",
+    "NoTopicsError",
+    "TargetDivergedError",
+    "TargetTopicError",
+]

@@ -1,0 +1,37 @@
+"""The mirror's errors: what ``streamlog mirror`` and ``streamlog migrate`` report and stop on."""
+
+from __future__ import annotations
+
+from streamlog.errors import StreamlogError
+
+__all__ = [
+    "MirrorError",
+    "NoTopicsError",
+    "TargetDivergedError",
+    "TargetTopicError",
+    "MirrorStateError",
+]
+
+
+class MirrorError(StreamlogError):
+    """Base of the mirror's errors."""
+
+
+class NoTopicsError(MirrorError):
+    """The topics asked for are not on the source (an exact name missing, or ``--once``
+    with a pattern that matches nothing): copying nothing would look like success."""
+
+
+class TargetDivergedError(MirrorError):
+    """A target partition does not hold what the mirror's checkpoint says it wrote: someone
+    else wrote to it, or it was emptied or recreated. Resuming would duplicate or skip
+    records, so the mirror stops and leaves both sides as they are."""
+
+
+class TargetTopicError(MirrorError):
+    """A target topic cannot take the source's partitions (fewer of them, and the target
+    cannot add partitions)."""
+
+
+class MirrorStateError(MirrorError):
+    """A record of the mirror's own state topics on the target cannot be read."""

@@ -1,0 +1,126 @@
+"""Which source topics a mirror copies, and their twins on the target.
+
+A target topic gets the source's partition count and the configs set on the source topic
+itself (compaction, retention...), not the source broker's defaults: those belong to each
+cluster (MirrorMaker 2 does the same since Kafka 3.x). When the source cannot tell its
+overrides apart from its defaults (an old broker), the configs that shape what a topic
+keeps are copied (``KEPT_CONFIGS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streamlog.mirror.errors import NoTopicsError, TargetTopicError
+from streamlog.mirror.state import is_mirror_state_topic
+from streamlog.transport.base import Admin
+from streamlog.transport.errors import TopicExistsError, TransportError
+from streamlog.transport.types import TopicInfo
+
+__all__ = ["TopicSelector", "MirroredTopic", "KEPT_CONFIGS", "prepare_target_topic"]
+
+log = logging.getLogger(__name__)
+
+KEPT_CONFIGS = (
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "delete.retention.ms",
+    "min.cleanable.dirty.ratio",
+    "max.message.bytes",
+    "message.timestamp.type",
+)
+
+
+class TopicSelector:
+    """The topics to mirror: a regular expression matched against whole names, or a list
+    of exact names (every one of which must exist). Internal topics (``__consumer_offsets``,
+    ``__transaction_state``, any ``*.internal`` mirror state) are never selected."""
+
+    def __init__(self, topics: str | Sequence[str]) -> None:
+        if isinstance(topics, str):
+            self.pattern: re.Pattern[str] | None = re.compile(topics)
+            self.names: tuple[str, ...] = ()
+        else:
+            self.pattern = None
+            self.names = tuple(topics)
+
+    def describe(self) -> str:
+        return self.pattern.pattern if self.pattern is not None else ", ".join(self.names)
+
+    def select(self, existing: Sequence[str]) -> list[str]:
+        """The selected names among the source's ``existing`` topics.
+
+        :raises NoTopicsError: an exact name is missing.
+        """
+        if self.pattern is None:
+            missing = sorted(set(self.names) - set(existing))
+            if missing:
+                raise NoTopicsError(f"not on the source: topic(s) {', '.join(missing)}")
+            return sorted(set(self.names))
+        return sorted(
+            name
+            for name in existing
+            if self.pattern.fullmatch(name)
+            and not name.startswith("__")
+            and not is_mirror_state_topic(name)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredTopic:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+    created: bool  # the mirror created it on the target
+
+
+def copied_configs(info: TopicInfo) -> dict[str, str]:
+    """The configs a target copy of ``info`` is created with (module docstring)."""
+    if info.topic_overrides is not None:
+        return {k: v for k, v in info.configs.items() if k in info.topic_overrides}
+    return {k: info.configs[k] for k in KEPT_CONFIGS if k in info.configs}
+
+
+async def prepare_target_topic(source: Admin, target: Admin, name: str) -> MirroredTopic:
+    """Make sure ``name`` exists on the target with at least the source's partitions.
+
+    :raises TargetTopicError: the target has fewer partitions and cannot add any.
+    """
+    info = await source.describe_topic(name)
+    count = len(info.partitions)
+    configs = copied_configs(info)
+    try:
+        await target.create_topic(name, count, configs)
+        log.info("created %s on the target: %d partitions, configs %s", name, count, configs)
+        return MirroredTopic(name, count, configs, created=True)
+    except TopicExistsError:
+        pass
+    there = await target.describe_topic(name)
+    have = len(there.partitions)
+    if have < count:
+        try:
+            await target.add_partitions(name, count)
+        except TransportError as exc:
+            raise TargetTopicError(
+                f"topic {name}: the source has {count} partitions, the target {have}, and "
+                f"adding partitions there failed ({exc})"
+            ) from exc
+        log.info("added partitions to %s on the target: %d -> %d", name, have, count)
+    elif have > count:
+        log.warning(
+            "topic %s has %d partitions on the target, %d on the source: partitions %d.. of "
+            "the target get nothing from the mirror",
+            name,
+            have,
+            count,
+            count,
+        )
+    return MirroredTopic(name, count, dict(there.configs), created=False)
