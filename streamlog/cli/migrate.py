@@ -36,16 +36,14 @@ def report_lines(result: MigrationResult) -> list[str]:
     ]
     if result.absent:
         out.append(f"not on the source, not copied: {', '.join(result.absent)}")
-    offsets = mirror.groups.get(footprint.group_id, {})
-    if offsets:
+    if result.group_offsets:
         out.append(f"group {footprint.group_id}: committed offsets, source -> target")
         rows = [
-            (tp.topic, tp.partition, source, target)
-            for tp, (source, target) in sorted(offsets.items())
+            (tp.topic, tp.partition, source, "-" if target is None else target)
+            for tp, (source, target) in result.group_offsets.items()
         ]
-        out += [
-            "  " + line for line in format_table(("TOPIC", "PARTITION", "SOURCE", "TARGET"), rows)
-        ]
+        headers = ("TOPIC", "PARTITION", "SOURCE", "TARGET")
+        out += ["  " + line for line in format_table(headers, rows)]
     else:
         out.append(f"group {footprint.group_id}: no committed offsets on the source")
     if result.rewritten:

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from streamlog.dsl.topology.graph import TOPIC_KINDS, build_topology
-from streamlog.mirror import Mirror, MirrorError, MirrorOptions, MirrorSummary
+from streamlog.mirror.errors import AppRunningError, MigrationError, MigrationRefusedError
+from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary
 from streamlog.state.errors import StateError
 from streamlog.state.rocksdb_store import RocksDBStorePartition
 from streamlog.transport import open_transport
@@ -75,18 +76,6 @@ BEFORE_MIGRATE_SUFFIX = ".before-migrate"
 STAGING_SUFFIX = ".migrating"
 
 Translate = Callable[[TopicPartition, int], "int | None"]
-
-
-class MigrationError(MirrorError):
-    """A migration failed part way (what was done is reported in the message)."""
-
-
-class MigrationRefusedError(MigrationError):
-    """A migration refused before changing anything (the message says why and what to do)."""
-
-
-class AppRunningError(MigrationRefusedError):
-    """The app runs: a worker holds its ``file://`` log, or its group has members."""
 
 
 # ---------------------------------------------------------------------------- the app
@@ -365,6 +354,20 @@ async def check_group_idle(transport: Transport, group_id: str, where: str) -> N
         )
 
 
+async def committed_offsets(transport: Transport, group_id: str) -> dict[TopicPartition, int]:
+    """Group ``group_id``'s committed offsets on ``transport``'s log."""
+    admin = transport.admin()
+    try:
+        info = await admin.describe_group(group_id)
+    finally:
+        await admin.close()
+    return {
+        TopicPartition(p.topic, p.partition): p.committed_offset
+        for p in info.partitions
+        if p.committed_offset >= 0
+    }
+
+
 async def existing_topics(transport: Transport, names: Iterable[str]) -> list[str]:
     """Those of ``names`` that exist on ``transport``'s log, in order."""
     admin = transport.admin()
@@ -380,9 +383,10 @@ async def existing_topics(transport: Transport, names: Iterable[str]) -> list[st
 
 @dataclass
 class MigrationResult:
-    """What ``migrate`` did: the mirror's summary (records, group offsets source ->
-    target), the app's topics the source did not have, and each store partition's
-    offset before and after."""
+    """What ``migrate`` did: the topics copied and the app's topics the source did not
+    have, the mirror's summary (records, bytes), the group's committed offsets on the
+    source and on the target afterwards (None: none there), and each store partition's
+    changelog offset before and after."""
 
     footprint: AppFootprint
     source_url: str
@@ -391,6 +395,7 @@ class MigrationResult:
     absent: list[str]
     mirror: MirrorSummary
     stores: StoreLocations
+    group_offsets: dict[TopicPartition, tuple[int, int | None]]
     rewritten: list[StoreRewrite] = field(default_factory=list)
 
 
@@ -434,11 +439,14 @@ async def migrate(
                 ),
             )
             summary = await mirror.run()
+            on_source = await committed_offsets(source, footprint.group_id)
+            on_target = await committed_offsets(target, footprint.group_id)
         finally:
             await target.close()
     finally:
         await source.close()
     rewritten = move_stores(footprint, where, mirror.offset_map.translate)
+    offsets = {tp: (offset, on_target.get(tp)) for tp, offset in sorted(on_source.items())}
     return MigrationResult(
-        footprint, source_url, target_url, topics, absent, summary, where, rewritten
+        footprint, source_url, target_url, topics, absent, summary, where, offsets, rewritten
     )
