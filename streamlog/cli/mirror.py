@@ -210,7 +210,7 @@ def summary_lines(summary: MirrorSummary, source: str, target: str) -> list[str]
         configs = ", ".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
         made = "created" if topic.created else "existed"
         lines.append(
-            f"topic {name}: {topic.partitions} partitions, {made} on the target"
+            f"topic {name}: {topic.partitions} partition(s), {made} on the target"
             + (f" ({configs})" if configs else "")
         )
     rows = [
