@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from streamlog.dsl.topology.graph import TOPIC_KINDS, build_topology
+from streamlog.log.dir_lock import LOCK_FILE
 from streamlog.mirror.errors import AppRunningError, MigrationError, MigrationRefusedError
 from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary
 from streamlog.state.errors import StateError
@@ -321,21 +322,27 @@ async def open_log(url: str, security: ClientSecurity | None, *, source: bool) -
     except BrokerUnavailableError as exc:
         await transport.close()
         if parsed.scheme == "file" and parsed.path is not None:
-            serving = _listener_address(parsed.path)
-            by = f" (a worker serves it on {serving})" if serving else ""
             raise AppRunningError(
-                f"{url} is held by another process{by}: stop the app's worker first ({exc})"
-            ) from None
+                f"{url} is in use by {_holder(parsed.path)}: stop the app's worker first"
+            ) from exc
         raise
     return transport
 
 
-def _listener_address(data_dir: str) -> str | None:
+def _holder(data_dir: str) -> str:
+    """Who holds ``data_dir``: the pid its lock file names, and the worker's listener."""
+    try:
+        with open(os.path.join(data_dir, LOCK_FILE)) as f:
+            pid = f.read().strip()
+    except OSError:
+        pid = ""
     try:
         with open(listener_path(data_dir)) as f:
-            return f.read().strip() or None
+            address = f.read().strip()
     except OSError:
-        return None
+        address = ""
+    who = f"process {pid}" if pid.isdigit() else "another process"
+    return who + (f" (a worker serving it on {address})" if address else "")
 
 
 async def check_group_idle(transport: Transport, group_id: str, where: str) -> None:
@@ -414,12 +421,12 @@ async def migrate(
     ``TransportError`` when a step fails."""
     if source_url == target_url:
         raise MigrationRefusedError(f"the source and the target are both {source_url}")
-    check_stores_movable(footprint, where)
     source = await open_log(source_url, source_security, source=True)
     try:
+        await check_group_idle(source, footprint.group_id, source_url)
+        check_stores_movable(footprint, where)
         target = await open_log(target_url, target_security, source=False)
         try:
-            await check_group_idle(source, footprint.group_id, source_url)
             await check_group_idle(target, footprint.group_id, target_url)
             topics = await existing_topics(source, footprint.topics)
             absent = [t for t in footprint.topics if t not in topics]

@@ -154,7 +154,7 @@ def test_an_app_moves_to_a_broker_and_back_without_reprocessing(tmp_path: str) -
         until_processed(worker, worker.kafka_url, BATCH)
         refused = run_cli("migrate", TABLECOUNT, "--to", kafka, cwd=workdir)
         assert refused.returncode == 1
-        assert "held by another process" in refused.stderr
+        assert "is in use by process" in refused.stderr
         assert "stop the app's worker first" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
         assert worker.stop() == 0

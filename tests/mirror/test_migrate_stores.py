@@ -276,7 +276,7 @@ def test_a_file_log_held_by_another_process_is_refused(tmp_path: str) -> None:
         holder = EmbeddedTransport(f"file://{tmp_path}")
         await holder.start()  # holds the directory's lock, as a worker does
         try:
-            with pytest.raises(AppRunningError, match="held by another process"):
+            with pytest.raises(AppRunningError, match="is in use by process"):
                 await open_log(f"file://{tmp_path}", None, source=True)
         finally:
             await holder.close()
