@@ -176,6 +176,9 @@ def test_an_app_moves_to_a_broker_and_back_without_reprocessing(tmp_path: str) -
         # no transactions here: the same offsets on both sides
         assert group_offsets(kafka, "tablecount") == source_offsets
         stores = os.path.join(workdir, "tablecount-data", "tables")
+        again = run_cli("migrate", TABLECOUNT, "--to", kafka, cwd=workdir)
+        assert again.returncode == 1
+        assert "table stores of counts, windows already exist in" in again.stderr
         assert store_counts(stores) == expected_counts(BATCH)
         assert f"-> {os.path.join('tablecount-data', 'tables')}" in out
 
@@ -184,6 +187,10 @@ def test_an_app_moves_to_a_broker_and_back_without_reprocessing(tmp_path: str) -
         worker.start()
         produce_keyed(kafka, "events", BATCH, BATCH)
         until_processed(worker, kafka, 2 * BATCH)
+        refused = run_cli("migrate", TABLECOUNT, "--from", kafka, "--to", back, cwd=workdir)
+        assert refused.returncode == 1
+        assert f"group tablecount has 1 active member(s) on {kafka}" in refused.stderr
+        assert not os.path.exists(os.path.join(workdir, "back"))  # nothing made there
         assert worker.stop() == 0
         assert "discarded and rebuilt" not in worker.logs()
         assert store_counts(stores) == expected_counts(2 * BATCH)

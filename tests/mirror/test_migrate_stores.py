@@ -220,6 +220,21 @@ def test_stores_move_to_the_target_datadir_and_the_source_stays(tmp_path: str) -
         check_stores_movable(FOOTPRINT, where)
 
 
+def test_a_staging_copy_left_by_an_interrupted_run_is_replaced(tmp_path: str) -> None:
+    where = StoreLocations(
+        os.path.join(tmp_path, "src", "tables"), os.path.join(tmp_path, "dst", "tables")
+    )
+    write_store(os.path.join(where.source, "counts", "0"), 5, 5)
+    staging = where.target + ".migrating"
+    write_store(os.path.join(staging, "counts", "0"), 1, 0)  # half a copy, half rewritten
+    check_stores_movable(FOOTPRINT, where)
+
+    move_stores(FOOTPRINT, where, copy_translate(EOS_COPIED, EOS_POSITION))
+
+    assert stored(os.path.join(where.target, "counts", "0")) == (4, dict(CHANGES))
+    assert not os.path.exists(staging)
+
+
 def test_a_shared_datadir_keeps_the_stores_as_they_were_aside(tmp_path: str) -> None:
     tables = os.path.join(tmp_path, "tables")
     where = StoreLocations(tables, tables)
