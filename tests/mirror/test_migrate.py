@@ -29,6 +29,7 @@ from streamlog.state.rocksdb_store import RocksDBStorePartition
 from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
 from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
+from tests.broker.tansuproc import running_tansu
 from tests.worker.test_exactly_once import check_exactly_once, read_output
 from tests.worker.workerproc import (
     APPS,
@@ -270,3 +271,31 @@ def test_an_exactly_once_app_moves_with_its_offsets_translated(tmp_path: str) ->
 def wait_outputs(url: str, count: int) -> None:
     """Until ``eos-counts`` holds ``count`` committed outputs."""
     wait_until(lambda: len(read_output(url, "read_committed")) >= count, 60, f"{count} outputs")
+
+
+def test_an_app_moves_onto_tansu(tmp_path: str) -> None:
+    """A Kafka broker written by others (tests/broker/tansuproc.py; skipped without it)."""
+    workdir = str(tmp_path)
+    worker = WorkerProcess(TABLECOUNT, None, workdir, env={"TABLECOUNT_SESSION_TIMEOUT": "4"})
+    with running_tansu(tmp_path) as tansu:
+        try:
+            worker.start()
+            produce_keyed(worker.kafka_url, "events", 0, BATCH)
+            until_processed(worker, worker.kafka_url, BATCH)
+            assert worker.stop() == 0
+            source_offsets = group_offsets("file://" + worker.data_dir, "tablecount")
+
+            migrate(TABLECOUNT, workdir, "--to", tansu.url)
+
+            assert group_offsets(tansu.url, "tablecount") == source_offsets
+            worker.broker = tansu.url
+            worker.start()
+            produce_keyed(tansu.url, "events", BATCH, BATCH)
+            until_processed(worker, tansu.url, 2 * BATCH)
+            assert worker.stop() == 0
+            assert "discarded and rebuilt" not in worker.logs()
+            stores = os.path.join(workdir, "tablecount-data", "tables")
+            assert store_counts(stores) == expected_counts(2 * BATCH)
+            assert changelog_counts(tansu.url) == expected_counts(2 * BATCH)
+        finally:
+            worker.kill()
