@@ -25,7 +25,9 @@ What moves:
   ``<tables>.before-migrate`` when both logs share the data directory).
 
 Nothing moves while the app runs (``AppRunningError``): a worker holding the ``file://``
-source directory, or members in the app's group on the source or the target.
+source directory, or members in the app's group on the source or the target. Nor into
+topics that hold records this migration did not write (``check_target_fresh``): the app
+would find its history twice there.
 
 The source is left as it was: migrating copies. Afterwards the app runs on the target;
 the source log and stores can be deleted once the result is checked.
@@ -44,6 +46,7 @@ from streamlog.dsl.topology.graph import TOPIC_KINDS, build_topology
 from streamlog.log.dir_lock import LOCK_FILE
 from streamlog.mirror.errors import AppRunningError, MigrationError, MigrationRefusedError
 from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary
+from streamlog.mirror.state import CHECKPOINTS_TOPIC, load_state
 from streamlog.state.errors import StateError
 from streamlog.state.rocksdb_store import RocksDBStorePartition
 from streamlog.transport import open_transport
@@ -375,6 +378,42 @@ async def committed_offsets(transport: Transport, group_id: str) -> dict[TopicPa
     }
 
 
+async def check_target_fresh(target: Transport, topics: Iterable[str], mirror_name: str) -> None:
+    """``MigrationRefusedError`` when one of ``topics`` holds records on the target that
+    mirror ``mirror_name`` did not write (it has no checkpoint there): copying the source
+    after them would give the app a history twice or mixed with another's. Partitions
+    this migration's mirror wrote before (an interrupted run) are resumed by it."""
+    present = await existing_topics(target, topics)
+    if not present:
+        return
+    admin = target.admin()
+    try:
+        partitions = [
+            TopicPartition(name, p.partition)
+            for name in present
+            for p in (await admin.describe_topic(name)).partitions
+        ]
+        has_state = CHECKPOINTS_TOPIC in await admin.list_topics(include_internal=True)
+    finally:
+        await admin.close()
+    consumer = target.consumer(client_id=f"streamlog-{mirror_name}")
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.close()
+    held = [tp for tp in partitions if ends.get(tp, 0) > 0]
+    if not held:
+        return
+    checkpoints = (await load_state(target, mirror_name)).checkpoints if has_state else {}
+    foreign = sorted({tp.topic for tp in held if tp not in checkpoints})
+    if foreign:
+        raise MigrationRefusedError(
+            f"topic(s) {', '.join(foreign)} already hold records on the target that no "
+            "earlier run of this migration wrote: migrate copies an app into empty topics "
+            "(delete them there, or migrate to another log)"
+        )
+
+
 async def existing_topics(transport: Transport, names: Iterable[str]) -> list[str]:
     """Those of ``names`` that exist on ``transport``'s log, in order."""
     admin = transport.admin()
@@ -428,6 +467,7 @@ async def migrate(
         target = await open_log(target_url, target_security, source=False)
         try:
             await check_group_idle(target, footprint.group_id, target_url)
+            await check_target_fresh(target, footprint.topics, footprint.mirror_name)
             topics = await existing_topics(source, footprint.topics)
             absent = [t for t in footprint.topics if t not in topics]
             if not topics:

@@ -17,16 +17,17 @@ from collections.abc import Callable
 import pytest
 
 from streamlog.cli.app_loader import load_app
+from streamlog.mirror import Mirror, MirrorOptions
+from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
 from streamlog.mirror.migrate import (
     BEFORE_MIGRATE_SUFFIX,
     AppFootprint,
-    AppRunningError,
-    MigrationRefusedError,
     StoreLocations,
     TableFootprint,
     app_footprint,
     check_group_idle,
     check_stores_movable,
+    check_target_fresh,
     move_stores,
     open_log,
     rewrite_store_offsets,
@@ -327,5 +328,44 @@ def test_a_group_with_members_is_refused(tmp_path: str) -> None:
             await check_group_idle(transport, "app", "here")
         finally:
             await transport.close()
+
+    asyncio.run(run())
+
+
+def test_a_target_topic_holding_records_of_its_own_is_refused(tmp_path: str) -> None:
+    async def send(transport: EmbeddedTransport, topic: str, values: list[bytes]) -> None:
+        producer = transport.producer(linger_ms=0)
+        for value in values:
+            await (await producer.send(topic, value, partition=0))
+        await producer.close()
+
+    async def run() -> None:
+        source = EmbeddedTransport(f"file://{tmp_path}/source")
+        target = EmbeddedTransport(f"file://{tmp_path}/target")
+        await source.start()
+        await target.start()
+        try:
+            for transport in (source, target):
+                admin = transport.admin()
+                await admin.create_topic("events", 1)
+                await admin.create_topic("empty", 1)
+                await admin.close()
+            await send(source, "events", [b"1", b"2"])
+            # empty topics on the target (a worker started there created them): fine
+            await check_target_fresh(target, ["events", "empty", "absent"], "migrate-app")
+            # this migration's own earlier run: resumed, not refused
+            options = MirrorOptions(topics=["events"], once=True, name="migrate-app")
+            await Mirror(source, target, options).run()
+            await check_target_fresh(target, ["events", "empty"], "migrate-app")
+            # records another writer put there
+            await send(target, "empty", [b"x"])
+            with pytest.raises(MigrationRefusedError, match=r"topic\(s\) empty already hold"):
+                await check_target_fresh(target, ["events", "empty"], "migrate-app")
+            # and another mirror's records are not this migration's
+            with pytest.raises(MigrationRefusedError, match=r"topic\(s\) events already hold"):
+                await check_target_fresh(target, ["events"], "migrate-other")
+        finally:
+            await source.close()
+            await target.close()
 
     asyncio.run(run())
