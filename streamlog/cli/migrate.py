@@ -79,7 +79,12 @@ def report_lines(result: MigrationResult) -> list[str]:
 
 
 def _run_migrate(
-    load: Callable[[], App], state: CliState, *, target_url: str, source_url: str | None
+    load: Callable[[], App],
+    state: CliState,
+    *,
+    target_url: str,
+    source_url: str | None,
+    data_dir: str | None,
 ) -> None:
     import asyncio
 
@@ -87,6 +92,8 @@ def _run_migrate(
     from streamlog.mirror.migrate import app_footprint, migrate, store_locations
 
     app = load()
+    if data_dir:
+        app.conf.datadir = data_dir  # the worker's --data-dir: the same on both logs
     source = source_url or app.conf.broker
     footprint = app_footprint(app)
     where = store_locations(app, source, target_url)
@@ -130,6 +137,15 @@ MIGRATE = BuiltinCommand(
             metavar="URL",
             default=None,
             help="The log the app ran on.  [default: the app's broker setting]",
+        ),
+        click.option(
+            "--data-dir",
+            "--datadir",
+            "data_dir",
+            metavar="DIR",
+            default=None,
+            help="The worker's --data-dir, if it is given one (the stores then stay in it).  "
+            "[default: the app's datadir, which follows the broker unless set]",
         ),
         *SECURITY_OPTIONS,
     ),

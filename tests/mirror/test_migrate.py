@@ -221,10 +221,13 @@ def test_an_app_moves_to_a_broker_and_back_without_reprocessing(tmp_path: str) -
 
 
 def test_an_exactly_once_app_moves_with_its_offsets_translated(tmp_path: str) -> None:
+    """Also: the worker is given ``--data-dir`` on both logs, so the stores are rewritten
+    where they are, and the originals kept aside."""
     workdir = str(tmp_path)
     broker = BrokerProcess(os.path.join(workdir, "broker"), NO_REBALANCE_DELAY).start()
     kafka = f"kafka://{broker.bootstrap}"
-    worker = WorkerProcess(EOSCOUNT, None, workdir)
+    data_dir = os.path.join(workdir, "state")
+    worker = WorkerProcess(EOSCOUNT, None, workdir, extra_args=("--data-dir", data_dir))
     per_key = 2 * BATCH // KEYS
     try:
         worker.start()
@@ -237,7 +240,11 @@ def test_an_exactly_once_app_moves_with_its_offsets_translated(tmp_path: str) ->
         source = "file://" + worker.data_dir
         source_committed = group_offsets(source, "eoscount")
 
-        out = migrate(EOSCOUNT, workdir, "--to", kafka)
+        out = migrate(EOSCOUNT, workdir, "--to", kafka, "--data-dir", data_dir)
+        tables = os.path.join(data_dir, "tables")
+        assert f"table stores: in place ({tables})" in out
+        kept = os.path.join(data_dir, "tables.before-migrate")
+        assert sorted(os.listdir(kept)) == sorted(os.listdir(tables)) == ["counts", "windows"]
 
         # the inputs came from a plain producer: the same offsets on both sides
         events = [tp for tp in source_committed if tp.topic == "eos-events"]

@@ -282,6 +282,12 @@ def test_store_locations_follow_the_broker(tmp_path: str) -> None:
         os.path.join("shop-data", "tables"),
     )
     assert (app.conf.broker, app.conf.datadir) == before
+    app.conf.datadir = str(tmp_path)  # set (the worker's --data-dir): the same on both logs
+    try:
+        where = store_locations(app, f"file://{tmp_path}/log", "kafka://127.0.0.1:9")
+        assert where.shared and where.source == os.path.join(str(tmp_path), "tables")
+    finally:
+        app.conf.datadir = None
 
 
 # ---------------------------------------------------------------------------- refusals
