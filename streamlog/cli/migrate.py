@@ -89,7 +89,9 @@ def _run_migrate(
     import asyncio
 
     from streamlog.errors import StreamlogError
-    from streamlog.mirror.migrate import app_footprint, migrate, store_locations
+    from streamlog.mirror.footprint import app_footprint
+    from streamlog.mirror.migrate import migrate
+    from streamlog.mirror.table_stores import store_locations
 
     app = load()
     if data_dir:

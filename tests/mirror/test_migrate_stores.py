@@ -19,17 +19,13 @@ import pytest
 from streamlog.cli.app_loader import load_app
 from streamlog.mirror import Mirror, MirrorOptions
 from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
-from streamlog.mirror.migrate import (
+from streamlog.mirror.footprint import AppFootprint, TableFootprint, app_footprint
+from streamlog.mirror.migrate import check_group_idle, check_target_fresh, open_log
+from streamlog.mirror.table_stores import (
     BEFORE_MIGRATE_SUFFIX,
-    AppFootprint,
     StoreLocations,
-    TableFootprint,
-    app_footprint,
-    check_group_idle,
     check_stores_movable,
-    check_target_fresh,
     move_stores,
-    open_log,
     rewrite_store_offsets,
     store_locations,
     store_offset_on_target,
