@@ -3,7 +3,9 @@
 The work is ``streamlog.mirror.migrate``'s; this command loads the app, says what it
 moved (topics, records, the group's offsets source -> target, the table stores and their
 changelog offsets before -> after) and turns a refusal (the app runs, stores in the way)
-or a failure into one line and exit code 1.
+or a failure into one line and exit code 1. As with ``streamlog mirror``, the usual
+``--sasl-*``/``--ssl-*`` options are the target's login and ``--from-*`` the source's
+(default: the app's own ``broker_credentials`` when the source is its broker).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import click
 
 from streamlog.cli.builtin import BuiltinCommand
 from streamlog.cli.commands import CliState
-from streamlog.cli.common import SECURITY_OPTIONS, cli_security, format_table, one_line
+from streamlog.cli.common import (
+    FROM_SECURITY_OPTIONS,
+    SECURITY_OPTIONS,
+    cli_security,
+    format_table,
+    from_security,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from streamlog.dsl import App
@@ -85,6 +94,7 @@ def _run_migrate(
     target_url: str,
     source_url: str | None,
     data_dir: str | None,
+    **source_login: str | None,
 ) -> None:
     import asyncio
 
@@ -92,6 +102,7 @@ def _run_migrate(
     from streamlog.mirror.footprint import app_footprint
     from streamlog.mirror.migrate import migrate
     from streamlog.mirror.table_stores import store_locations
+    from streamlog.transport.security import ClientSecurity
 
     app = load()
     if data_dir:
@@ -99,7 +110,14 @@ def _run_migrate(
     source = source_url or app.conf.broker
     footprint = app_footprint(app)
     where = store_locations(app, source, target_url)
-    security = cli_security() or app.conf.broker_security
+    # the source's login: --from-*, else the app's own when the source is its broker
+    given = from_security(**source_login)
+    if given != ClientSecurity():
+        source_security: ClientSecurity | None = given
+    elif source == app.conf.broker:
+        source_security = app.conf.broker_security
+    else:
+        source_security = None  # STREAMLOG_SASL_*/STREAMLOG_SSL_* variables, if any
     try:
         result = asyncio.run(
             migrate(
@@ -107,8 +125,8 @@ def _run_migrate(
                 source,
                 target_url,
                 where,
-                source_security=security,
-                target_security=security,
+                source_security=source_security,
+                target_security=cli_security(),
             )
         )
     except StreamlogError as exc:
@@ -149,6 +167,7 @@ MIGRATE = BuiltinCommand(
             help="The worker's --data-dir, if it is given one (the stores then stay in it).  "
             "[default: the app's datadir, which follows the broker unless set]",
         ),
+        *FROM_SECURITY_OPTIONS,
         *SECURITY_OPTIONS,
     ),
 )

@@ -29,6 +29,7 @@ from streamlog.state.rocksdb_store import RocksDBStorePartition
 from streamlog.transport import open_transport
 from streamlog.transport.types import TopicPartition
 from tests.broker.brokerproc import NO_REBALANCE_DELAY, BrokerProcess
+from tests.broker.secure_brokers import USERS, sasl_broker
 from tests.broker.tansuproc import running_tansu
 from tests.worker.test_exactly_once import check_exactly_once, read_output
 from tests.worker.workerproc import (
@@ -40,9 +41,12 @@ from tests.worker.workerproc import (
     wait_until,
 )
 
+__all__ = ["sasl_broker"]  # the fixture, re-exported for pytest
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 TABLECOUNT = os.path.join(APPS, "tablecount.py")
+SHOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "shop.py")
 EOSCOUNT = os.path.join(APPS, "eoscount.py")
 KEYS = 10
 BATCH = 300  # inputs per phase
@@ -306,3 +310,37 @@ def test_an_app_moves_onto_tansu(tmp_path: str) -> None:
             assert changelog_counts(tansu.url) == expected_counts(2 * BATCH)
         finally:
             worker.kill()
+
+
+def test_logins_are_the_targets_and_with_from_the_sources(
+    sasl_broker: BrokerProcess, tmp_path: str
+) -> None:
+    """As with ``streamlog mirror``: ``--sasl-*`` logs in to the target, ``--from-sasl-*``
+    to the source (tests/mirror/apps/shop.py, whose orders were never processed)."""
+    local, back = f"file://{tmp_path}/local", f"file://{tmp_path}/back"
+    remote = f"kafka://{sasl_broker.bootstrap}"
+    created = run_cli("topics", "create", "shop-orders", "--partitions", "2", "-b", local)
+    assert created.returncode == 0, created.stderr
+    orders = "ann:book\nbob:pen\nann:lamp\n"
+    sent = run_cli("produce", "shop-orders", "-k", ":", "-b", local, input=orders)
+    assert sent.returncode == 0, sent.stderr
+    login = ["--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", "alice"]
+    login += ["--sasl-password", USERS["alice"]]
+
+    out = migrate(SHOP, str(tmp_path), "--from", local, "--to", remote, *login)
+    assert "topics: 1 (shop-orders); 3 records" in out
+    assert "not on the source, not copied: shop-__assignor-__leader, shop-bill-dlq" in out
+
+    refused = run_cli("migrate", SHOP, "--from", remote, "--to", back, *login, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: ") and refused.stderr.count("\n") == 1
+    source_login = ["--from-sasl-mechanism", "PLAIN", "--from-sasl-username", "bob"]
+    out = run_cli(
+        "migrate", SHOP, "--from", remote, "--to", back, *source_login,
+        cwd=tmp_path, env={"STREAMLOG_FROM_SASL_PASSWORD": USERS["bob"]},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"migrated app shop from {remote} to {back}" in out.stdout
+    copied = run_cli("consume", "shop-orders", "--from-beginning", "--timeout-ms", "500",
+                     "-k", ":", "-b", back)  # fmt: skip
+    assert sorted(copied.stdout.splitlines()) == ["ann:book", "ann:lamp", "bob:pen"]
