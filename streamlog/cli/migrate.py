@@ -24,7 +24,9 @@ from streamlog.cli.common import (
     format_table,
     from_security,
     one_line,
+    run_interruptibly,
 )
+from streamlog.cli.errors import Interrupted
 
 if TYPE_CHECKING:
     from streamlog.dsl import App
@@ -83,7 +85,7 @@ def report_lines(result: MigrationResult) -> list[str]:
                 "target when the worker starts"
             )
     else:
-        out.append("table stores: none on disk (memory stores recover from their changelogs)")
+        out.append("table stores: none on disk here (tables recover from their changelogs)")
     return out
 
 
@@ -96,11 +98,12 @@ def _run_migrate(
     data_dir: str | None,
     **source_login: str | None,
 ) -> None:
-    import asyncio
+    import sys
 
     from streamlog.errors import StreamlogError
     from streamlog.mirror.footprint import app_footprint
     from streamlog.mirror.migrate import migrate
+    from streamlog.mirror.progress import ProgressDisplay
     from streamlog.mirror.table_stores import store_locations
     from streamlog.transport.security import ClientSecurity
 
@@ -118,17 +121,24 @@ def _run_migrate(
         source_security = app.conf.broker_security
     else:
         source_security = None  # STREAMLOG_SASL_*/STREAMLOG_SSL_* variables, if any
+    display = ProgressDisplay(sys.stderr, interactive=sys.stderr.isatty())
     try:
-        result = asyncio.run(
-            migrate(
+        result = run_interruptibly(
+            lambda: migrate(
                 footprint,
                 source,
                 target_url,
                 where,
                 source_security=source_security,
                 target_security=cli_security(),
+                on_progress=display,
             )
         )
+    except Interrupted:
+        raise click.ClickException(
+            "interrupted while copying: the table stores were not moved; run the same "
+            "command again to resume the copy"
+        ) from None
     except StreamlogError as exc:
         raise click.ClickException(one_line(exc)) from None
     for line in report_lines(result):

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from streamlog.log.dir_lock import LOCK_FILE
 from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
 from streamlog.mirror.footprint import AppFootprint
-from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary
+from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary, ProgressCallback
 from streamlog.mirror.state import CHECKPOINTS_TOPIC, load_state
 from streamlog.mirror.table_stores import (
     StoreLocations,
@@ -82,7 +82,10 @@ async def open_log(url: str, security: ClientSecurity | None, *, source: bool) -
     source must exist (a mistyped path is not an empty log)."""
     parsed = parse_broker_url(url)
     if parsed.scheme == "memory":
-        raise MigrationRefusedError("memory:// lives only inside its process: nothing to migrate")
+        raise MigrationRefusedError(
+            "memory:// lives only inside its process: "
+            + ("nothing to migrate from it" if source else "no worker could run on it after")
+        )
     if parsed.scheme == "file" and parsed.path is not None and source:
         if not os.path.isdir(parsed.path):
             raise MigrationRefusedError(f"{url}: no log there ({parsed.path} is not a directory)")
@@ -220,11 +223,16 @@ async def migrate(
     *,
     source_security: ClientSecurity | None = None,
     target_security: ClientSecurity | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> MigrationResult:
     """Move the app of ``footprint`` from ``source_url`` to ``target_url`` (module
     docstring). Refuses before changing anything while the app runs or when stores are
     in the way; raises ``MirrorError`` (the mirror's, or ``MigrationError``) or a
-    ``TransportError`` when a step fails."""
+    ``TransportError`` when a step fails. ``on_progress`` is the mirror's (a display).
+
+    Cancelled during the copy, it leaves the stores as they were and the mirror's last
+    checkpoint on the target: a second run resumes the copy. The stores are moved with
+    no await in between, so a cancellation cannot cut that step short."""
     if source_url == target_url:
         raise MigrationRefusedError(f"the source and the target are both {source_url}")
     source = await open_log(source_url, source_security, source=True)
@@ -251,6 +259,7 @@ async def migrate(
                     once=True,
                     name=footprint.mirror_name,
                 ),
+                on_progress=on_progress,
             )
             summary = await mirror.run()
             on_source = await committed_offsets(source, footprint.group_id)
