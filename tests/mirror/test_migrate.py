@@ -272,7 +272,7 @@ def test_an_exactly_once_app_moves_with_its_offsets_translated(tmp_path: str) ->
         assert worker.stop() == 0
         logs = worker.logs()
         assert "discarded and rebuilt" not in logs
-        assert len(re.findall(r"table store for .* is up to date", logs)) == len(rows)
+        assert len(re.findall(r"table store for .* is up to date", logs)) >= len(rows)
         check_exactly_once(read_output(kafka, "read_committed"), per_key)
     finally:
         worker.kill()
