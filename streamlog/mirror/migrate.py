@@ -102,6 +102,14 @@ async def open_log(url: str, security: ClientSecurity | None, *, source: bool) -
     return transport
 
 
+def _same_log(a: str, b: str) -> bool:
+    """Two URLs of one log: equal, or ``file://`` URLs of one directory."""
+    first, second = parse_broker_url(a), parse_broker_url(b)
+    if first.scheme == second.scheme == "file" and first.path and second.path:
+        return os.path.realpath(first.path) == os.path.realpath(second.path)
+    return first == second
+
+
 def _holder(data_dir: str) -> str:
     """Who holds ``data_dir``: the pid its lock file names, and the worker's listener."""
     try:
@@ -233,7 +241,7 @@ async def migrate(
     Cancelled during the copy, it leaves the stores as they were and the mirror's last
     checkpoint on the target: a second run resumes the copy. The stores are moved with
     no await in between, so a cancellation cannot cut that step short."""
-    if source_url == target_url:
+    if _same_log(source_url, target_url):
         raise MigrationRefusedError(f"the source and the target are both {source_url}")
     source = await open_log(source_url, source_security, source=True)
     try:

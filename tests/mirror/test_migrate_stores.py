@@ -20,7 +20,7 @@ from streamlog.cli.app_loader import load_app
 from streamlog.mirror import Mirror, MirrorOptions
 from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
 from streamlog.mirror.footprint import AppFootprint, TableFootprint, app_footprint
-from streamlog.mirror.migrate import check_group_idle, check_target_fresh, open_log
+from streamlog.mirror.migrate import check_group_idle, check_target_fresh, migrate, open_log
 from streamlog.mirror.table_stores import (
     BEFORE_MIGRATE_SUFFIX,
     StoreLocations,
@@ -302,6 +302,14 @@ def test_a_file_log_held_by_another_process_is_refused(tmp_path: str) -> None:
         await transport.close()
 
     asyncio.run(run())
+
+
+def test_one_log_on_both_sides_is_refused(tmp_path: str) -> None:
+    footprint = AppFootprint("app", "app", ("t",), (), "tables")
+    where = StoreLocations(str(tmp_path), str(tmp_path))
+    for target in (f"file://{tmp_path}", f"file://{tmp_path}/./"):
+        with pytest.raises(MigrationRefusedError, match="the source and the target are both"):
+            asyncio.run(migrate(footprint, f"file://{tmp_path}", target, where))
 
 
 def test_a_missing_source_directory_is_refused(tmp_path: str) -> None:
