@@ -20,6 +20,7 @@ from streamlog.cli.connect import connect
 from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
+from streamlog.cli.migrate import migrate
 from streamlog.cli.mirror import mirror
 from streamlog.cli.tables import tables
 from streamlog.cli.topics import topics
@@ -91,6 +92,7 @@ cli.add_command(agents)
 cli.add_command(topology)
 cli.add_command(tables)
 cli.add_command(connect)
+cli.add_command(migrate)
 
 
 def main() -> None:
