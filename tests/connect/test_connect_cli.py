@@ -10,8 +10,10 @@ import os
 import sqlite3
 import urllib.request
 
+import click
 import pytest
 
+from streamlog.cli.connect import app_from_config
 from tests.broker.brokerproc import STREAMLOG
 from tests.worker.workerproc import WorkerProcess, read_topic, run_cli, wait_until
 
@@ -53,11 +55,20 @@ def write_config(path, body: str) -> str:
         ('[app]\nid = "x"\n[surce]\n', "unknown section(s) surce"),
     ],
 )
-def test_a_bad_config_is_refused_before_anything_starts(tmp_path, body, message):
+def test_a_bad_config_is_refused_naming_what_is_wrong(tmp_path, body, message):
     config = write_config(tmp_path / "c.toml", body)
+    with pytest.raises(click.ClickException) as raised:
+        app_from_config(config)
+    assert message in raised.value.message
+
+
+def test_the_command_refuses_a_bad_config_before_anything_starts(tmp_path):
+    config = write_config(
+        tmp_path / "c.toml", '[app]\nid = "x"\n[[source]]\nname = "s"\ntopic = "t"\ntype = "ftp"\n'
+    )
     result = run_cli("connect", config, "--broker", f"file://{tmp_path}/log", env=ENV)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert message in result.stderr
+    assert "unknown source type 'ftp'" in result.stderr
     assert not os.path.exists(tmp_path / "log")  # nothing was opened
 
 
