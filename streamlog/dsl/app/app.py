@@ -1076,6 +1076,7 @@ class App:
             },
             "timers": {job.name: {"runs": job.runs, "errors": job.errors} for job in self.timers},
             "tables": {name: _table_stats(t) for name, t in self.tables.items()},
+            "connectors": self.connectors.status(),
         }
 
     async def __aenter__(self) -> App:
