@@ -112,11 +112,33 @@ class SinkRunner:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start the sink; while its system is away (``SinkUnavailableError``), retry with
+        backoff for up to ``retry_for`` seconds, then raise ``SinkError``."""
         self._lock = asyncio.Lock()  # this run's loop (an app may be started again)
         self._taken = []
         self._dirty = False
         self._failed = None
-        await self.sink.start()
+        failing_since: float | None = None
+        delay = FIRST_BACKOFF_S
+        while True:  # a system away when the worker starts is waited for, as in a flush
+            try:
+                await self.sink.start()
+                break
+            except SinkUnavailableError as exc:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if now - failing_since >= self.retry_for:
+                    raise SinkError(
+                        f"sink {self.name}: unavailable at start for {now - failing_since:.0f} "
+                        f"s (retry_for={self.retry_for:g} s): {exc}"
+                    ) from exc
+                log.warning(
+                    "sink %s: unavailable at start (%s); retrying in %.1f s", self.name, exc, delay
+                )
+                await self._sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
         self.started = True
 
     async def close(self) -> None:

@@ -150,3 +150,32 @@ def test_max_pending_flushes_early():
 
     asyncio.run(main())
     assert sorted(sink.durable) == [0, 1, 2, 3]
+
+
+def test_a_system_away_at_start_is_waited_for():
+    sink = ListSink("db")
+    runner, _, slept = make(sink, retry_for=60)
+    attempts = iter([True, True, False])
+    original_start = sink.start
+
+    async def start():
+        if next(attempts):
+            raise SinkUnavailableError("not up yet")
+        await original_start()
+
+    sink.start = start  # type: ignore[method-assign]
+    asyncio.run(runner.start())
+    assert sink.started and runner.started and slept == [0.2, 0.4]
+
+
+def test_a_system_away_at_start_longer_than_retry_for_fails_the_start():
+    sink = ListSink("db")
+    runner, _, _ = make(sink, retry_for=0)
+
+    async def start():
+        raise SinkUnavailableError("not up")
+
+    sink.start = start  # type: ignore[method-assign]
+    with pytest.raises(SinkError, match="unavailable at start"):
+        asyncio.run(runner.start())
+    assert not runner.started
