@@ -23,7 +23,10 @@ from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 __all__ = ["SavedPosition", "OffsetStore", "OFFSETS_TOPIC_CONFIGS", "offsets_topic_name"]
 
-OFFSETS_TOPIC_CONFIGS = {"cleanup.policy": "compact"}
+# Compacted; small segments, so the cleaner keeps the topic near one record per source
+# (it compacts closed segments only) and a start reads little (a checkpoint every few
+# seconds is tens of thousands of records a day).
+OFFSETS_TOPIC_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": str(16 << 20)}
 
 
 def offsets_topic_name(app_id: str) -> str:
