@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 30.0
-STOP_WAIT_S = 30.0  # how long a revocation waits for a source to checkpoint and close
+STOP_WAIT_S = 30.0  # at most, for a source to finish its poll, checkpoint and close
 
 
 class SourceBinding:
@@ -288,11 +288,18 @@ class Connectors:
                 binding.runner.request_stop()
                 runs.append(binding.run)
         if runs:
-            done, pending = await asyncio.wait(runs, timeout=STOP_WAIT_S)
+            # within the worker's stop bound: agents get shutdown_timeout after this
+            bound = min(STOP_WAIT_S, self.app.conf.shutdown_timeout / 2)
+            done, pending = await asyncio.wait(runs, timeout=bound)
             for run in pending:
                 run.cancel()
             if pending:
-                log.warning("%d source(s) did not stop within %.0f s", len(pending), STOP_WAIT_S)
+                log.warning(
+                    "%d source(s) did not stop within %.0f s: cancelled (a restart matches "
+                    "what they produced after their checkpoint)",
+                    len(pending),
+                    bound,
+                )
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         if self.app.is_leader():
