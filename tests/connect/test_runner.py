@@ -21,6 +21,25 @@ from tests.connect.listconnectors import ListSink, ListSource
 from tests.dsl.helpers import committed, read_topic, run, wait_for
 
 
+async def until_committed(app, topic: str, total: int) -> dict[int, int | None]:
+    """The group's committed offsets of ``topic`` once they add up to ``total`` (a sink's
+    flush comes before the offsets of the same commit: durable first, committed next)."""
+    offsets: dict[int, int | None] = {}
+
+    async def reached() -> bool:
+        nonlocal offsets
+        offsets = await committed(app, topic)
+        return sum(o or 0 for o in offsets.values()) == total
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not await reached():
+        if loop.time() > deadline:
+            raise AssertionError(f"{topic}: committed {offsets}, not {total} in all")
+        await asyncio.sleep(0.02)
+    return offsets
+
+
 def make_app(url: str, app_id: str, **settings) -> streamlog.App:
     settings.setdefault("broker_commit_interval", 0.1)
     return streamlog.App(app_id, broker=url, topic_partitions=3, **settings)
@@ -42,7 +61,7 @@ def test_a_source_feeds_a_sink_through_a_topic_with_every_record_once(tmp_path):
         async with app:
             await wait_for(lambda: len(sink.durable) == 250)
             records = await read_topic(app, "orders", 250)
-            offsets = await committed(app, "orders")
+            offsets = await until_committed(app, "orders", 250)
         return records, offsets
 
     records, offsets = run(main())
@@ -166,7 +185,7 @@ def test_a_refused_record_goes_to_the_dead_letter_topic_and_the_others_are_writt
         async with app:
             await wait_for(lambda: len(sink.durable) == 38)
             dead = await read_topic(app, "dlq-db-dlq", 2)
-            offsets = await committed(app, "t")
+            offsets = await until_committed(app, "t", 40)
         return dead, offsets
 
     dead, offsets = run(main())
@@ -191,6 +210,7 @@ def test_a_sink_that_goes_away_and_comes_back_loses_nothing(tmp_path):
     async def main():
         async with app:
             await wait_for(lambda: len(sink.durable) == 100)
+            await until_committed(app, "t", 100)
             sink.down = True
             source.items.extend(data[100:])
             runner = app.connectors.sinks["db"].runner
@@ -198,6 +218,7 @@ def test_a_sink_that_goes_away_and_comes_back_loses_nothing(tmp_path):
             before = await committed(app, "t")
             sink.down = False
             await wait_for(lambda: len(sink.durable) == 300)
+            await until_committed(app, "t", 300)
             return before, runner.retries
 
     before, retries = run(main())
@@ -217,6 +238,7 @@ def test_a_sink_away_longer_than_retry_for_stops_the_app_with_its_offsets_uncomm
     async def main():
         async with app:
             await wait_for(lambda: len(sink.durable) == 50)
+            await until_committed(app, "t", 50)
             sink.down = True
             source.items.extend(items(10, 50))
             await asyncio.wait_for(app.wait_until_stop_requested(), 20)
@@ -262,7 +284,7 @@ def test_a_record_that_does_not_decode_goes_to_the_sinks_dead_letter_topic(tmp_p
                 await (await producer.send("t", value, key=b"k"))
             await wait_for(lambda: len(sink.durable) == 2)
             dead = await read_topic(app, "undecodable-db-dlq", 1)
-            offsets = await committed(app, "t")
+            offsets = await until_committed(app, "t", 3)
         return dead, offsets
 
     dead, offsets = run(main())
@@ -308,7 +330,7 @@ def test_sources_and_sinks_run_in_an_exactly_once_app(tmp_path):
         async with app:
             await wait_for(lambda: len(sink.durable) == 59)
             dead = await read_topic(app, "eos-db-dlq", 1)
-            offsets = await committed(app, "t")
+            offsets = await until_committed(app, "t", 60)
         return dead, offsets
 
     dead, offsets = run(main())
