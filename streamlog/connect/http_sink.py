@@ -1,0 +1,431 @@
+"""The HTTP sink: a topic's records POSTed to a URL in batches, with retries and backoff.
+
+``write`` encodes the records to JSON and keeps them; ``flush`` sends them in requests of
+at most ``batch_size`` records and returns once every one was answered 2xx: the receiver's
+2xx is the only acknowledgement HTTP has, so the app commits a record's offset only after
+it. A batch answered 2xx leaves the buffer at once, so a flush retried after a failure
+sends only what was not delivered yet.
+
+What an answer means:
+
+* 2xx: delivered.
+* a connection error, a timeout, 408, 429 or 5xx: the receiver may recover; retried
+  ``retries`` times with exponential backoff (``backoff`` doubling up to ``backoff_max``,
+  or the receiver's ``Retry-After`` when shorter than that), then
+  ``SinkUnavailableError`` (the runner retries the flush for its ``retry_for``).
+* 400, 413, 422: the receiver refuses the data. The batch is split in halves until the
+  records it refuses are alone; every other record is delivered, and
+  ``RejectedRecordsError`` (a ``BadRecordError``) names the refused ones, which leave the
+  buffer (the runner sends them to the dead-letter topic).
+* anything else (3xx, 401, 403, 404, ...): the endpoint is wrong or refuses this client;
+  ``SinkUnavailableError`` at once, nothing leaves the buffer.
+
+Bodies: ``body = "values"`` sends the records' values (a tombstone, which has no value,
+is skipped and counted); ``body = "records"`` sends ``{"topic", "partition", "offset",
+"timestamp", "key", "value"}`` objects (tombstones included, value null), which let a
+receiver drop the duplicates an at-least-once redelivery brings (by topic, partition and
+offset). ``format = "json"`` sends a JSON array, ``"jsonl"`` one JSON document a line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from streamlog.connect.base import SinkRecord
+from streamlog.connect.errors import BadRecordError, ConnectorConfigError, SinkUnavailableError
+
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
+
+__all__ = ["HttpSink", "RejectedRecordsError", "HTTP_SINK_DEFAULTS"]
+
+log = logging.getLogger(__name__)
+
+HTTP_SINK_DEFAULTS: dict[str, Any] = {
+    "method": "POST",
+    "body": "values",
+    "format": "json",
+    "batch_size": 500,
+    "headers": {},
+    "token": None,
+    "timeout": 30.0,
+    "retries": 3,
+    "backoff": 0.1,
+    "backoff_max": 10.0,
+}
+_RETRIED = frozenset({408, 429})  # and every 5xx
+_REFUSED = frozenset({400, 413, 422})  # the data, not the endpoint
+_ERROR_BODY = 200  # characters of a refusal's body kept for the error message
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class RejectedRecordsError(BadRecordError):
+    """The receiver refused ``records`` (each one alone, with ``status``), while it took
+    every other record of the flush. They are out of the sink's buffer."""
+
+    def __init__(self, message: str, records: Sequence[SinkRecord], status: int) -> None:
+        super().__init__(message)
+        self.records = tuple(records)
+        self.status = status
+
+
+class UnencodableRecordError(BadRecordError):
+    """``record`` cannot be sent as JSON (``write`` took none of its batch)."""
+
+    def __init__(self, message: str, record: SinkRecord) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass(slots=True)
+class _Encoded:
+    """A record and its JSON; ``delivered`` once a 2xx covered it (a flush that fails
+    half-way through splitting a refused batch does not send it again)."""
+
+    record: SinkRecord
+    json: bytes
+    delivered: bool = False
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class _Unavailable(Exception):
+    def __init__(self, reason: str, retry: bool, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+        self.wait = wait
+
+
+class HttpSink:
+    """See the module docstring. ``headers`` are sent with every request; ``token`` as
+    ``Authorization: Bearer ...``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "http",
+        method: str = HTTP_SINK_DEFAULTS["method"],
+        body: str = HTTP_SINK_DEFAULTS["body"],
+        format: str = HTTP_SINK_DEFAULTS["format"],
+        batch_size: int = HTTP_SINK_DEFAULTS["batch_size"],
+        headers: Mapping[str, str] | None = None,
+        token: str | None = None,
+        timeout: float = HTTP_SINK_DEFAULTS["timeout"],
+        retries: int = HTTP_SINK_DEFAULTS["retries"],
+        backoff: float = HTTP_SINK_DEFAULTS["backoff"],
+        backoff_max: float = HTTP_SINK_DEFAULTS["backoff_max"],
+    ) -> None:
+        _check_settings(url, method, body, format, batch_size, timeout, retries, backoff)
+        if backoff_max < backoff:
+            raise ConnectorConfigError(f"backoff_max: {backoff_max!r} is less than backoff")
+        self.name = name
+        self.url = url
+        self.method = method.upper()
+        self.body = body
+        self.format = format
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        content_type = "application/json" if format == "json" else "application/x-ndjson"
+        self._headers = {"Content-Type": content_type, **(headers or {})}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._buffer: deque[_Encoded] = deque()
+        self._session: ClientSession | None = None
+        self._flushed = 0
+        self._requests = 0
+        self._skipped = 0
+        self._rejected = 0
+        self._errors = 0
+        self._last_error: str | None = None
+
+    # ------------------------------------------------------------------ the Sink protocol
+
+    async def start(self) -> None:
+        from aiohttp import ClientSession, ClientTimeout
+
+        self._session = ClientSession(timeout=ClientTimeout(total=self.timeout))
+
+    async def write(self, records: Sequence[SinkRecord]) -> None:
+        """Encode and keep ``records``: all of them, or none and ``UnencodableRecordError``
+        naming the first that cannot be sent as JSON."""
+        encoded = []
+        for record in records:
+            item = self._encode(record)
+            if item is not None:
+                encoded.append(item)
+        self._buffer.extend(encoded)
+
+    async def flush(self) -> None:
+        """Send everything kept, ``batch_size`` records a request (see the module
+        docstring for what each answer does)."""
+        session = self._session
+        if session is None:
+            raise SinkUnavailableError(f"http sink {self.name!r} is not started")
+        rejected: list[SinkRecord] = []
+        status = 0
+        while self._buffer:
+            batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
+            try:
+                refused, refused_status = await self._deliver(session, batch)
+            except SinkUnavailableError:
+                self._errors += 1
+                raise
+            if refused:
+                rejected.extend(refused)
+                status = refused_status
+            for _ in batch:
+                self._buffer.popleft()
+        if rejected:
+            self._rejected += len(rejected)
+            self._errors += 1
+            offsets = ", ".join(f"{r.topic}[{r.partition}]@{r.offset}" for r in rejected[:5])
+            more = f" and {len(rejected) - 5} more" if len(rejected) > 5 else ""
+            message = (
+                f"http sink {self.name!r}: {self.url} refused {len(rejected)} record(s) "
+                f"with {status}: {offsets}{more}"
+            )
+            self._last_error = message
+            raise RejectedRecordsError(message, rejected, status)
+
+    async def discard(self) -> None:
+        self._buffer.clear()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "sink",
+            "type": "http",
+            "url": self.url,
+            "records": self._flushed,
+            "errors": self._errors,
+            "last_error": self._last_error,
+            "flushed": self._flushed,
+            "pending": len(self._buffer),
+            "requests": self._requests,
+            "skipped_tombstones": self._skipped,
+            "rejected": self._rejected,
+        }
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, record: SinkRecord) -> _Encoded | None:
+        value = record.value
+        if isinstance(value, bytes | bytearray | memoryview | str):
+            try:
+                value = _DECODER.decode(value)
+            except msgspec.DecodeError as exc:
+                raise UnencodableRecordError(
+                    f"http sink {self.name!r}: {_where(record)} value is not JSON: {exc}",
+                    record,
+                ) from None
+        if self.body == "values":
+            if value is None:
+                self._skipped += 1
+                return None
+            document: Any = value
+        else:
+            key = record.key
+            if isinstance(key, bytes | bytearray | memoryview):
+                try:
+                    key = bytes(key).decode()
+                except UnicodeDecodeError:
+                    raise UnencodableRecordError(
+                        f"http sink {self.name!r}: {_where(record)} key is not UTF-8", record
+                    ) from None
+            document = {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp_ms,
+                "key": key,
+                "value": value,
+            }
+        try:
+            return _Encoded(record, _ENCODER.encode(document))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise UnencodableRecordError(
+                f"http sink {self.name!r}: {_where(record)} cannot be sent as JSON: {exc}",
+                record,
+            ) from None
+
+    def _body(self, batch: Sequence[_Encoded]) -> bytes:
+        if self.format == "json":
+            return b"[" + b",".join(item.json for item in batch) + b"]"
+        return b"".join(item.json + b"\n" for item in batch)
+
+    # ------------------------------------------------------------------ sending
+
+    async def _deliver(
+        self, session: ClientSession, batch: list[_Encoded]
+    ) -> tuple[list[SinkRecord], int]:
+        """Send ``batch`` (retried as the module docstring says); the records the receiver
+        refused, each alone, and the status it refused them with."""
+        batch = [item for item in batch if not item.delivered]
+        if not batch:
+            return [], 0
+        try:
+            await self._send_retried(session, batch)
+        except _Refusal as refusal:
+            if len(batch) == 1:
+                log.warning(
+                    "http sink %r: %s refused %s with %d: %s",
+                    self.name,
+                    self.url,
+                    _where(batch[0].record),
+                    refusal.status,
+                    refusal.text,
+                )
+                return [batch[0].record], refusal.status
+            middle = len(batch) // 2
+            first, status_first = await self._deliver(session, batch[:middle])
+            second, status_second = await self._deliver(session, batch[middle:])
+            return first + second, status_second or status_first
+        for item in batch:
+            item.delivered = True
+        self._flushed += len(batch)
+        return [], 0
+
+    async def _send_retried(self, session: ClientSession, batch: list[_Encoded]) -> None:
+        delay = self.backoff
+        attempt = 0
+        while True:
+            try:
+                await self._send(session, batch)
+                return
+            except _Unavailable as away:
+                self._last_error = away.reason
+                if not away.retry or attempt >= self.retries:
+                    raise SinkUnavailableError(
+                        f"http sink {self.name!r}: {self.url}: {away.reason}"
+                        + (f" (after {attempt + 1} attempts)" if attempt else "")
+                    ) from None
+                wait = delay if away.wait is None else min(away.wait, self.backoff_max)
+                # jitter spreads the retries of several workers hitting one receiver
+                await asyncio.sleep(wait * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.backoff_max)
+                attempt += 1
+
+    async def _send(self, session: ClientSession, batch: list[_Encoded]) -> None:
+        """One request: returns on 2xx, else ``_Refusal`` or ``_Unavailable``."""
+        from aiohttp import ClientError
+
+        self._requests += 1
+        try:
+            async with session.request(
+                self.method,
+                self.url,
+                data=self._body(batch),
+                headers=self._headers,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                if 200 <= status < 300:
+                    await response.read()
+                    return
+                text = (await response.text(errors="replace"))[:_ERROR_BODY]
+                retry_after = response.headers.get("Retry-After")
+        except (ClientError, TimeoutError, OSError) as exc:
+            raise _Unavailable(f"{type(exc).__name__}: {exc}", retry=True) from None
+        if status in _REFUSED:
+            raise _Refusal(status, text)
+        reason = f"answered {status}: {text}" if text else f"answered {status}"
+        retry = status >= 500 or status in _RETRIED
+        raise _Unavailable(reason, retry=retry, wait=_seconds(retry_after))
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """``Retry-After`` in seconds (its HTTP-date form is ignored: our own backoff then)."""
+    if retry_after is None:
+        return None
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _where(record: SinkRecord) -> str:
+    return f"record {record.topic}[{record.partition}]@{record.offset}"
+
+
+def _check_settings(
+    url: Any,
+    method: Any,
+    body: Any,
+    format: Any,
+    batch_size: Any,
+    timeout: Any,
+    retries: Any,
+    backoff: Any,
+) -> None:
+    """``ConnectorConfigError`` naming the first setting that cannot work."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConnectorConfigError(f"url: {url!r} is not an http:// or https:// URL")
+    if not isinstance(method, str) or method.upper() not in ("POST", "PUT", "PATCH"):
+        raise ConnectorConfigError(f"method: {method!r} is not POST, PUT or PATCH")
+    if body not in ("values", "records"):
+        raise ConnectorConfigError(f"body: {body!r} is not 'values' or 'records'")
+    if format not in ("json", "jsonl"):
+        raise ConnectorConfigError(f"format: {format!r} is not 'json' or 'jsonl'")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConnectorConfigError(f"batch_size: {batch_size!r} is not a positive integer")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConnectorConfigError(f"retries: {retries!r} is not a count (0 or more)")
+    for key, value in (("timeout", timeout), ("backoff", backoff)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConnectorConfigError(f"{key}: {value!r} is not positive seconds")
+
+
+def http_sink_from_config(name: str, config: Mapping[str, Any]) -> HttpSink:
+    """An HTTP sink from its TOML table (``url`` required; ``token_env`` names an
+    environment variable holding the bearer token)."""
+    settings = dict(config)
+    unknown = set(settings) - set(HTTP_SINK_DEFAULTS) - {"url", "token_env"}
+    if unknown:
+        raise ConnectorConfigError(f"{sorted(unknown)[0]}: not a setting of an http sink")
+    if "url" not in settings:
+        raise ConnectorConfigError("url: required for an http sink")
+    token_env = settings.pop("token_env", None)
+    if token_env is not None:
+        if "token" in settings:
+            raise ConnectorConfigError("token_env: give token or token_env, not both")
+        token = os.environ.get(str(token_env))
+        if not token:
+            raise ConnectorConfigError(f"token_env: environment variable {token_env!r} is unset")
+        settings["token"] = token
+    headers = settings.get("headers", {})
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConnectorConfigError("headers: must be a table of header names to strings")
+    if "backoff_max" in settings:
+        value = settings["backoff_max"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConnectorConfigError(f"backoff_max: {value!r} is not positive seconds")
+    url = settings.pop("url")
+    return HttpSink(url, name=name, **settings)
