@@ -1,10 +1,13 @@
 """The HTTP sink: a topic's records POSTed to a URL in batches, with retries and backoff.
 
-``write`` encodes the records to JSON and keeps them; ``flush`` sends them in requests of
-at most ``batch_size`` records and returns once every one was answered 2xx: the receiver's
-2xx is the only acknowledgement HTTP has, so the app commits a record's offset only after
-it. A batch answered 2xx leaves the buffer at once, so a flush retried after a failure
-sends only what was not delivered yet.
+HTTP has no transaction to leave open until the app commits: the receiver's 2xx is the
+only acknowledgement it has, and once given it cannot be taken back. So ``write`` sends
+its records at once, ``batch_size`` a request, and returns when every request was
+answered 2xx; ``flush`` (the app's commit step) then has nothing left to send, and the
+app commits the records' offsets only after it: an offset is never committed before the
+receiver has its record. Records a 2xx covered are remembered until the next ``flush``,
+so when the runner writes them again after a failure (it discards and writes everything
+since the last flush) they are not sent twice.
 
 What an answer means:
 
@@ -12,13 +15,14 @@ What an answer means:
 * a connection error, a timeout, 408, 429 or 5xx: the receiver may recover; retried
   ``retries`` times with exponential backoff (``backoff`` doubling up to ``backoff_max``,
   or the receiver's ``Retry-After`` when shorter than that), then
-  ``SinkUnavailableError`` (the runner retries the flush for its ``retry_for``).
-* 400, 413, 422: the receiver refuses the data. The batch is split in halves until the
-  records it refuses are alone; every other record is delivered, and
-  ``RejectedRecordsError`` (a ``BadRecordError``) names the refused ones, which leave the
-  buffer (the runner sends them to the dead-letter topic).
+  ``SinkUnavailableError`` (the runner retries for its ``retry_for``).
+* 400, 413, 422: the receiver refuses the data. The request is split in halves until the
+  first record it refuses is alone; every record before it is delivered, and
+  ``RejectedRecordError`` (a ``BadRecordError``) names it, with the receiver's status and
+  answer: the runner sends it to the dead-letter topic and writes the records after it
+  again.
 * anything else (3xx, 401, 403, 404, ...): the endpoint is wrong or refuses this client;
-  ``SinkUnavailableError`` at once, nothing leaves the buffer.
+  ``SinkUnavailableError`` at once, without retries.
 
 Bodies: ``body = "values"`` sends the records' values (a tombstone, which has no value,
 is skipped and counted); ``body = "records"`` sends ``{"topic", "partition", "offset",
@@ -33,7 +37,6 @@ import asyncio
 import logging
 import os
 import random
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,7 +49,7 @@ from streamlog.connect.errors import BadRecordError, ConnectorConfigError, SinkU
 if TYPE_CHECKING:
     from aiohttp import ClientSession
 
-__all__ = ["HttpSink", "RejectedRecordsError", "HTTP_SINK_DEFAULTS"]
+__all__ = ["HttpSink", "RejectedRecordError", "UnencodableRecordError", "HTTP_SINK_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +72,29 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 
 
-class RejectedRecordsError(BadRecordError):
-    """The receiver refused ``records`` (each one alone, with ``status``), while it took
-    every other record of the flush. They are out of the sink's buffer."""
+class RejectedRecordError(BadRecordError):
+    """The receiver refused ``record`` alone (``status``), after taking every record of
+    the ``write`` before it; none after it was sent."""
 
-    def __init__(self, message: str, records: Sequence[SinkRecord], status: int) -> None:
+    def __init__(self, message: str, record: SinkRecord, status: int) -> None:
         super().__init__(message)
-        self.records = tuple(records)
+        self.record = record
         self.status = status
 
 
 class UnencodableRecordError(BadRecordError):
-    """``record`` cannot be sent as JSON (``write`` took none of its batch)."""
+    """``record`` cannot be sent as JSON; the records of the ``write`` before it were
+    delivered, none after it was sent."""
 
     def __init__(self, message: str, record: SinkRecord) -> None:
         super().__init__(message)
         self.record = record
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Encoded:
-    """A record and its JSON; ``delivered`` once a 2xx covered it (a flush that fails
-    half-way through splitting a refused batch does not send it again)."""
-
     record: SinkRecord
     json: bytes
-    delivered: bool = False
 
 
 class _Refusal(Exception):
@@ -149,7 +149,7 @@ class HttpSink:
         self._headers = {"Content-Type": content_type, **(headers or {})}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        self._buffer: deque[_Encoded] = deque()
+        self._delivered: set[tuple[str, int, int]] = set()  # since the last flush
         self._session: ClientSession | None = None
         self._flushed = 0
         self._requests = 0
@@ -166,49 +166,40 @@ class HttpSink:
         self._session = ClientSession(timeout=ClientTimeout(total=self.timeout))
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
-        """Encode and keep ``records``: all of them, or none and ``UnencodableRecordError``
-        naming the first that cannot be sent as JSON."""
-        encoded = []
-        for record in records:
-            item = self._encode(record)
-            if item is not None:
-                encoded.append(item)
-        self._buffer.extend(encoded)
-
-    async def flush(self) -> None:
-        """Send everything kept, ``batch_size`` records a request (see the module
-        docstring for what each answer does)."""
+        """Send ``records``, ``batch_size`` a request; returns once all were answered 2xx
+        (what each answer does: the module docstring). ``BadRecordError`` names the first
+        record that cannot be sent or that the receiver refuses: the records before it
+        were delivered, none after it was sent."""
         session = self._session
         if session is None:
             raise SinkUnavailableError(f"http sink {self.name!r} is not started")
-        rejected: list[SinkRecord] = []
-        status = 0
-        while self._buffer:
-            batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
+        delivered = self._delivered
+        batch: list[_Encoded] = []
+        for record in records:
+            if (record.topic, record.partition, record.offset) in delivered:
+                continue  # written again by the runner after a failure: already sent
             try:
-                refused, refused_status = await self._deliver(session, batch)
-            except SinkUnavailableError:
+                item = self._encode(record)
+            except UnencodableRecordError:
                 self._errors += 1
+                await self._send(session, batch)
                 raise
-            if refused:
-                rejected.extend(refused)
-                status = refused_status
-            for _ in batch:
-                self._buffer.popleft()
-        if rejected:
-            self._rejected += len(rejected)
-            self._errors += 1
-            offsets = ", ".join(f"{r.topic}[{r.partition}]@{r.offset}" for r in rejected[:5])
-            more = f" and {len(rejected) - 5} more" if len(rejected) > 5 else ""
-            message = (
-                f"http sink {self.name!r}: {self.url} refused {len(rejected)} record(s) "
-                f"with {status}: {offsets}{more}"
-            )
-            self._last_error = message
-            raise RejectedRecordsError(message, rejected, status)
+            if item is None:
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                await self._send(session, batch)
+                batch = []
+        await self._send(session, batch)
+
+    async def flush(self) -> None:
+        """Nothing is left to send (``write`` returns once its records are delivered):
+        forget which records were delivered, as the app commits their offsets now."""
+        self._delivered.clear()
 
     async def discard(self) -> None:
-        self._buffer.clear()
+        """What was sent cannot be taken back: the records come again after the rewind
+        and those a 2xx covered since the last flush are not sent again."""
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -225,7 +216,7 @@ class HttpSink:
             "errors": self._errors,
             "last_error": self._last_error,
             "flushed": self._flushed,
-            "pending": len(self._buffer),
+            "pending": 0,
             "requests": self._requests,
             "skipped_tombstones": self._skipped,
             "rejected": self._rejected,
@@ -280,42 +271,55 @@ class HttpSink:
 
     # ------------------------------------------------------------------ sending
 
-    async def _deliver(
-        self, session: ClientSession, batch: list[_Encoded]
-    ) -> tuple[list[SinkRecord], int]:
-        """Send ``batch`` (retried as the module docstring says); the records the receiver
-        refused, each alone, and the status it refused them with."""
-        batch = [item for item in batch if not item.delivered]
+    async def _send(self, session: ClientSession, batch: list[_Encoded]) -> None:
+        """Deliver ``batch``; ``RejectedRecordError`` for the first record refused."""
         if not batch:
-            return [], 0
+            return
+        try:
+            refused = await self._first_refused(session, batch)
+        except SinkUnavailableError:
+            self._errors += 1
+            raise
+        if refused is None:
+            return
+        item, status, text = refused
+        self._rejected += 1
+        self._errors += 1
+        message = (
+            f"http sink {self.name!r}: {self.url} refused {_where(item.record)} with "
+            f"{status}: {text}"
+        )
+        self._last_error = message
+        raise RejectedRecordError(message, item.record, status)
+
+    async def _first_refused(
+        self, session: ClientSession, batch: list[_Encoded]
+    ) -> tuple[_Encoded, int, str] | None:
+        """Send ``batch``, split in halves while refused; the first record refused alone
+        (those before it delivered, none after it sent), or None: all delivered."""
         try:
             await self._send_retried(session, batch)
         except _Refusal as refusal:
             if len(batch) == 1:
-                log.warning(
-                    "http sink %r: %s refused %s with %d: %s",
-                    self.name,
-                    self.url,
-                    _where(batch[0].record),
-                    refusal.status,
-                    refusal.text,
-                )
-                return [batch[0].record], refusal.status
+                return batch[0], refusal.status, refusal.text
             middle = len(batch) // 2
-            first, status_first = await self._deliver(session, batch[:middle])
-            second, status_second = await self._deliver(session, batch[middle:])
-            return first + second, status_second or status_first
+            found = await self._first_refused(session, batch[:middle])
+            if found is None:
+                found = await self._first_refused(session, batch[middle:])
+            return found
+        delivered = self._delivered
         for item in batch:
-            item.delivered = True
+            record = item.record
+            delivered.add((record.topic, record.partition, record.offset))
         self._flushed += len(batch)
-        return [], 0
+        return None
 
     async def _send_retried(self, session: ClientSession, batch: list[_Encoded]) -> None:
         delay = self.backoff
         attempt = 0
         while True:
             try:
-                await self._send(session, batch)
+                await self._request(session, batch)
                 return
             except _Unavailable as away:
                 self._last_error = away.reason
@@ -330,7 +334,7 @@ class HttpSink:
                 delay = min(delay * 2, self.backoff_max)
                 attempt += 1
 
-    async def _send(self, session: ClientSession, batch: list[_Encoded]) -> None:
+    async def _request(self, session: ClientSession, batch: list[_Encoded]) -> None:
         """One request: returns on 2xx, else ``_Refusal`` or ``_Unavailable``."""
         from aiohttp import ClientError
 
