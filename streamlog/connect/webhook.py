@@ -8,6 +8,7 @@ worker died) sends again. The answers:
 200    every record of the request is in the log: ``{"accepted": N, "position": P}``
 400    the body is not JSON (or JSON lines), or is nested too deep
 401    ``token`` is set and the request's ``Authorization: Bearer ...`` does not match it
+408    the body did not arrive within ``body_timeout`` seconds
 413    the body is larger than ``max_body_bytes`` or holds more than
        ``max_records_per_request`` records
 415    a ``Content-Type`` other than JSON / JSON lines, or a compressed body
@@ -64,6 +65,7 @@ WEBHOOK_DEFAULTS: dict[str, Any] = {
     "max_records_per_request": 10_000,
     "max_pending_records": 100_000,
     "answer_timeout": 30.0,
+    "body_timeout": 10.0,
 }
 POLL_WAIT = 0.5  # seconds poll waits for a request before it returns nothing
 POLL_MAX_RECORDS = 10_000  # records handed to the runner per poll (whole requests)
@@ -122,6 +124,7 @@ class WebhookSource:
         max_records_per_request: int = WEBHOOK_DEFAULTS["max_records_per_request"],
         max_pending_records: int = WEBHOOK_DEFAULTS["max_pending_records"],
         answer_timeout: float = WEBHOOK_DEFAULTS["answer_timeout"],
+        body_timeout: float = WEBHOOK_DEFAULTS["body_timeout"],
     ) -> None:
         _check_settings(
             port=port,
@@ -132,6 +135,7 @@ class WebhookSource:
             max_records_per_request=max_records_per_request,
             max_pending_records=max_pending_records,
             answer_timeout=answer_timeout,
+            body_timeout=body_timeout,
         )
         self.name = name
         self.host = host
@@ -144,6 +148,7 @@ class WebhookSource:
         self.max_records_per_request = max_records_per_request
         self.max_pending_records = max_pending_records
         self.answer_timeout = answer_timeout
+        self.body_timeout = body_timeout
         self.url: str | None = None
         self._token = token.encode() if token else None
         self._next_position = 0  # the position of the last record accepted
@@ -268,6 +273,8 @@ class WebhookSource:
 
     async def _accept(self, request: Request) -> _Request:
         """Check the request and queue its records (``_Refused`` says why not)."""
+        from aiohttp import web
+
         if self._token is not None:
             given = request.headers.get("Authorization", "")
             scheme, _, credential = given.partition(" ")
@@ -291,12 +298,15 @@ class WebhookSource:
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             raise _Refused(413, f"body of {length} bytes exceeds {self.max_body_bytes}")
+        if self._pending_records >= self.max_pending_records:
+            raise _Refused(503, f"{self._pending_records} records already wait for the log")
         try:
-            body = await request.read()
-        except Exception as exc:  # aiohttp's 413 when a chunked body runs over
-            if getattr(exc, "status", None) == 413:
-                raise _Refused(413, f"body exceeds {self.max_body_bytes} bytes") from None
-            raise
+            # a sender trickling its body would hold the request (and its memory) forever
+            body = await asyncio.wait_for(request.read(), self.body_timeout)
+        except TimeoutError:
+            raise _Refused(408, f"the body did not arrive within {self.body_timeout:g} s") from None
+        except web.HTTPRequestEntityTooLarge:  # a chunked body ran over
+            raise _Refused(413, f"body exceeds {self.max_body_bytes} bytes") from None
         values = self._decode(body, lines)
         records = self._records(values, request)
         if not self._open:
@@ -407,6 +417,7 @@ def _check_settings(
     max_records_per_request: int,
     max_pending_records: int,
     answer_timeout: float,
+    body_timeout: float,
 ) -> None:
     """``ConnectorConfigError`` naming the first setting that cannot work."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -428,12 +439,9 @@ def _check_settings(
             "max_records_per_request: larger than max_pending_records, so such a request "
             "could never be taken"
         )
-    if (
-        isinstance(answer_timeout, bool)
-        or not isinstance(answer_timeout, int | float)
-        or answer_timeout <= 0
-    ):
-        raise ConnectorConfigError(f"answer_timeout: {answer_timeout!r} is not positive seconds")
+    for key, seconds in (("answer_timeout", answer_timeout), ("body_timeout", body_timeout)):
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ConnectorConfigError(f"{key}: {seconds!r} is not positive seconds")
 
 
 def webhook_from_config(name: str, config: Mapping[str, Any]) -> WebhookSource:

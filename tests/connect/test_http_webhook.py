@@ -290,6 +290,7 @@ def test_config_names_the_key_that_cannot_work(monkeypatch: pytest.MonkeyPatch) 
         ({"port": 0, "key_field": "id", "key_header": "X-Id"}, "key_field"),
         ({"port": 0, "max_body_bytes": 0}, "max_body_bytes"),
         ({"port": 0, "answer_timeout": -1}, "answer_timeout"),
+        ({"port": 0, "body_timeout": 0}, "body_timeout"),
         ({"port": 0, "forward_headers": "X-A"}, "forward_headers"),
         ({"port": 0, "token_env": "NO_SUCH_VARIABLE_HERE"}, "token_env"),
         ({"port": 0, "max_records_per_request": 10, "max_pending_records": 5}, "max_records"),
@@ -309,3 +310,40 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             await first.close()
 
     asyncio.run(run())
+
+
+@with_log
+async def test_a_chunked_body_running_over_and_a_trickled_body_are_refused(
+    transport: Transport, http: aiohttp.ClientSession
+) -> None:
+    source = WebhookSource(0, max_body_bytes=1000, body_timeout=0.3)
+    await source.start(None)
+    assert source.url is not None
+    try:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'[{"pad": "'
+            for _ in range(20):
+                yield b"x" * 100
+            yield b'"}]'
+
+        async with http.post(
+            source.url, data=chunks(), headers={"Content-Type": "application/json"}
+        ) as response:
+            assert response.status == 413
+            assert "exceeds 1000 bytes" in (await response.json())["error"]
+
+        # a sender announcing 100 bytes and sending 10 holds its request no longer than
+        # body_timeout, then gets 408
+        reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n" + b'{"a": 1, "'
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status_line.startswith(b"HTTP/1.1 408")
+        assert source.status()["pending"] == 0 and list(await source.poll()) == []
+    finally:
+        await source.close()
