@@ -1,7 +1,7 @@
 """HTTP connectors' throughput: the webhook source into a bundled log, the HTTP sink out to
 a receiver.
 
-Run: ``.venv/bin/python benchmarks/bench_connect_http.py [--records 100000]``
+Run: ``.venv/bin/python benchmarks/bench_connect_http.py [--records 100000] [--worker]``
 
 * webhook: a sender process POSTs JSON objects of about 100 bytes (``--per-request``
   records a request, ``--concurrency`` requests in flight) to a ``WebhookSource`` whose
@@ -10,6 +10,11 @@ Run: ``.venv/bin/python benchmarks/bench_connect_http.py [--records 100000]``
   Reported: records/s and MB/s of JSON bodies the sender got a 200 for.
 * http sink: ``HttpSink.write`` with 1,000 records a call (``batch_size`` 500 a request)
   to a receiver process that parses every body; records/s and MB/s of JSON bodies sent.
+
+``--worker`` measures the same through a ``streamlog worker`` process running an app with
+``app.source(WebhookSource(...))`` / ``app.sink(topic, HttpSink(...))`` (the connect
+runner: checkpoints, the commit's flush), the sender and the receiver in this process:
+records/s from the first record to the last.
 
 Each line also gives the CPU time the connector's own process spent per record: with one
 record a request the Python sender (aiohttp's client, in the other process) is the limit,
@@ -195,6 +200,129 @@ async def bench_sink(records: int, per_write: int, batch_size: int) -> tuple[flo
     return records / elapsed, sent / elapsed / 1e6, cpu / records * 1e6
 
 
+WEBHOOK_APP = """
+from streamlog import App
+from streamlog.connect.http import WebhookSource
+
+app = App("bench-hooks", topic_partitions=4)
+app.source(WebhookSource({port}, name="in"), topic=app.topic("orders", value_serializer="json"))
+"""
+
+SINK_APP = """
+from streamlog import App
+from streamlog.connect.http import HttpSink
+
+app = App("bench-ship", topic_partitions=4)
+app.sink(app.topic("orders", value_serializer="json"), HttpSink("{url}", name="out"))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_worker(workdir: Path, app: str, ready: str) -> asyncio.subprocess.Process:
+    (workdir / "app.py").write_text(app)
+    log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - the worker's own log
+    worker = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "streamlog"),
+        "worker",
+        "app.py",
+        "--listen",
+        "none",
+        "--lag-interval",
+        "0",
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+    )
+    while ready not in (workdir / "worker.log").read_text():
+        if worker.returncode is not None:
+            raise SystemExit((workdir / "worker.log").read_text())
+        await asyncio.sleep(0.05)
+    return worker
+
+
+async def stop_worker(worker: asyncio.subprocess.Process) -> None:
+    worker.terminate()
+    await asyncio.wait_for(worker.wait(), 60)
+
+
+async def bench_webhook_worker(records: int, per_request: int, concurrency: int) -> float:
+    port = free_port()
+    with TemporaryDirectory() as tmp:
+        worker = await start_worker(
+            Path(tmp), WEBHOOK_APP.format(port=port), "webhook source 'in' listening"
+        )
+        try:
+            sender = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "_send",
+                f"http://127.0.0.1:{port}/",
+                str(records),
+                str(per_request),
+                str(concurrency),
+                stdout=subprocess.PIPE,
+            )
+            start = time.perf_counter()
+            await sender.communicate()
+            elapsed = time.perf_counter() - start
+        finally:
+            await stop_worker(worker)
+    if sender.returncode != 0:
+        raise SystemExit(f"webhook: sender exited {sender.returncode}")
+    return records / elapsed
+
+
+async def bench_sink_worker(records: int) -> float:
+    from aiohttp import web
+
+    count = 0
+    first = last = 0.0
+    done = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal count, first, last
+        count += len(json.loads(await request.read()))
+        last = time.perf_counter()
+        first = first or last
+        if count >= records:
+            done.set()
+        return web.Response(text="ok")
+
+    application = web.Application(client_max_size=256 << 20)
+    application.router.add_post("/in", handle)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/in"
+    with TemporaryDirectory() as tmp:
+        transport = open_transport(f"file://{Path(tmp) / '.streamlog'}")
+        await transport.start()
+        await transport.admin().create_topic("orders", 4)
+        producer = transport.producer()
+        for start in range(0, records, 1000):
+            batch = [
+                json.dumps(value(i)).encode() for i in range(start, min(start + 1000, records))
+            ]
+            await producer.send_many("orders", batch)
+        await producer.flush()
+        await producer.close()
+        await transport.close()
+        worker = await start_worker(Path(tmp), SINK_APP.format(url=url), "worker ready")
+        try:
+            await asyncio.wait_for(done.wait(), 600)
+        finally:
+            await stop_worker(worker)
+            await runner.cleanup()
+    return (count - 1) / (last - first)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_send":
         url, n, per, conc = sys.argv[2], *map(int, sys.argv[3:6])
@@ -206,7 +334,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--worker", action="store_true", help="through a streamlog worker")
     args = parser.parse_args()
+    if args.worker:
+        print(f"machine: {machine()}")
+        print(f"{args.records:,} records of ~100 bytes of JSON each, through a streamlog worker")
+        for per_request in (1, 100):
+            n = min(args.records, 20_000) if per_request == 1 else args.records
+            rate = asyncio.run(bench_webhook_worker(n, per_request, args.concurrency))
+            print(
+                f"webhook source, {per_request:>3} record(s)/request, {args.concurrency} in"
+                f" flight: {rate:>9,.0f} records/s ({n:,} records)"
+            )
+        rate = asyncio.run(bench_sink_worker(args.records))
+        print(f"http sink, 500 records/request:{'':21} {rate:>9,.0f} records/s")
+        return
     print(f"machine: {machine()}")
     print(f"{args.records:,} records of ~100 bytes of JSON each")
     for per_request in (1, 100):
