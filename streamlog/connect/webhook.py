@@ -255,6 +255,7 @@ class WebhookSource:
             "requests": counters.requests,
             "rejected": counters.rejected,
             "unavailable": counters.unavailable,
+            "refusals": {str(status): n for status, n in sorted(counters.by_status.items())},
             "pending": self._pending_records,
         }
 

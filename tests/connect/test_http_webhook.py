@@ -197,6 +197,7 @@ async def test_every_bad_request_gets_its_4xx_takes_nothing_and_the_good_ones_go
         status = source.status()
         assert (status["rejected"], status["records"], status["requests"]) == (14, 2, 1)
         assert status["last_error"].startswith("415")
+        assert status["refusals"] == {"400": 2, "401": 2, "413": 3, "415": 2, "422": 5}
     finally:
         await source.close()
 
