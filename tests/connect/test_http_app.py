@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib.util
 import json
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import pytest
 from aiohttp import web
 
 import streamlog
+from tests.broker.brokerproc import STREAMLOG
 from tests.worker.workerproc import WorkerProcess, group_offsets, produce, read_topic, wait_until
 
 pytestmark = [
@@ -249,3 +252,86 @@ def test_http_sink_killed_mid_stream_delivers_every_record_committed_only_after_
         assert count == 1 or where[n][1] >= at_kill.get(where[n][0], 0)
     headers = [dict(r.headers) for r in read_topic(log_url, "shipper-out-dlq")]
     assert all(any(b"422" in (v or b"") for v in h.values()) for h in headers), headers
+
+
+CONNECT_CONFIG = """
+[app]
+id = "relay"
+topic_partitions = 2
+
+[[source]]
+name = "hooks-in"
+type = "webhook"
+topic = "orders"
+port = {port}
+path = "/in"
+key_field = "id"
+token_env = "RELAY_TOKEN"
+
+[[sink]]
+name = "out"
+type = "http"
+topic = "orders"
+url = "{url}"
+body = "records"
+batch_size = 7
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("streamlog.cli.connect") is None,
+    reason="needs streamlog connect (issue 18's connect command, merged with it)",
+)
+def test_streamlog_connect_runs_a_webhook_into_an_http_sink_from_a_config_file(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    with Receiver(unavailable=0) as receiver:
+        config = tmp_path / "relay.toml"
+        config.write_text(
+            CONNECT_CONFIG.format(port=port, url=f"http://127.0.0.1:{receiver.port}/orders")
+        )
+        worker = WorkerProcess(
+            str(config),
+            None,
+            str(tmp_path),
+            ("--web-port", "0"),
+            env={"RELAY_TOKEN": "let-me-in"},
+            command=(STREAMLOG, "connect", str(config)),
+        )
+        url = f"http://127.0.0.1:{port}/in"
+        orders = [[{"id": f"o-{n}-{i}", "n": i} for i in range(n)] for n in (1, 5, 14)]
+
+        async def send() -> list[int]:
+            async with aiohttp.ClientSession() as http:
+                statuses = []
+                for batch in orders:
+                    async with http.post(
+                        url, json=batch, headers={"Authorization": "Bearer let-me-in"}
+                    ) as response:
+                        statuses.append(response.status)
+                async with http.post(url, json={"id": "x"}) as response:  # no token
+                    statuses.append(response.status)
+                return statuses
+
+        try:
+            worker.start("webhook source 'hooks-in' listening")
+            assert asyncio.run(asyncio.wait_for(send(), 30)) == [200, 200, 200, 401]
+            wait_until(lambda: len(receiver.taken()) >= 20, 30, "20 records delivered")
+            web = worker.wait_for_log(r"web endpoint on (\S+)").split()[-1]
+            with urllib.request.urlopen(f"{web}/connect/", timeout=10) as response:
+                status = json.load(response)
+            assert worker.stop() == 0, worker.logs()
+        finally:
+            worker.kill()
+    assert len(set(receiver.taken())) == 20
+    source, sink = status["sources"]["hooks-in"], status["sinks"]["out"]
+    assert (source["type"], source["records"], source["requests"], source["rejected"]) == (
+        "webhook",
+        20,
+        3,
+        1,
+    ), status
+    assert (sink["type"], sink["records"], sink["errors"]) == ("http", 20, 0), status
+    records = read_topic(f"file://{tmp_path / '.streamlog'}", "orders")
+    assert sorted(r.key for r in records) == sorted(o["id"].encode() for b in orders for o in b)
