@@ -21,7 +21,8 @@ What an answer means:
   ``RejectedRecordError`` (a ``BadRecordError``) names it, with the receiver's status and
   answer: the runner sends it to the dead-letter topic and writes the records after it
   again.
-* anything else (3xx, 401, 403, 404, ...): the endpoint is wrong or refuses this client;
+* anything else (3xx, 401, 403, 404, ...), or a certificate not trusted: the endpoint is
+  wrong or refuses this client;
   ``SinkUnavailableError`` at once, without retries.
 
 Bodies: ``body = "values"`` sends the records' values (a tombstone, which has no value,
@@ -37,6 +38,7 @@ import asyncio
 import logging
 import os
 import random
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,9 @@ HTTP_SINK_DEFAULTS: dict[str, Any] = {
     "retries": 3,
     "backoff": 0.1,
     "backoff_max": 10.0,
+    "ca_file": None,
+    "cert_file": None,
+    "key_file": None,
 }
 _RETRIED = frozenset({408, 429})  # and every 5xx
 _REFUSED = frozenset({400, 413, 422})  # the data, not the endpoint
@@ -131,10 +136,16 @@ class HttpSink:
         retries: int = HTTP_SINK_DEFAULTS["retries"],
         backoff: float = HTTP_SINK_DEFAULTS["backoff"],
         backoff_max: float = HTTP_SINK_DEFAULTS["backoff_max"],
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         _check_settings(url, method, body, format, batch_size, timeout, retries, backoff)
         if backoff_max < backoff:
             raise ConnectorConfigError(f"backoff_max: {backoff_max!r} is less than backoff")
+        if (cert_file is None) != (key_file is None):
+            raise ConnectorConfigError("cert_file: give cert_file and key_file together")
+        self._ssl = _client_tls(url, ca_file, cert_file, key_file)
         self.name = name
         self.url = url
         self.method = method.upper()
@@ -161,9 +172,12 @@ class HttpSink:
     # ------------------------------------------------------------------ the Sink protocol
 
     async def start(self) -> None:
-        from aiohttp import ClientSession, ClientTimeout
+        from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-        self._session = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        self._session = ClientSession(
+            timeout=ClientTimeout(total=self.timeout),
+            connector=TCPConnector(ssl=self._ssl if self._ssl is not None else True),
+        )
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
         """Send ``records``, ``batch_size`` a request; returns once all were answered 2xx
@@ -336,7 +350,7 @@ class HttpSink:
 
     async def _request(self, session: ClientSession, batch: list[_Encoded]) -> None:
         """One request: returns on 2xx, else ``_Refusal`` or ``_Unavailable``."""
-        from aiohttp import ClientError
+        from aiohttp import ClientConnectorCertificateError, ClientError, ClientSSLError
 
         self._requests += 1
         try:
@@ -353,6 +367,9 @@ class HttpSink:
                     return
                 text = (await response.text(errors="replace"))[:_ERROR_BODY]
                 retry_after = response.headers.get("Retry-After")
+        except (ClientConnectorCertificateError, ClientSSLError) as exc:
+            # a certificate the sink does not trust: waiting will not change it
+            raise _Unavailable(f"{type(exc).__name__}: {exc}", retry=False) from None
         except (ClientError, TimeoutError, OSError) as exc:
             raise _Unavailable(f"{type(exc).__name__}: {exc}", retry=True) from None
         if status in _REFUSED:
@@ -360,6 +377,25 @@ class HttpSink:
         reason = f"answered {status}: {text}" if text else f"answered {status}"
         retry = status >= 500 or status in _RETRIED
         raise _Unavailable(reason, retry=retry, wait=_seconds(retry_after))
+
+
+def _client_tls(
+    url: str, ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> ssl.SSLContext | None:
+    """The TLS settings for an https:// URL: the system's trusted CAs, or ``ca_file``'s;
+    a client certificate when the receiver asks for one. None: aiohttp's default."""
+    if ca_file is None and cert_file is None:
+        return None
+    if not url.startswith("https://"):
+        raise ConnectorConfigError("ca_file: TLS settings need an https:// url")
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if cert_file is not None:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        key = "ca_file" if cert_file is None else "cert_file"
+        raise ConnectorConfigError(f"{key}: cannot load: {exc}") from None
+    return context
 
 
 def _seconds(retry_after: str | None) -> float | None:
@@ -422,6 +458,10 @@ def http_sink_from_config(name: str, config: Mapping[str, Any]) -> HttpSink:
         if not token:
             raise ConnectorConfigError(f"token_env: environment variable {token_env!r} is unset")
         settings["token"] = token
+    for key in ("ca_file", "cert_file", "key_file", "token", "method", "body", "format"):
+        value = settings.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConnectorConfigError(f"{key}: {value!r} is not a string")
     headers = settings.get("headers", {})
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()

@@ -37,6 +37,7 @@ import asyncio
 import hmac
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ WEBHOOK_DEFAULTS: dict[str, Any] = {
     "max_pending_records": 100_000,
     "answer_timeout": 30.0,
     "body_timeout": 10.0,
+    "cert_file": None,
+    "key_file": None,
 }
 POLL_WAIT = 0.5  # seconds poll waits for a request before it returns nothing
 POLL_MAX_RECORDS = 10_000  # records handed to the runner per poll (whole requests)
@@ -125,6 +128,8 @@ class WebhookSource:
         max_pending_records: int = WEBHOOK_DEFAULTS["max_pending_records"],
         answer_timeout: float = WEBHOOK_DEFAULTS["answer_timeout"],
         body_timeout: float = WEBHOOK_DEFAULTS["body_timeout"],
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         _check_settings(
             port=port,
@@ -149,6 +154,7 @@ class WebhookSource:
         self.max_pending_records = max_pending_records
         self.answer_timeout = answer_timeout
         self.body_timeout = body_timeout
+        self._tls = _server_tls(cert_file, key_file)
         self.url: str | None = None
         self._token = token.encode() if token else None
         self._next_position = 0  # the position of the last record accepted
@@ -183,7 +189,7 @@ class WebhookSource:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await web.TCPSite(runner, self.host, self.port, ssl_context=self._tls).start()
         except OSError as exc:
             await runner.cleanup()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -193,7 +199,8 @@ class WebhookSource:
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{self.port}{self.path}"
+        scheme = "http" if self._tls is None else "https"
+        self.url = f"{scheme}://{host}:{self.port}{self.path}"
         self._open = True
         log.info("webhook source %r listening on %s", self.name, self.url)
 
@@ -445,6 +452,20 @@ def _check_settings(
             raise ConnectorConfigError(f"{key}: {seconds!r} is not positive seconds")
 
 
+def _server_tls(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | None:
+    """HTTPS with ``cert_file``/``key_file``; None: plain HTTP."""
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise ConnectorConfigError("cert_file: give cert_file and key_file together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorConfigError(f"cert_file: cannot load: {exc}") from None
+    return context
+
+
 def webhook_from_config(name: str, config: Mapping[str, Any]) -> WebhookSource:
     """A webhook source from its TOML table (``port`` required; ``token_env`` names an
     environment variable holding the token, to keep it out of the file)."""
@@ -465,7 +486,7 @@ def webhook_from_config(name: str, config: Mapping[str, Any]) -> WebhookSource:
     forward = settings.get("forward_headers", ())
     if not isinstance(forward, list | tuple) or not all(isinstance(h, str) for h in forward):
         raise ConnectorConfigError("forward_headers: must be a list of header names")
-    for key in ("host", "path", "key_field", "key_header", "token"):
+    for key in ("host", "path", "key_field", "key_header", "token", "cert_file", "key_file"):
         value = settings.get(key)
         if value is not None and not isinstance(value, str):
             raise ConnectorConfigError(f"{key}: {value!r} is not a string")

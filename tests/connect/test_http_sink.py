@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from streamlog.connect import (
     SinkUnavailableError,
 )
 from streamlog.connect.http import HttpSink, RejectedRecordError, sink_from_config
+from tests.tlscerts import HAVE_OPENSSL, make_pki
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -313,3 +315,41 @@ def test_write_before_start_is_unavailable_not_a_crash() -> None:
             await sink.write(records(1))
 
     asyncio.run(run())
+
+
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command to make certificates")
+def test_https_with_a_private_ca_and_a_refused_certificate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pki = make_pki(str(tmp_path))
+
+    async def run() -> None:
+        receiver = Receiver()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(pki.server_cert, pki.server_key)
+        application = web.Application()
+        application.router.add_route("*", "/in", receiver.handle)
+        runner = web.AppRunner(application, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}/in"
+        try:
+            trusted = await started(url, ca_file=pki.ca)
+            untrusting = await started(url, ca_file=pki.other_ca, retries=5)
+            try:
+                await trusted.write(records(3))
+                assert receiver.received == [{"n": 0}, {"n": 1}, {"n": 2}]
+                with pytest.raises(SinkUnavailableError, match="[Cc]ertificate"):
+                    await untrusting.write(records(1, start=3))
+                assert len(receiver.requests) == 1  # the untrusted one never got through
+            finally:
+                await trusted.close()
+                await untrusting.close()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    with pytest.raises(ConnectorConfigError, match="^ca_file: TLS settings need an https"):
+        HttpSink("http://127.0.0.1/", ca_file=pki.ca)
+    with pytest.raises(ConnectorConfigError, match="^ca_file: cannot load"):
+        HttpSink("https://127.0.0.1/", ca_file=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConnectorConfigError, match="^cert_file: give cert_file and key_file"):
+        HttpSink("https://127.0.0.1/", cert_file=pki.client_cert)

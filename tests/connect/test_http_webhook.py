@@ -10,6 +10,7 @@ import contextlib
 import functools
 import gzip
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from streamlog.connect.http import WebhookSource, source_from_config
 from streamlog.transport import open_transport
 from streamlog.transport.base import Transport
 from streamlog.transport.types import ConsumerRecord, TopicPartition
+from tests.tlscerts import HAVE_OPENSSL, make_pki
 
 pytestmark = pytest.mark.timeout(60)
 TOPIC = "hooks"
@@ -348,3 +350,29 @@ async def test_a_chunked_body_running_over_and_a_trickled_body_are_refused(
         assert source.status()["pending"] == 0 and list(await source.poll()) == []
     finally:
         await source.close()
+
+
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command to make certificates")
+def test_the_webhook_over_https(tmp_path: Path) -> None:
+    pki = make_pki(str(tmp_path))
+
+    async def run() -> None:
+        source = WebhookSource(0, cert_file=pki.server_cert, key_file=pki.server_key)
+        await source.start(None)
+        assert source.url is not None and source.url.startswith("https://127.0.0.1:")
+        try:
+            context = ssl.create_default_context(cafile=pki.ca)
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+                request = asyncio.create_task(post(http, source.url, {"over": "tls"}))
+                taken = await source.poll()
+                await source.acknowledged(taken[-1].position)
+                assert (await request)[2] == {"accepted": 1, "position": 1}
+                assert [r.value for r in taken] == [{"over": "tls"}]
+        finally:
+            await source.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    with pytest.raises(ConnectorConfigError, match="^cert_file: give cert_file and key_file"):
+        WebhookSource(0, cert_file=pki.server_cert)
+    with pytest.raises(ConnectorConfigError, match="^cert_file: cannot load"):
+        WebhookSource(0, cert_file=pki.server_key, key_file=pki.server_key)
