@@ -22,8 +22,7 @@ What an answer means:
   answer: the runner sends it to the dead-letter topic and writes the records after it
   again.
 * anything else (3xx, 401, 403, 404, ...), or a certificate not trusted: the endpoint is
-  wrong or refuses this client;
-  ``SinkUnavailableError`` at once, without retries.
+  wrong or refuses this client; ``SinkUnavailableError`` at once, without retries.
 
 Bodies: ``body = "values"`` sends the records' values (a tombstone, which has no value,
 is skipped and counted); ``body = "records"`` sends ``{"topic", "partition", "offset",
