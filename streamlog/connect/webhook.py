@@ -351,8 +351,10 @@ class WebhookSource:
 
     def _records(self, values: list[dict[str, Any]], request: Request) -> list[SourceRecord]:
         """The request's records, numbered after the last accepted one."""
+        # aiohttp hands header bytes that are not UTF-8 over as surrogate escapes: copied
+        # back byte for byte, and refused as a key (a key must encode as text)
         headers = tuple(
-            (name, request.headers[name].encode())
+            (name, request.headers[name].encode("utf-8", "surrogateescape"))
             for name in self.forward_headers
             if name in request.headers
         )
@@ -361,6 +363,10 @@ class WebhookSource:
             key = request.headers.get(self.key_header)
             if key is None:
                 raise _Refused(422, f"header {self.key_header!r} (the records' key) is missing")
+            try:
+                key.encode()
+            except UnicodeEncodeError:
+                raise _Refused(422, f"header {self.key_header!r} is not UTF-8") from None
         keys = [key] * len(values)
         if self.key_field is not None:
             field_name = self.key_field

@@ -376,3 +376,37 @@ def test_the_webhook_over_https(tmp_path: Path) -> None:
         WebhookSource(0, cert_file=pki.server_cert)
     with pytest.raises(ConnectorConfigError, match="^cert_file: cannot load"):
         WebhookSource(0, cert_file=pki.server_key, key_file=pki.server_key)
+
+
+@with_log
+async def test_header_bytes_that_are_not_utf8_are_copied_as_sent_and_refused_as_a_key(
+    transport: Transport, http: aiohttp.ClientSession
+) -> None:
+    source = WebhookSource(0, key_header="X-Id", forward_headers=["X-Raw"])
+    await source.start(None)
+    try:
+
+        async def raw_post(headers: bytes) -> tuple[bytes, bytes]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+            body = b'{"a": 1}'
+            writer.write(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + headers
+                + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                + body
+            )
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            return head.split(b"\r\n")[0], rest
+
+        async with pumping(source, transport):
+            refused = await raw_post(b"X-Id: caf\xe9\r\n")
+            taken = await raw_post(b"X-Id: id-1\r\nX-Raw: caf\xe9\r\n")
+        assert refused[0].startswith(b"HTTP/1.1 422") and b"not UTF-8" in refused[1]
+        assert taken[0].startswith(b"HTTP/1.1 200")
+        [record] = await read_all(transport, TOPIC)
+        assert record.key == b"id-1" and list(record.headers) == [("X-Raw", b"caf\xe9")]
+    finally:
+        await source.close()
