@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlog.connect.base import Sink, Source
-from streamlog.connect.http_sink import HttpSink, RejectedRecordError, http_sink_from_config
+from streamlog.connect.http_sink import HttpSink, http_sink_from_config
 from streamlog.connect.webhook import WebhookSource, webhook_from_config
 
 __all__ = [
     "HttpSink",
-    "RejectedRecordError",
     "WebhookSource",
     "sink_from_config",
     "source_from_config",

@@ -18,9 +18,8 @@ What an answer means:
   ``SinkUnavailableError`` (the runner retries for its ``retry_for``).
 * 400, 413, 422: the receiver refuses the data. The request is split in halves until the
   first record it refuses is alone; every record before it is delivered, and
-  ``RejectedRecordError`` (a ``BadRecordError``) names it, with the receiver's status and
-  answer: the runner sends it to the dead-letter topic and writes the records after it
-  again.
+  ``BadRecordError`` names it (``record``), with the receiver's status and answer: the
+  runner sends it to the dead-letter topic and writes the records after it again.
 * anything else (3xx, 401, 403, 404, ...), or a certificate not trusted: the endpoint is
   wrong or refuses this client; ``SinkUnavailableError`` at once, without retries.
 
@@ -50,7 +49,7 @@ from streamlog.connect.errors import BadRecordError, ConnectorConfigError, SinkU
 if TYPE_CHECKING:
     from aiohttp import ClientSession
 
-__all__ = ["HttpSink", "RejectedRecordError", "UnencodableRecordError", "HTTP_SINK_DEFAULTS"]
+__all__ = ["HttpSink", "HTTP_SINK_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +73,6 @@ _REFUSED = frozenset({400, 413, 422})  # the data, not the endpoint
 _ERROR_BODY = 200  # characters of a refusal's body kept for the error message
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
-
-
-class RejectedRecordError(BadRecordError):
-    """The receiver refused ``record`` alone (``status``), after taking every record of
-    the ``write`` before it; none after it was sent."""
-
-    def __init__(self, message: str, record: SinkRecord, status: int) -> None:
-        super().__init__(message)
-        self.record = record
-        self.status = status
-
-
-class UnencodableRecordError(BadRecordError):
-    """``record`` cannot be sent as JSON; the records of the ``write`` before it were
-    delivered, none after it was sent."""
-
-    def __init__(self, message: str, record: SinkRecord) -> None:
-        super().__init__(message)
-        self.record = record
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +173,7 @@ class HttpSink:
                 continue  # written again by the runner after a failure: already sent
             try:
                 item = self._encode(record)
-            except UnencodableRecordError:
+            except BadRecordError:
                 self._errors += 1
                 await self._send(session, batch)
                 raise
@@ -243,7 +223,7 @@ class HttpSink:
             try:
                 value = _DECODER.decode(value)
             except msgspec.DecodeError as exc:
-                raise UnencodableRecordError(
+                raise BadRecordError(
                     f"http sink {self.name!r}: {_where(record)} value is not JSON: {exc}",
                     record,
                 ) from None
@@ -258,7 +238,7 @@ class HttpSink:
                 try:
                     key = bytes(key).decode()
                 except UnicodeDecodeError:
-                    raise UnencodableRecordError(
+                    raise BadRecordError(
                         f"http sink {self.name!r}: {_where(record)} key is not UTF-8", record
                     ) from None
             document = {
@@ -272,7 +252,7 @@ class HttpSink:
         try:
             return _Encoded(record, _ENCODER.encode(document))
         except (TypeError, msgspec.EncodeError) as exc:
-            raise UnencodableRecordError(
+            raise BadRecordError(
                 f"http sink {self.name!r}: {_where(record)} cannot be sent as JSON: {exc}",
                 record,
             ) from None
@@ -285,7 +265,7 @@ class HttpSink:
     # ------------------------------------------------------------------ sending
 
     async def _send(self, session: ClientSession, batch: list[_Encoded]) -> None:
-        """Deliver ``batch``; ``RejectedRecordError`` for the first record refused."""
+        """Deliver ``batch``; ``BadRecordError`` naming the first record refused."""
         if not batch:
             return
         try:
@@ -303,7 +283,7 @@ class HttpSink:
             f"{status}: {text}"
         )
         self._last_error = message
-        raise RejectedRecordError(message, item.record, status)
+        raise BadRecordError(message, item.record)
 
     async def _first_refused(
         self, session: ClientSession, batch: list[_Encoded]
