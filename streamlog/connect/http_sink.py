@@ -38,7 +38,6 @@ import os
 import random
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -75,10 +74,7 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    record: SinkRecord
-    json: bytes
+_Encoded = tuple[SinkRecord, bytes]  # a record and its JSON (a tuple: built per record)
 
 
 class _Refusal(Exception):
@@ -250,7 +246,7 @@ class HttpSink:
                 "value": value,
             }
         try:
-            return _Encoded(record, _ENCODER.encode(document))
+            return record, _ENCODER.encode(document)
         except (TypeError, msgspec.EncodeError) as exc:
             raise BadRecordError(
                 f"http sink {self.name!r}: {_where(record)} cannot be sent as JSON: {exc}",
@@ -259,8 +255,8 @@ class HttpSink:
 
     def _body(self, batch: Sequence[_Encoded]) -> bytes:
         if self.format == "json":
-            return b"[" + b",".join(item.json for item in batch) + b"]"
-        return b"".join(item.json + b"\n" for item in batch)
+            return b"[" + b",".join([item[1] for item in batch]) + b"]"
+        return b"".join([item[1] + b"\n" for item in batch])
 
     # ------------------------------------------------------------------ sending
 
@@ -275,15 +271,14 @@ class HttpSink:
             raise
         if refused is None:
             return
-        item, status, text = refused
+        (record, _), status, text = refused
         self._rejected += 1
         self._errors += 1
         message = (
-            f"http sink {self.name!r}: {self.url} refused {_where(item.record)} with "
-            f"{status}: {text}"
+            f"http sink {self.name!r}: {self.url} refused {_where(record)} with {status}: {text}"
         )
         self._last_error = message
-        raise BadRecordError(message, item.record)
+        raise BadRecordError(message, record)
 
     async def _first_refused(
         self, session: ClientSession, batch: list[_Encoded]
@@ -301,8 +296,7 @@ class HttpSink:
                 found = await self._first_refused(session, batch[middle:])
             return found
         delivered = self._delivered
-        for item in batch:
-            record = item.record
+        for record, _ in batch:
             delivered.add((record.topic, record.partition, record.offset))
         self._flushed += len(batch)
         return None
