@@ -317,7 +317,16 @@ class HttpSink:
                     ) from None
                 wait = delay if away.wait is None else min(away.wait, self.backoff_max)
                 # jitter spreads the retries of several workers hitting one receiver
-                await asyncio.sleep(wait * (0.5 + random.random() / 2))
+                wait *= 0.5 + random.random() / 2
+                log.info(
+                    "http sink %r: %s; retry %d of %d in %.2f s",
+                    self.name,
+                    away.reason,
+                    attempt + 1,
+                    self.retries,
+                    wait,
+                )
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, self.backoff_max)
                 attempt += 1
 
