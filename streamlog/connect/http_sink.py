@@ -169,8 +169,9 @@ class HttpSink:
                 continue  # written again by the runner after a failure: already sent
             try:
                 item = self._encode(record)
-            except BadRecordError:
+            except BadRecordError as exc:
                 self._errors += 1
+                self._last_error = str(exc)
                 await self._send(session, batch)
                 raise
             if item is None:

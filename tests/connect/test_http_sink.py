@@ -275,6 +275,7 @@ async def test_a_value_that_is_not_json_is_named_after_the_records_before_it_are
             await sink.write([*records(2), broken, *records(1, start=4)])
         assert caught.value.record is broken
         assert receiver.received == [{"n": 0}, {"n": 1}]
+        assert "orders[0]@3 value is not JSON" in sink.status()["last_error"]
         with pytest.raises(BadRecordError, match="cannot be sent as JSON"):
             await sink.write([SinkRecord("orders", 0, 5, 0, None, {"when": object()})])
         assert len(receiver.requests) == 1
