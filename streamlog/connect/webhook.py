@@ -15,7 +15,8 @@ worker died) sends again. The answers:
 422    JSON that is not an object or a non-empty array of objects, or a record without
        its ``key_field``
 503    (with ``Retry-After``) the source is not running, ``max_pending_records`` are
-       already waiting, or the log did not acknowledge within ``answer_timeout``
+       already waiting, ``MAX_READING`` requests are being read, or the log did not
+       acknowledge within ``answer_timeout``
 =====  =================================================================================
 
 A 4xx takes nothing: the request's records are not produced (fix the request, do not
@@ -73,6 +74,7 @@ WEBHOOK_DEFAULTS: dict[str, Any] = {
 POLL_WAIT = 0.5  # seconds poll waits for a request before it returns nothing
 POLL_MAX_RECORDS = 10_000  # records handed to the runner per poll (whole requests)
 RETRY_AFTER = "1"  # seconds, in 503 answers
+MAX_READING = 32  # requests whose bodies are read and decoded at once (memory: x max_body)
 SHUTDOWN_TIMEOUT = 2.0  # seconds given to requests in flight when the source closes
 _JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
 
@@ -162,6 +164,7 @@ class WebhookSource:
         self._queue: deque[_Request] = deque()  # accepted, not yet handed to the runner
         self._taken: deque[_Request] = deque()  # handed to the runner, not yet acknowledged
         self._pending_records = 0
+        self._reading = 0  # requests reading their bodies now
         self._arrived = asyncio.Event()
         self._runner: AppRunner | None = None
         self._open = False
@@ -264,6 +267,7 @@ class WebhookSource:
             "unavailable": counters.unavailable,
             "refusals": {str(status): n for status, n in sorted(counters.by_status.items())},
             "pending": self._pending_records,
+            "reading": self._reading,
         }
 
     # ------------------------------------------------------------------ requests
@@ -308,15 +312,23 @@ class WebhookSource:
             raise _Refused(413, f"body of {length} bytes exceeds {self.max_body_bytes}")
         if self._pending_records >= self.max_pending_records:
             raise _Refused(503, f"{self._pending_records} records already wait for the log")
+        if self._reading >= MAX_READING:  # bodies in memory at once: MAX_READING at most
+            raise _Refused(503, f"{MAX_READING} requests are being read already")
+        self._reading += 1
         try:
             # a sender trickling its body would hold the request (and its memory) forever
             body = await asyncio.wait_for(request.read(), self.body_timeout)
+            values = self._decode(body, lines)
+            del body
+            records = self._records(values, request)
         except TimeoutError:
             raise _Refused(408, f"the body did not arrive within {self.body_timeout:g} s") from None
         except web.HTTPRequestEntityTooLarge:  # a chunked body ran over
             raise _Refused(413, f"body exceeds {self.max_body_bytes} bytes") from None
-        values = self._decode(body, lines)
-        records = self._records(values, request)
+        except ConnectionError:  # nobody to answer; counted as an incomplete request
+            raise _Refused(400, "the sender hung up before its body arrived") from None
+        finally:
+            self._reading -= 1
         if not self._open:
             raise _Refused(503, "the webhook source is stopping")
         if self._pending_records + len(records) > self.max_pending_records:

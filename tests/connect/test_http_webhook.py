@@ -20,6 +20,7 @@ import pytest
 
 from streamlog.connect import ConnectorConfigError, SourceError
 from streamlog.connect.http import WebhookSource, source_from_config
+from streamlog.connect.webhook import MAX_READING
 from streamlog.transport import open_transport
 from streamlog.transport.base import Transport
 from streamlog.transport.types import ConsumerRecord, TopicPartition
@@ -409,4 +410,41 @@ async def test_header_bytes_that_are_not_utf8_are_copied_as_sent_and_refused_as_
         [record] = await read_all(transport, TOPIC)
         assert record.key == b"id-1" and list(record.headers) == [("X-Raw", b"caf\xe9")]
     finally:
+        await source.close()
+
+
+@with_log
+async def test_bodies_read_at_once_are_bounded_and_a_sender_hanging_up_frees_its_slot(
+    transport: Transport, http: aiohttp.ClientSession
+) -> None:
+    source = WebhookSource(0, body_timeout=30.0)
+    await source.start(None)
+    assert source.url is not None
+    trickling = []
+    try:
+        for _ in range(MAX_READING):  # each announces 100 bytes and sends 10
+            reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+            writer.write(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n" + b'{"a": 1, "'
+            )
+            await writer.drain()
+            trickling.append(writer)
+        while source.status()["reading"] < MAX_READING:
+            await asyncio.sleep(0.01)
+        status, headers, answer = await post(http, source.url, {"n": 1})
+        assert status == 503 and "being read already" in answer["error"]
+        assert headers["Retry-After"] == "1"
+        for writer in trickling:
+            writer.close()
+        while source.status()["reading"] > 0:
+            await asyncio.sleep(0.01)
+        async with pumping(source, transport):
+            status, _, answer = await post(http, source.url, {"n": 2})
+        assert (status, answer) == (200, {"accepted": 1, "position": 1})
+        assert [json.loads(r.value) for r in await read_all(transport, TOPIC)] == [{"n": 2}]
+        assert source.status()["refusals"] == {"400": MAX_READING, "503": 1}
+    finally:
+        for writer in trickling:
+            writer.close()
         await source.close()
