@@ -5,10 +5,11 @@ part-way and restarted on the same ``file://`` log:
   do). Every record must be in the topic; only a request in flight at the kill (sent, not
   answered) may have its records there twice.
 * HTTP sink: a real receiver (aiohttp, in a thread of this process) gets every record of
-  the topic; one before its partition's committed offset at the kill was received before
-  the kill (an offset is committed only after the receiver's 2xx); only one at or after
-  it may come twice. The receiver also refuses a record (it goes to the dead-letter
-  topic) and answers 503 for a while (ridden out, nothing lost).
+  the topic; the worker is killed while the receiver holds a request unanswered. One
+  before its partition's committed offset at the kill was received before the kill (an
+  offset is committed only after the receiver's 2xx); only one at or after it may come
+  twice. The receiver also refuses records (they go to the dead-letter topic) and
+  answers 503 for a while, before and after the kill (ridden out, nothing lost).
 """
 
 from __future__ import annotations
@@ -146,14 +147,19 @@ def test_webhook_killed_mid_stream_loses_no_record_and_repeats_only_unanswered_o
 class Receiver:
     """A real HTTP endpoint in a thread of its own: records ``(partition, offset)`` of
     every record it takes; refuses records whose value has ``"bad"``; answers 503 to the
-    first ``unavailable`` requests."""
+    next ``unavailable`` requests. The request that brings the count to ``hold_at`` is
+    held unanswered (``holding`` is set) until ``release()``: the worker can be killed
+    while a request is in flight."""
 
-    def __init__(self, unavailable: int) -> None:
+    def __init__(self, unavailable: int, hold_at: int | None = None) -> None:
         self.unavailable = unavailable
+        self.hold_at = hold_at
         self.received: list[tuple[int, int]] = []
         self.lock = threading.Lock()
         self.port = 0
+        self.holding = threading.Event()
         self._loop = asyncio.new_event_loop()
+        self._released = asyncio.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -166,7 +172,16 @@ class Receiver:
             return web.Response(status=422, text="bad order")
         with self.lock:
             self.received.extend((item["partition"], item["offset"]) for item in items)
+            hold = self.hold_at is not None and len(self.received) >= self.hold_at
+            if hold:
+                self.hold_at = None
+        if hold:
+            self.holding.set()
+            await self._released.wait()
         return web.Response(text="ok")
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.set)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -198,7 +213,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver(unavailable=5) as running:
+    with Receiver(unavailable=5, hold_at=2000) as running:
         yield running
 
 
@@ -219,8 +234,9 @@ def test_http_sink_killed_mid_stream_delivers_every_record_committed_only_after_
         worker.start()
         listener = worker.kafka_url
         produce(listener, "orders", values)
-        wait_until(lambda: len(receiver.taken()) >= total // 3, 60, "a third delivered")
-        worker.kill()
+        wait_until(receiver.holding.is_set, 60, "a request held with 2,000 records taken")
+        worker.kill()  # a request in flight: its records taken, their 2xx never seen
+        receiver.release()
         before_kill = set(receiver.taken())
         log_url = f"file://{tmp_path / '.streamlog'}"
         at_kill = {
@@ -229,8 +245,10 @@ def test_http_sink_killed_mid_stream_delivers_every_record_committed_only_after_
             if tp.topic == "orders"
         }
         assert sum(at_kill.values()) < total, "the kill came too late to test anything"
+        receiver.unavailable = 12  # and away for a while: the runner retries the write
         worker.start()
         wait_until(lambda: len(set(receiver.taken())) >= total - len(bad), 60, "all delivered")
+        assert "sink out: unavailable" in worker.logs()
         assert worker.stop() == 0, worker.logs()
     finally:
         worker.kill()
