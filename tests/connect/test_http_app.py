@@ -135,6 +135,7 @@ def test_webhook_killed_mid_stream_loses_no_record_and_repeats_only_unanswered_o
     finally:
         worker.kill()
     assert worker.runs == 2 and len(answered) == len(requests)
+    assert at_kill, "the kill came after the last request: nothing was in flight"
 
     records = read_topic(f"file://{tmp_path / '.streamlog'}", "orders")
     copies = collections.Counter(json.loads(r.value)["id"] for r in records)
