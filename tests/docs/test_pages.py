@@ -34,6 +34,7 @@ OWN_MODULE = [
     "docs/worker.md",
     "docs/mirror.md",
     "docs/connect.md",  # test_connect_page.py
+    "docs/connect-http.md",  # test_connect_http_page.py
 ]
 
 
