@@ -1,0 +1,225 @@
+"""The SQLite sink: a topic kept as a table, upserted by key, rows deleted on tombstones.
+
+Records are folded per key as they come (``rows.fold``) and written on ``flush`` in one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction, in WAL mode with ``synchronous=FULL``:
+when ``flush`` returns the rows are on disk, so the app's commit sequence commits the
+topic's offsets only after the table holds them. A crash before the commit re-delivers
+the records; writing by key makes that harmless (no duplicate rows, same end state).
+
+The standard library's ``sqlite3`` blocks, so every call runs in a worker thread and
+the event loop keeps serving. Another process holding the write lock longer than
+``timeout`` seconds, a full disk or a read-only file make ``flush`` raise
+``SinkUnavailableError`` (the runner retries with backoff; nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from streamlog.connect.base import SinkRecord
+from streamlog.connect.config_keys import ConfigKeys
+from streamlog.connect.errors import ConnectorConfigError, SinkError, SinkUnavailableError
+from streamlog.connect.rows import Delete, RowShape, Upsert, check_identifier, fold
+
+__all__ = ["SqliteSink", "sink_from_config"]
+
+# a declared column type reaches SQL text: a name with an optional size, "" for none
+_TYPE = re.compile(r"^([A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?)?$")
+
+# SQLite's result codes for a state that may pass: another writer holds the lock, the
+# disk is full, the file is read-only or cannot be opened (a volume away).
+_TRANSIENT = {
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+}
+
+
+class SqliteSink:
+    """Writes a topic's records to the table ``table`` of the SQLite file ``path``.
+
+    ``columns`` None keeps documents: ``(key TEXT PRIMARY KEY, value TEXT)`` with the
+    value as JSON. A list of names (or a mapping of name to declared type, used when the
+    table is created) keeps one column per field of the value. ``create`` makes the table
+    when it is missing; an existing table must have the columns (checked on ``start``)
+    and a primary key or unique index on ``key_column``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        table: str,
+        *,
+        name: str | None = None,
+        key_column: str = "key",
+        columns: Sequence[str] | Mapping[str, str] | None = None,
+        create: bool = True,
+        timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.table = check_identifier("table", table)
+        self.name = name if name is not None else f"sqlite-{table}"
+        self._types: Mapping[str, str] = columns if isinstance(columns, Mapping) else {}
+        for declared in self._types.values():
+            if not isinstance(declared, str) or not _TYPE.match(declared):
+                raise ConnectorConfigError(f"columns: type {declared!r} is not a plain type")
+        self.shape = RowShape(key_column, list(columns) if columns is not None else None)
+        self.create = create
+        self.timeout = timeout
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, Upsert | Delete] = {}
+        self._pending_records = 0
+        self._lock = asyncio.Lock()
+        self._records = 0
+        self._flushed = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self._upsert_sql, self._delete_sql = self._statements()
+
+    def _statements(self) -> tuple[str, str]:
+        key = _q(self.shape.key_column)
+        names = [key, *(_q(c) for c in self.shape.value_columns)]
+        updates = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in self.shape.value_columns)
+        upsert = (
+            f"INSERT INTO {_q(self.table)} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        return upsert, f"DELETE FROM {_q(self.table)} WHERE {key} = ?"
+
+    async def start(self) -> None:
+        async with self._lock:
+            self._db = await asyncio.to_thread(self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise SinkUnavailableError(f"sqlite sink {self.name}: {error}") from error
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._prepare_table(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _prepare_table(self, db: sqlite3.Connection) -> None:
+        key = self.shape.key_column
+        have = [row[1] for row in db.execute(f"PRAGMA table_info({_q(self.table)})")]
+        if not have:
+            if not self.create:
+                raise ConnectorConfigError(f"sqlite sink {self.name}: no table {self.table}")
+            if self.shape.columns is None:
+                body = f"{_q(key)} TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL"
+            else:
+                body = ", ".join(
+                    [f"{_q(key)} TEXT PRIMARY KEY NOT NULL"]
+                    + [f"{_q(c)} {self._types.get(c, '')}".rstrip() for c in self.shape.columns]
+                )
+            db.execute(f"CREATE TABLE IF NOT EXISTS {_q(self.table)} ({body})")
+            return
+        missing = [c for c in (key, *self.shape.value_columns) if c not in have]
+        if missing:
+            raise ConnectorConfigError(
+                f"sqlite sink {self.name}: table {self.table} has no column(s) {', '.join(missing)}"
+            )
+
+    async def write(self, records: Sequence[SinkRecord]) -> None:
+        fold(self._pending, records, self.shape)
+        self._pending_records += len(records)
+        self._records += len(records)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                self._flushed += self._pending_records
+                self._pending_records = 0
+                return
+            try:
+                if self._db is None:
+                    self._db = await asyncio.to_thread(self._open)
+                await asyncio.to_thread(self._commit, self._db, list(self._pending.values()))
+            except sqlite3.Error as error:
+                self._errors += 1
+                self._last_error = str(error)
+                if getattr(error, "sqlite_errorname", "") in _TRANSIENT:
+                    raise SinkUnavailableError(f"sqlite sink {self.name}: {error}") from error
+                raise SinkError(f"sqlite sink {self.name}: {error}") from error
+            except SinkUnavailableError as error:
+                self._errors += 1
+                self._last_error = str(error)
+                raise
+            self._pending.clear()
+            self._flushed += self._pending_records
+            self._pending_records = 0
+
+    def _commit(self, db: sqlite3.Connection, operations: list[Upsert | Delete]) -> None:
+        upserts = [op.row for op in operations if isinstance(op, Upsert)]
+        deletes = [(op.key,) for op in operations if isinstance(op, Delete)]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if upserts:
+                db.executemany(self._upsert_sql, upserts)
+            if deletes:
+                db.executemany(self._delete_sql, deletes)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    async def discard(self) -> None:
+        self._pending.clear()
+        self._pending_records = 0
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                await asyncio.to_thread(self._db.close)
+                self._db = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "sink",
+            "type": "sqlite",
+            "records": self._records,
+            "flushed": self._flushed,
+            "pending": self._pending_records,
+            "errors": self._errors,
+            "last_error": self._last_error,
+            "path": str(self.path),
+            "table": self.table,
+        }
+
+
+def sink_from_config(name: str, config: Mapping[str, Any]) -> SqliteSink:
+    """``[[sink]] type = "sqlite"``: path, table, key_column, columns, create, timeout."""
+    keys = ConfigKeys(name, config)
+    sink = SqliteSink(
+        keys.take("path", str),
+        keys.take("table", str),
+        name=name,
+        key_column=keys.take("key_column", str, "key"),
+        columns=keys.take("columns", (list, dict), None),
+        create=keys.take("create", bool, True),
+        timeout=float(keys.take("timeout", (int, float), 5.0)),
+    )
+    keys.done()
+    return sink
+
+
+def _q(identifier: str) -> str:
+    """A checked identifier, quoted (it may be a keyword such as ``key``)."""
+    return f'"{identifier}"'
