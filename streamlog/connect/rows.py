@@ -28,9 +28,20 @@ from typing import Any
 from streamlog.connect.base import SinkRecord
 from streamlog.connect.errors import BadRecordError, ConnectorConfigError
 
-__all__ = ["RowShape", "Upsert", "Delete", "fold", "check_identifier", "record_key_text"]
+__all__ = [
+    "RowShape",
+    "Upsert",
+    "Delete",
+    "fold",
+    "check_identifier",
+    "check_column_type",
+    "quoted",
+    "record_key_text",
+]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# a declared column type reaches SQL text: words with an optional size, "" for none
+_COLUMN_TYPE = re.compile(r"^([A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?)?$")
 
 
 def check_identifier(what: str, name: Any) -> str:
@@ -41,6 +52,18 @@ def check_identifier(what: str, name: Any) -> str:
             f"{what} {name!r}: not a plain identifier (letters, digits, _; at most 63)"
         )
     return name
+
+
+def check_column_type(declared: Any) -> str:
+    """A column type given in the config (``"numeric(10,2)"``, ``"text"``, ``""``)."""
+    if not isinstance(declared, str) or not _COLUMN_TYPE.match(declared):
+        raise ConnectorConfigError(f"columns: type {declared!r} is not a plain SQL type")
+    return declared
+
+
+def quoted(identifier: str) -> str:
+    """A checked identifier, quoted (it may be a keyword such as ``key``)."""
+    return f'"{identifier}"'
 
 
 @dataclass(frozen=True, slots=True)

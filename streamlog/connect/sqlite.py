@@ -15,7 +15,6 @@ the event loop keeps serving. Another process holding the write lock longer than
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,12 +23,17 @@ from typing import Any
 from streamlog.connect.base import SinkRecord
 from streamlog.connect.config_keys import ConfigKeys
 from streamlog.connect.errors import ConnectorConfigError, SinkError, SinkUnavailableError
-from streamlog.connect.rows import Delete, RowShape, Upsert, check_identifier, fold
+from streamlog.connect.rows import (
+    Delete,
+    RowShape,
+    Upsert,
+    check_column_type,
+    check_identifier,
+    fold,
+    quoted,
+)
 
 __all__ = ["SqliteSink", "sink_from_config"]
-
-# a declared column type reaches SQL text: a name with an optional size, "" for none
-_TYPE = re.compile(r"^([A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?)?$")
 
 # SQLite's result codes for a state that may pass: another writer holds the lock, the
 # disk is full, the file is read-only or cannot be opened (a volume away).
@@ -66,10 +70,9 @@ class SqliteSink:
         self.path = Path(path)
         self.table = check_identifier("table", table)
         self.name = name if name is not None else f"sqlite-{table}"
-        self._types: Mapping[str, str] = columns if isinstance(columns, Mapping) else {}
-        for declared in self._types.values():
-            if not isinstance(declared, str) or not _TYPE.match(declared):
-                raise ConnectorConfigError(f"columns: type {declared!r} is not a plain type")
+        self._types: Mapping[str, str] = {}
+        if isinstance(columns, Mapping):
+            self._types = {c: check_column_type(t) for c, t in columns.items()}
         self.shape = RowShape(key_column, list(columns) if columns is not None else None)
         self.create = create
         self.timeout = timeout
@@ -84,15 +87,15 @@ class SqliteSink:
         self._upsert_sql, self._delete_sql = self._statements()
 
     def _statements(self) -> tuple[str, str]:
-        key = _q(self.shape.key_column)
-        names = [key, *(_q(c) for c in self.shape.value_columns)]
-        updates = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in self.shape.value_columns)
+        key = quoted(self.shape.key_column)
+        names = [key, *(quoted(c) for c in self.shape.value_columns)]
+        updates = ", ".join(f"{quoted(c)} = excluded.{quoted(c)}" for c in self.shape.value_columns)
         upsert = (
-            f"INSERT INTO {_q(self.table)} ({', '.join(names)}) "
+            f"INSERT INTO {quoted(self.table)} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' * len(names))}) "
             f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
         )
-        return upsert, f"DELETE FROM {_q(self.table)} WHERE {key} = ?"
+        return upsert, f"DELETE FROM {quoted(self.table)} WHERE {key} = ?"
 
     async def start(self) -> None:
         async with self._lock:
@@ -116,18 +119,18 @@ class SqliteSink:
 
     def _prepare_table(self, db: sqlite3.Connection) -> None:
         key = self.shape.key_column
-        have = [row[1] for row in db.execute(f"PRAGMA table_info({_q(self.table)})")]
+        have = [row[1] for row in db.execute(f"PRAGMA table_info({quoted(self.table)})")]
         if not have:
             if not self.create:
                 raise ConnectorConfigError(f"sqlite sink {self.name}: no table {self.table}")
             if self.shape.columns is None:
-                body = f"{_q(key)} TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL"
+                body = f"{quoted(key)} TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL"
             else:
                 body = ", ".join(
-                    [f"{_q(key)} TEXT PRIMARY KEY NOT NULL"]
-                    + [f"{_q(c)} {self._types.get(c, '')}".rstrip() for c in self.shape.columns]
+                    [f"{quoted(key)} TEXT PRIMARY KEY NOT NULL"]
+                    + [f"{quoted(c)} {self._types.get(c, '')}".rstrip() for c in self.shape.columns]
                 )
-            db.execute(f"CREATE TABLE IF NOT EXISTS {_q(self.table)} ({body})")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {quoted(self.table)} ({body})")
             return
         missing = [c for c in (key, *self.shape.value_columns) if c not in have]
         if missing:
@@ -218,8 +221,3 @@ def sink_from_config(name: str, config: Mapping[str, Any]) -> SqliteSink:
     )
     keys.done()
     return sink
-
-
-def _q(identifier: str) -> str:
-    """A checked identifier, quoted (it may be a keyword such as ``key``)."""
-    return f'"{identifier}"'

@@ -1,0 +1,208 @@
+"""The SQLite sink against real SQLite files: upserts by key, deletes on tombstones, both
+table shapes, bad records refused whole-batch, a locked database that comes back, config
+checking, and a driver process killed -9 mid-batch whose restart leaves exactly the
+stream's end state (no row lost, no duplicate)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+
+from streamlog.connect.base import Sink, SinkRecord
+from streamlog.connect.errors import (
+    BadRecordError,
+    ConnectorConfigError,
+    SinkUnavailableError,
+)
+from streamlog.connect.sqlite import SqliteSink, sink_from_config
+from tests.connect import sinkdriver
+from tests.connect.killing import driver, kill_after_commits, run_to_end
+
+
+def rec(offset: int, key, value) -> SinkRecord:
+    return SinkRecord("orders", 0, offset, 1_700_000_000_000, key, value)
+
+
+def rows(path, table: str = "orders") -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+def test_documents_upserted_by_key_and_deleted_on_tombstones(tmp_path):
+    path = tmp_path / "db.sqlite"
+
+    async def main():
+        sink = SqliteSink(path, "orders")
+        assert isinstance(sink, Sink)
+        await sink.start()
+        await sink.write([rec(0, "a", {"qty": 1}), rec(1, "b", {"qty": 2})])
+        await sink.write([rec(2, "a", {"qty": 3}), rec(3, "c", [1, "x"]), rec(4, "b", None)])
+        assert rows(path) == []  # nothing durable before flush
+        await sink.flush()
+        status = sink.status()
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    assert rows(path) == [("a", '{"qty":3}'), ("c", '[1,"x"]')]
+    assert status["records"] == 5 and status["flushed"] == 5 and status["pending"] == 0
+    assert (status["name"], status["kind"], status["type"]) == ("sqlite-orders", "sink", "sqlite")
+
+
+def test_columns_table_takes_named_fields(tmp_path):
+    path = tmp_path / "db.sqlite"
+
+    async def main():
+        sink = SqliteSink(
+            path, "orders", key_column="id", columns={"qty": "INTEGER", "item": "TEXT", "meta": ""}
+        )
+        await sink.start()
+        await sink.write(
+            [
+                rec(0, "o1", {"qty": 5, "item": "pen", "meta": {"a": [1]}, "ignored": 1}),
+                rec(1, b"o2", b'{"qty": 7}'),  # raw JSON bytes, missing fields NULL
+                rec(2, 42, '{"item": "ink", "qty": true}'),  # a JSON key, a str value
+            ]
+        )
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    assert rows(path) == [
+        ("42", 1, "ink", None),
+        ("o1", 5, "pen", '{"a":[1]}'),
+        ("o2", 7, None, None),
+    ]
+    with sqlite3.connect(path) as db:
+        info = {row[1]: (row[2], row[5]) for row in db.execute("PRAGMA table_info(orders)")}
+    assert info == {"id": ("TEXT", 1), "qty": ("INTEGER", 0), "item": ("TEXT", 0), "meta": ("", 0)}
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (rec(1, None, {"qty": 1}), "null key"),
+        (rec(1, None, None), "null key"),
+        (rec(1, "x", b"\xffnot json"), "not JSON"),
+        (rec(1, "x", [1, 2]), "not a JSON object"),
+        (rec(1, b"\xff", {"qty": 1}), "key is not UTF-8"),
+    ],
+)
+def test_a_bad_record_refuses_its_whole_batch(tmp_path, record, reason):
+    path = tmp_path / "db.sqlite"
+
+    async def main():
+        sink = SqliteSink(path, "orders", columns=["qty"])
+        await sink.start()
+        await sink.write([rec(0, "ok", {"qty": 1})])
+        with pytest.raises(BadRecordError, match=reason) as caught:
+            await sink.write([rec(2, "also-ok", {"qty": 2}), record])
+        assert "orders[0]@1" in str(caught.value)  # names the record
+        assert sink.status()["pending"] == 1  # the good record of the bad batch not taken
+        await sink.write([rec(3, "also-ok", {"qty": 2})])  # the runner hands it again
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    assert rows(path) == [("also-ok", 2), ("ok", 1)]
+
+
+def test_discard_forgets_what_was_not_flushed(tmp_path):
+    path = tmp_path / "db.sqlite"
+
+    async def main():
+        sink = SqliteSink(path, "orders")
+        await sink.start()
+        await sink.write([rec(0, "a", {"v": 1})])
+        await sink.flush()
+        await sink.write([rec(1, "a", None), rec(2, "b", {"v": 2})])
+        await sink.discard()
+        assert sink.status()["pending"] == 0
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    assert rows(path) == [("a", '{"v":1}')]
+
+
+def test_a_locked_database_is_unavailable_until_released(tmp_path):
+    path = tmp_path / "db.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def main():
+        sink = SqliteSink(path, "orders", timeout=0.2)
+        await sink.start()
+        await sink.write([rec(i, f"k{i}", {"i": i}) for i in range(100)])
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with pytest.raises(SinkUnavailableError, match="locked"):
+            await sink.flush()
+        status = sink.status()
+        assert status["errors"] == 1 and "locked" in status["last_error"]
+        assert status["pending"] == 100  # kept for the retry
+        other.execute("ROLLBACK")
+        await sink.flush()  # the runner's retry: nothing lost
+        await sink.close()
+
+    asyncio.run(main())
+    other.close()
+    assert rows(path) == sorted(
+        (f"k{i}", json.dumps({"i": i}).replace(" ", "")) for i in range(100)
+    )
+
+
+def test_an_existing_table_is_checked(tmp_path):
+    path = tmp_path / "db.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (key TEXT PRIMARY KEY, qty INTEGER)")
+
+    async def start(**options):
+        sink = SqliteSink(path, **options)
+        try:
+            await sink.start()
+        finally:
+            await sink.close()
+
+    with pytest.raises(ConnectorConfigError, match="no column.*item"):
+        asyncio.run(start(table="orders", columns=["qty", "item"]))
+    with pytest.raises(ConnectorConfigError, match="no table missing"):
+        asyncio.run(start(table="missing", create=False))
+    asyncio.run(start(table="orders", columns=["qty"]))  # matches: fine
+
+
+def test_config_keys_are_checked():
+    sink = sink_from_config(
+        "orders-db", {"path": "x.db", "table": "orders", "columns": {"qty": "INTEGER"}}
+    )
+    assert (sink.name, sink.table, sink.shape.columns) == ("orders-db", "orders", ("qty",))
+    with pytest.raises(ConnectorConfigError, match="unknown key.*tabel"):
+        sink_from_config("s", {"path": "x.db", "table": "t", "tabel": "t"})
+    with pytest.raises(ConnectorConfigError, match="path is required"):
+        sink_from_config("s", {"table": "t"})
+    with pytest.raises(ConnectorConfigError, match="timeout = 'soon' is not"):
+        sink_from_config("s", {"path": "x.db", "table": "t", "timeout": "soon"})
+    with pytest.raises(ConnectorConfigError, match="not a plain identifier"):
+        sink_from_config("s", {"path": "x.db", "table": "t; DROP TABLE t"})
+    with pytest.raises(ConnectorConfigError, match="not a plain SQL type"):
+        sink_from_config("s", {"path": "x.db", "table": "t", "columns": {"a": "int); --"}})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_kill_9_mid_batch_loses_and_duplicates_nothing(tmp_path):
+    path, offsets, total = tmp_path / "db.sqlite", tmp_path / "offsets", 20_000
+    kills = []
+    for commits in (2, 5, 3):
+        process = driver("sqlite", str(path), "orders", offsets, total)
+        kills.append(kill_after_commits(process, commits))
+    run_to_end(driver("sqlite", str(path), "orders", offsets, total))
+    assert kills == sorted(kills) and kills[-1] < total  # each run resumed further on
+    assert sinkdriver.committed(offsets) == total
+    expected = sinkdriver.final_rows(total)
+    got = rows(path)
+    assert len(got) == len(expected)  # no row twice (the key is the primary key)
+    assert {
+        key: {"n": n, "label": label, "tags": json.loads(tags)} for key, n, label, tags in got
+    } == expected
