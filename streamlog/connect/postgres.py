@@ -159,6 +159,7 @@ class PostgresSink:
                 )
             await db.execute(f"CREATE TABLE IF NOT EXISTS {self._qualified} ({body})")
             have = {c: (self._types.get(c) or "jsonb") for c in self.shape.value_columns}
+            have[self.shape.key_column] = "text"
         missing = [c for c in (self.shape.key_column, *self.shape.value_columns) if c not in have]
         if missing:
             raise ConnectorConfigError(

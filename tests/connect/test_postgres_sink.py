@@ -1,0 +1,186 @@
+"""The PostgreSQL sink against a real server (Debian's, a throwaway cluster started by
+``tests.connect.pgserver``): upserts by key and deletes on tombstones in both table
+shapes, typed and json columns, the server stopped under a pending batch and started
+again (nothing lost), a value the column type refuses, and a driver process killed -9
+mid-batch whose restart leaves exactly the stream's end state."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from streamlog.connect.base import SinkRecord
+from streamlog.connect.errors import (
+    BadRecordError,
+    ConnectorConfigError,
+    SinkError,
+    SinkUnavailableError,
+)
+from streamlog.connect.postgres import PostgresSink, sink_from_config
+from tests.connect import sinkdriver
+from tests.connect.killing import driver, kill_after_commits, run_to_end
+from tests.connect.pgserver import pg_server  # noqa: F401 - the fixture
+
+_tables = itertools.count()
+
+
+@pytest.fixture
+def table() -> str:
+    return f"orders_{next(_tables)}"
+
+
+def rec(offset: int, key, value) -> SinkRecord:
+    return SinkRecord("orders", 0, offset, 1_700_000_000_000, key, value)
+
+
+def rows(dsn: str, table: str) -> list[tuple]:
+    with psycopg.connect(dsn) as db:
+        return db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+def test_documents_upserted_by_key_and_deleted_on_tombstones(pg_server, table):  # noqa: F811
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table)
+        await sink.start()
+        await sink.write([rec(0, "a", {"qty": 1}), rec(1, "b", {"qty": 2})])
+        await sink.write([rec(2, "a", {"qty": 3}), rec(3, "c", '"text"'), rec(4, "b", None)])
+        assert rows(pg_server.dsn, table) == []  # nothing before flush
+        await sink.flush()
+        await sink.write([rec(5, "c", None), rec(6, "d", b'{"x": null}')])
+        await sink.flush()
+        status = sink.status()
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    assert rows(pg_server.dsn, table) == [("a", {"qty": 3}), ("d", {"x": None})]
+    assert status["records"] == 7 and status["flushed"] == 7 and status["pending"] == 0
+    assert status["type"] == "postgres" and status["errors"] == 0
+
+
+def test_an_existing_typed_table_gets_its_columns(pg_server, table):  # noqa: F811
+    with psycopg.connect(pg_server.dsn) as db:
+        db.execute(
+            f"CREATE TABLE {table} (id text PRIMARY KEY, qty integer, price numeric(10, 2),"
+            " item text, meta jsonb, seen timestamptz)"
+        )
+
+    async def main():
+        sink = PostgresSink(
+            pg_server.dsn,
+            table,
+            key_column="id",
+            columns=["qty", "price", "item", "meta", "seen"],
+            create=False,
+        )
+        await sink.start()
+        await sink.write(
+            [
+                rec(0, "o1", {"qty": 5, "price": 1.25, "item": "pen", "meta": "plain",
+                              "seen": "2026-12-01T10:00:00+00:00"}),
+                rec(1, "o2", {"qty": 7, "item": {"nested": [1]}, "meta": {"a": [1, None]}}),
+            ]
+        )  # fmt: skip
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    got = rows(pg_server.dsn, table)
+    assert [r[:5] for r in got] == [
+        ("o1", 5, Decimal("1.25"), "pen", "plain"),  # a jsonb column keeps a JSON string
+        ("o2", 7, None, '{"nested":[1]}', {"a": [1, None]}),  # text column: JSON text
+    ]
+    assert got[0][5].isoformat() == "2026-12-01T10:00:00+00:00"
+
+
+def test_a_created_columns_table_uses_the_given_types(pg_server, table):  # noqa: F811
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table, columns={"qty": "bigint", "tags": ""})
+        await sink.start()
+        await sink.write([rec(0, "a", {"qty": 2**40, "tags": ["x"]})])
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    with psycopg.connect(pg_server.dsn) as db:
+        types = db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    assert types == [("key", "text"), ("qty", "bigint"), ("tags", "jsonb")]
+    assert rows(pg_server.dsn, table) == [("a", 2**40, ["x"])]
+
+
+def test_the_server_going_away_keeps_the_batch_for_the_retry(pg_server, table):  # noqa: F811
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table)
+        await sink.start()
+        await sink.write([rec(i, f"k{i}", {"i": i}) for i in range(500)])
+        await sink.flush()
+        await sink.write([rec(500 + i, f"k{i}", {"i": -i}) for i in range(1000)])
+        pg_server.stop("immediate")
+        try:
+            for _ in range(2):  # the runner retries; each fails while the server is down
+                with pytest.raises(SinkUnavailableError):
+                    await sink.flush()
+            status = sink.status()
+        finally:
+            pg_server.start()
+        await sink.flush()  # back: the whole pending batch is written
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    assert status["errors"] == 2 and status["pending"] == 1000 and status["flushed"] == 500
+    assert not status["connected"]
+    assert rows(pg_server.dsn, table) == sorted((f"k{i}", {"i": -i}) for i in range(1000))
+
+
+def test_a_value_the_column_refuses_stops_the_sink_and_commits_nothing(pg_server, table):  # noqa: F811
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table, columns={"qty": "integer"})
+        await sink.start()
+        await sink.write([rec(0, "a", {"qty": 1}), rec(1, "b", {"qty": "many"})])
+        with pytest.raises(SinkError) as caught:
+            await sink.flush()
+        assert not isinstance(caught.value, SinkUnavailableError)  # retrying cannot help
+        assert "many" in str(caught.value)
+        with pytest.raises(BadRecordError, match="not a JSON object"):
+            await sink.write([rec(2, "c", 5)])
+        await sink.close()
+
+    asyncio.run(main())
+    assert rows(pg_server.dsn, table) == []  # the batch is one transaction
+
+
+def test_config_keys_are_checked():
+    sink = sink_from_config("db", {"dsn": "host=x", "table": "t", "schema": "public"})
+    assert (sink.name, sink.table, sink.schema) == ("db", "t", "public")
+    with pytest.raises(ConnectorConfigError, match="unknown key.*colums"):
+        sink_from_config("db", {"dsn": "host=x", "table": "t", "colums": ["a"]})
+    with pytest.raises(ConnectorConfigError, match="dsn is required"):
+        sink_from_config("db", {"table": "t"})
+    with pytest.raises(ConnectorConfigError, match="each name once"):
+        sink_from_config("db", {"dsn": "host=x", "table": "t", "columns": ["a", "a"]})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_kill_9_mid_batch_loses_and_duplicates_nothing(pg_server, table, tmp_path):  # noqa: F811
+    offsets, total = tmp_path / "offsets", 20_000
+    kills = []
+    for commits in (2, 5, 3):
+        process = driver("postgres", pg_server.dsn, table, offsets, total)
+        kills.append(kill_after_commits(process, commits))
+    run_to_end(driver("postgres", pg_server.dsn, table, offsets, total))
+    assert kills == sorted(kills) and kills[-1] < total
+    assert sinkdriver.committed(offsets) == total
+    expected = sinkdriver.final_rows(total)
+    got = rows(pg_server.dsn, table)
+    assert len(got) == len(expected)
+    assert {key: {"n": n, "label": label, "tags": tags} for key, n, label, tags in got} == expected
