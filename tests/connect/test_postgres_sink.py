@@ -141,21 +141,56 @@ def test_the_server_going_away_keeps_the_batch_for_the_retry(pg_server, table): 
     assert rows(pg_server.dsn, table) == sorted((f"k{i}", {"i": -i}) for i in range(1000))
 
 
-def test_a_value_the_column_refuses_stops_the_sink_and_commits_nothing(pg_server, table):  # noqa: F811
+def test_a_value_the_table_refuses_is_a_bad_record_found_in_its_batch(pg_server, table):  # noqa: F811
+    with psycopg.connect(pg_server.dsn) as db:
+        db.execute(f"CREATE TABLE {table} (key text PRIMARY KEY, qty integer CHECK (qty >= 0))")
+    batch = [rec(i, f"k{i}", {"qty": i}) for i in range(200)]
+    batch[137] = rec(137, "k137", {"qty": "many"})
+
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table, columns=["qty"], create=False)
+        await sink.start()
+        await sink.write([rec(i, f"early{i}", {"qty": i}) for i in range(3)])
+        with pytest.raises(BadRecordError) as caught:
+            await sink.write(batch)
+        assert str(caught.value).startswith("orders[0]@137 (key 'k137'): invalid input syntax")
+        assert sink.status()["pending"] == 3  # nothing of the refused batch taken
+        await sink.write(batch[:137] + batch[138:])  # what the runner hands again
+        with pytest.raises(BadRecordError, match=r"@201 \(key 'k5'\).*check constraint"):
+            await sink.write([rec(200, "k4", None), rec(201, "k5", {"qty": -1})])
+        await sink.flush()
+        status = sink.status()
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    assert status["rejected"] == 2 and status["flushed"] == 3 + 199 and status["errors"] == 2
+    expected = {f"k{i}": i for i in range(200) if i != 137} | {f"early{i}": i for i in range(3)}
+    assert dict(rows(pg_server.dsn, table)) == expected
+
+
+def test_a_refused_value_met_in_a_replay_stops_the_sink(pg_server, table):  # noqa: F811
     async def main():
         sink = PostgresSink(pg_server.dsn, table, columns={"qty": "integer"})
         await sink.start()
-        await sink.write([rec(0, "a", {"qty": 1}), rec(1, "b", {"qty": "many"})])
+        await sink.write([rec(0, "a", {"qty": 1})])
+        await sink.flush()
+        pg_server.stop("immediate")
+        try:
+            # taken without the server: checked only when the batch is replayed
+            await sink.write([rec(1, "a", {"qty": 2}), rec(2, "b", {"qty": "many"})])
+            with pytest.raises(SinkUnavailableError):
+                await sink.flush()
+        finally:
+            pg_server.start()
         with pytest.raises(SinkError) as caught:
             await sink.flush()
         assert not isinstance(caught.value, SinkUnavailableError)  # retrying cannot help
         assert "many" in str(caught.value)
-        with pytest.raises(BadRecordError, match="not a JSON object"):
-            await sink.write([rec(2, "c", 5)])
         await sink.close()
 
     asyncio.run(main())
-    assert rows(pg_server.dsn, table) == []  # the batch is one transaction
+    assert rows(pg_server.dsn, table) == [("a", 1)]  # the replayed batch: all or nothing
 
 
 def test_config_keys_are_checked():

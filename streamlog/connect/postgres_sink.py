@@ -1,0 +1,344 @@
+"""The PostgreSQL sink: a topic kept as a table, upserted by key, rows deleted on
+tombstones (psycopg 3).
+
+Each ``write`` applies its batch at once inside the transaction that the next ``flush``
+commits: rows are COPYed into a temporary staging table shaped like the target, merged
+with ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``, and tombstones run
+``DELETE ... WHERE key = ANY``; each batch in a savepoint. So a value the table refuses
+(text in an integer column, a constraint) is found in the ``write`` of its batch: the
+savepoint is rolled back, a bisection finds the first record at fault, and ``write``
+raises ``BadRecordError`` naming it, with nothing of the batch taken (the runner sets it
+aside in the dead-letter topic and hands the rest again). ``flush`` returns once
+``COMMIT`` did: the app commits the topic's offsets only after PostgreSQL holds the
+rows, and a re-delivery rewrites the same rows.
+
+The batches taken since the last commit are also kept in memory, folded by key: when
+the connection is lost (a server restart), ``write`` keeps taking batches and ``flush``
+raises ``SinkUnavailableError`` until the server is back; then it reconnects and applies
+them all again in a new transaction before committing. A value refused during that
+replay cannot be set aside any more (the records were taken): ``flush`` raises
+``SinkError`` and the worker stops without committing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streamlog.connect.base import SinkRecord
+from streamlog.connect.errors import (
+    BadRecordError,
+    ConnectorConfigError,
+    SinkError,
+    SinkUnavailableError,
+)
+from streamlog.connect.pg_common import is_transient, psycopg_module
+from streamlog.connect.rows import (
+    Delete,
+    RowShape,
+    Upsert,
+    check_column_type,
+    check_identifier,
+    fold,
+    quoted,
+    record_key_text,
+)
+
+__all__ = ["PostgresSink"]
+
+
+class PostgresSink:
+    """Writes a topic's records to ``table`` in the database ``dsn`` names.
+
+    ``columns`` None keeps documents: ``(key text PRIMARY KEY, value jsonb)``. A list of
+    names keeps one column per field of the value; a mapping of name to SQL type also
+    says the types to create the table with (a list creates ``jsonb`` columns). An
+    existing table must have the columns and a primary key or unique index on
+    ``key_column``; its json/jsonb columns get values as JSON documents, the others
+    scalars as PostgreSQL reads their text (``"2026-12-01"`` into a date) and
+    objects/lists as JSON text."""
+
+    def __init__(
+        self,
+        dsn: str,
+        table: str,
+        *,
+        name: str | None = None,
+        key_column: str = "key",
+        columns: Sequence[str] | Mapping[str, str] | None = None,
+        create: bool = True,
+        schema: str | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.table = check_identifier("table", table)
+        self.schema = check_identifier("schema", schema) if schema is not None else None
+        self.name = name if name is not None else f"postgres-{table}"
+        self._types: Mapping[str, str] = {}
+        if isinstance(columns, Mapping):
+            self._types = {c: check_column_type(t) for c, t in columns.items()}
+        self._key_column = key_column
+        self._columns = list(columns) if columns is not None else None
+        self.shape = RowShape(key_column, self._columns)
+        self.create = create
+        self._db: Any = None
+        self._applied = False  # the open transaction holds every pending operation
+        self._pending: dict[str, Upsert | Delete] = {}
+        self._pending_records = 0
+        self._lock = asyncio.Lock()
+        self._records = 0
+        self._flushed = 0
+        self._errors = 0
+        self._rejected = 0
+        self._last_error: str | None = None
+
+    @property
+    def _target(self) -> str:
+        table = quoted(self.table)
+        return f"{quoted(self.schema)}.{table}" if self.schema else table
+
+    @property
+    def _staging(self) -> str:
+        return quoted(f"streamlog_staging_{self.table}")
+
+    # -- connection -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._lock:
+            await self._connect()
+            self._applied = True  # nothing pending yet
+
+    async def _connect(self) -> Any:
+        """Connect, check or create the table, make the staging table; the connection is
+        left idle (its next statement opens the transaction that flush commits)."""
+        psycopg = psycopg_module()
+        try:
+            db = await psycopg.AsyncConnection.connect(self.dsn)
+        except psycopg.Error as error:
+            raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
+        try:
+            await self._prepare_table(db)
+            names = ", ".join(quoted(c) for c in (self.shape.key_column, *self.shape.value_columns))
+            await db.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {self._staging} AS "
+                f"SELECT {names} FROM {self._target} WITH NO DATA"
+            )
+            await db.commit()
+        except psycopg.Error as error:
+            await db.close()
+            if is_transient(error):
+                raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
+            raise SinkError(f"postgres sink {self.name}: {error}") from error
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        return db
+
+    async def _prepare_table(self, db: Any) -> None:
+        found = await db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = coalesce(%s, current_schema()) AND table_name = %s",
+            (self.schema, self.table),
+        )
+        have = {name: kind for name, kind in await found.fetchall()}
+        if not have:
+            if not self.create:
+                raise ConnectorConfigError(f"postgres sink {self.name}: no table {self.table}")
+            key = f"{quoted(self.shape.key_column)} text PRIMARY KEY"
+            if self._columns is None:
+                body = f"{key}, value jsonb NOT NULL"
+            else:
+                body = ", ".join(
+                    [key] + [f"{quoted(c)} {self._types.get(c) or 'jsonb'}" for c in self._columns]
+                )
+            await db.execute(f"CREATE TABLE IF NOT EXISTS {self._target} ({body})")
+            have = {c: (self._types.get(c) or "jsonb") for c in self.shape.value_columns}
+            have[self.shape.key_column] = "text"
+        missing = [c for c in (self.shape.key_column, *self.shape.value_columns) if c not in have]
+        if missing:
+            raise ConnectorConfigError(
+                f"postgres sink {self.name}: table {self.table} has no column(s) "
+                f"{', '.join(missing)}"
+            )
+        json_columns = [c for c, kind in have.items() if kind.lower() in ("json", "jsonb")]
+        self.shape = RowShape(self._key_column, self._columns, json_columns=json_columns)
+
+    async def _drop_connection(self) -> None:
+        db, self._db = self._db, None
+        self._applied = False
+        if db is not None:
+            try:
+                await db.close()
+            except Exception:  # already broken: closing is best effort
+                pass
+
+    # -- the Sink protocol --------------------------------------------------------------
+
+    async def write(self, records: Sequence[SinkRecord]) -> None:
+        batch: dict[str, Upsert | Delete] = {}
+        fold(batch, records, self.shape)  # BadRecordError: nothing taken
+        async with self._lock:
+            if self._db is not None and self._applied:
+                await self._apply_batch(self._db, batch, records)
+            for key, op in batch.items():
+                self._pending.pop(key, None)  # order of last write, as the table sees it
+                self._pending[key] = op
+            self._pending_records += len(records)
+            self._records += len(records)
+
+    async def _apply_batch(
+        self, db: Any, batch: dict[str, Upsert | Delete], records: Sequence[SinkRecord]
+    ) -> None:
+        """Apply one batch in a savepoint of the open transaction; a refused value raises
+        ``BadRecordError`` for its record, a lost connection leaves the batch for the
+        replay on flush."""
+        psycopg = psycopg_module()
+        operations = list(batch.values())
+        try:
+            error = await self._try(db, operations)
+            culprit = None if error is None else await self._first_refused(db, operations)
+        except psycopg.Error as lost:  # transient: the connection is gone or going
+            self._failed(lost)
+            await self._drop_connection()  # flush reconnects and replays
+            return
+        if error is None or culprit is None:
+            return
+        self._failed(error)
+        self._rejected += 1
+        record = next(r for r in reversed(records) if _key_of(r) == culprit.key)
+        raise BadRecordError(
+            f"{record.topic}[{record.partition}]@{record.offset} (key {culprit.key!r}): "
+            f"{str(error).splitlines()[0]}"
+        ) from error
+
+    async def _try(self, db: Any, operations: list[Upsert | Delete]) -> Exception | None:
+        """Apply ``operations`` in a savepoint: None when they went through (and stay
+        applied), else the error (and nothing of them applied). A transient error
+        raises."""
+        psycopg = psycopg_module()
+        await db.execute("SAVEPOINT streamlog_try")
+        try:
+            await self._apply(db, operations)
+        except psycopg.Error as error:
+            if is_transient(error):
+                raise
+            await db.execute("ROLLBACK TO SAVEPOINT streamlog_try")
+            await db.execute("RELEASE SAVEPOINT streamlog_try")
+            return error
+        await db.execute("RELEASE SAVEPOINT streamlog_try")
+        return None
+
+    async def _first_refused(
+        self, db: Any, operations: list[Upsert | Delete]
+    ) -> Upsert | Delete | None:
+        """The operation that makes a prefix of ``operations`` fail first, found by
+        bisection (about ten tries for a batch of 1,000), nothing of them left applied;
+        None when the whole batch goes through on a second try (then it stays applied:
+        the error was not one record's)."""
+        if await self._try(db, operations) is None:
+            return None
+        good, bad = 0, len(operations)  # operations[:good] go through, [:bad] fail
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            await db.execute("SAVEPOINT streamlog_probe")
+            went_through = await self._try(db, operations[:middle]) is None
+            await db.execute("ROLLBACK TO SAVEPOINT streamlog_probe")
+            await db.execute("RELEASE SAVEPOINT streamlog_probe")
+            if went_through:
+                good = middle
+            else:
+                bad = middle
+        return operations[bad - 1]
+
+    async def _apply(self, db: Any, operations: list[Upsert | Delete]) -> None:
+        """Upserts through the staging table (one COPY, one merge), then deletes."""
+        upserts = [op.row for op in operations if isinstance(op, Upsert)]
+        deletes = [op.key for op in operations if isinstance(op, Delete)]
+        key = quoted(self.shape.key_column)
+        if upserts:
+            names = ", ".join(quoted(c) for c in (self.shape.key_column, *self.shape.value_columns))
+            async with db.cursor() as cursor:
+                async with cursor.copy(f"COPY {self._staging} ({names}) FROM STDIN") as copy:
+                    for row in upserts:
+                        await copy.write_row(row)
+            updates = ", ".join(
+                f"{quoted(c)} = excluded.{quoted(c)}" for c in self.shape.value_columns
+            )
+            await db.execute(
+                f"INSERT INTO {self._target} ({names}) SELECT {names} FROM {self._staging} "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            )
+            await db.execute(f"TRUNCATE {self._staging}")
+        if deletes:
+            await db.execute(f"DELETE FROM {self._target} WHERE {key} = ANY(%s)", (deletes,))
+
+    async def flush(self) -> None:
+        psycopg = psycopg_module()
+        async with self._lock:
+            if not self._pending and (self._db is None or not self._applied):
+                self._flushed += self._pending_records  # folded away: nothing to write
+                self._pending_records = 0
+                return
+            try:
+                if self._db is None or not self._applied:
+                    await self._drop_connection()
+                    db = await self._connect()
+                    error = await self._try(db, list(self._pending.values()))
+                    if error is not None:
+                        raise error
+                    self._applied = True
+                await self._db.commit()
+            except SinkUnavailableError as error:
+                self._failed(error)
+                raise
+            except psycopg.Error as error:
+                self._failed(error)
+                await self._drop_connection()
+                if is_transient(error):
+                    raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
+                raise SinkError(f"postgres sink {self.name}: {error}") from error
+            self._pending.clear()
+            self._flushed += self._pending_records
+            self._pending_records = 0
+
+    async def discard(self) -> None:
+        async with self._lock:
+            self._pending.clear()
+            self._pending_records = 0
+            if self._db is not None:
+                try:
+                    await self._db.rollback()
+                    self._applied = True
+                except psycopg_module().Error:
+                    await self._drop_connection()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop_connection()
+
+    def _failed(self, error: BaseException) -> None:
+        self._errors += 1
+        self._last_error = str(error)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "sink",
+            "type": "postgres",
+            "records": self._records,
+            "flushed": self._flushed,
+            "pending": self._pending_records,
+            "rejected": self._rejected,
+            "errors": self._errors,
+            "last_error": self._last_error,
+            "table": self.table,
+            "connected": self._db is not None,
+        }
+
+
+def _key_of(record: SinkRecord) -> str | None:
+    try:
+        return record_key_text(record)
+    except BadRecordError:
+        return None
