@@ -43,6 +43,7 @@ from streamlog.connect.rows import (
     fold,
     quoted,
     record_key_text,
+    refusal,
 )
 
 __all__ = ["PostgresSink"]
@@ -176,41 +177,91 @@ class PostgresSink:
     # -- the Sink protocol --------------------------------------------------------------
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
+        psycopg = psycopg_module()
         batch: dict[str, Upsert | Delete] = {}
-        fold(batch, records, self.shape)  # BadRecordError: nothing taken
+        usable = fold(batch, records, self.shape)  # records[usable] cannot be a row
         async with self._lock:
-            if self._db is not None and self._applied:
-                await self._apply_batch(self._db, batch, records)
+            try:
+                db = await self._transaction()
+                refused = await self._apply_records(db, records[:usable], batch)
+            except psycopg.Error as error:  # transient: the connection is gone
+                self._failed(error)
+                await self._drop_connection()
+                raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
+            except SinkUnavailableError as error:
+                self._failed(error)
+                raise
+            taken = usable if refused is None else refused[0]
+            if refused is not None:
+                batch = {}
+                fold(batch, records[:taken], self.shape)
             for key, op in batch.items():
                 self._pending.pop(key, None)  # order of last write, as the table sees it
                 self._pending[key] = op
-            self._pending_records += len(records)
-            self._records += len(records)
+            self._pending_records += taken
+            self._records += taken
+        if refused is not None:
+            index, refusing = refused
+            self._failed(refusing)
+            self._rejected += 1
+            raise BadRecordError(
+                f"{_where(records[index])} (key {_key_of(records[index])!r}): "
+                f"{str(refusing).splitlines()[0]}",
+                record=records[index],
+            ) from refusing
+        if usable < len(records):
+            self._rejected += 1
+            raise refusal(records[usable], self.shape)
 
-    async def _apply_batch(
-        self, db: Any, batch: dict[str, Upsert | Delete], records: Sequence[SinkRecord]
-    ) -> None:
-        """Apply one batch in a savepoint of the open transaction; a refused value raises
-        ``BadRecordError`` for its record, a lost connection leaves the batch for the
-        replay on flush."""
-        psycopg = psycopg_module()
-        operations = list(batch.values())
-        try:
-            error = await self._try(db, operations)
-            culprit = None if error is None else await self._first_refused(db, operations)
-        except psycopg.Error as lost:  # transient: the connection is gone or going
-            self._failed(lost)
-            await self._drop_connection()  # flush reconnects and replays
-            return
-        if error is None or culprit is None:
-            return
-        self._failed(error)
-        self._rejected += 1
-        record = next(r for r in reversed(records) if _key_of(r) == culprit.key)
-        raise BadRecordError(
-            f"{record.topic}[{record.partition}]@{record.offset} (key {culprit.key!r}): "
-            f"{str(error).splitlines()[0]}"
-        ) from error
+    async def _transaction(self) -> Any:
+        """The connection, its open transaction holding every pending operation:
+        reconnected and replayed when the connection was lost (``SinkUnavailableError``
+        while the server is away; ``SinkError`` when a replayed value is refused)."""
+        if self._db is not None and self._applied:
+            return self._db
+        await self._drop_connection()
+        db = await self._connect()
+        error = await self._try(db, list(self._pending.values()))
+        if error is not None:
+            self._failed(error)
+            await self._drop_connection()
+            raise SinkError(f"postgres sink {self.name}: {error}") from error
+        self._applied = True
+        return db
+
+    async def _apply_records(
+        self, db: Any, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
+    ) -> tuple[int, Exception] | None:
+        """Apply ``batch`` (``records`` folded) in the open transaction. When the table
+        refuses it: None of it stays applied, the first record at fault is found by
+        bisection over prefixes of ``records`` (about ten tries for 1,000), the records
+        before it are applied, and its index and the error come back. A transient error
+        raises."""
+        error = await self._try(db, list(batch.values()))
+        if error is None:
+            return None
+        good, bad = 0, len(records)  # records[:good] go through, records[:bad] do not
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            await db.execute("SAVEPOINT streamlog_probe")
+            went_through = await self._try(db, self._operations(records[:middle])) is None
+            await db.execute("ROLLBACK TO SAVEPOINT streamlog_probe")
+            await db.execute("RELEASE SAVEPOINT streamlog_probe")
+            if went_through:
+                good = middle
+            else:
+                bad = middle
+        culprit = bad - 1  # == good: the records before it went through
+        if culprit > 0:
+            again = await self._try(db, self._operations(records[:culprit]))
+            if again is not None:  # they went through a moment ago: not a record's fault
+                raise SinkError(f"postgres sink {self.name}: {again}") from again
+        return culprit, error
+
+    def _operations(self, records: Sequence[SinkRecord]) -> list[Upsert | Delete]:
+        folded: dict[str, Upsert | Delete] = {}
+        fold(folded, records, self.shape)
+        return list(folded.values())
 
     async def _try(self, db: Any, operations: list[Upsert | Delete]) -> Exception | None:
         """Apply ``operations`` in a savepoint: None when they went through (and stay
@@ -228,28 +279,6 @@ class PostgresSink:
             return error
         await db.execute("RELEASE SAVEPOINT streamlog_try")
         return None
-
-    async def _first_refused(
-        self, db: Any, operations: list[Upsert | Delete]
-    ) -> Upsert | Delete | None:
-        """The operation that makes a prefix of ``operations`` fail first, found by
-        bisection (about ten tries for a batch of 1,000), nothing of them left applied;
-        None when the whole batch goes through on a second try (then it stays applied:
-        the error was not one record's)."""
-        if await self._try(db, operations) is None:
-            return None
-        good, bad = 0, len(operations)  # operations[:good] go through, [:bad] fail
-        while bad - good > 1:
-            middle = (good + bad) // 2
-            await db.execute("SAVEPOINT streamlog_probe")
-            went_through = await self._try(db, operations[:middle]) is None
-            await db.execute("ROLLBACK TO SAVEPOINT streamlog_probe")
-            await db.execute("RELEASE SAVEPOINT streamlog_probe")
-            if went_through:
-                good = middle
-            else:
-                bad = middle
-        return operations[bad - 1]
 
     async def _apply(self, db: Any, operations: list[Upsert | Delete]) -> None:
         """Upserts through the staging table (one COPY, one merge), then deletes."""
@@ -281,14 +310,8 @@ class PostgresSink:
                 self._pending_records = 0
                 return
             try:
-                if self._db is None or not self._applied:
-                    await self._drop_connection()
-                    db = await self._connect()
-                    error = await self._try(db, list(self._pending.values()))
-                    if error is not None:
-                        raise error
-                    self._applied = True
-                await self._db.commit()
+                db = await self._transaction()
+                await db.commit()
             except SinkUnavailableError as error:
                 self._failed(error)
                 raise
@@ -335,6 +358,10 @@ class PostgresSink:
             "table": self.table,
             "connected": self._db is not None,
         }
+
+
+def _where(record: SinkRecord) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 def _key_of(record: SinkRecord) -> str | None:

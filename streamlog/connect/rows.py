@@ -35,6 +35,7 @@ __all__ = [
     "Upsert",
     "Delete",
     "fold",
+    "refusal",
     "check_identifier",
     "check_column_type",
     "quoted",
@@ -165,13 +166,28 @@ class RowShape:
 
 def fold(
     operations: dict[str, Upsert | Delete], records: Sequence[SinkRecord], shape: RowShape
-) -> None:
-    """Add a batch to ``operations`` (key -> last operation), all or nothing: a bad record
-    raises ``BadRecordError`` before any of the batch is taken, so the runner can hand the
-    batch again record by record and set the bad one aside."""
-    staged = [shape.operation(record) for record in records]
-    for op in staged:
+) -> int:
+    """Add records to ``operations`` (key -> last operation, in the order of last write)
+    up to the first bad one; how many were added. The caller counts them as taken, then
+    raises ``refusal(records[count])`` when it is short: the runner dead-letters that
+    record (``BadRecordError.record``) and hands the sink the rest."""
+    for count, record in enumerate(records):
+        try:
+            op = shape.operation(record)
+        except BadRecordError:
+            return count
+        operations.pop(op.key, None)
         operations[op.key] = op
+    return len(records)
+
+
+def refusal(record: SinkRecord, shape: RowShape) -> BadRecordError:
+    """The ``BadRecordError`` of a record ``fold`` stopped at, naming it (``.record``)."""
+    try:
+        shape.operation(record)
+    except BadRecordError as error:
+        return BadRecordError(str(error), record=record)
+    return BadRecordError(f"{_where(record)}: refused", record=record)
 
 
 def _decoded(record: SinkRecord) -> Any:

@@ -31,6 +31,7 @@ from streamlog.connect.rows import (
     check_identifier,
     fold,
     quoted,
+    refusal,
 )
 
 __all__ = ["SqliteSink", "sink_from_config"]
@@ -83,6 +84,7 @@ class SqliteSink:
         self._records = 0
         self._flushed = 0
         self._errors = 0
+        self._rejected = 0
         self._last_error: str | None = None
         self._upsert_sql, self._delete_sql = self._statements()
 
@@ -139,9 +141,12 @@ class SqliteSink:
             )
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
-        fold(self._pending, records, self.shape)
-        self._pending_records += len(records)
-        self._records += len(records)
+        taken = fold(self._pending, records, self.shape)
+        self._pending_records += taken
+        self._records += taken
+        if taken < len(records):
+            self._rejected += 1
+            raise refusal(records[taken], self.shape)
 
     async def flush(self) -> None:
         async with self._lock:
@@ -200,6 +205,7 @@ class SqliteSink:
             "records": self._records,
             "flushed": self._flushed,
             "pending": self._pending_records,
+            "rejected": self._rejected,
             "errors": self._errors,
             "last_error": self._last_error,
             "path": str(self.path),

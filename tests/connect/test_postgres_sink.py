@@ -1,8 +1,9 @@
 """The PostgreSQL sink against a real server (Debian's, a throwaway cluster started by
 ``tests.connect.pgserver``): upserts by key and deletes on tombstones in both table
-shapes, typed and json columns, the server stopped under a pending batch and started
-again (nothing lost), a value the column type refuses, and a driver process killed -9
-mid-batch whose restart leaves exactly the stream's end state."""
+shapes, typed and json columns, the server stopped under a pending batch and under a
+write and started again (nothing lost), a value the table refuses (a bad record, named
+for the dead-letter topic), and a driver process killed -9 mid-batch whose restart
+leaves exactly the stream's end state."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from streamlog.connect.base import SinkRecord
 from streamlog.connect.errors import (
     BadRecordError,
     ConnectorConfigError,
-    SinkError,
     SinkUnavailableError,
 )
 from streamlog.connect.postgres import PostgresSink, sink_from_config
@@ -154,43 +154,54 @@ def test_a_value_the_table_refuses_is_a_bad_record_found_in_its_batch(pg_server,
         with pytest.raises(BadRecordError) as caught:
             await sink.write(batch)
         assert str(caught.value).startswith("orders[0]@137 (key 'k137'): invalid input syntax")
-        assert sink.status()["pending"] == 3  # nothing of the refused batch taken
-        await sink.write(batch[:137] + batch[138:])  # what the runner hands again
-        with pytest.raises(BadRecordError, match=r"@201 \(key 'k5'\).*check constraint"):
-            await sink.write([rec(200, "k4", None), rec(201, "k5", {"qty": -1})])
+        assert caught.value.record is batch[137]
+        assert sink.status()["pending"] == 3 + 137  # the records before it taken
+        await sink.write(batch[138:])  # what the runner hands next
+        with pytest.raises(BadRecordError, match=r"@201 \(key 'k5'\).*check constraint") as caught:
+            await sink.write(
+                [rec(200, "k4", None), rec(201, "k5", {"qty": -1}), rec(202, "k6", None)]
+            )
+        assert caught.value.record.offset == 201
+        await sink.write([rec(202, "k6", None)])
+        with pytest.raises(BadRecordError, match="not a JSON object") as caught:
+            await sink.write([rec(203, "k7", None), rec(204, "k8", 5), rec(205, "k9", None)])
+        assert caught.value.record.offset == 204 and sink.status()["pending"] == 3 + 199 + 2 + 1
+        await sink.write([rec(205, "k9", None)])
         await sink.flush()
         status = sink.status()
         await sink.close()
         return status
 
     status = asyncio.run(main())
-    assert status["rejected"] == 2 and status["flushed"] == 3 + 199 and status["errors"] == 2
-    expected = {f"k{i}": i for i in range(200) if i != 137} | {f"early{i}": i for i in range(3)}
-    assert dict(rows(pg_server.dsn, table)) == expected
+    assert (status["rejected"], status["flushed"], status["errors"]) == (3, 3 + 199 + 4, 2)
+    expected = {f"k{i}": i for i in range(200) if i not in (137, 4, 6, 7, 9)}
+    assert dict(rows(pg_server.dsn, table)) == expected | {f"early{i}": i for i in range(3)}
 
 
-def test_a_refused_value_met_in_a_replay_stops_the_sink(pg_server, table):  # noqa: F811
+def test_a_write_while_the_server_is_away_is_retried_whole(pg_server, table):  # noqa: F811
     async def main():
         sink = PostgresSink(pg_server.dsn, table, columns={"qty": "integer"})
         await sink.start()
         await sink.write([rec(0, "a", {"qty": 1})])
         await sink.flush()
+        batch = [rec(1, "a", {"qty": 2}), rec(2, "b", {"qty": "many"}), rec(3, "c", {"qty": 3})]
         pg_server.stop("immediate")
         try:
-            # taken without the server: checked only when the batch is replayed
-            await sink.write([rec(1, "a", {"qty": 2}), rec(2, "b", {"qty": "many"})])
             with pytest.raises(SinkUnavailableError):
-                await sink.flush()
+                await sink.write(batch)
+            assert sink.status()["pending"] == 0  # nothing taken: the runner writes it again
         finally:
             pg_server.start()
-        with pytest.raises(SinkError) as caught:
-            await sink.flush()
-        assert not isinstance(caught.value, SinkUnavailableError)  # retrying cannot help
-        assert "many" in str(caught.value)
+        await sink.discard()  # what the runner does before writing again
+        with pytest.raises(BadRecordError, match="many") as caught:
+            await sink.write(batch)  # checked now that the server is back
+        assert caught.value.record is batch[1]
+        await sink.write(batch[2:])
+        await sink.flush()
         await sink.close()
 
     asyncio.run(main())
-    assert rows(pg_server.dsn, table) == [("a", 1)]  # the replayed batch: all or nothing
+    assert rows(pg_server.dsn, table) == [("a", 2), ("c", 3)]
 
 
 def test_config_keys_are_checked():

@@ -91,7 +91,7 @@ def test_columns_table_takes_named_fields(tmp_path):
         (rec(1, b"\xff", {"qty": 1}), "key is not UTF-8"),
     ],
 )
-def test_a_bad_record_refuses_its_whole_batch(tmp_path, record, reason):
+def test_a_bad_record_is_named_after_the_records_before_it_are_taken(tmp_path, record, reason):
     path = tmp_path / "db.sqlite"
 
     async def main():
@@ -99,15 +99,17 @@ def test_a_bad_record_refuses_its_whole_batch(tmp_path, record, reason):
         await sink.start()
         await sink.write([rec(0, "ok", {"qty": 1})])
         with pytest.raises(BadRecordError, match=reason) as caught:
-            await sink.write([rec(2, "also-ok", {"qty": 2}), record])
+            await sink.write([rec(0, "before", {"qty": 2}), record, rec(2, "after", {"qty": 3})])
         assert "orders[0]@1" in str(caught.value)  # names the record
-        assert sink.status()["pending"] == 1  # the good record of the bad batch not taken
-        await sink.write([rec(3, "also-ok", {"qty": 2})])  # the runner hands it again
+        assert caught.value.record is record  # for the runner's dead-letter topic
+        status = sink.status()
+        assert status["pending"] == 2 and status["rejected"] == 1  # "before" taken, not "after"
+        await sink.write([rec(2, "after", {"qty": 3})])  # the runner hands the rest
         await sink.flush()
         await sink.close()
 
     asyncio.run(main())
-    assert rows(path) == [("also-ok", 2), ("ok", 1)]
+    assert rows(path) == [("after", 3), ("before", 2), ("ok", 1)]
 
 
 def test_discard_forgets_what_was_not_flushed(tmp_path):
