@@ -3,6 +3,10 @@ PostgreSQL sink and the PostgreSQL source, each driven as the runner drives it.
 
 Run: ``.venv/bin/python benchmarks/bench_connect_db.py [--records 200000] [--dsn DSN]``
 
+First each connector alone, then (when the connector runner is there) through one
+worker: an App on a ``file://`` log with ``app.sink``/``app.source``, the topic's records
+JSON-decoded and flushed on the app's commits, or the rows produced and acknowledged.
+
 Sinks: ``--records`` JSON records (about 80 bytes each; every key distinct, so each
 is a row inserted, then the same records again, so each is a row updated) handed in
 batches of 1,000 and flushed (one durable transaction: SQLite WAL with synchronous=FULL,
@@ -96,7 +100,7 @@ async def bench_sinks(make: Any, label: str, count: int) -> None:
         await sink.close()
 
 
-async def bench_source(dsn: str, count: int) -> None:
+async def bench_source(dsn: str, count: int) -> float:
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as db:
@@ -121,6 +125,53 @@ async def bench_source(dsn: str, count: int) -> None:
     seconds = time.perf_counter() - start
     await source.close()
     report("postgres source (poll by id)", read, size, seconds)
+    return size / read
+
+
+async def bench_app_sink(url: str, sink: Sink, count: int, label: str) -> None:
+    """``count`` records produced to ``orders`` first, then an App whose only work is
+    ``app.sink("orders", sink)``: records/s from the app's start to the last flush."""
+    import streamlog
+    from streamlog.transport import open_transport
+
+    transport = open_transport(url)
+    await transport.start()
+    producer = transport.producer()
+    size = 0
+    for batch in make_records(count, 0):
+        for r in batch:
+            value = json.dumps(r.value).encode()
+            size += len(value)
+            await producer.send("orders", value, key=r.key.encode())
+    await producer.flush()
+    await producer.close()
+    await transport.close()
+    app = streamlog.App(f"bench-{label}", broker=url, broker_commit_interval=1.0)
+    app.sink(app.topic("orders", value_serializer="json"), sink)
+    start = time.perf_counter()
+    async with app:
+        while sink.status()["flushed"] < count:
+            await asyncio.sleep(0.01)
+        seconds = time.perf_counter() - start
+    report(f"{label} sink in a worker", count, size, seconds)
+
+
+async def bench_app_source(url: str, dsn: str, count: int, row_bytes: float) -> None:
+    """The source table of ``bench_source`` read by an App into a topic: records/s from
+    the app's start until the log acknowledged the last row."""
+    import streamlog
+
+    source = PostgresSource(dsn, "bench_events", "id", key="id", batch=BATCH, poll_interval=0.01)
+    app = streamlog.App("bench-source", broker=url, broker_commit_interval=1.0)
+    topic = app.topic("events", value_serializer="json")
+    app.source(source, topic=topic)
+    start = time.perf_counter()
+    async with app:
+        while source.status()["records"] < count:
+            await asyncio.sleep(0.01)
+        await app.producer.flush()
+        seconds = time.perf_counter() - start
+    report("postgres source in a worker", count, int(count * row_bytes), seconds)
 
 
 def main() -> None:
@@ -157,7 +208,27 @@ def main() -> None:
             return PostgresSink(dsn, f"bench_{mode}", columns=columns)
 
         asyncio.run(bench_sinks(postgres, "postgres", args.records))
-        asyncio.run(bench_source(dsn, args.records))
+        row_bytes = asyncio.run(bench_source(dsn, args.records))
+        try:
+            import streamlog.connect.sink_runner  # noqa: F401 - the runner is merged
+        except ImportError:
+            print("  (no connector runner: the in-worker figures need app.sink/app.source)")
+            return
+        with tempfile.TemporaryDirectory() as temp:
+            asyncio.run(
+                bench_app_sink(
+                    f"file://{temp}/a",
+                    SqliteSink(Path(temp) / "app.db", "orders"),
+                    args.records,
+                    "sqlite",
+                )  # fmt: skip
+            )
+            asyncio.run(
+                bench_app_sink(
+                    f"file://{temp}/b", PostgresSink(dsn, "bench_app"), args.records, "postgres"
+                )
+            )
+            asyncio.run(bench_app_source(f"file://{temp}/c", dsn, args.records, row_bytes))
     finally:
         if server is not None:
             server.remove()
