@@ -1,15 +1,25 @@
 """The SQLite sink: a topic kept as a table, upserted by key, rows deleted on tombstones.
 
-Records are folded per key as they come (``rows.fold``) and written on ``flush`` in one
-``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction, in WAL mode with ``synchronous=FULL``:
-when ``flush`` returns the rows are on disk, so the app's commit sequence commits the
-topic's offsets only after the table holds them. A crash before the commit re-delivers
-the records; writing by key makes that harmless (no duplicate rows, same end state).
+Each ``write`` applies its batch (folded per key, ``rows.fold``) at once inside a write
+transaction (``BEGIN IMMEDIATE``) that the next ``flush`` commits, in WAL mode with
+``synchronous=FULL``: when ``flush`` returns the rows are on disk, so the app's commit
+sequence commits the topic's offsets only after the table holds them. A crash before the
+commit re-delivers the records; writing by key makes that harmless (no duplicate rows,
+same end state).
+
+Applying on ``write`` (each batch in a savepoint) finds a row the table refuses (a NOT
+NULL or CHECK constraint, a STRICT column's type) in the batch that brought it: a
+bisection over prefixes of the batch finds the first record at fault, the records before
+it are applied, and ``write`` raises ``BadRecordError`` with ``.record`` set (the runner
+dead-letters it). The price: the sink holds SQLite's write lock from a batch to the next
+commit (the app's commit interval); readers are not blocked (WAL), other writers wait.
 
 The standard library's ``sqlite3`` blocks, so every call runs in a worker thread and
 the event loop keeps serving. Another process holding the write lock longer than
-``timeout`` seconds, a full disk or a read-only file make ``flush`` raise
-``SinkUnavailableError`` (the runner retries with backoff; nothing is lost).
+``timeout`` seconds, a full disk or a read-only file make ``write``/``flush`` raise
+``SinkUnavailableError`` (the runner retries with backoff; nothing is lost). The pending
+operations are also kept in memory, so a transaction that SQLite ended on an error is
+begun again with them before the next batch or commit.
 """
 
 from __future__ import annotations
@@ -22,7 +32,12 @@ from typing import Any
 
 from streamlog.connect.base import SinkRecord
 from streamlog.connect.config_keys import ConfigKeys
-from streamlog.connect.errors import ConnectorConfigError, SinkError, SinkUnavailableError
+from streamlog.connect.errors import (
+    BadRecordError,
+    ConnectorConfigError,
+    SinkError,
+    SinkUnavailableError,
+)
 from streamlog.connect.rows import (
     Delete,
     RowShape,
@@ -38,6 +53,9 @@ __all__ = ["SqliteSink", "sink_from_config"]
 
 # SQLite's result codes for a state that may pass: another writer holds the lock, the
 # disk is full, the file is read-only or cannot be opened (a volume away).
+# the table refusing a row: a constraint (NOT NULL, CHECK, UNIQUE, a STRICT column's type),
+# a value SQLite cannot bind (an integer past 64 bits)
+_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, OverflowError)
 _TRANSIENT = {
     "SQLITE_BUSY",
     "SQLITE_LOCKED",
@@ -141,55 +159,141 @@ class SqliteSink:
             )
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
-        taken = fold(self._pending, records, self.shape)
-        self._pending_records += taken
-        self._records += taken
-        if taken < len(records):
-            self._rejected += 1
-            raise refusal(records[taken], self.shape)
-
-    async def flush(self) -> None:
+        batch: dict[str, Upsert | Delete] = {}
+        usable = fold(batch, records, self.shape)  # records[usable] cannot be a row
         async with self._lock:
-            if not self._pending:
-                self._flushed += self._pending_records
-                self._pending_records = 0
-                return
             try:
-                if self._db is None:
-                    self._db = await asyncio.to_thread(self._open)
-                await asyncio.to_thread(self._commit, self._db, list(self._pending.values()))
+                refused = await asyncio.to_thread(self._apply_records, records[:usable], batch)
             except sqlite3.Error as error:
-                self._errors += 1
-                self._last_error = str(error)
-                if getattr(error, "sqlite_errorname", "") in _TRANSIENT:
-                    raise SinkUnavailableError(f"sqlite sink {self.name}: {error}") from error
-                raise SinkError(f"sqlite sink {self.name}: {error}") from error
-            except SinkUnavailableError as error:
-                self._errors += 1
-                self._last_error = str(error)
-                raise
-            self._pending.clear()
-            self._flushed += self._pending_records
-            self._pending_records = 0
+                raise self._unwritable(error) from error
+            taken = usable if refused is None else refused[0]
+            if refused is not None:
+                batch = {}
+                fold(batch, records[:taken], self.shape)
+            for key, op in batch.items():
+                self._pending.pop(key, None)  # order of last write, as the table sees it
+                self._pending[key] = op
+            self._pending_records += taken
+            self._records += taken
+        if refused is not None:
+            index, refusing = refused
+            self._failed(refusing)
+            self._rejected += 1
+            record = records[index]
+            raise BadRecordError(
+                f"{record.topic}[{record.partition}]@{record.offset}: {refusing}", record=record
+            ) from refusing
+        if usable < len(records):
+            self._rejected += 1
+            raise refusal(records[usable], self.shape)
 
-    def _commit(self, db: sqlite3.Connection, operations: list[Upsert | Delete]) -> None:
+    def _unwritable(self, error: sqlite3.Error) -> SinkError:
+        self._failed(error)
+        if getattr(error, "sqlite_errorname", "") in _TRANSIENT:
+            return SinkUnavailableError(f"sqlite sink {self.name}: {error}")
+        return SinkError(f"sqlite sink {self.name}: {error}")
+
+    def _failed(self, error: BaseException) -> None:
+        self._errors += 1
+        self._last_error = str(error)
+
+    # -- in the worker thread -----------------------------------------------------------
+
+    def _transaction(self) -> sqlite3.Connection:
+        """The connection in its open write transaction, which holds every pending
+        operation: begun (and the pending operations applied again, when an error ended
+        the last one) as needed."""
+        if self._db is None:
+            self._db = self._open()
+        db = self._db
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
+            error = self._try(db, list(self._pending.values()))
+            if error is not None:
+                db.execute("ROLLBACK")
+                raise sqlite3.IntegrityError(f"writing the pending rows again: {error}")
+        return db
+
+    def _apply_records(
+        self, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
+    ) -> tuple[int, Exception] | None:
+        """Apply ``batch`` (``records`` folded) in the open transaction. When the table
+        refuses it (a constraint, a STRICT column's type): none of it stays applied, the
+        first record at fault is found by bisection over prefixes of ``records``, the
+        records before it are applied, and its index and the error come back."""
+        db = self._transaction()
+        error = self._try(db, list(batch.values()))
+        if error is None:
+            return None
+        good, bad = 0, len(records)  # records[:good] go through, records[:bad] do not
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            db.execute("SAVEPOINT streamlog_probe")
+            went_through = self._try(db, self._operations(records[:middle])) is None
+            db.execute("ROLLBACK TO streamlog_probe")
+            db.execute("RELEASE streamlog_probe")
+            if went_through:
+                good = middle
+            else:
+                bad = middle
+        culprit = bad - 1  # == good: the records before it went through
+        if culprit > 0:
+            again = self._try(db, self._operations(records[:culprit]))
+            if again is not None:  # they went through a moment ago: not a record's fault
+                raise sqlite3.IntegrityError(str(again))
+        return culprit, error
+
+    def _operations(self, records: Sequence[SinkRecord]) -> list[Upsert | Delete]:
+        folded: dict[str, Upsert | Delete] = {}
+        fold(folded, records, self.shape)
+        return list(folded.values())
+
+    def _try(self, db: sqlite3.Connection, operations: list[Upsert | Delete]) -> Exception | None:
+        """Apply ``operations`` in a savepoint: None when they went through (and stay
+        applied), else the table's refusal (and nothing of them applied). Other errors
+        (a lock, a full disk) raise."""
         upserts = [op.row for op in operations if isinstance(op, Upsert)]
         deletes = [(op.key,) for op in operations if isinstance(op, Delete)]
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("SAVEPOINT streamlog_try")
         try:
             if upserts:
                 db.executemany(self._upsert_sql, upserts)
             if deletes:
                 db.executemany(self._delete_sql, deletes)
-            db.execute("COMMIT")
+        except _REFUSALS as error:
+            db.execute("ROLLBACK TO streamlog_try")
+            db.execute("RELEASE streamlog_try")
+            return error
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            if db.in_transaction:  # not when SQLite ended the transaction itself
+                db.execute("ROLLBACK TO streamlog_try")
+                db.execute("RELEASE streamlog_try")
             raise
+        db.execute("RELEASE streamlog_try")
+        return None
+
+    def _commit(self) -> None:
+        self._transaction().execute("COMMIT")
+
+    # -- the rest of the Sink protocol --------------------------------------------------
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self._pending or (self._db is not None and self._db.in_transaction):
+                try:
+                    await asyncio.to_thread(self._commit)
+                except sqlite3.Error as error:
+                    raise self._unwritable(error) from error
+            self._pending.clear()
+            self._flushed += self._pending_records
+            self._pending_records = 0
 
     async def discard(self) -> None:
-        self._pending.clear()
-        self._pending_records = 0
+        async with self._lock:
+            self._pending.clear()
+            self._pending_records = 0
+            if self._db is not None and self._db.in_transaction:
+                await asyncio.to_thread(self._db.execute, "ROLLBACK")
 
     async def close(self) -> None:
         async with self._lock:

@@ -133,19 +133,21 @@ def test_discard_forgets_what_was_not_flushed(tmp_path):
 def test_a_locked_database_is_unavailable_until_released(tmp_path):
     path = tmp_path / "db.sqlite"
     other = sqlite3.connect(path, isolation_level=None)
+    batch = [rec(i, f"k{i}", {"i": i}) for i in range(100)]
 
     async def main():
         sink = SqliteSink(path, "orders", timeout=0.2)
         await sink.start()
-        await sink.write([rec(i, f"k{i}", {"i": i}) for i in range(100)])
         other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
         with pytest.raises(SinkUnavailableError, match="locked"):
-            await sink.flush()
+            await sink.write(batch)
         status = sink.status()
         assert status["errors"] == 1 and "locked" in status["last_error"]
-        assert status["pending"] == 100  # kept for the retry
+        assert status["pending"] == 0  # nothing taken: the runner writes it again
         other.execute("ROLLBACK")
-        await sink.flush()  # the runner's retry: nothing lost
+        await sink.discard()
+        await sink.write(batch)  # the runner's retry: nothing lost
+        await sink.flush()
         await sink.close()
 
     asyncio.run(main())
@@ -153,6 +155,44 @@ def test_a_locked_database_is_unavailable_until_released(tmp_path):
     assert rows(path) == sorted(
         (f"k{i}", json.dumps({"i": i}).replace(" ", "")) for i in range(100)
     )
+
+
+def test_a_row_the_table_refuses_is_a_bad_record(tmp_path):
+    path = tmp_path / "db.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE orders (key TEXT PRIMARY KEY, qty INTEGER NOT NULL CHECK (qty >= 0),"
+            " item TEXT) STRICT"
+        )
+    batch = [rec(i, f"k{i}", {"qty": i, "item": "pen"}) for i in range(300)]
+    batch[211] = rec(211, "k211", {"item": "no qty"})  # NOT NULL
+    batch[250] = rec(250, "k250", {"qty": "many"})  # STRICT: not an integer
+
+    async def main():
+        sink = SqliteSink(path, "orders", columns=["qty", "item"], create=False)
+        await sink.start()
+        rest, dead = batch, []
+        while rest:  # what the runner does: dead-letter the named record, hand the rest
+            try:
+                await sink.write(rest)
+                rest = []
+            except BadRecordError as error:
+                dead.append((error.record.offset, str(error)))
+                rest = rest[rest.index(error.record) + 1 :]
+        with pytest.raises(BadRecordError, match="CHECK constraint") as caught:
+            await sink.write([rec(300, "k0", None), rec(301, "neg", {"qty": -1})])
+        assert caught.value.record.offset == 301
+        await sink.flush()
+        status = sink.status()
+        await sink.close()
+        return dead, status
+
+    dead, status = asyncio.run(main())
+    assert [offset for offset, _ in dead] == [211, 250]
+    assert "NOT NULL" in dead[0][1] and "orders[0]@211" in dead[0][1]
+    assert status["rejected"] == 3 and status["flushed"] == 298 + 1
+    expected = [(f"k{i}", i, "pen") for i in range(1, 300) if i not in (211, 250)]
+    assert rows(path) == sorted(expected)
 
 
 def test_an_existing_table_is_checked(tmp_path):
