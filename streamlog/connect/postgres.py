@@ -32,7 +32,7 @@ def sink_from_config(name: str, config: Mapping[str, Any]) -> PostgresSink:
 
 def source_from_config(name: str, config: Mapping[str, Any]) -> PostgresSource:
     """``[[source]] type = "postgres"``: dsn, table, column, schema, key, columns, batch,
-    poll_interval."""
+    poll_interval, delay."""
     keys = ConfigKeys(name, config)
     source = PostgresSource(
         keys.take("dsn", str),
@@ -44,6 +44,7 @@ def source_from_config(name: str, config: Mapping[str, Any]) -> PostgresSource:
         schema=keys.take("schema", str, None),
         batch=keys.take("batch", int, 1000),
         poll_interval=float(keys.take("poll_interval", (int, float), 1.0)),
+        delay=float(keys.take("delay", (int, float), 0.0)),
     )
     keys.done()
     return source

@@ -10,7 +10,10 @@ retried on the next poll, so the source survives a database restart.
 
 The column must grow in commit order: a row committed later with a smaller value than
 one already read (two writers racing for a sequence) is not seen, as with Kafka
-Connect's JDBC source in incrementing mode.
+Connect's JDBC source in incrementing mode. For a timestamp column, ``delay`` leaves
+rows younger than that many seconds for a later read (Kafka Connect's
+``timestamp.delay.interval.ms``): a transaction that stamped its rows and commits within
+the delay is not passed by.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class PostgresSource:
     ``columns`` (all when None). ``key`` names a column whose value (as text) is the
     record's key. Values become JSON: timestamps and dates ISO 8601 text, numerics
     exact decimal text, UUIDs text, bytea base64 text. ``poll_interval`` is how often an
-    idle table is read again; ``batch`` bounds the rows per read."""
+    idle table is read again; ``batch`` bounds the rows per read; ``delay`` (a timestamp
+    column) holds back rows younger than that many seconds."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class PostgresSource:
         schema: str | None = None,
         batch: int = 1000,
         poll_interval: float = 1.0,
+        delay: float = 0.0,
     ) -> None:
         self.dsn = dsn
         self.table = check_identifier("table", table)
@@ -68,6 +73,9 @@ class PostgresSource:
             raise ConnectorConfigError(f"batch = {batch}: at least 1")
         if poll_interval <= 0:
             raise ConnectorConfigError(f"poll_interval = {poll_interval}: more than 0")
+        if delay < 0:
+            raise ConnectorConfigError(f"delay = {delay}: 0 or more")
+        self.delay = delay
         self.name = name if name is not None else f"postgres-{table}"
         self.batch = batch
         self.poll_interval = poll_interval
@@ -120,13 +128,18 @@ class PostgresSource:
                 self.dsn, autocommit=True, row_factory=dict_row
             )
         column = quoted(self.column)
-        if self._position is None:
-            found = await self._db.execute(self._select("") + " LIMIT %s", (self.batch,))
-        else:
-            found = await self._db.execute(
-                self._select(f"WHERE {column} > %s") + " LIMIT %s",
-                (self._position, self.batch),
-            )
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self._position is not None:
+            conditions.append(f"{column} > %s")
+            params.append(self._position)
+        if self.delay:
+            # a timestamp column: rows younger than ``delay`` wait, so that transactions
+            # that stamped an earlier time but commit later are not passed by
+            conditions.append(f"{column} <= now() - make_interval(secs => %s)")
+            params.append(self.delay)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        found = await self._db.execute(self._select(where) + " LIMIT %s", (*params, self.batch))
         rows: list[dict[str, Any]] = await found.fetchall()
         if len(rows) < self.batch:
             return rows

@@ -174,6 +174,28 @@ def test_the_server_going_away_and_back_loses_no_row(pg_server, table):  # noqa:
     assert [r.value["v"] for r in first + rest] == list(range(1, 151))
 
 
+def test_delay_holds_back_young_rows(pg_server, table):  # noqa: F811
+    execute(pg_server.dsn, f"CREATE TABLE {table} (n int, at timestamptz)")
+    execute(
+        pg_server.dsn,
+        f"INSERT INTO {table} VALUES (1, now() - interval '1 hour'), (2, now() - interval '2 s'),"
+        " (3, now() + interval '1 hour')",
+    )
+
+    async def main():
+        held = PostgresSource(pg_server.dsn, table, "at", delay=600, poll_interval=0.01)
+        first = await read_all(held)
+        await held.close()
+        on = PostgresSource(pg_server.dsn, table, "at", poll_interval=0.01)
+        rest = await read_all(on, first[-1].position)
+        await on.close()
+        return first, rest
+
+    first, rest = asyncio.run(main())
+    assert [r.value["n"] for r in first] == [1]  # 2 and 3 are younger than 10 minutes
+    assert [r.value["n"] for r in rest] == [2, 3]
+
+
 def test_a_missing_table_is_an_error_not_a_retry(pg_server):  # noqa: F811
     async def main():
         source = PostgresSource(pg_server.dsn, "no_such_table", "id")
@@ -196,6 +218,8 @@ def test_config_keys_are_checked():
         source_from_config("s", {"dsn": "host=x", "table": "events"})
     with pytest.raises(ConnectorConfigError, match="unknown key.*intervall"):
         source_from_config("s", {"dsn": "x", "table": "t", "column": "id", "intervall": 1})
+    with pytest.raises(ConnectorConfigError, match="delay = -1.0"):
+        source_from_config("s", {"dsn": "x", "table": "t", "column": "at", "delay": -1})
     with pytest.raises(ConnectorConfigError, match="batch = 0"):
         source_from_config("s", {"dsn": "x", "table": "t", "column": "id", "batch": 0})
     with pytest.raises(ConnectorConfigError, match="columns must include id"):
