@@ -27,8 +27,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamlog.connect.base import SinkRecord
+from streamlog.connect.batches import (
+    PendingRows,
+    first_refused,
+    operations_of,
+    refused_record_error,
+)
 from streamlog.connect.errors import (
-    BadRecordError,
     ConnectorConfigError,
     SinkError,
     SinkUnavailableError,
@@ -42,7 +47,6 @@ from streamlog.connect.rows import (
     check_identifier,
     fold,
     quoted,
-    record_key_text,
     refusal,
 )
 
@@ -84,8 +88,7 @@ class PostgresSink:
         self.create = create
         self._db: Any = None
         self._applied = False  # the open transaction holds every pending operation
-        self._pending: dict[str, Upsert | Delete] = {}
-        self._pending_records = 0
+        self._pending = PendingRows()
         self._lock = asyncio.Lock()
         self._records = 0
         self._flushed = 0
@@ -183,7 +186,7 @@ class PostgresSink:
         async with self._lock:
             try:
                 db = await self._transaction()
-                refused = await self._apply_records(db, records[:usable], batch)
+                taken, refusing = await self._apply_records(db, records[:usable], batch)
             except psycopg.Error as error:  # transient: the connection is gone
                 self._failed(error)
                 await self._drop_connection()
@@ -191,24 +194,15 @@ class PostgresSink:
             except SinkUnavailableError as error:
                 self._failed(error)
                 raise
-            taken = usable if refused is None else refused[0]
-            if refused is not None:
+            if refusing is not None:
                 batch = {}
                 fold(batch, records[:taken], self.shape)
-            for key, op in batch.items():
-                self._pending.pop(key, None)  # order of last write, as the table sees it
-                self._pending[key] = op
-            self._pending_records += taken
+            self._pending.take(batch, taken)
             self._records += taken
-        if refused is not None:
-            index, refusing = refused
+        if refusing is not None:
             self._failed(refusing)
             self._rejected += 1
-            raise BadRecordError(
-                f"{_where(records[index])} (key {_key_of(records[index])!r}): "
-                f"{str(refusing).splitlines()[0]}",
-                record=records[index],
-            ) from refusing
+            raise refused_record_error(records[taken], refusing) from refusing
         if usable < len(records):
             self._rejected += 1
             raise refusal(records[usable], self.shape)
@@ -221,7 +215,7 @@ class PostgresSink:
             return self._db
         await self._drop_connection()
         db = await self._connect()
-        error = await self._try(db, list(self._pending.values()))
+        error = await self._try(db, list(self._pending.operations.values()))
         if error is not None:
             self._failed(error)
             await self._drop_connection()
@@ -231,37 +225,27 @@ class PostgresSink:
 
     async def _apply_records(
         self, db: Any, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
-    ) -> tuple[int, Exception] | None:
-        """Apply ``batch`` (``records`` folded) in the open transaction. When the table
-        refuses it: None of it stays applied, the first record at fault is found by
-        bisection over prefixes of ``records`` (about ten tries for 1,000), the records
-        before it are applied, and its index and the error come back. A transient error
-        raises."""
+    ) -> tuple[int, Exception | None]:
+        """Apply ``batch`` (``records`` folded) in the open transaction: how many records
+        were applied, and the table's refusal of the next one (``batches``). A transient
+        error raises."""
         error = await self._try(db, list(batch.values()))
         if error is None:
-            return None
-        good, bad = 0, len(records)  # records[:good] go through, records[:bad] do not
-        while bad - good > 1:
-            middle = (good + bad) // 2
+            return len(records), None
+
+        async def goes_through(count: int) -> bool:
             await db.execute("SAVEPOINT streamlog_probe")
-            went_through = await self._try(db, self._operations(records[:middle])) is None
+            went = await self._try(db, operations_of(records[:count], self.shape)) is None
             await db.execute("ROLLBACK TO SAVEPOINT streamlog_probe")
             await db.execute("RELEASE SAVEPOINT streamlog_probe")
-            if went_through:
-                good = middle
-            else:
-                bad = middle
-        culprit = bad - 1  # == good: the records before it went through
+            return went
+
+        culprit = await first_refused(len(records), goes_through)
         if culprit > 0:
-            again = await self._try(db, self._operations(records[:culprit]))
+            again = await self._try(db, operations_of(records[:culprit], self.shape))
             if again is not None:  # they went through a moment ago: not a record's fault
                 raise SinkError(f"postgres sink {self.name}: {again}") from again
         return culprit, error
-
-    def _operations(self, records: Sequence[SinkRecord]) -> list[Upsert | Delete]:
-        folded: dict[str, Upsert | Delete] = {}
-        fold(folded, records, self.shape)
-        return list(folded.values())
 
     async def _try(self, db: Any, operations: list[Upsert | Delete]) -> Exception | None:
         """Apply ``operations`` in a savepoint: None when they went through (and stay
@@ -305,9 +289,9 @@ class PostgresSink:
     async def flush(self) -> None:
         psycopg = psycopg_module()
         async with self._lock:
-            if not self._pending and (self._db is None or not self._applied):
-                self._flushed += self._pending_records  # folded away: nothing to write
-                self._pending_records = 0
+            if not self._pending.operations and (self._db is None or not self._applied):
+                self._flushed += self._pending.records  # folded away: nothing to write
+                self._pending.clear()
                 return
             try:
                 db = await self._transaction()
@@ -321,14 +305,12 @@ class PostgresSink:
                 if is_transient(error):
                     raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
                 raise SinkError(f"postgres sink {self.name}: {error}") from error
+            self._flushed += self._pending.records
             self._pending.clear()
-            self._flushed += self._pending_records
-            self._pending_records = 0
 
     async def discard(self) -> None:
         async with self._lock:
             self._pending.clear()
-            self._pending_records = 0
             if self._db is not None:
                 try:
                     await self._db.rollback()
@@ -351,21 +333,10 @@ class PostgresSink:
             "type": "postgres",
             "records": self._records,
             "flushed": self._flushed,
-            "pending": self._pending_records,
+            "pending": self._pending.records,
             "rejected": self._rejected,
             "errors": self._errors,
             "last_error": self._last_error,
             "table": self.table,
             "connected": self._db is not None,
         }
-
-
-def _where(record: SinkRecord) -> str:
-    return f"{record.topic}[{record.partition}]@{record.offset}"
-
-
-def _key_of(record: SinkRecord) -> str | None:
-    try:
-        return record_key_text(record)
-    except BadRecordError:
-        return None

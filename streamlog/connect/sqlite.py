@@ -31,9 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from streamlog.connect.base import SinkRecord
+from streamlog.connect.batches import (
+    PendingRows,
+    first_refused,
+    operations_of,
+    refused_record_error,
+)
 from streamlog.connect.config_keys import ConfigKeys
 from streamlog.connect.errors import (
-    BadRecordError,
     ConnectorConfigError,
     SinkError,
     SinkUnavailableError,
@@ -96,8 +101,7 @@ class SqliteSink:
         self.create = create
         self.timeout = timeout
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[str, Upsert | Delete] = {}
-        self._pending_records = 0
+        self._pending = PendingRows()
         self._lock = asyncio.Lock()
         self._records = 0
         self._flushed = 0
@@ -163,29 +167,42 @@ class SqliteSink:
         usable = fold(batch, records, self.shape)  # records[usable] cannot be a row
         async with self._lock:
             try:
-                refused = await asyncio.to_thread(self._apply_records, records[:usable], batch)
+                taken, refusing = await self._apply_records(records[:usable], batch)
             except sqlite3.Error as error:
                 raise self._unwritable(error) from error
-            taken = usable if refused is None else refused[0]
-            if refused is not None:
+            if refusing is not None:
                 batch = {}
                 fold(batch, records[:taken], self.shape)
-            for key, op in batch.items():
-                self._pending.pop(key, None)  # order of last write, as the table sees it
-                self._pending[key] = op
-            self._pending_records += taken
+            self._pending.take(batch, taken)
             self._records += taken
-        if refused is not None:
-            index, refusing = refused
+        if refusing is not None:
             self._failed(refusing)
             self._rejected += 1
-            record = records[index]
-            raise BadRecordError(
-                f"{record.topic}[{record.partition}]@{record.offset}: {refusing}", record=record
-            ) from refusing
+            raise refused_record_error(records[taken], refusing) from refusing
         if usable < len(records):
             self._rejected += 1
             raise refusal(records[usable], self.shape)
+
+    async def _apply_records(
+        self, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
+    ) -> tuple[int, Exception | None]:
+        """Apply ``batch`` (``records`` folded) in the open transaction: how many records
+        were applied, and the table's refusal of the next one (``batches``)."""
+        error = await asyncio.to_thread(self._try_in_transaction, list(batch.values()))
+        if error is None:
+            return len(records), None
+
+        async def goes_through(count: int) -> bool:
+            return await asyncio.to_thread(self._goes_through, records[:count])
+
+        culprit = await first_refused(len(records), goes_through)
+        if culprit > 0:
+            again = await asyncio.to_thread(
+                self._try_in_transaction, operations_of(records[:culprit], self.shape)
+            )
+            if again is not None:  # they went through a moment ago: not a record's fault
+                raise sqlite3.IntegrityError(str(again))
+        return culprit, error
 
     def _unwritable(self, error: sqlite3.Error) -> SinkError:
         self._failed(error)
@@ -208,45 +225,25 @@ class SqliteSink:
         db = self._db
         if not db.in_transaction:
             db.execute("BEGIN IMMEDIATE")
-            error = self._try(db, list(self._pending.values()))
+            error = self._try(db, list(self._pending.operations.values()))
             if error is not None:
                 db.execute("ROLLBACK")
                 raise sqlite3.IntegrityError(f"writing the pending rows again: {error}")
         return db
 
-    def _apply_records(
-        self, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
-    ) -> tuple[int, Exception] | None:
-        """Apply ``batch`` (``records`` folded) in the open transaction. When the table
-        refuses it (a constraint, a STRICT column's type): none of it stays applied, the
-        first record at fault is found by bisection over prefixes of ``records``, the
-        records before it are applied, and its index and the error come back."""
-        db = self._transaction()
-        error = self._try(db, list(batch.values()))
-        if error is None:
-            return None
-        good, bad = 0, len(records)  # records[:good] go through, records[:bad] do not
-        while bad - good > 1:
-            middle = (good + bad) // 2
-            db.execute("SAVEPOINT streamlog_probe")
-            went_through = self._try(db, self._operations(records[:middle])) is None
-            db.execute("ROLLBACK TO streamlog_probe")
-            db.execute("RELEASE streamlog_probe")
-            if went_through:
-                good = middle
-            else:
-                bad = middle
-        culprit = bad - 1  # == good: the records before it went through
-        if culprit > 0:
-            again = self._try(db, self._operations(records[:culprit]))
-            if again is not None:  # they went through a moment ago: not a record's fault
-                raise sqlite3.IntegrityError(str(again))
-        return culprit, error
+    def _try_in_transaction(self, operations: list[Upsert | Delete]) -> Exception | None:
+        return self._try(self._transaction(), operations)
 
-    def _operations(self, records: Sequence[SinkRecord]) -> list[Upsert | Delete]:
-        folded: dict[str, Upsert | Delete] = {}
-        fold(folded, records, self.shape)
-        return list(folded.values())
+    def _goes_through(self, records: Sequence[SinkRecord]) -> bool:
+        """Whether the table takes ``records`` (applied, then rolled back)."""
+        db = self._transaction()
+        db.execute("SAVEPOINT streamlog_probe")
+        try:
+            return self._try(db, operations_of(records, self.shape)) is None
+        finally:
+            if db.in_transaction:  # not when SQLite ended the transaction itself
+                db.execute("ROLLBACK TO streamlog_probe")
+                db.execute("RELEASE streamlog_probe")
 
     def _try(self, db: sqlite3.Connection, operations: list[Upsert | Delete]) -> Exception | None:
         """Apply ``operations`` in a savepoint: None when they went through (and stay
@@ -279,19 +276,17 @@ class SqliteSink:
 
     async def flush(self) -> None:
         async with self._lock:
-            if self._pending or (self._db is not None and self._db.in_transaction):
+            if self._pending.operations or (self._db is not None and self._db.in_transaction):
                 try:
                     await asyncio.to_thread(self._commit)
                 except sqlite3.Error as error:
                     raise self._unwritable(error) from error
+            self._flushed += self._pending.records
             self._pending.clear()
-            self._flushed += self._pending_records
-            self._pending_records = 0
 
     async def discard(self) -> None:
         async with self._lock:
             self._pending.clear()
-            self._pending_records = 0
             if self._db is not None and self._db.in_transaction:
                 await asyncio.to_thread(self._db.execute, "ROLLBACK")
 
@@ -308,7 +303,7 @@ class SqliteSink:
             "type": "sqlite",
             "records": self._records,
             "flushed": self._flushed,
-            "pending": self._pending_records,
+            "pending": self._pending.records,
             "rejected": self._rejected,
             "errors": self._errors,
             "last_error": self._last_error,
