@@ -108,8 +108,15 @@ class PostgresSink:
     # -- connection -------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect and check (or create) the table. A server that is away is not an error
+        yet: the first write connects, and the runner retries that one while it is
+        away; a table that cannot work raises here."""
         async with self._lock:
-            await self._connect()
+            try:
+                await self._connect()
+            except SinkUnavailableError as error:
+                self._failed(error)
+                return
             self._applied = True  # nothing pending yet
 
     async def _connect(self) -> Any:

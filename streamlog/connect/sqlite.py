@@ -122,8 +122,14 @@ class SqliteSink:
         return upsert, f"DELETE FROM {quoted(self.table)} WHERE {key} = ?"
 
     async def start(self) -> None:
+        """Open the file and check (or create) the table. A database that is away (a lock
+        held, a volume missing) is not an error yet: the first write tries again, and the
+        runner retries that one; a table that cannot work raises here."""
         async with self._lock:
-            self._db = await asyncio.to_thread(self._open)
+            try:
+                self._db = await asyncio.to_thread(self._open)
+            except SinkUnavailableError as error:
+                self._failed(error)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -136,6 +142,9 @@ class SqliteSink:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             self._prepare_table(db)
+        except sqlite3.Error as error:
+            db.close()
+            raise self._unwritable(error) from error
         except BaseException:
             db.close()
             raise
@@ -169,7 +178,11 @@ class SqliteSink:
             try:
                 taken, refusing = await self._apply_records(records[:usable], batch)
             except sqlite3.Error as error:
+                self._failed(error)
                 raise self._unwritable(error) from error
+            except SinkUnavailableError as error:  # opening the file again failed
+                self._failed(error)
+                raise
             if refusing is not None:
                 batch = {}
                 fold(batch, records[:taken], self.shape)
@@ -205,7 +218,7 @@ class SqliteSink:
         return culprit, error
 
     def _unwritable(self, error: sqlite3.Error) -> SinkError:
-        self._failed(error)
+        """SQLite's error as the sink's: unavailable while it may pass."""
         if getattr(error, "sqlite_errorname", "") in _TRANSIENT:
             return SinkUnavailableError(f"sqlite sink {self.name}: {error}")
         return SinkError(f"sqlite sink {self.name}: {error}")
@@ -280,7 +293,11 @@ class SqliteSink:
                 try:
                     await asyncio.to_thread(self._commit)
                 except sqlite3.Error as error:
+                    self._failed(error)
                     raise self._unwritable(error) from error
+                except SinkUnavailableError as error:
+                    self._failed(error)
+                    raise
             self._flushed += self._pending.records
             self._pending.clear()
 

@@ -204,6 +204,27 @@ def test_a_write_while_the_server_is_away_is_retried_whole(pg_server, table):  #
     assert rows(pg_server.dsn, table) == [("a", 2), ("c", 3)]
 
 
+def test_a_sink_started_while_the_server_is_away_waits_for_it(pg_server, table):  # noqa: F811
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table)
+        pg_server.stop("immediate")
+        try:
+            await sink.start()  # not an error yet: a worker starting during an outage
+            with pytest.raises(SinkUnavailableError):
+                await sink.write([rec(0, "a", {"v": 1})])
+            status = sink.status()
+        finally:
+            pg_server.start()
+        await sink.write([rec(0, "a", {"v": 1})])  # the runner's retry
+        await sink.flush()
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    assert status["errors"] == 2 and not status["connected"] and status["pending"] == 0
+    assert rows(pg_server.dsn, table) == [("a", {"v": 1})]
+
+
 def test_config_keys_are_checked():
     sink = sink_from_config("db", {"dsn": "host=x", "table": "t", "schema": "public"})
     assert (sink.name, sink.table, sink.schema) == ("db", "t", "public")

@@ -157,6 +157,30 @@ def test_a_locked_database_is_unavailable_until_released(tmp_path):
     )
 
 
+def test_a_sink_started_while_the_file_is_locked_waits_for_it(tmp_path):
+    path = tmp_path / "db.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("BEGIN IMMEDIATE")
+
+    async def main():
+        sink = SqliteSink(path, "orders", timeout=0.2)
+        await sink.start()  # not an error yet: the table is made on the first write
+        with pytest.raises(SinkUnavailableError, match="locked"):
+            await sink.write([rec(0, "a", {"v": 1})])
+        other.execute("ROLLBACK")
+        await sink.write([rec(0, "a", {"v": 1})])
+        await sink.flush()
+        status = sink.status()
+        await sink.close()
+        return status
+
+    status = asyncio.run(main())
+    other.close()
+    assert status["errors"] == 2 and status["flushed"] == 1
+    assert rows(path) == [("a", '{"v":1}')]
+
+
 def test_a_row_the_table_refuses_is_a_bad_record(tmp_path):
     path = tmp_path / "db.sqlite"
     with sqlite3.connect(path) as db:
