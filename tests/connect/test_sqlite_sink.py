@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamlog.connect.base import Sink, SinkRecord
 from streamlog.connect.errors import (
@@ -272,3 +275,48 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(tmp_path):
     assert {
         key: {"n": n, "label": label, "tags": json.loads(tags)} for key, n, label, tags in got
     } == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e"]),
+            st.one_of(st.none(), st.integers(-5, 5)),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(1, 7), min_size=1, max_size=10),
+    st.lists(st.booleans(), min_size=1, max_size=10),
+)
+def test_the_table_is_the_records_applied_one_by_one(operations, sizes, flushes):
+    """Oracle: whatever the batch sizes and where the flushes fall, the table after the
+    last flush is a dict updated record by record (value: upsert, None: delete)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = f"{directory}/db.sqlite"
+        records = [
+            rec(offset, key, None if value is None else {"v": value})
+            for offset, (key, value) in enumerate(operations)
+        ]
+
+        async def main():
+            sink = SqliteSink(path, "orders", columns=["v"])
+            await sink.start()
+            start, i = 0, 0
+            while start < len(records):
+                size = sizes[i % len(sizes)]
+                await sink.write(records[start : start + size])
+                if flushes[i % len(flushes)]:
+                    await sink.flush()
+                start, i = start + size, i + 1
+            await sink.flush()
+            await sink.close()
+
+        asyncio.run(main())
+        model: dict[str, int] = {}
+        for key, value in operations:
+            if value is None:
+                model.pop(key, None)
+            else:
+                model[key] = value
+        assert dict(rows(path)) == model
