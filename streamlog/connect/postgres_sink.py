@@ -2,16 +2,17 @@
 tombstones (psycopg 3).
 
 Each ``write`` applies its batch at once inside the transaction that the next ``flush``
-commits: rows are COPYed into a temporary staging table shaped like the target, merged
-with one ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``, and tombstones run
-``DELETE ... WHERE key = ANY``, the batch in a savepoint. So a value the table refuses
-(text in an integer column, a constraint) is found in the ``write`` of its batch: the
-savepoint is rolled back, a bisection over prefixes of the batch finds the first record
-at fault (about ten tries for 1,000 records), the records before it are applied, and
-``write`` raises ``BadRecordError`` with ``.record`` set (the runner dead-letters it and
-hands the rest again). ``flush`` returns once ``COMMIT`` did: the app commits the
-topic's offsets only after PostgreSQL holds the rows, and a re-delivery rewrites the
-same rows.
+commits, in a savepoint: rows are COPYed into a temporary staging table shaped like the
+target and merged with one ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``;
+tombstones' keys are COPYed there too for one ``DELETE ... USING`` (the staging key
+column has the target's type, whatever it is). So a value the table refuses (text in an
+integer column, a constraint) is found in the ``write`` of its batch: the savepoint is
+rolled back, a bisection over prefixes of the batch finds the first record at fault
+(``batches.first_refused``: about ten tries for 1,000 records), the records before it
+are applied, and ``write`` raises ``BadRecordError`` with ``.record`` set (the runner
+dead-letters it and hands the rest again). ``flush`` returns once ``COMMIT`` did: the
+app commits the topic's offsets only after PostgreSQL holds the rows, and a re-delivery
+rewrites the same rows.
 
 While the server is away, ``write`` and ``flush`` raise ``SinkUnavailableError``
 (the runner backs off and retries). The operations taken since the last commit are also
@@ -188,11 +189,12 @@ class PostgresSink:
 
     async def write(self, records: Sequence[SinkRecord]) -> None:
         psycopg = psycopg_module()
-        batch: dict[str, Upsert | Delete] = {}
-        usable = fold(batch, records, self.shape)  # records[usable] cannot be a row
         async with self._lock:
             try:
                 db = await self._transaction()
+                # folded once connected: the table's json columns shape the cells
+                batch: dict[str, Upsert | Delete] = {}
+                usable = fold(batch, records, self.shape)  # records[usable]: not a row
                 taken, refusing = await self._apply_records(db, records[:usable], batch)
             except psycopg.Error as error:  # transient: the connection is gone
                 self._failed(error)
@@ -272,7 +274,8 @@ class PostgresSink:
         return None
 
     async def _apply(self, db: Any, operations: list[Upsert | Delete]) -> None:
-        """Upserts through the staging table (one COPY, one merge), then deletes."""
+        """Upserts through the staging table (one COPY, one merge), then deletes (one
+        COPY of their keys, one ``DELETE ... USING``)."""
         upserts = [op.row for op in operations if isinstance(op, Upsert)]
         deletes = [op.key for op in operations if isinstance(op, Delete)]
         key = quoted(self.shape.key_column)
@@ -290,8 +293,16 @@ class PostgresSink:
                 f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
             )
             await db.execute(f"TRUNCATE {self._staging}")
-        if deletes:
-            await db.execute(f"DELETE FROM {self._target} WHERE {key} = ANY(%s)", (deletes,))
+        if deletes:  # through the staging table too: its key column has the target's type
+            async with db.cursor() as cursor:
+                async with cursor.copy(f"COPY {self._staging} ({key}) FROM STDIN") as copy:
+                    for deleted in deletes:
+                        await copy.write_row((deleted,))
+            await db.execute(
+                f"DELETE FROM {self._target} AS t USING {self._staging} AS s "
+                f"WHERE t.{key} = s.{key}"
+            )
+            await db.execute(f"TRUNCATE {self._staging}")
 
     async def flush(self) -> None:
         psycopg = psycopg_module()

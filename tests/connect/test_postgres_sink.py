@@ -205,24 +205,29 @@ def test_a_write_while_the_server_is_away_is_retried_whole(pg_server, table):  #
 
 
 def test_a_sink_started_while_the_server_is_away_waits_for_it(pg_server, table):  # noqa: F811
+    with psycopg.connect(pg_server.dsn) as db:  # an integer key, a jsonb column
+        db.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, doc jsonb, note text)")
+        db.execute(f"INSERT INTO {table} VALUES (7, '1', 'old'), (8, '2', 'old')")
+
     async def main():
-        sink = PostgresSink(pg_server.dsn, table)
+        sink = PostgresSink(pg_server.dsn, table, key_column="id", columns=["doc", "note"])
         pg_server.stop("immediate")
         try:
             await sink.start()  # not an error yet: a worker starting during an outage
             with pytest.raises(SinkUnavailableError):
-                await sink.write([rec(0, "a", {"v": 1})])
+                await sink.write([rec(0, 1, {"doc": "pen"})])
             status = sink.status()
         finally:
             pg_server.start()
-        await sink.write([rec(0, "a", {"v": 1})])  # the runner's retry
+        await sink.write([rec(0, 1, {"doc": "pen", "note": "n"}), rec(1, "7", None)])
         await sink.flush()
         await sink.close()
         return status
 
     status = asyncio.run(main())
     assert status["errors"] == 2 and not status["connected"] and status["pending"] == 0
-    assert rows(pg_server.dsn, table) == [("a", {"v": 1})]
+    # "pen" went into the jsonb column as a JSON string; the tombstone's key "7" matched 7
+    assert rows(pg_server.dsn, table) == [(1, "pen", "n"), (8, 2, "old")]
 
 
 def test_config_keys_are_checked():
