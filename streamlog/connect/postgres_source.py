@@ -128,7 +128,9 @@ class PostgresSource:
                 self.dsn, autocommit=True, row_factory=dict_row
             )
         column = quoted(self.column)
-        conditions: list[str] = []
+        # a NULL has no place in the order: such rows are never read (and cannot reset
+        # the position to "from the start")
+        conditions: list[str] = [f"{column} IS NOT NULL"]
         params: list[Any] = []
         if self._position is not None:
             conditions.append(f"{column} > %s")
@@ -138,7 +140,7 @@ class PostgresSource:
             # that stamped an earlier time but commit later are not passed by
             conditions.append(f"{column} <= now() - make_interval(secs => %s)")
             params.append(self.delay)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where = f"WHERE {' AND '.join(conditions)}"
         found = await self._db.execute(self._select(where) + " LIMIT %s", (*params, self.batch))
         rows: list[dict[str, Any]] = await found.fetchall()
         if len(rows) < self.batch:
