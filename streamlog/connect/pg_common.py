@@ -31,5 +31,5 @@ def is_transient(error: BaseException) -> bool:
     state = getattr(getattr(error, "diag", None), "sqlstate", None) or ""
     # 08: connection exception; 57P: operator intervention (admin shutdown, cannot
     # connect now); 53: insufficient resources (disk full, too many connections);
-    # 40001/40P01: serialization failure, deadlock
-    return state.startswith(("08", "57P", "53")) or state in ("40001", "40P01")
+    # 40001/40P01: serialization failure, deadlock; 55P03: lock_timeout reached
+    return state.startswith(("08", "57P", "53")) or state in ("40001", "40P01", "55P03")

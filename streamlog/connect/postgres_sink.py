@@ -51,7 +51,9 @@ from streamlog.connect.rows import (
     refusal,
 )
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresSink", "LOCK_TIMEOUT_S"]
+
+LOCK_TIMEOUT_S = 5.0
 
 
 class PostgresSink:
@@ -129,6 +131,11 @@ class PostgresSink:
         except psycopg.Error as error:
             raise SinkUnavailableError(f"postgres sink {self.name}: {error}") from error
         try:
+            # the sink holds its rows' locks from a write to the app's commit: a write
+            # waiting on locks someone else holds (another sink of the app on the same
+            # rows, whose commit waits for this one) gives up and is retried, never
+            # waits forever
+            await db.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
             await self._prepare_table(db)
             names = ", ".join(quoted(c) for c in (self.shape.key_column, *self.shape.value_columns))
             await db.execute(

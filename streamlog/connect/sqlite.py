@@ -1,25 +1,26 @@
 """The SQLite sink: a topic kept as a table, upserted by key, rows deleted on tombstones.
 
-Each ``write`` applies its batch (folded per key, ``rows.fold``) at once inside a write
-transaction (``BEGIN IMMEDIATE``) that the next ``flush`` commits, in WAL mode with
-``synchronous=FULL``: when ``flush`` returns the rows are on disk, so the app's commit
-sequence commits the topic's offsets only after the table holds them. A crash before the
+Each ``write`` writes its batch (folded per key, ``rows.fold``) in one ``BEGIN
+IMMEDIATE`` ... ``COMMIT`` transaction, in WAL mode with ``synchronous=FULL``: the rows
+are on disk before ``write`` returns, so they are there before the app's commit sequence
+commits the topic's offsets (``flush`` has nothing left to do). A crash before that
 commit re-delivers the records; writing by key makes that harmless (no duplicate rows,
-same end state).
+same end state), and so does a rewind (``discard``: the records come again). Committing
+on each write, rather than holding the transaction until the app's commit, keeps
+SQLite's single write lock for the time of one batch: two sinks writing to tables of one
+file, or another program writing to it, take turns instead of waiting on each other.
 
-Applying on ``write`` (each batch in a savepoint) finds a row the table refuses (a NOT
-NULL or CHECK constraint, a STRICT column's type) in the batch that brought it: a
-bisection over prefixes of the batch finds the first record at fault, the records before
-it are applied, and ``write`` raises ``BadRecordError`` with ``.record`` set (the runner
-dead-letters it). The price: the sink holds SQLite's write lock from a batch to the next
-commit (the app's commit interval); readers are not blocked (WAL), other writers wait.
+A row the table refuses (a NOT NULL or CHECK constraint, a STRICT column's type) is
+found in the batch that brought it: the batch, in a savepoint, is rolled back, a
+bisection over prefixes of the batch finds the first record at fault
+(``batches.first_refused``), the records before it are written, and ``write`` raises
+``BadRecordError`` with ``.record`` set (the runner dead-letters it and hands the rest).
 
 The standard library's ``sqlite3`` blocks, so every call runs in a worker thread and
 the event loop keeps serving. Another process holding the write lock longer than
-``timeout`` seconds, a full disk or a read-only file make ``write``/``flush`` raise
-``SinkUnavailableError`` (the runner retries with backoff; nothing is lost). The pending
-operations are also kept in memory, so a transaction that SQLite ended on an error is
-begun again with them before the next batch or commit.
+``timeout`` seconds, a full disk or a read-only file make ``write`` raise
+``SinkUnavailableError`` with nothing of the batch written (the runner retries with
+backoff; nothing is lost).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from typing import Any
 
 from streamlog.connect.base import SinkRecord
 from streamlog.connect.batches import (
-    PendingRows,
     first_refused,
     operations_of,
     refused_record_error,
@@ -101,7 +101,7 @@ class SqliteSink:
         self.create = create
         self.timeout = timeout
         self._db: sqlite3.Connection | None = None
-        self._pending = PendingRows()
+        self._unflushed = 0  # records written (committed) since the last flush
         self._lock = asyncio.Lock()
         self._records = 0
         self._flushed = 0
@@ -176,17 +176,14 @@ class SqliteSink:
         usable = fold(batch, records, self.shape)  # records[usable] cannot be a row
         async with self._lock:
             try:
-                taken, refusing = await self._apply_records(records[:usable], batch)
+                taken, refusing = await self._write_records(records[:usable], batch)
             except sqlite3.Error as error:
                 self._failed(error)
                 raise self._unwritable(error) from error
             except SinkUnavailableError as error:  # opening the file again failed
                 self._failed(error)
                 raise
-            if refusing is not None:
-                batch = {}
-                fold(batch, records[:taken], self.shape)
-            self._pending.take(batch, taken)
+            self._unflushed += taken
             self._records += taken
         if refusing is not None:
             self._failed(refusing)
@@ -196,26 +193,33 @@ class SqliteSink:
             self._rejected += 1
             raise refusal(records[usable], self.shape)
 
-    async def _apply_records(
+    async def _write_records(
         self, records: Sequence[SinkRecord], batch: dict[str, Upsert | Delete]
     ) -> tuple[int, Exception | None]:
-        """Apply ``batch`` (``records`` folded) in the open transaction: how many records
-        were applied, and the table's refusal of the next one (``batches``)."""
-        error = await asyncio.to_thread(self._try_in_transaction, list(batch.values()))
-        if error is None:
-            return len(records), None
+        """Write ``batch`` (``records`` folded) in one transaction, committed: how many
+        records were written, and the table's refusal of the next one (``batches``)."""
+        db = await asyncio.to_thread(self._begin)
+        try:
+            error = await asyncio.to_thread(self._try, db, list(batch.values()))
+            taken = len(records)
+            if error is not None:
 
-        async def goes_through(count: int) -> bool:
-            return await asyncio.to_thread(self._goes_through, records[:count])
+                async def goes_through(count: int) -> bool:
+                    return await asyncio.to_thread(self._goes_through, db, records[:count])
 
-        culprit = await first_refused(len(records), goes_through)
-        if culprit > 0:
-            again = await asyncio.to_thread(
-                self._try_in_transaction, operations_of(records[:culprit], self.shape)
-            )
-            if again is not None:  # they went through a moment ago: not a record's fault
-                raise sqlite3.IntegrityError(str(again))
-        return culprit, error
+                taken = await first_refused(len(records), goes_through)
+                if taken > 0:
+                    again = await asyncio.to_thread(
+                        self._try, db, operations_of(records[:taken], self.shape)
+                    )
+                    if again is not None:  # they went through a moment ago: not a record's
+                        raise sqlite3.IntegrityError(str(again))
+            await asyncio.to_thread(db.execute, "COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await asyncio.to_thread(db.execute, "ROLLBACK")
+            raise
+        return taken, error
 
     def _unwritable(self, error: sqlite3.Error) -> SinkError:
         """SQLite's error as the sink's: unavailable while it may pass."""
@@ -227,29 +231,17 @@ class SqliteSink:
         self._errors += 1
         self._last_error = str(error)
 
-    # -- in the worker thread -----------------------------------------------------------
+    # -- in a worker thread -------------------------------------------------------------
 
-    def _transaction(self) -> sqlite3.Connection:
-        """The connection in its open write transaction, which holds every pending
-        operation: begun (and the pending operations applied again, when an error ended
-        the last one) as needed."""
+    def _begin(self) -> sqlite3.Connection:
+        """The connection (opened again if need be) in a new write transaction."""
         if self._db is None:
             self._db = self._open()
-        db = self._db
-        if not db.in_transaction:
-            db.execute("BEGIN IMMEDIATE")
-            error = self._try(db, list(self._pending.operations.values()))
-            if error is not None:
-                db.execute("ROLLBACK")
-                raise sqlite3.IntegrityError(f"writing the pending rows again: {error}")
-        return db
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
 
-    def _try_in_transaction(self, operations: list[Upsert | Delete]) -> Exception | None:
-        return self._try(self._transaction(), operations)
-
-    def _goes_through(self, records: Sequence[SinkRecord]) -> bool:
+    def _goes_through(self, db: sqlite3.Connection, records: Sequence[SinkRecord]) -> bool:
         """Whether the table takes ``records`` (applied, then rolled back)."""
-        db = self._transaction()
         db.execute("SAVEPOINT streamlog_probe")
         try:
             return self._try(db, operations_of(records, self.shape)) is None
@@ -282,30 +274,19 @@ class SqliteSink:
         db.execute("RELEASE streamlog_try")
         return None
 
-    def _commit(self) -> None:
-        self._transaction().execute("COMMIT")
-
     # -- the rest of the Sink protocol --------------------------------------------------
 
     async def flush(self) -> None:
+        """Every write committed already (fsynced): the records are counted as flushed."""
         async with self._lock:
-            if self._pending.operations or (self._db is not None and self._db.in_transaction):
-                try:
-                    await asyncio.to_thread(self._commit)
-                except sqlite3.Error as error:
-                    self._failed(error)
-                    raise self._unwritable(error) from error
-                except SinkUnavailableError as error:
-                    self._failed(error)
-                    raise
-            self._flushed += self._pending.records
-            self._pending.clear()
+            self._flushed += self._unflushed
+            self._unflushed = 0
 
     async def discard(self) -> None:
+        """What was written is committed already; the records come again and rewrite
+        the same rows by key."""
         async with self._lock:
-            self._pending.clear()
-            if self._db is not None and self._db.in_transaction:
-                await asyncio.to_thread(self._db.execute, "ROLLBACK")
+            self._unflushed = 0
 
     async def close(self) -> None:
         async with self._lock:
@@ -320,7 +301,7 @@ class SqliteSink:
             "type": "sqlite",
             "records": self._records,
             "flushed": self._flushed,
-            "pending": self._pending.records,
+            "pending": self._unflushed,
             "rejected": self._rejected,
             "errors": self._errors,
             "last_error": self._last_error,

@@ -230,6 +230,31 @@ def test_a_sink_started_while_the_server_is_away_waits_for_it(pg_server, table):
     assert rows(pg_server.dsn, table) == [(1, "pen", "n"), (8, 2, "old")]
 
 
+def test_a_write_waiting_on_locks_held_elsewhere_is_retried_not_stuck(pg_server, table):  # noqa: F811
+    """Two sinks of one app on the same rows: the first holds the rows' locks until the
+    app's commit, the second's write waits for them; if the commit flushes the second
+    first, it would wait forever. lock_timeout turns the wait into SinkUnavailableError
+    (the runner discards, backs off, and writes again after the first committed)."""
+
+    async def main():
+        first = PostgresSink(pg_server.dsn, table)
+        second = PostgresSink(pg_server.dsn, table, name="second")
+        await first.start()
+        await second.start()
+        await first.write([rec(0, "a", {"by": "first"})])
+        with pytest.raises(SinkUnavailableError, match="lock timeout"):
+            await second.write([rec(0, "a", {"by": "second"})])
+        await second.discard()
+        await first.flush()
+        await second.write([rec(0, "a", {"by": "second"})])
+        await second.flush()
+        await first.close()
+        await second.close()
+
+    asyncio.run(main())
+    assert rows(pg_server.dsn, table) == [("a", {"by": "second"})]
+
+
 def test_config_keys_are_checked():
     sink = sink_from_config("db", {"dsn": "host=x", "table": "t", "schema": "public"})
     assert (sink.name, sink.table, sink.schema) == ("db", "t", "public")

@@ -43,7 +43,7 @@ def test_documents_upserted_by_key_and_deleted_on_tombstones(tmp_path):
         await sink.start()
         await sink.write([rec(0, "a", {"qty": 1}), rec(1, "b", {"qty": 2})])
         await sink.write([rec(2, "a", {"qty": 3}), rec(3, "c", [1, "x"]), rec(4, "b", None)])
-        assert rows(path) == []  # nothing durable before flush
+        assert rows(path) == [("a", '{"qty":3}'), ("c", '[1,"x"]')]  # committed on write
         await sink.flush()
         status = sink.status()
         await sink.close()
@@ -115,22 +115,60 @@ def test_a_bad_record_is_named_after_the_records_before_it_are_taken(tmp_path, r
     assert rows(path) == [("after", 3), ("before", 2), ("ok", 1)]
 
 
-def test_discard_forgets_what_was_not_flushed(tmp_path):
+def test_a_rewind_writes_the_same_rows_again(tmp_path):
     path = tmp_path / "db.sqlite"
+    again = [rec(1, "a", None), rec(2, "b", {"v": 2})]
 
     async def main():
         sink = SqliteSink(path, "orders")
         await sink.start()
         await sink.write([rec(0, "a", {"v": 1})])
         await sink.flush()
-        await sink.write([rec(1, "a", None), rec(2, "b", {"v": 2})])
-        await sink.discard()
+        await sink.write(again)
+        await sink.discard()  # the app rewinds: the records come again
         assert sink.status()["pending"] == 0
+        await sink.write(again)
         await sink.flush()
+        status = sink.status()
         await sink.close()
+        return status
 
-    asyncio.run(main())
-    assert rows(path) == [("a", '{"v":1}')]
+    status = asyncio.run(main())
+    assert rows(path) == [("b", '{"v":2}')]
+    assert status["records"] == 5 and status["flushed"] == 3
+
+
+def test_two_sinks_on_one_file_take_turns(tmp_path):
+    """Each write holds SQLite's write lock only while it writes: two sinks on tables of
+    one file, written and flushed in any order (as two agents and the app's commit do),
+    never wait for each other."""
+    path = tmp_path / "db.sqlite"
+
+    async def main():
+        orders = SqliteSink(path, "orders", timeout=0.5)
+        customers = SqliteSink(path, "customers", timeout=0.5)
+        await orders.start()
+        await customers.start()
+        for i in range(20):
+            await orders.write([rec(i, f"o{i}", {"i": i})])
+            await customers.write([rec(i, f"c{i}", {"i": i})])
+            if i % 3 == 0:
+                await customers.flush()
+                await orders.flush()
+        await asyncio.gather(
+            orders.write([rec(20, "o20", {"i": 20})]),
+            customers.write([rec(20, "c20", {"i": 20})]),
+        )
+        await orders.flush()
+        await customers.flush()
+        statuses = orders.status(), customers.status()
+        await orders.close()
+        await customers.close()
+        return statuses
+
+    statuses = asyncio.run(main())
+    assert [s["errors"] for s in statuses] == [0, 0]
+    assert len(rows(path, "orders")) == 21 and len(rows(path, "customers")) == 21
 
 
 def test_a_locked_database_is_unavailable_until_released(tmp_path):
