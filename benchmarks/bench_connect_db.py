@@ -7,7 +7,7 @@ First each connector alone, then (when the connector runner is there) through on
 worker: an App on a ``file://`` log with ``app.sink``/``app.source``, the topic's records
 JSON-decoded and flushed on the app's commits, or the rows produced and acknowledged.
 
-Sinks: ``--records`` JSON records (about 80 bytes each; every key distinct, so each
+Sinks: ``--records`` JSON records (about 60 bytes of value each; every key distinct, so each
 is a row inserted, then the same records again, so each is a row updated) handed in
 batches of 1,000 and flushed (one durable transaction: SQLite WAL with synchronous=FULL,
 PostgreSQL COMMIT with its default synchronous_commit) every 10 batches, as a worker's
