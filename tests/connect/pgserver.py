@@ -56,6 +56,7 @@ class PgServer:
         self.data = self.base / "data"
         self.port = _free_port()
         self._as_postgres = os.geteuid() == 0
+        self._databases = 0
         if self._as_postgres:
             entry = pwd.getpwnam("postgres")
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
@@ -63,6 +64,16 @@ class PgServer:
     @property
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres connect_timeout=5"
+
+    def new_database(self) -> str:
+        """A fresh, empty database on the cluster: its DSN."""
+        import psycopg
+
+        self._databases += 1
+        name = f"test_{self._databases}"
+        with psycopg.connect(self.dsn, autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}")
+        return self.dsn.replace("dbname=postgres", f"dbname={name}")
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / args[0]), *args[1:]]

@@ -97,7 +97,7 @@ def dead_letters(url: str) -> list:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, tmp_path):  # noqa: F811
-    dsn = pg_server.dsn
+    dsn = pg_server.new_database()
     with psycopg.connect(dsn) as db:
         db.execute("CREATE TABLE signups (id bigint PRIMARY KEY, email text, qty text)")
     insert(dsn, 1, 12_000)
@@ -146,3 +146,52 @@ def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, t
     letters = dead_letters(url)
     assert {json.loads(r.value)["id"] for r in letters} == refused
     assert all(b"invalid input syntax" in b"".join(v for _, v in r.headers) for r in letters)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_database_going_away_and_back_loses_no_row(pg_server, tmp_path):  # noqa: F811
+    """PostgreSQL stopped under a running ``streamlog connect`` (its source polling, its
+    sink writing) and started again: the worker rides it out, every row arrives once."""
+    dsn = pg_server.new_database()
+    with psycopg.connect(dsn) as db:
+        db.execute("CREATE TABLE signups (id bigint PRIMARY KEY, email text, qty text)")
+    insert(dsn, 1, 6_000)
+    sqlite_path = tmp_path / "signups.db"
+    config = tmp_path / "connect.toml"
+    config.write_text(CONFIG.format(dsn=dsn, db=sqlite_path))
+    url = f"file://{tmp_path}/log"
+    worker = WorkerProcess(
+        str(config),
+        broker=url,
+        workdir=str(tmp_path),
+        command=(STREAMLOG, "connect", str(config)),
+        extra_args=("--web-port", "0"),
+    )
+    total, refused = 9_000, {i for i in range(1, 9_001) if qty(i) == "many"}
+    try:
+        worker.start()
+        wait_until(lambda: len(sqlite_rows(sqlite_path)) > 1000, 60, "a first part")
+        pg_server.stop("immediate")
+        try:
+            # the runner sees the outage and retries; the worker keeps running
+            worker.wait_for_log(r"sink signups-pg: unavailable", timeout=60)
+            assert worker.process is not None and worker.process.poll() is None
+        finally:
+            pg_server.start()
+        insert(dsn, 6_001, 3_000)
+        wait_until(
+            lambda: (
+                len(pg_rows(dsn)) == total - len(refused) and len(sqlite_rows(sqlite_path)) == total
+            ),
+            120,
+            "every row in both tables",
+        )
+        assert worker.stop() == 0, worker.logs()
+    finally:
+        worker.kill()
+    on_topic = [json.loads(r.value)["id"] for r in read_topic(url, "signups", total)]
+    assert sorted(on_topic) == list(range(1, total + 1))
+    assert sorted(pg_rows(dsn)) == sorted(
+        f"user{i}@example.com" for i in range(1, total + 1) if i not in refused
+    )
