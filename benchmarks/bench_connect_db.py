@@ -177,10 +177,13 @@ async def bench_app_source(url: str, dsn: str, count: int, row_bytes: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000, help="records per write")
+    parser.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
     parser.add_argument("--dsn", help="an existing PostgreSQL database (default: a throwaway)")
     args = parser.parse_args()
+    globals()["BATCH"] = args.batch  # the module's batch size, for every function here
     print(f"machine: {machine()}")
-    print(f"{args.records:,} records, batches of {BATCH}, a flush every {FLUSH_EVERY} batches")
+    print(f"{args.records:,} records, batches of {args.batch}, a flush every {FLUSH_EVERY} batches")
 
     with tempfile.TemporaryDirectory() as temp:
         n = iter(range(100))
@@ -188,7 +191,10 @@ def main() -> None:
         def sqlite(mode: str, columns: Any) -> Sink:
             return SqliteSink(Path(temp) / f"bench{next(n)}.db", "orders", columns=columns)
 
-        asyncio.run(bench_sinks(sqlite, "sqlite", args.records))
+        if args.only != "postgres":
+            asyncio.run(bench_sinks(sqlite, "sqlite", args.records))
+    if args.only == "sqlite":
+        return
 
     server = None
     dsn = args.dsn

@@ -295,11 +295,11 @@ class PostgresSink:
             updates = ", ".join(
                 f"{quoted(c)} = excluded.{quoted(c)}" for c in self.shape.value_columns
             )
+            # one round trip: two statements, no parameters (the simple query protocol)
             await db.execute(
                 f"INSERT INTO {self._target} ({names}) SELECT {names} FROM {self._staging} "
-                f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}; TRUNCATE {self._staging}"
             )
-            await db.execute(f"TRUNCATE {self._staging}")
         if deletes:  # through the staging table too: its key column has the target's type
             async with db.cursor() as cursor:
                 async with cursor.copy(f"COPY {self._staging} ({key}) FROM STDIN") as copy:
@@ -307,9 +307,8 @@ class PostgresSink:
                         await copy.write_row((deleted,))
             await db.execute(
                 f"DELETE FROM {self._target} AS t USING {self._staging} AS s "
-                f"WHERE t.{key} = s.{key}"
+                f"WHERE t.{key} = s.{key}; TRUNCATE {self._staging}"
             )
-            await db.execute(f"TRUNCATE {self._staging}")
 
     async def flush(self) -> None:
         psycopg = psycopg_module()
