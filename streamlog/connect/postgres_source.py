@@ -102,11 +102,10 @@ class PostgresSource:
         if wait > 0:
             await asyncio.sleep(min(wait, 1.0))
             return []
+        psycopg = psycopg_module()
         try:
             rows = await self._read()
-        except SourceError:
-            raise
-        except Exception as error:  # sorted below: transient or not
+        except psycopg.Error as error:
             if not is_transient(error):
                 raise SourceError(f"postgres source {self.name}: {error}") from error
             self._errors += 1
