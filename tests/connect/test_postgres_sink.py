@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streamlog.connect.base import SinkRecord
 from streamlog.connect.errors import (
@@ -281,3 +283,49 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(pg_server, table, tmp_pat
     got = rows(pg_server.dsn, table)
     assert len(got) == len(expected)
     assert {key: {"n": n, "label": label, "tags": tags} for key, n, label, tags in got} == expected
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e"]),
+            st.one_of(st.none(), st.integers(-5, 5)),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(1, 7), min_size=1, max_size=10),
+    st.lists(st.booleans(), min_size=1, max_size=10),
+)
+def test_the_table_is_the_records_applied_one_by_one(pg_server, operations, sizes, flushes):  # noqa: F811
+    """Oracle: whatever the batch sizes and where the flushes fall, the table after the
+    last flush is a dict updated record by record (value: upsert, None: delete)."""
+    table = f"oracle_{next(_tables)}"
+    records = [
+        rec(offset, key, None if value is None else {"v": value})
+        for offset, (key, value) in enumerate(operations)
+    ]
+
+    async def main():
+        sink = PostgresSink(pg_server.dsn, table, columns={"v": "integer"})
+        await sink.start()
+        start, i = 0, 0
+        while start < len(records):
+            size = sizes[i % len(sizes)]
+            await sink.write(records[start : start + size])
+            if flushes[i % len(flushes)]:
+                await sink.flush()
+            start, i = start + size, i + 1
+        await sink.flush()
+        await sink.close()
+
+    asyncio.run(main())
+    model: dict[str, int] = {}
+    for key, value in operations:
+        if value is None:
+            model.pop(key, None)
+        else:
+            model[key] = value
+    assert dict(rows(pg_server.dsn, table)) == model
