@@ -1,12 +1,13 @@
 """How a table sink takes batches: what it holds until the next commit, and how it finds
 the one record of a batch that the table refuses.
 
-Both database sinks apply each batch on ``write``, inside the transaction that the next
-``flush`` commits, in a savepoint: a batch the table refuses (a constraint, a column's
-type) is rolled back whole, and ``first_refused`` bisects over prefixes of its records
-(each prefix applied in a savepoint of its own, then rolled back) to find the first
-record at fault in about log2(n) tries. The sink applies the records before it, and
-raises ``refused_record_error`` for it: the runner dead-letters that record
+Both database sinks apply each batch on ``write``, in a savepoint (of the transaction
+the next ``flush`` commits, for PostgreSQL; of the batch's own, for SQLite): a batch the
+table refuses (a constraint, a column's type) is rolled back whole, and
+``first_refused`` bisects over prefixes of its records (each prefix applied in a
+savepoint of its own, then rolled back) to find the first record at fault in about
+log2(n) tries. The sink applies the records before it, and raises
+``refused_record_error`` for it: the runner dead-letters that record
 (``BadRecordError.record``) and hands the sink the rest.
 """
 
@@ -24,7 +25,8 @@ __all__ = ["PendingRows", "operations_of", "first_refused", "refused_record_erro
 class PendingRows:
     """The row operations taken since the last commit, folded per key in the order of
     their last write (the order the table saw them in), and how many records they stand
-    for. Kept so that a transaction the database ended can be applied again."""
+    for. Kept so that a transaction the database ended can be applied again (the
+    PostgreSQL sink's, lost with its connection)."""
 
     def __init__(self) -> None:
         self.operations: dict[str, Upsert | Delete] = {}
