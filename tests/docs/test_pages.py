@@ -35,6 +35,7 @@ OWN_MODULE = [
     "docs/mirror.md",
     "docs/connect.md",  # test_connect_page.py
     "docs/connect-http.md",  # test_connect_http_page.py
+    "docs/connect-databases.md",  # test_connect_databases_page.py
 ]
 
 
