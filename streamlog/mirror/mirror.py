@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamlog.mirror.ends import log_ends
 from streamlog.mirror.errors import MirrorError, NoTopicsError, TargetDivergedError
 from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_groups
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
@@ -402,7 +403,7 @@ class Mirror:
         the records the target got after that checkpoint, to match instead of resend."""
         reader = self.target.consumer(client_id=f"streamlog-mirror-{self.options.name}")
         try:
-            target_ends = await reader.end_offsets(tps)
+            target_ends = await log_ends(self.target, tps, f"streamlog-mirror-{self.options.name}")
             source_starts = await self._require_consumer().beginning_offsets(tps)
             tails: dict[TopicPartition, tuple[int, int]] = {}
             first: list[tuple[TopicPartition, Checkpoint]] = []
