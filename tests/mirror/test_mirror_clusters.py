@@ -24,6 +24,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -274,17 +275,19 @@ def _write_until(source_url: str, topic: str, partitions: int, stop: threading.E
 
 
 def copied_count(target_url: str, topic: str, partitions: int) -> int:
-    """How many records the target's ``topic`` holds (0 before the mirror created it)."""
+    """About how many records the target's ``topic`` holds (0 before the mirror created
+    it; on Tansu fewer, up to a batch per partition)."""
     if topic not in logs.list_topics(target_url):
         return 0
     return sum(logs.end_offsets(target_url, topic, partitions).values())
 
 
+@pytest.mark.parametrize("into", ["target", "tansu"])
 def test_kill_9_mid_copy_then_restart_copies_every_record_once(
-    source: BrokerProcess, target: BrokerProcess, tmp_path: os.PathLike[str]
+    source: BrokerProcess, into: str, request: pytest.FixtureRequest, tmp_path: os.PathLike[str]
 ) -> None:
     u = unique()
-    src, dst = url(source), url(target)
+    src, dst = url(source), url(request.getfixturevalue(into))
     topic = f"flow-{u}"
     logs.create_topic(src, topic, 2)
     stop = threading.Event()
@@ -309,14 +312,58 @@ def test_kill_9_mid_copy_then_restart_copies_every_record_once(
         stop.set()
         writer.join(150)
     assert written and written[0] > 0
-    copied_before = copied_count(dst, topic, 2)
-    assert copied_before < written[0], "the mirror was not killed mid-copy"
+    # Read, not ListOffsets: Tansu's latest offset is its last batch's base offset + 1.
+    copied_before = sum(map(len, logs.read_partitions(dst, topic, "read_uncommitted").values()))
+    assert 0 < copied_before < written[0], "the mirror was not killed mid-copy"
 
     done = mirror_once(src, dst, "--topics", topic, "--name", f"crash-{u}")
     assert done.returncode == 0, done.stderr
     here = assert_identical(src, dst, topic)
     values = [r.value for records in here.values() for r in records]
     assert len(values) == written[0] == len(set(values))
+
+
+def test_once_stops_before_an_open_transaction_and_a_later_run_copies_it(
+    source: BrokerProcess, target: BrokerProcess
+) -> None:
+    """An exactly-once app still running on the source: --once copies what is committed
+    (up to the last stable offset) and exits instead of waiting for the transaction."""
+    u = unique()
+    src, dst = url(source), url(target)
+    topic = f"eos-{u}"
+    logs.create_topic(src, topic, 1)
+    now = recent_ms()
+    logs.produce(src, topic, [Record(0, b"k", b"before", (), now)])
+
+    async def open_transaction(t: Transport) -> None:
+        producer: Any = t.producer(transactional_id=f"eos-{u}")
+        try:
+            await producer.init_transactions()
+            producer.begin_transaction()
+            await producer.send(topic, b"in-flight", key=b"k", partition=0, timestamp_ms=now)
+            await producer.flush()
+            # A plain record after the open transaction's first one: not stable yet either.
+            plain = t.producer()
+            try:
+                await plain.send_and_wait(topic, b"after", key=b"k", partition=0, timestamp_ms=now)
+            finally:
+                await plain.close()
+            done = await asyncio.to_thread(mirror_once, src, dst, "--topics", topic, "--name", u)
+            assert done.returncode == 0, done.stderr
+            copied = await asyncio.to_thread(logs.read_partitions, dst, topic)
+            assert [r.value for r in copied[0]] == [b"before"]
+            await producer.commit_transaction()
+        finally:
+            await producer.close()
+
+    logs.run(src, open_transaction, timeout=90)
+    done = mirror_once(src, dst, "--topics", topic, "--name", u)
+    assert done.returncode == 0, done.stderr
+    assert [r.value for r in assert_identical(src, dst, topic)[0]] == [
+        b"before",
+        b"in-flight",
+        b"after",
+    ]
 
 
 def test_continuous_mirror_follows_new_records_and_new_topics(
@@ -402,6 +449,24 @@ def test_a_foreign_write_after_the_checkpoint_stops_the_mirror(
     assert mirrored(logs.read_partitions(dst, topic)[0]) == mirrored(before_target[0])
     assert mirrored(logs.read_partitions(src, topic)[0]) == mirrored(before_source[0])
     assert before_target[0][-1].value == b"not from the source"
+
+
+def test_a_target_topic_with_fewer_partitions_on_tansu_is_refused(
+    source: BrokerProcess, tansu: TansuProcess
+) -> None:
+    """Tansu cannot add partitions (no CreatePartitions): a target topic with fewer
+    partitions than the source's cannot take the copy, and nothing is written to it."""
+    u = unique()
+    src, dst = url(source), url(tansu)
+    topic = f"narrow-{u}"
+    logs.create_topic(src, topic, 3)
+    logs.produce(src, topic, keyed_records("n", 9, 3))
+    logs.create_topic(dst, topic, 1)
+    done = mirror_once(src, dst, "--topics", topic, "--name", u)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert topic in done.stderr and "3 partitions" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert logs.read_partitions(dst, topic) == {0: []}
 
 
 class socket_closed_port:
