@@ -38,7 +38,7 @@ from tests.mirror.mirrorproc import mirror_once, running_mirror
 from tests.waiting import until_sync
 
 FOLLOW_TIMEOUT = 30.0  # seconds for a continuous mirror to copy what was just written
-WRITER_LIMIT = 100_000  # records the kill -9 test writes at most
+WRITER_LIMIT = 1_000_000  # records the kill -9 test writes at most (it stops at the kill)
 
 
 @pytest.fixture(scope="module")
