@@ -380,12 +380,29 @@ def test_continuous_mirror_follows_new_records_and_new_topics(
             return False
         return sum(map(len, logs.read_partitions(dst, topic).values())) >= count
 
+    group = f"live-app-{u}"
+    tps = [TopicPartition(first, 0), TopicPartition(first, 1)]
+
+    def synced(offsets: dict[TopicPartition, int]) -> bool:
+        return logs.committed(dst, group, tps) == offsets
+
     with running_mirror(
-        src, dst, "--topics", f"live-{u}-.*", "--name", f"live-{u}", log_path=f"{tmp_path}/m.log"
+        src,
+        dst,
+        *("--topics", f"live-{u}-.*", "--name", f"live-{u}"),
+        *("--groups", group, "--group-sync-interval", "0.5"),
+        log_path=f"{tmp_path}/m.log",
     ) as mirror:
         until_sync(lambda: target_holds(first, 4), f"{first} copied", timeout=FOLLOW_TIMEOUT)
         logs.produce(src, first, keyed_records("a2", 6, 2))
         until_sync(lambda: target_holds(first, 10), "new records copied", timeout=FOLLOW_TIMEOUT)
+        # The app commits on the source while the mirror runs: the target follows it.
+        logs.commit_offsets(src, group, {tps[0]: 3, tps[1]: 1})
+        wanted = {tps[0]: 3, tps[1]: 1}
+        until_sync(lambda: synced(wanted), "group synced", timeout=FOLLOW_TIMEOUT)
+        logs.commit_offsets(src, group, {tps[0]: 5, tps[1]: 5})
+        wanted = {tps[0]: 5, tps[1]: 5}
+        until_sync(lambda: synced(wanted), "group moved on", timeout=FOLLOW_TIMEOUT)
         logs.create_topic(src, later, 3, {"cleanup.policy": "compact"})
         logs.produce(src, later, changelog_records("b", 3))
         until_sync(lambda: target_holds(later, 30), f"{later} copied", timeout=FOLLOW_TIMEOUT)
