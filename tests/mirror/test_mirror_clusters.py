@@ -20,6 +20,7 @@ its own); every process a test starts is stopped before it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
@@ -411,6 +412,52 @@ def test_continuous_mirror_follows_new_records_and_new_topics(
     assert_identical(src, dst, first)
     assert_identical(src, dst, later)
     assert logs.topic_shape(dst, later, ["cleanup.policy"]) == (3, {"cleanup.policy": "compact"})
+
+
+def open_sockets(pid: int) -> int:
+    """How many sockets process ``pid`` holds open (Linux /proc)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+def test_a_long_running_mirror_holds_a_bounded_number_of_connections(
+    source: BrokerProcess, target: BrokerProcess, tmp_path: os.PathLike[str]
+) -> None:
+    """Each group sync and topic refresh must reuse the mirror's clients: a mirror that
+    opened new connections on every one ran out of the broker's connections per address
+    (250 by default) within minutes of running with --groups."""
+    u = unique()
+    src, dst = url(source), url(target)
+    topic, group = f"long-{u}", f"long-app-{u}"
+    tp = TopicPartition(topic, 0)
+    logs.create_topic(src, topic, 1)
+    logs.produce(src, topic, keyed_records("l", 40, 1))
+    with running_mirror(
+        src,
+        dst,
+        *("--topics", topic, "--name", f"long-{u}", "--checkpoint-interval", "0.1"),
+        *("--groups", group, "--group-sync-interval", "0.1"),
+        log_path=f"{tmp_path}/m.log",
+    ) as mirror:
+        baseline = 0
+        for offset in range(1, 26):
+            # Each round waits for a sync of its own: 25 syncs at least.
+            logs.commit_offsets(src, group, {tp: offset})
+            until_sync(
+                lambda o=offset: logs.committed(dst, group, [tp]) == {tp: o},  # type: ignore[misc]
+                f"group synced at {offset}",
+                timeout=FOLLOW_TIMEOUT,
+            )
+            if offset == 5:
+                baseline = open_sockets(mirror.process.pid)
+        held = open_sockets(mirror.process.pid)
+        assert mirror.running(), mirror.output()
+        assert mirror.terminate() == 0, mirror.output()
+    assert held <= baseline + 4, f"{baseline} sockets after 5 group syncs, {held} after 25"
 
 
 # ----------------------------------------------------------------------- bad input
