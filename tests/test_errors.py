@@ -15,6 +15,7 @@ import pytest
 import streamlog
 from streamlog.broker.errors import BrokerError
 from streamlog.cli.errors import CliError
+from streamlog.connect.errors import ConnectError
 from streamlog.dsl.errors import StreamsError
 from streamlog.errors import StreamlogError
 from streamlog.log.errors import LogError
@@ -34,6 +35,7 @@ LAYERS = {
     "streamlog.cli": CliError,
     "streamlog.dsl": StreamsError,
     "streamlog.mirror": MirrorError,
+    "streamlog.connect": ConnectError,
 }
 
 

@@ -70,6 +70,14 @@ __all__ = ["mirror", "summary_lines", "start_pair"]
     metavar="SECONDS",
 )
 @click.option(
+    "--retry-for",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to keep retrying while either side is unreachable (0: stop at once).",
+)
+@click.option(
     "--compression",
     type=click.Choice(["none", "gzip", "snappy", "lz4", "zstd"]),
     default="none",
@@ -106,6 +114,7 @@ def mirror(
     name: str,
     checkpoint_interval: float,
     group_sync_interval: float,
+    retry_for: float,
     compression: str,
     from_sasl_mechanism: str | None,
     from_sasl_username: str | None,
@@ -146,6 +155,7 @@ def mirror(
         name=name,
         checkpoint_interval_s=checkpoint_interval,
         group_sync_interval_s=group_sync_interval,
+        retry_for_s=retry_for,
         compression=compression,
     )
     display = ProgressDisplay(sys.stderr, interactive=sys.stderr.isatty())
@@ -210,7 +220,7 @@ def summary_lines(summary: MirrorSummary, source: str, target: str) -> list[str]
         configs = ", ".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
         made = "created" if topic.created else "existed"
         lines.append(
-            f"topic {name}: {topic.partitions} partitions, {made} on the target"
+            f"topic {name}: {topic.partitions} partition(s), {made} on the target"
             + (f" ({configs})" if configs else "")
         )
     rows = [

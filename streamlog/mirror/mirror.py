@@ -44,11 +44,28 @@ from streamlog.mirror.state import (
 )
 from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
 from streamlog.transport.base import Consumer, Producer, Transport
+from streamlog.transport.errors import (
+    BrokerUnavailableError,
+    ProduceError,
+    TransportClosedError,
+    TransportError,
+)
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
 __all__ = ["Mirror", "MirrorOptions", "MirrorSummary", "PartitionProgress", "MirrorProgress"]
 
 log = logging.getLogger(__name__)
+
+#: Failures that end a session but not the mirror: the other side may come back.
+RETRIABLE: tuple[type[BaseException], ...] = (
+    BrokerUnavailableError,
+    ProduceError,
+    TransportClosedError,
+    ConnectionError,
+    TimeoutError,
+)
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,8 @@ class MirrorOptions:
     ``topics``: a regular expression matched against whole topic names, or exact names;
     ``groups``: likewise for consumer groups whose offsets are translated (None: none);
     ``once``: copy what the source holds when the mirror starts, then return;
-    ``name``: keys the mirror's state on the target (one name per source).
+    ``name``: keys the mirror's state on the target (one name per source);
+    ``retry_for_s``: how long outages in a row are ridden out before ``run`` raises.
     """
 
     topics: str | Sequence[str] = ".*"
@@ -68,6 +86,7 @@ class MirrorOptions:
     checkpoint_interval_s: float = 1.0
     group_sync_interval_s: float = 5.0
     topic_refresh_interval_s: float = 10.0
+    retry_for_s: float = 300.0
     max_pending_records: int = 200_000
     producer_linger_ms: int = 20
     compression: str = "none"
@@ -115,9 +134,10 @@ ProgressCallback = Callable[[MirrorProgress], None]
 
 
 def _record_bytes(record: ConsumerRecord) -> int:
-    size = len(record.key or b"") + len(record.value or b"")
-    for name, value in record.headers:
-        size += len(name) + len(value or b"")
+    key, value, headers = record.key, record.value, record.headers
+    size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+    for name, header in headers:
+        size += len(name) + (len(header) if header is not None else 0)
     return size
 
 
@@ -148,7 +168,8 @@ class Mirror:
         self._producer: Producer | None = None
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
-        self._handles: list[Awaitable[Any]] = []
+        self._unacknowledged = 0  # records sent since the last checkpoint
+        self._progressed = False  # a checkpoint was made in this session
         self._last_sent: dict[TopicPartition, tuple[Awaitable[Any], int]] = {}
         self._new_breakpoints: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._written: dict[TopicPartition, Checkpoint] = {}
@@ -158,7 +179,40 @@ class Mirror:
     # ------------------------------------------------------------------ running
 
     async def run(self) -> MirrorSummary:
+        """Mirror until done (``once``) or cancelled. An outage of either side (a broker
+        restarting, unreachable, refusing writes) ends the session: the mirror starts
+        afresh from its checkpoints on the target, as a restarted process would, after a
+        backoff, for as long as ``retry_for_s`` of failures in a row allows."""
         self._started = time.monotonic()
+        failing_since: float | None = None
+        backoff = _FIRST_BACKOFF_S
+        try:
+            while True:
+                self._progressed = False
+                try:
+                    await self._session()
+                    return self.summary
+                except RETRIABLE as exc:
+                    now = time.monotonic()
+                    if self._progressed or failing_since is None:
+                        failing_since, backoff = now, _FIRST_BACKOFF_S
+                    if now - failing_since + backoff > self.options.retry_for_s:
+                        raise
+                    log.warning(
+                        "mirror interrupted (%s: %s); resuming from the checkpoints on the "
+                        "target in %.1f s",
+                        type(exc).__name__,
+                        " ".join(str(exc).split()),
+                        backoff,
+                    )
+                    self._reset()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        finally:
+            self._finish_summary()
+
+    async def _session(self) -> None:
+        """One run of the mirror with its own clients, from the state on the target."""
         name = self.options.name
         await ensure_state_topics(self.target.admin())
         state = await load_state(self.target, name)
@@ -190,13 +244,23 @@ class Mirror:
             else:
                 await self._follow()
         except asyncio.CancelledError:
-            await self._checkpoint()
+            try:
+                await self._checkpoint()
+            except TransportError as exc:  # an outage as we stop: resumes from the last one
+                log.warning("no last checkpoint on the way out (%s)", exc)
             raise
         finally:
-            self._finish_summary()
             await self._consumer.close()
             await self._producer.close()
-        return self.summary
+
+    def _reset(self) -> None:
+        """Forget the session's positions: the next one reads them back from the target."""
+        self.offset_map = OffsetMap()
+        self._to_match.clear()
+        self._last_sent.clear()
+        self._new_breakpoints.clear()
+        self._written.clear()
+        self._unacknowledged = 0
 
     async def _follow(self) -> None:
         now = time.monotonic()
@@ -218,7 +282,7 @@ class Mirror:
         deadline = time.monotonic() + seconds
         while self._consumer_has_partitions():
             left = deadline - time.monotonic()
-            if left <= 0 or len(self._handles) >= self.options.max_pending_records:
+            if left <= 0 or self._unacknowledged >= self.options.max_pending_records:
                 return
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             await self._copy(batch)
@@ -236,7 +300,7 @@ class Mirror:
                 if await consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
             now = time.monotonic()
-            if now >= next_checkpoint or len(self._handles) >= self.options.max_pending_records:
+            if now >= next_checkpoint or self._unacknowledged >= self.options.max_pending_records:
                 await self._checkpoint()
                 next_checkpoint = now + self.options.checkpoint_interval_s
 
@@ -248,8 +312,8 @@ class Mirror:
             progress = summary.partitions[tp]
             to_match = self._to_match.get(tp)
             send = producer.send
-            handles = self._handles
             sent_bytes = 0
+            sent = 0
             last: tuple[Awaitable[Any], int] | None = None
             for record in records:
                 if to_match:
@@ -265,16 +329,17 @@ class Mirror:
                     headers=record.headers,
                     timestamp_ms=record.timestamp,
                 )
-                handles.append(handle)
                 last = (handle, target)
                 if entry.note(record.offset, target):
                     self._new_breakpoints.setdefault(tp, []).append((record.offset, target))
                 sent_bytes += _record_bytes(record)
-                progress.copied += 1
+                sent += 1
             if last is not None:
                 self._last_sent[tp] = last
+            progress.copied += sent
+            summary.records += sent
             summary.bytes += sent_bytes
-            summary.records = sum(p.copied for p in summary.partitions.values())
+            self._unacknowledged += sent
 
     def _match(
         self,
@@ -304,13 +369,11 @@ class Mirror:
         last one landed, then record the positions and new breakpoints on the target."""
         producer = self._require_producer()
         consumer = self._require_consumer()
-        await producer.flush()
-        handles, self._handles = self._handles, []
-        # flush() has waited for every acknowledgement: each await below returns at once
-        # (or raises the record's failure). gather() would wrap each in a Task, and made
-        # the mirror spend 40% of its time creating them (one per copied record).
-        for handle in handles:
-            await handle
+        await producer.flush()  # every batch acknowledged or failed
+        self._unacknowledged = 0
+        # The last record of each partition says for all: a record lost before it (a
+        # failed batch) would have moved it to a lower offset, or failed it as well (the
+        # idempotent producer refuses to send past a gap in its sequence numbers).
         for tp, (handle, expected) in self._last_sent.items():
             landed = (await handle).offset
             if landed != expected:
@@ -340,6 +403,7 @@ class Mirror:
         if pending:
             await asyncio.gather(*pending)
         self._written.update(changed)
+        self._progressed = True
         await self._report_progress()
 
     async def _report_progress(self) -> None:
@@ -379,8 +443,12 @@ class Mirror:
         for name in names:
             known = self.summary.topics.get(name)
             info = await source_admin.describe_topic(name)
-            if known is not None and known.partitions >= len(info.partitions):
-                continue
+            if (
+                known is not None
+                and known.partitions >= len(info.partitions)
+                and TopicPartition(name, known.partitions - 1) in self.offset_map
+            ):
+                continue  # prepared, and read since this session started
             topic = await prepare_target_topic(source_admin, target_admin, name)
             self.summary.topics[name] = topic
             new += [
@@ -440,9 +508,16 @@ class Mirror:
                     entry.forget_from(checkpoint.source_next)
                     if end > checkpoint.target_next:
                         tails[tp] = (checkpoint.target_next, end)
-                self.summary.partitions[tp] = PartitionProgress(
-                    entry.source_next, entry.target_next
-                )
+                progress = self.summary.partitions.get(tp)
+                if progress is None:
+                    self.summary.partitions[tp] = PartitionProgress(
+                        entry.source_next, entry.target_next
+                    )
+                else:  # a new session: the counts go on
+                    progress.source_next, progress.target_next = (
+                        entry.source_next,
+                        entry.target_next,
+                    )
             if tails:
                 await self._read_tails(reader, tails)
             if first:  # before any record goes there (module docstring)

@@ -13,6 +13,7 @@ read some records again; a migrated app must not.
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass, field
 
 from streamlog.transport.types import TopicPartition
@@ -30,8 +31,10 @@ class PartitionOffsets:
 
     source_next: int
     target_next: int
-    sources: list[int] = field(default_factory=list)  # breakpoints' source offsets, ascending
-    targets: list[int] = field(default_factory=list)  # their target offsets
+    # breakpoints' source offsets, ascending, and their target offsets: 16 bytes each (a
+    # compacted source can have a gap at every record)
+    sources: array[int] = field(default_factory=lambda: array("q"))
+    targets: array[int] = field(default_factory=lambda: array("q"))
 
     def note(self, source: int, target: int) -> bool:
         """Record that the record at source offset ``source`` was copied to ``target``

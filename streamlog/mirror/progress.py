@@ -52,9 +52,10 @@ class ProgressDisplay:
             mb_s = _rate((progress.bytes - self._last[2]) / 1e6, span)
         self._last = (progress.elapsed_s, progress.records, progress.bytes)
         total_lag = sum(progress.lags.values())
+        count = len(progress.lags)
         head = (
             f"{progress.records:,} records copied  {records_s:,.0f} records/s  "
-            f"{mb_s:,.2f} MB/s  lag {total_lag:,} in {len(progress.lags)} partitions"
+            f"{mb_s:,.2f} MB/s  lag {total_lag:,} in {count} partition{'' if count == 1 else 's'}"
         )
         if not self._interactive:
             now = self._clock()

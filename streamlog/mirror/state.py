@@ -3,9 +3,11 @@ two compacted topics, as MirrorMaker 2 keeps its offset syncs and checkpoints.
 
 * ``streamlog-mirror.checkpoints.internal``: per mirrored partition, the next source
   offset and the next target offset as of the last acknowledged copy;
-* ``streamlog-mirror.offset-syncs.internal``: the offset map's breakpoints (one record
-  each, keyed by their source offset, so compaction keeps every one and a rewrite after a
-  restart replaces itself).
+* ``streamlog-mirror.offset-syncs.internal``: the offset map's breakpoints, those found
+  between two checkpoints in one record (at most ``POINTS_PER_RECORD``), keyed by the
+  first one's source offset, so compaction keeps every record and a rewrite after a
+  restart replaces itself. A compacted source has a gap, so a breakpoint, at nearly
+  every record: one record per breakpoint would double what the mirror writes.
 
 Keys and values are JSON (readable with ``streamlog consume``); every key starts with the
 mirror's name, so several mirrors (one per source) can share a target.
@@ -14,7 +16,7 @@ mirror's name, so several mirrors (one per source) can share a target.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streamlog.mirror.errors import MirrorStateError
@@ -36,6 +38,7 @@ OFFSET_SYNCS_TOPIC = "streamlog-mirror.offset-syncs.internal"
 STATE_TOPICS = (CHECKPOINTS_TOPIC, OFFSET_SYNCS_TOPIC)
 _STATE_CONFIGS = {"cleanup.policy": "compact"}
 _FORMAT = 1
+POINTS_PER_RECORD = 10_000  # about 200 KB of JSON: under every broker's default 1 MB limit
 
 
 def is_mirror_state_topic(name: str) -> bool:
@@ -103,8 +106,8 @@ def _apply(state: MirrorState, name: str, topic: str, record: ConsumerRecord) ->
             else:
                 state.checkpoints[tp] = Checkpoint(int(value["source"]), int(value["target"]))
         elif value is not None:
-            state.breakpoints.setdefault(tp, []).append(
-                (int(value["source"]), int(value["target"]))
+            state.breakpoints.setdefault(tp, []).extend(
+                (int(source), int(target)) for source, target in value["points"]
             )
     except (ValueError, KeyError, TypeError) as exc:
         raise MirrorStateError(
@@ -128,18 +131,22 @@ async def send_checkpoints(
 
 
 async def send_breakpoints(
-    producer: Producer, name: str, tp: TopicPartition, points: Iterable[tuple[int, int]]
+    producer: Producer, name: str, tp: TopicPartition, points: Sequence[tuple[int, int]]
 ) -> list[Awaitable[RecordMetadata]]:
-    """Queue offset-sync records (one per breakpoint); returns their acknowledgements."""
-    return [
-        await producer.send(
-            OFFSET_SYNCS_TOPIC,
-            _dumps({"v": _FORMAT, "source": source, "target": target}),
-            key=_dumps([name, tp.topic, tp.partition, source]),
-            partition=0,
+    """Queue offset-sync records for ``points`` (ascending); returns their
+    acknowledgements."""
+    sent = []
+    for start in range(0, len(points), POINTS_PER_RECORD):
+        chunk = points[start : start + POINTS_PER_RECORD]
+        sent.append(
+            await producer.send(
+                OFFSET_SYNCS_TOPIC,
+                _dumps({"v": _FORMAT, "points": chunk}),
+                key=_dumps([name, tp.topic, tp.partition, chunk[0][0]]),
+                partition=0,
+            )
         )
-        for source, target in points
-    ]
+    return sent
 
 
 def _dumps(value: object) -> bytes:

@@ -104,6 +104,14 @@ async def prepare_target_topic(source: Admin, target: Admin, name: str) -> Mirro
     except TopicExistsError:
         pass
     there = await target.describe_topic(name)
+    differ = {k: v for k, v in configs.items() if there.configs.get(k) != v}
+    if differ:
+        log.warning(
+            "topic %s exists on the target with other configs than the source's: %s "
+            "(the mirror does not alter an existing topic)",
+            name,
+            ", ".join(f"{k}={there.configs.get(k)} there, {v} here" for k, v in differ.items()),
+        )
     have = len(there.partitions)
     if have < count:
         try:
@@ -123,4 +131,4 @@ async def prepare_target_topic(source: Admin, target: Admin, name: str) -> Mirro
             count,
             count,
         )
-    return MirroredTopic(name, count, dict(there.configs), created=False)
+    return MirroredTopic(name, count, configs, created=False)

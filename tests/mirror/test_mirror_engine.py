@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -291,3 +292,58 @@ async def test_continuous_mirror_follows_new_records_and_topics(
     assert {CHECKPOINTS_TOPIC, OFFSET_SYNCS_TOPIC} <= set(
         await target.admin().list_topics(include_internal=True)
     )
+
+
+@with_logs
+async def test_a_compacted_source_with_a_gap_at_every_record(source: Transport, target: Transport):
+    """After the cleaner ran, nearly every record is a gap: the map holds a breakpoint per
+    record, read back from the offset syncs (several records of them) after a restart, and
+    still translates every offset exactly."""
+    from streamlog.log.cleaner import LogCleaner
+    from streamlog.log.clock import SystemClock
+    from streamlog.mirror import state as mirror_state
+
+    configs = {"cleanup.policy": "compact", "segment.bytes": "4096"}
+    await source.admin().create_topic("changelog", 1, configs)
+    producer = source.producer()
+    keys = random.Random(7)
+    for i in range(3000):  # 1000 keys in random order: the latest of each is anywhere
+        await producer.send("changelog", b"v%d" % i, key=b"k%d" % keys.randrange(1000), partition=0)
+        if i % 50 == 49:
+            await producer.flush()  # one batch each: segments roll between batches
+    await producer.close()
+    manager = source.manager  # type: ignore[attr-defined]
+    assert LogCleaner(SystemClock()).clean(manager.partition("changelog", 0)) is not None
+    kept = await read_all(source, "changelog")
+    assert 900 <= len(kept) < 1500  # the last segment is never cleaned
+    tp = TopicPartition("changelog", 0)
+    middle = kept[len(kept) // 2]
+    group = source.consumer(group_id="app")
+    await group.commit({tp: middle.offset})
+    await group.close()
+
+    # a small chunk size, so the breakpoints span several offset-sync records
+    saved = mirror_state.POINTS_PER_RECORD
+    mirror_state.POINTS_PER_RECORD = 100
+    try:
+        first = Mirror(source, target, MirrorOptions(topics="changelog", once=True))
+        await first.run()
+    finally:
+        mirror_state.POINTS_PER_RECORD = saved
+    copied = await read_all(target, "changelog")
+    assert content(copied) == content(kept)
+    gaps = sum(1 for a, b in zip(kept, kept[1:], strict=False) if b.offset != a.offset + 1)
+    assert len(first.offset_map[tp].sources) == gaps + 1 > 400
+    assert len(await read_all(target, OFFSET_SYNCS_TOPIC)) == (gaps + 1 + 99) // 100
+
+    # a new mirror (a restart) reads the map back and translates like the first one
+    later = Mirror(source, target, MirrorOptions(topics="changelog", groups="app", once=True))
+    summary = await later.run()
+    assert summary.records == 0
+    for source_record, target_record in zip(kept, copied, strict=True):
+        assert later.offset_map.translate(tp, source_record.offset) == target_record.offset
+        assert later.offset_map.translate(tp, source_record.offset - 1) in (
+            target_record.offset,  # in a gap: the next copied record
+            target_record.offset - 1,  # right after the previous one
+        )
+    assert summary.groups == {"app": {tp: (middle.offset, kept.index(middle))}}
