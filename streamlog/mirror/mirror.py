@@ -43,7 +43,7 @@ from streamlog.mirror.state import (
     send_checkpoints,
 )
 from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
-from streamlog.transport.base import Consumer, Producer, Transport
+from streamlog.transport.base import Admin, Consumer, Producer, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
@@ -166,6 +166,11 @@ class Mirror:
         self._on_progress = on_progress
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        # One admin client per side for a session: each ``admin()`` call makes a client
+        # with connections of its own, kept until the transport closes, and topic
+        # refreshes and group syncs come every few seconds for as long as the mirror runs.
+        self._source_admin: Admin | None = None
+        self._target_admin: Admin | None = None
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
         self._unacknowledged = 0  # records sent since the last checkpoint
@@ -213,8 +218,18 @@ class Mirror:
 
     async def _session(self) -> None:
         """One run of the mirror with its own clients, from the state on the target."""
+        self._source_admin = source_admin = self.source.admin()
+        self._target_admin = target_admin = self.target.admin()
+        try:
+            await self._run_session(source_admin, target_admin)
+        finally:
+            self._source_admin = self._target_admin = None
+            await source_admin.close()
+            await target_admin.close()
+
+    async def _run_session(self, source_admin: Admin, target_admin: Admin) -> None:
         name = self.options.name
-        await ensure_state_topics(self.target.admin())
+        await ensure_state_topics(target_admin)
         state = await load_state(self.target, name)
         self._state_checkpoints = state.checkpoints
         self._state_breakpoints = state.breakpoints
@@ -234,7 +249,7 @@ class Mirror:
             group_snapshot = None
             if self.options.once and self._groups is not None:
                 # before the end offsets: every committed offset read is then within them
-                group_snapshot = await read_group_offsets(self.source.admin(), self._groups)
+                group_snapshot = await read_group_offsets(source_admin, self._groups)
             await self._add_topics(first=True)
             if self.options.once:
                 await self._copy_until(await self._end_offsets())
@@ -432,13 +447,12 @@ class Mirror:
     async def _add_topics(self, *, first: bool) -> None:
         """Find the selected topics (and new partitions of known ones), prepare their
         twins on the target, and start reading the partitions not read yet."""
-        source_admin = self.source.admin()
+        source_admin, target_admin = self._require_admins()
         names = self._selector.select(await source_admin.list_topics())
         if not names and first and self.options.once:
             raise NoTopicsError(f"no topic on the source matches {self._selector.describe()!r}")
         if not names and first:
             log.warning("no topic on the source matches %r yet", self._selector.describe())
-        target_admin = self.target.admin()
         new: list[TopicPartition] = []
         for name in names:
             known = self.summary.topics.get(name)
@@ -569,8 +583,9 @@ class Mirror:
     async def _sync_groups(self, snapshot: dict[str, dict[TopicPartition, int]] | None) -> None:
         if self._groups is None:
             return
+        source_admin, target_admin = self._require_admins()
         done = await sync_groups(
-            self.source.admin(), self.target, self._groups, self.offset_map, snapshot
+            source_admin, target_admin, self.target, self._groups, self.offset_map, snapshot
         )
         for group, offsets in done.items():
             self.summary.groups.setdefault(group, {}).update(offsets)
@@ -593,6 +608,11 @@ class Mirror:
         if self._consumer is None:
             raise MirrorError("the mirror is not running (Mirror.run starts it)")
         return self._consumer
+
+    def _require_admins(self) -> tuple[Admin, Admin]:
+        if self._source_admin is None or self._target_admin is None:
+            raise MirrorError("the mirror is not running (Mirror.run starts it)")
+        return self._source_admin, self._target_admin
 
     def _require_producer(self) -> Producer:
         if self._producer is None:
