@@ -283,6 +283,49 @@ def copied_count(target_url: str, topic: str, partitions: int) -> int:
     return sum(logs.end_offsets(target_url, topic, partitions).values())
 
 
+def test_log_append_time_topic_keeps_the_source_timestamps(
+    source: BrokerProcess, target: BrokerProcess
+) -> None:
+    """A LogAppendTime topic's records carry the source's append times: copied into a
+    LogAppendTime topic the target would stamp its own over them. The target topic is
+    created with the record's timestamps kept (MirrorMaker 2 leaves message.timestamp.type
+    out of the configs it copies for this reason)."""
+    u = unique()
+    src, dst = url(source), url(target)
+    topic = f"stamped-{u}"
+    logs.create_topic(src, topic, 2, {"message.timestamp.type": "LogAppendTime"})
+    logs.produce(src, topic, keyed_records("s", 10, 2))
+    done = mirror_once(src, dst, "--topics", topic, "--name", u)
+    assert done.returncode == 0, done.stderr
+    assert_identical(src, dst, topic)
+
+
+def test_old_records_are_copied_whatever_the_topics_timestamp_bounds(
+    target: BrokerProcess, tmp_path: os.PathLike[str]
+) -> None:
+    """A topic that refuses records stamped more than a minute ago
+    (message.timestamp.before.max.ms) took them when they were new: copying them later
+    must not be refused by a twin with the same bound (MirrorMaker 2 leaves
+    message.timestamp.difference.max.ms out of the configs it copies)."""
+    from streamlog.log.manager import LogManager
+
+    u = unique()
+    data_dir = f"{tmp_path}/log"
+    src, dst = f"file://{data_dir}", url(target)
+    topic = f"history-{u}"
+    logs.create_topic(src, topic, 1)
+    ten_minutes_ago = recent_ms() - 600_000
+    logs.produce(src, topic, [Record(0, b"k", b"old", (), ten_minutes_ago)])
+    manager = LogManager.open(data_dir)
+    try:
+        manager.alter_topic_config(topic, {"message.timestamp.before.max.ms": "60000"})
+    finally:
+        manager.close()
+    done = mirror_once(src, dst, "--topics", topic, "--name", u, "--retry-for", "0")
+    assert done.returncode == 0, done.stderr
+    assert_identical(src, dst, topic)
+
+
 @pytest.mark.parametrize("into", ["target", "tansu"])
 def test_kill_9_mid_copy_then_restart_copies_every_record_once(
     source: BrokerProcess, into: str, request: pytest.FixtureRequest, tmp_path: os.PathLike[str]
