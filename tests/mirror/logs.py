@@ -29,6 +29,7 @@ __all__ = [
     "committed",
     "run",
     "create_topic",
+    "add_partitions",
     "produce",
     "produce_transactions",
     "commit_offsets",
@@ -88,6 +89,17 @@ def create_topic(
         admin = t.admin()
         try:
             await admin.create_topic(name, partitions, dict(configs or {}))
+        finally:
+            await admin.close()
+
+    run(url, work)
+
+
+def add_partitions(url: str, name: str, total: int) -> None:
+    async def work(t: Transport) -> None:
+        admin = t.admin()
+        try:
+            await admin.add_partitions(name, total)
         finally:
             await admin.close()
 

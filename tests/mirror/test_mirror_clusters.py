@@ -441,6 +441,9 @@ def test_continuous_mirror_follows_new_records_and_new_topics(
         # A topic made after the mirror started (found at its next topic refresh, 10 s).
         logs.create_topic(src, later, 3, {"cleanup.policy": "compact"})
         logs.produce(src, later, changelog_records("b", 3))
+        # ... and a partition added to a topic it copies.
+        logs.add_partitions(src, first, 3)
+        logs.produce(src, first, [Record(2, b"new", b"partition", (), recent_ms())])
         logs.produce(src, first, keyed_records("a2", 6, 2))
         until_sync(lambda: target_holds(first, 10), "new records copied", timeout=FOLLOW_TIMEOUT)
         # The app commits on the source while the mirror runs: the target follows it.
@@ -451,10 +454,12 @@ def test_continuous_mirror_follows_new_records_and_new_topics(
         wanted = {tps[0]: 5, tps[1]: 5}
         until_sync(lambda: synced(wanted), "group moved on", timeout=FOLLOW_TIMEOUT)
         until_sync(lambda: target_holds(later, 30), f"{later} copied", timeout=FOLLOW_TIMEOUT)
+        until_sync(lambda: target_holds(first, 11), "the new partition copied", timeout=5)
         assert mirror.running(), mirror.output()
         assert mirror.terminate() == 0, mirror.output()
     assert_identical(src, dst, first)
     assert_identical(src, dst, later)
+    assert logs.topic_shape(dst, first, [])[0] == 3
     assert logs.topic_shape(dst, later, ["cleanup.policy"]) == (3, {"cleanup.policy": "compact"})
 
 
