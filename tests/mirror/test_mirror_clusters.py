@@ -609,6 +609,22 @@ def test_a_record_the_target_refuses_stops_the_mirror_without_retrying(
     assert logs.read_partitions(dst, topic) == {0: []}
 
 
+def test_a_mirror_onto_its_own_source_is_refused(source: BrokerProcess) -> None:
+    """The same broker under two addresses (a typo, an alias): copying a log onto itself
+    appends every record again, and a continuous mirror would go on copying its copies."""
+    u = unique()
+    src = url(source)
+    alias = f"kafka://localhost:{source.port}"
+    topic = f"self-{u}"
+    logs.create_topic(src, topic, 1)
+    logs.produce(src, topic, keyed_records("self", 5, 1))
+    done = mirror_once(src, alias, "--topics", topic, "--name", u)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "same" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(logs.read_partitions(src, topic)[0]) == 5
+
+
 class socket_closed_port:
     """A loopback port nothing listens on (bound, never listened, closed on exit)."""
 
