@@ -32,8 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamlog.mirror.ends import log_ends
-from streamlog.mirror.errors import MirrorError, NoTopicsError, TargetDivergedError
+from streamlog.mirror.errors import (
+    MirrorError,
+    NoTopicsError,
+    SameLogError,
+    TargetDivergedError,
+)
 from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_groups
+from streamlog.mirror.identity import reads_its_own_target
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
 from streamlog.mirror.state import (
     Checkpoint,
@@ -246,6 +252,12 @@ class Mirror:
             auto_offset_reset="earliest",
         )
         try:
+            client_id = f"streamlog-mirror-{name}"
+            if await reads_its_own_target(self.source, source_admin, self._producer, client_id):
+                raise SameLogError(
+                    "the source and the target are the same log (reached by two URLs): "
+                    "mirroring it onto itself would append every record to it again"
+                )
             group_snapshot = None
             if self.options.once and self._groups is not None:
                 # before the end offsets: every committed offset read is then within them
