@@ -11,6 +11,9 @@ __all__ = [
     "TargetTopicError",
     "MirrorStateError",
     "SameLogError",
+    "MigrationError",
+    "MigrationRefusedError",
+    "AppRunningError",
 ]
 
 
@@ -41,3 +44,17 @@ class MirrorStateError(MirrorError):
 class SameLogError(MirrorError):
     """The source and the target are one log reached by two URLs: mirroring it onto itself
     would append every record again, and a continuous mirror would copy its own copies."""
+
+
+class MigrationError(MirrorError):
+    """``streamlog migrate`` failed part way (the message says what was done)."""
+
+
+class MigrationRefusedError(MigrationError):
+    """``streamlog migrate`` refused before changing anything (the message says why and
+    what to do): stores in the way, no log at the source, nothing of the app there."""
+
+
+class AppRunningError(MigrationRefusedError):
+    """The app runs: a worker holds its ``file://`` log, or its group has members on the
+    source or the target."""
