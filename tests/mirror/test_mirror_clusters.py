@@ -84,7 +84,8 @@ def keyed_records(
     prefix: str, count: int, partitions: int, *, headers: bool = True
 ) -> list[Record]:
     """``count`` records spread over ``partitions``, each with a timestamp of its own (not
-    in offset order), some with headers (a repeated name, a null value), some null keys."""
+    in offset order), some with headers (a repeated name, a null value), some null keys,
+    some empty keys and values (not null: a copy must keep the difference)."""
     now = recent_ms()
     records = []
     for i in range(count):
@@ -94,8 +95,8 @@ def keyed_records(
         records.append(
             Record(
                 partition=i % partitions,
-                key=None if i % 5 == 4 else f"{prefix}-k{i}".encode(),
-                value=f"{prefix}-v{i}-".encode() + bytes(range(i % 256)),
+                key=None if i % 5 == 4 else b"" if i % 5 == 3 else f"{prefix}-k{i}".encode(),
+                value=b"" if i % 11 == 10 else f"{prefix}-v{i}-".encode() + bytes(range(i % 256)),
                 headers=header_list,
                 timestamp=now - 60_000 + (i * 7919) % 50_000,
             )
