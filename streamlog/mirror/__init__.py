@@ -8,6 +8,7 @@ from streamlog.mirror.errors import (
     MirrorError,
     MirrorStateError,
     NoTopicsError,
+    SameLogError,
     TargetDivergedError,
     TargetTopicError,
 )
@@ -32,5 +33,6 @@ __all__ = [
     "MirrorStateError",
     "NoTopicsError",
     "TargetDivergedError",
+    "SameLogError",
     "TargetTopicError",
 ]

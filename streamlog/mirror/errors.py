@@ -10,6 +10,7 @@ __all__ = [
     "TargetDivergedError",
     "TargetTopicError",
     "MirrorStateError",
+    "SameLogError",
     "MigrationError",
     "MigrationRefusedError",
     "AppRunningError",
@@ -38,6 +39,11 @@ class TargetTopicError(MirrorError):
 
 class MirrorStateError(MirrorError):
     """A record of the mirror's own state topics on the target cannot be read."""
+
+
+class SameLogError(MirrorError):
+    """The source and the target are one log reached by two URLs: mirroring it onto itself
+    would append every record again, and a continuous mirror would copy its own copies."""
 
 
 class MigrationError(MirrorError):

@@ -31,8 +31,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamlog.mirror.errors import MirrorError, NoTopicsError, TargetDivergedError
+from streamlog.mirror.ends import log_ends
+from streamlog.mirror.errors import (
+    MirrorError,
+    NoTopicsError,
+    SameLogError,
+    TargetDivergedError,
+)
 from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_groups
+from streamlog.mirror.identity import reads_its_own_target
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
 from streamlog.mirror.state import (
     Checkpoint,
@@ -42,7 +49,7 @@ from streamlog.mirror.state import (
     send_checkpoints,
 )
 from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
-from streamlog.transport.base import Consumer, Producer, Transport
+from streamlog.transport.base import Admin, Consumer, Producer, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
@@ -165,6 +172,11 @@ class Mirror:
         self._on_progress = on_progress
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        # One admin client per side for a session: each ``admin()`` call makes a client
+        # with connections of its own, kept until the transport closes, and topic
+        # refreshes and group syncs come every few seconds for as long as the mirror runs.
+        self._source_admin: Admin | None = None
+        self._target_admin: Admin | None = None
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
         self._unacknowledged = 0  # records sent since the last checkpoint
@@ -212,8 +224,18 @@ class Mirror:
 
     async def _session(self) -> None:
         """One run of the mirror with its own clients, from the state on the target."""
+        self._source_admin = source_admin = self.source.admin()
+        self._target_admin = target_admin = self.target.admin()
+        try:
+            await self._run_session(source_admin, target_admin)
+        finally:
+            self._source_admin = self._target_admin = None
+            await source_admin.close()
+            await target_admin.close()
+
+    async def _run_session(self, source_admin: Admin, target_admin: Admin) -> None:
         name = self.options.name
-        await ensure_state_topics(self.target.admin())
+        await ensure_state_topics(target_admin)
         state = await load_state(self.target, name)
         self._state_checkpoints = state.checkpoints
         self._state_breakpoints = state.breakpoints
@@ -230,10 +252,16 @@ class Mirror:
             auto_offset_reset="earliest",
         )
         try:
+            client_id = f"streamlog-mirror-{name}"
+            if await reads_its_own_target(self.source, source_admin, self._producer, client_id):
+                raise SameLogError(
+                    "the source and the target are the same log (reached by two URLs): "
+                    "mirroring it onto itself would append every record to it again"
+                )
             group_snapshot = None
             if self.options.once and self._groups is not None:
                 # before the end offsets: every committed offset read is then within them
-                group_snapshot = await read_group_offsets(self.source.admin(), self._groups)
+                group_snapshot = await read_group_offsets(source_admin, self._groups)
             await self._add_topics(first=True)
             if self.options.once:
                 await self._copy_until(await self._end_offsets())
@@ -431,13 +459,12 @@ class Mirror:
     async def _add_topics(self, *, first: bool) -> None:
         """Find the selected topics (and new partitions of known ones), prepare their
         twins on the target, and start reading the partitions not read yet."""
-        source_admin = self.source.admin()
+        source_admin, target_admin = self._require_admins()
         names = self._selector.select(await source_admin.list_topics())
         if not names and first and self.options.once:
             raise NoTopicsError(f"no topic on the source matches {self._selector.describe()!r}")
         if not names and first:
             log.warning("no topic on the source matches %r yet", self._selector.describe())
-        target_admin = self.target.admin()
         new: list[TopicPartition] = []
         for name in names:
             known = self.summary.topics.get(name)
@@ -473,7 +500,7 @@ class Mirror:
         the records the target got after that checkpoint, to match instead of resend."""
         reader = self.target.consumer(client_id=f"streamlog-mirror-{self.options.name}")
         try:
-            target_ends = await reader.end_offsets(tps)
+            target_ends = await log_ends(self.target, tps, f"streamlog-mirror-{self.options.name}")
             source_starts = await self._require_consumer().beginning_offsets(tps)
             tails: dict[TopicPartition, tuple[int, int]] = {}
             first: list[tuple[TopicPartition, Checkpoint]] = []
@@ -568,8 +595,9 @@ class Mirror:
     async def _sync_groups(self, snapshot: dict[str, dict[TopicPartition, int]] | None) -> None:
         if self._groups is None:
             return
+        source_admin, target_admin = self._require_admins()
         done = await sync_groups(
-            self.source.admin(), self.target, self._groups, self.offset_map, snapshot
+            source_admin, target_admin, self.target, self._groups, self.offset_map, snapshot
         )
         for group, offsets in done.items():
             self.summary.groups.setdefault(group, {}).update(offsets)
@@ -592,6 +620,11 @@ class Mirror:
         if self._consumer is None:
             raise MirrorError("the mirror is not running (Mirror.run starts it)")
         return self._consumer
+
+    def _require_admins(self) -> tuple[Admin, Admin]:
+        if self._source_admin is None or self._target_admin is None:
+            raise MirrorError("the mirror is not running (Mirror.run starts it)")
+        return self._source_admin, self._target_admin
 
     def _require_producer(self) -> Producer:
         if self._producer is None:
