@@ -53,6 +53,7 @@ from streamlog.transport.base import Admin, Consumer, Producer, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
+    RecordRejectedError,
     TransportClosedError,
     TransportError,
 )
@@ -204,6 +205,8 @@ class Mirror:
                     await self._session()
                     return self.summary
                 except RETRIABLE as exc:
+                    if isinstance(exc, RecordRejectedError):
+                        raise  # the target refuses these records for good: say so now
                     now = time.monotonic()
                     if self._progressed or failing_since is None:
                         failing_since, backoff = now, _FIRST_BACKOFF_S

@@ -650,15 +650,6 @@ def test_a_target_topic_with_fewer_partitions_on_tansu_is_refused(
     assert logs.read_partitions(dst, topic) == {0: []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Kafka transport raises the same ProduceError for a record the broker "
-    "refuses for good (INVALID_TIMESTAMP, CORRUPT_MESSAGE, INVALID_RECORD...) as for a "
-    "retriable error it gave up on (sender.py _retry_or_fail), and the mirror retries "
-    "ProduceError as an outage for --retry-for (300 s by default). The fix belongs in the "
-    "transport (a distinct class or a retriable flag for definitive rejections), outside "
-    "streamlog/mirror/.",
-)
 def test_a_record_the_target_refuses_stops_the_mirror_without_retrying(
     target: BrokerProcess, tmp_path: os.PathLike[str]
 ) -> None:
@@ -763,14 +754,6 @@ def test_tansu_to_file_log(tansu: TansuProcess, tmp_path: os.PathLike[str]) -> N
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tansu answers DescribeConfigs with config_source DEFAULT_CONFIG (5) and "
-    "is_default=true for the configs set on a topic (and lists no others); the Kafka "
-    "transport's describe_topic (transport/kafka/admin.py) takes only source "
-    "DYNAMIC_TOPIC_CONFIG (1) as the topic's own, so a topic mirrored out of Tansu loses "
-    "cleanup.policy=compact. The fix belongs in the transport, outside streamlog/mirror/.",
-)
 def test_tansu_to_file_log_keeps_compaction(
     tansu: TansuProcess, tmp_path: os.PathLike[str]
 ) -> None:
