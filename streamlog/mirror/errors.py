@@ -5,6 +5,8 @@ from __future__ import annotations
 from streamlog.errors import StreamlogError
 
 __all__ = [
+    "MirrorRunningError",
+    "LeaseLostError",
     "MirrorError",
     "NoTopicsError",
     "TargetDivergedError",
@@ -58,3 +60,12 @@ class MigrationRefusedError(MigrationError):
 class AppRunningError(MigrationRefusedError):
     """The app runs: a worker holds its ``file://`` log, or its group has members on the
     source or the target."""
+
+
+class LeaseLostError(MirrorError):
+    """Another mirror of the same name holds the lease now (``lease.py``): this one stops
+    writing and waits as a standby."""
+
+
+class MirrorRunningError(MirrorError):
+    """A ``--once`` run while another mirror of the same name runs on the target."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from streamlog.mirror.ends import log_ends
 from streamlog.mirror.errors import (
+    LeaseLostError,
     MirrorError,
     NoTopicsError,
     SameLogError,
@@ -40,6 +41,7 @@ from streamlog.mirror.errors import (
 )
 from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_groups
 from streamlog.mirror.identity import reads_its_own_target
+from streamlog.mirror.lease import MirrorLease, leased_by_another
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
 from streamlog.mirror.state import (
     Checkpoint,
@@ -72,6 +74,9 @@ RETRIABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 _FIRST_BACKOFF_S = 0.5
+# A once run finding the name's lease held waits this long: a killed mirror's membership
+# expires after its session timeout (10 s); a live mirror's never does.
+_ONCE_LEASE_WAIT_S = 20.0
 _MAX_BACKOFF_S = 10.0
 
 
@@ -182,6 +187,7 @@ class Mirror:
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
         self._unacknowledged = 0  # records sent since the last checkpoint
         self._progressed = False  # a checkpoint was made in this session
+        self._lease: MirrorLease | None = None
         self._last_sent: dict[TopicPartition, tuple[Awaitable[Any], int]] = {}
         self._new_breakpoints: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._written: dict[TopicPartition, Checkpoint] = {}
@@ -204,6 +210,10 @@ class Mirror:
                 try:
                     await self._session()
                     return self.summary
+                except LeaseLostError as exc:
+                    log.warning("mirror: %s; waiting to hold it again", exc)
+                    self._reset()
+                    continue
                 except RETRIABLE as exc:
                     if isinstance(exc, RecordRejectedError):
                         raise  # the target refuses these records for good: say so now
@@ -226,19 +236,38 @@ class Mirror:
             self._finish_summary()
 
     async def _session(self) -> None:
-        """One run of the mirror with its own clients, from the state on the target."""
+        """One run of the mirror with its own clients, from the state on the target,
+        holding the name's lease (``lease.py``): a continuous mirror waits for it as a
+        standby; a ``once`` run goes ahead when nobody holds it, waits out a killed
+        mirror's membership, and is refused while another mirror of the name runs."""
         self._source_admin = source_admin = self.source.admin()
         self._target_admin = target_admin = self.target.admin()
+        lease = None
         try:
+            await ensure_state_topics(target_admin)
+            if not self.options.once or await leased_by_another(target_admin, self.options.name):
+                lease = MirrorLease(
+                    self.target, self.options.name, before_giving_up=self._flush_in_flight
+                )
+                self._lease = lease
+                await lease.acquire(_ONCE_LEASE_WAIT_S if self.options.once else None)
             await self._run_session(source_admin, target_admin)
         finally:
+            self._lease = None
+            if lease is not None:
+                await lease.release()
             self._source_admin = self._target_admin = None
             await source_admin.close()
             await target_admin.close()
 
+    async def _flush_in_flight(self) -> None:
+        """Before the lease moves: the records sent so far reach the target, where the
+        next holder finds and matches them."""
+        if self._producer is not None and not getattr(self._producer, "closed", False):
+            await self._producer.flush()
+
     async def _run_session(self, source_admin: Admin, target_admin: Admin) -> None:
         name = self.options.name
-        await ensure_state_topics(target_admin)
         state = await load_state(self.target, name)
         self._state_checkpoints = state.checkpoints
         self._state_breakpoints = state.breakpoints
@@ -315,6 +344,8 @@ class Mirror:
             if left <= 0 or self._unacknowledged >= self.options.max_pending_records:
                 return
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            if self._lease is not None:
+                await self._lease.check()  # nothing more is sent once it moved
             await self._copy(batch)
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
@@ -401,6 +432,8 @@ class Mirror:
         consumer = self._require_consumer()
         await producer.flush()  # every batch acknowledged or failed
         self._unacknowledged = 0
+        if self._lease is not None:
+            await self._lease.check()  # the next holder writes the checkpoints now
         # The last record of each partition says for all: a record lost before it (a
         # failed batch) would have moved it to a lower offset, or failed it as well (the
         # idempotent producer refuses to send past a gap in its sequence numbers).

@@ -486,15 +486,6 @@ def test_continuous_mirror_follows_new_records_and_new_topics(
     assert logs.topic_shape(dst, later, ["cleanup.policy"]) == (3, {"cleanup.policy": "compact"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nothing keeps two mirrors of one --name from running at once (a second service "
-    "instance, a --once beside a continuous one): both copy every new record, so the target "
-    "holds it twice before both stop on the offsets they did not expect. A fix needs an "
-    "exclusion the mirror's write path honours (a transactional.id fencing the older "
-    "writer, as Kafka's exactly-once MirrorMaker does, or a group lease): a design change "
-    "left to the mirror's owner.",
-)
 def test_two_mirrors_of_one_name_never_write_a_record_twice(
     source: BrokerProcess, target: BrokerProcess, tmp_path: os.PathLike[str]
 ) -> None:
