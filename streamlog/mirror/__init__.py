@@ -12,14 +12,14 @@ from streamlog.mirror.errors import (
     TargetDivergedError,
     TargetTopicError,
 )
-from streamlog.mirror.mirror import (
-    Mirror,
+from streamlog.mirror.mirror import Mirror
+from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
+from streamlog.mirror.results import (
     MirrorOptions,
     MirrorProgress,
     MirrorSummary,
     PartitionProgress,
 )
-from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
 
 __all__ = [
     "Mirror",

@@ -27,8 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
 from streamlog.mirror.ends import log_ends
@@ -43,6 +42,13 @@ from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_grou
 from streamlog.mirror.identity import reads_its_own_target
 from streamlog.mirror.lease import MirrorLease, leased_by_another
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
+from streamlog.mirror.results import (
+    MirrorOptions,
+    MirrorProgress,
+    MirrorSummary,
+    PartitionProgress,
+    ProgressCallback,
+)
 from streamlog.mirror.state import (
     Checkpoint,
     ensure_state_topics,
@@ -50,7 +56,7 @@ from streamlog.mirror.state import (
     send_breakpoints,
     send_checkpoints,
 )
-from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
+from streamlog.mirror.topics import TopicSelector, prepare_target_topic
 from streamlog.transport.base import Admin, Consumer, Producer, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
@@ -61,7 +67,7 @@ from streamlog.transport.errors import (
 )
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
-__all__ = ["Mirror", "MirrorOptions", "MirrorSummary", "PartitionProgress", "MirrorProgress"]
+__all__ = ["Mirror", "RETRIABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -78,71 +84,6 @@ _FIRST_BACKOFF_S = 0.5
 # expires after its session timeout (10 s); a live mirror's never does.
 _ONCE_LEASE_WAIT_S = 20.0
 _MAX_BACKOFF_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorOptions:
-    """What to mirror and how often to record progress.
-
-    ``topics``: a regular expression matched against whole topic names, or exact names;
-    ``groups``: likewise for consumer groups whose offsets are translated (None: none);
-    ``once``: copy what the source holds when the mirror starts, then return;
-    ``name``: keys the mirror's state on the target (one name per source);
-    ``retry_for_s``: how long outages in a row are ridden out before ``run`` raises.
-    """
-
-    topics: str | Sequence[str] = ".*"
-    groups: str | Sequence[str] | None = None
-    once: bool = False
-    name: str = "default"
-    checkpoint_interval_s: float = 1.0
-    group_sync_interval_s: float = 5.0
-    topic_refresh_interval_s: float = 10.0
-    retry_for_s: float = 300.0
-    max_pending_records: int = 200_000
-    producer_linger_ms: int = 20
-    compression: str = "none"
-
-
-@dataclass(slots=True)
-class PartitionProgress:
-    source_next: int
-    target_next: int
-    copied: int = 0
-    matched: int = 0  # found on the target already after a restart, not sent again
-    lag: int | None = None  # source records not copied yet (end offset - source_next)
-
-
-@dataclass(slots=True)
-class MirrorSummary:
-    records: int = 0
-    bytes: int = 0
-    matched: int = 0
-    elapsed_s: float = 0.0
-    topics: dict[str, MirroredTopic] = field(default_factory=dict)
-    partitions: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)
-    groups: dict[str, dict[TopicPartition, tuple[int, int]]] = field(default_factory=dict)
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorProgress:
-    """What a progress display is handed after each checkpoint."""
-
-    records: int
-    bytes: int
-    elapsed_s: float
-    lags: dict[TopicPartition, int]
-
-
-ProgressCallback = Callable[[MirrorProgress], None]
 
 
 def _record_bytes(record: ConsumerRecord) -> int:
