@@ -7,12 +7,13 @@ type, and whatever is left at the end is refused, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from streamlog.connect.errors import ConnectorConfigError
 
-__all__ = ["ConfigKeys"]
+__all__ = ["ConfigKeys", "token_from_env"]
 
 _MISSING: Any = object()
 
@@ -51,3 +52,17 @@ class ConfigKeys:
             raise ConnectorConfigError(
                 f"connector {self._name!r}: unknown key(s) {', '.join(sorted(self._left))}"
             )
+
+
+def token_from_env(settings: MutableMapping[str, Any]) -> None:
+    """Replace ``token_env`` in ``settings`` by ``token``, read from the environment
+    variable it names: a secret kept out of the config file."""
+    token_env = settings.pop("token_env", None)
+    if token_env is None:
+        return
+    if "token" in settings:
+        raise ConnectorConfigError("token_env: give token or token_env, not both")
+    token = os.environ.get(str(token_env))
+    if not token:
+        raise ConnectorConfigError(f"token_env: environment variable {token_env!r} is unset")
+    settings["token"] = token

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import ssl
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from streamlog.connect.base import SinkRecord
+from streamlog.connect.config_keys import token_from_env
 from streamlog.connect.errors import BadRecordError, ConnectorConfigError, SinkUnavailableError
 
 if TYPE_CHECKING:
@@ -433,14 +433,7 @@ def http_sink_from_config(name: str, config: Mapping[str, Any]) -> HttpSink:
         raise ConnectorConfigError(f"{sorted(unknown)[0]}: not a setting of an http sink")
     if "url" not in settings:
         raise ConnectorConfigError("url: required for an http sink")
-    token_env = settings.pop("token_env", None)
-    if token_env is not None:
-        if "token" in settings:
-            raise ConnectorConfigError("token_env: give token or token_env, not both")
-        token = os.environ.get(str(token_env))
-        if not token:
-            raise ConnectorConfigError(f"token_env: environment variable {token_env!r} is unset")
-        settings["token"] = token
+    token_from_env(settings)
     for key in ("ca_file", "cert_file", "key_file", "token", "method", "body", "format"):
         value = settings.get(key)
         if value is not None and not isinstance(value, str):

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from streamlog.connect.base import Position, SourceRecord
+from streamlog.connect.config_keys import token_from_env
 from streamlog.connect.errors import ConnectorConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -493,14 +494,7 @@ def webhook_from_config(name: str, config: Mapping[str, Any]) -> WebhookSource:
         raise ConnectorConfigError(f"{sorted(unknown)[0]}: not a setting of a webhook source")
     if "port" not in settings:
         raise ConnectorConfigError("port: required for a webhook source")
-    token_env = settings.pop("token_env", None)
-    if token_env is not None:
-        if "token" in settings:
-            raise ConnectorConfigError("token_env: give token or token_env, not both")
-        token = os.environ.get(str(token_env))
-        if not token:
-            raise ConnectorConfigError(f"token_env: environment variable {token_env!r} is unset")
-        settings["token"] = token
+    token_from_env(settings)
     forward = settings.get("forward_headers", ())
     if not isinstance(forward, list | tuple) or not all(isinstance(h, str) for h in forward):
         raise ConnectorConfigError("forward_headers: must be a list of header names")
