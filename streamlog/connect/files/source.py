@@ -120,6 +120,8 @@ class FileSource:
         self._framer: RecordFramer | None = None
         self._decoder: JsonLinesDecoder | CsvDecoder | None = None
         self._head_full: int | None = None  # fingerprint once the file has HEAD_BYTES
+        self._check_len = 0  # how many of the open file's first bytes were read ...
+        self._check_crc = 0  # ... and their CRC: a file written again is told by them
         self._at_eof = False
         self._draining = False  # reading a rotated-away file to its end
         self._needs_header = False
@@ -161,6 +163,9 @@ class FileSource:
             if not self._open_path(at_end=False):
                 await asyncio.sleep(self._poll_interval)
                 return []
+        if self.follow and not self._draining and self._start_changed():
+            log.warning("file source %s: %s was written again from its start", self.name, self.path)
+            self._reopen_at_start()
         records = self._read(final=not self.follow or self._draining)
         if not self._at_eof or records:
             if self._at_eof and self._draining:
@@ -228,6 +233,7 @@ class FileSource:
             self._emit(framer.take(self._batch_size - len(out)), out)
             if self._failure is not None:
                 break
+        self._note_start(fd)
         if out:
             self._position = out[-1].position
             self._records += len(out)
@@ -367,6 +373,8 @@ class FileSource:
         self._inode = os.fstat(fd).st_ino
         self._file_path = path
         self._head_full = None
+        self._check_len = 0
+        self._check_crc = 0
         self._at_eof = False
         self._draining = False
         csv_format = self.format == "csv"
@@ -420,16 +428,24 @@ class FileSource:
             return "rotated"
         if os.fstat(fd).st_size < os.lseek(fd, 0, os.SEEK_CUR):
             return "truncated"
-        if self._position is not None and isinstance(self._position, dict):
-            mine = self._position.get("inode") == self._inode
-            end = self._position.get("offset", 0)
-            if (
-                mine
-                and end > 0
-                and zlib.crc32(os.pread(fd, min(HEAD_BYTES, end), 0)) != self._position.get("head")
-            ):
-                return "truncated"
+        if self._start_changed():
+            return "truncated"
         return None
+
+    def _start_changed(self) -> bool:
+        """Do the first bytes of the open file differ from those it had when read (it was
+        truncated and written again)?"""
+        fd = self._fd
+        if fd is None or self._check_len == 0:
+            return False
+        return zlib.crc32(os.pread(fd, self._check_len, 0)) != self._check_crc
+
+    def _note_start(self, fd: int) -> None:
+        """Remember the CRC of the first bytes read so far (up to ``HEAD_BYTES``)."""
+        length = min(HEAD_BYTES, os.lseek(fd, 0, os.SEEK_CUR))
+        if length != self._check_len:
+            self._check_len = length
+            self._check_crc = zlib.crc32(os.pread(fd, length, 0))
 
     def _switch_to_path(self) -> None:
         """The rotated-away file is read to its end: go on with the path's file."""
