@@ -327,12 +327,20 @@ class FileSink:
             while view:
                 view = view[os.write(fd, view) :]
         except OSError:
-            os.ftruncate(fd, self._written)  # no half line left behind; the buffer is kept
-            os.lseek(fd, self._written, os.SEEK_SET)
+            self._cut_back(fd)  # no half line left behind; the buffer is kept
             raise
         self._buffer = []
         self._buffered = 0
         self._written += len(data)
+
+    def _cut_back(self, fd: int) -> None:
+        """After a failed write: the file back to what was written whole (best effort:
+        the start of the next run cuts it back to the durable size anyway)."""
+        try:
+            os.ftruncate(fd, self._written)
+            os.lseek(fd, self._written, os.SEEK_SET)
+        except OSError:
+            pass
 
     def _open_active(self) -> None:
         created = not os.path.exists(self.path)
