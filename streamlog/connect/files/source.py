@@ -245,18 +245,19 @@ class FileSource:
             return
         key_field = self._key_field
         inode = self._inode
+        decode = decoder.decode
         for item in framed:
-            if self._failure is not None:
-                return
-            data = item.data
-            if data is None:
-                self._bad(item, f"longer than max_record_bytes ({self._max_record_bytes})")
-                continue
-            if self._needs_header:
+            data, _, end = item
+            if data is None or self._needs_header or self._failure is not None:
+                if self._failure is not None:
+                    return
+                if data is None:
+                    self._bad(item, f"longer than max_record_bytes ({self._max_record_bytes})")
+                    continue
                 if self._take_header(item):
                     continue
             try:
-                value = decoder.decode(data)
+                value = decode(data)
             except MalformedRecord as exc:
                 self._bad(item, str(exc))
                 continue
@@ -268,8 +269,10 @@ class FileSource:
                     self._bad(item, f"no key field {key_field!r}")
                     continue
                 key = _key_text(value[key_field])
-            position = {"inode": inode, "head": self._head(item.end), "offset": item.end}
-            out.append(SourceRecord(value=value, key=key, position=position))
+            head = self._head_full if end >= HEAD_BYTES else None
+            if head is None:
+                head = self._head(end)
+            out.append(SourceRecord(value, {"inode": inode, "head": head, "offset": end}, key))
 
     def _take_header(self, item: Framed) -> bool:
         """The file's first record, when it is its header; True: it was (no record)."""
