@@ -28,6 +28,7 @@ PAGES = [
     "docs/apps-spam.md",
 ]
 OWN_MODULE = ["docs/cli.md", "docs/tables.md", "docs/models.md", "docs/worker.md"]
+OWN_MODULE += ["docs/connect-files.md"]  # test_connect_files_page.py
 
 
 def test_every_page_with_blocks_is_covered():

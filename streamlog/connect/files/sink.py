@@ -198,6 +198,10 @@ class FileSink:
             pair = next(encoded, None)
             if self._rotation_due(len(line)):
                 await asyncio.to_thread(self._flush_and_rotate)
+            if self._written + self._buffered == 0 and self._encoder is not None:
+                header = self._encoder.header()  # a new CSV file starts with its header
+                self._buffer.append(header)
+                self._buffered += len(header)
             self._buffer.append(line)
             self._buffered += len(line)
             if self._buffered >= self._buffer_limit:
@@ -351,10 +355,6 @@ class FileSink:
             _fsync_dir(self._dir)
         if self._opened_at is None:
             self._opened_at = self._clock()
-        if size == 0 and self._encoder is not None:
-            header = self._encoder.header()
-            self._buffer.insert(0, header)
-            self._buffered += len(header)
 
     def _rotate(self) -> None:
         fd = self._fd
@@ -430,6 +430,7 @@ class FileSink:
             self._columns = self._columns or self._header_of_active()
             if self._columns is not None:
                 self._encoder = CsvEncoder(columns=self._columns, delimiter=self._delimiter)
+        self._written = self._durable = os.path.getsize(self.path) if exists else 0
         if not exists or os.path.getsize(self.path) == 0:
             self._opened_at = None
         elif self._opened_at is None:
