@@ -5,12 +5,15 @@ each crash point of the flush steps), bad records, the path's lock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +274,43 @@ def test_a_full_disk_is_unavailable_not_lost(tmp_path):
 
     run(scenario())
     assert not (tmp_path / ".out.jsonl.sink").exists()
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """A disk that refuses to grow a file past ``limit`` bytes (EFBIG), as a full one does,
+    until the block ends: RLIMIT_FSIZE, with SIGXFSZ ignored."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_a_disk_that_refuses_then_recovers_loses_nothing(tmp_path):
+    sink = FileSink(tmp_path / "out.jsonl", max_bytes=3000, buffer_bytes=500)
+    line = "z" * 80
+
+    async def scenario() -> None:
+        await sink.start()
+        await sink.write([rec(o, {"o": o, "pad": line}) for o in range(10)])
+        await sink.flush()
+        with file_size_limit(2000):
+            # rotations and write-throughs put off inside write: no error while taking
+            await sink.write([rec(o, {"o": o, "pad": line}) for o in range(10, 60)])
+            with pytest.raises(SinkUnavailableError, match="too large"):
+                await sink.flush()
+            assert sink.status()["pending"] == 50  # nothing acknowledged
+        await sink.flush()  # the disk is back
+        await sink.close()
+
+    run(scenario())
+    assert [x["o"] for x in lines_of(tmp_path)] == list(range(60))
+    state = json.loads((tmp_path / ".out.jsonl.sink").read_text())
+    assert state["offsets"] == {"t": {"0": 59}}
 
 
 def test_sink_from_config(tmp_path):

@@ -134,6 +134,7 @@ class FileSink:
         self._opened_at: float | None = None  # when its first line was written
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._unsynced: list[bytes] = []  # written since the last flush: kept to write again
         self._done: dict[str, dict[str, int]] = {}  # topic -> partition -> last durable offset
         self._taken: dict[tuple[str, int], int] = {}  # last offset taken, not yet durable
         self._pending = 0  # records taken, not yet durable
@@ -205,7 +206,7 @@ class FileSink:
             self._buffer.append(line)
             self._buffered += len(line)
             if self._buffered >= self._buffer_limit:
-                await asyncio.to_thread(self._write_buffer_or_unavailable)
+                await asyncio.to_thread(self._write_buffer_or_keep)
 
     async def flush(self) -> None:
         """Make every line taken durable (steps 1-3); ``SinkUnavailableError`` when the
@@ -218,6 +219,7 @@ class FileSink:
         """Forget what is not durable: the buffer, and bytes written past the durable size."""
         self._buffer = []
         self._buffered = 0
+        self._unsynced = []
         self._taken = {}
         self._pending = 0
         if self._fd is not None and self._written != self._durable:
@@ -288,20 +290,30 @@ class FileSink:
     # -- the flush steps (run in a thread: fsync blocks) ----------------------------------
 
     def _flush_and_rotate(self) -> None:
-        self._flush_sync(True)
+        """Inside ``write``: the file is full. A disk that refuses is not ``write``'s
+        error (the batch is being taken): the rotation waits, and ``flush`` reports it."""
+        try:
+            self._flush_sync(True)
+        except SinkUnavailableError as exc:
+            log.warning("file sink %s: rotation put off: %s", self.name, exc)
 
     def _flush_sync(self, rotate: bool) -> None:
+        """Steps 1-3. What is remembered as durable (size, offsets) changes only once
+        the state file says so: a failure anywhere leaves the flush to be done again."""
         try:
             self._write_buffer()
             if self._fd is not None and self._written != self._durable:
-                os.fdatasync(self._fd)  # step 1
-            self._durable = self._written
+                self._sync_active()  # step 1
+            done = {topic: dict(partitions) for topic, partitions in self._done.items()}
             for (topic, partition), offset in self._taken.items():
-                self._done.setdefault(topic, {})[str(partition)] = offset
+                done.setdefault(topic, {})[str(partition)] = offset
+            self._save_state(self._written, done)  # step 2
+            self._durable = self._written
+            self._unsynced = []
+            self._done = done
             self._taken = {}
             self._flushed += self._pending
             self._pending = 0
-            self._save_state()  # step 2
             if rotate and self._fd is not None and self._durable > 0:
                 self._rotate()  # step 3
         except OSError as exc:
@@ -309,13 +321,40 @@ class FileSink:
                 f"file sink {self.name}: {self.path}: {exc.strerror}"
             ) from exc
 
-    def _write_buffer_or_unavailable(self) -> None:
+    def _sync_active(self) -> None:
+        """fdatasync the active file. When it fails, the kernel may have dropped the
+        pages it could not write and a second fdatasync would succeed without them: the
+        file is cut back to its durable size and the lines written since go back to the
+        buffer, to be written again."""
+        fd = self._fd
+        if fd is None:
+            return
+        try:
+            os.fdatasync(fd)
+        except OSError:
+            self._written_back()
+            raise
+
+    def _written_back(self) -> None:
+        fd = self._fd
+        if fd is not None:
+            try:
+                os.ftruncate(fd, self._durable)
+                os.lseek(fd, self._durable, os.SEEK_SET)
+            except OSError:
+                pass  # the next start cuts the file back to the state's size
+        self._buffer = [*self._unsynced, *self._buffer]
+        self._buffered = sum(len(chunk) for chunk in self._buffer)
+        self._unsynced = []
+        self._written = self._durable
+
+    def _write_buffer_or_keep(self) -> None:
+        """Inside ``write``: the buffer is full. A disk that refuses: the lines stay
+        buffered, and ``flush`` reports it."""
         try:
             self._write_buffer()
         except OSError as exc:
-            raise SinkUnavailableError(
-                f"file sink {self.name}: {self.path}: {exc.strerror}"
-            ) from exc
+            log.warning("file sink %s: %s: %s (kept in memory)", self.name, self.path, exc.strerror)
 
     def _write_buffer(self) -> None:
         if not self._buffer:
@@ -333,6 +372,7 @@ class FileSink:
         except OSError:
             self._cut_back(fd)  # no half line left behind; the buffer is kept
             raise
+        self._unsynced.append(data)
         self._buffer = []
         self._buffered = 0
         self._written += len(data)
@@ -369,18 +409,18 @@ class FileSink:
         self._durable = self._written = 0
         self._opened_at = None
         self._rotations += 1
-        self._save_state()
+        self._save_state(0, self._done)
 
     def _rotated_path(self, seq: int) -> str:
         return os.path.join(self._dir, f"{self._stem}.{seq:06d}{self._suffix}")
 
-    def _save_state(self) -> None:
+    def _save_state(self, size: int, offsets: dict[str, dict[str, int]]) -> None:
         state = {
-            "size": self._durable,
+            "size": size,
             "seq": self._seq,
             "opened_at": self._opened_at,
             "columns": list(self._encoder.columns) if self._encoder is not None else None,
-            "offsets": self._done,
+            "offsets": offsets,
         }
         tmp = self._state_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as out:
