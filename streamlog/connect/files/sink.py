@@ -17,8 +17,9 @@ The flush, in order (each step durable before the next):
    directory fsync'ed when the file is new);
 2. the state file records the new size and the last offsets;
 3. when rotation is due (``max_bytes`` would be passed, or the file is ``max_age``
-   seconds old), the active file is renamed to the next rotated name, the directory
-   fsync'ed, and the state records the next number.
+   seconds old: checked as records come and on flushes, with no timer of its own), the
+   active file is renamed to the next rotated name, the directory fsync'ed, and the
+   state records the next number.
 
 A crash anywhere is repaired at start: bytes past the recorded size are cut off (their
 records were not acknowledged and come again), a rename whose state was not written is
@@ -197,7 +198,7 @@ class FileSink:
                 raise SinkError(f"file sink {self.name}: lines out of step with records")
             line = pair[1]
             pair = next(encoded, None)
-            if self._rotation_due(len(line)):
+            if self._rotation_due(len(line)) or self._age_due():
                 await asyncio.to_thread(self._flush_and_rotate)
             if self._written + self._buffered == 0 and self._encoder is not None:
                 header = self._encoder.header()  # a new CSV file starts with its header
