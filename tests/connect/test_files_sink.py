@@ -210,6 +210,28 @@ def test_kill_9_while_writing_loses_and_repeats_nothing(tmp_path, kills):
     assert len(data_files(tmp_path)) > 10  # it rotated all along
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_crash_after_a_rotation_inside_a_batch_loses_nothing(tmp_path, fmt):
+    """A batch that fills the file rotates it part-way (a flush of what came before), then
+    the process dies before the batch's own flush: the next run, given the batch again,
+    writes the lines that were only buffered (found lost by the end-to-end test)."""
+    path = tmp_path / f"out.{fmt}"
+    driver = [sys.executable, "-m", "tests.connect.filesinkdriver", str(path), fmt]
+    died = subprocess.run([*driver, "0", "40", "20", "600", "1"], cwd=ROOT, timeout=60)
+    assert died.returncode == -signal.SIGKILL
+    assert (tmp_path / f"out.000001.{fmt}").exists()  # it rotated inside the batch
+    done = subprocess.run([*driver, "0", "40", "20", "600"], cwd=ROOT, timeout=60)
+    assert done.returncode == 0
+    offsets = []
+    for file in data_files(tmp_path):
+        if fmt == "jsonl":
+            offsets += [json.loads(line)["offset"] for line in file.read_text().splitlines()]
+        else:
+            with open(file, newline="") as f:
+                offsets += [int(row["offset"]) for row in csv.DictReader(f)]
+    assert offsets == list(range(40))
+
+
 def test_csv_header_in_each_file_and_columns_kept_across_restarts(tmp_path):
     path = tmp_path / "out.csv"
     first = [rec(o, {"id": o, "name": f"n,{o}", "tags": ["a"]}) for o in range(6)]

@@ -170,44 +170,39 @@ class FileSink:
         """Buffer the records' lines. A batch holding a record that cannot be written is
         refused whole (``BadRecordError``), nothing of it taken, so that the runner can
         hand its records one at a time to find that one."""
-        lines: list[tuple[SinkRecord, bytes]] = []
+        lines: list[bytes | None] = []  # None: a tombstone
         for record in records:
             if record.value is None:
+                lines.append(None)
                 continue
             try:
-                lines.append((record, self._encode(record.value)))
+                lines.append(self._encode(record.value))
             except BadRecordError as exc:
                 self._errors += 1
                 self._last_error = f"{record.topic}[{record.partition}]@{record.offset}: {exc}"
                 raise BadRecordError(f"file sink {self.name}: {self._last_error}") from None
-        encoded = iter(lines)
-        pair = next(encoded, None)
-        for record in records:
+        for record, line in zip(records, lines, strict=True):
             partition_key = (record.topic, record.partition)
             if record.offset <= self._last_offset(partition_key):
                 self._skipped += 1  # durable already: a redelivery after a crash
-                if pair is not None and pair[0] is record:
-                    pair = next(encoded, None)
                 continue
+            if line is None:
+                self._tombstones += 1
+            else:
+                if self._rotation_due(len(line)) or self._age_due():
+                    await asyncio.to_thread(self._flush_and_rotate)
+                if self._written + self._buffered == 0 and self._encoder is not None:
+                    header = self._encoder.header()  # a new CSV file starts with its header
+                    self._buffer.append(header)
+                    self._buffered += len(header)
+                self._buffer.append(line)
+                self._buffered += len(line)
+                if self._buffered >= self._buffer_limit:
+                    await asyncio.to_thread(self._write_buffer_or_keep)
+            # Taken only now that its line is buffered: the flush a rotation makes above
+            # records the offsets taken, and must not record one whose line it did not write.
             self._taken[partition_key] = record.offset
             self._pending += 1
-            if record.value is None:
-                self._tombstones += 1
-                continue
-            if pair is None or pair[0] is not record:
-                raise SinkError(f"file sink {self.name}: lines out of step with records")
-            line = pair[1]
-            pair = next(encoded, None)
-            if self._rotation_due(len(line)) or self._age_due():
-                await asyncio.to_thread(self._flush_and_rotate)
-            if self._written + self._buffered == 0 and self._encoder is not None:
-                header = self._encoder.header()  # a new CSV file starts with its header
-                self._buffer.append(header)
-                self._buffered += len(header)
-            self._buffer.append(line)
-            self._buffered += len(line)
-            if self._buffered >= self._buffer_limit:
-                await asyncio.to_thread(self._write_buffer_or_keep)
 
     async def flush(self) -> None:
         """Make every line taken durable (steps 1-3); ``SinkUnavailableError`` when the
