@@ -89,8 +89,9 @@ def test_file_to_topic_to_files_through_kill_9_and_rotation(tmp_path):
                 # a position saved: a source with none reads the path's file from its
                 # start, and would not know the file renamed away while it was down
                 read_topic(worker.kafka_url, "filepipe-connect-offsets", 1)
-            grow(2000)  # the worker is reading and writing when it is killed
-            worker.kill()
+            grow(2000)
+            wait_until(lambda: written_at_least(total - 1800), 60, "the new lines coming")
+            worker.kill()  # mid-stream: reading, producing and writing
             if round_ == 0:
                 os.rename(source_file, inbox / "orders.jsonl.1")  # rotated while it is down
                 grow(1000)
