@@ -132,9 +132,9 @@ def test_csv_without_header_takes_the_given_columns(tmp_path):
 
 def test_key_field_missing_is_a_bad_line(tmp_path):
     path = tmp_path / "in.jsonl"
-    path.write_text('{"id": 7, "v": 1}\n{"v": 2}\n[1, 2]\n{"id": "x"}\n')
+    path.write_text('{"id": 7, "v": 1}\n{"v": 2}\n[1, 2]\n{"id": "x"}\n{"id": true}\n')
     source = FileSource(path, key_field="id")
-    assert [r.key for r in run(read_all(source))] == ["7", "x"]
+    assert [r.key for r in run(read_all(source))] == ["7", "x", "true"]
     assert source.status()["errors"] == 2
 
 

@@ -30,6 +30,8 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from streamlog.connect.base import Position, SourceRecord
 from streamlog.connect.errors import ConnectorConfigError, SourceError
 from streamlog.connect.files.formats import (
@@ -91,6 +93,8 @@ class FileSource:
             raise ConnectorConfigError("columns: a CSV file without a header needs its columns")
         if len(delimiter) != 1:
             raise ConnectorConfigError(f"delimiter: {delimiter!r} is not one character")
+        if format == "jsonl" and encoding.replace("-", "").lower() != "utf8":
+            raise ConnectorConfigError(f"encoding: JSON lines are UTF-8, not {encoding!r}")
         try:
             "".encode(encoding)
         except LookupError:
@@ -497,6 +501,8 @@ def _after_last_newline(fd: int) -> int:
 
 
 def _key_text(value: Any) -> str | None:
+    """A key field's value as the record's key: text as it is, anything else as its JSON
+    (``7``, ``true``, ``[1, 2]``); null stays a null key."""
     if value is None or isinstance(value, str):
         return value
-    return str(value) if isinstance(value, int | float) else repr(value)
+    return msgspec.json.encode(value).decode()
