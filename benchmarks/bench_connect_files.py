@@ -1,7 +1,7 @@
 """File connectors' throughput, the connector alone (no log): FileSource reading a file
 once, FileSink writing and flushing, for JSON lines and CSV.
 
-Run: ``.venv/bin/python benchmarks/bench_connect_files.py [--records 200000]``
+Run: ``.venv/bin/python benchmarks/bench_connect_files.py [--records 200000] [--worker]``
 
 Each record is an object of five fields (~100 bytes as a JSON line). The source case reads
 a file written beforehand (in the page cache) through ``poll`` to its end, decoding every
@@ -9,6 +9,11 @@ line and building its ``SourceRecord`` and position. The sink case hands the rec
 batches of 1,000 (as the runner does) and flushes (fdatasync + state file) every 10,000,
 about what one commit interval brings at these rates. The best of three rounds is
 reported as records/s and MB/s of file bytes.
+
+``--worker`` adds the pipeline through one app (one process, the bundled ``file://`` log,
+3 partitions): a JSON lines file read once by ``app.source`` into a topic, the topic
+written by ``app.sink`` to a file; records/s from the start of the app to the sink's
+last flush, one round.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 
 from machine import machine  # benchmarks/ is on sys.path when a script runs
 
+import streamlog
 from streamlog.connect import SinkRecord
 from streamlog.connect.files import FileSink, FileSource
 
@@ -69,6 +75,22 @@ async def write_all(path: str, fmt: str, records: list[SinkRecord]) -> None:
     await sink.close()
 
 
+async def through_worker(work: str, source_path: str, count: int) -> float:
+    """Seconds from the app's start until its sink has flushed ``count`` records."""
+    app = streamlog.App(
+        "bench-files", broker=f"file://{work}/log", topic_partitions=3, broker_commit_interval=0.5
+    )
+    app.topic("orders", value_serializer="json")
+    app.source(FileSource(source_path, name="in"), topic="orders")
+    sink = FileSink(os.path.join(work, "out", "orders.jsonl"), name="out", max_bytes=None)
+    app.sink("orders", sink)
+    started = time.perf_counter()
+    async with app:
+        while sink.status()["flushed"] < count:
+            await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
 def best(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
     times = []
     for _ in range(rounds):
@@ -81,6 +103,7 @@ def best(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--worker", action="store_true", help="also through one app")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     records = [SinkRecord("t", 0, i, 0, None, v) for i, v in enumerate(values(args.records))]
@@ -111,6 +134,16 @@ def main() -> None:
                 raise SystemExit(f"the source read {counts[-1]} records of {args.records}")
             print(
                 f"file source {fmt:5}: {args.records / seconds:>10,.0f} records/s "
+                f"{size / seconds / 1e6:7.1f} MB/s"
+            )
+        if args.worker:
+            if not hasattr(streamlog.App, "source"):
+                raise SystemExit("--worker needs app.source/app.sink (the connect runner)")
+            path = os.path.join(work, "jsonl", "out.jsonl")
+            size = os.path.getsize(path)
+            seconds = asyncio.run(through_worker(os.path.join(work, "app"), path, args.records))
+            print(
+                f"file -> topic -> file in one app: {args.records / seconds:>10,.0f} records/s "
                 f"{size / seconds / 1e6:7.1f} MB/s"
             )
     finally:
