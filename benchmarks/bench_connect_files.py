@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 
 from machine import machine  # benchmarks/ is on sys.path when a script runs
 
@@ -91,7 +92,7 @@ async def through_worker(work: str, source_path: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def best(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[], None], rounds: int = ROUNDS) -> float:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
