@@ -258,11 +258,16 @@ def test_bad_records_refuse_the_whole_batch(tmp_path):
         with pytest.raises(BadRecordError, match="must be an object"):
             await sink.write([rec(3, [1, 2])])
         await sink.write([rec(0, {"id": 1})])  # one at a time: the good ones go through
+        await sink.write([rec(4, {"id": 4})])
+        await sink.flush()
+        # delivered again after a crash: the bad record, below the durable offset, is
+        # skipped like its neighbours rather than refused a second time
+        await sink.write([rec(1, {"id": 2, "other": 3}), rec(5, {"id": 5})])
         await sink.flush()
         await sink.close()
 
     run(scenario())
-    assert (tmp_path / "out.csv").read_text() == "id\n1\n"
+    assert (tmp_path / "out.csv").read_text() == "id\n1\n4\n5\n"
     assert sink.status()["errors"] == 3
 
 

@@ -170,9 +170,11 @@ class FileSink:
         """Buffer the records' lines. A batch holding a record that cannot be written is
         refused whole (``BadRecordError``), nothing of it taken, so that the runner can
         hand its records one at a time to find that one."""
-        lines: list[bytes | None] = []  # None: a tombstone
+        lines: list[bytes | None] = []  # None: a tombstone, or a record durable already
         for record in records:
-            if record.value is None:
+            if record.value is None or record.offset <= self._last_offset(
+                (record.topic, record.partition)
+            ):
                 lines.append(None)
                 continue
             try:
@@ -187,7 +189,7 @@ class FileSink:
                 self._skipped += 1  # durable already: a redelivery after a crash
                 continue
             if line is None:
-                self._tombstones += 1
+                self._tombstones += 1  # (a record durable already was skipped above)
             else:
                 if self._rotation_due(len(line)) or self._age_due():
                     await asyncio.to_thread(self._flush_and_rotate)
