@@ -17,10 +17,10 @@ from typing import Any
 import msgspec
 
 from streamlog.connect.errors import BadRecordError
+from streamlog.connect.files.errors import MalformedRecord
 
 __all__ = [
     "FORMATS",
-    "MalformedRecord",
     "BLANK",
     "JsonLinesDecoder",
     "CsvDecoder",
@@ -33,10 +33,6 @@ FORMATS = ("jsonl", "csv")
 
 BLANK = object()
 """What a decoder returns for a blank line: no record."""
-
-
-class MalformedRecord(ValueError):
-    """A line the format cannot read; the message says why (the source adds where)."""
 
 
 class JsonLinesDecoder:

@@ -50,11 +50,11 @@ from streamlog.connect.errors import (
     SinkError,
     SinkUnavailableError,
 )
+from streamlog.connect.files.errors import MalformedRecord
 from streamlog.connect.files.formats import (
     FORMATS,
     CsvDecoder,
     CsvEncoder,
-    MalformedRecord,
     encode_jsonl,
     json_value,
 )

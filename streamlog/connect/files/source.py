@@ -34,12 +34,12 @@ import msgspec
 
 from streamlog.connect.base import Position, SourceRecord
 from streamlog.connect.errors import ConnectorConfigError, SourceError
+from streamlog.connect.files.errors import MalformedRecord
 from streamlog.connect.files.formats import (
     BLANK,
     FORMATS,
     CsvDecoder,
     JsonLinesDecoder,
-    MalformedRecord,
 )
 from streamlog.connect.files.framing import Framed, RecordFramer
 
