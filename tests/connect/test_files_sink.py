@@ -281,6 +281,8 @@ def test_a_second_sink_on_the_same_path_is_refused(tmp_path):
         second = FileSink(tmp_path / "out.jsonl")
         await second.start()  # free again
         await second.close()
+        with pytest.raises(SinkError, match="is a directory"):
+            await FileSink(tmp_path).start()
 
     run(scenario())
 

@@ -165,9 +165,11 @@ def test_on_error_fail_stops_before_the_bad_line_and_resumes_once_fixed(tmp_path
     assert numbers(run(read_all(FileSource(path, on_error="fail"), position))) == [99, 3, 4]
 
 
-def test_read_once_needs_the_file(tmp_path):
+def test_read_once_needs_a_regular_file(tmp_path):
     with pytest.raises(SourceError, match="no such file"):
         run(read_all(FileSource(tmp_path / "missing.jsonl")))
+    with pytest.raises(SourceError, match="not a regular file"):
+        run(read_all(FileSource(tmp_path)))
 
 
 def test_a_saved_position_that_is_not_ours_is_refused(tmp_path):

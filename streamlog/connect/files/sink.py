@@ -150,6 +150,8 @@ class FileSink:
 
     async def start(self) -> None:
         """Take the path's lock and repair what a crash left (see the module docstring)."""
+        if os.path.isdir(self.path):
+            raise SinkError(f"file sink {self.name}: {self.path} is a directory")
         try:
             os.makedirs(self._dir, exist_ok=True)
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -225,7 +226,10 @@ class FileSource:
         self._at_eof = False
         while len(out) < self._batch_size:
             if not framer.pending:
-                chunk = os.read(fd, _CHUNK)
+                try:
+                    chunk = os.read(fd, _CHUNK)
+                except OSError as exc:
+                    raise SourceError(f"{self._file_path}: {exc.strerror}") from exc
                 if not chunk:
                     self._at_eof = True
                     if final:
@@ -339,6 +343,9 @@ class FileSource:
             return False
         except OSError as exc:
             raise SourceError(f"{self.path}: {exc.strerror}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SourceError(f"{self.path}: not a regular file")
         offset = _after_last_newline(fd) if at_end else 0
         self._use(fd, self.path, offset)
         return True
