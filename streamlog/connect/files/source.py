@@ -120,6 +120,7 @@ class FileSource:
         self._max_record_bytes = max_record_bytes
 
         self._fd: int | None = None
+        self._read_offset = 0  # where the next read of the open file starts
         self._inode = 0
         self._file_path = self.path  # where the open file was found (a rotated one's name)
         self._framer: RecordFramer | None = None
@@ -171,7 +172,7 @@ class FileSource:
         if self.follow and not self._draining and self._start_changed():
             log.warning("file source %s: %s was written again from its start", self.name, self.path)
             self._reopen_at_start()
-        records = self._read(final=not self.follow or self._draining)
+        records = await self._read(final=not self.follow or self._draining)
         if not self._at_eof or records:
             if self._at_eof and self._draining:
                 self._switch_to_path()
@@ -215,9 +216,11 @@ class FileSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _read(self, *, final: bool) -> list[SourceRecord]:
+    async def _read(self, *, final: bool) -> list[SourceRecord]:
         """Up to a batch of records from the open file; ``final``: the file is complete,
-        so what follows its last newline is a record too."""
+        so what follows its last newline is a record too. Reads run in a thread (a slow
+        disk or network mount must not stall the worker's loop) at an offset of their
+        own: a poll cancelled while reading loses nothing."""
         framer = self._framer
         fd = self._fd
         if framer is None or fd is None:
@@ -226,10 +229,15 @@ class FileSource:
         self._at_eof = False
         while len(out) < self._batch_size:
             if not framer.pending:
+                if out:  # the next poll reads on: a read is awaited with nothing in hand
+                    break
                 try:
-                    chunk = os.read(fd, _CHUNK)
+                    chunk = await asyncio.to_thread(os.pread, fd, _CHUNK, self._read_offset)
                 except OSError as exc:
                     raise SourceError(f"{self._file_path}: {exc.strerror}") from exc
+                if fd != self._fd:  # closed meanwhile
+                    return out
+                self._read_offset += len(chunk)
                 if not chunk:
                     self._at_eof = True
                     if final:
@@ -382,7 +390,7 @@ class FileSource:
 
     def _use(self, fd: int, path: str, offset: int) -> None:
         self._close_fd()
-        os.lseek(fd, offset, os.SEEK_SET)
+        self._read_offset = offset
         self._fd = fd
         self._inode = os.fstat(fd).st_ino
         self._file_path = path
@@ -440,7 +448,7 @@ class FileSource:
             st = None  # deleted: keep the open file until the path comes back
         if st is not None and st.st_ino != self._inode:
             return "rotated"
-        if os.fstat(fd).st_size < os.lseek(fd, 0, os.SEEK_CUR):
+        if os.fstat(fd).st_size < self._read_offset:
             return "truncated"
         if self._start_changed():
             return "truncated"
@@ -456,7 +464,7 @@ class FileSource:
 
     def _note_start(self, fd: int) -> None:
         """Remember the CRC of the first bytes read so far (up to ``HEAD_BYTES``)."""
-        length = min(HEAD_BYTES, os.lseek(fd, 0, os.SEEK_CUR))
+        length = min(HEAD_BYTES, self._read_offset)
         if length != self._check_len:
             self._check_len = length
             self._check_crc = zlib.crc32(os.pread(fd, length, 0))
