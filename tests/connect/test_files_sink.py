@@ -246,6 +246,14 @@ def test_csv_header_in_each_file_and_columns_kept_across_restarts(tmp_path):
     assert rows == [*([str(o), f"n,{o}", '["a"]'] for o in range(6)), ["6", "late", ""]]
 
 
+def test_csv_columns_changed_in_the_config_start_a_new_file(tmp_path):
+    path = tmp_path / "out.csv"
+    run(session(FileSink(path, format="csv", columns=["a"]), [rec(0, {"a": 1})]))
+    run(session(FileSink(path, format="csv", columns=["a", "b"]), [rec(1, {"a": 2, "b": 3})]))
+    assert (tmp_path / "out.000001.csv").read_text() == "a\n1\n"
+    assert path.read_text() == "a,b\n2,3\n"
+
+
 def test_bad_records_refuse_the_whole_batch(tmp_path):
     sink = FileSink(tmp_path / "out.csv", format="csv", columns=["id"])
 

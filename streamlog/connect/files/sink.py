@@ -108,7 +108,8 @@ class FileSink:
             raise ConnectorConfigError("columns: not a list of column names")
         self.name = name or f"file:{self.path}"
         self.format = format
-        self._columns = tuple(columns) if columns is not None else None
+        self._configured_columns = tuple(columns) if columns is not None else None
+        self._columns = self._configured_columns  # or the file's, the state's, a record's
         self._delimiter = delimiter
         self._max_bytes = max_bytes
         self._max_age = max_age
@@ -467,7 +468,22 @@ class FileSink:
                     self.path,
                 )
         if self.format == "csv":
-            self._columns = self._columns or self._header_of_active()
+            header = self._header_of_active() if exists else None
+            configured = self._configured_columns
+            if header is not None and configured is not None and header != configured:
+                # One header per file: the file written under the old columns is set aside.
+                log.warning(
+                    "file sink %s: the columns changed from %s; rotating %s",
+                    self.name,
+                    list(header),
+                    self.path,
+                )
+                os.rename(self.path, self._rotated_path(self._seq))
+                _fsync_dir(self._dir)
+                self._seq += 1
+                self._save_state(0, self._done)
+                exists, header = False, None
+            self._columns = configured or header or self._columns
             if self._columns is not None:
                 self._encoder = CsvEncoder(columns=self._columns, delimiter=self._delimiter)
         self._written = self._durable = os.path.getsize(self.path) if exists else 0
