@@ -246,6 +246,15 @@ def test_csv_header_in_each_file_and_columns_kept_across_restarts(tmp_path):
     assert rows == [*([str(o), f"n,{o}", '["a"]'] for o in range(6)), ["6", "late", ""]]
 
 
+def test_a_line_longer_than_max_bytes_gets_a_file_of_its_own(tmp_path):
+    path = tmp_path / "out.csv"
+    big = "y" * 100
+    records = [rec(0, {"v": "a"}), rec(1, {"v": big}), rec(2, {"v": "b"})]
+    run(session(FileSink(path, format="csv", max_bytes=20), records))
+    contents = [p.read_text() for p in data_files(tmp_path)]
+    assert contents == ["v\na\n", f"v\n{big}\n", "v\nb\n"]  # no file of a header alone
+
+
 def test_csv_columns_changed_in_the_config_start_a_new_file(tmp_path):
     path = tmp_path / "out.csv"
     run(session(FileSink(path, format="csv", columns=["a"]), [rec(0, {"a": 1})]))
