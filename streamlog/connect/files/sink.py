@@ -133,7 +133,6 @@ class FileSink:
         self._seq = 1  # the number the active file gets when rotated
         self._durable = 0  # the active file's durable size
         self._written = 0  # its size, durable or not
-        self._header_size = 0  # the CSV header this sink wrote at the start of the file
         self._opened_at: float | None = None  # when its first line was written
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -201,7 +200,6 @@ class FileSink:
                     header = self._encoder.header()  # a new CSV file starts with its header
                     self._buffer.append(header)
                     self._buffered += len(header)
-                    self._header_size = len(header)
                 self._buffer.append(line)
                 self._buffered += len(line)
                 if self._buffered >= self._buffer_limit:
@@ -280,9 +278,7 @@ class FileSink:
 
     def _rotation_due(self, more: int) -> bool:
         size = self._written + self._buffered
-        if self._max_bytes is None or size <= self._header_size:
-            return False  # a file holds one line at least, whatever its length
-        return size + more > self._max_bytes
+        return self._max_bytes is not None and size > 0 and size + more > self._max_bytes
 
     def _age_due(self) -> bool:
         opened = self._opened_at
@@ -411,7 +407,7 @@ class FileSink:
         os.rename(self.path, target)
         _fsync_dir(self._dir)
         self._seq += 1
-        self._durable = self._written = self._header_size = 0
+        self._durable = self._written = 0
         self._opened_at = None
         self._rotations += 1
         self._save_state(0, self._done)
