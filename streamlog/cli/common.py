@@ -52,6 +52,9 @@ __all__ = [
     "security_options",
     "SECURITY_OPTIONS",
     "cli_security",
+    "FROM_SECURITY_OPTIONS",
+    "from_security_options",
+    "from_security",
     "check_data_dir",
     "default_broker_url",
     "require_topic",
@@ -170,6 +173,56 @@ SECURITY_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         "Turning it off is insecure: any certificate from a trusted CA is then accepted.",
     ),
 )
+
+
+#: The source's login for the commands that read one log and write another (``mirror``,
+#: ``migrate``), whose ``SECURITY_OPTIONS`` are the target's: ``--from-sasl-*`` and
+#: ``--from-ssl-cafile``, each also read from its ``STREAMLOG_FROM_*`` variable, passed to
+#: the command function (``from_security`` makes them a ``ClientSecurity``).
+FROM_SECURITY_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option(
+        "--from-sasl-mechanism",
+        envvar="STREAMLOG_FROM_SASL_MECHANISM",
+        type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
+        default=None,
+        help="SASL login to the source (the --sasl-* options are the target's).",
+    ),
+    click.option("--from-sasl-username", envvar="STREAMLOG_FROM_SASL_USERNAME", default=None),
+    click.option(
+        "--from-sasl-password",
+        envvar="STREAMLOG_FROM_SASL_PASSWORD",
+        default=None,
+        help="Prefer the environment variable: a command line is visible to other users.",
+    ),
+    click.option(
+        "--from-ssl-cafile",
+        envvar="STREAMLOG_FROM_SSL_CAFILE",
+        type=click.Path(dir_okay=False),
+        default=None,
+    ),
+)
+
+
+def from_security_options(f: F) -> F:
+    """Add the ``FROM_SECURITY_OPTIONS`` to a command."""
+    for option in reversed(FROM_SECURITY_OPTIONS):
+        f = option(f)
+    return f
+
+
+def from_security(
+    from_sasl_mechanism: str | None = None,
+    from_sasl_username: str | None = None,
+    from_sasl_password: str | None = None,
+    from_ssl_cafile: str | None = None,
+) -> ClientSecurity:
+    """The source's ``ClientSecurity`` from the ``FROM_SECURITY_OPTIONS`` values."""
+    return ClientSecurity(
+        sasl_mechanism=from_sasl_mechanism,
+        sasl_username=from_sasl_username,
+        sasl_password=from_sasl_password,
+        ssl_cafile=from_ssl_cafile,
+    )
 
 
 def security_options(f: F) -> F:

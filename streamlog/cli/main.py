@@ -19,6 +19,7 @@ from streamlog.cli.broker import broker
 from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
+from streamlog.cli.migrate import migrate
 from streamlog.cli.mirror import mirror
 from streamlog.cli.tables import tables
 from streamlog.cli.topics import topics
@@ -89,6 +90,7 @@ cli.add_command(send)
 cli.add_command(agents)
 cli.add_command(topology)
 cli.add_command(tables)
+cli.add_command(migrate)
 
 
 def main() -> None:

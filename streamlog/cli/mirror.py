@@ -18,12 +18,14 @@ import click
 from streamlog.cli.common import (
     cli_security,
     format_table,
+    from_security,
+    from_security_options,
     one_line,
     run_interruptibly,
     security_options,
 )
 from streamlog.cli.errors import Interrupted
-from streamlog.transport.security import SASL_MECHANISMS, ClientSecurity
+from streamlog.transport.security import ClientSecurity
 
 if TYPE_CHECKING:
     from streamlog.mirror import MirrorSummary
@@ -84,26 +86,7 @@ __all__ = ["mirror", "summary_lines", "start_pair"]
     show_default=True,
     help="Compression of the batches written to the target.",
 )
-@click.option(
-    "--from-sasl-mechanism",
-    envvar="STREAMLOG_FROM_SASL_MECHANISM",
-    type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
-    default=None,
-    help="SASL login to the source (the --sasl-* options are the target's).",
-)
-@click.option("--from-sasl-username", envvar="STREAMLOG_FROM_SASL_USERNAME", default=None)
-@click.option(
-    "--from-sasl-password",
-    envvar="STREAMLOG_FROM_SASL_PASSWORD",
-    default=None,
-    help="Prefer the environment variable: a command line is visible to other users.",
-)
-@click.option(
-    "--from-ssl-cafile",
-    envvar="STREAMLOG_FROM_SSL_CAFILE",
-    type=click.Path(dir_okay=False),
-    default=None,
-)
+@from_security_options
 @security_options
 def mirror(
     source_url: str,
@@ -142,11 +125,8 @@ def mirror(
                 raise click.BadParameter(
                     f"not a regular expression: {exc}", param_hint=label
                 ) from None
-    source_security = ClientSecurity(
-        sasl_mechanism=from_sasl_mechanism,
-        sasl_username=from_sasl_username,
-        sasl_password=from_sasl_password,
-        ssl_cafile=from_ssl_cafile,
+    source_security = from_security(
+        from_sasl_mechanism, from_sasl_username, from_sasl_password, from_ssl_cafile
     )
     options = MirrorOptions(
         topics=topics,

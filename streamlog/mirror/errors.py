@@ -10,6 +10,9 @@ __all__ = [
     "TargetDivergedError",
     "TargetTopicError",
     "MirrorStateError",
+    "MigrationError",
+    "MigrationRefusedError",
+    "AppRunningError",
 ]
 
 
@@ -35,3 +38,17 @@ class TargetTopicError(MirrorError):
 
 class MirrorStateError(MirrorError):
     """A record of the mirror's own state topics on the target cannot be read."""
+
+
+class MigrationError(MirrorError):
+    """``streamlog migrate`` failed part way (the message says what was done)."""
+
+
+class MigrationRefusedError(MigrationError):
+    """``streamlog migrate`` refused before changing anything (the message says why and
+    what to do): stores in the way, no log at the source, nothing of the app there."""
+
+
+class AppRunningError(MigrationRefusedError):
+    """The app runs: a worker holds its ``file://`` log, or its group has members on the
+    source or the target."""

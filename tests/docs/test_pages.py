@@ -1,7 +1,7 @@
 """The docs pages without a test module of their own, each run top to bottom in a fresh
 directory as its own test (``tests.docs.runner``): every block not marked
 ``<!-- not run: REASON -->`` runs and prints what the page shows. README.md, cli.md,
-tables.md, models.md and worker.md have their own modules (test_readme.py, ...).
+tables.md, models.md, worker.md and mirror.md have their own modules (test_readme.py, ...).
 docs/architecture.md has no code blocks."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PAGES = [
     "docs/apps.md",
     "docs/apps-spam.md",
 ]
-OWN_MODULE = ["docs/cli.md", "docs/tables.md", "docs/models.md", "docs/worker.md"]
+OWN_MODULE = ["docs/cli.md", "docs/tables.md", "docs/models.md", "docs/worker.md", "docs/mirror.md"]
 OWN_MODULE += ["docs/connect-files.md"]  # test_connect_files_page.py
 
 

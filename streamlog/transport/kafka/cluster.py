@@ -134,6 +134,10 @@ class Cluster:
         opening = self._opening.get(key)
         if opening is None:
             opening = asyncio.ensure_future(self._connect(key, address, node_id))
+            # Waiters await it shielded: when all of them were cancelled (the client
+            # closing), nobody reads its failure, which asyncio would log as "never
+            # retrieved" at exit; whoever still waits gets the error all the same.
+            opening.add_done_callback(_retrieve_failure)
             self._opening[key] = opening
         return await asyncio.shield(opening)
 
@@ -249,3 +253,8 @@ class Cluster:
             return -1
         p = meta.partitions.get(partition)
         return -1 if p is None else p.leader
+
+
+def _retrieve_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
