@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # kcat (librdkafka's command-line client) is a real Kafka client the tests drive;
 # Graphviz's dot draws `streamlog topology --png` (optional: without it PNG is refused);
-# Debian's Chromium and its driver show the worker's status page to a browser test.
+# Debian's Chromium and its driver show the worker's status page to a browser test;
+# PostgreSQL's server binaries run a throwaway cluster for the PostgreSQL connectors' tests.
 missing=""
 command -v kcat >/dev/null 2>&1 || missing="$missing kcat"
 command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq $missing >/dev/null

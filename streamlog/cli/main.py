@@ -16,6 +16,7 @@ import click
 
 from streamlog import __version__
 from streamlog.cli.broker import broker
+from streamlog.cli.connect import connect
 from streamlog.cli.console import consume, produce
 from streamlog.cli.dump_log import dump_log
 from streamlog.cli.groups import groups
@@ -90,6 +91,7 @@ cli.add_command(send)
 cli.add_command(agents)
 cli.add_command(topology)
 cli.add_command(tables)
+cli.add_command(connect)
 cli.add_command(migrate)
 
 

@@ -78,6 +78,12 @@ class Source(Protocol):
         """What the status page and ``/connect/`` show: position, counters, errors."""
         ...
 
+    # Optional, not part of the protocol's check (the runner looks for them):
+    #   async def acknowledged(self, position) -> None: told once the records up to
+    #       ``position`` are acknowledged by the log (after every non-empty poll);
+    #   rereads: bool = True: False for a source that never hands a record over twice
+    #       (a webhook), whose records the runner then does not match after a restart.
+
 
 @runtime_checkable
 class Sink(Protocol):

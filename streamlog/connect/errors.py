@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamlog.errors import StreamlogError
 
 __all__ = [
@@ -40,4 +42,14 @@ class SinkUnavailableError(SinkError):
 class BadRecordError(ConnectError, ValueError):
     """One record a sink cannot write whatever happens (a value that is not an object for
     a table sink): the runner hands it to the app's error policy (the dead-letter topic),
-    never drops it silently."""
+    never drops it silently.
+
+    ``record``: the ``SinkRecord`` that cannot be written, when the sink took the records
+    before it in the same ``write`` call (and none after it): the runner dead-letters it
+    and hands the sink the rest. None: the sink took nothing of the call, and the runner
+    writes its records one at a time to find the bad one.
+    """
+
+    def __init__(self, message: str, record: Any = None) -> None:
+        super().__init__(message)
+        self.record = record

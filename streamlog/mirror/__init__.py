@@ -8,17 +8,18 @@ from streamlog.mirror.errors import (
     MirrorError,
     MirrorStateError,
     NoTopicsError,
+    SameLogError,
     TargetDivergedError,
     TargetTopicError,
 )
-from streamlog.mirror.mirror import (
-    Mirror,
+from streamlog.mirror.mirror import Mirror
+from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
+from streamlog.mirror.results import (
     MirrorOptions,
     MirrorProgress,
     MirrorSummary,
     PartitionProgress,
 )
-from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
 
 __all__ = [
     "Mirror",
@@ -32,5 +33,6 @@ __all__ = [
     "MirrorStateError",
     "NoTopicsError",
     "TargetDivergedError",
+    "SameLogError",
     "TargetTopicError",
 ]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from streamlog.errors import StreamlogError
 
 __all__ = [
+    "MirrorRunningError",
+    "LeaseLostError",
     "MirrorError",
     "NoTopicsError",
     "TargetDivergedError",
     "TargetTopicError",
     "MirrorStateError",
+    "SameLogError",
     "MigrationError",
     "MigrationRefusedError",
     "AppRunningError",
@@ -40,6 +43,11 @@ class MirrorStateError(MirrorError):
     """A record of the mirror's own state topics on the target cannot be read."""
 
 
+class SameLogError(MirrorError):
+    """The source and the target are one log reached by two URLs: mirroring it onto itself
+    would append every record again, and a continuous mirror would copy its own copies."""
+
+
 class MigrationError(MirrorError):
     """``streamlog migrate`` failed part way (the message says what was done)."""
 
@@ -52,3 +60,12 @@ class MigrationRefusedError(MigrationError):
 class AppRunningError(MigrationRefusedError):
     """The app runs: a worker holds its ``file://`` log, or its group has members on the
     source or the target."""
+
+
+class LeaseLostError(MirrorError):
+    """Another mirror of the same name holds the lease now (``lease.py``): this one stops
+    writing and waits as a standby."""
+
+
+class MirrorRunningError(MirrorError):
+    """A ``--once`` run while another mirror of the same name runs on the target."""

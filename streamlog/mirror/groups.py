@@ -68,17 +68,19 @@ async def read_group_offsets(source: Admin, groups: GroupSelector) -> GroupOffse
 
 async def sync_groups(
     source: Admin,
+    target_admin: Admin,
     target: Transport,
     groups: GroupSelector,
     offset_map: OffsetMap,
     snapshot: GroupOffsets | None = None,
 ) -> dict[str, dict[TopicPartition, tuple[int, int]]]:
-    """Translate the selected groups' offsets (``snapshot``, else read now) onto ``target``.
+    """Translate the selected groups' offsets (``snapshot``, else read now) onto ``target``
+    (``target_admin`` is its admin client, reused from one sync to the next).
 
     Returns, per group, the ``(source offset, target offset)`` pairs committed this time.
     """
     offsets = snapshot if snapshot is not None else await read_group_offsets(source, groups)
-    admin = target.admin()
+    admin = target_admin
     done: dict[str, dict[TopicPartition, tuple[int, int]]] = {}
     for group, committed in sorted(offsets.items()):
         mirrored = {tp: c for tp, c in committed.items() if tp in offset_map}

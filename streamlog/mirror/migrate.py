@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING
 from streamlog.log.dir_lock import LOCK_FILE
 from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
 from streamlog.mirror.footprint import AppFootprint
-from streamlog.mirror.mirror import Mirror, MirrorOptions, MirrorSummary, ProgressCallback
+from streamlog.mirror.mirror import Mirror
+from streamlog.mirror.results import MirrorOptions, MirrorSummary, ProgressCallback
 from streamlog.mirror.state import CHECKPOINTS_TOPIC, load_state
 from streamlog.mirror.table_stores import (
     StoreLocations,

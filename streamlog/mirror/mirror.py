@@ -27,13 +27,28 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
-from streamlog.mirror.errors import MirrorError, NoTopicsError, TargetDivergedError
+from streamlog.mirror.ends import log_ends
+from streamlog.mirror.errors import (
+    LeaseLostError,
+    MirrorError,
+    NoTopicsError,
+    SameLogError,
+    TargetDivergedError,
+)
 from streamlog.mirror.groups import GroupSelector, read_group_offsets, sync_groups
+from streamlog.mirror.identity import reads_its_own_target
+from streamlog.mirror.lease import MirrorLease, leased_by_another
 from streamlog.mirror.offset_map import OffsetMap, PartitionOffsets
+from streamlog.mirror.results import (
+    MirrorOptions,
+    MirrorProgress,
+    MirrorSummary,
+    PartitionProgress,
+    ProgressCallback,
+)
 from streamlog.mirror.state import (
     Checkpoint,
     ensure_state_topics,
@@ -41,17 +56,18 @@ from streamlog.mirror.state import (
     send_breakpoints,
     send_checkpoints,
 )
-from streamlog.mirror.topics import MirroredTopic, TopicSelector, prepare_target_topic
-from streamlog.transport.base import Consumer, Producer, Transport
+from streamlog.mirror.topics import TopicSelector, prepare_target_topic
+from streamlog.transport.base import Admin, Consumer, Producer, Transport
 from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
+    RecordRejectedError,
     TransportClosedError,
     TransportError,
 )
 from streamlog.transport.types import ConsumerRecord, TopicPartition
 
-__all__ = ["Mirror", "MirrorOptions", "MirrorSummary", "PartitionProgress", "MirrorProgress"]
+__all__ = ["Mirror", "RETRIABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -64,72 +80,10 @@ RETRIABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 _FIRST_BACKOFF_S = 0.5
+# A once run finding the name's lease held waits this long: a killed mirror's membership
+# expires after its session timeout (10 s); a live mirror's never does.
+_ONCE_LEASE_WAIT_S = 20.0
 _MAX_BACKOFF_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorOptions:
-    """What to mirror and how often to record progress.
-
-    ``topics``: a regular expression matched against whole topic names, or exact names;
-    ``groups``: likewise for consumer groups whose offsets are translated (None: none);
-    ``once``: copy what the source holds when the mirror starts, then return;
-    ``name``: keys the mirror's state on the target (one name per source);
-    ``retry_for_s``: how long outages in a row are ridden out before ``run`` raises.
-    """
-
-    topics: str | Sequence[str] = ".*"
-    groups: str | Sequence[str] | None = None
-    once: bool = False
-    name: str = "default"
-    checkpoint_interval_s: float = 1.0
-    group_sync_interval_s: float = 5.0
-    topic_refresh_interval_s: float = 10.0
-    retry_for_s: float = 300.0
-    max_pending_records: int = 200_000
-    producer_linger_ms: int = 20
-    compression: str = "none"
-
-
-@dataclass(slots=True)
-class PartitionProgress:
-    source_next: int
-    target_next: int
-    copied: int = 0
-    matched: int = 0  # found on the target already after a restart, not sent again
-    lag: int | None = None  # source records not copied yet (end offset - source_next)
-
-
-@dataclass(slots=True)
-class MirrorSummary:
-    records: int = 0
-    bytes: int = 0
-    matched: int = 0
-    elapsed_s: float = 0.0
-    topics: dict[str, MirroredTopic] = field(default_factory=dict)
-    partitions: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)
-    groups: dict[str, dict[TopicPartition, tuple[int, int]]] = field(default_factory=dict)
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorProgress:
-    """What a progress display is handed after each checkpoint."""
-
-    records: int
-    bytes: int
-    elapsed_s: float
-    lags: dict[TopicPartition, int]
-
-
-ProgressCallback = Callable[[MirrorProgress], None]
 
 
 def _record_bytes(record: ConsumerRecord) -> int:
@@ -165,10 +119,16 @@ class Mirror:
         self._on_progress = on_progress
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        # One admin client per side for a session: each ``admin()`` call makes a client
+        # with connections of its own, kept until the transport closes, and topic
+        # refreshes and group syncs come every few seconds for as long as the mirror runs.
+        self._source_admin: Admin | None = None
+        self._target_admin: Admin | None = None
         self._started = 0.0
         self._to_match: dict[TopicPartition, deque[ConsumerRecord]] = {}
         self._unacknowledged = 0  # records sent since the last checkpoint
         self._progressed = False  # a checkpoint was made in this session
+        self._lease: MirrorLease | None = None
         self._last_sent: dict[TopicPartition, tuple[Awaitable[Any], int]] = {}
         self._new_breakpoints: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._written: dict[TopicPartition, Checkpoint] = {}
@@ -191,7 +151,13 @@ class Mirror:
                 try:
                     await self._session()
                     return self.summary
+                except LeaseLostError as exc:
+                    log.warning("mirror: %s; waiting to hold it again", exc)
+                    self._reset()
+                    continue
                 except RETRIABLE as exc:
+                    if isinstance(exc, RecordRejectedError):
+                        raise  # the target refuses these records for good: say so now
                     now = time.monotonic()
                     if self._progressed or failing_since is None:
                         failing_since, backoff = now, _FIRST_BACKOFF_S
@@ -211,9 +177,38 @@ class Mirror:
             self._finish_summary()
 
     async def _session(self) -> None:
-        """One run of the mirror with its own clients, from the state on the target."""
+        """One run of the mirror with its own clients, from the state on the target,
+        holding the name's lease (``lease.py``): a continuous mirror waits for it as a
+        standby; a ``once`` run goes ahead when nobody holds it, waits out a killed
+        mirror's membership, and is refused while another mirror of the name runs."""
+        self._source_admin = source_admin = self.source.admin()
+        self._target_admin = target_admin = self.target.admin()
+        lease = None
+        try:
+            await ensure_state_topics(target_admin)
+            if not self.options.once or await leased_by_another(target_admin, self.options.name):
+                lease = MirrorLease(
+                    self.target, self.options.name, before_giving_up=self._flush_in_flight
+                )
+                self._lease = lease
+                await lease.acquire(_ONCE_LEASE_WAIT_S if self.options.once else None)
+            await self._run_session(source_admin, target_admin)
+        finally:
+            self._lease = None
+            if lease is not None:
+                await lease.release()
+            self._source_admin = self._target_admin = None
+            await source_admin.close()
+            await target_admin.close()
+
+    async def _flush_in_flight(self) -> None:
+        """Before the lease moves: the records sent so far reach the target, where the
+        next holder finds and matches them."""
+        if self._producer is not None and not getattr(self._producer, "closed", False):
+            await self._producer.flush()
+
+    async def _run_session(self, source_admin: Admin, target_admin: Admin) -> None:
         name = self.options.name
-        await ensure_state_topics(self.target.admin())
         state = await load_state(self.target, name)
         self._state_checkpoints = state.checkpoints
         self._state_breakpoints = state.breakpoints
@@ -230,10 +225,16 @@ class Mirror:
             auto_offset_reset="earliest",
         )
         try:
+            client_id = f"streamlog-mirror-{name}"
+            if await reads_its_own_target(self.source, source_admin, self._producer, client_id):
+                raise SameLogError(
+                    "the source and the target are the same log (reached by two URLs): "
+                    "mirroring it onto itself would append every record to it again"
+                )
             group_snapshot = None
             if self.options.once and self._groups is not None:
                 # before the end offsets: every committed offset read is then within them
-                group_snapshot = await read_group_offsets(self.source.admin(), self._groups)
+                group_snapshot = await read_group_offsets(source_admin, self._groups)
             await self._add_topics(first=True)
             if self.options.once:
                 await self._copy_until(await self._end_offsets())
@@ -284,6 +285,8 @@ class Mirror:
             if left <= 0 or self._unacknowledged >= self.options.max_pending_records:
                 return
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            if self._lease is not None:
+                await self._lease.check()  # nothing more is sent once it moved
             await self._copy(batch)
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
@@ -370,6 +373,8 @@ class Mirror:
         consumer = self._require_consumer()
         await producer.flush()  # every batch acknowledged or failed
         self._unacknowledged = 0
+        if self._lease is not None:
+            await self._lease.check()  # the next holder writes the checkpoints now
         # The last record of each partition says for all: a record lost before it (a
         # failed batch) would have moved it to a lower offset, or failed it as well (the
         # idempotent producer refuses to send past a gap in its sequence numbers).
@@ -431,13 +436,12 @@ class Mirror:
     async def _add_topics(self, *, first: bool) -> None:
         """Find the selected topics (and new partitions of known ones), prepare their
         twins on the target, and start reading the partitions not read yet."""
-        source_admin = self.source.admin()
+        source_admin, target_admin = self._require_admins()
         names = self._selector.select(await source_admin.list_topics())
         if not names and first and self.options.once:
             raise NoTopicsError(f"no topic on the source matches {self._selector.describe()!r}")
         if not names and first:
             log.warning("no topic on the source matches %r yet", self._selector.describe())
-        target_admin = self.target.admin()
         new: list[TopicPartition] = []
         for name in names:
             known = self.summary.topics.get(name)
@@ -473,7 +477,7 @@ class Mirror:
         the records the target got after that checkpoint, to match instead of resend."""
         reader = self.target.consumer(client_id=f"streamlog-mirror-{self.options.name}")
         try:
-            target_ends = await reader.end_offsets(tps)
+            target_ends = await log_ends(self.target, tps, f"streamlog-mirror-{self.options.name}")
             source_starts = await self._require_consumer().beginning_offsets(tps)
             tails: dict[TopicPartition, tuple[int, int]] = {}
             first: list[tuple[TopicPartition, Checkpoint]] = []
@@ -568,8 +572,9 @@ class Mirror:
     async def _sync_groups(self, snapshot: dict[str, dict[TopicPartition, int]] | None) -> None:
         if self._groups is None:
             return
+        source_admin, target_admin = self._require_admins()
         done = await sync_groups(
-            self.source.admin(), self.target, self._groups, self.offset_map, snapshot
+            source_admin, target_admin, self.target, self._groups, self.offset_map, snapshot
         )
         for group, offsets in done.items():
             self.summary.groups.setdefault(group, {}).update(offsets)
@@ -592,6 +597,11 @@ class Mirror:
         if self._consumer is None:
             raise MirrorError("the mirror is not running (Mirror.run starts it)")
         return self._consumer
+
+    def _require_admins(self) -> tuple[Admin, Admin]:
+        if self._source_admin is None or self._target_admin is None:
+            raise MirrorError("the mirror is not running (Mirror.run starts it)")
+        return self._source_admin, self._target_admin
 
     def _require_producer(self) -> Producer:
         if self._producer is None:

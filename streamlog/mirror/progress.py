@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from streamlog.mirror.mirror import MirrorProgress
+from streamlog.mirror.results import MirrorProgress
 
 __all__ = ["ProgressDisplay", "SHOWN_PARTITIONS"]
 

@@ -5,6 +5,12 @@ itself (compaction, retention...), not the source broker's defaults: those belon
 cluster (MirrorMaker 2 does the same since Kafka 3.x). When the source cannot tell its
 overrides apart from its defaults (an old broker), the configs that shape what a topic
 keeps are copied (``KEPT_CONFIGS``).
+
+Some overrides are never copied (``NOT_COPIED_CONFIGS``, MirrorMaker 2's default
+``config.properties.exclude`` and the timestamp bounds added since): the timestamp type and
+bounds, because copied records keep the source's timestamps (a LogAppendTime twin would
+stamp its own over them, a twin with ``message.timestamp.before.max.ms`` would refuse the
+older ones), and the replication settings, which belong to the target cluster's shape.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ from streamlog.transport.base import Admin
 from streamlog.transport.errors import TopicExistsError, TransportError
 from streamlog.transport.types import TopicInfo
 
-__all__ = ["TopicSelector", "MirroredTopic", "KEPT_CONFIGS", "prepare_target_topic"]
+__all__ = [
+    "TopicSelector",
+    "MirroredTopic",
+    "KEPT_CONFIGS",
+    "NOT_COPIED_CONFIGS",
+    "copied_configs",
+    "prepare_target_topic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +48,18 @@ KEPT_CONFIGS = (
     "delete.retention.ms",
     "min.cleanable.dirty.ratio",
     "max.message.bytes",
-    "message.timestamp.type",
+)
+NOT_COPIED_CONFIGS = frozenset(
+    {
+        "message.timestamp.type",
+        "message.timestamp.difference.max.ms",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.after.max.ms",
+        "min.insync.replicas",
+        "unclean.leader.election.enable",
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    }
 )
 
 
@@ -85,8 +109,18 @@ class MirroredTopic:
 def copied_configs(info: TopicInfo) -> dict[str, str]:
     """The configs a target copy of ``info`` is created with (module docstring)."""
     if info.topic_overrides is not None:
-        return {k: v for k, v in info.configs.items() if k in info.topic_overrides}
-    return {k: info.configs[k] for k in KEPT_CONFIGS if k in info.configs}
+        wanted = {k: v for k, v in info.configs.items() if k in info.topic_overrides}
+    else:
+        wanted = {k: info.configs[k] for k in KEPT_CONFIGS if k in info.configs}
+    left_out = sorted(NOT_COPIED_CONFIGS.intersection(wanted))
+    if left_out:
+        log.info(
+            "topic %s: not copied to the target: %s (the copies keep the source's "
+            "timestamps; replication belongs to the target cluster)",
+            info.name,
+            ", ".join(f"{k}={wanted[k]}" for k in left_out),
+        )
+    return {k: v for k, v in wanted.items() if k not in NOT_COPIED_CONFIGS}
 
 
 async def prepare_target_topic(source: Admin, target: Admin, name: str) -> MirroredTopic:

@@ -18,6 +18,7 @@ __all__ = [
     "MembershipLostError",
     "StaleGenerationError",
     "ProduceError",
+    "RecordRejectedError",
     "CorruptBatchError",
     "UnsupportedBrokerURLError",
     "TransportClosedError",
@@ -96,6 +97,12 @@ class RecordTooLargeError(TransportError):
 
 class ProduceError(TransportError):
     """A record could not be written (the message carries the broker's error)."""
+
+
+class RecordRejectedError(ProduceError):
+    """The broker refused the records for good (an invalid timestamp, a compacted topic's
+    record without a key, a corrupt record...): sending them again cannot succeed, unlike a
+    ``ProduceError`` for an error the producer retried until it gave up."""
 
 
 class CorruptBatchError(TransportError):

@@ -107,12 +107,16 @@ class PageRunner:
     def _console(self, block: Block, text: str, expect: str) -> None:
         line = text.strip()
         words = shlex.split(line, comments=True)
-        if words[:2] in (["streamlog", "worker"], ["streamlog", "broker"]):
+        if words[:2] in (
+            ["streamlog", "worker"],
+            ["streamlog", "broker"],
+            ["streamlog", "connect"],
+        ):
             # `... &`, or a command that runs until Ctrl-C: what it logged once ready
             self.stop_background()
             if words[-1] == "&":
                 words.pop()
-            ready = "worker ready" if words[1] == "worker" else "listening on"
+            ready = "listening on" if words[1] == "broker" else "worker ready"
             log_path = self._start_background(block, shlex.join(words), ready)
             _assert_excerpt(block, _read(log_path), expect)
         elif re.fullmatch(r"kill %\d+", line):  # the page stops its background job
@@ -158,10 +162,10 @@ class PageRunner:
         path of its log."""
         argv = shlex.split(self._moved(line), comments=True)
         command = os.path.basename(argv[0])
-        if command != "streamlog" or argv[1] not in ("worker", "broker"):
+        if command != "streamlog" or argv[1] not in ("worker", "broker", "connect"):
             raise AssertionError(f"{block.where}: no way to run {line!r} in the background")
         port_file = os.path.join(self.workdir, f"_broker_{block.line}.port")
-        if argv[1] == "worker":
+        if argv[1] in ("worker", "connect"):  # `streamlog connect` runs a worker
             argv += ["--listen", "127.0.0.1:0", "--lag-interval", "0"]
         else:
             argv += ["--listen", "127.0.0.1:0", "--port-file", port_file]
@@ -183,7 +187,7 @@ class PageRunner:
                 self.stop_background()
                 raise AssertionError(f"{block.where}: {line!r} not ready:\n{_read(log_path)}")
             time.sleep(0.05)
-        if argv[1] == "worker":
+        if argv[1] in ("worker", "connect"):
             self.broker_url = "file://./.streamlog"
             served = re.search(r"over the Kafka protocol on (\S+)", _read(log_path))
             self.address = served.group(1) if served else None

@@ -27,8 +27,17 @@ PAGES = [
     "docs/apps.md",
     "docs/apps-spam.md",
 ]
-OWN_MODULE = ["docs/cli.md", "docs/tables.md", "docs/models.md", "docs/worker.md", "docs/mirror.md"]
-OWN_MODULE += ["docs/connect-files.md"]  # test_connect_files_page.py
+OWN_MODULE = [
+    "docs/cli.md",
+    "docs/tables.md",
+    "docs/models.md",
+    "docs/worker.md",
+    "docs/mirror.md",
+    "docs/connect.md",  # test_connect_page.py
+    "docs/connect-http.md",  # test_connect_http_page.py
+    "docs/connect-databases.md",  # test_connect_databases_page.py
+    "docs/connect-files.md",  # test_connect_files_page.py
+]
 
 
 def test_every_page_with_blocks_is_covered():

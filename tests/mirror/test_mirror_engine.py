@@ -334,7 +334,11 @@ async def test_a_compacted_source_with_a_gap_at_every_record(source: Transport, 
     assert content(copied) == content(kept)
     gaps = sum(1 for a, b in zip(kept, kept[1:], strict=False) if b.offset != a.offset + 1)
     assert len(first.offset_map[tp].sources) == gaps + 1 > 400
-    assert len(await read_all(target, OFFSET_SYNCS_TOPIC)) == (gaps + 1 + 99) // 100
+    # (the mirror's own records: each run also leaves a probe there, identity.py)
+    syncs = [
+        r for r in await read_all(target, OFFSET_SYNCS_TOPIC) if r.key.startswith(b'["default"')
+    ]
+    assert len(syncs) == (gaps + 1 + 99) // 100
 
     # a new mirror (a restart) reads the map back and translates like the first one
     later = Mirror(source, target, MirrorOptions(topics="changelog", groups="app", once=True))

@@ -365,6 +365,19 @@ class Stream(Generic[T_co]):
         async for taken in self._take(max_, within):
             yield [event_at(batch, index, value) for batch, index, value in taken]
 
+    async def take_records(
+        self, max_: int, within: float | None = None
+    ) -> AsyncIterator[list[tuple[Any, Any, Any]]]:
+        """``take``, as ``(record, key, value)`` triples: the record as fetched (topic,
+        partition, offset, timestamp, raw key and value, headers) with its decoded key and
+        value, and no ``Event`` per record (what a connector's sink is handed)."""
+        async for taken in self._take(max_, within):
+            out = []
+            for batch, index, value in taken:
+                record = batch.records[index]
+                out.append((record, batch.loads_key(record.key), value))
+            yield out
+
     async def noack_take(self, max_: int, within: float | None = None) -> AsyncIterator[list[Any]]:
         """``take`` without acknowledging: the agent calls ``stream.ack(event)`` for each
         (Faust's ``noack_take``)."""

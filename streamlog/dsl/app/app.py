@@ -22,11 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
+from streamlog.connect import Sink, Source
 from streamlog.dsl.agents.agent import Agent, AgentFun
 from streamlog.dsl.agents.naming import callable_name
 from streamlog.dsl.agents.replies import CORRELATION_HEADER, ReplyReader
 from streamlog.dsl.agents.timers import AppTask, CronJob, Timer
 from streamlog.dsl.agents.topics import Channel, HeadersArg, Topic
+from streamlog.dsl.app.connectors import Connectors
 from streamlog.dsl.app.transactional_id import TransactionalIdClaim, claim_transactional_id
 from streamlog.dsl.app.web import Router, View, Web
 from streamlog.dsl.app.web import routing as web_routing
@@ -125,6 +127,7 @@ class App:
         self.clock: AsyncClock | None = None
         self.conductor = Conductor(self)
         self.standbys = StandbyReplicas(self)
+        self.connectors = Connectors(self)  # app.source / app.sink (connectors.py)
         self.agents: dict[str, Agent] = {}
         self.topics: dict[str, Topic] = {}
         # topic -> sending agent (or "") -> records sent through ``Topic.send`` (/metrics)
@@ -316,6 +319,29 @@ class App:
         table = kind(self, name, **options)
         self.tables[name] = table
         return table
+
+    def source(
+        self, source: Source, *, topic: Topic | str, checkpoint_interval: float | None = None
+    ) -> Source:
+        """Run ``source`` (a ``streamlog.connect.Source``) on the app's leader, producing
+        its records to ``topic``; its position is checkpointed in ``<app-id>-connect-offsets``
+        (``streamlog.dsl.app.connectors``, docs/connect.md)."""
+        return self.connectors.add_source(source, topic, checkpoint_interval=checkpoint_interval)
+
+    def sink(
+        self,
+        topic: Topic | str,
+        sink: Sink,
+        *,
+        retry_for: float = 300.0,
+        max_batch: int = 1000,
+        max_pending: int = 100_000,
+    ) -> Sink:
+        """Write ``topic``'s records to ``sink`` (a ``streamlog.connect.Sink``), flushed by
+        each commit before the offsets (``streamlog.dsl.app.connectors``, docs/connect.md)."""
+        return self.connectors.add_sink(
+            topic, sink, retry_for=retry_for, max_batch=max_batch, max_pending=max_pending
+        )
 
     # ------------------------------------------------------------------ topology DSL
 
@@ -547,11 +573,13 @@ class App:
             await align_table_partitions(self, self.admin())
             await self._create_topics()
             await check_copartitioning(self, self.admin())
+            await self.connectors.start_sinks()
             await self.conductor.start()
             if self.crash_reason is not None:  # the first assignment could not be prepared
                 raise self.crash_reason
             for job in self.timers:
                 self._tasks.append(asyncio.create_task(job.run(self), name=job.name))
+            self.connectors.start_sources()
             self.started = True
             log.info(
                 "app %s started: %d agent(s), %d timer(s)/task(s)",
@@ -567,6 +595,7 @@ class App:
 
     async def _abort_start(self) -> None:
         """Undo a start that failed half way: whatever runs is stopped, nothing committed."""
+        await self.connectors.stop_sources()
         await self.conductor.stop_fetching()
         for agent in self.agents.values():
             await agent.stop(1.0)
@@ -574,6 +603,7 @@ class App:
         await self.standbys.close()
         for table in self.tables.values():
             table.close()
+        await self.connectors.close_sinks()
         await self._close_transport()
         log.info("app %s stopped (its start failed)", self.conf.id)
 
@@ -623,6 +653,7 @@ class App:
         self.stopping = True
         conf = self.conf
         log.info("app %s stopping", conf.id)
+        await self.connectors.stop_sources()  # checkpointed after the poll in hand
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -635,6 +666,7 @@ class App:
             log.info("final commit: %d partition(s)", len(offsets))
         except Exception as exc:  # noqa: BLE001 - uncommitted events are re-read, not lost
             log.error("final commit failed: %r (events after the last commit will be re-read)", exc)
+        await self.connectors.close_sinks()
         if self._replies is not None:
             await self._replies.stop()
         await self.conductor.close()
@@ -840,6 +872,11 @@ class App:
                     await task
                 except Exception as exc:
                     raise CheckpointError(2, f"a send_soon failed: {exc!r}") from exc
+            try:  # step 0: connectors' sinks make what they took durable in their systems
+                await self.connectors.flush_sinks()
+            except Exception as exc:
+                checkpoint.discard()
+                raise CheckpointError(0, f"a sink's flush failed: {exc}") from exc
             await checkpoint.commit(offsets)
         except (OffsetsNotCommittedError, TransactionAbortedError):
             raise  # nothing lost, nothing half done: the caller retries, rewinds or rejoins
@@ -857,6 +894,7 @@ class App:
             return
         if not checkpoint.closed:
             checkpoint.discard()
+        await self.connectors.discard_sinks()
         if self._transactional is not None:
             try:
                 await self._transactional.abort()
@@ -1038,6 +1076,7 @@ class App:
             },
             "timers": {job.name: {"runs": job.runs, "errors": job.errors} for job in self.timers},
             "tables": {name: _table_stats(t) for name, t in self.tables.items()},
+            "connectors": self.connectors.status(),
         }
 
     async def __aenter__(self) -> App:

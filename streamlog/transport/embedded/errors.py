@@ -22,7 +22,7 @@ _DIRECT: tuple[tuple[type[log_errors.LogError], type[errors.TransportError]], ..
     (log_errors.InvalidPartitionsError, errors.InvalidPartitionsError),
     (log_errors.InvalidConfigError, errors.InvalidConfigError),
     (log_errors.OffsetOutOfRangeError, errors.OffsetOutOfRangeError),
-    (log_errors.InvalidRecordError, errors.ProduceError),
+    (log_errors.InvalidRecordError, errors.RecordRejectedError),
     (log_errors.CorruptRecordError, errors.TransportError),
     (log_errors.DataDirectoryLockedError, errors.BrokerUnavailableError),
     (log_errors.LogClosedError, errors.TransportClosedError),

@@ -37,6 +37,7 @@ __all__ = ["KafkaAdmin"]
 
 _TOPIC_RESOURCE = 2
 _TOPIC_CONFIG_SOURCE = 1  # DescribeConfigs' DYNAMIC_TOPIC_CONFIG: set on the topic itself
+_ALWAYS_LISTED = "segment.bytes"  # in a full DescribeConfigs answer, set or not
 _PROPAGATION_WAIT = 5.0  # seconds to wait for a topic change to show in the metadata
 
 
@@ -235,6 +236,11 @@ class KafkaAdmin:
                         overrides = None
                     elif overrides is not None and int(source) == _TOPIC_CONFIG_SOURCE:
                         overrides.add(entry.name)
+        if configs and _ALWAYS_LISTED not in configs:
+            # A broker that lists only some configs lists those set on the topic (Tansu,
+            # which also marks them DEFAULT_CONFIG): Kafka and streamlog broker list every
+            # config, defaults included.
+            overrides = set(configs)
         return configs, None if overrides is None else frozenset(overrides)
 
     # ---------------------------------------------------------------- groups

@@ -23,7 +23,10 @@ a duplicate with its original offset. Retries keep the order:
    sent under the old one are re-stamped with it, numbered from sequence 0, when they
    are retried (their records' bytes do not change).
 
-A batch is retried until ``delivery_timeout_ms`` after it was created, then failed.
+A batch is retried until ``delivery_timeout_ms`` after it was created, then failed
+(``ProduceError``, saying it gave up). One refused for a reason a retry cannot change
+(INVALID_TIMESTAMP, INVALID_RECORD, CORRUPT_MESSAGE...) fails at once with
+``RecordRejectedError``, so that a caller can tell a refusal from an outage.
 
 Transactional producers (a ``TransactionManager``, ``transactions.py``): the producer id
 and epoch come from the manager (``use_producer_id``), not from step 4; a partition's
@@ -45,6 +48,7 @@ from streamlog.transport.errors import (
     BrokerUnavailableError,
     ProduceError,
     ProducerFencedError,
+    RecordRejectedError,
     TransportError,
 )
 from streamlog.transport.kafka.batches import PartitionQueue, ProducerBatch
@@ -492,6 +496,8 @@ class Sender:
         else:
             if retriable:
                 error = type(error)(f"{error} (gave up after {batch.attempts + 1} attempts)")
+            elif type(error) is ProduceError:  # refused for good (module docstring)
+                error = RecordRejectedError(str(error))
             self._fail_batch(batch, error)
             if self._idempotent and batch.pid == self._pid and batch.pid >= 0:
                 # Its sequence numbers will never be written: the next batch would leave

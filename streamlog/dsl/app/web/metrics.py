@@ -154,7 +154,41 @@ class AppCollector:
         yield commit_latency
 
         yield from self._tables(app_id)
+        yield from self._connectors(app_id)
         yield from self._lag(app_id)
+
+    def _connectors(self, app_id: str) -> Iterator[Metric]:
+        """Per connector (``app.source``/``app.sink``): the records and errors its status
+        counts, and for sinks the records taken and not flushed yet."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        connectors = self.app.connectors
+        if not connectors.sources and not connectors.sinks:
+            return
+        labels = ("app", "connector", "kind")
+        records = CounterMetricFamily(
+            "streamlog_connector_records", "Records a connector read or wrote.", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "streamlog_connector_errors", "Errors a connector counted.", labels=labels
+        )
+        pending = GaugeMetricFamily(
+            "streamlog_connector_unflushed",
+            "Records a sink took and has not flushed yet.",
+            labels=("app", "connector"),
+        )
+        status = connectors.status()
+        for kind, produced in (("source", "produced"), ("sink", "taken")):
+            for name, one in sorted(status[f"{kind}s"].items()):
+                count = one.get("records", one.get(produced, 0))
+                failures = one.get("errors", 0) + one.get("runner_errors", 0)
+                records.add_metric([app_id, name, kind], _number(count))
+                errors.add_metric([app_id, name, kind], _number(failures))
+                if kind == "sink":
+                    pending.add_metric([app_id, name], _number(one.get("unflushed", 0)))
+        yield records
+        yield errors
+        yield pending
 
     def _tables(self, app_id: str) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -255,3 +289,8 @@ def exposition(
         return generate_latest(registry)
     finally:
         collector.lag = None
+
+
+def _number(value: Any) -> float:
+    """A connector's counter as a number (0 when its status gives something else)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

@@ -11,6 +11,8 @@ built-in routes, each answering GET and HEAD:
 ``/metrics``         the counters in Prometheus' text format (``metrics.py``)
 ``/tables/{t}/{k}``  key ``k`` of table ``t`` as JSON, from the worker holding it
                      (``queries.py``)
+``/connect/``        every connector of the app (``app.source``/``app.sink``): its status as
+                     JSON (``streamlog.dsl.app.connectors``)
 ``/router/``         worker URL -> table changelog -> partitions held (Faust's router page);
                      ``/router/{table}/`` for one table, ``/router/{table}/{key}/`` the URL
                      of the worker holding a key
@@ -64,6 +66,7 @@ BUILTIN_PATHS = (
     "/health",
     "/stats",
     "/metrics",
+    "/connect/",
     "/router/",
     "/router/{name}/",
     "/router/{name}/{key}/",
@@ -172,6 +175,7 @@ class WebServer:
             "/health": self._health,
             "/stats": self._stats,
             "/metrics": self._metrics,
+            "/connect/": self._connect,
             "/router/": self._router_tables,
             "/router/{name}/": self._router_table,
             "/router/{name}/{key}/": self._router_key,
@@ -257,6 +261,9 @@ class WebServer:
         return web.Response(
             body=exposition(registry, collector, lag), headers={"Content-Type": CONTENT_TYPE}
         )
+
+    async def _connect(self, request: Request) -> StreamResponse:
+        return self.app.web.json(self.app.connectors.status())
 
     async def _table_query(self, request: Request) -> StreamResponse:
         return await answer_table_query(self.app, self.url, request)

@@ -159,6 +159,7 @@ def status_page(
     )
     assignment = ", ".join(stats["assignment"]) or "-"
     state = stats["state"]
+    connectors = _connector_rows(app.connectors.status())
     return _PAGE.format(
         app=_e(app.conf.id),
         state=_e(state),
@@ -174,12 +175,29 @@ def status_page(
         workers=workers,
         lags=lags,
         pages=pages,
+        connectors=connectors,
         refresh_ms=REFRESH_SECONDS * 1000,
         no_workers=_NO_WORKERS,
     )
 
 
 _NO_WORKERS = "none has advertised a web server"
+
+
+def _connector_rows(status: dict[str, Any]) -> str:
+    """The rows of the connectors' table (``/connect/`` has the whole status)."""
+    rows = []
+    for kind in ("sources", "sinks"):
+        for name, one in sorted(status[kind].items()):
+            where = one.get("position") if kind == "sources" else one.get("unflushed")
+            error = one.get("last_error") or one.get("runner_last_error") or "-"
+            rows.append(
+                f'<tr data-connector="{_e(name)}"><td>{_e(name)}</td><td>{_e(one.get("kind"))}'
+                f"</td><td>{_e(one.get('topic'))}</td><td>{_e(one.get('records', '-'))}</td>"
+                f"<td>{_e(one.get('errors', 0))}</td><td>{_e(where)}</td><td>{_e(error)}</td></tr>"
+            )
+    return "".join(rows) or '<tr><td colspan="7">no connectors</td></tr>'
+
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -236,6 +254,11 @@ footer {{ margin-top: 2rem; color: #5b6478; font-size: .85rem; }}
 <table id="tables"><thead><tr><th>table</th><th>partitions here</th><th>keys here</th>
 <th>records recovered</th><th>recovery (partition: offsets replayed/to replay)</th></tr>
 </thead><tbody>{tables}</tbody></table>
+
+<h2>Connectors</h2>
+<table id="connectors"><thead><tr><th>connector</th><th>kind</th><th>topic</th>
+<th>records</th><th>errors</th><th>position / unflushed</th><th>last error</th></tr>
+</thead><tbody>{connectors}</tbody></table>
 
 <h2>Lag by partition</h2>
 <table id="lag-partitions"><thead><tr><th>topic</th><th>partition</th><th>end offset</th>
