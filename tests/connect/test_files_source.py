@@ -278,6 +278,29 @@ def test_restart_finds_the_file_rotated_away_meanwhile(tmp_path):
     assert run(second_run()) == list(range(25, 60))
 
 
+def test_restart_after_two_rotations_reads_every_file_in_order(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(jsonl(0, 30))
+    position = run(read_all(FileSource(path, batch_size=10), None))[9].position
+    append(path, jsonl(30, 35))
+    os.rename(path, tmp_path / "app.log.1")  # rotated twice while the source was down
+    path.write_text(jsonl(35, 50))
+    os.rename(path, tmp_path / "app.log-2")
+    path.write_text(jsonl(50, 60))
+    (tmp_path / "app.log.0.gz").write_bytes(b"\x1f\x8b compressed: never read")
+    (tmp_path / "app.logger").write_text(jsonl(900, 901))  # another file's name
+
+    async def second_run() -> list[int]:
+        source = FileSource(path, follow=True, **FAST)
+        await source.start(position)
+        got = await poll_until(source, 50)
+        got += await poll_quiet(source)
+        await source.close()
+        return numbers(got)
+
+    assert run(second_run()) == list(range(10, 60))
+
+
 def test_restart_on_a_replaced_file_reads_it_from_its_start(tmp_path):
     path = tmp_path / "app.log"
     path.write_text(jsonl(0, 10))

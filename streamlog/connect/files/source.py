@@ -13,7 +13,8 @@ the file shrinks below the position or its first bytes change (``copytruncate``)
 read again from its start (lines written between the copy and the truncation are in the
 copy only: a limit of copytruncate itself). A restart finds the file of the saved position
 in the path's directory by inode and head when it was rotated away meanwhile, and reads
-its rest before the current file.
+its rest. After a rotated file come the files rotated after it (named like the path, last
+written no earlier, not compressed), oldest first, then the current one.
 
 Bad lines (not JSON, a CSV row of the wrong width, longer than ``max_record_bytes``, not
 in the encoding) are counted and logged with the file and byte offset, and skipped
@@ -52,6 +53,8 @@ HEAD_BYTES = 256
 """How much of a file's start its fingerprint covers."""
 
 _CHUNK = 256 * 1024
+_DRAINED_KEPT = 64  # inodes of the files read to their end, not to be read again
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".z")
 _LOGGED_ERRORS = 20  # bad lines logged one by one; then one in every 1,000
 
 
@@ -130,6 +133,7 @@ class FileSource:
         self._check_crc = 0  # ... and their CRC: a file written again is told by them
         self._at_eof = False
         self._draining = False  # reading a rotated-away file to its end
+        self._drained: list[int] = []  # inodes of the rotated files read to their end
         self._needs_header = False
         self._position: Position | None = None
         self._failure: SourceError | None = None
@@ -470,10 +474,58 @@ class FileSource:
             self._check_crc = zlib.crc32(os.pread(fd, length, 0))
 
     def _switch_to_path(self) -> None:
-        """The rotated-away file is read to its end: go on with the path's file."""
+        """The rotated-away file is read to its end: go on with the file written after it,
+        a rotated one when the path was rotated more than once meanwhile (read whole,
+        then the next), else the path's."""
+        fd = self._fd
+        last_write = os.fstat(fd).st_mtime_ns if fd is not None else 0
+        self._drained.append(self._inode)
+        del self._drained[:-_DRAINED_KEPT]
         self._draining = False
         self._close_fd()
-        self._open_path(at_end=False)
+        following = self._rotated_after(last_write)
+        if following is None:
+            self._open_path(at_end=False)
+            return
+        try:
+            fd = os.open(following, os.O_RDONLY)
+        except OSError:
+            self._open_path(at_end=False)
+            return
+        log.info("file source %s: reading %s, rotated after the file before", self.name, following)
+        self._use(fd, following, 0)
+        self._draining = True
+
+    def _rotated_after(self, last_write: int) -> str | None:
+        """The oldest file of the path's directory rotated away after the one just read:
+        named like the path (``app.log.1``, ``app.log-20261206``; not compressed), last
+        written no earlier than it, not read yet. None: the path's file comes next."""
+        directory, base = os.path.split(self.path)
+        try:
+            current = os.stat(self.path).st_ino
+        except OSError:
+            current = None
+        found: list[tuple[int, str]] = []
+        try:
+            with os.scandir(directory or ".") as entries:
+                for entry in entries:
+                    name = entry.name
+                    if (
+                        name == base
+                        or not name.startswith(base)
+                        or name[len(base)] not in ".-_"
+                        or name.endswith(_COMPRESSED)
+                        or not entry.is_file()
+                    ):
+                        continue
+                    st = entry.stat()
+                    if st.st_ino in self._drained or st.st_ino == current:
+                        continue
+                    if st.st_mtime_ns >= last_write:
+                        found.append((st.st_mtime_ns, entry.path))
+        except OSError:
+            return None
+        return min(found)[1] if found else None
 
     def _reopen_at_start(self) -> None:
         fd = self._fd
