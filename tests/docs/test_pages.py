@@ -36,6 +36,7 @@ OWN_MODULE = [
     "docs/connect.md",  # test_connect_page.py
     "docs/connect-http.md",  # test_connect_http_page.py
     "docs/connect-databases.md",  # test_connect_databases_page.py
+    "docs/connect-files.md",  # test_connect_files_page.py
 ]
 
 
