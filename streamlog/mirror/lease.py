@@ -4,7 +4,7 @@ Two mirrors of one ``--name`` (a service started twice, a ``--once`` run beside 
 continuous one) would both copy every new record. So each session first joins the group
 ``streamlog-mirror.<name>`` on the target, subscribed to the mirror's one-partition
 checkpoints topic: the member the group gives that partition mirrors; any other waits, a
-standby that takes over when the holder stops or dies (after its session timeout). The
+standby that takes over when the holder stops or dies (after its session timeout, 6 s). The
 sticky assignor keeps the partition where it is when a standby joins.
 
 Giving the lease up (a rebalance moving it) waits for the holder's records in flight, so
@@ -30,6 +30,9 @@ __all__ = ["MirrorLease", "LEASE_GROUP_PREFIX", "leased_by_another"]
 log = logging.getLogger(__name__)
 
 LEASE_GROUP_PREFIX = "streamlog-mirror."
+# How soon a dead holder's lease passes to a standby: Kafka's smallest session timeout
+# (group.min.session.timeout.ms), as a dead holder stops nothing but the copying.
+LEASE_SESSION_TIMEOUT_MS = 6_000
 _LEASE = TopicPartition(CHECKPOINTS_TOPIC, 0)
 
 
@@ -65,6 +68,7 @@ class MirrorLease:
             group_id=self.group,
             client_id=self.group,
             partition_assignment_strategy=("cooperative-sticky",),
+            session_timeout_ms=LEASE_SESSION_TIMEOUT_MS,
         )
         self._consumer = consumer
         await consumer.subscribe([CHECKPOINTS_TOPIC], listener=self)

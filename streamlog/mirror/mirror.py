@@ -81,8 +81,9 @@ RETRIABLE: tuple[type[BaseException], ...] = (
 )
 _FIRST_BACKOFF_S = 0.5
 # A once run finding the name's lease held waits this long: a killed mirror's membership
-# expires after its session timeout (10 s); a live mirror's never does.
-_ONCE_LEASE_WAIT_S = 20.0
+# expires after its session timeout (lease.LEASE_SESSION_TIMEOUT_MS); a live mirror's never
+# does.
+_ONCE_LEASE_WAIT_S = 15.0
 _MAX_BACKOFF_S = 10.0
 
 
