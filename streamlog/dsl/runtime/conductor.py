@@ -500,6 +500,13 @@ class Conductor:
         consumer = self.consumer
         if consumer is None or not held:
             return
+        # Paused before the first await: the fetch loop runs while the committed offsets
+        # are looked up, and a partition sought back and given its new tracker must not
+        # hand out records before its tables are prepared again (they are closed now: an
+        # event of it reached an agent under load, which crashed on the closed table).
+        # Unready only once every one has its tracker, so that no prepare task running
+        # meanwhile resumes one without.
+        consumer.pause(*held)
         for tp in held:
             committed = await consumer.committed(tp)
             if committed is not None:
@@ -509,7 +516,6 @@ class Conductor:
             else:
                 await consumer.seek_to_beginning(tp)
             self.trackers[tp] = PartitionTracker(tp.topic, tp.partition)
-        consumer.pause(*held)
         self._unready |= held
         self._start_preparing()
 
