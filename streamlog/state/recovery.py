@@ -219,6 +219,9 @@ async def _bounds(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
     return begin, end
 
 
+_AHEAD_CHECK_FETCHES = 4
+
+
 async def _end_holding(
     consumer: Consumer,
     tp: TopicPartition,
@@ -241,8 +244,16 @@ async def _end_holding(
     consumer.assign([tp])
     consumer.seek(tp, stored)
     try:
-        fetched = await consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=1)
-        held = any(r.offset == stored for r in fetched.get(tp, ()))
+        # A few fetches, not one: a loaded broker (or machine) may answer the first one
+        # empty, and one empty answer would wipe a good store. A store truly ahead costs
+        # these waits once (Tansu answers a fetch past its end with nothing, not an error).
+        held = False
+        for _ in range(_AHEAD_CHECK_FETCHES):
+            fetched = await consumer.getmany(timeout_ms=fetch_timeout_ms, max_records=1)
+            records = fetched.get(tp, ())
+            if records:
+                held = any(r.offset == stored for r in records)
+                break
         fetched_end = (await consumer.end_offsets([tp]))[tp] if held else end
     except TransportError:
         held = False  # nothing readable there: the store is ahead
