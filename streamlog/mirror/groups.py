@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from streamlog.mirror.offset_map import OffsetMap
 from streamlog.transport.base import Admin, Transport
 from streamlog.transport.errors import TransportError
-from streamlog.transport.types import TopicPartition
+from streamlog.transport.types import GroupInfo, TopicPartition
 
-__all__ = ["GroupSelector", "read_group_offsets", "sync_groups"]
+__all__ = ["GroupSelector", "committed_offsets_of", "read_group_offsets", "sync_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,20 @@ class GroupSelector:
         return sorted(g for g in await admin.list_groups() if self.matches(g))
 
 
+def committed_offsets_of(info: GroupInfo) -> dict[TopicPartition, int]:
+    """A described group's committed offsets (partitions with no commit left out)."""
+    return {
+        TopicPartition(p.topic, p.partition): p.committed_offset
+        for p in info.partitions
+        if p.committed_offset >= 0
+    }
+
+
 async def read_group_offsets(source: Admin, groups: GroupSelector) -> GroupOffsets:
     """Each selected group's committed offsets on the source."""
     found: GroupOffsets = {}
     for group in await groups.select(source):
-        info = await source.describe_group(group)
-        offsets = {
-            TopicPartition(p.topic, p.partition): p.committed_offset
-            for p in info.partitions
-            if p.committed_offset >= 0
-        }
+        offsets = committed_offsets_of(await source.describe_group(group))
         if offsets:
             found[group] = offsets
     return found

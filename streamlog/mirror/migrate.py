@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from streamlog.log.dir_lock import LOCK_FILE
 from streamlog.mirror.errors import AppRunningError, MigrationRefusedError
 from streamlog.mirror.footprint import AppFootprint
+from streamlog.mirror.groups import committed_offsets_of
 from streamlog.mirror.mirror import Mirror
 from streamlog.mirror.results import MirrorOptions, MirrorSummary, ProgressCallback
 from streamlog.mirror.state import CHECKPOINTS_TOPIC, load_state
@@ -147,14 +148,9 @@ async def committed_offsets(transport: Transport, group_id: str) -> dict[TopicPa
     """Group ``group_id``'s committed offsets on ``transport``'s log."""
     admin = transport.admin()
     try:
-        info = await admin.describe_group(group_id)
+        return committed_offsets_of(await admin.describe_group(group_id))
     finally:
         await admin.close()
-    return {
-        TopicPartition(p.topic, p.partition): p.committed_offset
-        for p in info.partitions
-        if p.committed_offset >= 0
-    }
 
 
 async def check_target_fresh(target: Transport, topics: Iterable[str], mirror_name: str) -> None:

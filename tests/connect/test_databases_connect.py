@@ -95,12 +95,13 @@ def dead_letters(url: str) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, tmp_path):  # noqa: F811
+def connect_pipeline(pg_server, tmp_path, rows: int):  # type: ignore[no-untyped-def]  # noqa: F811
+    """A database holding ``rows`` signups and a ``streamlog connect`` worker (not started)
+    for CONFIG's pipeline: (dsn, the SQLite file, the log's URL, the worker)."""
     dsn = pg_server.new_database()
     with psycopg.connect(dsn) as db:
         db.execute("CREATE TABLE signups (id bigint PRIMARY KEY, email text, qty text)")
-    insert(dsn, 1, 12_000)
+    insert(dsn, 1, rows)
     sqlite_path = tmp_path / "signups.db"
     config = tmp_path / "connect.toml"
     config.write_text(CONFIG.format(dsn=dsn, db=sqlite_path))
@@ -112,6 +113,12 @@ def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, t
         command=(STREAMLOG, "connect", str(config)),
         extra_args=("--web-port", "0"),
     )
+    return dsn, sqlite_path, url, worker
+
+
+@pytest.mark.timeout(240)
+def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, tmp_path):  # noqa: F811
+    dsn, sqlite_path, url, worker = connect_pipeline(pg_server, tmp_path, 12_000)
     total, refused = 20_000, {i for i in range(1, 20_001) if qty(i) == "many"}
 
     def done() -> bool:
@@ -153,21 +160,7 @@ def test_a_table_through_a_topic_into_two_databases_survives_kill_9(pg_server, t
 def test_the_database_going_away_and_back_loses_no_row(pg_server, tmp_path):  # noqa: F811
     """PostgreSQL stopped under a running ``streamlog connect`` (its source polling, its
     sink writing) and started again: the worker rides it out, every row arrives once."""
-    dsn = pg_server.new_database()
-    with psycopg.connect(dsn) as db:
-        db.execute("CREATE TABLE signups (id bigint PRIMARY KEY, email text, qty text)")
-    insert(dsn, 1, 6_000)
-    sqlite_path = tmp_path / "signups.db"
-    config = tmp_path / "connect.toml"
-    config.write_text(CONFIG.format(dsn=dsn, db=sqlite_path))
-    url = f"file://{tmp_path}/log"
-    worker = WorkerProcess(
-        str(config),
-        broker=url,
-        workdir=str(tmp_path),
-        command=(STREAMLOG, "connect", str(config)),
-        extra_args=("--web-port", "0"),
-    )
+    dsn, sqlite_path, url, worker = connect_pipeline(pg_server, tmp_path, 6_000)
     total, refused = 9_000, {i for i in range(1, 9_001) if qty(i) == "many"}
     try:
         worker.start()
